@@ -1,0 +1,1 @@
+"""moecl_lib: companion library."""

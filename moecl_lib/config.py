@@ -1,0 +1,214 @@
+"""Validated, frozen experiment configuration for the linear MoE-CL simulation.
+
+Every uncertain element of the paper is a field here, with the SPEC's recommended default
+(``../shared/paper/SPEC.md``; the provenance of each default is listed in the book's fidelity ledger).
+Invalid values raise :class:`ConfigError` with one line naming the parameter and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Termination = Literal["gap", "freeze_at_T1", "never"]
+AuxGrad = Literal["decay", "no_decay"]
+Signal = Literal["aligned", "random", "orthonormal", "none"]
+Beta = Literal["constant", "uniform"]
+DType = Literal["float64", "float32"]
+
+TERMINATIONS: tuple[str, ...] = ("gap", "freeze_at_T1", "never")
+AUX_GRADS: tuple[str, ...] = ("decay", "no_decay")
+SIGNALS: tuple[str, ...] = ("aligned", "random", "orthonormal", "none")
+BETAS: tuple[str, ...] = ("constant", "uniform")
+DTYPES: tuple[str, ...] = ("float64", "float32")
+
+
+class ConfigError(ValueError):
+    """A configuration value is outside its allowed range (message names the parameter)."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """All knobs of one batched linear experiment (SPEC §2-§5, §7.2, §8).
+
+    Attributes:
+        n_tasks: N, number of tasks in the pool.
+        n_experts: M, number of experts; ``M = 1`` is the single-expert baseline (no router).
+        d: feature dimension (parameters per linear expert).
+        s: samples per round; over-parameterised, so ``s < d`` is required.
+        T: number of rounds.
+        sigma0: scale of the ground-truth entries, ``w_n ~ N(0, sigma0^2 I)`` (SPEC §2.2).
+        sigma_t: standard deviation of the Gaussian (non-signal) columns of ``X_t``.
+        beta: feature-signal strength ``beta_t`` (constant, or the upper end C of ``Unif(0, C]``).
+        beta_dist: ``"constant"`` (default, SPEC A2) or ``"uniform"`` on ``(0, beta]``.
+        signal: direction of the feature signal ``v_n``: ``"aligned"`` (``v_n = c w_n/||w_n||``,
+            SPEC §2.3 (a)), ``"random"`` (random unit direction per cluster), ``"orthonormal"`` (one
+            canonical basis vector per cluster, SPEC §2.3 (b)), or ``"none"`` (all ``s`` columns
+            isotropic Gaussian: no signal; the setting where the isotropic closed forms are exact).
+        signal_scale: c, the norm of ``v_n`` (SPEC A2 calibration knob).
+        n_clusters: K clusters of tasks (SPEC A6); ``None`` means K = N (every task its own cluster).
+        cluster_spread: std of the within-cluster perturbation; ``None`` means ``sigma0**1.5`` (SPEC A6).
+        eta: router learning rate.
+        alpha: weight of the load-balancing loss.
+        lam: lambda, routing noise ``Unif[0, lambda]``.
+        gamma: Gamma, termination threshold; ``None`` means ``sigma0**1.25`` (SPEC A15).
+        T1: rounds before termination may start; ``None`` means ``ceil(M / (eta * sigma0**0.25))``.
+        termination: ``"gap"`` (SPEC §4.6 recommended), ``"freeze_at_T1"`` or ``"never"``.
+        aux_grad: ``"decay"`` (literal gradient, scaled by 1/t) or ``"no_decay"`` (SPEC A3).
+        shared_pool: if True all runs share one task pool (ground truths and signals); else each run
+            draws its own.
+        n_runs: R, independent runs simulated together (batched).
+        seed: seed of the single ``numpy.random.Generator`` that drives the whole batch.
+        dtype: floating type of the simulation (``"float64"`` default).
+        snapshot_every: rounds between snapshots of the gate values on the task signals (0 = only final).
+    """
+
+    n_tasks: int = 6
+    n_experts: int = 10
+    d: int = 10
+    s: int = 6
+    T: int = 2000
+    sigma0: float = 0.4
+    sigma_t: float = 0.1
+    beta: float = 1.0
+    beta_dist: Beta = "constant"
+    signal: Signal = "aligned"
+    signal_scale: float = 1.0
+    n_clusters: int | None = None
+    cluster_spread: float | None = None
+    eta: float = 0.5
+    alpha: float = 0.5
+    lam: float = 0.3
+    gamma: float | None = None
+    T1: int | None = None
+    termination: Termination = "gap"
+    aux_grad: AuxGrad = "decay"
+    shared_pool: bool = False
+    n_runs: int = 50
+    seed: int = 0
+    dtype: DType = "float64"
+    snapshot_every: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int(self, "n_tasks", 1)
+        _check_int(self, "n_experts", 1)
+        _check_int(self, "d", 2)
+        _check_int(self, "s", 1)
+        if self.s >= self.d:
+            raise ConfigError(
+                f"s={self.s} must be < d={self.d}: the over-parameterised regime (s < d) is required"
+            )
+        _check_int(self, "T", 1)
+        _check_int(self, "n_runs", 1)
+        _check_int(self, "seed", 0)
+        _check_int(self, "snapshot_every", 0)
+        for name in ("sigma0", "sigma_t", "beta", "signal_scale"):
+            _check_float(self, name, positive=True)
+        for name in ("eta", "alpha", "lam"):
+            _check_float(self, name, positive=False)
+        if self.gamma is not None:
+            _check_float(self, "gamma", positive=False)
+        if self.cluster_spread is not None:
+            _check_float(self, "cluster_spread", positive=False)
+        if self.T1 is not None:
+            _check_int(self, "T1", 0)
+        if self.n_clusters is not None:
+            _check_int(self, "n_clusters", 1)
+            if self.n_clusters > self.n_tasks:
+                raise ConfigError(
+                    f"n_clusters={self.n_clusters} must be <= n_tasks={self.n_tasks}"
+                )
+        _check_choice(self, "termination", TERMINATIONS)
+        _check_choice(self, "aux_grad", AUX_GRADS)
+        _check_choice(self, "signal", SIGNALS)
+        _check_choice(self, "beta_dist", BETAS)
+        _check_choice(self, "dtype", DTYPES)
+        if not isinstance(self.shared_pool, bool):
+            raise ConfigError(f"shared_pool={self.shared_pool!r} must be True or False")
+        if self.signal == "orthonormal" and self.K > self.d:
+            raise ConfigError(
+                f"signal='orthonormal' needs n_clusters <= d (got K={self.K}, d={self.d})"
+            )
+
+    # ----- derived constants -------------------------------------------------------------------
+    @property
+    def K(self) -> int:
+        """Number of task clusters (N when ``n_clusters`` is None)."""
+        return self.n_tasks if self.n_clusters is None else self.n_clusters
+
+    @property
+    def r(self) -> float:
+        """``r = 1 - s/d``: expected fraction of an isotropic error left by one update (SPEC §6.5)."""
+        return 1.0 - self.s / self.d
+
+    @property
+    def gamma_value(self) -> float:
+        """Termination threshold Gamma (``sigma0**1.25`` unless set, SPEC A15)."""
+        return self.sigma0**1.25 if self.gamma is None else float(self.gamma)
+
+    @property
+    def T1_value(self) -> int:
+        """Rounds before termination may start: ``ceil(M / (eta sigma0^0.25))`` unless set (SPEC A15)."""
+        if self.T1 is not None:
+            return int(self.T1)
+        if self.eta == 0:
+            return self.T
+        return int(math.ceil(self.n_experts / (self.eta * self.sigma0**0.25)))
+
+    @property
+    def cluster_spread_value(self) -> float:
+        """Std of the within-cluster perturbation of the ground truths (``sigma0**1.5`` unless set)."""
+        return self.sigma0**1.5 if self.cluster_spread is None else float(self.cluster_spread)
+
+    def replace(self, **changes: Any) -> "ExperimentConfig":
+        """Return a validated copy with some fields changed (unknown names raise ConfigError)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {unknown}; valid names: {sorted(names)}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (for printing and CSV headers)."""
+        return dataclasses.asdict(self)
+
+
+def _check_int(cfg: ExperimentConfig, name: str, minimum: int) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not _is_integral(value):
+        raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
+    if int(value) < minimum:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
+    object.__setattr__(cfg, name, int(value))
+
+
+def _is_integral(value: Any) -> bool:
+    try:
+        return float(value).is_integer() and not isinstance(value, str)
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_float(cfg: ExperimentConfig, name: str, *, positive: bool) -> None:
+    value = getattr(cfg, name)
+    try:
+        fval = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} must be a finite number") from None
+    if isinstance(value, bool) or not math.isfinite(fval):
+        raise ConfigError(f"{name}={value!r} must be a finite number")
+    if positive and fval <= 0:
+        raise ConfigError(f"{name}={value!r} must be a finite number > 0")
+    if not positive and fval < 0:
+        raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
+    object.__setattr__(cfg, name, fval)
+
+
+def _check_choice(cfg: ExperimentConfig, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} must be one of {list(allowed)}")
