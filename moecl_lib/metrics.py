@@ -11,6 +11,8 @@ sample variance).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -136,9 +138,10 @@ def mean_se(x: ArrayLike, axis: int = 0) -> tuple[FloatArray, FloatArray]:
     """
     x = np.asarray(x, dtype=float)
     n = np.sum(~np.isnan(x), axis=axis)
-    mean = np.nanmean(x, axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sd = np.nanstd(x, axis=axis, ddof=1) if np.max(n) > 1 else np.full_like(mean, np.nan)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (e.g. F_1) stay NaN
+        mean = np.nanmean(x, axis=axis)
+        sd = np.nanstd(x, axis=axis, ddof=1)
         se = sd / np.sqrt(n)
     return mean, se
 
