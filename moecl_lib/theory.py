@@ -58,18 +58,15 @@ def single_expert_F(t: ArrayLike, r: float, wbar2: float, delta: float) -> Float
     """``E[F_t]`` for t >= 2 (NaN at t = 1), SPEC §6.5.
 
     ``E[F_t] = (1/(t-1)) sum_{tau<t} [(r^t - r^tau) wbar2 + (1 - r - r^t + r^tau - (1-r) r^(t-tau)) Delta]``,
-    evaluated in closed form via geometric sums (O(1) per t).
+    evaluated in closed form via geometric sums (O(1) per t). Broadcasts over ``t``, ``wbar2``, ``delta``.
     """
     t = _rounds(t)
-    out = np.full(t.shape, np.nan)
-    k = t >= 2
-    tk = t[k]
-    m = tk - 1  # number of past arrivals
-    geo = (r - r**tk) / (1 - r)  # sum_{tau=1}^{t-1} r^tau = sum_{tau=1}^{t-1} r^(t - tau)
-    sum_w = m * r**tk - geo
-    sum_d = m * (1 - r - r**tk) + r * geo  # geo - (1 - r) geo
-    out[k] = (sum_w * wbar2 + sum_d * delta) / m
-    return out
+    m = np.where(t >= 2, t - 1, 1.0)  # number of past arrivals (guarded at t = 1)
+    geo = (r - r**t) / (1 - r)  # sum_{tau=1}^{t-1} r^tau = sum_{tau=1}^{t-1} r^(t - tau)
+    sum_w = m * r**t - geo
+    sum_d = m * (1 - r - r**t) + r * geo  # geo - (1 - r) geo
+    out = (sum_w * np.asarray(wbar2) + sum_d * np.asarray(delta)) / m
+    return np.where(t >= 2, out, np.nan)
 
 
 def single_expert_limits(r: float, delta: float) -> tuple[float, float]:
