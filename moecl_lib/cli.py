@@ -1,0 +1,196 @@
+"""Command-line entry point ``moecl`` (declared in pyproject.toml as ``moecl_lib.cli:main``).
+
+Subcommands::
+
+    moecl notebooks --profile {quick,paper} [--only STEM ...] [--inplace | --out DIR] [-p NAME VALUE ...]
+    moecl book [-- extra jupyter-book args]
+
+Adding a subcommand (e.g. ``moecl bench``): write a ``configure(parser)`` function that adds its arguments and a
+``run(args) -> int`` function (exit status), then register both with :func:`register`, either with the
+decorator in this module or from another module listed in :data:`COMMAND_MODULES`::
+
+    # moecl_lib/bench.py
+    from moecl_lib.cli import register
+
+    def _configure(p): p.add_argument("--quick", action="store_true")
+
+    @register("bench", help="time the engine", configure=_configure)
+    def run(args) -> int: ...
+
+Imports of heavy packages (papermill, torch) belong inside ``run`` so that ``moecl --help`` stays fast.
+User errors (:class:`moecl_lib.runner.RunnerError`, :class:`moecl_lib.config.ConfigError`) are printed as one
+short message with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+Configure = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``moecl <name>`` subcommand."""
+
+    name: str
+    help: str
+    configure: Configure
+    run: Run
+
+
+REGISTRY: dict[str, Subcommand] = {}
+"""name -> Subcommand, in registration order (the order shown by ``moecl --help``)."""
+
+COMMAND_MODULES: tuple[str, ...] = ("moecl_lib.bench",)
+"""Optional modules that register more subcommands when imported; a module that does not exist is skipped."""
+
+
+def register(name: str, help: str, configure: Configure | None = None) -> Callable[[Run], Run]:
+    """Decorator registering ``run`` as subcommand ``name`` (a second registration of a name is an error)."""
+
+    def deco(run: Run) -> Run:
+        if name in REGISTRY:
+            raise ValueError(f"moecl subcommand '{name}' registered twice")
+        REGISTRY[name] = Subcommand(name, help, configure or (lambda p: None), run)
+        return run
+
+    return deco
+
+
+def _load_command_modules() -> None:
+    for mod in COMMAND_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod:  # optional module not written (yet): nothing to register
+                continue
+            print(f"moecl: warning: subcommands of {mod} unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - a broken optional module must not break the other commands
+            print(f"moecl: warning: subcommands of {mod} unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------------
+# moecl notebooks
+# --------------------------------------------------------------------------------------------------
+
+
+def _configure_notebooks(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick",
+                   help="quick = parameters cell as stored (default); paper = overrides from notebooks/profiles.yml")
+    p.add_argument("--only", nargs="+", metavar="STEM", help="run only these notebooks (stem = file name without .ipynb)")
+    dest = p.add_mutually_exclusive_group()
+    dest.add_argument("--inplace", action="store_true",
+                      help="write outputs back into notebooks/<stem>.ipynb (refresh the committed quick outputs)")
+    dest.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: book/generated)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                   help="extra override applied after the profile, value parsed as YAML (e.g. -p n_runs 2000)")
+    p.add_argument("-x", "--fail-fast", action="store_true", help="stop at the first failing notebook")
+    p.add_argument("--timeout", type=int, default=None, metavar="S", help="per-cell timeout in seconds (default: none)")
+    p.add_argument("--root", type=Path, default=None, help="repository root (default: found from the current folder)")
+
+
+@register("notebooks", help="execute notebooks/*.ipynb with papermill under a profile", configure=_configure_notebooks)
+def _run_notebooks(args: argparse.Namespace) -> int:
+    from moecl_lib import runner
+
+    root = args.root.resolve() if args.root else runner.find_repo_root()
+    extra = {name: runner.parse_cli_value(value) for name, value in args.parameter}
+    if args.inplace and args.profile != runner.QUICK:
+        print(f"warning: --inplace with profile '{args.profile}': committed notebooks should hold QUICK outputs "
+              "(nbval compares them)", file=sys.stderr)
+    results = runner.run_notebooks(root, args.profile, args.only, inplace=args.inplace, out_dir=args.out,
+                                   extra=extra, fail_fast=args.fail_fast, timeout=args.timeout)
+    return 0 if results and all(r.ok for r in results) else 1
+
+
+# --------------------------------------------------------------------------------------------------
+# moecl book
+# --------------------------------------------------------------------------------------------------
+
+
+def _configure_book(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, default=None, help="repository root (default: found from the current folder)")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="extra arguments for jupyter-book build (after --)")
+
+
+@register("book", help="build the HTML book (jupyter-book build -W -n --keep-going book/)", configure=_configure_book)
+def _run_book(args: argparse.Namespace) -> int:
+    from moecl_lib import runner
+
+    root = args.root.resolve() if args.root else runner.find_repo_root()
+    runner.check_book_inputs(root)
+    extra = [a for a in args.extra if a != "--"]
+    cmd = runner.book_command(root, extra)
+    print("$ " + " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    rc = subprocess.call(cmd, cwd=root)
+    dt = time.perf_counter() - t0
+    index = root / "book" / "_build" / "html" / "index.html"
+    if rc == 0:
+        print(f"book built in {dt:.1f} s: {index}")
+    else:
+        print(f"book build FAILED (exit {rc}) after {dt:.1f} s; see the warnings above and book/_build/html/reports/",
+              file=sys.stderr)
+    return rc
+
+
+# moecl bench: to be added (see the module docstring; e.g. in moecl_lib/bench.py, listed in COMMAND_MODULES).
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``moecl`` argument parser with every registered subcommand."""
+    _load_command_modules()
+    parser = argparse.ArgumentParser(prog="moecl", description="moecl companion: run notebooks, build the book.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for cmd in REGISTRY.values():
+        sp = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.configure(sp)
+        sp.set_defaults(_run=cmd.run)
+    return parser
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from moecl_lib.runner import RunnerError
+
+    types: list[type[BaseException]] = [RunnerError]
+    try:
+        from moecl_lib.config import ConfigError
+        types.append(ConfigError)
+    except ImportError:  # config module not importable: only runner errors are user errors
+        pass
+    return tuple(types)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``moecl``; returns the exit status (0 ok, 1 a notebook/book failed, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args))
+    except _user_error_types() as exc:
+        print(f"moecl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # python -m moecl_lib.cli: use the registry of the importable module, not __main__'s
+    from moecl_lib.cli import main as _main
+
+    sys.exit(_main())
