@@ -128,6 +128,12 @@ def _run_book(args: argparse.Namespace) -> int:
 
     root = args.root.resolve() if args.root else runner.find_repo_root()
     runner.check_book_inputs(root)
+    profiles = runner.generated_profiles(root)
+    print("rendering book/generated/: " + ", ".join(f"{k} ({v})" for k, v in profiles.items()), flush=True)
+    not_paper = sorted(k for k, v in profiles.items() if v != "paper")
+    if not_paper:
+        print(f"note: not from the paper profile: {', '.join(not_paper)} (the published book uses "
+              "`moecl notebooks --profile paper`)", flush=True)
     extra = [a for a in args.extra if a != "--"]
     cmd = runner.book_command(root, extra)
     print("$ " + " ".join(cmd), flush=True)

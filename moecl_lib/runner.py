@@ -446,6 +446,31 @@ def execute_one(
     return True, ""
 
 
+PROFILE_METADATA_KEY = "moecl"
+"""Notebook-level metadata key where the runner records the profile of a generated notebook."""
+
+
+def record_profile(path: Path, profile: str, parameters: Mapping[str, Any]) -> None:
+    """Store ``{"profile": ..., "overrides": ...}`` under ``metadata.moecl`` of an executed notebook, so that
+    ``moecl book`` can say which profile produced each chapter."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb.setdefault("metadata", {})[PROFILE_METADATA_KEY] = {"profile": profile, "overrides": dict(parameters)}
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def generated_profiles(root: Path) -> dict[str, str]:
+    """stem -> profile recorded in each ``book/generated/*.ipynb`` (``"?"`` when not recorded)."""
+    out: dict[str, str] = {}
+    gen = root / GENERATED_DIR
+    for path in sorted(gen.glob("*.ipynb")) if gen.is_dir() else []:
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        except (OSError, json.JSONDecodeError):
+            meta = {}
+        out[path.stem] = str(meta.get(PROFILE_METADATA_KEY, {}).get("profile", "?"))
+    return out
+
+
 def run_notebooks(
     root: Path,
     profile: str,
@@ -496,6 +521,8 @@ def run_notebooks(
             ok, message = execute_one(stem, notebooks[stem], output, params, root, inplace=inplace, timeout=timeout)
             dt = time.perf_counter() - t0
             results.append(NotebookResult(stem, profile, params, output, dt, ok, message))
+            if ok and not inplace:
+                record_profile(output, profile, params)
             if ok:
                 print(f"    ok  {dt:.1f} s -> {_rel(output, root)}", file=stream, flush=True)
             else:

@@ -344,3 +344,14 @@ def test_run_notebooks_end_to_end_inplace(tmp_path):
     assert "AssertionError: y drifted to 20" in out
     assert "Traceback" not in out
     assert "total (2 run, 1 failed)" in out
+
+
+def test_record_profile_and_generated_profiles(tmp_path):
+    gen = tmp_path / "book" / "generated"
+    gen.mkdir(parents=True)
+    (gen / "a.ipynb").write_text(json.dumps(_nb([("code", "x = 1", [])])))
+    (gen / "b.ipynb").write_text(json.dumps(_nb([("code", "x = 1", [])])))
+    runner.record_profile(gen / "a.ipynb", "paper", {"n_runs": 5})
+    assert runner.generated_profiles(tmp_path) == {"a": "paper", "b": "?"}
+    meta = json.loads((gen / "a.ipynb").read_text())["metadata"]["moecl"]
+    assert meta == {"profile": "paper", "overrides": {"n_runs": 5}}
