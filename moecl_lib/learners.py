@@ -31,6 +31,12 @@ import torch
 from torch import Tensor
 
 from moecl_lib.config import ConfigError
+from moecl_lib.metrics import (
+    average_accuracy,
+    backward_transfer,
+    curves_from_error_matrix,
+    forgetting_chaudhry,
+)
 
 View = Literal["learner", "router"]
 VIEWS: tuple[str, ...] = ("learner", "router")
@@ -248,17 +254,30 @@ class StreamResult:
         """``E = 100 - A`` (test error in %), same indexing as :meth:`accuracy_matrix`."""
         return 100.0 - self.accuracy_matrix(view)
 
-    def F(self, view: View = "learner") -> np.ndarray:
-        """Paper forgetting analogue in error % (SPEC §5.3), (T,), index t-1 = after round t; F[0] = NaN.
+    def curves(self, view: View = "learner") -> tuple[np.ndarray, np.ndarray]:
+        """Paper ``(F_t, G_t)`` analogues in error % (SPEC §5.3), each (T,), index t-1 = after round t.
 
-        ``F_t = 1/(t-1) * sum_{tau<t} (E[t,tau] - E[tau,tau])``: positive = forgetting, negative = backward
-        transfer. ``view`` as in :meth:`accuracy_matrix`.
+        ``F_t = 1/(t-1) sum_{tau<t} (E[t,tau] - E[tau,tau])`` (F[0] = NaN; positive = forgetting, negative =
+        backward transfer) and ``G_t = 1/t sum_{tau<=t} E[t,tau]``, on the error matrix of ``view``
+        (``"learner"``: expert that learned each arrival; ``"router"``: the learner's current routing).
         """
-        return _paper_F(self.error_matrix(view))
+        return curves_from_error_matrix(self.error_matrix(view))
 
-    def G(self, view: View = "learner") -> np.ndarray:
-        """Paper overall generalisation error analogue in % (SPEC §5.3): ``G_t = 1/t sum_{tau<=t} E[t,tau]``."""
-        return _paper_G(self.error_matrix(view))
+    def metrics(self, view: View = "learner") -> dict[str, float]:
+        """Final community metrics on the arrival-indexed accuracy matrix of ``view`` (in %).
+
+        ``ACC`` (= 100 - G_T), ``BWT`` (denominator T-1, negative = forgetting), ``forgetting`` (Chaudhry,
+        >= 0), ``F_T`` and ``G_T`` (paper analogues, error %). Arrivals of the same task count separately.
+        """
+        A = self.accuracy_matrix(view)
+        F, G = self.curves(view)
+        return {
+            "ACC": average_accuracy(A),
+            "BWT": backward_transfer(A) if self.T > 1 else float("nan"),
+            "forgetting": forgetting_chaudhry(A) if self.T > 1 else float("nan"),
+            "F_T": float(F[-1]),
+            "G_T": float(G[-1]),
+        }
 
     def loads(self) -> np.ndarray:
         """Fraction of rounds routed to each expert, (M_max,) (sums to 1)."""
@@ -281,18 +300,6 @@ class StreamResult:
         """Number of changes of the noise-free routed expert of any task between consecutive rounds > start."""
         r = self.routed_expert[start:]
         return int((r[1:] != r[:-1]).sum()) if r.shape[0] > 1 else 0
-
-
-def _paper_F(E: np.ndarray) -> np.ndarray:
-    from moecl_lib.metrics import paper_forgetting  # community implementation (lead's module)
-
-    return np.asarray(paper_forgetting(E), dtype=float)
-
-
-def _paper_G(E: np.ndarray) -> np.ndarray:
-    from moecl_lib.metrics import paper_generalization
-
-    return np.asarray(paper_generalization(E), dtype=float)
 
 
 @torch.no_grad()
