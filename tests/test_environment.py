@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
+
+tomllib = pytest.importorskip("tomllib")  # standard library from Python 3.11 (the project pins 3.11)
 
 ROOT = Path(__file__).resolve().parents[1]
 
