@@ -323,7 +323,8 @@ def failure_from_exception(exc: BaseException, input_nb: Mapping[str, Any] | Non
 
 
 def format_failure(stem: str, failure: CellFailure, output: Path | None = None) -> str:
-    """A short, readable failure report (no traceback wall)::
+    """A short, readable failure report (no traceback wall). ``cell N`` is the 0-based index of the cell in
+    the *source* notebook, counting markdown cells (papermill's injected cell is not counted)::
 
         FAILED prop4_single_expert: cell 7 `assert abs(g - g_th) < tol` (line 2)
           AssertionError: G_t off by 0.12 > tol 0.05
