@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig
-from .tasks import TaskPool, make_task_pool, mean_signal_strength, sample_rounds, sample_tasks
+from .tasks import TaskPool, make_task_pool, mean_signal_strength
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
@@ -137,6 +137,104 @@ class SimulationResult:
 
 
 # ----------------------------------------------------------------------------------------------
+# Random draws (one function for the batched engine and the per-run reference of moecl_lib.bench)
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RoundDraws:
+    """Every random number of ``B`` consecutive rounds for all ``R`` runs (leading axes ``(B, R)``).
+
+    Attributes:
+        tasks: arriving task ``n_t``, (B, R) int.
+        noise: i.i.d. ``N(0, sigma_t^2)`` entries of ``X_t`` (float64; the signal column is overwritten when
+            the inputs are built), (B, R, d, s).
+        beta: signal strength ``beta_t``, (B, R); ``None`` when ``signal="none"``.
+        pos: column of ``X_t`` holding the signal, (B, R); ``None`` when ``signal="none"``.
+        route_noise: routing noise ``Unif[0, lambda]``, (B, R, M); ``None`` when ``M = 1``.
+    """
+
+    tasks: IntArray
+    noise: FloatArray
+    beta: FloatArray | None
+    pos: IntArray | None
+    route_noise: FloatArray | None
+
+    def __len__(self) -> int:
+        return int(self.tasks.shape[0])
+
+
+def draw_rounds(cfg: ExperimentConfig, rng: np.random.Generator, n_rounds: int) -> RoundDraws:
+    """Draw the random inputs of ``n_rounds`` consecutive rounds (all runs), round by round.
+
+    The generator is consumed in exactly the order of the original per-round engine (for each round: task
+    indices, Gaussian columns, [uniform signal strengths], signal positions, [routing noise]), so a seed gives
+    the same stream whatever the block length. Draws are float64 whatever ``cfg.dtype`` (a float32 run sees
+    the rounded float64 draws, which is what makes the float32/float64 comparison meaningful).
+    """
+    R, N, M, d, s = cfg.n_runs, cfg.n_tasks, cfg.n_experts, cfg.d, cfg.s
+    B = int(n_rounds)
+    tasks = np.empty((B, R), dtype=np.int64)
+    noise = np.empty((B, R, d, s))
+    has_signal = cfg.signal != "none"
+    beta = np.full((B, R), cfg.beta) if has_signal else None
+    pos = np.empty((B, R), dtype=np.int64) if has_signal else None
+    route = np.empty((B, R, M)) if M > 1 else None
+    uniform_beta = has_signal and cfg.beta_dist == "uniform"
+    for b in range(B):
+        tasks[b] = rng.integers(N, size=R)
+        rng.standard_normal(out=noise[b])  # == rng.normal(0, sigma_t) / sigma_t, bit for bit
+        if has_signal:
+            if uniform_beta:
+                beta[b] = cfg.beta * (1.0 - rng.random(R))  # Unif(0, beta]
+            pos[b] = rng.integers(s, size=R)
+        if route is not None:
+            route[b] = rng.uniform(0.0, cfg.lam, size=(R, M))
+    noise *= cfg.sigma_t
+    return RoundDraws(tasks=tasks, noise=noise, beta=beta, pos=pos, route_noise=route)
+
+
+def round_inputs(cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws) -> FloatArray:
+    """Feature matrices ``X_t`` (Definition 1) of a block of draws, (B, R, d, s) in ``cfg.dtype``.
+
+    The Gaussian columns are ``draws.noise``; column ``pos`` is ``beta_t v_{n_t}`` (unless ``signal="none"``).
+    Labels are noise-free, ``y_t = X_t^T w_{n_t}``.
+    """
+    X = draws.noise.astype(np.dtype(cfg.dtype), copy=True)
+    if draws.pos is not None and draws.beta is not None:
+        B, R = draws.tasks.shape
+        bb, rr = np.meshgrid(np.arange(B), np.arange(R), indexing="ij")
+        X[bb, rr, :, draws.pos] = draws.beta[..., None] * pool.V[rr, draws.tasks]
+    return X
+
+
+def orthonormal_columns(X: FloatArray) -> FloatArray:
+    """Orthonormal basis ``Q`` of the column span of every ``X`` in a batch (..., d, s), ``s <= d``.
+
+    Classical Gram-Schmidt with one re-orthogonalisation (CGS2), vectorised over the batch axes: as accurate
+    as Householder QR for full-column-rank ``X`` and much faster than looping LAPACK over tiny matrices.
+    ``Q Q^T`` is the orthogonal projector onto ``span(X)``, the operator of the min-norm update (Eq. 4).
+    """
+    d, s = X.shape[-2:]
+    Xc = np.moveaxis(X, -1, 0)  # (s, ..., d): column k is a contiguous-ish slab
+    Q = np.empty(Xc.shape, dtype=X.dtype)
+    for k in range(s):
+        v = Xc[k].copy()
+        if k:
+            Qk = Q[:k]
+            for _ in range(2):
+                proj = np.einsum("k...d,...d->k...", Qk, v)
+                v -= np.einsum("k...,k...d->...d", proj, Qk)
+        v /= np.sqrt(np.einsum("...d,...d->...", v, v))[..., None]
+        Q[k] = v
+    return np.moveaxis(Q, 0, -1)
+
+
+def block_length(cfg: ExperimentConfig) -> int:
+    """Rounds drawn and pre-processed at once: about 2**18 entries of ``X`` per block (memory-bounded)."""
+    per_round = cfg.n_runs * cfg.d * cfg.s
+    return int(max(1, min(cfg.T, 256, (1 << 18) // per_round)))
+
+
+# ----------------------------------------------------------------------------------------------
 # Simulation
 # ----------------------------------------------------------------------------------------------
 def simulate(
@@ -147,6 +245,11 @@ def simulate(
     rng: np.random.Generator | None = None,
 ) -> SimulationResult:
     """Run Algorithm 1 for ``cfg.n_runs`` independent runs at once (``n_experts = 1``: single expert).
+
+    Implementation (exact, see the module docstring): random draws and everything that does not depend on the
+    state (``X_t``, an orthonormal basis ``Q_t`` of ``span(X_t)``, ``xbar_t``) are computed for a block of
+    rounds at once; each round then costs O(M d + d s + M N) per run. The expert update is the projection
+    ``w <- w + Q_t Q_t^T (w_{n_t} - w)``, which equals Eq. (4) because labels are noise-free.
 
     Args:
         cfg: validated configuration.
@@ -161,25 +264,31 @@ def simulate(
     runs = np.arange(R)
     pool = make_task_pool(cfg, rng)
     W = pool.W
-    signal_in = mean_signal_strength(cfg) * pool.V  # noise-free router input per task, (R, N, d)
+    signal_in = (mean_signal_strength(cfg) * pool.V).astype(dtype)  # noise-free router input, (R, N, d)
+    signal_in_T = np.ascontiguousarray(signal_in.transpose(0, 2, 1))  # (R, d, N)
     gamma, T1 = cfg.gamma_value, cfg.T1_value
+    routed = M > 1
 
     w = np.zeros((R, M, d), dtype=dtype)
     theta = np.zeros((R, M, d), dtype=dtype)
-    counts = np.zeros((R, M), dtype=np.int64)
-    active = np.full(R, M > 1)
+    counts = np.zeros((R, M), dtype=dtype)
+    active = np.full(R, routed)
+    n_active = int(active.sum())
     T2 = np.full(R, -1, dtype=np.int64)
-    # D[r, m, n] = ||w^(m) - w_n||^2 ; C[r, m, n] = arrivals of task n learned by expert m
+    # D[r, m, n] = ||w^(m) - w_n||^2 ; C[r, m, n] = arrivals of task n learned by expert m;
+    # P[r, m] = sum_n C[r, m, n] D[r, m, n] (recomputed for the one changed expert per round: no drift)
     D = np.repeat((W**2).sum(-1)[:, None, :], M, axis=1).astype(dtype)
     C = np.zeros((R, M, N), dtype=dtype)
+    P = np.zeros((R, M), dtype=dtype)
     S = np.zeros(R, dtype=dtype)  # sum of err_new over past arrivals
 
-    F = np.full((R, T), np.nan, dtype=dtype)
-    G = np.empty((R, T), dtype=dtype)
-    G_pool = np.empty((R, T), dtype=dtype)
-    err_new = np.empty((R, T), dtype=dtype)
-    experts = np.empty((R, T), dtype=np.int32)
-    tasks_hist = np.empty((R, T), dtype=np.int32)
+    # per-round outputs are written as rows of (T, R) arrays and transposed at the end
+    F = np.full((T, R), np.nan, dtype=dtype)
+    G = np.empty((T, R), dtype=dtype)
+    G_pool = np.empty((T, R), dtype=dtype)
+    err_new = np.empty((T, R), dtype=dtype)
+    experts = np.empty((T, R), dtype=np.int32)
+    tasks_hist = np.empty((T, R), dtype=np.int32)
     weights = np.empty((R, T, M, d), dtype=dtype) if record_weights else None
     snap_every = cfg.snapshot_every
     snap_rounds = [t for t in range(1, T + 1) if snap_every and t % snap_every == 0]
@@ -187,69 +296,95 @@ def simulate(
         snap_rounds.append(T)
     snapshots = np.empty((R, len(snap_rounds), N, M), dtype=dtype)
     snap_idx = 0
+    all_tasks = np.arange(N)[None, :]
+    mhat = np.zeros((R, N), dtype=np.int64)  # noise-free router choice per task
+    gates_sig = np.zeros((R, N, M), dtype=dtype)
+    gates_stale = False
+    zeros_m = np.zeros((R, M), dtype=np.int64)[:, 0]
 
-    for t in tqdm(range(1, T + 1), disable=not progress, desc=f"M={M} rounds", leave=False):
-        n = sample_tasks(cfg, rng)
-        X, y = sample_rounds(cfg, pool, n, rng)
-        if M > 1:
-            xbar = X.sum(axis=2)
-            h = np.einsum("rmd,rd->rm", theta, xbar)
-            m = np.argmax(h + rng.uniform(0.0, cfg.lam, size=(R, M)), axis=1)
-        else:
-            m = np.zeros(R, dtype=np.int64)
-        # expert update, Eq. (4): w <- w + X (X^T X)^{-1} (y - X^T w)
-        w_old = w[runs, m]
-        resid = y - np.einsum("rds,rd->rs", X, w_old)
-        gram = np.einsum("rds,rdk->rsk", X, X)
-        coef = np.linalg.solve(gram, resid[..., None])[..., 0]
-        delta = np.einsum("rds,rs->rd", X, coef)
-        w_new = w_old + delta
-        w[runs, m] = w_new
-        # metrics, incremental
-        D[runs, m] = ((w_new[:, None, :] - W) ** 2).sum(-1)
-        total = (C * D).sum(axis=(1, 2))
-        if t >= 2:
-            F[:, t - 1] = (total - S) / (t - 1)
-        e_new = D[runs, m, n]
-        C[runs, m, n] += 1
-        S += e_new
-        G[:, t - 1] = (total + e_new) / t
-        err_new[:, t - 1] = e_new
-        experts[:, t - 1] = m
-        tasks_hist[:, t - 1] = n
-        counts[runs, m] += 1
-        if weights is not None:
-            weights[:, t - 1] = w
-        # router
-        if M > 1:
-            if active.any():
+    block = block_length(cfg)
+    bar = tqdm(total=T, disable=not progress, desc=f"M={M} rounds", leave=False)
+    t = 0
+    while t < T:
+        draws = draw_rounds(cfg, rng, min(block, T - t))
+        X = round_inputs(cfg, pool, draws)                       # (B, R, d, s)
+        Q = orthonormal_columns(X)                               # (B, R, d, s)
+        QT = np.ascontiguousarray(Q.swapaxes(-1, -2))            # (B, R, s, d)
+        Wn = W[runs[None, :], draws.tasks]                       # (B, R, d)
+        if routed:
+            xbar = X.sum(axis=-1)                                # (B, R, d)
+            xbar_col = xbar[..., None]                           # (B, R, d, 1)
+        for b in range(len(draws)):
+            t += 1
+            n = draws.tasks[b]
+            if routed:
+                h = (theta @ xbar_col[b])[..., 0]                # (R, M)
+                m = np.argmax(h + draws.route_noise[b], axis=1)
+            else:
+                m = zeros_m
+            # expert update, Eq. (4) with noise-free labels: w <- w + Q Q^T (w_n - w)
+            w_old = w[runs, m]
+            coef = (Wn[b] - w_old)[:, None, :] @ Q[b]            # (R, 1, s)
+            delta = (coef @ QT[b])[:, 0, :]                      # (R, d)
+            w_new = w_old + delta
+            w[runs, m] = w_new
+            # metrics, incremental: only row m of D changes
+            diff = w_new[:, None, :] - W                         # (R, N, d)
+            Dm = np.einsum("rnd,rnd->rn", diff, diff)
+            D[runs, m] = Dm
+            Cm = C[runs, m]                                      # (R, N) counts before this arrival
+            P[runs, m] = np.einsum("rn,rn->r", Cm, Dm)
+            total = P.sum(axis=1)
+            if t >= 2:
+                F[t - 1] = (total - S) / (t - 1)
+            e_new = Dm[runs, n]
+            C[runs, m, n] += 1
+            P[runs, m] += e_new
+            S += e_new
+            G[t - 1] = (total + e_new) / t
+            err_new[t - 1] = e_new
+            experts[t - 1] = m
+            tasks_hist[t - 1] = n
+            counts[runs, m] += 1
+            if weights is not None:
+                weights[:, t - 1] = w
+            # router
+            if n_active:
                 if cfg.termination == "gap" and t > T1:
                     stop = active & gap_test(h, m, cfg.lam, gamma)
                 elif cfg.termination == "freeze_at_T1" and t > T1:
                     stop = active.copy()
                 else:
-                    stop = np.zeros(R, dtype=bool)
-                T2[stop] = t
-                active &= ~stop
-                if active.any():
+                    stop = None
+                if stop is not None and stop.any():
+                    T2[stop] = t
+                    active &= ~stop
+                    n_active = int(active.sum())
+                if n_active:
                     pi = softmax(h)
                     c = router_coefficients(
-                        np.sqrt((delta**2).sum(-1)), pi, m, counts / t, t, cfg.alpha, cfg.aux_grad
+                        np.sqrt(np.einsum("rd,rd->r", delta, delta)), pi, m, counts / t, t, cfg.alpha,
+                        cfg.aux_grad,
                     )
-                    c[~active] = 0.0
-                    theta -= cfg.eta * c[:, :, None] * xbar[:, None, :]
-            gates_sig = np.einsum("rmd,rnd->rnm", theta, signal_in)
-            mhat = np.argmax(gates_sig, axis=2)  # (R, N) noise-free router choice per task
-            G_pool[:, t - 1] = D[runs[:, None], mhat, np.arange(N)[None, :]].mean(axis=1)
-        else:
-            gates_sig = np.zeros((R, N, 1), dtype=dtype)
-            G_pool[:, t - 1] = D[:, 0, :].mean(axis=1)
-        if snap_idx < len(snap_rounds) and t == snap_rounds[snap_idx]:
-            snapshots[:, snap_idx] = gates_sig
-            snap_idx += 1
+                    if n_active < R:
+                        c[~active] = 0.0
+                    theta -= cfg.eta * c[:, :, None] * xbar[b][:, None, :]
+                    gates_stale = True
+            if gates_stale:
+                gates_sig = theta @ signal_in_T                  # (R, M, N)
+                gates_sig = gates_sig.swapaxes(1, 2)             # (R, N, M) view
+                mhat = np.argmax(gates_sig, axis=2)
+                gates_stale = False
+            G_pool[t - 1] = D[runs[:, None], mhat, all_tasks].mean(axis=1)
+            if snap_idx < len(snap_rounds) and t == snap_rounds[snap_idx]:
+                snapshots[:, snap_idx] = gates_sig
+                snap_idx += 1
+        bar.update(len(draws))
+    bar.close()
 
     return SimulationResult(
-        config=cfg, F=F, G=G, G_pool=G_pool, err_new=err_new, experts=experts, tasks=tasks_hist,
-        T2=T2, pool=pool, snapshot_rounds=np.asarray(snap_rounds), gate_snapshots=snapshots,
-        final_w=w, final_theta=theta, weights=weights, wall_time=time.perf_counter() - start,
+        config=cfg, F=F.T.copy(), G=G.T.copy(), G_pool=G_pool.T.copy(), err_new=err_new.T.copy(),
+        experts=experts.T.copy(), tasks=tasks_hist.T.copy(), T2=T2, pool=pool,
+        snapshot_rounds=np.asarray(snap_rounds), gate_snapshots=snapshots, final_w=w, final_theta=theta,
+        weights=weights, wall_time=time.perf_counter() - start,
     )
