@@ -3,8 +3,8 @@
 Why a separate simulator: :func:`moecl_lib.engine.simulate` hard-wires the paper's trained linear router. Here
 the experts, the data and the metrics are identical (Definition-1 rounds from :mod:`moecl_lib.tasks`, Eq. (4)
 minimum-change expert update, arrival-averaged ``F_t``/``G_t`` and pool-averaged ``G_pool``, SPEC §5.1), only
-the routing differs. The random generator is consumed in exactly the engine's order (pool, then per round:
-task draw, round data, and the ``Unif[0, lambda]`` routing noise when ``M > 1``, drawn and discarded here), so
+the routing differs. The random numbers come from the engine's own :func:`moecl_lib.engine.draw_rounds` (pool,
+then per round: task draw, round data, and the ``Unif[0, lambda]`` routing noise, drawn and unused here), so
 for the same ``ExperimentConfig`` every router sees the same task sequence and the same ``X_t``
 (``tests/test_expert_gate.py`` checks this against the engine, and checks that replaying the engine's routing
 decisions reproduces its ``F``, ``G`` and ``G_pool`` exactly).
@@ -45,7 +45,10 @@ from tqdm.auto import tqdm
 
 from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.diagnostics import routing_matrix
-from moecl_lib.tasks import TaskPool, make_task_pool, mean_signal_strength, sample_rounds, sample_tasks
+from moecl_lib.engine import draw_rounds, round_inputs
+from moecl_lib.tasks import TaskPool, make_task_pool, mean_signal_strength
+
+_BLOCK = 64  # rounds drawn at once (the draws do not depend on the block length)
 
 Router = Literal["expert_gate", "oracle", "replay"]
 ROUTERS: tuple[str, ...] = ("expert_gate", "oracle", "replay")
@@ -210,11 +213,15 @@ def simulate_gate(
     ncr_hist = np.empty((R, T), dtype=np.int64)
     new_hist = np.zeros((R, T), dtype=bool)
 
+    draws = None
     for t in tqdm(range(1, T + 1), disable=not progress, desc=f"{router} rounds", leave=False):
-        n = sample_tasks(cfg, rng)
-        X, y = sample_rounds(cfg, pool, n, rng)
-        if M > 1:
-            rng.uniform(0.0, cfg.lam, size=(R, M))  # the engine's routing noise: drawn to keep streams aligned
+        b = (t - 1) % _BLOCK
+        if b == 0:  # the engine's draws (routing noise included, unused here), so the streams are identical
+            draws = draw_rounds(cfg, rng, min(_BLOCK, T - t + 1))
+            X_block = round_inputs(cfg, pool, draws)  # (B, R, d, s)
+        n = draws.tasks[b]  # type: ignore[union-attr]
+        X = X_block[b]
+        y = np.einsum("rds,rd->rs", X, W[runs, n])
         xbar = X.sum(axis=2)
         if router == "oracle":
             m = oracle_map[n]
