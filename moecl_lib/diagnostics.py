@@ -472,6 +472,10 @@ def grid(**axes: Iterable[Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in product(*values)]
 
 
+#: Config fields that only act through the router (irrelevant for a single expert, ``M = 1``).
+ROUTER_ONLY: tuple[str, ...] = ("eta", "alpha", "lam", "gamma", "T1", "termination", "aux_grad", "snapshot_every")
+
+
 def run_family(
     base: ExperimentConfig,
     members: Sequence[Mapping[str, Any]],
@@ -486,8 +490,8 @@ def run_family(
     Args:
         base: configuration shared by all members.
         members: label dicts of config overrides, e.g. ``grid(n_experts=[1, 10], termination=["gap", "never"])``.
-            Members with ``n_experts = 1`` and ``termination != "gap"`` are simulated once and re-used (the
-            single expert has no router, so the termination rule is irrelevant).
+            Members with ``n_experts = 1`` that differ only in router knobs (:data:`ROUTER_ONLY`) are simulated
+            once and re-used (a single expert has no router).
         T1_per_expert: if given (and a member does not set ``T1``), ``T1 = ceil(T1_per_expert * M)``
             (``T1 ∝ M``, SPEC §4.7) instead of the config's default formula.
         window: window length of :func:`specialisation`.
@@ -505,7 +509,11 @@ def run_family(
         if M == 1:
             changes["termination"] = "never"  # no router: every rule gives the same run
         cfg = base.replace(**changes)
-        key = tuple(sorted(cfg.to_dict().items()))
+        key_items = cfg.to_dict()
+        if M == 1:  # router-only knobs do not influence a single expert (checked in tests)
+            for name in ROUTER_ONLY:
+                key_items.pop(name)
+        key = tuple(sorted(key_items.items()))
         if key in cache:
             prev = cache[key]
             fam.runs.append(FamilyRun(labels=dict(labels), config=cfg, F_mean=prev.F_mean, F_se=prev.F_se,

@@ -171,3 +171,14 @@ def test_run_family_and_specialisation_on_engine():
             rm[run, r.experts[run, t], r.tasks[run, t]] += 1
     np.testing.assert_allclose(res.spec.purity_late, routing_purity(rm))
     assert specialisation(r, window=20).G_T == pytest.approx(r.G[:, -1])
+
+
+def test_single_expert_ignores_router_knobs_and_family_reuses_it():
+    base = ExperimentConfig(n_tasks=3, n_experts=1, d=8, s=3, T=30, n_runs=2, seed=4)
+    a = run_family(base, [{"eta": 0.1, "lam": 0.0}], keep_results=True, progress=False).runs[0].result
+    b = run_family(base, [{"eta": 3.0, "lam": 2.0, "alpha": 4.0, "aux_grad": "no_decay"}], keep_results=True,
+                   progress=False).runs[0].result
+    np.testing.assert_array_equal(a.G, b.G)
+    fam = run_family(base, [{"eta": 0.1}, {"eta": 3.0, "termination": "gap"}], progress=False)
+    assert fam.runs[1].wall_time == 0.0  # re-used, not simulated again
+    np.testing.assert_array_equal(fam.runs[0].G_mean, fam.runs[1].G_mean)
