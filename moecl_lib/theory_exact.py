@@ -157,6 +157,7 @@ def _task_terms(
     rho: FloatArray,
     a: FloatArray,
     b: FloatArray,
+    trS: FloatArray | None = None,
 ) -> dict[str, FloatArray]:
     """Vectors of the exact update of every state ``k`` on every task ``n`` (all in O(d^2) per state).
 
@@ -169,6 +170,8 @@ def _task_terms(
         m'_{kn} = omega u + E[e'].
 
     Returns the arrays ``Ee, p, r`` of shape ``(..., K, N, d)`` and ``trPC`` of shape ``(..., K, N)``.
+    ``S`` may be the restriction of the second moment to a subspace containing every ``u`` and ``v`` (then
+    ``trS (..., K)``, the trace of the full matrix, must be given; see :func:`_reduced_pool`).
     """
     om = omega[..., :, None]  # (..., K, 1)
     u = W[..., None, :, :]  # (..., 1, N, d)
@@ -184,7 +187,7 @@ def _task_terms(
     vSv = np.einsum("...knd,...nd->...kn", Sv, V)
     Cv = Sv - e * uv[..., None] - u * ev[..., None] - (om * uv)[..., None] * u
     vCv = vSv - 2 * ev * uv - om * uv * uv
-    trS = np.trace(S, axis1=-2, axis2=-1)[..., :, None]
+    trS = (np.trace(S, axis1=-2, axis2=-1) if trS is None else trS)[..., :, None]
     trPC = trS - 2 * eu - om * uu - vCv
     x = Cv - 0.5 * vCv[..., None] * v
     rho_ = rho[..., None, :, None]
@@ -274,6 +277,26 @@ def _prepare_pool(W: ArrayLike, vhat: ArrayLike | None) -> tuple[FloatArray, Flo
     return W, V
 
 
+def _reduced_pool(W: FloatArray, V: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Coordinates of ``W`` and ``V`` (``(..., N, d)``) in an orthonormal basis of a subspace ``U`` containing them.
+
+    Exact dimension reduction: starting from ``w_0 = 0``, every second moment the recursion meets has the form
+    ``S = Bs B Bs^T + c I_d`` and every mean lies in ``U = span(Bs)`` (all maps only add outer products of
+    ``u_n, v_n`` and vectors built from them, multiples of ``I``, and ``Pi_n = I - v_n v_n^T``). The state is
+    then ``(m in R^k, B in R^{k x k}, c)`` with ``k = dim U <= min(2N, d)`` (``N`` for aligned signals or
+    isotropic columns), whatever ``d``.
+    """
+    d = W.shape[-1]
+    A = np.concatenate([W, V], axis=-2)  # (..., 2N, d)
+    _, sv, vt = np.linalg.svd(A, full_matrices=False)  # rows of vt: orthonormal basis of the row space
+    tol = 1e-10 * np.maximum(sv[..., :1], 1e-300)
+    k = max(1, int(np.max(np.sum(sv > tol, axis=-1))))  # common dimension over the batch (a superset is exact)
+    if k >= d:
+        return W, V
+    basis = np.swapaxes(vt[..., :k, :], -1, -2)  # (..., d, k)
+    return W @ basis, V @ basis
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Single expert: expectation over task draws and data
 # ----------------------------------------------------------------------------------------------------------------
@@ -297,8 +320,9 @@ def single_expert_exact(
     T: horizon.
     task_probs: probabilities of the ``N`` tasks per round (default uniform ``1/N``, SPEC §2.1).
 
-    Cost ``O(T N^2 d^2)`` per pool (it propagates the unconditional state and, per task ``n``, the sum over past
-    arrivals of the state conditioned on that arrival being task ``n``).
+    Cost ``O(T N^2 k^2)`` per pool with ``k = min(2N, d)`` (it propagates the unconditional state and, per task
+    ``n``, the sum over past arrivals of the state conditioned on that arrival being task ``n``, in the subspace
+    spanned by the ground truths and signals; see :func:`_reduced_pool`).
     """
     W, V = _prepare_pool(W, vhat)
     batch = W.shape[:-2]
@@ -312,9 +336,14 @@ def single_expert_exact(
         _fail(f"task_probs must be N={N} non-negative numbers summing to 1")
     rho, a, b = update_coefficients(d, s, np.sum(V * V, axis=-1) > 0.5)  # (..., N)
 
+    # exact reduction to U = span(W, V): second moments are Bs B Bs^T + c I_d (see _reduced_pool)
+    Wc, Vc = _reduced_pool(W, V)
+    k = Wc.shape[-1]
+    eye_k = np.eye(k)
     # state 0: unconditional; states 1..N: sums over past arrivals tau of the state conditioned on n_tau = n
-    m = np.zeros(batch + (N + 1, d))
-    S = np.zeros(batch + (N + 1, d, d))
+    m = np.zeros(batch + (N + 1, k))
+    B = np.zeros(batch + (N + 1, k, k))
+    c = np.zeros(batch + (N + 1,))
     omega = np.zeros(batch + (N + 1,))
     omega[..., 0] = 1.0
     wn2 = np.sum(W * W, axis=-1)  # (..., N)
@@ -326,42 +355,43 @@ def single_expert_exact(
     self_error = np.empty(batch + (T,))
     cum_self = np.zeros(batch)  # sum_{tau < t} E||w_tau - w_{n_tau}||^2
 
-    qa = np.einsum("n,...n->...", q, a)[..., None, None, None]  # sum_n q_n a_n, broadcast over (K, d, d)
-    left = np.concatenate([W, V], axis=-2)  # (..., 2N, d): rows u_n then v_n
+    qa_s = np.einsum("n,...n->...", q, a)  # sum_n q_n a_n
+    qa = qa_s[..., None, None, None]
+    left = np.concatenate([Wc, Vc], axis=-2)  # (..., 2N, k): rows u_n then v_n
     q2 = np.concatenate([q, q])[:, None]  # weights of the rows of [p; r]
     for t in range(1, T + 1):
-        tt = _task_terms(omega, m, S, W, V, rho, a, b)  # (..., K, N, ...)
+        trS = np.trace(B, axis1=-2, axis2=-1) + d * c
+        tt = _task_terms(omega, m, B + c[..., None, None] * eye_k, Wc, Vc, rho, a, b, trS=trS)  # (..., K, N, .)
         # average over the task of round t
-        m_new = np.einsum("n,...knd->...kd", q, omega[..., None, None] * W[..., None, :, :] + tt["Ee"])
-        # sum_n q_n (u p^T + p u^T + v r^T + r v^T) as one product of (d x 4N) and (4N x d) factors
-        pr = np.concatenate([tt["p"], tt["r"]], axis=-2)  # (..., K, 2N, d)
+        m_new = np.einsum("n,...knd->...kd", q, omega[..., None, None] * Wc[..., None, :, :] + tt["Ee"])
+        # sum_n q_n (u p^T + p u^T + v r^T + r v^T) as one product of (k x 4N) and (4N x k) factors
+        pr = np.concatenate([tt["p"], tt["r"]], axis=-2)  # (..., K, 2N, k)
         lhs = np.concatenate([np.broadcast_to(left[..., None, :, :], pr.shape), pr * q2], axis=-2)
         rhs = np.concatenate([pr * q2, np.broadcast_to(left[..., None, :, :], pr.shape)], axis=-2)
-        S_new = np.swapaxes(lhs, -1, -2) @ rhs
-        S_new += qa * S
-        _add_identity(S_new, np.einsum("n,...n,...kn->...k", q, b, tt["trPC"]))
+        B_new = np.swapaxes(lhs, -1, -2) @ rhs
+        B_new += qa * B
+        c_new = qa_s[..., None] * c + np.einsum("n,...n,...kn->...k", q, b, tt["trPC"])
         # the arrival of round t, conditioned on n_t = n (fresh state k = 0 on task n), joins the n-th sum
         Ee0, p0, r0 = tt["Ee"][..., 0, :, :], tt["p"][..., 0, :, :], tt["r"][..., 0, :, :]
-        m_new[..., 1:, :] += W + Ee0
-        S_fresh = np.stack([W, V, p0, r0], axis=-1) @ np.stack([p0, r0, W, V], axis=-2)  # u p^T + p u^T + ...
-        S_fresh += a[..., None, None] * S[..., 0:1, :, :]
-        _add_identity(S_fresh, b * tt["trPC"][..., 0, :])
-        S_new[..., 1:, :, :] += S_fresh
+        m_new[..., 1:, :] += Wc + Ee0
+        B_fresh = np.stack([Wc, Vc, p0, r0], axis=-1) @ np.stack([p0, r0, Wc, Vc], axis=-2)  # u p^T + p u^T + ..
+        B_fresh += a[..., None, None] * B[..., 0:1, :, :]
+        B_new[..., 1:, :, :] += B_fresh
+        c_new[..., 1:] += a * c[..., 0:1] + b * tt["trPC"][..., 0, :]
         omega = omega.copy()
         omega[..., 1:] = t
-        m, S = m_new, S_new
+        m, B, c = m_new, B_new, c_new
 
+        trS = np.trace(B, axis1=-2, axis2=-1) + d * c
         # E||w_t - w_n||^2 from the unconditional state
-        trS0 = np.trace(S[..., 0, :, :], axis1=-2, axis2=-1)
-        err_uncond = trS0[..., None] - 2 * np.einsum("...nd,...d->...n", W, m[..., 0, :]) + wn2
+        err_uncond = trS[..., 0, None] - 2 * np.einsum("...nd,...d->...n", Wc, m[..., 0, :]) + wn2
         task_error[..., t - 1, :] = err_uncond
         G_pool[..., t - 1] = err_uncond.mean(axis=-1)
         # E||w_t - w_{n_t}||^2 = sum_n q_n rho_n tr(Pi_n C_n) (trace identity of one update)
         self_now = np.einsum("n,...n->...", q, rho * tt["trPC"][..., 0, :])
         self_error[..., t - 1] = self_now
         # sum_{tau <= t} E||w_t - w_{n_tau}||^2
-        trA = np.trace(S[..., 1:, :, :], axis1=-2, axis2=-1)
-        agg = trA - 2 * np.einsum("...nd,...nd->...n", W, m[..., 1:, :]) + t * wn2
+        agg = trS[..., 1:] - 2 * np.einsum("...nd,...nd->...n", Wc, m[..., 1:, :]) + t * wn2
         total = agg @ q
         G[..., t - 1] = total / t
         if t >= 2:
@@ -434,13 +464,18 @@ def moe_exact_given_routing(
             _fail(f"pool_experts must be expert indices in [0, M={M}) of shape (N,), (R, N), (T, N) or (R, T, N)")
 
     rho, a, b = update_coefficients(d, s, np.sum(V0 * V0, axis=-1) > 0.5)  # (R, N)
-    mean = np.zeros((Rr, M, d))
-    second = np.zeros((Rr, M, d, d))
+    Wc, Vc = _reduced_pool(W0, V0)  # exact reduction to span(W, V): S = Bs B Bs^T + c I_d
+    k = Wc.shape[-1]
+    mean = np.zeros((Rr, M, k))
+    B = np.zeros((Rr, M, k, k))
+    c = np.zeros((Rr, M))
     counts = np.zeros((Rr, M, N))
     last_expert = np.zeros((Rr, N), dtype=int)
     wn2 = np.sum(W0 * W0, axis=-1)  # (R, N)
-    ones = np.ones(Rr)
+    err = np.repeat(wn2[:, None, :], M, axis=1)  # E||w_t^{(m)} - w_n||^2, (R, M, N); only row m_t changes
+    ones = np.ones((Rr, 1))
     ar = np.arange(Rr)
+    eye_k = np.eye(k)
 
     G = np.empty((Rr, T))
     F = np.full((Rr, T), np.nan)
@@ -451,26 +486,29 @@ def moe_exact_given_routing(
     for t in range(1, T + 1):
         n_t = tasks[:, t - 1]
         m_t = experts[:, t - 1]
-        mn, Sn = _apply_map(
-            ones,
-            mean[ar, m_t],
-            second[ar, m_t],
-            W0[ar, n_t],
-            V0[ar, n_t],
-            rho[ar, n_t],
-            a[ar, n_t],
-            b[ar, n_t],
+        B_old = B[ar, m_t]  # (R, k, k)
+        c_old = c[ar, m_t]
+        u = Wc[ar, n_t][:, None, :]  # (R, 1, k): one task per run
+        v = Vc[ar, n_t][:, None, :]
+        a_t = a[ar, n_t]
+        tt = _task_terms(
+            ones, mean[ar, m_t][:, None, :], (B_old + c_old[:, None, None] * eye_k)[:, None],
+            u, v, rho[ar, n_t][:, None], a_t[:, None], b[ar, n_t][:, None],
+            trS=(np.trace(B_old, axis1=-2, axis2=-1) + d * c_old)[:, None],
         )
-        mean[ar, m_t] = mn
-        second[ar, m_t] = Sn
+        Ee, p, r, trPC = tt["Ee"][:, 0, 0], tt["p"][:, 0, 0], tt["r"][:, 0, 0], tt["trPC"][:, 0, 0]
+        u, v = u[:, 0], v[:, 0]
+        m_new = u + Ee
+        B_new = np.stack([u, v, p, r], axis=-1) @ np.stack([p, r, u, v], axis=-2) + a_t[:, None, None] * B_old
+        c_new = a_t * c_old + b[ar, n_t] * trPC
+        mean[ar, m_t] = m_new
+        B[ar, m_t] = B_new
+        c[ar, m_t] = c_new
         counts[ar, m_t, n_t] += 1
         last_expert[ar, n_t] = m_t
-        # E||w_t^{(m)} - w_n||^2 for all (m, n)
-        err = (
-            np.trace(second, axis1=-2, axis2=-1)[:, :, None]
-            - 2 * np.einsum("rmd,rnd->rmn", mean, W0)
-            + wn2[:, None, :]
-        )
+        # row m_t of E||w_t^{(m)} - w_n||^2
+        trS_new = np.trace(B_new, axis1=-2, axis2=-1) + d * c_new
+        err[ar, m_t] = trS_new[:, None] - 2 * np.einsum("rnk,rk->rn", Wc, m_new) + wn2
         total = np.einsum("rmn,rmn->r", counts, err)
         self_now = err[ar, m_t, n_t]
         self_error[:, t - 1] = self_now

@@ -170,7 +170,7 @@ def test_single_expert_equals_average_over_all_task_sequences(signal):
     """The aggregated conditioning of single_expert_exact equals the average, over all N^T equally likely task
     sequences, of the sequence-conditional recursion (moe_exact_given_routing with M = 1)."""
     rng = np.random.default_rng(3)
-    N, d, s, T = 3, 6, 3, 5
+    N, d, s, T = 3, 8, 3, 5  # d > 2N: single_expert_exact works in span(W, V), the sequence recursion in R^d
     W, V = _random_pool(rng, N, d, signal)
     seqs = np.array(list(itertools.product(range(N), repeat=T)))
     cond = moe_exact_given_routing(W, V, s, seqs, np.zeros_like(seqs), 1, pool_experts=np.zeros(N, int))
@@ -309,3 +309,29 @@ def test_moe_given_routing_matches_forced_routing_simulation(signal):
         mean, se = mean_se(sim)
         ok = _within(mean[idx], se[idx], getattr(ex, name)[idx])
         assert ok.all(), (name, mean[idx], se[idx], getattr(ex, name)[idx])
+
+
+@pytest.mark.parametrize("signal", ["aligned", "random", "none"])
+def test_moe_given_routing_equals_full_space_chain(signal):
+    """The reduced recursion (span of W and V) equals a chain of full-space expected_update calls, with the
+    arrival-averaged G_t, F_t summed by brute force over the history."""
+    rng = np.random.default_rng(21)
+    N, M, d, s, T = 3, 2, 11, 4, 9
+    W, V = _random_pool(rng, N, d, signal)
+    vh = np.zeros((N, d)) if V is None else V
+    tasks = rng.integers(N, size=T)
+    experts = rng.integers(M, size=T)
+    ex = moe_exact_given_routing(W, V, s, tasks, experts, M, pool_experts=np.array([0, 1, 1]))
+    mean = np.zeros((M, d))
+    second = np.zeros((M, d, d))
+    err_own = []
+    for t in range(T):
+        n, m = tasks[t], experts[t]
+        mean[m], second[m] = expected_update(mean[m], second[m], W[n], vh[n], s)
+        err = np.array([[np.trace(second[j]) - 2 * W[i] @ mean[j] + W[i] @ W[i] for i in range(N)] for j in range(M)])
+        past = err[experts[: t + 1], tasks[: t + 1]]
+        err_own.append(past[-1])
+        assert ex.G[t] == pytest.approx(past.mean(), rel=1e-10, abs=1e-12)
+        if t:
+            assert ex.F[t] == pytest.approx(np.mean(past[:-1] - np.array(err_own[:-1])), rel=1e-9, abs=1e-10)
+        assert ex.G_pool[t] == pytest.approx(np.mean(err[[0, 1, 1], np.arange(N)]), rel=1e-10)
