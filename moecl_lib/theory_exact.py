@@ -57,6 +57,9 @@ __all__ = [
     "update_coefficients",
     "expected_update",
     "single_expert_exact",
+    "single_expert_exact_for_pool",
+    "ExactLimits",
+    "single_expert_limits_exact",
     "moe_exact_given_routing",
     "unit_signal_directions",
 ]
@@ -398,6 +401,98 @@ def single_expert_exact(
             F[..., t - 1] = (total - self_now - cum_self) / (t - 1)
         cum_self = cum_self + self_now
     return ExactCurves(G=G, F=F, G_pool=G_pool, task_error=task_error, self_error=self_error)
+
+
+@dataclass(frozen=True)
+class ExactLimits:
+    """``t -> infinity`` limits of the single-expert curves (fixed pool).
+
+    Attributes
+    ----------
+    G: ``lim E[G_t] = sum_n q_n lim E||w_t - w_n||^2`` (the single expert's floor; ``q_n = 1/N``), ``(...)``.
+    F: ``lim E[F_t] = G - self_error``, ``(...)``.
+    G_pool: ``lim E[G_t^pool] = (1/N) sum_n lim E||w_t - w_n||^2`` (equals ``G`` for uniform tasks), ``(...)``.
+    task_error: ``lim E||w_t - w_n||^2`` per task, ``(..., N)``.
+    self_error: ``lim E||w_t - w_{n_t}||^2`` (error of the task just learned), ``(...)``.
+    """
+
+    G: FloatArray
+    F: FloatArray
+    G_pool: FloatArray
+    task_error: FloatArray
+    self_error: FloatArray
+
+
+def single_expert_limits_exact(
+    W: ArrayLike,
+    vhat: ArrayLike | None,
+    s: int,
+    task_probs: ArrayLike | None = None,
+    tol: float = 1e-13,
+    max_rounds: int = 200_000,
+) -> ExactLimits:
+    """Stationary limits of :func:`single_expert_exact` (iterates the unconditional map to its fixed point).
+
+    The arrival average forgets any finite number of recent arrivals, so ``lim E[G_t]`` is the ``q``-weighted
+    average of the stationary errors and ``lim E[F_t] = lim E[G_t] - lim E||w_t - w_{n_t}||^2``. For isotropic
+    columns these are ``Delta`` and ``(1 - r) Delta`` (SPEC §6.5). Convergence is geometric (factor about
+    ``(d-s)/(d-1)`` per round); raises ``ConfigError`` if ``max_rounds`` is not enough.
+    """
+    W, V = _prepare_pool(W, vhat)
+    N, d = W.shape[-2:]
+    _check_s(d, s)
+    q = np.full(N, 1.0 / N) if task_probs is None else np.asarray(task_probs, dtype=float)
+    if q.shape != (N,) or np.any(q < 0) or abs(q.sum() - 1.0) > 1e-9:
+        _fail(f"task_probs must be N={N} non-negative numbers summing to 1")
+    rho, a, b = update_coefficients(d, s, np.sum(V * V, axis=-1) > 0.5)
+    Wc, Vc = _reduced_pool(W, V)
+    batch, k = W.shape[:-2], Wc.shape[-1]
+    eye_k = np.eye(k)
+    wn2 = np.sum(W * W, axis=-1)
+    m = np.zeros(batch + (1, k))
+    B = np.zeros(batch + (1, k, k))
+    c = np.zeros(batch + (1,))
+    omega = np.ones(batch + (1,))
+    qa_s = np.einsum("n,...n->...", q, a)
+    left = np.concatenate([Wc, Vc], axis=-2)
+    q2 = np.concatenate([q, q])[:, None]
+    err_old = None
+    for _ in range(max_rounds):
+        trS = np.trace(B, axis1=-2, axis2=-1) + d * c
+        tt = _task_terms(omega, m, B + c[..., None, None] * eye_k, Wc, Vc, rho, a, b, trS=trS)
+        self_err = np.einsum("n,...n->...", q, rho * tt["trPC"][..., 0, :])
+        m = np.einsum("n,...knd->...kd", q, Wc[..., None, :, :] + tt["Ee"])
+        pr = np.concatenate([tt["p"], tt["r"]], axis=-2)
+        lhs = np.concatenate([np.broadcast_to(left[..., None, :, :], pr.shape), pr * q2], axis=-2)
+        rhs = np.concatenate([pr * q2, np.broadcast_to(left[..., None, :, :], pr.shape)], axis=-2)
+        B = np.swapaxes(lhs, -1, -2) @ rhs + qa_s[..., None, None, None] * B
+        c = qa_s[..., None] * c + np.einsum("n,...n,...kn->...k", q, b, tt["trPC"])
+        trS = np.trace(B, axis1=-2, axis2=-1) + d * c
+        err = trS[..., 0, None] - 2 * np.einsum("...nd,...d->...n", Wc, m[..., 0, :]) + wn2
+        if err_old is not None and np.all(np.abs(err - err_old) <= tol * (1.0 + np.abs(err))):
+            G = err @ q
+            return ExactLimits(G=G, F=G - self_err, G_pool=err.mean(axis=-1), task_error=err, self_error=self_err)
+        err_old = err
+    _fail(f"single_expert_limits_exact did not converge in max_rounds={max_rounds} rounds")
+    raise AssertionError  # unreachable
+
+
+def single_expert_exact_for_pool(pool: Any, s: int, T: int, runs: ArrayLike | None = None) -> ExactCurves:
+    """:func:`single_expert_exact` for the pools of a simulation (``SimulationResult.pool``, a ``TaskPool``).
+
+    Returns curves with a leading run axis, shape ``(len(runs), T)`` (all runs if ``runs`` is None), so that a
+    run-by-run (paired) comparison ``res.G[runs] - exact.G`` isolates the Monte-Carlo noise of the task draws and
+    data. A shared pool (``ExperimentConfig.shared_pool=True``) is computed once. Cost: see
+    :func:`single_expert_exact` (about 1 s per 100 pools at ``N=4, T=200``; pass a subset of runs for large ``R``).
+    """
+    W = np.asarray(pool.W, dtype=float)
+    vh = unit_signal_directions(pool)
+    V = np.zeros_like(W) if vh is None else vh
+    idx = np.arange(W.shape[0]) if runs is None else np.asarray(runs, dtype=int).reshape(-1)
+    if np.array_equal(W, np.broadcast_to(W[:1], W.shape)) and np.array_equal(V, np.broadcast_to(V[:1], V.shape)):
+        one = single_expert_exact(W[0], None if vh is None else V[0], s, T)
+        return ExactCurves(**{f: np.broadcast_to(x, (idx.size,) + x.shape).copy() for f, x in one.__dict__.items()})
+    return single_expert_exact(W[idx], None if vh is None else V[idx], s, T)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from moecl_lib.theory_exact import (
     moe_exact_given_routing,
     projector_moment_coeffs,
     single_expert_exact,
+    single_expert_exact_for_pool,
+    single_expert_limits_exact,
     unit_signal_directions,
 )
 
@@ -335,3 +337,33 @@ def test_moe_given_routing_equals_full_space_chain(signal):
         if t:
             assert ex.F[t] == pytest.approx(np.mean(past[:-1] - np.array(err_own[:-1])), rel=1e-9, abs=1e-10)
         assert ex.G_pool[t] == pytest.approx(np.mean(err[[0, 1, 1], np.arange(N)]), rel=1e-10)
+
+
+@pytest.mark.parametrize("signal", ["aligned", "random", "none"])
+def test_limits_match_long_horizon_and_isotropic_floor(signal):
+    rng = np.random.default_rng(12)
+    N, d, s = 4, 20, 6
+    W, V = _random_pool(rng, N, d, signal)
+    lim = single_expert_limits_exact(W, V, s)
+    ex = single_expert_exact(W, V, s, 3000)
+    assert lim.G_pool == pytest.approx(ex.G_pool[-1], rel=1e-9)
+    assert lim.G == pytest.approx(lim.G_pool, rel=1e-12)
+    assert lim.G == pytest.approx(ex.G[-1], rel=2e-3)  # G_t - G_inf = O(1/t)
+    assert lim.F == pytest.approx(ex.F[-1], rel=5e-3)
+    if signal == "none":
+        _, delta = theory.pool_moments(W)
+        G_floor, F_floor = theory.single_expert_limits(1 - s / d, delta)
+        assert lim.G == pytest.approx(G_floor, rel=1e-10)
+        assert lim.F == pytest.approx(F_floor, rel=1e-10)
+
+
+def test_exact_for_pool_shared_and_subset():
+    cfg = ExperimentConfig(n_tasks=3, n_experts=1, d=9, s=4, T=6, signal="random", n_runs=5, seed=1)
+    pool = make_task_pool(cfg, np.random.default_rng(0))
+    sub = single_expert_exact_for_pool(pool, cfg.s, cfg.T, runs=[1, 3])
+    direct = single_expert_exact(pool.W[3], pool.signal_directions()[3], cfg.s, cfg.T)
+    np.testing.assert_allclose(sub.G[1], direct.G, rtol=1e-12)
+    shared = make_task_pool(cfg.replace(shared_pool=True), np.random.default_rng(0))
+    allruns = single_expert_exact_for_pool(shared, cfg.s, cfg.T)
+    assert allruns.G.shape == (5, 6)
+    np.testing.assert_allclose(allruns.G[4], allruns.G[0])
