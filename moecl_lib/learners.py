@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from moecl_lib.config import ConfigError
+from moecl_lib.diagnostics import routing_matrix, routing_purity
 from moecl_lib.metrics import (
     average_accuracy,
     backward_transfer,
@@ -287,14 +288,11 @@ class StreamResult:
     def routing_matrix(self, start: int = 0) -> np.ndarray:
         """``R[m, n]`` = number of rounds ``t > start`` in which task ``n`` was routed to expert ``m``."""
         M = self.acc_expert.shape[1]
-        R = np.zeros((M, self.n_tasks), dtype=np.int64)
-        np.add.at(R, (self.experts[start:], self.task_ids[start:]), 1)
-        return R
+        return routing_matrix(self.experts, self.task_ids, M, self.n_tasks, after=start)[0]
 
     def routing_purity(self, start: int = 0) -> float:
-        """``sum_m max_n R[m,n] / sum R`` over rounds after ``start`` (1 = every expert sees one task)."""
-        R = self.routing_matrix(start)
-        return float(R.max(axis=1).sum() / max(R.sum(), 1))
+        """``sum_m max_n R[m,n] / sum R`` over rounds ``t > start`` (1 = every expert sees one task)."""
+        return float(routing_purity(self.routing_matrix(start))[0])
 
     def route_switches(self, start: int = 0) -> int:
         """Number of changes of the noise-free routed expert of any task between consecutive rounds > start."""
