@@ -31,7 +31,8 @@ second moment ``S`` of ``w`` (expectation over the data of the round, ``w`` inde
 and ``m' = w_n + E[e']``, ``S' = w_n w_n^T + w_n E[e']^T + E[e'] w_n^T + E[e' e'^T]``. The map is linear in
 the homogeneous triple ``(omega, omega*m, omega*S)``, which lets the code propagate *sums* of conditioned states
 (one per past arrival) at the cost of one state per task: the arrival-averaged ``G_t`` and ``F_t`` of SPEC §5.1
-cost ``O(T N^2 d^2)`` per curve.
+cost ``O(T N^2 k^2)`` per curve, where ``k = dim span(W, vhat) <= 2N`` (exact reduction: every second moment is
+``B_U B B_U^T + c I``, see :func:`_reduced_pool`), whatever ``d``. Derivation: book page ``derivations_exact``.
 
 Metric conventions (same as ``moecl_lib.engine``; SPEC §5.1): arrays have length ``T`` with index ``t-1`` =
 after round ``t``; errors are squared Euclidean parameter distances ``||w_t^{(m_tau)} - w_{n_tau}||^2``;
