@@ -196,7 +196,7 @@ def round_inputs(cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws) -> Fl
     """Feature matrices ``X_t`` (Definition 1) of a block of draws, (B, R, d, s) in ``cfg.dtype``.
 
     The Gaussian columns are ``draws.noise``; column ``pos`` is ``beta_t v_{n_t}`` (unless ``signal="none"``).
-    Labels are noise-free, ``y_t = X_t^T w_{n_t}``.
+    Labels are noise-free, ``y_t = X_t^T w_{n_t}``. (The engine builds the same numbers in its own layout.)
     """
     X = draws.noise.astype(np.dtype(cfg.dtype), copy=True)
     if draws.pos is not None and draws.beta is not None:
@@ -206,26 +206,79 @@ def round_inputs(cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws) -> Fl
     return X
 
 
-def orthonormal_columns(X: FloatArray) -> FloatArray:
-    """Orthonormal basis ``Q`` of the column span of every ``X`` in a batch (..., d, s), ``s <= d``.
+def _block_bases(
+    cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws, dtype: np.dtype, need_xbar: bool
+) -> tuple[FloatArray, FloatArray | None]:
+    """State-independent work of a block: ``Q_t^T`` (s, d, B, R) and ``xbar_t = X_t 1`` (d, B, R).
 
-    Classical Gram-Schmidt with one re-orthogonalisation (CGS2), vectorised over the batch axes: as accurate
-    as Householder QR for full-column-rank ``X`` and much faster than looping LAPACK over tiny matrices.
-    ``Q Q^T`` is the orthogonal projector onto ``span(X)``, the operator of the min-norm update (Eq. 4).
+    Small matrices (``s * d <= _TORCH_QR_MIN_SIZE``, e.g. Figure 2): ``X^T`` is laid out runs-last and
+    orthonormalised by the vectorised Gram-Schmidt :func:`orthonormal_rows`. Large ones (e.g. d=200, s=20):
+    Cholesky-QR with torch's batched BLAS/LAPACK in the runs-first layout, transposed once at the end.
     """
-    d, s = X.shape[-2:]
-    Xc = np.moveaxis(X, -1, 0)  # (s, ..., d): column k is a contiguous-ish slab
-    Q = np.empty(Xc.shape, dtype=X.dtype)
-    for k in range(s):
-        v = Xc[k].copy()
-        if k:
-            Qk = Q[:k]
-            for _ in range(2):
-                proj = np.einsum("k...d,...d->k...", Qk, v)
-                v -= np.einsum("k...,k...d->...d", proj, Qk)
-        v /= np.sqrt(np.einsum("...d,...d->...", v, v))[..., None]
-        Q[k] = v
-    return np.moveaxis(Q, 0, -1)
+    B, R = draws.tasks.shape
+    d, s, K = cfg.d, cfg.s, B * R
+    has_signal = draws.pos is not None and draws.beta is not None
+    if has_signal:
+        vals = draws.beta[..., None] * pool.V[np.arange(R), draws.tasks]    # (B, R, d) signal rows
+    if s * d <= _TORCH_QR_MIN_SIZE:
+        XT = np.ascontiguousarray(draws.noise.transpose(3, 2, 0, 1), dtype=dtype)  # (s, d, B, R)
+        if has_signal:
+            index = draws.pos.reshape(-1) * (d * K) + np.arange(K) + (np.arange(d) * K)[:, None]  # (d, K)
+            XT.reshape(-1)[index] = vals.reshape(K, d).T
+        return orthonormal_rows(XT), (XT.sum(axis=0) if need_xbar else None)
+    import torch
+
+    Xa = np.ascontiguousarray(draws.noise.swapaxes(-1, -2), dtype=dtype).reshape(K, s, d)  # (K, s, d)
+    if has_signal:
+        Xa[np.arange(K), draws.pos.reshape(-1)] = vals.reshape(K, d)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic, and fair on a shared machine
+    try:
+        Xt = torch.from_numpy(Xa)
+        L = torch.linalg.cholesky(Xt @ Xt.transpose(1, 2))
+        Qa = torch.linalg.solve_triangular(L, Xt, upper=False).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    QT = np.ascontiguousarray(Qa.reshape(B, R, s, d).transpose(2, 3, 0, 1))
+    xbar = np.ascontiguousarray(Xa.sum(axis=1).reshape(B, R, d).transpose(2, 0, 1)) if need_xbar else None
+    return QT, xbar
+
+
+_TORCH_QR_MIN_SIZE = 400
+"""Above this ``s * d`` the block bases are computed by Cholesky-QR in torch (see :func:`_block_bases`)."""
+
+
+def orthonormal_rows(XT: FloatArray) -> FloatArray:
+    """Orthonormal basis of the row span of each ``X^T`` in a batch laid out as (s, d, ...), ``s <= d``.
+
+    Modified Gram-Schmidt vectorised over the trailing batch axes (which should be contiguous): rows are
+    normalised one at a time and removed from the rows after them. ``Q Q^T`` is the orthogonal projector onto
+    ``span(X)``, the operator of the min-norm update (Eq. 4); MGS loses orthogonality only like
+    ``cond(X) * eps`` (the normal equations of the original engine: ``cond(X)^2 * eps``). Looping LAPACK
+    over millions of tiny matrices is several times slower. Returns ``Q^T`` in the layout of ``XT``.
+    """
+    s, d = XT.shape[:2]
+    V = XT.reshape(s, d, -1).copy()  # (s, d, K)
+    for j in range(s):
+        V[j] /= np.sqrt(np.einsum("dk,dk->k", V[j], V[j]))
+        if j + 1 < s:
+            coef = np.einsum("dk,idk->ik", V[j], V[j + 1:])  # (s-j-1, K)
+            V[j + 1:] -= coef[:, None, :] * V[j][None]
+    return V.reshape(XT.shape)
+
+
+def _argmax0(a: FloatArray) -> IntArray:
+    """``np.argmax(a, axis=0)`` (index of the FIRST maximum) for a short axis 0, vectorised over the rest.
+
+    Two reductions over axis 0 (fast when the trailing axes are contiguous) instead of numpy's per-row
+    argmax. Rows containing NaN (a diverged run) give index ``len(a) - 1`` rather than an out-of-range index.
+    """
+    K = a.shape[0]
+    if K == 1:
+        return np.zeros(a.shape[1:], dtype=np.intp)
+    rank = np.arange(K, 0, -1, dtype=np.int16 if K < 2**15 else np.int64).reshape((K,) + (1,) * (a.ndim - 1))
+    first = ((a == a.max(axis=0)) * rank).max(axis=0)  # K - index of the first maximum (0 if none)
+    return np.minimum(K - first.astype(np.intp), K - 1)
 
 
 def block_length(cfg: ExperimentConfig) -> int:
@@ -246,10 +299,13 @@ def simulate(
 ) -> SimulationResult:
     """Run Algorithm 1 for ``cfg.n_runs`` independent runs at once (``n_experts = 1``: single expert).
 
-    Implementation (exact, see the module docstring): random draws and everything that does not depend on the
-    state (``X_t``, an orthonormal basis ``Q_t`` of ``span(X_t)``, ``xbar_t``) are computed for a block of
-    rounds at once; each round then costs O(M d + d s + M N) per run. The expert update is the projection
-    ``w <- w + Q_t Q_t^T (w_{n_t} - w)``, which equals Eq. (4) because labels are noise-free.
+    Implementation (exact; see the module docstring and ``book/performance.md``): every state array keeps the
+    run axis LAST and contiguous (``w``, ``theta``: (M, d, R); ``D``, ``C``: (M, N, R)), so each operation is a
+    stream over runs. The random draws and everything that does not depend on the state (``X_t``, an
+    orthonormal basis ``Q_t`` of ``span(X_t)``, ``xbar_t``) are computed for a block of rounds at once; a
+    round then costs O(M d + d s + N d + M N) per run. The expert update is the projection
+    ``w <- w + Q_t Q_t^T (w_{n_t} - w)``, which equals Eq. (4) because labels are noise-free. Router work is
+    restricted to the runs whose router is still active.
 
     Args:
         cfg: validated configuration.
@@ -263,24 +319,31 @@ def simulate(
     R, M, N, d, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
     runs = np.arange(R)
     pool = make_task_pool(cfg, rng)
-    W = pool.W
-    signal_in = (mean_signal_strength(cfg) * pool.V).astype(dtype)  # noise-free router input, (R, N, d)
-    signal_in_T = np.ascontiguousarray(signal_in.transpose(0, 2, 1))  # (R, d, N)
+    W = np.ascontiguousarray(pool.W.transpose(1, 2, 0), dtype=dtype)           # (N, d, R)
+    signal_in = np.ascontiguousarray(
+        (mean_signal_strength(cfg) * pool.V).transpose(1, 2, 0), dtype=dtype)  # noise-free router input, (N, d, R)
     gamma, T1 = cfg.gamma_value, cfg.T1_value
+    lam, eta = float(cfg.lam), float(cfg.eta)
+    decay = cfg.aux_grad == "decay"
     routed = M > 1
 
-    w = np.zeros((R, M, d), dtype=dtype)
-    theta = np.zeros((R, M, d), dtype=dtype)
-    counts = np.zeros((R, M), dtype=dtype)
+    w = np.zeros((M, d, R), dtype=dtype)
+    theta = np.zeros((M, d, R), dtype=dtype)
+    counts = np.zeros((M, R), dtype=dtype)
     active = np.full(R, routed)
-    n_active = int(active.sum())
+    n_active = R if routed else 0
     T2 = np.full(R, -1, dtype=np.int64)
-    # D[r, m, n] = ||w^(m) - w_n||^2 ; C[r, m, n] = arrivals of task n learned by expert m;
-    # P[r, m] = sum_n C[r, m, n] D[r, m, n] (recomputed for the one changed expert per round: no drift)
-    D = np.repeat((W**2).sum(-1)[:, None, :], M, axis=1).astype(dtype)
-    C = np.zeros((R, M, N), dtype=dtype)
-    P = np.zeros((R, M), dtype=dtype)
+    # D[m, n, r] = ||w^(m) - w_n||^2 ; C[m, n, r] = arrivals of task n learned by expert m;
+    # P[m, r] = sum_n C[m, n, r] D[m, n, r] (recomputed for the one changed expert per round: no drift)
+    D = np.repeat(np.einsum("ndr,ndr->nr", W, W)[None], M, axis=0)
+    C = np.zeros((M, N, R), dtype=dtype)
+    P = np.zeros((M, R), dtype=dtype)
     S = np.zeros(R, dtype=dtype)  # sum of err_new over past arrivals
+    w_flat, D_flat, C_flat, P_flat, counts_flat = w.reshape(-1), D.reshape(-1), C.reshape(-1), P.reshape(-1), \
+        counts.reshape(-1)
+    d_offsets = (np.arange(d) * R)[:, None]                                     # (d, 1)
+    n_offsets = (np.arange(N) * R)[:, None]                                     # (N, 1)
+    zeros_r = np.zeros(R, dtype=np.intp)
 
     # per-round outputs are written as rows of (T, R) arrays and transposed at the end
     F = np.full((T, R), np.nan, dtype=dtype)
@@ -296,62 +359,66 @@ def simulate(
         snap_rounds.append(T)
     snapshots = np.empty((R, len(snap_rounds), N, M), dtype=dtype)
     snap_idx = 0
-    all_tasks = np.arange(N)[None, :]
-    mhat = np.zeros((R, N), dtype=np.int64)  # noise-free router choice per task
-    gates_sig = np.zeros((R, N, M), dtype=dtype)
-    gates_stale = False
-    zeros_m = np.zeros((R, M), dtype=np.int64)[:, 0]
+    gates = np.zeros((M, N, R), dtype=dtype)        # theta^(m) . signal_in_n
+    gp_index = n_offsets + runs                     # flat index of D[mhat(n), n, r] (mhat = 0 while theta = 0)
 
     block = block_length(cfg)
     bar = tqdm(total=T, disable=not progress, desc=f"M={M} rounds", leave=False)
     t = 0
     while t < T:
         draws = draw_rounds(cfg, rng, min(block, T - t))
-        X = round_inputs(cfg, pool, draws)                       # (B, R, d, s)
-        Q = orthonormal_columns(X)                               # (B, R, d, s)
-        QT = np.ascontiguousarray(Q.swapaxes(-1, -2))            # (B, R, s, d)
-        Wn = W[runs[None, :], draws.tasks]                       # (B, R, d)
-        if routed:
-            xbar = X.sum(axis=-1)                                # (B, R, d)
-            xbar_col = xbar[..., None]                           # (B, R, d, 1)
-        for b in range(len(draws)):
+        B = len(draws)
+        QT, xbar = _block_bases(cfg, pool, draws, dtype, routed)                # (s, d, B, R), (d, B, R)
+        Wn = np.ascontiguousarray(pool.W[runs, draws.tasks].transpose(2, 0, 1), dtype=dtype)  # (d, B, R)
+        xs = np.einsum("ndr,dbr->nbr", signal_in, xbar) if routed else None     # signal_in . xbar, (N, B, R)
+        route_noise = (np.ascontiguousarray(draws.route_noise.transpose(0, 2, 1), dtype=dtype)
+                       if routed else None)                                     # (B, M, R)
+        for b in range(B):
             t += 1
             n = draws.tasks[b]
             if routed:
-                h = (theta @ xbar_col[b])[..., 0]                # (R, M)
-                m = np.argmax(h + draws.route_noise[b], axis=1)
+                xb = xbar[:, b]                                                 # (d, R)
+                h = np.einsum("mdr,dr->mr", theta, xb)                          # (M, R)
+                m = _argmax0(h + route_noise[b])
             else:
-                m = zeros_m
+                m = zeros_r
             # expert update, Eq. (4) with noise-free labels: w <- w + Q Q^T (w_n - w)
-            w_old = w[runs, m]
-            coef = (Wn[b] - w_old)[:, None, :] @ Q[b]            # (R, 1, s)
-            delta = (coef @ QT[b])[:, 0, :]                      # (R, d)
+            w_index = m * (d * R) + runs + d_offsets                            # (d, R) flat index of w[m, :, r]
+            w_old = w_flat[w_index]
+            Qb = QT[:, :, b]                                                    # (s, d, R)
+            coef = np.einsum("sdr,dr->sr", Qb, Wn[:, b] - w_old)
+            delta = np.einsum("sr,sdr->dr", coef, Qb)
             w_new = w_old + delta
-            w[runs, m] = w_new
+            w_flat[w_index] = w_new
             # metrics, incremental: only row m of D changes
-            diff = w_new[:, None, :] - W                         # (R, N, d)
-            Dm = np.einsum("rnd,rnd->rn", diff, diff)
-            D[runs, m] = Dm
-            Cm = C[runs, m]                                      # (R, N) counts before this arrival
-            P[runs, m] = np.einsum("rn,rn->r", Cm, Dm)
-            total = P.sum(axis=1)
+            diff = w_new - W                                                    # (N, d, R)
+            Dm = np.einsum("ndr,ndr->nr", diff, diff)                           # (N, R)
+            row_index = m * (N * R) + runs                                      # flat index of [m, 0, r]
+            D_flat[row_index + n_offsets] = Dm
+            Cm = C_flat[row_index + n_offsets]                                  # counts before this arrival
+            p_index = m * R + runs
+            P_flat[p_index] = np.einsum("nr,nr->r", Cm, Dm)
+            total = P.sum(axis=0)
             if t >= 2:
                 F[t - 1] = (total - S) / (t - 1)
-            e_new = Dm[runs, n]
-            C[runs, m, n] += 1
-            P[runs, m] += e_new
+            e_new = Dm[n, runs]
+            C_flat[row_index + n * R] += 1
+            P_flat[p_index] += e_new
             S += e_new
             G[t - 1] = (total + e_new) / t
             err_new[t - 1] = e_new
             experts[t - 1] = m
             tasks_hist[t - 1] = n
-            counts[runs, m] += 1
+            counts_flat[p_index] += 1
             if weights is not None:
-                weights[:, t - 1] = w
-            # router
+                weights[:, t - 1] = w.transpose(2, 0, 1)
+            # router (only the runs whose router is still active)
             if n_active:
                 if cfg.termination == "gap" and t > T1:
-                    stop = active & gap_test(h, m, cfg.lam, gamma)
+                    h_win = h[m, runs]
+                    outside = np.abs(h - h_win) > lam
+                    margin = np.where(outside, h_win - h, np.inf).min(axis=0)
+                    stop = active & outside.any(axis=0) & (margin > gamma)
                 elif cfg.termination == "freeze_at_T1" and t > T1:
                     stop = active.copy()
                 else:
@@ -361,30 +428,45 @@ def simulate(
                     active &= ~stop
                     n_active = int(active.sum())
                 if n_active:
-                    pi = softmax(h)
-                    c = router_coefficients(
-                        np.sqrt(np.einsum("rd,rd->r", delta, delta)), pi, m, counts / t, t, cfg.alpha,
-                        cfg.aux_grad,
-                    )
-                    if n_active < R:
-                        c[~active] = 0.0
-                    theta -= cfg.eta * c[:, :, None] * xbar[b][:, None, :]
-                    gates_stale = True
-            if gates_stale:
-                gates_sig = theta @ signal_in_T                  # (R, M, N)
-                gates_sig = gates_sig.swapaxes(1, 2)             # (R, N, M) view
-                mhat = np.argmax(gates_sig, axis=2)
-                gates_stale = False
-            G_pool[t - 1] = D[runs[:, None], mhat, all_tasks].mean(axis=1)
+                    # all runs at once (frozen ones get c = 0: theta - 0 * x == theta exactly) while most are
+                    # active; otherwise only the active ones (fancy indexing costs O(active))
+                    full = 2 * n_active > R
+                    sel = slice(None) if full else np.flatnonzero(active)
+                    hs, ms, xbs, xss = h[:, sel], m[sel], xb[:, sel], xs[:, b, sel]
+                    pi = np.exp(hs - hs.max(axis=0))
+                    pi /= pi.sum(axis=0)
+                    k = np.arange(pi.shape[1])
+                    pi_win = pi[ms, k]
+                    delta_s = delta[:, sel]
+                    dn = np.sqrt(np.einsum("dr,dr->r", delta_s, delta_s))
+                    # c^(k) = ||Delta|| pi_m (1{k=m} - pi_k) + s_t alpha M pi_k (f_k - sum_j f_j pi_j), SPEC §4.5
+                    f = counts[:, sel] / t
+                    scale = cfg.alpha * M / t if decay else cfg.alpha * M
+                    c = scale * pi * (f - np.einsum("mr,mr->r", f, pi)) - (dn * pi_win) * pi
+                    c[ms, k] += dn * pi_win
+                    c *= eta
+                    if full:
+                        if n_active < R:
+                            c[:, ~active] = 0.0
+                        theta -= c[:, None, :] * xbs[None]
+                        gates -= c[:, None, :] * xss[None]          # theta . signal_in, updated in O(M N)
+                        gp_index = _argmax0(gates) * (N * R) + n_offsets + runs
+                    else:
+                        theta[:, :, sel] -= c[:, None, :] * xbs[None]
+                        gs = gates[:, :, sel] - c[:, None, :] * xss[None]
+                        gates[:, :, sel] = gs
+                        gp_index[:, sel] = _argmax0(gs) * (N * R) + n_offsets + sel
+            G_pool[t - 1] = D_flat[gp_index].mean(axis=0)
             if snap_idx < len(snap_rounds) and t == snap_rounds[snap_idx]:
-                snapshots[:, snap_idx] = gates_sig
+                snapshots[:, snap_idx] = gates.transpose(2, 1, 0)
                 snap_idx += 1
-        bar.update(len(draws))
+        bar.update(B)
     bar.close()
 
     return SimulationResult(
         config=cfg, F=F.T.copy(), G=G.T.copy(), G_pool=G_pool.T.copy(), err_new=err_new.T.copy(),
         experts=experts.T.copy(), tasks=tasks_hist.T.copy(), T2=T2, pool=pool,
-        snapshot_rounds=np.asarray(snap_rounds), gate_snapshots=snapshots, final_w=w, final_theta=theta,
+        snapshot_rounds=np.asarray(snap_rounds), gate_snapshots=snapshots,
+        final_w=np.ascontiguousarray(w.transpose(2, 0, 1)), final_theta=np.ascontiguousarray(theta.transpose(2, 0, 1)),
         weights=weights, wall_time=time.perf_counter() - start,
     )
