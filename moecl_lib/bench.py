@@ -192,3 +192,518 @@ def check_reference(cfg: ExperimentConfig, *, runs: Sequence[int] | None = None,
             rel = np.abs(a - b) / np.maximum(np.abs(b), atol)
         errors[key] = float(np.nanmax(rel)) if np.isfinite(rel).any() else 0.0
     return errors
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Timing helpers
+# ------------------------------------------------------------------------------------------------------------
+@dataclass
+class Timing:
+    """Best-of-``repeats`` timing of one call: wall-clock and process CPU seconds (each minimised separately)."""
+
+    wall: float
+    cpu: float
+    repeats: int
+
+
+def time_call(fn: Callable[[], Any], repeats: int = 3) -> Timing:
+    """Run ``fn`` ``repeats`` times; return the minimum wall and the minimum CPU time.
+
+    The minimum is the least-disturbed estimate on a shared machine. CPU time (``time.process_time``) is less
+    sensitive than wall time to other people's jobs, but not immune (shared caches and cores).
+    """
+    wall = cpu = float("inf")
+    for _ in range(max(1, repeats)):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        cpu = min(cpu, time.process_time() - c0)
+        wall = min(wall, time.perf_counter() - w0)
+    return Timing(wall=wall, cpu=cpu, repeats=max(1, repeats))
+
+
+SimulateFn = Callable[[ExperimentConfig], Any]
+
+
+def time_engine(cfg: ExperimentConfig, repeats: int, simulate_fn: SimulateFn = simulate) -> Timing:
+    """Best-of-``repeats`` time of one batched simulation of ``cfg`` (all ``cfg.n_runs`` runs)."""
+    return time_call(lambda: simulate_fn(cfg), repeats)
+
+
+def time_reference(cfg: ExperimentConfig, n_runs: int, repeats: int) -> Timing:
+    """Best-of-``repeats`` time of the reference on ``n_runs`` runs (a batch of that size, so that only their
+    random numbers are drawn). Per-run cost = result / ``n_runs``; the reference is linear in R."""
+    small = cfg.replace(n_runs=n_runs)
+    return time_call(lambda: reference_simulate(small), repeats)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The benchmark plan
+# ------------------------------------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    """Sizes of one benchmark run (``full`` = the issue's configurations; ``quick`` = a smoke test)."""
+
+    name: str
+    fig2: ExperimentConfig
+    fig2_M: tuple[int, ...]
+    large: ExperimentConfig
+    ref_runs: int                      # runs the reference is timed on (then extrapolated to cfg.n_runs)
+    repeats: int                       # best-of repeats for batched timings
+    ref_repeats: int
+    sweep_base: ExperimentConfig       # base of the scaling sweeps
+    sweep_T: tuple[int, ...]
+    sweep_R: tuple[int, ...]
+    sweep_M: tuple[int, ...]
+    sweep_d: tuple[int, ...]
+    sweep_ref_R: tuple[int, ...]
+    memory_cfg: ExperimentConfig
+    check_cfgs: tuple[ExperimentConfig, ...] = field(default_factory=tuple)
+
+
+def full_plan() -> Plan:
+    """The issue-7 benchmark: about 5-10 minutes of wall time on the shared 2-core machine."""
+    base = FIG2.replace(n_runs=100, T=500)
+    return Plan(
+        name="full", fig2=FIG2, fig2_M=FIG2_M, large=LARGE.replace(T=500), ref_runs=2, repeats=2, ref_repeats=2,
+        sweep_base=base, sweep_T=(250, 500, 1000, 2000, 4000, 8000), sweep_R=(1, 10, 50, 100, 500, 1000),
+        sweep_M=(1, 2, 5, 10, 20, 40), sweep_d=(10, 20, 50, 100, 200), sweep_ref_R=(1, 2, 4),
+        memory_cfg=FIG2, check_cfgs=_check_cfgs(),
+    )
+
+
+def quick_plan() -> Plan:
+    """Tiny sizes (well under a minute): a smoke test of every code path, not a measurement."""
+    base = FIG2.replace(n_runs=20, T=100)
+    return Plan(
+        name="quick", fig2=FIG2.replace(n_runs=50, T=200), fig2_M=(1, 10), large=LARGE.replace(n_runs=4, T=20, d=60,
+        s=12, n_experts=8), ref_runs=1, repeats=1, ref_repeats=1, sweep_base=base, sweep_T=(50, 100, 200),
+        sweep_R=(1, 10, 40), sweep_M=(1, 4), sweep_d=(10, 30), sweep_ref_R=(1, 2), memory_cfg=base,
+        check_cfgs=_check_cfgs()[:2],
+    )
+
+
+def _check_cfgs() -> tuple[ExperimentConfig, ...]:
+    """Small configurations covering every code path, for the engine-vs-reference check."""
+    return (
+        ExperimentConfig(n_tasks=6, n_experts=10, d=10, s=6, T=300, n_runs=4, seed=1),
+        ExperimentConfig(n_tasks=6, n_experts=1, d=10, s=6, T=200, n_runs=3, seed=2),
+        ExperimentConfig(n_tasks=4, n_experts=5, d=12, s=4, T=200, n_runs=3, termination="never",
+                         beta_dist="uniform", aux_grad="no_decay", seed=3),
+        ExperimentConfig(n_tasks=4, n_experts=4, d=10, s=3, T=150, n_runs=3, signal="none",
+                         termination="freeze_at_T1", seed=4),
+        ExperimentConfig(n_tasks=10, n_experts=8, d=60, s=12, T=120, n_runs=3, n_clusters=3, seed=5),
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Measurements
+# ------------------------------------------------------------------------------------------------------------
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def throughput_rows(plan: Plan, simulate_fn: SimulateFn = simulate, *, with_reference: bool = True,
+                    label: str = "engine") -> list[dict[str, Any]]:
+    """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the large configurations."""
+    cases = [(f"fig2 M={M}", plan.fig2.replace(n_experts=M)) for M in plan.fig2_M]
+    cases.append(("large", plan.large))
+    rows = []
+    for name, cfg in cases:
+        _log(f"  {name}: batched R={cfg.n_runs} T={cfg.T} ...")
+        eng = time_engine(cfg, plan.repeats, simulate_fn)
+        rr = cfg.n_runs * cfg.T
+        row: dict[str, Any] = {
+            "case": name, "implementation": label, "N": cfg.n_tasks, "M": cfg.n_experts, "d": cfg.d, "s": cfg.s,
+            "T": cfg.T, "R": cfg.n_runs, "batched_wall_s": eng.wall, "batched_cpu_s": eng.cpu,
+            "batched_rr_per_s_wall": rr / eng.wall, "batched_rr_per_s_cpu": rr / eng.cpu,
+        }
+        if with_reference:
+            _log(f"  {name}: reference on {plan.ref_runs} run(s), T={cfg.T} ...")
+            ref = time_reference(cfg, plan.ref_runs, plan.ref_repeats)
+            scale = cfg.n_runs / plan.ref_runs  # extrapolated linearly in R
+            row.update({
+                "ref_runs_timed": plan.ref_runs, "ref_wall_s_extrapolated": ref.wall * scale,
+                "ref_cpu_s_extrapolated": ref.cpu * scale,
+                "ref_rr_per_s_wall": plan.ref_runs * cfg.T / ref.wall,
+                "ref_rr_per_s_cpu": plan.ref_runs * cfg.T / ref.cpu,
+                "speedup_wall": ref.wall * scale / eng.wall, "speedup_cpu": ref.cpu * scale / eng.cpu,
+            })
+        rows.append(row)
+    return rows
+
+
+def scaling_rows(plan: Plan) -> list[dict[str, Any]]:
+    """Time versus T, R, M and d, batched and reference (reference on ``R = 1`` unless the sweep is over R)."""
+    base = plan.sweep_base
+    rows: list[dict[str, Any]] = []
+
+    def add(sweep: str, value: int, cfg: ExperimentConfig, impl: str, timing: Timing, runs: int) -> None:
+        rows.append({"sweep": sweep, "value": value, "implementation": impl, "N": cfg.n_tasks, "M": cfg.n_experts,
+                     "d": cfg.d, "s": cfg.s, "T": cfg.T, "R": runs, "wall_s": timing.wall, "cpu_s": timing.cpu,
+                     "run_rounds": runs * cfg.T})
+
+    sweeps: list[tuple[str, tuple[int, ...], Callable[[int], ExperimentConfig]]] = [
+        ("T", plan.sweep_T, lambda v: base.replace(T=v)),
+        ("R", plan.sweep_R, lambda v: base.replace(n_runs=v)),
+        ("M", plan.sweep_M, lambda v: base.replace(n_experts=v)),
+        ("d", plan.sweep_d, lambda v: base.replace(d=v)),
+    ]
+    for sweep, values, make in sweeps:
+        _log(f"  sweep over {sweep}: {values}")
+        for v in values:
+            cfg = make(v)
+            add(sweep, v, cfg, "batched", time_engine(cfg, plan.repeats), cfg.n_runs)
+            if sweep != "R":
+                add(sweep, v, cfg, "reference", time_reference(cfg, 1, plan.ref_repeats), 1)
+        if sweep == "R":
+            for v in plan.sweep_ref_R:
+                cfg = make(v)
+                add(sweep, v, cfg, "reference", time_reference(cfg, v, plan.ref_repeats), v)
+    return rows
+
+
+def growth_exponents(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Local log-log slope of time versus T between the two largest T of each implementation (1 = linear)."""
+    out = {}
+    for impl in ("batched", "reference"):
+        pts = sorted((r["value"], r["cpu_s"]) for r in rows if r["sweep"] == "T" and r["implementation"] == impl)
+        if len(pts) >= 2:
+            (t1, c1), (t2, c2) = pts[-2], pts[-1]
+            out[impl] = float(np.log(c2 / c1) / np.log(t2 / t1))
+    return out
+
+
+def reference_quadratic_fit(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Least-squares fit ``cpu = a T + b T^2`` of the reference's T sweep; returns a, b and the quadratic share
+    ``b T / (a + b T)`` of the per-round cost at the largest T."""
+    pts = sorted((r["value"], r["cpu_s"]) for r in rows if r["sweep"] == "T" and r["implementation"] == "reference")
+    if len(pts) < 2:
+        return {}
+    T = np.array([p[0] for p in pts], dtype=float)
+    y = np.array([p[1] for p in pts])
+    (a, b), *_ = np.linalg.lstsq(np.stack([T, T**2], axis=1), y, rcond=None)
+    Tm = T[-1]
+    return {"a_s_per_round": float(a), "b_s_per_round2": float(b), "T_max": float(Tm),
+            "quadratic_share_at_T_max": float(b * Tm / (a + b * Tm))}
+
+
+def memory_rows(cfg: ExperimentConfig, ref_runs: int) -> list[dict[str, Any]]:
+    """Peak traced memory (``tracemalloc``; numpy reports its buffers to it) of one batched run and of the
+    reference on ``ref_runs`` runs, plus the size of the batched result arrays. Untimed (tracing is slow)."""
+    rows = []
+    for impl, fn, runs in (("batched", lambda: simulate(cfg), cfg.n_runs),
+                           ("reference", lambda: reference_simulate(cfg.replace(n_runs=ref_runs)), ref_runs)):
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        res = fn()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out_bytes = sum(getattr(res, k).nbytes for k in ("F", "G", "G_pool", "err_new", "experts", "tasks"))
+        rows.append({"implementation": impl, "N": cfg.n_tasks, "M": cfg.n_experts, "d": cfg.d, "s": cfg.s,
+                     "T": cfg.T, "R": runs, "peak_traced_MiB": peak / 2**20, "result_arrays_MiB": out_bytes / 2**20})
+        del res
+    return rows
+
+
+def max_rss_mib() -> float:
+    """Maximum resident set size of this process so far (``getrusage``; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def check_rows(cfgs: Sequence[ExperimentConfig]) -> list[dict[str, Any]]:
+    """Run :func:`check_reference` on each configuration; one row per configuration (raises on mismatch)."""
+    rows = []
+    for cfg in cfgs:
+        err = check_reference(cfg)
+        rows.append({"M": cfg.n_experts, "N": cfg.n_tasks, "d": cfg.d, "s": cfg.s, "T": cfg.T, "R": cfg.n_runs,
+                     "termination": cfg.termination, "signal": cfg.signal, "beta_dist": cfg.beta_dist,
+                     "discrete_equal": True, **{f"max_rel_err_{k}": v for k, v in err.items()}})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Notebooks and book
+# ------------------------------------------------------------------------------------------------------------
+def notebook_rows(root: Path, profiles: Sequence[str], out_dir: Path, timeout: int | None = None) -> list[dict[str, Any]]:
+    """Execute every notebook under each profile with the runner (outputs into ``out_dir/<profile>``, never into
+    ``notebooks/`` or ``book/``); one row per notebook and profile, with wall time and status."""
+    from . import runner
+
+    rows = []
+    for profile in profiles:
+        _log(f"  notebooks, profile {profile} ...")
+        results = runner.run_notebooks(root, profile, None, out_dir=out_dir / profile, timeout=timeout)
+        for r in results:
+            rows.append({"notebook": r.stem, "profile": profile, "wall_s": r.seconds, "ok": r.ok})
+    return rows
+
+
+def book_rows(root: Path, timeout: int | None = None) -> list[dict[str, Any]]:
+    """Time the full book build: every notebook under the paper profile into ``book/generated`` (as
+    ``moecl notebooks --profile paper``), then ``jupyter-book build`` (as ``moecl book``)."""
+    from . import runner
+
+    rows = []
+    t0 = time.perf_counter()
+    results = runner.run_notebooks(root, "paper", None, timeout=timeout)
+    t_nb = time.perf_counter() - t0
+    rows.append({"step": "notebooks (paper profile)", "wall_s": t_nb, "ok": bool(results) and all(r.ok for r in results)})
+    t1 = time.perf_counter()
+    ok = False
+    try:
+        runner.check_book_inputs(root)
+        ok = subprocess.call(runner.book_command(root), cwd=root) == 0
+    except runner.RunnerError as exc:
+        _log(f"  book build not possible: {exc}")
+    rows.append({"step": "jupyter-book build", "wall_s": time.perf_counter() - t1, "ok": ok})
+    rows.append({"step": "full book build", "wall_s": time.perf_counter() - t0, "ok": ok and rows[0]["ok"]})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Output
+# ------------------------------------------------------------------------------------------------------------
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Write dict rows (union of keys, in first-seen order) as CSV; floats with 6 significant digits."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with path.open("w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(keys)
+        for r in rows:
+            wr.writerow([_fmt(r.get(k, "")) for k in keys])
+    return path
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.6g}"
+    return v
+
+
+def _si(x: float) -> str:
+    return f"{x:.3g}" if x < 1e3 else f"{x:.3e}".replace("e+0", "e").replace("e+", "e")
+
+
+def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Printable table: batched and reference throughput (run-rounds/s, CPU and wall) and the ratios."""
+    head = (f"{'case':<11} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  {'reference rr/s':>14} "
+            f"{'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ref = "ref_rr_per_s_cpu" in r
+        lines.append(
+            f"{r['case']:<11} {r['R']:>4} {r['T']:>5}  {_si(r['batched_rr_per_s_cpu']):>13} "
+            f"{_si(r['batched_rr_per_s_wall']):>9}  "
+            + (f"{_si(r['ref_rr_per_s_cpu']):>14} {_si(r['ref_rr_per_s_wall']):>8}  "
+               f"{r['speedup_cpu']:>9.1f} {r['speedup_wall']:>10.1f}" if ref else f"{'-':>14} {'-':>8}  {'-':>9} {'-':>10}"))
+    return "\n".join(lines)
+
+
+def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One figure, four panels: CPU time versus T, R, M and d, batched and reference (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import apply_style, save_figure
+
+    apply_style()
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    labels = {"T": "rounds T", "R": "runs R", "M": "experts M", "d": "dimension d"}
+    for ax, sweep in zip(axes, ("T", "R", "M", "d")):
+        for impl, style in (("batched", "o-"), ("reference", "s--")):
+            pts = sorted((r["value"], r["cpu_s"], r["R"]) for r in rows
+                         if r["sweep"] == sweep and r["implementation"] == impl)
+            if not pts:
+                continue
+            x = np.array([p[0] for p in pts], dtype=float)
+            y = np.array([p[1] for p in pts])
+            lab = impl if sweep == "R" else f"{impl} (R={pts[0][2]})"
+            ax.plot(x, y, style, label=lab, ms=4)
+            if sweep == "R" and impl == "reference":  # extrapolation: linear in R
+                xr = np.array([x[0], max(r["value"] for r in rows if r["sweep"] == "R")], dtype=float)
+                ax.plot(xr, y[0] / x[0] * xr, ":", color=ax.lines[-1].get_color(), lw=1, label="reference, linear")
+        if sweep == "T":
+            t = np.array(sorted({r["value"] for r in rows if r["sweep"] == "T"}), dtype=float)
+            ref_pts = [r["cpu_s"] for r in rows if r["sweep"] == "T" and r["implementation"] == "reference"]
+            if ref_pts:
+                y0 = max(ref_pts)
+                ax.plot(t, y0 * (t / t[-1]) ** 2, color="0.6", lw=0.8, label="slope 2")
+                ax.plot(t, y0 * (t / t[-1]), color="0.8", lw=0.8, label="slope 1")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(labels[sweep])
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("CPU seconds (best of repeats)")
+    fig.suptitle("Simulation time: batched engine vs naive per-run reference", fontsize=10)
+    fig.tight_layout()
+    paths = save_figure(fig, out_dir, "scaling")
+    plt.close(fig)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Entry points
+# ------------------------------------------------------------------------------------------------------------
+def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: bool = False,
+                  root: Path | None = None, nb_timeout: int | None = None) -> dict[str, Any]:
+    """Run the whole benchmark under ``plan``; write CSVs, the figure and ``summary.json`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    load0 = _loadavg()
+    simulate(FIG2.replace(n_runs=2, T=5))  # warm-up: imports, caches
+    simulate(LARGE.replace(n_runs=2, T=2))  # (imports torch for the large-matrix path)
+    summary: dict[str, Any] = {"plan": plan.name, "machine": _machine(), "load_average_start": load0}
+
+    _log("[1/5] engine vs reference: identical numbers at fixed seeds")
+    checks = check_rows(plan.check_cfgs)
+    write_csv(checks, out_dir / "reference_check.csv")
+    summary["reference_check"] = {"configs": len(checks), "rtol": REFERENCE_RTOL, "atol": REFERENCE_ATOL, "passed": True}
+
+    _log("[2/5] throughput: Figure-2 and large configurations")
+    thr = throughput_rows(plan)
+    write_csv(thr, out_dir / "throughput.csv")
+    summary["throughput"] = thr
+
+    _log("[3/5] scaling sweeps")
+    sc = scaling_rows(plan)
+    write_csv(sc, out_dir / "scaling.csv")
+    summary["growth_exponent_T"] = growth_exponents(sc)
+    summary["reference_quadratic_fit"] = reference_quadratic_fit(sc)
+    summary["figure"] = [str(p) for p in plot_scaling(sc, out_dir)]
+
+    _log("[4/5] peak memory")
+    mem = memory_rows(plan.memory_cfg, plan.ref_runs)
+    write_csv(mem, out_dir / "memory.csv")
+    summary["memory"] = mem
+
+    if notebooks or book:
+        _log("[5/5] notebooks and book")
+        root = root or _repo_root()
+        if notebooks:
+            nb = notebook_rows(root, ("quick", "paper"), out_dir / "notebooks", nb_timeout)
+            write_csv(nb, out_dir / "notebooks.csv")
+            summary["notebooks"] = nb
+        if book:
+            bk = book_rows(root, nb_timeout)
+            write_csv(bk, out_dir / "book.csv")
+            summary["book"] = bk
+    else:
+        _log("[5/5] notebooks and book: skipped (add --notebooks and/or --book)")
+
+    summary["max_rss_MiB"] = max_rss_mib()
+    summary["load_average_end"] = _loadavg()
+    summary["benchmark_wall_s"] = time.perf_counter() - t_start
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
+    _print_report(summary, out_dir)
+    return summary
+
+
+def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
+    _log("")
+    _log("Throughput in run-rounds per second (best of repeats; reference timed on "
+         f"{summary['throughput'][0].get('ref_runs_timed', '-')} run(s) at full T, extrapolated linearly to R):")
+    _log(throughput_table(summary["throughput"]))
+    g = summary.get("growth_exponent_T", {})
+    q = summary.get("reference_quadratic_fit", {})
+    _log(f"\nTime vs T, local log-log slope at the largest T: batched {g.get('batched', float('nan')):.2f}, "
+         f"reference {g.get('reference', float('nan')):.2f}"
+         + (f" (fit a T + b T^2: quadratic share of the per-round cost at T={q['T_max']:.0f}: "
+            f"{q['quadratic_share_at_T_max']:.0%})" if q else ""))
+    for m in summary["memory"]:
+        _log(f"Peak traced memory, {m['implementation']} (R={m['R']}, T={m['T']}, M={m['M']}): "
+             f"{m['peak_traced_MiB']:.1f} MiB (result arrays {m['result_arrays_MiB']:.1f} MiB)")
+    _log(f"Max RSS of the benchmark process: {summary['max_rss_MiB']:.0f} MiB")
+    if "notebooks" in summary:
+        _log("\nNotebook wall times [s]:")
+        stems = sorted({r["notebook"] for r in summary["notebooks"]})
+        for s in stems:
+            cells = {r["profile"]: r for r in summary["notebooks"] if r["notebook"] == s}
+            _log(f"  {s:<32} " + "  ".join(f"{p}: {c['wall_s']:7.1f}{'' if c['ok'] else ' FAILED'}"
+                                             for p, c in cells.items()))
+    if "book" in summary:
+        for r in summary["book"]:
+            _log(f"  {r['step']:<28} {r['wall_s']:8.1f} s {'ok' if r['ok'] else 'FAILED'}")
+    _log(f"\nLoad average at start/end: {summary['load_average_start']} / {summary['load_average_end']} "
+         "(2 shared cores: timings are noisy)")
+    _log(f"Benchmark wall time {summary['benchmark_wall_s']:.0f} s; results in {out_dir}/")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def _loadavg() -> list[float]:
+    try:
+        import os
+
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return []
+
+
+def _machine() -> dict[str, Any]:
+    import os
+
+    import scipy
+
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch_version = "absent"
+    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+            "torch": torch_version, "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+
+
+def _repo_root() -> Path:
+    from .runner import find_repo_root
+
+    return find_repo_root()
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, well under a minute)")
+    p.add_argument("--notebooks", action="store_true",
+                   help="also time every notebook under the quick and paper profiles (outputs go to the results folder)")
+    p.add_argument("--book", action="store_true",
+                   help="also time the full book build (paper notebooks into book/generated + jupyter-book build)")
+    p.add_argument("--out", type=Path, default=Path("results") / "bench", help="output folder (default results/bench)")
+    p.add_argument("--nb-timeout", type=int, default=None, metavar="S", help="per-cell timeout for notebooks")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``moecl bench``: run the benchmark; exit status 0 (a reference mismatch raises AssertionError)."""
+    plan = quick_plan() if args.quick else full_plan()
+    run_benchmark(plan, args.out, notebooks=args.notebooks, book=args.book, nb_timeout=args.nb_timeout)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m moecl_lib.bench [--quick] ...`` (same as ``moecl bench``)."""
+    parser = argparse.ArgumentParser(prog="python -m moecl_lib.bench", description=__doc__.split("\n")[0])
+    _configure(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+else:  # register `moecl bench` (moecl_lib.cli imports this module through COMMAND_MODULES)
+    try:
+        from .cli import register
+    except ImportError:  # pragma: no cover - the CLI module is optional for the library
+        pass
+    else:
+        register("bench", help="benchmark the batched engine against the naive reference", configure=_configure)(run)
