@@ -7,8 +7,8 @@ Two named settings (both for N = 6 tasks, d = 10, s = 6, sigma0 = 0.4, sigma_t =
   ``eta = 0.5``, ``alpha = 0.5``, ``lambda = 0.3``, literal 1/t aux gradient, ``T1`` from the SPEC A15 formula
   ``ceil(M / (eta sigma0^0.25))`` (= ``ceil(2.52 M)``).
 * **calibrated** -- this project's calibration (notebook ``calibration``; tag [C], NOT the paper's values): the
-  same, except signal scale ``c = 5``, the non-decaying aux gradient (SPEC A3 ``aux_grad="no_decay"``) and
-  ``T1 = 30 M`` (still ``T1 ∝ M``; equals the A15 formula with constant 12 instead of 1).
+  same, except signal scale ``c = 5``, the non-decaying aux gradient (SPEC A3 ``aux_grad="no_decay"``),
+  ``alpha = 0.25`` and ``T1 = 30 M`` (still ``T1 ∝ M``; the A15 formula with constant 12 instead of 1).
 
 Claim checks (thresholds are ours, fixed before looking at the Figure-2 runs; see :class:`ClaimThresholds`):
 
@@ -20,7 +20,8 @@ Claim checks (thresholds are ours, fixed before looking at the Figure-2 runs; se
 * **P3** (Prop. 3, termination), split in two:
   *P3a* (freeze + right set + convergence): >= ``frozen`` of the runs freeze, purity after ``T2`` >= ``purity``,
   ``G_T < G_{T/2}`` (still decreasing or flat) and ``G_T <= converge_frac * G_T(single expert)``;
-  *P3b* (uniform choice inside the set): mean normalised within-set routing entropy after ``T2`` >= ``uniform``.
+  *P3b* (uniform choice inside the right set): >= ``frozen`` of the runs freeze, purity after ``T2`` >= ``purity``
+  and the mean normalised within-set routing entropy after ``T2`` is >= ``uniform``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ RECALLED: dict[str, Any] = dict(COMMON, signal_scale=1.0, aux_grad="decay")
 RECALLED_T1_PER_EXPERT: float | None = None
 
 #: This project's calibrated values ([C]; chosen in notebooks/calibration.ipynb).
-CALIBRATED: dict[str, Any] = dict(COMMON, signal_scale=5.0, aux_grad="no_decay")
+CALIBRATED: dict[str, Any] = dict(COMMON, signal_scale=5.0, aux_grad="no_decay", alpha=0.25)
 #: ``T1 = ceil(T1_PER_EXPERT * M)`` in the calibrated setting.
 CALIBRATED_T1_PER_EXPERT: float = 30.0
 
@@ -81,7 +82,7 @@ class ClaimThresholds:
     """Numerical thresholds that turn the qualitative claims P1-P3 into pass/fail checks (ours, [C])."""
 
     purity: float = 0.9
-    coverage: float = 0.95
+    coverage: float = 0.9
     p2_ratio: float = 1.25
     p2_z: float = 2.0
     frozen: float = 0.95
@@ -130,7 +131,8 @@ def check_claims(
     out["P2"] = bool(n["G_T"] >= th.p2_ratio * g["G_T"] and diff > th.p2_z * se)
     out["P3a"] = bool(g["frac_terminated"] >= th.frozen and g["purity_post"] >= th.purity
                       and g["G_T"] < G_half and g["G_T"] <= th.converge_frac * single_G_T)
-    out["P3b"] = bool(g["uniformity"] >= th.uniform)  # NaN (no set with >= 2 experts) -> False
+    out["P3b"] = bool(g["frac_terminated"] >= th.frozen and g["purity_post"] >= th.purity
+                      and g["uniformity"] >= th.uniform)  # NaN (no set with >= 2 experts) -> False
     return out
 
 
@@ -142,11 +144,13 @@ def claim_sweep(
     thresholds: ClaimThresholds = ClaimThresholds(),
     window: int | None = None,
     progress: bool = True,
+    cache: dict[Any, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], Family]:
     """Check P1-P3 in every cell of a parameter grid (each cell simulated with ``gap`` and ``never``).
 
     The single-expert baseline is simulated once per distinct generator setting (the router parameters do not
-    affect ``M = 1``; :func:`moecl_lib.diagnostics.run_family` de-duplicates it).
+    affect ``M = 1``; :func:`moecl_lib.diagnostics.run_family` de-duplicates it). Pass the same ``cache`` dict to
+    several sweeps to re-use cells they share.
 
     Returns:
         ``(rows, family)``: one tidy row per cell (cell labels + :func:`check_claims` output) and the family.
@@ -156,7 +160,7 @@ def claim_sweep(
         for term in ("gap", "never"):
             members.append(dict(cell, termination=term))
         members.append(dict(cell, n_experts=1, termination="never"))
-    fam = run_family(base, members, T1_per_expert=T1_per_expert, window=window, progress=progress)
+    fam = run_family(base, members, T1_per_expert=T1_per_expert, window=window, progress=progress, cache=cache)
     rows = []
     for i, cell in enumerate(cells):
         gap_run, never_run, single = fam.runs[3 * i: 3 * i + 3]
@@ -166,5 +170,57 @@ def claim_sweep(
 
 __all__ = [
     "CALIBRATED", "CALIBRATED_T1_PER_EXPERT", "COMMON", "RECALLED", "RECALLED_T1_PER_EXPERT", "SETTINGS",
-    "ClaimThresholds", "check_claims", "claim_sweep", "grid", "setting_config", "setting_T1_per_expert",
+    "ClaimThresholds", "check_claims", "claim_sweep", "grid", "phase_heatmap", "pivot", "setting_config",
+    "setting_T1_per_expert",
 ]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Phase-diagram helpers
+# ------------------------------------------------------------------------------------------------------------
+def pivot(rows: Sequence[dict[str, Any]], x: str, y: str, key: str) -> tuple[list[Any], list[Any], Any]:
+    """Arrange ``rows[key]`` on the grid ``y`` (rows) x ``x`` (columns); missing cells are NaN.
+
+    Returns ``(x_values, y_values, table)`` with sorted axis values and a float array (len(y), len(x)).
+    """
+    import numpy as np
+
+    xs = sorted({r[x] for r in rows})
+    ys = sorted({r[y] for r in rows})
+    out = np.full((len(ys), len(xs)), np.nan)
+    for r in rows:
+        out[ys.index(r[y]), xs.index(r[x])] = float(r[key])
+    return xs, ys, out
+
+
+def phase_heatmap(ax: Any, rows: Sequence[dict[str, Any]], x: str, y: str, key: str, passed: str | None = None,
+                  *, fmt: str = "{:.2f}", cmap: str = "viridis", title: str | None = None,
+                  vmin: float | None = None, vmax: float | None = None) -> Any:
+    """Heatmap of ``key`` over the ``x`` x ``y`` grid; cells where boolean ``passed`` holds are outlined in red.
+
+    Returns the image (for a colour bar).
+    """
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    xs, ys, val = pivot(rows, x, y, key)
+    im = ax.imshow(val, origin="lower", cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(False)
+    ok = pivot(rows, x, y, passed)[2] if passed else np.zeros_like(val)
+    lo, hi = np.nanmin(val), np.nanmax(val)
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if np.isnan(val[i, j]):
+                continue
+            light = (val[i, j] - lo) / (hi - lo + 1e-12) < 0.5
+            ax.text(j, i, fmt.format(val[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if light else "black")
+            if ok[i, j] > 0.5:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    if title:
+        ax.set_title(title, fontsize=9)
+    return im

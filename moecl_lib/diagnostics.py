@@ -137,6 +137,15 @@ def purity_over_time(
         is dropped). Small windows bias purity upwards (few rounds per expert); compare settings at equal
         window length.
     """
+    rms, ends = windowed_routing_matrices(experts, tasks, n_experts, n_tasks, window)
+    R, nw, M, N = rms.shape
+    return routing_purity(rms.reshape(R * nw, M, N)).reshape(R, nw), ends
+
+
+def windowed_routing_matrices(
+    experts: ArrayLike, tasks: ArrayLike, n_experts: int, n_tasks: int, window: int
+) -> tuple[IntArray, IntArray]:
+    """Routing matrices of consecutive windows of ``window`` rounds: ``(rms (R, n_windows, M, N), ends)``."""
     e = _as_2d_int(experts, "experts")
     n = _as_2d_int(tasks, "tasks")
     if e.shape != n.shape:
@@ -150,8 +159,29 @@ def purity_over_time(
     widx = np.arange(nw * window) // window
     flat = ((np.arange(R)[:, None] * nw + widx[None, :]) * n_experts + e[:, : nw * window]) * n_tasks \
         + n[:, : nw * window]
-    rm = np.bincount(flat.ravel(), minlength=R * nw * n_experts * n_tasks).reshape(R * nw, n_experts, n_tasks)
-    return routing_purity(rm).reshape(R, nw), window * np.arange(1, nw + 1)
+    rms = np.bincount(flat.ravel(), minlength=R * nw * n_experts * n_tasks)
+    return rms.reshape(R, nw, n_experts, n_tasks), window * np.arange(1, nw + 1)
+
+
+def primary_task_changes(
+    experts: ArrayLike, tasks: ArrayLike, n_experts: int, n_tasks: int, window: int
+) -> tuple[FloatArray, IntArray]:
+    """Churn of the expert sets: fraction of experts whose primary task changed since the previous window.
+
+    Only experts active (>= 1 round) in both consecutive windows count; NaN where there is none.
+
+    Returns:
+        ``(changes, ends)``: shape (R, n_windows - 1) and the last round of the later window of each pair.
+    """
+    rms, ends = windowed_routing_matrices(experts, tasks, n_experts, n_tasks, window)
+    R, nw, M, N = rms.shape
+    sets = expert_sets(rms.reshape(R * nw, M, N)).reshape(R, nw, M)
+    both = (sets[:, 1:] >= 0) & (sets[:, :-1] >= 0)
+    changed = (sets[:, 1:] != sets[:, :-1]) & both
+    cnt = both.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(cnt > 0, changed.sum(axis=2) / np.maximum(cnt, 1), np.nan)
+    return frac, ends[1:]
 
 
 def expert_sets(rm: ArrayLike) -> IntArray:
@@ -206,6 +236,34 @@ def within_set_uniformity(rm: ArrayLike, sets: ArrayLike) -> FloatArray:
         if vals:
             out[r] = float(np.mean(vals))
     return out
+
+
+def expert_task_distance(w: ArrayLike, W: ArrayLike, sets: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """How close each expert's model is to its own task's ground truth, relative to the other tasks.
+
+    Args:
+        w: expert parameters, shape (R, M, d) (e.g. ``SimulationResult.final_w``).
+        W: ground truths, shape (R, N, d).
+        sets: primary task of each expert, shape (R, M) (``-1`` = idle expert, ignored).
+
+    Returns:
+        ``(own, other)``, each shape (R,): mean over non-idle experts of ``||w^(m) - w_{n(m)}||^2`` (own task) and
+        of ``min_{n' != n(m)} ||w^(m) - w_{n'}||^2`` (nearest other task). NaN for a run without active experts.
+    """
+    w = np.asarray(w, dtype=float)
+    W = np.asarray(W, dtype=float)
+    sets = np.atleast_2d(np.asarray(sets))
+    dist = ((w[:, :, None, :] - W[:, None, :, :]) ** 2).sum(-1)  # (R, M, N)
+    R, M, N = dist.shape
+    active = sets >= 0
+    own = np.take_along_axis(dist, np.where(active, sets, 0)[:, :, None], axis=2)[:, :, 0]
+    others = np.where(np.arange(N)[None, None, :] == np.where(active, sets, -1)[:, :, None], np.inf, dist)
+    other = others.min(axis=2)
+    with np.errstate(invalid="ignore"):
+        cnt = active.sum(axis=1)
+        own_m = np.where(cnt > 0, np.where(active, own, 0).sum(1) / np.maximum(cnt, 1), np.nan)
+        other_m = np.where(cnt > 0, np.where(active, other, 0).sum(1) / np.maximum(cnt, 1), np.nan)
+    return own_m, other_m
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -484,6 +542,7 @@ def run_family(
     window: int | None = None,
     keep_results: bool = False,
     progress: bool = True,
+    cache: dict[Any, FamilyRun] | None = None,
 ) -> Family:
     """Simulate every member of a family (each batched over ``base.n_runs`` runs) and summarise it.
 
@@ -497,10 +556,12 @@ def run_family(
         window: window length of :func:`specialisation`.
         keep_results: keep every full :class:`SimulationResult` (memory ~ 40 R T bytes each).
         progress: tqdm bar over members.
+        cache: optional dict shared between calls: a member whose configuration (and ``window``) was already
+            simulated in an earlier call with the same dict is re-used instead of simulated again.
     """
     fam = Family()
     start = time.perf_counter()
-    cache: dict[tuple[tuple[str, Any], ...], FamilyRun] = {}
+    cache = {} if cache is None else cache
     for labels in tqdm(list(members), disable=not progress, desc="family", leave=False):
         changes = dict(labels)
         M = int(changes.get("n_experts", base.n_experts))
@@ -513,7 +574,7 @@ def run_family(
         if M == 1:  # router-only knobs do not influence a single expert (checked in tests)
             for name in ROUTER_ONLY:
                 key_items.pop(name)
-        key = tuple(sorted(key_items.items()))
+        key = (tuple(sorted(key_items.items())), window, keep_results)
         if key in cache:
             prev = cache[key]
             fam.runs.append(FamilyRun(labels=dict(labels), config=cfg, F_mean=prev.F_mean, F_se=prev.F_se,

@@ -13,6 +13,7 @@ from moecl_lib.diagnostics import FamilyRun, Specialisation
 def test_setting_configs():
     cal = setting_config("calibrated", 20, T=100, n_runs=3)
     assert cal.T1 == 600 and cal.signal_scale == 5.0 and cal.aux_grad == "no_decay" and cal.T == 100
+    assert (cal.eta, cal.alpha, cal.lam) == (0.5, 0.25, 0.3)
     rec = setting_config("recalled", 10)
     assert rec.T1 is None and rec.T1_value == math.ceil(10 / (0.5 * 0.4**0.25)) == 26
     assert (rec.signal_scale, rec.eta, rec.alpha, rec.lam, rec.aux_grad) == (1.0, 0.5, 0.5, 0.3, "decay")
@@ -47,7 +48,10 @@ def test_check_claims_hand_values():
     never_noisy = _member("never", 0.9, np.nan, 1.0, np.nan, [0.1, 2.1], [-1, -1], [2.0, 1.5, 1.2, 1.1])
     assert not check_claims(gap, never_noisy, single_G_T=3.0)["P2"]
     # coverage below threshold -> P1 fails ; stricter uniformity threshold flips P3b
-    gap_lowcov = _member("gap", 0.95, 0.96, 0.8, 0.9, [0.4, 0.6], [3, 5], [2.0, 1.0, 0.8, 0.5])
+    gap_lowcov = _member("gap", 0.95, 0.96, 0.85, 0.9, [0.4, 0.6], [3, 5], [2.0, 1.0, 0.8, 0.5])
     assert not check_claims(gap_lowcov, never, 3.0)["P1"]
     assert check_claims(gap_lowcov, never, 3.0)["P3b"]
     assert not check_claims(gap_lowcov, never, 3.0, ClaimThresholds(uniform=0.95))["P3b"]
+    # uniform but wrong set (purity after T2 too low) is not P3b
+    gap_wrong = _member("gap", 0.95, 0.5, 1.0, 1.0, [0.4, 0.6], [3, 5], [2.0, 1.0, 0.8, 0.5])
+    assert not check_claims(gap_wrong, never, 3.0)["P3b"]

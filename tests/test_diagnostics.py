@@ -182,3 +182,38 @@ def test_single_expert_ignores_router_knobs_and_family_reuses_it():
     fam = run_family(base, [{"eta": 0.1}, {"eta": 3.0, "termination": "gap"}], progress=False)
     assert fam.runs[1].wall_time == 0.0  # re-used, not simulated again
     np.testing.assert_array_equal(fam.runs[0].G_mean, fam.runs[1].G_mean)
+
+
+def test_run_family_cache_shared_between_calls():
+    base = ExperimentConfig(n_tasks=3, n_experts=3, d=8, s=3, T=20, n_runs=2, seed=1)
+    cache: dict = {}
+    first = run_family(base, [{"eta": 1.0}], progress=False, cache=cache)
+    second = run_family(base, [{"eta": 1.0}, {"eta": 2.0}], progress=False, cache=cache)
+    assert second.runs[0].wall_time == 0.0 and second.runs[1].wall_time > 0.0
+    np.testing.assert_array_equal(first.runs[0].G_mean, second.runs[0].G_mean)
+    assert len(cache) == 2
+
+
+def test_expert_task_distance_hand_values():
+    from moecl_lib.diagnostics import expert_task_distance
+
+    W = np.array([[[0.0, 0.0], [2.0, 0.0]]])           # two tasks
+    w = np.array([[[0.5, 0.0], [2.0, 1.0], [9.0, 9.0]]])  # expert 0 near task 0, expert 1 near task 1, 2 idle
+    own, other = expert_task_distance(w, W, np.array([[0, 1, -1]]))
+    assert own[0] == pytest.approx((0.25 + 1.0) / 2)   # ||(0.5,0)||^2, ||(0,1)||^2
+    assert other[0] == pytest.approx((2.25 + 5.0) / 2)  # ||(0.5-2,0)||^2, ||(2,1)||^2
+    own2, _ = expert_task_distance(w, W, np.array([[-1, -1, -1]]))
+    assert np.isnan(own2[0])
+
+
+def test_primary_task_changes_hand_values():
+    from moecl_lib.diagnostics import primary_task_changes
+
+    # M = 2, N = 2, windows of 2 rounds:
+    #   window 1: e0<-t0, e1<-t1   window 2: e0<-t1, e1<-t1   window 3: e0<-t1 twice (e1 idle)
+    experts = np.array([[0, 1, 0, 1, 0, 0]])
+    tasks = np.array([[0, 1, 1, 1, 1, 1]])
+    ch, ends = primary_task_changes(experts, tasks, 2, 2, window=2)
+    np.testing.assert_array_equal(ends, [4, 6])
+    # w1->w2: e0 changed 0->1, e1 stayed 1 -> 1/2 ; w2->w3: only e0 active in both, stayed 1 -> 0
+    np.testing.assert_allclose(ch[0], [0.5, 0.0])
