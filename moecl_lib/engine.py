@@ -415,10 +415,19 @@ def simulate(
             # router (only the runs whose router is still active)
             if n_active:
                 if cfg.termination == "gap" and t > T1:
-                    h_win = h[m, runs]
-                    outside = np.abs(h - h_win) > lam
-                    margin = np.where(outside, h_win - h, np.inf).min(axis=0)
-                    stop = active & outside.any(axis=0) & (margin > gamma)
+                    if 2 * n_active > R:
+                        h_win = h[m, runs]
+                        outside = np.abs(h - h_win) > lam
+                        margin = np.where(outside, h_win - h, np.inf).min(axis=0)
+                        stop = active & outside.any(axis=0) & (margin > gamma)
+                    else:  # few active runs: test only those
+                        idx = np.flatnonzero(active)
+                        ha = h[:, idx]
+                        h_win = ha[m[idx], np.arange(idx.size)]
+                        outside = np.abs(ha - h_win) > lam
+                        margin = np.where(outside, h_win - ha, np.inf).min(axis=0)
+                        stop = np.zeros(R, dtype=bool)
+                        stop[idx] = outside.any(axis=0) & (margin > gamma)
                 elif cfg.termination == "freeze_at_T1" and t > T1:
                     stop = active.copy()
                 else:
