@@ -219,7 +219,7 @@ class DeepMoE:
     def __init__(self, cfg: DeepMoEConfig, name: str | None = None) -> None:
         self.cfg = cfg
         self.n_experts = cfg.n_experts
-        self.name = name or (f"single network" if cfg.n_experts == 1 else
+        self.name = name or ("single network" if cfg.n_experts == 1 else
                              f"MoE M={cfg.n_experts} ({cfg.termination})")
         torch.manual_seed(cfg.seed)
         self.experts = nn.ModuleList(
