@@ -359,3 +359,65 @@ def test_routing_accuracy_and_merges_hand_case() -> None:
 def test_simulate_gate_rejects_bad_input(kw) -> None:
     with pytest.raises(ConfigError):
         simulate_gate(LIN, **kw)
+
+
+# ------------------------------------------------------------------------------------ experiments module
+from moecl_lib.expert_gate_experiments import (  # noqa: E402
+    MultiHeadNet,
+    OracleRouter,
+    domain_tasks,
+    evaluate_gate,
+    learner_parameters,
+    multihead_accuracy,
+    resize_images,
+    train_joint,
+    train_sequential,
+)
+
+
+def test_multihead_baselines_and_gate_evaluation() -> None:
+    tasks = _tasks(((0, 1), (2, 3)), n_train=80)
+    from moecl_lib.expert_gate import mlp_expert
+
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    net = MultiHeadNet(lambda: mlp_expert(64, 2, 16))
+    for tk in tasks:
+        train_sequential(net, tk, 8, 0.05, 32, gen, lwf=True, momentum=0.9)
+    assert len(net.heads) == 2
+    acc = multihead_accuracy(net, tasks)
+    assert acc.shape == (2,) and (acc > 80).all()
+    joint = MultiHeadNet(lambda: mlp_expert(64, 2, 16))
+    train_joint(joint, tasks, 8, 0.05, 32, gen, momentum=0.9)
+    assert (multihead_accuracy(joint, tasks) > 80).all()
+    eg = ExpertGate((64,), 2, FAST)
+    for tk in tasks:
+        eg.fit_task(tk.x_train, tk.y_train)
+    ev = evaluate_gate(eg, tasks)
+    assert (ev.acc <= ev.gate_acc + 1e-9).all() and (ev.acc <= ev.oracle_acc + 1e-9).all()
+
+
+def test_oracle_router_votes_when_images_are_shared() -> None:
+    x = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    shared = x[:2]
+    a = TaskData("a", (0, 1), torch.cat([shared, x[2:4]]), torch.tensor([0, 0, 1, 1]), x[2:3], torch.tensor([1]))
+    b = TaskData("b", (0, 1), torch.cat([shared, x[4:6]]), torch.tensor([0, 0, 1, 1]), x[4:5], torch.tensor([1]))
+    orc = OracleRouter([a, b], lambda: nn.Sequential(nn.Linear(2, 2)), lr=0.1, epochs=1, minibatch=2)
+    assert orc.route(torch.cat([shared, x[4:6]])) == 1  # shared images vote for both, positives decide
+    assert orc.route(x[2:4]) == 0
+    assert orc.observe(b.x_train, b.y_train) == 1
+    assert orc.predict(x[4:6]).shape == (2, 2)
+    assert learner_parameters(orc) == {"gate": 0, "experts": 12}
+    with pytest.raises(ConfigError):
+        orc.route(torch.full((1, 2), -5.0))
+
+
+def test_domain_tasks_resize() -> None:
+    tasks = _tasks(((0, 1),), n_train=20)
+    img = TaskData("digits", (0, 1), tasks[0].x_train.reshape(-1, 1, 8, 8), tasks[0].y_train,
+                   tasks[0].x_test.reshape(-1, 1, 8, 8), tasks[0].y_test)
+    out = domain_tasks([("d", [img])], size=(16, 16))
+    assert out[0].name == "d: digits" and out[0].x_train.shape[1:] == (1, 16, 16)
+    assert float(out[0].x_train.min()) >= 0 and float(out[0].x_train.max()) <= 1
+    with pytest.raises(ConfigError):
+        resize_images(torch.zeros(3, 8, 8), (16, 16))
