@@ -224,6 +224,22 @@ def time_call(fn: Callable[[], Any], repeats: int = 3) -> Timing:
 SimulateFn = Callable[[ExperimentConfig], Any]
 
 
+def _alternate(fa: Callable[[], Any], fb: Callable[[], Any] | None, na: int, nb: int) -> tuple[Timing, Timing | None]:
+    """Time ``fa`` and ``fb`` alternately (a, b, a, b, ...) so that both see the same load; best of repeats."""
+    ta: list[Timing] = []
+    tb: list[Timing] = []
+    for i in range(max(na, nb if fb is not None else 0)):
+        if i < na:
+            ta.append(time_call(fa, 1))
+        if fb is not None and i < nb:
+            tb.append(time_call(fb, 1))
+
+    def best(ts: list[Timing]) -> Timing:
+        return Timing(wall=min(t.wall for t in ts), cpu=min(t.cpu for t in ts), repeats=len(ts))
+
+    return best(ta), (best(tb) if tb else None)
+
+
 def time_engine(cfg: ExperimentConfig, repeats: int, simulate_fn: SimulateFn = simulate) -> Timing:
     """Best-of-``repeats`` time of one batched simulation of ``cfg`` (all ``cfg.n_runs`` runs)."""
     return time_call(lambda: simulate_fn(cfg), repeats)
@@ -264,7 +280,7 @@ def full_plan() -> Plan:
     """The issue-7 benchmark: about 5-10 minutes of wall time on the shared 2-core machine."""
     base = FIG2.replace(n_runs=100, T=500)
     return Plan(
-        name="full", fig2=FIG2, fig2_M=FIG2_M, large=LARGE.replace(T=500), ref_runs=2, repeats=2, ref_repeats=2,
+        name="full", fig2=FIG2, fig2_M=FIG2_M, large=LARGE.replace(T=500), ref_runs=2, repeats=3, ref_repeats=3,
         sweep_base=base, sweep_T=(250, 500, 1000, 2000, 4000, 8000), sweep_R=(1, 10, 50, 100, 500, 1000),
         sweep_M=(1, 2, 5, 10, 20, 40), sweep_d=(10, 20, 50, 100, 200), sweep_ref_R=(1, 2, 4),
         memory_cfg=FIG2, check_cfgs=_check_cfgs(),
@@ -309,17 +325,18 @@ def throughput_rows(plan: Plan, simulate_fn: SimulateFn = simulate, *, with_refe
     cases.append(("large", plan.large))
     rows = []
     for name, cfg in cases:
-        _log(f"  {name}: batched R={cfg.n_runs} T={cfg.T} ...")
-        eng = time_engine(cfg, plan.repeats, simulate_fn)
+        _log(f"  {name}: batched R={cfg.n_runs} T={cfg.T}"
+             + (f", reference on {plan.ref_runs} run(s) (alternating, best of repeats) ..." if with_reference else " ..."))
+        eng, ref = _alternate(lambda: simulate_fn(cfg),
+                              (lambda: reference_simulate(cfg.replace(n_runs=plan.ref_runs))) if with_reference else None,
+                              plan.repeats, plan.ref_repeats)
         rr = cfg.n_runs * cfg.T
         row: dict[str, Any] = {
             "case": name, "implementation": label, "N": cfg.n_tasks, "M": cfg.n_experts, "d": cfg.d, "s": cfg.s,
             "T": cfg.T, "R": cfg.n_runs, "batched_wall_s": eng.wall, "batched_cpu_s": eng.cpu,
             "batched_rr_per_s_wall": rr / eng.wall, "batched_rr_per_s_cpu": rr / eng.cpu,
         }
-        if with_reference:
-            _log(f"  {name}: reference on {plan.ref_runs} run(s), T={cfg.T} ...")
-            ref = time_reference(cfg, plan.ref_runs, plan.ref_repeats)
+        if ref is not None:
             scale = cfg.n_runs / plan.ref_runs  # extrapolated linearly in R
             row.update({
                 "ref_runs_timed": plan.ref_runs, "ref_wall_s_extrapolated": ref.wall * scale,
@@ -352,9 +369,11 @@ def scaling_rows(plan: Plan) -> list[dict[str, Any]]:
         _log(f"  sweep over {sweep}: {values}")
         for v in values:
             cfg = make(v)
-            add(sweep, v, cfg, "batched", time_engine(cfg, plan.repeats), cfg.n_runs)
-            if sweep != "R":
-                add(sweep, v, cfg, "reference", time_reference(cfg, 1, plan.ref_repeats), 1)
+            fb = (lambda c=cfg: reference_simulate(c.replace(n_runs=1))) if sweep != "R" else None
+            eng, ref = _alternate(lambda c=cfg: simulate(c), fb, max(1, plan.repeats - 1), max(1, plan.ref_repeats - 1))
+            add(sweep, v, cfg, "batched", eng, cfg.n_runs)
+            if ref is not None:
+                add(sweep, v, cfg, "reference", ref, 1)
         if sweep == "R":
             for v in plan.sweep_ref_R:
                 cfg = make(v)
