@@ -252,6 +252,20 @@ def time_reference(cfg: ExperimentConfig, n_runs: int, repeats: int) -> Timing:
     return time_call(lambda: reference_simulate(small), repeats)
 
 
+def draw_only(cfg: ExperimentConfig) -> None:
+    """Draw every random number of ``simulate(cfg)`` and nothing else: the floor of any implementation that
+    reproduces the same draws (both the engine and the reference must generate them)."""
+    from .engine import block_length
+
+    rng = np.random.default_rng(cfg.seed)
+    make_task_pool(cfg, rng)
+    block, t = block_length(cfg), 0
+    while t < cfg.T:
+        b = min(block, cfg.T - t)
+        draw_rounds(cfg, rng, b)
+        t += b
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The benchmark plan
 # ------------------------------------------------------------------------------------------------------------
@@ -336,7 +350,10 @@ def throughput_rows(plan: Plan, simulate_fn: SimulateFn = simulate, *, with_refe
             "T": cfg.T, "R": cfg.n_runs, "batched_wall_s": eng.wall, "batched_cpu_s": eng.cpu,
             "batched_rr_per_s_wall": rr / eng.wall, "batched_rr_per_s_cpu": rr / eng.cpu,
         }
+        rng_t = time_call(lambda: draw_only(cfg), 1)
+        row.update({"draws_cpu_s": rng_t.cpu, "draws_share_of_batched_cpu": rng_t.cpu / eng.cpu})
         if ref is not None:
+            row["ratio_ceiling_cpu"] = ref.cpu * cfg.n_runs / plan.ref_runs / rng_t.cpu
             scale = cfg.n_runs / plan.ref_runs  # extrapolated linearly in R
             row.update({
                 "ref_runs_timed": plan.ref_runs, "ref_wall_s_extrapolated": ref.wall * scale,
@@ -513,7 +530,7 @@ def _si(x: float) -> str:
 def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
     """Printable table: batched and reference throughput (run-rounds/s, CPU and wall) and the ratios."""
     head = (f"{'case':<11} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  {'reference rr/s':>14} "
-            f"{'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}")
+            f"{'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}  {'draws share':>11} {'ceiling':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ref = "ref_rr_per_s_cpu" in r
@@ -521,7 +538,9 @@ def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{r['case']:<11} {r['R']:>4} {r['T']:>5}  {_si(r['batched_rr_per_s_cpu']):>13} "
             f"{_si(r['batched_rr_per_s_wall']):>9}  "
             + (f"{_si(r['ref_rr_per_s_cpu']):>14} {_si(r['ref_rr_per_s_wall']):>8}  "
-               f"{r['speedup_cpu']:>9.1f} {r['speedup_wall']:>10.1f}" if ref else f"{'-':>14} {'-':>8}  {'-':>9} {'-':>10}"))
+               f"{r['speedup_cpu']:>9.1f} {r['speedup_wall']:>10.1f}" if ref else f"{'-':>14} {'-':>8}  {'-':>9} {'-':>10}")
+            + f"  {r['draws_share_of_batched_cpu']:>11.0%} "
+            + (f"{r['ratio_ceiling_cpu']:>7.0f}" if ref else f"{'-':>7}"))
     return "\n".join(lines)
 
 
@@ -639,6 +658,8 @@ def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
     _log("Throughput in run-rounds per second (best of repeats; reference timed on "
          f"{summary['throughput'][0].get('ref_runs_timed', '-')} run(s) at full T, extrapolated linearly to R):")
     _log(throughput_table(summary["throughput"]))
+    _log("ratio = reference time / batched time for the same R and T. draws share = CPU time spent drawing the "
+         "random numbers / batched CPU time; ceiling = the ratio an engine that only drew them would reach.")
     g = summary.get("growth_exponent_T", {})
     q = summary.get("reference_quadratic_fit", {})
     _log(f"\nTime vs T, local log-log slope at the largest T: batched {g.get('batched', float('nan')):.2f}, "
