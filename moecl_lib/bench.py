@@ -336,6 +336,8 @@ def throughput_rows(plan: Plan, simulate_fn: SimulateFn = simulate, *, with_refe
                     label: str = "engine") -> list[dict[str, Any]]:
     """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the large configurations."""
     cases = [(f"fig2 M={M}", plan.fig2.replace(n_experts=M)) for M in plan.fig2_M]
+    m32 = 10 if 10 in plan.fig2_M else plan.fig2_M[-1]
+    cases.append((f"fig2 M={m32} f32", plan.fig2.replace(n_experts=m32, dtype="float32")))  # reference: float64
     cases.append(("large", plan.large))
     rows = []
     for name, cfg in cases:
@@ -529,13 +531,13 @@ def _si(x: float) -> str:
 
 def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
     """Printable table: batched and reference throughput (run-rounds/s, CPU and wall) and the ratios."""
-    head = (f"{'case':<11} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  {'reference rr/s':>14} "
+    head = (f"{'case':<15} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  {'reference rr/s':>14} "
             f"{'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}  {'draws share':>11} {'ceiling':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ref = "ref_rr_per_s_cpu" in r
         lines.append(
-            f"{r['case']:<11} {r['R']:>4} {r['T']:>5}  {_si(r['batched_rr_per_s_cpu']):>13} "
+            f"{r['case']:<15} {r['R']:>4} {r['T']:>5}  {_si(r['batched_rr_per_s_cpu']):>13} "
             f"{_si(r['batched_rr_per_s_wall']):>9}  "
             + (f"{_si(r['ref_rr_per_s_cpu']):>14} {_si(r['ref_rr_per_s_wall']):>8}  "
                f"{r['speedup_cpu']:>9.1f} {r['speedup_wall']:>10.1f}" if ref else f"{'-':>14} {'-':>8}  {'-':>9} {'-':>10}")

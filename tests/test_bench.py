@@ -118,6 +118,6 @@ def test_bench_smoke(tmp_path, capsys):
                  "summary.json"):
         assert (tmp_path / name).is_file(), name
     data = json.loads((tmp_path / "summary.json").read_text())
-    assert [r["case"] for r in data["throughput"]] == ["fig2 M=1", "fig2 M=3", "large"]
+    assert [r["case"] for r in data["throughput"]] == ["fig2 M=1", "fig2 M=3", "fig2 M=3 f32", "large"]
     assert all(r["speedup_cpu"] > 0 for r in summary["throughput"])
     assert "ratio cpu" in capsys.readouterr().out
