@@ -225,7 +225,8 @@ def _block_bases(
         if has_signal:
             index = draws.pos.reshape(-1) * (d * K) + np.arange(K) + (np.arange(d) * K)[:, None]  # (d, K)
             XT.reshape(-1)[index] = vals.reshape(K, d).T
-        return orthonormal_rows(XT), (XT.sum(axis=0) if need_xbar else None)
+        xbar = XT.sum(axis=0) if need_xbar else None
+        return orthonormal_rows(XT, overwrite=True), xbar
     import torch
 
     Xa = np.ascontiguousarray(draws.noise.swapaxes(-1, -2), dtype=dtype).reshape(K, s, d)  # (K, s, d)
@@ -248,17 +249,20 @@ _TORCH_QR_MIN_SIZE = 400
 """Above this ``s * d`` the block bases are computed by Cholesky-QR in torch (see :func:`_block_bases`)."""
 
 
-def orthonormal_rows(XT: FloatArray) -> FloatArray:
+def orthonormal_rows(XT: FloatArray, overwrite: bool = False) -> FloatArray:
     """Orthonormal basis of the row span of each ``X^T`` in a batch laid out as (s, d, ...), ``s <= d``.
 
     Modified Gram-Schmidt vectorised over the trailing batch axes (which should be contiguous): rows are
     normalised one at a time and removed from the rows after them. ``Q Q^T`` is the orthogonal projector onto
     ``span(X)``, the operator of the min-norm update (Eq. 4); MGS loses orthogonality only like
     ``cond(X) * eps`` (the normal equations of the original engine: ``cond(X)^2 * eps``). Looping LAPACK
-    over millions of tiny matrices is several times slower. Returns ``Q^T`` in the layout of ``XT``.
+    over millions of tiny matrices is several times slower. Returns ``Q^T`` in the layout of ``XT`` (computed
+    in place when ``overwrite`` and ``XT`` is contiguous).
     """
     s, d = XT.shape[:2]
-    V = XT.reshape(s, d, -1).copy()  # (s, d, K)
+    V = XT.reshape(s, d, -1)  # (s, d, K)
+    if not (overwrite and np.shares_memory(V, XT)):
+        V = V.copy()
     for j in range(s):
         V[j] /= np.sqrt(np.einsum("dk,dk->k", V[j], V[j]))
         if j + 1 < s:
@@ -465,7 +469,7 @@ def simulate(
                         gs = gates[:, :, sel] - c[:, None, :] * xss[None]
                         gates[:, :, sel] = gs
                         gp_index[:, sel] = _argmax0(gs) * (N * R) + n_offsets + sel
-            G_pool[t - 1] = D_flat[gp_index].mean(axis=0)
+            np.multiply(D_flat[gp_index].sum(axis=0), 1.0 / N, out=G_pool[t - 1])
             if snap_idx < len(snap_rounds) and t == snap_rounds[snap_idx]:
                 snapshots[:, snap_idx] = gates.transpose(2, 1, 0)
                 snap_idx += 1
