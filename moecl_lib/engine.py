@@ -2,12 +2,20 @@
 
 Conventions (SPEC §3-§5): gate ``h_m = theta_m^T xbar_t`` with ``xbar_t = X_t 1`` (sum of the round's
 samples); noisy top-1 routing ``argmax_m h_m + Unif[0, lambda]``; the selected expert moves to the
-minimum-change interpolator (Eq. 4, solved with ``solve``, never an inverse); the router takes one GD step on
-locality + load-balancing loss (explicit gradient of SPEC §4.5) unless frozen by the termination rule.
+minimum-change interpolator (Eq. 4: the orthogonal projection of ``w_{n_t} - w`` onto ``span(X_t)``, computed
+from an orthonormal basis, never an inverse); the router takes one GD step on locality + load-balancing loss
+(explicit gradient of SPEC §4.5) unless frozen by the termination rule.
 
-Metrics are exact and incremental, O(M N d) per round and run: with ``D[m, n] = ||w^(m) - w_n||^2`` and
+Metrics are exact and incremental, O(N d + M) per round and run: with ``D[m, n] = ||w^(m) - w_n||^2`` and
 ``C[m, n]`` the number of past arrivals of task n learned by expert m,
-``G_t = sum(C_t * D_t) / t`` and ``F_t = (sum(C_{t-1} * D_t) - sum_{tau<t} E_tau(tau)) / (t - 1)``.
+``G_t = sum(C_t * D_t) / t`` and ``F_t = (sum(C_{t-1} * D_t) - sum_{tau<t} E_tau(tau)) / (t - 1)``; only row
+``m_t`` of ``D`` changes in round t, and the per-expert sums ``sum_n C[m, n] D[m, n]`` are recomputed for that
+row only (no drift).
+
+Random numbers: :func:`draw_rounds` is the single source of randomness after the task pool, consumed round by
+round in the order of the original per-round engine (so a seed gives the same draws as before the
+optimisation, and the same draws as the naive reference of :mod:`moecl_lib.bench`). Speed notes and measured
+numbers: ``book/performance.md`` and ``moecl bench``.
 """
 
 from __future__ import annotations
