@@ -664,10 +664,12 @@ def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
          "random numbers / batched CPU time; ceiling = the ratio an engine that only drew them would reach.")
     g = summary.get("growth_exponent_T", {})
     q = summary.get("reference_quadratic_fit", {})
+    if summary.get("plan") == "quick":
+        _log("(--quick: tiny sizes for a smoke test; these numbers are not measurements)")
     _log(f"\nTime vs T, local log-log slope at the largest T: batched {g.get('batched', float('nan')):.2f}, "
          f"reference {g.get('reference', float('nan')):.2f}"
          + (f" (fit a T + b T^2: quadratic share of the per-round cost at T={q['T_max']:.0f}: "
-            f"{q['quadratic_share_at_T_max']:.0%})" if q else ""))
+            f"{q['quadratic_share_at_T_max']:.0%})" if q and 0 <= q["quadratic_share_at_T_max"] <= 1 else ""))
     for m in summary["memory"]:
         _log(f"Peak traced memory, {m['implementation']} (R={m['R']}, T={m['T']}, M={m['M']}): "
              f"{m['peak_traced_MiB']:.1f} MiB (result arrays {m['result_arrays_MiB']:.1f} MiB)")
@@ -680,6 +682,7 @@ def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
             _log(f"  {s:<32} " + "  ".join(f"{p}: {c['wall_s']:7.1f}{'' if c['ok'] else ' FAILED'}"
                                              for p, c in cells.items()))
     if "book" in summary:
+        _log("Book build (paper profile):")
         for r in summary["book"]:
             _log(f"  {r['step']:<28} {r['wall_s']:8.1f} s {'ok' if r['ok'] else 'FAILED'}")
     _log(f"\nLoad average at start/end: {summary['load_average_start']} / {summary['load_average_end']} "
