@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.diagnostics import routing_matrix
 from moecl_lib.engine import draw_rounds, round_inputs
+from moecl_lib.experts import LinearExperts
 from moecl_lib.tasks import TaskPool, make_task_pool, mean_signal_strength
 
 _BLOCK = 64  # rounds drawn at once (the draws do not depend on the block length)
@@ -193,10 +194,7 @@ def simulate_gate(
     signal_in = mean_signal_strength(cfg) * pool.V  # (R, N, d)
     oracle_map = oracle_assignment(pool.cluster_of, M)
 
-    w = np.zeros((R, Mx, d), dtype=dtype)
-    D = np.repeat((W**2).sum(-1)[:, None, :], Mx, axis=1).astype(dtype)
-    C = np.zeros((R, Mx, N), dtype=dtype)
-    S = np.zeros(R, dtype=dtype)
+    bank = LinearExperts(W, Mx, dtype=dtype)
     # Expert-Gate state
     count = np.zeros((R, Mx), dtype=dtype)
     mu = np.zeros((R, Mx, d), dtype=dtype)
@@ -240,8 +238,7 @@ def simulate_gate(
                 src = best[novel]
                 has_src = n_created[novel] > 0
                 if init == "related":
-                    w[nr, n_created[novel]] = np.where(has_src[:, None], w[nr, src], 0.0)
-                    D[nr, n_created[novel]] = ((w[nr, n_created[novel]][:, None, :] - W[nr]) ** 2).sum(-1)
+                    bank.set_experts(nr, n_created[novel], np.where(has_src[:, None], bank.w[nr, src], 0.0))
                 n_created[novel] += 1
             new_hist[:, t - 1] = novel
             # gate update of the chosen expert (running mean + scatter, Welford)
@@ -252,23 +249,11 @@ def simulate_gate(
                 scatter[runs, m] += np.einsum("ri,rj->rij", delta_mu, xbar - mu[runs, m])
             count[runs, m] = cnt
             U = _gate_basis(scatter, code_size)
-        # expert update, Eq. (4)
-        w_old = w[runs, m]
-        resid = y - np.einsum("rds,rd->rs", X, w_old)
-        gram = np.einsum("rds,rdk->rsk", X, X)
-        coef = np.linalg.solve(gram, resid[..., None])[..., 0]
-        w_new = w_old + np.einsum("rds,rs->rd", X, coef)
-        w[runs, m] = w_new
-        # metrics (same incremental bookkeeping as the engine)
-        D[runs, m] = ((w_new[:, None, :] - W) ** 2).sum(-1)
-        total = (C * D).sum(axis=(1, 2))
-        if t >= 2:
-            F[:, t - 1] = (total - S) / (t - 1)
-        e_new = D[runs, m, n]
-        C[runs, m, n] += 1
-        S += e_new
-        G[:, t - 1] = (total + e_new) / t
-        err_new[:, t - 1] = e_new
+        # expert update, Eq. (4), and the incremental metrics (moecl_lib.experts, shared with theory_moe)
+        step = bank.learn(m, n, X, y)
+        F[:, t - 1] = step.F
+        G[:, t - 1] = step.G
+        err_new[:, t - 1] = step.err_new
         exp_hist[:, t - 1] = m
         task_hist[:, t - 1] = n
         # pool-averaged error with the router's noise-free choice on the mean signal of each task
@@ -283,7 +268,7 @@ def simulate_gate(
             )  # (R, N, Mx)
             mhat = np.argmin(errs, axis=2)
         if mhat is not None:
-            G_pool[:, t - 1] = D[runs[:, None], mhat, np.arange(N)[None, :]].mean(axis=1)
+            G_pool[:, t - 1] = bank.pool_error(mhat)
         else:
             G_pool[:, t - 1] = np.nan
         ncr_hist[:, t - 1] = n_created if router == "expert_gate" else M
@@ -295,7 +280,7 @@ def simulate_gate(
         gate_params = np.zeros(R, dtype=np.int64)
     return GateSimulationResult(
         config=cfg, router=router, F=F, G=G, G_pool=G_pool, err_new=err_new, experts=exp_hist, tasks=task_hist,
-        n_experts=ncr_hist, new_task=new_hist, final_w=w, pool=pool, gate_params=np.asarray(gate_params),
+        n_experts=ncr_hist, new_task=new_hist, final_w=bank.w, pool=pool, gate_params=np.asarray(gate_params),
         wall_time=time.perf_counter() - start,
     )
 

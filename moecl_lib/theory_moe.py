@@ -58,6 +58,7 @@ from numpy.typing import ArrayLike, NDArray
 from tqdm.auto import tqdm
 
 from .config import ConfigError, ExperimentConfig
+from .experts import LinearExperts
 from .tasks import TaskPool, make_task_pool, sample_rounds, sample_tasks
 from .theory_exact import single_expert_exact, update_coefficients
 
@@ -636,19 +637,14 @@ def simulate_specialised(
     table = np.full((len(members), sizes.max()), -1)
     for k, mb in enumerate(members):
         table[k, : len(mb)] = mb
-    W = pool.W
-    runs = np.arange(R)
-    w = np.zeros((R, M, d))
-    D = np.repeat((W**2).sum(-1)[:, None, :], M, axis=1)
-    C = np.zeros((R, M, N))
-    S = np.zeros(R)
+    bank = LinearExperts(pool.W, M)
     member_mask = (ec[None, :] == cl[:, None]).astype(float)  # (N, M)
     member_mask /= member_mask.sum(1, keepdims=True)
     out = {k: np.empty((R, T)) for k in ("G", "G_pool", "err_new")}
     F = np.full((R, T), np.nan)
     experts = np.empty((R, T), dtype=np.int32)
     tasks = np.empty((R, T), dtype=np.int32)
-    w_t0, C_t0, S_t0 = w.copy(), C.copy(), S.copy()
+    w_t0, C_t0, S_t0 = bank.w.copy(), bank.C.copy(), bank.S.copy()
     for t in tqdm(range(1, T + 1), disable=not progress, desc="forced routing", leave=False):
         n = sample_tasks(cfg, rng)
         X, y = sample_rounds(cfg, pool, n, rng)
@@ -657,25 +653,15 @@ def simulate_specialised(
         else:
             k = cl[n]
             m = table[k, (rng.random(R) * sizes[k]).astype(int)]
-        w_old = w[runs, m]
-        resid = y - np.einsum("rds,rd->rs", X, w_old)
-        coef = np.linalg.solve(np.einsum("rds,rdk->rsk", X, X), resid[..., None])[..., 0]
-        w_new = w_old + np.einsum("rds,rs->rd", X, coef)
-        w[runs, m] = w_new
-        D[runs, m] = ((w_new[:, None, :] - W) ** 2).sum(-1)
-        total = (C * D).sum((1, 2))
-        if t >= 2:
-            F[:, t - 1] = (total - S) / (t - 1)
-        e_new = D[runs, m, n]
-        C[runs, m, n] += 1
-        S += e_new
-        out["G"][:, t - 1] = (total + e_new) / t
-        out["err_new"][:, t - 1] = e_new
-        out["G_pool"][:, t - 1] = np.einsum("rmn,nm->r", D, member_mask) / N
+        step = bank.learn(m, n, X, y)
+        F[:, t - 1] = step.F
+        out["G"][:, t - 1] = step.G
+        out["err_new"][:, t - 1] = step.err_new
+        out["G_pool"][:, t - 1] = np.einsum("rmn,nm->r", bank.D, member_mask) / N
         experts[:, t - 1] = m
         tasks[:, t - 1] = n
         if t == t0:
-            w_t0, C_t0, S_t0 = w.copy(), C.copy(), S.copy()
+            w_t0, C_t0, S_t0 = bank.w.copy(), bank.C.copy(), bank.S.copy()
     return OracleSimulation(F=F, G=out["G"], G_pool=out["G_pool"], err_new=out["err_new"], experts=experts,
                             tasks=tasks, expert_cluster=ec, task_group=cl, t0=t0, pool=pool, w_t0=w_t0, counts_t0=C_t0,
                             self_sum_t0=S_t0, wall_time=time.perf_counter() - start)
