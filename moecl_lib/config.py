@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Termination = Literal["gap", "freeze_at_T1", "never"]
 AuxGrad = Literal["decay", "no_decay"]
 Signal = Literal["aligned", "random", "orthonormal", "none"]
 Beta = Literal["constant", "uniform"]
 DType = Literal["float64", "float32"]
+T_Config = TypeVar("T_Config")
 
 TERMINATIONS: tuple[str, ...] = ("gap", "freeze_at_T1", "never")
 AUX_GRADS: tuple[str, ...] = ("decay", "no_decay")
@@ -164,17 +165,25 @@ class ExperimentConfig:
 
     def replace(self, **changes: Any) -> "ExperimentConfig":
         """Return a validated copy with some fields changed (unknown names raise ConfigError)."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ConfigError(
-                f"unknown parameter(s) {unknown}; valid names: {sorted(names)}"
-            )
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (for printing and CSV headers)."""
         return dataclasses.asdict(self)
+
+
+def replace_fields(obj: T_Config, changes: dict[str, Any]) -> T_Config:
+    """Validated copy of the frozen dataclass ``obj`` with ``changes``; unknown names raise one ConfigError.
+
+    Shared by every configuration class of the library (validation re-runs in ``__post_init__``).
+    """
+    names = {f.name for f in dataclasses.fields(obj)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {unknown} for {type(obj).__name__}; valid names: {sorted(names)}"
+        )
+    return dataclasses.replace(obj, **changes)
 
 
 def _check_int(cfg: ExperimentConfig, name: str, minimum: int) -> None:

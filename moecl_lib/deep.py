@@ -33,7 +33,6 @@ learner (torch init via ``torch.manual_seed(seed)``, routing noise from ``numpy.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,7 +41,7 @@ import torch
 import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
-from moecl_lib.config import AUX_GRADS, TERMINATIONS, ConfigError
+from moecl_lib.config import AUX_GRADS, TERMINATIONS, ConfigError, replace_fields
 from moecl_lib.engine import gap_test
 
 RouterInput = Literal["sum", "mean"]
@@ -199,11 +198,7 @@ class DeepMoEConfig:
 
     def replace(self, **changes: Any) -> "DeepMoEConfig":
         """Validated copy with some fields changed (unknown names raise ConfigError)."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ConfigError(f"unknown parameter(s) {unknown}; valid names: {sorted(names)}")
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, changes)
 
 
 class DeepMoE:

@@ -142,6 +142,15 @@ def purity_over_time(
     return routing_purity(rms.reshape(R * nw, M, N)).reshape(R, nw), ends
 
 
+def _n_windows(T: int, window: int) -> int:
+    """Number of complete windows of ``window`` rounds in ``T`` rounds (a trailing partial window is dropped)."""
+    if not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window={window!r} must be an integer >= 1")
+    if window > T:
+        raise ValueError(f"window={window} is longer than the horizon T={T}")
+    return T // window
+
+
 def windowed_routing_matrices(
     experts: ArrayLike, tasks: ArrayLike, n_experts: int, n_tasks: int, window: int
 ) -> tuple[IntArray, IntArray]:
@@ -150,12 +159,8 @@ def windowed_routing_matrices(
     n = _as_2d_int(tasks, "tasks")
     if e.shape != n.shape:
         raise ValueError(f"experts {e.shape} and tasks {n.shape} must have the same shape")
-    if not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window={window!r} must be an integer >= 1")
     R, T = e.shape
-    nw = T // window
-    if nw == 0:
-        raise ValueError(f"window={window} is longer than the horizon T={T}")
+    nw = _n_windows(T, window)
     widx = np.arange(nw * window) // window
     flat = ((np.arange(R)[:, None] * nw + widx[None, :]) * n_experts + e[:, : nw * window]) * n_tasks \
         + n[:, : nw * window]
@@ -277,12 +282,8 @@ def expert_loads(experts: ArrayLike, n_experts: int, window: int) -> tuple[Float
         (n_windows,). A trailing partial window is dropped.
     """
     e = _as_2d_int(experts, "experts")
-    if not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window={window!r} must be an integer >= 1")
     R, T = e.shape
-    nw = T // window
-    if nw == 0:
-        raise ValueError(f"window={window} is longer than the horizon T={T}")
+    nw = _n_windows(T, window)
     e = e[:, : nw * window].reshape(R, nw, window)
     onehot = (e[..., None] == np.arange(n_experts)).sum(axis=2)
     return onehot / window, window * np.arange(1, nw + 1)

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
-from moecl_lib.config import ConfigError
+from moecl_lib.config import ConfigError, replace_fields
 
 AELoss = Literal["bce", "mse"]
 Normalisation = Literal["feature", "global"]
@@ -141,13 +141,7 @@ class ExpertGateConfig:
 
     def replace(self, **changes: Any) -> "ExpertGateConfig":
         """Validated copy with some fields changed (unknown names raise :class:`ConfigError`)."""
-        import dataclasses
-
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ConfigError(f"unknown ExpertGateConfig parameter(s) {unknown}; valid: {sorted(names)}")
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, changes)
 
 
 def _req_int(value: Any, name: str, minimum: int) -> None:
