@@ -101,6 +101,7 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
 @register("notebooks", help="execute notebooks/*.ipynb with papermill under a profile", configure=_configure_notebooks)
 def _run_notebooks(args: argparse.Namespace) -> int:
     from moecl_lib import runner
+    from moecl_lib.status import write_status_page
 
     root = args.root.resolve() if args.root else runner.find_repo_root()
     extra = {name: runner.parse_cli_value(value) for name, value in args.parameter}
@@ -125,9 +126,11 @@ def _configure_book(p: argparse.ArgumentParser) -> None:
 @register("book", help="build the HTML book (jupyter-book build -W -n --keep-going book/)", configure=_configure_book)
 def _run_book(args: argparse.Namespace) -> int:
     from moecl_lib import runner
+    from moecl_lib.status import write_status_page
 
     root = args.root.resolve() if args.root else runner.find_repo_root()
     runner.check_book_inputs(root)
+    write_status_page(root / "book")
     profiles = runner.generated_profiles(root)
     print("rendering book/generated/: " + ", ".join(f"{k} ({v})" for k, v in profiles.items()), flush=True)
     not_paper = sorted(k for k, v in profiles.items() if v != "paper")
