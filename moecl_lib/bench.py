@@ -50,6 +50,7 @@ from numpy.typing import NDArray
 
 from .config import ExperimentConfig
 from .engine import draw_rounds, simulate
+from .experts import RunCurves
 from .tasks import make_task_pool, mean_signal_strength
 
 FloatArray = NDArray[np.floating]
@@ -70,15 +71,9 @@ LARGE = ExperimentConfig(n_tasks=10, n_experts=40, d=200, s=20, T=1000, n_runs=1
 # The naive per-run reference
 # ------------------------------------------------------------------------------------------------------------
 @dataclass
-class ReferenceResult:
+class ReferenceResult(RunCurves):
     """Output of :func:`reference_simulate`; same conventions and shapes as ``SimulationResult``."""
 
-    F: FloatArray
-    G: FloatArray
-    G_pool: FloatArray
-    err_new: FloatArray
-    experts: IntArray
-    tasks: IntArray
     T2: IntArray
     final_w: FloatArray
     final_theta: FloatArray

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig
+from .experts import RunCurves
 from .tasks import TaskPool, make_task_pool, mean_signal_strength
 
 FloatArray = NDArray[np.floating]
@@ -98,19 +99,12 @@ def gap_test(h: FloatArray, chosen: IntArray, lam: float, gamma: float) -> BoolA
 # Result container
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class SimulationResult:
+class SimulationResult(RunCurves):
     """Output of :func:`simulate`. Index ``t - 1`` of a round axis holds the value after round t.
 
-    Attributes:
+    Attributes (besides the :class:`~moecl_lib.experts.RunCurves` fields ``F, G, G_pool, err_new,
+    experts, tasks``; ``G_pool`` uses the noise-free router choice on the mean signal ``E[beta] v_n``):
         config: the configuration that produced it.
-        F: forgetting ``F_t`` (SPEC §5.1; arrival-averaged, denominator t - 1; may be negative), (R, T);
-            ``F[:, 0]`` is NaN (undefined at t = 1).
-        G: generalisation error ``G_t`` (arrival-averaged, denominator t), (R, T).
-        G_pool: pool-averaged error ``(1/N) sum_n ||w^(mhat(n)) - w_n||^2`` with ``mhat(n)`` the noise-free
-            router choice on the mean signal ``E[beta] v_n``, (R, T).
-        err_new: error of each arrival right after it was learned, ``E_t(t)``, (R, T).
-        experts: selected expert ``m_t``, (R, T).
-        tasks: arriving task ``n_t``, (R, T).
         T2: round at which the router was frozen (-1 if never), (R,).
         pool: the task pool.
         snapshot_rounds: rounds at which gates on the task signals were recorded.
@@ -122,12 +116,6 @@ class SimulationResult:
     """
 
     config: ExperimentConfig
-    F: FloatArray
-    G: FloatArray
-    G_pool: FloatArray
-    err_new: FloatArray
-    experts: IntArray
-    tasks: IntArray
     T2: IntArray
     pool: TaskPool
     snapshot_rounds: IntArray

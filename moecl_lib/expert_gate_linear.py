@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.diagnostics import routing_matrix
 from moecl_lib.engine import draw_rounds, round_inputs
-from moecl_lib.experts import LinearExperts
+from moecl_lib.experts import LinearExperts, RunCurves
 from moecl_lib.tasks import TaskPool, make_task_pool, mean_signal_strength
 
 _BLOCK = 64  # rounds drawn at once (the draws do not depend on the block length)
@@ -59,7 +59,7 @@ IntArray = NDArray[np.integer]
 
 
 @dataclass
-class GateSimulationResult:
+class GateSimulationResult(RunCurves):
     """Output of :func:`simulate_gate`; round axes hold the value after round ``t`` at index ``t - 1``.
 
     Attributes:
@@ -76,12 +76,6 @@ class GateSimulationResult:
 
     config: ExperimentConfig
     router: str
-    F: FloatArray
-    G: FloatArray
-    G_pool: FloatArray
-    err_new: FloatArray
-    experts: IntArray
-    tasks: IntArray
     n_experts: IntArray
     new_task: NDArray[np.bool_]
     final_w: FloatArray

@@ -58,7 +58,7 @@ from numpy.typing import ArrayLike, NDArray
 from tqdm.auto import tqdm
 
 from .config import ConfigError, ExperimentConfig
-from .experts import LinearExperts
+from .experts import LinearExperts, RunCurves
 from .tasks import TaskPool, make_task_pool, sample_rounds, sample_tasks
 from .theory_exact import single_expert_exact, update_coefficients
 
@@ -566,7 +566,7 @@ def oracle_moe_exact(
 # Monte-Carlo of a forced (specialised) routing, with the real data generator
 # ----------------------------------------------------------------------------------------------------------------
 @dataclass
-class OracleSimulation:
+class OracleSimulation(RunCurves):
     """Monte-Carlo of :func:`simulate_specialised` (same metric conventions as the engine; arrays (R, T)).
 
     Attributes:
@@ -582,12 +582,6 @@ class OracleSimulation:
         wall_time: seconds.
     """
 
-    F: FloatArray
-    G: FloatArray
-    G_pool: FloatArray
-    err_new: FloatArray
-    experts: IntArray
-    tasks: IntArray
     expert_cluster: IntArray
     task_group: IntArray
     t0: int
