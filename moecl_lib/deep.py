@@ -120,6 +120,41 @@ def flat_params(module: nn.Module) -> Tensor:
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
 
 
+def expert_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Training loss of an expert (its ``loss`` method if it has one, else cross-entropy on ``model(x)``)."""
+    fn = getattr(model, "loss", None)
+    return fn(x, y) if callable(fn) else Fnn.cross_entropy(model(x), y)
+
+
+def train_classifier(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+    momentum: float = 0.0,
+) -> None:
+    """Plain minibatch SGD on the expert's loss (one shuffled pass per epoch; ends in eval mode).
+
+    The one expert-training loop of the library: the paper's MoE experts, the single network and Expert Gate's
+    experts all train through it.
+    """
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    n = x.shape[0]
+    model.train()
+    for _ in range(int(epochs)):
+        perm = torch.randperm(n, generator=generator)
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            loss = expert_loss(model, x[idx], y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+
+
 @dataclass(frozen=True)
 class DeepMoEConfig:
     """Knobs of :class:`DeepMoE` (validated; ``replace(**kw)`` gives a checked copy).
@@ -271,18 +306,10 @@ class DeepMoE:
         """SGD on expert ``m``; returns ``(||Delta w||_2, loss after training)``."""
         cfg, net = self.cfg, self.experts[m]
         before = flat_params(net)
-        opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum)
         B = x.shape[0]
         mb = B if cfg.minibatch == 0 else min(cfg.minibatch, B)
         gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
-        net.train()
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(B, generator=gen)
-            for i in range(0, B, mb):
-                idx = perm[i : i + mb]
-                opt.zero_grad()
-                net.loss(x[idx], y[idx]).backward()
-                opt.step()
+        train_classifier(net, x, y, cfg.epochs, cfg.lr, mb, gen, cfg.momentum)
         with torch.no_grad():
             after_loss = float(net.loss(x, y)) if cfg.task_loss else 0.0
         return float(torch.linalg.vector_norm(flat_params(net) - before)), after_loss

@@ -55,6 +55,7 @@ import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
 from moecl_lib.config import ConfigError, replace_fields
+from moecl_lib.deep import expert_loss, train_classifier
 
 AELoss = Literal["bce", "mse"]
 Normalisation = Literal["feature", "global"]
@@ -431,37 +432,6 @@ def expert_logits(model: nn.Module, x: Tensor) -> Tensor:
     """Class logits of an expert (its ``logits`` method if it has one, else ``model(x)``)."""
     fn = getattr(model, "logits", None)
     return fn(x) if callable(fn) else model(x)
-
-
-def expert_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Training loss of an expert (its ``loss`` method if it has one, else cross-entropy on ``model(x)``)."""
-    fn = getattr(model, "loss", None)
-    return fn(x, y) if callable(fn) else Fnn.cross_entropy(model(x), y)
-
-
-def train_classifier(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    generator: torch.Generator,
-    momentum: float = 0.0,
-) -> None:
-    """Plain minibatch SGD on the expert's loss (fine-tuning / training from scratch)."""
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    n = x.shape[0]
-    model.train()
-    for _ in range(int(epochs)):
-        perm = torch.randperm(n, generator=generator)
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = expert_loss(model, x[idx], y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
 
 
 @torch.no_grad()

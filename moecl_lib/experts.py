@@ -3,7 +3,8 @@
 This is the plain building block of the simulators that route by a rule of their own rather than by the
 paper's trained router: the forced/oracle routings of :mod:`moecl_lib.theory_moe` and the Expert-Gate and
 oracle routers of :mod:`moecl_lib.expert_gate_linear`. The batched engine (:mod:`moecl_lib.engine`) does the
-same arithmetic in an optimised runs-last layout; ``tests/test_experts.py`` checks that both agree.
+same arithmetic in an optimised runs-last layout; replaying the engine's routing through this class reproduces
+its F_t and G_t (``tests/test_expert_gate.py``, the linear replay test).
 
 Conventions (SPEC §3.1, §5.1): the chosen expert moves to the minimum-change interpolator of the round,
 ``w <- w + X (X^T X)^{-1} (y - X^T w)`` (Eq. 4, solved, never inverted). With ``D[m, n] = ||w^(m) - w_n||^2`` and
