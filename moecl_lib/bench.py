@@ -328,38 +328,47 @@ def _log(msg: str) -> None:
 
 
 def throughput_rows(plan: Plan, simulate_fn: SimulateFn = simulate, *, with_reference: bool = True,
-                    label: str = "engine") -> list[dict[str, Any]]:
-    """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the large configurations."""
+                    label: str = "engine", backends: Sequence[str] = ("numba", "numpy")) -> list[dict[str, Any]]:
+    """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the large configurations.
+
+    One row per case and engine backend; the reference is timed once per case (alternating with the first
+    backend, so both see the same load) and shared by the rows of that case.
+    """
     cases = [(f"fig2 M={M}", plan.fig2.replace(n_experts=M)) for M in plan.fig2_M]
     m32 = 10 if 10 in plan.fig2_M else plan.fig2_M[-1]
     cases.append((f"fig2 M={m32} f32", plan.fig2.replace(n_experts=m32, dtype="float32")))  # reference: float64
     cases.append(("large", plan.large))
     rows = []
-    for name, cfg in cases:
-        _log(f"  {name}: batched R={cfg.n_runs} T={cfg.T}"
-             + (f", reference on {plan.ref_runs} run(s) (alternating, best of repeats) ..." if with_reference else " ..."))
-        eng, ref = _alternate(lambda: simulate_fn(cfg),
-                              (lambda: reference_simulate(cfg.replace(n_runs=plan.ref_runs))) if with_reference else None,
-                              plan.repeats, plan.ref_repeats)
-        rr = cfg.n_runs * cfg.T
-        row: dict[str, Any] = {
-            "case": name, "implementation": label, "N": cfg.n_tasks, "M": cfg.n_experts, "d": cfg.d, "s": cfg.s,
-            "T": cfg.T, "R": cfg.n_runs, "batched_wall_s": eng.wall, "batched_cpu_s": eng.cpu,
-            "batched_rr_per_s_wall": rr / eng.wall, "batched_rr_per_s_cpu": rr / eng.cpu,
-        }
-        rng_t = time_call(lambda: draw_only(cfg), 1)
-        row.update({"draws_cpu_s": rng_t.cpu, "draws_share_of_batched_cpu": rng_t.cpu / eng.cpu})
-        if ref is not None:
-            row["ratio_ceiling_cpu"] = ref.cpu * cfg.n_runs / plan.ref_runs / rng_t.cpu
-            scale = cfg.n_runs / plan.ref_runs  # extrapolated linearly in R
-            row.update({
-                "ref_runs_timed": plan.ref_runs, "ref_wall_s_extrapolated": ref.wall * scale,
-                "ref_cpu_s_extrapolated": ref.cpu * scale,
-                "ref_rr_per_s_wall": plan.ref_runs * cfg.T / ref.wall,
-                "ref_rr_per_s_cpu": plan.ref_runs * cfg.T / ref.cpu,
-                "speedup_wall": ref.wall * scale / eng.wall, "speedup_cpu": ref.cpu * scale / eng.cpu,
-            })
-        rows.append(row)
+    for name, case_cfg in cases:
+        ref: Timing | None = None
+        rng_t = time_call(lambda: draw_only(case_cfg), 1)
+        for i, backend in enumerate(backends):
+            cfg = case_cfg.replace(backend=backend)
+            timed_ref = with_reference and i == 0
+            _log(f"  {name} [{backend}]: batched R={cfg.n_runs} T={cfg.T}"
+                 + (f", reference on {plan.ref_runs} run(s) (alternating, best of repeats) ..." if timed_ref else " ..."))
+            eng, ref_i = _alternate(lambda: simulate_fn(cfg),
+                                    (lambda: reference_simulate(cfg.replace(n_runs=plan.ref_runs))) if timed_ref else None,
+                                    plan.repeats, plan.ref_repeats)
+            ref = ref_i if timed_ref else ref
+            rr = cfg.n_runs * cfg.T
+            row: dict[str, Any] = {
+                "case": name, "implementation": label, "backend": backend, "N": cfg.n_tasks, "M": cfg.n_experts,
+                "d": cfg.d, "s": cfg.s, "T": cfg.T, "R": cfg.n_runs, "batched_wall_s": eng.wall,
+                "batched_cpu_s": eng.cpu, "batched_rr_per_s_wall": rr / eng.wall, "batched_rr_per_s_cpu": rr / eng.cpu,
+                "draws_cpu_s": rng_t.cpu, "draws_share_of_batched_cpu": rng_t.cpu / eng.cpu,
+            }
+            if ref is not None:
+                scale = cfg.n_runs / plan.ref_runs  # extrapolated linearly in R
+                row.update({
+                    "ratio_ceiling_cpu": ref.cpu * scale / rng_t.cpu,
+                    "ref_runs_timed": plan.ref_runs, "ref_wall_s_extrapolated": ref.wall * scale,
+                    "ref_cpu_s_extrapolated": ref.cpu * scale,
+                    "ref_rr_per_s_wall": plan.ref_runs * cfg.T / ref.wall,
+                    "ref_rr_per_s_cpu": plan.ref_runs * cfg.T / ref.cpu,
+                    "speedup_wall": ref.wall * scale / eng.wall, "speedup_cpu": ref.cpu * scale / eng.cpu,
+                })
+            rows.append(row)
     return rows
 
 
@@ -526,13 +535,14 @@ def _si(x: float) -> str:
 
 def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
     """Printable table: batched and reference throughput (run-rounds/s, CPU and wall) and the ratios."""
-    head = (f"{'case':<15} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  {'reference rr/s':>14} "
-            f"{'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}  {'draws share':>11} {'ceiling':>7}")
+    head = (f"{'case':<15} {'backend':<7} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  "
+            f"{'reference rr/s':>14} {'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}  {'draws share':>11} "
+            f"{'ceiling':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ref = "ref_rr_per_s_cpu" in r
         lines.append(
-            f"{r['case']:<15} {r['R']:>4} {r['T']:>5}  {_si(r['batched_rr_per_s_cpu']):>13} "
+            f"{r['case']:<15} {r.get('backend', '-'):<7} {r['R']:>4} {r['T']:>5}  {_si(r['batched_rr_per_s_cpu']):>13} "
             f"{_si(r['batched_rr_per_s_wall']):>9}  "
             + (f"{_si(r['ref_rr_per_s_cpu']):>14} {_si(r['ref_rr_per_s_wall']):>8}  "
                f"{r['speedup_cpu']:>9.1f} {r['speedup_wall']:>10.1f}" if ref else f"{'-':>14} {'-':>8}  {'-':>9} {'-':>10}")
@@ -597,8 +607,10 @@ def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: b
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     load0 = _loadavg()
-    simulate(FIG2.replace(n_runs=2, T=5))  # warm-up: imports, caches
-    simulate(LARGE.replace(n_runs=2, T=2))  # (imports torch for the large-matrix path)
+    for backend in ("numba", "numpy"):
+        simulate(FIG2.replace(n_runs=2, T=5, backend=backend))  # warm-up: imports, caches, numba compilation
+        simulate(FIG2.replace(n_runs=2, T=5, backend=backend, dtype="float32"))
+    simulate(LARGE.replace(n_runs=2, T=2, backend="numpy"))  # (imports torch for the large-matrix path)
     summary: dict[str, Any] = {"plan": plan.name, "machine": _machine(), "load_average_start": load0}
 
     _log("[1/5] engine vs reference: identical numbers at fixed seeds")
@@ -655,8 +667,10 @@ def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
     _log("Throughput in run-rounds per second (best of repeats; reference timed on "
          f"{summary['throughput'][0].get('ref_runs_timed', '-')} run(s) at full T, extrapolated linearly to R):")
     _log(throughput_table(summary["throughput"]))
-    _log("ratio = reference time / batched time for the same R and T. draws share = CPU time spent drawing the "
-         "random numbers / batched CPU time; ceiling = the ratio an engine that only drew them would reach.")
+    _log("ratio = reference time / batched time for the same R and T (cpu: process CPU time of all threads; "
+         "wall: elapsed; the numba backend draws the next block's random numbers in a second thread, so its wall "
+         "time can be below its CPU time). draws share = CPU time spent drawing the random numbers / batched CPU "
+         "time; ceiling = the CPU ratio of an engine that only drew them.")
     g = summary.get("growth_exponent_T", {})
     q = summary.get("reference_quadratic_fit", {})
     if summary.get("plan") == "quick":

@@ -17,6 +17,7 @@ AuxGrad = Literal["decay", "no_decay"]
 Signal = Literal["aligned", "random", "orthonormal", "none"]
 Beta = Literal["constant", "uniform"]
 DType = Literal["float64", "float32"]
+Backend = Literal["auto", "numba", "numpy"]
 T_Config = TypeVar("T_Config")
 
 TERMINATIONS: tuple[str, ...] = ("gap", "freeze_at_T1", "never")
@@ -24,6 +25,7 @@ AUX_GRADS: tuple[str, ...] = ("decay", "no_decay")
 SIGNALS: tuple[str, ...] = ("aligned", "random", "orthonormal", "none")
 BETAS: tuple[str, ...] = ("constant", "uniform")
 DTYPES: tuple[str, ...] = ("float64", "float32")
+BACKENDS: tuple[str, ...] = ("auto", "numba", "numpy")
 
 
 class ConfigError(ValueError):
@@ -63,6 +65,9 @@ class ExperimentConfig:
         n_runs: R, independent runs simulated together (batched).
         seed: seed of the single ``numpy.random.Generator`` that drives the whole batch.
         dtype: floating type of the simulation (``"float64"`` default).
+        backend: implementation of :func:`moecl_lib.engine.simulate`: ``"numba"`` (compiled kernel),
+            ``"numpy"`` (vectorised over runs) or ``"auto"`` (numba when importable). Same random draws, so the
+            same tasks, routing and termination; float outputs agree to rounding (``tests/test_kernels.py``).
         snapshot_every: rounds between snapshots of the gate values on the task signals (0 = only final).
     """
 
@@ -91,6 +96,7 @@ class ExperimentConfig:
     seed: int = 0
     dtype: DType = "float64"
     snapshot_every: int = 0
+    backend: Backend = "auto"
 
     def __post_init__(self) -> None:
         _check_int(self, "n_tasks", 1)
@@ -126,6 +132,7 @@ class ExperimentConfig:
         _check_choice(self, "signal", SIGNALS)
         _check_choice(self, "beta_dist", BETAS)
         _check_choice(self, "dtype", DTYPES)
+        _check_choice(self, "backend", BACKENDS)
         if not isinstance(self.shared_pool, bool):
             raise ConfigError(f"shared_pool={self.shared_pool!r} must be True or False")
         if self.signal == "orthonormal" and self.K > self.d:

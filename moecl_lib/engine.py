@@ -21,6 +21,7 @@ numbers: ``book/performance.md`` and ``moecl bench``.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -312,13 +313,108 @@ def simulate(
         progress: show a tqdm progress bar over rounds.
         record_weights: also return every expert's parameters after every round (memory R*T*M*d).
         rng: random generator; defaults to ``np.random.default_rng(cfg.seed)``.
+
+    ``cfg.backend`` picks the implementation of the round loop: the compiled kernel of
+    :mod:`moecl_lib.kernels` (``"numba"``; ``"auto"`` when numba imports) or the numpy loop described above.
+    Both consume the same draws.
     """
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
+    pool = make_task_pool(cfg, rng)
+    snap_every = cfg.snapshot_every
+    snap_rounds = [t for t in range(1, cfg.T + 1) if snap_every and t % snap_every == 0]
+    if not snap_rounds or snap_rounds[-1] != cfg.T:
+        snap_rounds.append(cfg.T)
+    loop = _numba_loop if resolve_backend(cfg.backend) == "numba" else _numpy_loop
+    out = loop(cfg, rng, pool, snap_rounds, record_weights, progress)
+    return SimulationResult(
+        config=cfg, pool=pool, snapshot_rounds=np.asarray(snap_rounds), wall_time=time.perf_counter() - start,
+        **out)
+
+
+def resolve_backend(backend: str) -> str:
+    """``"numba"`` or ``"numpy"`` for a ``cfg.backend`` value (``"auto"``: numba when it can be imported)."""
+    from . import kernels
+
+    if backend == "auto":
+        return "numba" if kernels.AVAILABLE else "numpy"
+    if backend == "numba" and not kernels.AVAILABLE:
+        raise ImportError(f"backend='numba' needs numba ({kernels.IMPORT_ERROR}); use backend='numpy'")
+    return backend
+
+
+def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool, snap_rounds: list[int],
+                record_weights: bool, progress: bool, prefetch: bool = True) -> dict[str, np.ndarray | None]:
+    """Round loop of :func:`simulate` in the compiled kernel (runs-first state, one kernel call per block)."""
+    from .kernels import TERMINATION_CODES, run_block
+
+    dtype = np.dtype(cfg.dtype)
+    R, M, N, d, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
+    W = np.ascontiguousarray(pool.W, dtype=dtype)                                  # (R, N, d)
+    V = np.ascontiguousarray(pool.V, dtype=np.float64)
+    signal_in = np.ascontiguousarray(mean_signal_strength(cfg) * pool.V, dtype=dtype)
+    w = np.zeros((R, M, d), dtype=dtype)
+    theta = np.zeros((R, M, d), dtype=dtype)
+    counts = np.zeros((R, M), dtype=dtype)
+    D = np.repeat(np.einsum("rnd,rnd->rn", W, W)[:, None], M, axis=1)               # (R, M, N)
+    C = np.zeros((R, M, N), dtype=dtype)
+    P = np.zeros((R, M), dtype=dtype)
+    S = np.zeros(R, dtype=dtype)
+    active = np.full(R, M > 1)
+    T2 = np.full(R, -1, dtype=np.int64)
+    gates = np.zeros((R, M, N), dtype=dtype)
+    gp = np.zeros((R, N), dtype=np.int64)
+    F = np.full((R, T), np.nan, dtype=dtype)
+    G = np.empty((R, T), dtype=dtype)
+    G_pool = np.empty((R, T), dtype=dtype)
+    err_new = np.empty((R, T), dtype=dtype)
+    experts = np.empty((R, T), dtype=np.int32)
+    tasks_hist = np.empty((R, T), dtype=np.int32)
+    weights = np.empty((R, T, M, d) if record_weights else (1, 1, 1, 1), dtype=dtype)
+    snap_slot = np.full(T + 1, -1, dtype=np.int64)
+    snap_slot[snap_rounds] = np.arange(len(snap_rounds))
+    snapshots = np.empty((R, len(snap_rounds), N, M), dtype=dtype)
+    no_float, no_int = np.zeros((1, 1)), np.zeros((1, 1), dtype=np.int64)
+    no_route = np.zeros((1, 1, 1))
+    term = TERMINATION_CODES[cfg.termination]
+
+    block = block_length(cfg)
+    sizes = [min(block, T - t0) for t0 in range(0, T, block)]
+    bar = tqdm(total=T, disable=not progress, desc=f"M={M} rounds", leave=False)
+    t = 0
+    # The draws of block i + 1 are made in a worker thread while the kernel (which releases the GIL) runs block
+    # i: the generator is still consumed block after block in order, so the stream is unchanged.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending = worker.submit(draw_rounds, cfg, rng, sizes[0])
+        for i in range(len(sizes)):
+            draws = pending.result()
+            if i + 1 < len(sizes):
+                pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1]) if prefetch else None
+            has_signal = draws.pos is not None and draws.beta is not None
+            run_block(
+                t, draws.tasks, draws.noise,
+                draws.beta if has_signal else no_float, draws.pos if has_signal else no_int,
+                draws.route_noise if draws.route_noise is not None else no_route, has_signal, W, V, signal_in,
+                w, theta, counts, D, C, P, S, active, T2, gates, gp,
+                F, G, G_pool, err_new, experts, tasks_hist, weights, record_weights, snap_slot, snapshots,
+                float(cfg.lam), float(cfg.eta), float(cfg.alpha), float(cfg.gamma_value), int(cfg.T1_value), term,
+                cfg.aux_grad == "decay",
+            )
+            if not prefetch and i + 1 < len(sizes):
+                pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1])
+            t += len(draws)
+            bar.update(len(draws))
+    bar.close()
+    return dict(F=F, G=G, G_pool=G_pool, err_new=err_new, experts=experts, tasks=tasks_hist, T2=T2,
+                gate_snapshots=snapshots, final_w=w, final_theta=theta, weights=weights if record_weights else None)
+
+
+def _numpy_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool, snap_rounds: list[int],
+                record_weights: bool, progress: bool) -> dict[str, np.ndarray | None]:
+    """Round loop of :func:`simulate` in numpy, vectorised over runs (runs-last state, see :func:`simulate`)."""
     dtype = np.dtype(cfg.dtype)
     R, M, N, d, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
     runs = np.arange(R)
-    pool = make_task_pool(cfg, rng)
     W = np.ascontiguousarray(pool.W.transpose(1, 2, 0), dtype=dtype)           # (N, d, R)
     signal_in = np.ascontiguousarray(
         (mean_signal_strength(cfg) * pool.V).transpose(1, 2, 0), dtype=dtype)  # noise-free router input, (N, d, R)
@@ -353,10 +449,6 @@ def simulate(
     experts = np.empty((T, R), dtype=np.int32)
     tasks_hist = np.empty((T, R), dtype=np.int32)
     weights = np.empty((R, T, M, d), dtype=dtype) if record_weights else None
-    snap_every = cfg.snapshot_every
-    snap_rounds = [t for t in range(1, T + 1) if snap_every and t % snap_every == 0]
-    if not snap_rounds or snap_rounds[-1] != T:
-        snap_rounds.append(T)
     snapshots = np.empty((R, len(snap_rounds), N, M), dtype=dtype)
     snap_idx = 0
     gates = np.zeros((M, N, R), dtype=dtype)        # theta^(m) . signal_in_n
@@ -472,10 +564,7 @@ def simulate(
         bar.update(B)
     bar.close()
 
-    return SimulationResult(
-        config=cfg, F=F.T.copy(), G=G.T.copy(), G_pool=G_pool.T.copy(), err_new=err_new.T.copy(),
-        experts=experts.T.copy(), tasks=tasks_hist.T.copy(), T2=T2, pool=pool,
-        snapshot_rounds=np.asarray(snap_rounds), gate_snapshots=snapshots,
-        final_w=np.ascontiguousarray(w.transpose(2, 0, 1)), final_theta=np.ascontiguousarray(theta.transpose(2, 0, 1)),
-        weights=weights, wall_time=time.perf_counter() - start,
-    )
+    return dict(F=F.T.copy(), G=G.T.copy(), G_pool=G_pool.T.copy(), err_new=err_new.T.copy(),
+                experts=experts.T.copy(), tasks=tasks_hist.T.copy(), T2=T2, gate_snapshots=snapshots,
+                final_w=np.ascontiguousarray(w.transpose(2, 0, 1)),
+                final_theta=np.ascontiguousarray(theta.transpose(2, 0, 1)), weights=weights)

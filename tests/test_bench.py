@@ -14,10 +14,11 @@ from moecl_lib.engine import _argmax0, _block_bases, draw_rounds, orthonormal_ro
 from moecl_lib.tasks import make_task_pool, sample_rounds, sample_tasks
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("cfg", bench._check_cfgs(), ids=lambda c: f"M{c.n_experts}-{c.termination}-{c.signal}-d{c.d}")
-def test_reference_equals_engine(cfg):
+def test_reference_equals_engine(cfg, backend):
     """Same tasks, experts and termination rounds; float metrics within REFERENCE_RTOL (rounding only)."""
-    errors = bench.check_reference(cfg)
+    errors = bench.check_reference(cfg.replace(backend=backend))
     assert max(errors.values()) < bench.REFERENCE_RTOL
 
 
@@ -118,6 +119,7 @@ def test_bench_smoke(tmp_path, capsys):
                  "summary.json"):
         assert (tmp_path / name).is_file(), name
     data = json.loads((tmp_path / "summary.json").read_text())
-    assert [r["case"] for r in data["throughput"]] == ["fig2 M=1", "fig2 M=3", "fig2 M=3 f32", "large"]
+    cases = ["fig2 M=1", "fig2 M=3", "fig2 M=3 f32", "large"]
+    assert [(r["case"], r["backend"]) for r in data["throughput"]] == [(c, b) for c in cases for b in ("numba", "numpy")]
     assert all(r["speedup_cpu"] > 0 for r in summary["throughput"])
     assert "ratio cpu" in capsys.readouterr().out

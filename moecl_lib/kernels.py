@@ -1,0 +1,225 @@
+"""Compiled (numba) kernel of :func:`moecl_lib.engine.simulate`: Algorithm 1 one run at a time, in machine code.
+
+The numpy engine pays a fixed Python/numpy cost per round (tens of array calls over the run axis); this kernel
+runs the same recursion run by run with the state of one run in cache, so a run-round costs O(M d + s^2 d + N d
++ M N) flops and no interpreter work. It consumes the SAME random draws (:func:`moecl_lib.engine.draw_rounds`,
+computed by numpy block by block), so a seed gives the same tasks, experts and termination rounds as the numpy
+engine and the naive reference; float outputs agree to rounding (tested, ``tests/test_kernels.py``).
+
+Conventions are those of :mod:`moecl_lib.engine` (gate on ``xbar_t = X_t 1``, first-maximum argmax, projection
+update with a modified Gram-Schmidt basis of ``span(X_t)``, incremental F/G with ``C``, ``D``, ``P``).
+``numba`` is a declared dependency; when it cannot be imported, :data:`AVAILABLE` is False and the engine uses its
+numpy path (``backend="auto"``) or raises (``backend="numba"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:  # pragma: no cover - exercised by whichever environment runs the tests
+    from numba import njit
+
+    AVAILABLE = True
+    IMPORT_ERROR = ""
+except Exception as exc:  # pragma: no cover
+    AVAILABLE = False
+    IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
+
+    def njit(*args: Any, **kwargs: Any) -> Any:  # type: ignore[no-redef]
+        """Stand-in so that the module imports; the kernel is never called without numba."""
+        def wrap(fn: Any) -> Any:
+            return fn
+        return wrap(args[0]) if args and callable(args[0]) else wrap
+
+TERMINATION_CODES = {"never": 0, "gap": 1, "freeze_at_T1": 2}
+"""Integer codes of ``ExperimentConfig.termination`` passed to the kernel."""
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def run_block(
+    t0, tasks, noise, beta, pos, route_noise, has_signal, W, V, signal_in,  # inputs of the block
+    w, theta, counts, D, C, P, S, active, T2, gates, gp,                    # state (runs first), in place
+    F, G, G_pool, err_new, experts, tasks_hist, weights, record_weights,    # outputs (runs first)
+    snap_slot, snapshots,
+    lam, eta, alpha, gamma, T1, termination, decay,
+):  # pragma: no cover - compiled; covered through the engine tests
+    """Advance every run by the ``B = tasks.shape[0]`` rounds ``t0 + 1 .. t0 + B`` of a block of draws.
+
+    Shapes: ``tasks, beta, pos`` (B, R); ``noise`` (B, R, d, s) (already times ``sigma_t``); ``route_noise``
+    (B, R, M) (ignored if M = 1); ``W, V, signal_in`` (R, N, d); ``w, theta`` (R, M, d); ``counts, P`` (R, M);
+    ``D, C, gates`` (R, M, N); ``S, T2, active`` (R,); ``gp`` (R, N) noise-free choice of expert per task;
+    per-round outputs (R, T); ``weights`` (R, T, M, d) or a dummy; ``snap_slot`` (T + 1,) position of round t in
+    ``snapshots`` (R, n_snap, N, M) or -1. ``termination``: :data:`TERMINATION_CODES`.
+    """
+    B, R = tasks.shape
+    d, s = noise.shape[2], noise.shape[3]
+    M, N = w.shape[1], W.shape[1]
+    routed = M > 1
+    Q = np.empty((s, d))
+    xbar = np.empty(d)
+    v = np.empty(d)
+    delta = np.empty(d)
+    coef = np.empty(s)
+    h = np.empty(M)
+    pi = np.empty(M)
+    c = np.empty(M)
+    xs = np.empty(N)
+    f = np.empty(M)
+    inv_n = 1.0 / N
+    for r in range(R):
+        for b in range(B):
+            t = t0 + b + 1
+            n = tasks[b, r]
+            # rows of Q <- X_t^T (samples), the signal sample beta_t v_n at row pos
+            for j in range(s):
+                for i in range(d):
+                    Q[j, i] = noise[b, r, i, j]
+            if has_signal:
+                p = pos[b, r]
+                bt = beta[b, r]
+                for i in range(d):
+                    Q[p, i] = bt * V[r, n, i]
+            # routing: h = Theta xbar, noisy top-1 (first maximum)
+            m = 0
+            if routed:
+                for i in range(d):
+                    acc = 0.0
+                    for j in range(s):
+                        acc += Q[j, i]
+                    xbar[i] = acc
+                best = -np.inf
+                for k in range(M):
+                    acc = 0.0
+                    for i in range(d):
+                        acc += theta[r, k, i] * xbar[i]
+                    h[k] = acc
+                    val = acc + route_noise[b, r, k]
+                    if val > best:
+                        best = val
+                        m = k
+            # orthonormal basis of span(X_t): modified Gram-Schmidt on the rows of Q
+            for j in range(s):
+                nrm = 0.0
+                for i in range(d):
+                    nrm += Q[j, i] * Q[j, i]
+                nrm = np.sqrt(nrm)
+                for i in range(d):
+                    Q[j, i] /= nrm
+                for k in range(j + 1, s):
+                    acc = 0.0
+                    for i in range(d):
+                        acc += Q[j, i] * Q[k, i]
+                    for i in range(d):
+                        Q[k, i] -= acc * Q[j, i]
+            # expert update, Eq. (4) with noise-free labels: w <- w + Q^T Q (w_n - w)
+            for i in range(d):
+                v[i] = W[r, n, i] - w[r, m, i]
+                delta[i] = 0.0
+            for j in range(s):
+                acc = 0.0
+                for i in range(d):
+                    acc += Q[j, i] * v[i]
+                coef[j] = acc
+            for j in range(s):
+                for i in range(d):
+                    delta[i] += coef[j] * Q[j, i]
+            for i in range(d):
+                w[r, m, i] += delta[i]
+            # metrics, incremental: only row m of D changes
+            pm = 0.0
+            for q in range(N):
+                acc = 0.0
+                for i in range(d):
+                    diff = w[r, m, i] - W[r, q, i]
+                    acc += diff * diff
+                D[r, m, q] = acc
+                pm += C[r, m, q] * acc
+            P[r, m] = pm
+            total = 0.0
+            for k in range(M):
+                total += P[r, k]
+            if t >= 2:
+                F[r, t - 1] = (total - S[r]) / (t - 1)
+            e_new = D[r, m, n]
+            C[r, m, n] += 1.0
+            P[r, m] += e_new
+            S[r] += e_new
+            G[r, t - 1] = (total + e_new) / t
+            err_new[r, t - 1] = e_new
+            experts[r, t - 1] = m
+            tasks_hist[r, t - 1] = n
+            counts[r, m] += 1.0
+            if record_weights:
+                for k in range(M):
+                    for i in range(d):
+                        weights[r, t - 1, k, i] = w[r, k, i]
+            # router: termination test, then one GD step (SPEC §4.5-4.6)
+            if active[r]:
+                stop = False
+                if termination == 1 and t > T1:
+                    any_out = False
+                    margin = np.inf
+                    for k in range(M):
+                        if abs(h[k] - h[m]) > lam:
+                            any_out = True
+                            if h[m] - h[k] < margin:
+                                margin = h[m] - h[k]
+                    stop = any_out and margin > gamma
+                elif termination == 2 and t > T1:
+                    stop = True
+                if stop:
+                    T2[r] = t
+                    active[r] = False
+                else:
+                    hmax = h[0]
+                    for k in range(1, M):
+                        if h[k] > hmax:
+                            hmax = h[k]
+                    z = 0.0
+                    for k in range(M):
+                        pi[k] = np.exp(h[k] - hmax)
+                        z += pi[k]
+                    fpi = 0.0
+                    for k in range(M):
+                        pi[k] /= z
+                        f[k] = counts[r, k] / t
+                        fpi += f[k] * pi[k]
+                    dn = 0.0
+                    for i in range(d):
+                        dn += delta[i] * delta[i]
+                    dn = np.sqrt(dn)
+                    scale = alpha * M / t if decay else alpha * M
+                    pw = pi[m]
+                    for k in range(M):
+                        c[k] = scale * pi[k] * (f[k] - fpi) - (dn * pw) * pi[k]
+                    c[m] += dn * pw
+                    for q in range(N):
+                        acc = 0.0
+                        for i in range(d):
+                            acc += signal_in[r, q, i] * xbar[i]
+                        xs[q] = acc
+                    for k in range(M):
+                        ck = eta * c[k]
+                        for i in range(d):
+                            theta[r, k, i] -= ck * xbar[i]
+                        for q in range(N):
+                            gates[r, k, q] -= ck * xs[q]
+                    for q in range(N):
+                        kb = 0
+                        gb = gates[r, 0, q]
+                        for k in range(1, M):
+                            if gates[r, k, q] > gb:
+                                gb = gates[r, k, q]
+                                kb = k
+                        gp[r, q] = kb
+            acc = 0.0
+            for q in range(N):
+                acc += D[r, gp[r, q], q]
+            G_pool[r, t - 1] = acc * inv_n
+            slot = snap_slot[t]
+            if slot >= 0:
+                for q in range(N):
+                    for k in range(M):
+                        snapshots[r, slot, q, k] = gates[r, k, q]
