@@ -2,7 +2,9 @@
 
 Two implementations of Algorithm 1 (SPEC §3-§5) live side by side:
 
-* :func:`moecl_lib.engine.simulate`: the batched engine (all runs at once, incremental metrics).
+* :func:`moecl_lib.engine.simulate`: the batched engine (all runs of a batch per call, incremental metrics),
+  with two backends: the compiled numba kernel (default) and the numpy loop vectorised over runs. Both are
+  timed and both are checked against the reference.
 * :func:`reference_simulate` (here): a deliberately straightforward loop, **one run at a time**, that solves
   the ``s x s`` normal equations with ``numpy.linalg.solve`` every round and **recomputes** ``F_t`` and
   ``G_t`` from the whole history of arrivals every round (``O(t d)`` work in round ``t``, so ``O(T^2 d)`` per
@@ -16,8 +18,8 @@ order, so the block length does not change the stream. Hence at a fixed seed the
 (the engine projects with an orthonormal basis and updates metrics incrementally; the reference solves and
 re-sums; see :data:`REFERENCE_RTOL`).
 
-What ``moecl bench`` measures (wall-clock; the machine is shared, so every timing is the MINIMUM over
-repeats, and the numbers are noisy):
+What ``moecl bench`` measures (wall-clock and process CPU time; the machine is shared, so every timing is the
+MINIMUM over repeats, and the numbers are noisy):
 
 1. throughput in run-rounds per second for the Figure-2 configuration (N=6, M in {1,5,10,20}, d=10, s=6,
    T=2000, R=500) and a large one (d=200, s=20, M=40, N=10), batched vs reference. The reference is timed
@@ -452,14 +454,17 @@ def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def check_rows(cfgs: Sequence[ExperimentConfig]) -> list[dict[str, Any]]:
-    """Run :func:`check_reference` on each configuration; one row per configuration (raises on mismatch)."""
+def check_rows(cfgs: Sequence[ExperimentConfig],
+               backends: Sequence[str] = ("numba", "numpy")) -> list[dict[str, Any]]:
+    """Run :func:`check_reference` on each configuration and engine backend; one row each (raises on mismatch)."""
     rows = []
     for cfg in cfgs:
-        err = check_reference(cfg)
-        rows.append({"M": cfg.n_experts, "N": cfg.n_tasks, "d": cfg.d, "s": cfg.s, "T": cfg.T, "R": cfg.n_runs,
-                     "termination": cfg.termination, "signal": cfg.signal, "beta_dist": cfg.beta_dist,
-                     "discrete_equal": True, **{f"max_rel_err_{k}": v for k, v in err.items()}})
+        for backend in backends:
+            err = check_reference(cfg.replace(backend=backend))
+            rows.append({"backend": backend, "M": cfg.n_experts, "N": cfg.n_tasks, "d": cfg.d, "s": cfg.s,
+                         "T": cfg.T, "R": cfg.n_runs, "termination": cfg.termination, "signal": cfg.signal,
+                         "beta_dist": cfg.beta_dist, "discrete_equal": True,
+                         **{f"max_rel_err_{k}": v for k, v in err.items()}})
     return rows
 
 
@@ -616,7 +621,8 @@ def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: b
     _log("[1/5] engine vs reference: identical numbers at fixed seeds")
     checks = check_rows(plan.check_cfgs)
     write_csv(checks, out_dir / "reference_check.csv")
-    summary["reference_check"] = {"configs": len(checks), "rtol": REFERENCE_RTOL, "atol": REFERENCE_ATOL, "passed": True}
+    summary["reference_check"] = {"configs": len(plan.check_cfgs), "backends": sorted({r["backend"] for r in checks}),
+                                  "rtol": REFERENCE_RTOL, "atol": REFERENCE_ATOL, "passed": True}
 
     _log("[2/5] throughput: Figure-2 and large configurations")
     thr = throughput_rows(plan)
