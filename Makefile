@@ -16,6 +16,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= paper
 BOOK_PROFILE ?= paper
+JOBS ?= 2
 SETUP_STAMP := $(VENV)/.moecl-setup-stamp
 MATHJAX_SRC := node_modules/mathjax/es5/tex-svg-full.js
 MATHJAX := book/_vendor/mathjax/tex-svg-full.js
@@ -40,7 +41,7 @@ help:
 	@echo "make setup                 venv ($(VENV)), pip install -e '.[dev]', npm ci (MathJax), Fashion-MNIST if possible"
 	@echo "make book                  setup + notebooks under the $(BOOK_PROFILE) profile + HTML book -> $(HTML)/index.html"
 	@echo "make test                  setup + pytest tests + nbval notebooks + book build -W (stored quick outputs)"
-	@echo "make notebooks PROFILE=..  execute notebooks/*.ipynb into book/generated/ (PROFILE=paper|quick)"
+	@echo "make notebooks PROFILE=..  execute notebooks/*.ipynb into book/generated/ (PROFILE=paper|quick; JOBS=2 at once)"
 	@echo "make book-only             rebuild the HTML from the existing book/generated/"
 	@echo "make screenshot            headless-Chromium PNGs of a few pages -> $(SCREENSHOT_DIR)/ (not in CI)"
 	@echo "make clean | distclean     remove build outputs | also the venv, node_modules and the MathJax copy"
@@ -82,10 +83,10 @@ data:
 # ---------------------------------------------------------------------------------------------- notebooks and book
 
 notebooks: setup
-	$(BIN)/moecl notebooks --profile $(PROFILE)
+	$(BIN)/moecl notebooks --profile $(PROFILE) --jobs $(JOBS)
 
 book: setup
-	$(BIN)/moecl notebooks --profile $(BOOK_PROFILE)
+	$(BIN)/moecl notebooks --profile $(BOOK_PROFILE) --jobs $(JOBS)
 	$(BIN)/moecl book
 	@echo "open $(HTML)/index.html"
 

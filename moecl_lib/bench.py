@@ -472,7 +472,7 @@ def check_rows(cfgs: Sequence[ExperimentConfig],
 # Notebooks and book
 # ------------------------------------------------------------------------------------------------------------
 def notebook_rows(root: Path, profiles: Sequence[str], out_dir: Path | None,
-                  timeout: int | None = None) -> list[dict[str, Any]]:
+                  timeout: int | None = None, jobs: int = 1) -> list[dict[str, Any]]:
     """Execute every notebook under each profile with the runner; one row per notebook and profile (wall time,
     status). Outputs go to ``out_dir/<profile>``; ``out_dir=None`` means the runner's default ``book/generated``
     (what the book build uses). Never into ``notebooks/``."""
@@ -482,18 +482,20 @@ def notebook_rows(root: Path, profiles: Sequence[str], out_dir: Path | None,
     for profile in profiles:
         _log(f"  notebooks, profile {profile} ...")
         dest = None if out_dir is None else out_dir / profile
-        results = runner.run_notebooks(root, profile, None, out_dir=dest, timeout=timeout)
+        results = runner.run_notebooks(root, profile, None, out_dir=dest, timeout=timeout, jobs=jobs)
         for r in results:
-            rows.append({"notebook": r.stem, "profile": profile, "wall_s": r.seconds, "ok": r.ok})
+            rows.append({"notebook": r.stem, "profile": profile, "wall_s": r.seconds, "ok": r.ok, "jobs": jobs})
     return rows
 
 
-def book_rows(root: Path, paper_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def book_rows(root: Path, paper_rows: Sequence[dict[str, Any]],
+              notebooks_elapsed: float | None = None) -> list[dict[str, Any]]:
     """Time ``jupyter-book build`` (as ``moecl book``) on the paper-profile notebooks already executed into
-    ``book/generated``; the full book build = those notebook times + this build."""
+    ``book/generated``; the full book build = the notebooks' elapsed time (``notebooks_elapsed``; default the
+    sum of their times, i.e. a sequential run) + this build."""
     from . import runner
 
-    nb_s = float(sum(r["wall_s"] for r in paper_rows))
+    nb_s = float(sum(r["wall_s"] for r in paper_rows)) if notebooks_elapsed is None else float(notebooks_elapsed)
     nb_ok = bool(paper_rows) and all(r["ok"] for r in paper_rows)
     rows = [{"step": "notebooks (paper profile)", "wall_s": nb_s, "ok": nb_ok}]
     t1 = time.perf_counter()
@@ -606,7 +608,7 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
 # Entry points
 # ------------------------------------------------------------------------------------------------------------
 def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: bool = False,
-                  root: Path | None = None, nb_timeout: int | None = None) -> dict[str, Any]:
+                  root: Path | None = None, nb_timeout: int | None = None, jobs: int = 1) -> dict[str, Any]:
     """Run the whole benchmark under ``plan``; write CSVs, the figure and ``summary.json`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -646,15 +648,16 @@ def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: b
         root = root or _repo_root()
         nb: list[dict[str, Any]] = []
         if notebooks:
-            nb += notebook_rows(root, ("quick",), out_dir / "notebooks", nb_timeout)
+            nb += notebook_rows(root, ("quick",), out_dir / "notebooks", nb_timeout, jobs)
         if book:  # paper profile into book/generated (as `moecl notebooks --profile paper`), then the build
-            paper = notebook_rows(root, ("paper",), None, nb_timeout)
-            bk = book_rows(root, paper)
+            t_nb = time.perf_counter()
+            paper = notebook_rows(root, ("paper",), None, nb_timeout, jobs)
+            bk = book_rows(root, paper, time.perf_counter() - t_nb)
             write_csv(bk, out_dir / "book.csv")
             summary["book"] = bk
             nb += paper
         else:
-            nb += notebook_rows(root, ("paper",), out_dir / "notebooks", nb_timeout)
+            nb += notebook_rows(root, ("paper",), out_dir / "notebooks", nb_timeout, jobs)
         write_csv(nb, out_dir / "notebooks.csv")
         summary["notebooks"] = nb
     else:
@@ -752,12 +755,14 @@ def _configure(p: argparse.ArgumentParser) -> None:
                         "notebooks --profile paper`) + jupyter-book build; with --notebooks the paper times come from it")
     p.add_argument("--out", type=Path, default=Path("results") / "bench", help="output folder (default results/bench)")
     p.add_argument("--nb-timeout", type=int, default=None, metavar="S", help="per-cell timeout for notebooks")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="notebooks executed at once (as `moecl notebooks --jobs`; `make book` uses 2)")
 
 
 def run(args: argparse.Namespace) -> int:
     """``moecl bench``: run the benchmark; exit status 0 (a reference mismatch raises AssertionError)."""
     plan = quick_plan() if args.quick else full_plan()
-    run_benchmark(plan, args.out, notebooks=args.notebooks, book=args.book, nb_timeout=args.nb_timeout)
+    run_benchmark(plan, args.out, notebooks=args.notebooks, book=args.book, nb_timeout=args.nb_timeout, jobs=args.jobs)
     return 0
 
 

@@ -95,6 +95,8 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
                    help="extra override applied after the profile, value parsed as YAML (e.g. -p n_runs 2000)")
     p.add_argument("-x", "--fail-fast", action="store_true", help="stop at the first failing notebook")
     p.add_argument("--timeout", type=int, default=None, metavar="S", help="per-cell timeout in seconds (default: none)")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="notebooks executed at once, one kernel each (default 1; outputs do not depend on it)")
     p.add_argument("--root", type=Path, default=None, help="repository root (default: found from the current folder)")
 
 
@@ -109,7 +111,7 @@ def _run_notebooks(args: argparse.Namespace) -> int:
         print(f"warning: --inplace with profile '{args.profile}': committed notebooks should hold QUICK outputs "
               "(nbval compares them)", file=sys.stderr)
     results = runner.run_notebooks(root, args.profile, args.only, inplace=args.inplace, out_dir=args.out,
-                                   extra=extra, fail_fast=args.fail_fast, timeout=args.timeout)
+                                   extra=extra, fail_fast=args.fail_fast, timeout=args.timeout, jobs=args.jobs)
     return 0 if results and all(r.ok for r in results) else 1
 
 

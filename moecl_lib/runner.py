@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
@@ -447,6 +448,14 @@ def execute_one(
     return True, ""
 
 
+def _timed_execute(stem: str, src: Path, output: Path, parameters: Mapping[str, Any], root: Path, inplace: bool,
+                   timeout: int | None) -> tuple[bool, str, float]:
+    """:func:`execute_one` plus its wall time (for the parallel runner)."""
+    t0 = time.perf_counter()
+    ok, message = execute_one(stem, src, output, parameters, root, inplace=inplace, timeout=timeout)
+    return ok, message, time.perf_counter() - t0
+
+
 PROFILE_METADATA_KEY = "moecl"
 """Notebook-level metadata key where the runner records the profile of a generated notebook."""
 
@@ -483,11 +492,15 @@ def run_notebooks(
     fail_fast: bool = False,
     timeout: int | None = None,
     stream: TextIO | None = None,
+    jobs: int = 1,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks under ``profile``; print progress and a summary to ``stream``.
 
-    Raises ``RunnerError`` for bad input (unknown stem/profile/parameter) before anything runs.
+    ``jobs > 1`` runs that many notebooks at once (one kernel process each). Raises ``RunnerError`` for bad input
+    (unknown stem/profile/parameter, ``jobs < 1``) before anything runs.
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise RunnerError(f"jobs={jobs!r} must be an integer >= 1")
     stream = stream or sys.stdout
     if inplace and out_dir is not None:
         raise RunnerError("--inplace and --out are mutually exclusive")
@@ -514,22 +527,48 @@ def run_notebooks(
     results: list[NotebookResult] = []
     env_backup = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silence debugpy's frozen-modules warning in kernels
+
+    def shown(params: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "stored parameters"
+
+    def finish(i: int, stem: str, params: dict[str, Any], output: Path, ok: bool, message: str, dt: float) -> bool:
+        """Record one result and print it; returns True when the run should stop (fail-fast)."""
+        results.append(NotebookResult(stem, profile, params, output, dt, ok, message))
+        if ok and not inplace:
+            record_profile(output, profile, params)
+        if ok:
+            print(f"    ok  {dt:.1f} s -> {_rel(output, root)}" + (f"  [{i}/{len(plan)}] {stem}" if jobs > 1 else ""),
+                  file=stream, flush=True)
+            return False
+        print(f"    {message.replace(chr(10), chr(10) + '    ')}", file=stream, flush=True)
+        return fail_fast
+
     try:
-        for i, (stem, params, output) in enumerate(plan, 1):
-            shown = ", ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "stored parameters"
-            print(f"[{i}/{len(plan)}] {stem} ({shown}) ...", file=stream, flush=True)
-            t0 = time.perf_counter()
-            ok, message = execute_one(stem, notebooks[stem], output, params, root, inplace=inplace, timeout=timeout)
-            dt = time.perf_counter() - t0
-            results.append(NotebookResult(stem, profile, params, output, dt, ok, message))
-            if ok and not inplace:
-                record_profile(output, profile, params)
-            if ok:
-                print(f"    ok  {dt:.1f} s -> {_rel(output, root)}", file=stream, flush=True)
-            else:
-                print(f"    {message.replace(chr(10), chr(10) + '    ')}", file=stream, flush=True)
-                if fail_fast:
+        if jobs <= 1:
+            for i, (stem, params, output) in enumerate(plan, 1):
+                print(f"[{i}/{len(plan)}] {stem} ({shown(params)}) ...", file=stream, flush=True)
+                t0 = time.perf_counter()
+                ok, message = execute_one(stem, notebooks[stem], output, params, root, inplace=inplace, timeout=timeout)
+                if finish(i, stem, params, output, ok, message, time.perf_counter() - t0):
                     break
+        else:
+            # independent notebooks in parallel kernels: each keeps its own seeds and single-threaded torch, so the
+            # outputs are those of a sequential run; only the order of the progress lines differs
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = {}
+                for i, (stem, params, output) in enumerate(plan, 1):
+                    print(f"[{i}/{len(plan)}] {stem} ({shown(params)}) queued", file=stream, flush=True)
+                    futures[pool.submit(_timed_execute, stem, notebooks[stem], output, params, root, inplace,
+                                        timeout)] = (i, stem, params, output)
+                for fut in as_completed(futures):
+                    i, stem, params, output = futures[fut]
+                    ok, message, dt = fut.result()
+                    if finish(i, stem, params, output, ok, message, dt):
+                        for other in futures:
+                            other.cancel()
+                        break
+            order = {stem: k for k, (stem, _, _) in enumerate(plan)}
+            results.sort(key=lambda r: order[r.stem])
     finally:
         if env_backup is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)

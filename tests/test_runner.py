@@ -307,7 +307,8 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_run_notebooks_end_to_end_inplace(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_run_notebooks_end_to_end_inplace(tmp_path, jobs):
     ok_nb = _nb([
         ("code", "x = 1", ["parameters"]),
         ("code", "import os\nprint(f'x={x} cwd={os.getcwd()}')", []),
@@ -328,7 +329,7 @@ def test_run_notebooks_end_to_end_inplace(tmp_path):
         def flush(self) -> None:
             pass
 
-    results = runner.run_notebooks(root, "paper", inplace=True, stream=_Sink())
+    results = runner.run_notebooks(root, "paper", inplace=True, stream=_Sink(), jobs=jobs)
     out = "".join(lines)
     assert [(r.stem, r.ok) for r in results] == [("a_ok", True), ("b_bad", False)]
 
@@ -344,6 +345,12 @@ def test_run_notebooks_end_to_end_inplace(tmp_path):
     assert "AssertionError: y drifted to 20" in out
     assert "Traceback" not in out
     assert "total (2 run, 1 failed)" in out
+
+
+def test_run_notebooks_rejects_bad_jobs(tmp_path):
+    root = _repo(tmp_path, {"a": _nb([("code", "x = 1", ["parameters"])])}, "")
+    with pytest.raises(runner.RunnerError, match="jobs=0"):
+        runner.run_notebooks(root, "quick", jobs=0)
 
 
 def test_record_profile_and_generated_profiles(tmp_path):
