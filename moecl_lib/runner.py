@@ -375,8 +375,9 @@ def format_value(v: Any) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
-def summary_table(results: Sequence[NotebookResult]) -> str:
-    """Plain-text summary: notebook, profile, status, wall time, total."""
+def summary_table(results: Sequence[NotebookResult], elapsed: float | None = None, jobs: int = 1) -> str:
+    """Plain-text summary: notebook, profile, status, wall time, total (sum of the notebooks' times); with
+    ``elapsed`` and ``jobs > 1`` also the elapsed time of the parallel run."""
     w = max([len("notebook")] + [len(r.stem) for r in results])
     lines = [f"{'notebook':<{w}}  {'profile':<8}  {'status':<6}  {'wall [s]':>9}", "-" * (w + 31)]
     for r in results:
@@ -385,6 +386,8 @@ def summary_table(results: Sequence[NotebookResult]) -> str:
     n_bad = sum(not r.ok for r in results)
     total = sum(r.seconds for r in results)
     lines.append(f"{'total (' + str(len(results)) + ' run, ' + str(n_bad) + ' failed)':<{w + 20}}  {total:9.1f}")
+    if elapsed is not None and jobs > 1:
+        lines.append(f"{'elapsed (' + str(jobs) + ' at once)':<{w + 20}}  {elapsed:9.1f}")
     return "\n".join(lines)
 
 
@@ -525,6 +528,7 @@ def run_notebooks(
     dest = "in place" if inplace else str((out_dir or GENERATED_DIR))
     print(f"moecl notebooks: profile={profile}, {len(plan)} notebook(s), output -> {dest}", file=stream, flush=True)
     results: list[NotebookResult] = []
+    t_start = time.perf_counter()
     env_backup = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silence debugpy's frozen-modules warning in kernels
 
@@ -574,7 +578,7 @@ def run_notebooks(
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
         else:
             os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = env_backup
-    print("\n" + summary_table(results), file=stream, flush=True)
+    print("\n" + summary_table(results, time.perf_counter() - t_start, jobs), file=stream, flush=True)
     failed = [r for r in results if not r.ok]
     if failed:
         print("\n" + "\n".join(r.message for r in failed), file=stream, flush=True)

@@ -234,6 +234,9 @@ def test_summary_table_lists_every_notebook_and_total():
     assert rows[2].split() == ["prop1", "paper", "ok", "1.5"]
     assert rows[3].split() == ["fig2_long_name", "paper", "FAILED", "3.0"]
     assert rows[-1].startswith("total (2 run, 1 failed)") and rows[-1].endswith("4.5")
+    assert runner.summary_table(res, elapsed=3.25, jobs=1) == table  # sequential: the sum is the elapsed time
+    last = runner.summary_table(res, elapsed=3.25, jobs=2).splitlines()[-1]
+    assert last.startswith("elapsed (2 at once)") and last.endswith("3.2")
 
 
 # --------------------------------------------------------------------------------------------------
