@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig
-from .experts import RunCurves
+from .experts import RunCurves, curve_buffers
 from .tasks import TaskPool, make_task_pool, mean_signal_strength
 
 FloatArray = NDArray[np.floating]
@@ -369,12 +369,7 @@ def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     T2 = np.full(R, -1, dtype=np.int64)
     gates = np.zeros((R, M, N), dtype=dtype)
     gp = np.zeros((R, N), dtype=np.int64)
-    F = np.full((R, T), np.nan, dtype=dtype)
-    G = np.empty((R, T), dtype=dtype)
-    G_pool = np.empty((R, T), dtype=dtype)
-    err_new = np.empty((R, T), dtype=dtype)
-    experts = np.empty((R, T), dtype=np.int32)
-    tasks_hist = np.empty((R, T), dtype=np.int32)
+    F, G, G_pool, err_new, experts, tasks_hist = curve_buffers((R, T), dtype, np.int32)
     weights = np.empty((R, T, M, d) if record_weights else (1, 1, 1, 1), dtype=dtype)
     snap_slot = np.full(T + 1, -1, dtype=np.int64)
     snap_slot[snap_rounds] = np.arange(len(snap_rounds))
@@ -447,12 +442,7 @@ def _numpy_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     zeros_r = np.zeros(R, dtype=np.intp)
 
     # per-round outputs are written as rows of (T, R) arrays and transposed at the end
-    F = np.full((T, R), np.nan, dtype=dtype)
-    G = np.empty((T, R), dtype=dtype)
-    G_pool = np.empty((T, R), dtype=dtype)
-    err_new = np.empty((T, R), dtype=dtype)
-    experts = np.empty((T, R), dtype=np.int32)
-    tasks_hist = np.empty((T, R), dtype=np.int32)
+    F, G, G_pool, err_new, experts, tasks_hist = curve_buffers((T, R), dtype, np.int32)
     weights = np.empty((R, T, M, d), dtype=dtype) if record_weights else None
     snapshots = np.empty((R, len(snap_rounds), N, M), dtype=dtype)
     snap_idx = 0

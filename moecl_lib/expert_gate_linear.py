@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.diagnostics import routing_matrix
 from moecl_lib.engine import draw_rounds, round_inputs
-from moecl_lib.experts import LinearExperts, RunCurves
+from moecl_lib.experts import LinearExperts, RunCurves, curve_buffers
 from moecl_lib.tasks import TaskPool, make_task_pool, mean_signal_strength
 
 _BLOCK = 64  # rounds drawn at once (the draws do not depend on the block length)
@@ -196,12 +196,7 @@ def simulate_gate(
     n_created = np.zeros(R, dtype=np.int64)
     U = None  # principal directions of the gates, refreshed after every gate update
 
-    F = np.full((R, T), np.nan, dtype=dtype)
-    G = np.empty((R, T), dtype=dtype)
-    G_pool = np.empty((R, T), dtype=dtype)
-    err_new = np.empty((R, T), dtype=dtype)
-    exp_hist = np.empty((R, T), dtype=np.int64)
-    task_hist = np.empty((R, T), dtype=np.int64)
+    F, G, G_pool, err_new, exp_hist, task_hist = curve_buffers((R, T), dtype)
     ncr_hist = np.empty((R, T), dtype=np.int64)
     new_hist = np.zeros((R, T), dtype=bool)
 

@@ -47,6 +47,16 @@ class RunCurves:
     tasks: IntArray
 
 
+def curve_buffers(shape: tuple[int, int], dtype: np.dtype | str,
+                  int_dtype: np.dtype | type = np.int64) -> tuple[np.ndarray, ...]:
+    """Output buffers for the fields of :class:`RunCurves`, in field order ``(F, G, G_pool, err_new, experts,
+    tasks)``, all of ``shape`` (``(R, T)``, or ``(T, R)`` for a loop that writes rows): floats uninitialised
+    except ``F``, which starts as NaN (undefined at t = 1); ``experts`` and ``tasks`` of ``int_dtype``."""
+    floats = tuple(np.empty(shape, dtype=dtype) for _ in range(3))
+    return (np.full(shape, np.nan, dtype=dtype),) + floats + (np.empty(shape, dtype=int_dtype),
+                                                              np.empty(shape, dtype=int_dtype))
+
+
 @dataclass(frozen=True)
 class RoundMetrics:
     """Metrics right after one round, each of shape (R,): ``F_t`` (NaN at t = 1), ``G_t``, and ``E_t(t)``."""
