@@ -164,27 +164,36 @@ class RoundDraws:
         return int(self.tasks.shape[0])
 
 
-def draw_rounds(cfg: ExperimentConfig, rng: np.random.Generator, n_rounds: int) -> RoundDraws:
+def draw_rounds(cfg: ExperimentConfig, rng: np.random.Generator, n_rounds: int, *,
+                out: RoundDraws | None = None) -> RoundDraws:
     """Draw the random inputs of ``n_rounds`` consecutive rounds (all runs), round by round.
 
     The generator is consumed in exactly the order of the original per-round engine (for each round: task
     indices, Gaussian columns, [uniform signal strengths], signal positions, [routing noise]), so a seed gives
     the same stream whatever the block length. Draws are float64 whatever ``cfg.dtype`` (a float32 run sees
     the rounded float64 draws, which is what makes the float32/float64 comparison meaningful).
+
+    ``out``: buffers from :func:`empty_draws` with room for at least ``n_rounds`` rounds, filled in place (the
+    result holds views of their first ``n_rounds`` rounds); saves allocating and page-faulting fresh arrays for
+    every block. The numbers do not depend on it.
     """
     R, N, M, d, s = cfg.n_runs, cfg.n_tasks, cfg.n_experts, cfg.d, cfg.s
     B = int(n_rounds)
-    tasks = np.empty((B, R), dtype=np.int64)
-    noise = np.empty((B, R, d, s))
-    has_signal = cfg.signal != "none"
-    beta = np.full((B, R), cfg.beta) if has_signal else None
-    pos = np.empty((B, R), dtype=np.int64) if has_signal else None
-    route = np.empty((B, R, M)) if M > 1 else None
-    uniform_beta = has_signal and cfg.beta_dist == "uniform"
+    if out is None:
+        out = empty_draws(cfg, B)
+    elif len(out) < B:
+        raise ValueError(f"out holds {len(out)} rounds, {B} requested")
+    tasks, noise = out.tasks[:B], out.noise[:B]
+    beta = out.beta[:B] if out.beta is not None else None
+    pos = out.pos[:B] if out.pos is not None else None
+    route = out.route_noise[:B] if out.route_noise is not None else None
+    uniform_beta = beta is not None and cfg.beta_dist == "uniform"
+    if beta is not None and not uniform_beta:
+        beta[...] = cfg.beta
     for b in range(B):
         tasks[b] = rng.integers(N, size=R)
         rng.standard_normal(out=noise[b])  # == rng.normal(0, sigma_t) / sigma_t, bit for bit
-        if has_signal:
+        if pos is not None:
             if uniform_beta:
                 beta[b] = cfg.beta * (1.0 - rng.random(R))  # Unif(0, beta]
             pos[b] = rng.integers(s, size=R)
@@ -192,6 +201,17 @@ def draw_rounds(cfg: ExperimentConfig, rng: np.random.Generator, n_rounds: int) 
             route[b] = rng.uniform(0.0, cfg.lam, size=(R, M))
     noise *= cfg.sigma_t
     return RoundDraws(tasks=tasks, noise=noise, beta=beta, pos=pos, route_noise=route)
+
+
+def empty_draws(cfg: ExperimentConfig, n_rounds: int) -> RoundDraws:
+    """Uninitialised buffers for :func:`draw_rounds` (``beta``/``pos`` None without a signal, ``route_noise``
+    None for M = 1)."""
+    R, M, d, s, B = cfg.n_runs, cfg.n_experts, cfg.d, cfg.s, int(n_rounds)
+    has_signal = cfg.signal != "none"
+    return RoundDraws(
+        tasks=np.empty((B, R), dtype=np.int64), noise=np.empty((B, R, d, s)),
+        beta=np.empty((B, R)) if has_signal else None, pos=np.empty((B, R), dtype=np.int64) if has_signal else None,
+        route_noise=np.empty((B, R, M)) if M > 1 else None)
 
 
 def round_inputs(cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws) -> FloatArray:
@@ -384,12 +404,14 @@ def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     t = 0
     # The draws of block i + 1 are made in a worker thread while the kernel (which releases the GIL) runs block
     # i: the generator is still consumed block after block in order, so the stream is unchanged.
+    # two buffer sets: the worker fills set (i + 1) % 2 while the kernel reads set i % 2
+    buffers = [empty_draws(cfg, sizes[0]) for _ in range(min(2, len(sizes)))]
     with ThreadPoolExecutor(max_workers=1) as worker:
-        pending = worker.submit(draw_rounds, cfg, rng, sizes[0])
+        pending = worker.submit(draw_rounds, cfg, rng, sizes[0], out=buffers[0])
         for i in range(len(sizes)):
             draws = pending.result()
-            if i + 1 < len(sizes):
-                pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1]) if prefetch else None
+            if prefetch and i + 1 < len(sizes):
+                pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1], out=buffers[(i + 1) % 2])
             has_signal = draws.pos is not None and draws.beta is not None
             run_block(
                 t, draws.tasks, draws.noise,
@@ -401,7 +423,7 @@ def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
                 cfg.aux_grad == "decay",
             )
             if not prefetch and i + 1 < len(sizes):
-                pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1])
+                pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1], out=buffers[(i + 1) % 2])
             t += len(draws)
             bar.update(len(draws))
     bar.close()

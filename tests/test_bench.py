@@ -54,6 +54,26 @@ def test_draws_reproduce_the_original_per_round_stream(kw):
     assert rng_a.random() == rng_b.random()  # both generators end in the same state
 
 
+@pytest.mark.parametrize("kw", [dict(n_experts=4, beta_dist="uniform"), dict(n_experts=1, signal="none")])
+def test_draws_into_reused_buffers_are_the_same_stream(kw):
+    """draw_rounds(out=...) fills reused buffers (a shorter last block uses their first rounds) with the same
+    numbers as fresh arrays; a buffer that is too small is refused."""
+    from moecl_lib.engine import empty_draws
+
+    cfg = ExperimentConfig(n_tasks=5, d=9, s=4, T=7, n_runs=6, seed=21, **kw)
+    rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
+    buf = empty_draws(cfg, 4)
+    for n in (4, 3):
+        a, b = draw_rounds(cfg, rng_a, n), draw_rounds(cfg, rng_b, n, out=buf)
+        for key in ("tasks", "noise", "beta", "pos", "route_noise"):
+            x, y = getattr(a, key), getattr(b, key)
+            assert (x is None) == (y is None), key
+            if x is not None:
+                np.testing.assert_array_equal(y, x, err_msg=key)
+    with pytest.raises(ValueError, match="4 rounds, 5 requested"):
+        draw_rounds(cfg, rng_b, 5, out=buf)
+
+
 @pytest.mark.parametrize("s,d", [(4, 9), (20, 40)])  # vectorised Gram-Schmidt / torch Cholesky-QR path
 def test_block_bases_span_the_inputs(s, d):
     cfg = ExperimentConfig(n_tasks=3, n_experts=2, d=d, s=s, T=5, n_runs=4, seed=2)
