@@ -34,7 +34,7 @@ learner (torch init via ``torch.manual_seed(seed)``, routing noise from ``numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -142,17 +142,32 @@ def train_classifier(
     experts all train through it.
     """
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    n = x.shape[0]
     model.train()
+    minibatch_steps(opt, x.shape[0], epochs, batch_size, generator, lambda idx: expert_loss(model, x[idx], y[idx]))
+    model.eval()
+
+
+def minibatch_steps(
+    opt: torch.optim.Optimizer,
+    n: int,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    batch_loss: Callable[[Tensor], Tensor],
+) -> None:
+    """The minibatch loop of every network the library trains (experts, LwF, Expert Gate's autoencoders).
+
+    Each epoch draws one permutation of the ``n`` samples (``torch.randperm`` with ``generator``) and takes one
+    ``opt`` step on ``batch_loss(idx)`` for each consecutive block of ``batch_size`` indices (the last one may be
+    shorter). Train/eval mode is left to the caller.
+    """
     for _ in range(int(epochs)):
         perm = torch.randperm(n, generator=generator)
         for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            loss = expert_loss(model, x[idx], y[idx])
+            loss = batch_loss(perm[i : i + batch_size])
             opt.zero_grad()
             loss.backward()
             opt.step()
-    model.eval()
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
 from moecl_lib.config import ConfigError, replace_fields
-from moecl_lib.deep import expert_loss, train_classifier
+from moecl_lib.deep import expert_loss, minibatch_steps, train_classifier
 
 AELoss = Literal["bce", "mse"]
 Normalisation = Literal["feature", "global"]
@@ -366,20 +366,14 @@ class GateAutoencoder(nn.Module):
         if loss not in AE_LOSSES:
             raise ConfigError(f"ae_loss={loss!r} must be one of {list(AE_LOSSES)}")
         opt = optimizer or torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
-        n = z.shape[0]
+        criterion = Fnn.binary_cross_entropy if loss == "bce" else Fnn.mse_loss
+
+        def batch_loss(idx: Tensor) -> Tensor:
+            zb = z[idx]
+            return criterion(self(zb), zb)
+
         self.train()
-        for _ in range(int(epochs)):
-            perm = torch.randperm(n, generator=generator)
-            for i in range(0, n, batch_size):
-                zb = z[perm[i : i + batch_size]]
-                out = self(zb)
-                if loss == "bce":
-                    lv = Fnn.binary_cross_entropy(out, zb)
-                else:
-                    lv = Fnn.mse_loss(out, zb)
-                opt.zero_grad()
-                lv.backward()
-                opt.step()
+        minibatch_steps(opt, z.shape[0], epochs, batch_size, generator, batch_loss)
         self.eval()
         return opt
 
@@ -476,24 +470,19 @@ def train_lwf(
     handle = head.register_forward_hook(lambda _m, inp, _o: feats.__setitem__("x", inp[0]))
     custom_loss = callable(getattr(model, "loss", None))
     opt = torch.optim.SGD(list(model.parameters()) + list(old_head.parameters()), lr=lr, momentum=momentum)
-    n = x.shape[0]
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        if custom_loss:
+            task = expert_loss(model, x[idx], y[idx])
+            old = as_class_logits(old_head(feats["x"]))
+            return task + float(lambda_old) * distillation_loss(old, teacher_logits[idx], temperature)
+        out = model(x[idx])
+        old = as_class_logits(old_head(feats["x"]))
+        return lwf_loss(out, y[idx], old, teacher_logits[idx], temperature, lambda_old)
+
     model.train()
     try:
-        for _ in range(int(epochs)):
-            perm = torch.randperm(n, generator=generator)
-            for i in range(0, n, batch_size):
-                idx = perm[i : i + batch_size]
-                if custom_loss:
-                    task = expert_loss(model, x[idx], y[idx])
-                    old = as_class_logits(old_head(feats["x"]))
-                    loss = task + float(lambda_old) * distillation_loss(old, teacher_logits[idx], temperature)
-                else:
-                    out = model(x[idx])
-                    old = as_class_logits(old_head(feats["x"]))
-                    loss = lwf_loss(out, y[idx], old, teacher_logits[idx], temperature, lambda_old)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        minibatch_steps(opt, x.shape[0], epochs, batch_size, generator, batch_loss)
     finally:
         handle.remove()
     model.eval()
