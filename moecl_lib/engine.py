@@ -177,7 +177,7 @@ def draw_rounds(cfg: ExperimentConfig, rng: np.random.Generator, n_rounds: int, 
     result holds views of their first ``n_rounds`` rounds); saves allocating and page-faulting fresh arrays for
     every block. The numbers do not depend on it.
     """
-    R, N, M, d, s = cfg.n_runs, cfg.n_tasks, cfg.n_experts, cfg.d, cfg.s
+    R, N, M, s = cfg.n_runs, cfg.n_tasks, cfg.n_experts, cfg.s
     B = int(n_rounds)
     if out is None:
         out = empty_draws(cfg, B)
@@ -396,6 +396,7 @@ def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     snapshots = np.empty((R, len(snap_rounds), N, M), dtype=dtype)
     no_float, no_int = np.zeros((1, 1)), np.zeros((1, 1), dtype=np.int64)
     no_route = np.zeros((1, 1, 1))
+    has_signal, routed = cfg.signal != "none", M > 1  # empty_draws leaves beta/pos, route_noise None otherwise
     term = TERMINATION_CODES[cfg.termination]
 
     block = block_length(cfg)
@@ -412,11 +413,10 @@ def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
             draws = pending.result()
             if prefetch and i + 1 < len(sizes):
                 pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1], out=buffers[(i + 1) % 2])
-            has_signal = draws.pos is not None and draws.beta is not None
             run_block(
                 t, draws.tasks, draws.noise,
                 draws.beta if has_signal else no_float, draws.pos if has_signal else no_int,
-                draws.route_noise if draws.route_noise is not None else no_route, has_signal, W, V, signal_in,
+                draws.route_noise if routed else no_route, has_signal, W, V, signal_in,
                 w, theta, counts, D, C, P, S, active, T2, gates, gp,
                 F, G, G_pool, err_new, experts, tasks_hist, weights, record_weights, snap_slot, snapshots,
                 float(cfg.lam), float(cfg.eta), float(cfg.alpha), float(cfg.gamma_value), int(cfg.T1_value), term,
