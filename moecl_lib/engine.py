@@ -385,7 +385,8 @@ def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     C = np.zeros((R, M, N), dtype=dtype)
     P = np.zeros((R, M), dtype=dtype)
     S = np.zeros(R, dtype=dtype)
-    active = np.full(R, M > 1)
+    has_signal, routed = cfg.signal != "none", M > 1  # empty_draws leaves beta/pos, route_noise None otherwise
+    active = np.full(R, routed)
     T2 = np.full(R, -1, dtype=np.int64)
     gates = np.zeros((R, M, N), dtype=dtype)
     gp = np.zeros((R, N), dtype=np.int64)
@@ -396,16 +397,14 @@ def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     snapshots = np.empty((R, len(snap_rounds), N, M), dtype=dtype)
     no_float, no_int = np.zeros((1, 1)), np.zeros((1, 1), dtype=np.int64)
     no_route = np.zeros((1, 1, 1))
-    has_signal, routed = cfg.signal != "none", M > 1  # empty_draws leaves beta/pos, route_noise None otherwise
     term = TERMINATION_CODES[cfg.termination]
 
     block = block_length(cfg)
     sizes = [min(block, T - t0) for t0 in range(0, T, block)]
     bar = tqdm(total=T, disable=not progress, desc=f"M={M} rounds", leave=False)
     t = 0
-    # The draws of block i + 1 are made in a worker thread while the kernel (which releases the GIL) runs block
-    # i: the generator is still consumed block after block in order, so the stream is unchanged.
-    # two buffer sets: the worker fills set (i + 1) % 2 while the kernel reads set i % 2
+    # The draws of block i + 1 are made in a worker thread, into buffer set (i + 1) % 2, while the kernel (which
+    # releases the GIL) runs block i from set i % 2: the generator is still consumed block after block in order.
     buffers = [empty_draws(cfg, sizes[0]) for _ in range(min(2, len(sizes)))]
     with ThreadPoolExecutor(max_workers=1) as worker:
         pending = worker.submit(draw_rounds, cfg, rng, sizes[0], out=buffers[0])
