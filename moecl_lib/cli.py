@@ -116,6 +116,38 @@ def _run_notebooks(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# moecl expect
+# --------------------------------------------------------------------------------------------------
+
+
+def _configure_expect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stems", nargs="+", metavar="STEM", help="chapters whose stored quick outputs hold a record")
+    p.add_argument("--root", type=Path, default=None, help="repository root (default: found from the current folder)")
+
+
+@register("expect", help="store the record of notebooks/STEM.ipynb as notebooks/expected/STEM.json",
+          configure=_configure_expect)
+def _run_expect(args: argparse.Namespace) -> int:
+    import json
+
+    from moecl_lib import runner
+    from moecl_lib.claims.record import expected_path, record_from_notebook, write_expected
+
+    root = args.root.resolve() if args.root else runner.find_repo_root()
+    for stem in args.stems:
+        nb_path = root / "notebooks" / f"{stem}.ipynb"
+        if not nb_path.is_file():
+            raise runner.RunnerError(f"no notebook {nb_path.relative_to(root)}")
+        rec = record_from_notebook(json.loads(nb_path.read_text(encoding="utf-8")))
+        if rec is None:
+            raise runner.RunnerError(f"{stem}: the stored outputs hold no record (run it with --inplace first)")
+        path = write_expected(rec, expected_path(stem, root))
+        print(f"{stem}: {len(rec.quantities)} quantities, {len(rec.checks)} checks -> {path.relative_to(root)}")
+    print("re-run the notebooks with --inplace so that their stored comparison line matches")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # moecl book
 # --------------------------------------------------------------------------------------------------
 
