@@ -103,7 +103,6 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
 @register("notebooks", help="execute notebooks/*.ipynb with papermill under a profile", configure=_configure_notebooks)
 def _run_notebooks(args: argparse.Namespace) -> int:
     from moecl_lib import runner
-    from moecl_lib.status import write_status_page
 
     root = args.root.resolve() if args.root else runner.find_repo_root()
     extra = {name: runner.parse_cli_value(value) for name, value in args.parameter}
@@ -160,11 +159,16 @@ def _configure_book(p: argparse.ArgumentParser) -> None:
 @register("book", help="build the HTML book (jupyter-book build -W -n --keep-going book/)", configure=_configure_book)
 def _run_book(args: argparse.Namespace) -> int:
     from moecl_lib import runner
-    from moecl_lib.status import write_status_page
+    from moecl_lib.status import unmatched_numbers, write_status_page
 
     root = args.root.resolve() if args.root else runner.find_repo_root()
     runner.check_book_inputs(root)
     write_status_page(root / "book")
+    missing = unmatched_numbers(root / "book")
+    if missing:
+        print("status page quotes numbers that its chapters did not print: " + "; ".join(missing[:20]),
+              file=sys.stderr)
+        return 1
     profiles = runner.generated_profiles(root)
     print("rendering book/generated/: " + ", ".join(f"{k} ({v})" for k, v in profiles.items()), flush=True)
     not_paper = sorted(k for k, v in profiles.items() if v != "paper")

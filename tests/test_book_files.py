@@ -12,7 +12,6 @@ from moecl_lib.runner import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-VERDICTS = {"reproduced", "partly", "not reproduced", "pending"}
 
 
 def test_toc_entries_exist():
@@ -27,19 +26,19 @@ def test_toc_entries_exist():
 
 
 def test_reproduction_status_schema():
+    """The CSV holds claim text, source, chapter and rule only: no verdict, no evidence numbers."""
     with open(BOOK / "reproduction_status.csv", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["claim", "source", "notebook", "verdict", "evidence", "setting"]
+    assert rows[0] == ["id", "kind", "claim", "source", "chapter", "rule"]
     assert len(rows) > 1
     notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     for i, row in enumerate(rows[1:], start=2):
         assert len(row) == 6, f"reproduction_status.csv line {i}: {len(row)} fields, expected 6 (quote commas)"
-        claim, _source, notebook, verdict, evidence, setting = row
-        assert claim.strip(), f"line {i}: empty claim"
-        assert verdict in VERDICTS, f"line {i}: verdict {verdict!r} not in {sorted(VERDICTS)}"
-        if verdict != "pending":
-            assert evidence.strip() and setting.strip(), f"line {i}: a verdict needs its evidence and setting"
-            assert notebook in notebooks, f"line {i}: notebook {notebook!r} does not exist"
+        claim_id, kind, claim, _source, chapter, rule = row
+        assert claim_id.isidentifier(), f"line {i}: id {claim_id!r} is not an identifier"
+        assert kind in {"paper", "baseline", "companion"}, f"line {i}: kind {kind!r}"
+        assert claim.strip() and rule.strip(), f"line {i}: empty claim or rule"
+        assert chapter in notebooks, f"line {i}: chapter {chapter!r} does not exist"
 
 
 def test_config_has_no_cdn_and_no_execution():
