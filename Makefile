@@ -35,13 +35,14 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: help setup data notebooks book book-only test test-unit test-nbval test-book screenshot clean distclean
+.PHONY: help setup data notebooks book book-only test test-unit test-nbval test-book portability screenshot clean distclean
 
 help:
 	@echo "make setup                 venv ($(VENV)), pip install -e '.[dev]', npm ci (MathJax), Fashion-MNIST if possible"
 	@echo "make book                  setup + notebooks under the $(BOOK_PROFILE) profile + HTML book -> $(HTML)/index.html"
 	@echo "make test                  setup + pytest tests + nbval notebooks + book build -W (stored quick outputs)"
 	@echo "make notebooks PROFILE=..  execute notebooks/*.ipynb into book/generated/ (PROFILE=paper|quick; JOBS=2 at once)"
+	@echo "make portability           quick-profile chapter checks under other CPU kernels (VARIANTS=... to choose)"
 	@echo "make book-only             rebuild the HTML from the existing book/generated/"
 	@echo "make screenshot            headless-Chromium PNGs of a few pages -> $(SCREENSHOT_DIR)/ (not in CI)"
 	@echo "make clean | distclean     remove build outputs | also the venv, node_modules and the MathJax copy"
@@ -113,6 +114,12 @@ test-nbval:
 test-book:
 	@rm -rf book/generated && mkdir -p book/generated && cp notebooks/*.ipynb book/generated/
 	$(BIN)/moecl book
+
+# Every chapter compares its record with notebooks/expected/ at the tolerance of moecl_lib.claims.rule, under
+# other torch / OpenBLAS / numba / numpy kernels (`.venv/bin/moecl portability --list` shows the variants).
+VARIANTS ?=
+portability: setup
+	$(BIN)/moecl portability --jobs $(JOBS) $(if $(VARIANTS),--variants $(VARIANTS))
 
 # ---------------------------------------------------------------------------------------------- reader's check
 
