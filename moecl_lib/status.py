@@ -199,6 +199,46 @@ def render_settings_table() -> str:
     return "\n".join(lines)
 
 
+BUILD_INFO = Path("generated") / "_build_info.md"
+"""Build information (included by ``book/build_info.md``), relative to ``book/``."""
+
+
+def git_commit(root: Path) -> str:
+    """``<sha> (modified)`` of the repository at ``root``, or ``unknown`` outside a git checkout."""
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + (" (with uncommitted changes)" if dirty else "")
+
+
+def render_build_info(records: Mapping[str, Record], titles: Mapping[str, str], profiles: Mapping[str, str],
+                      commit: str) -> str:
+    """Markdown: commit, machine and package versions of the records, and one row per chapter (title, profile,
+    wall time, date)."""
+    lines = [f"- **Commit:** `{commit}`"]
+    machines = {json.dumps(rec.machine, sort_keys=True): rec.machine for rec in records.values()}
+    for m in machines.values():
+        env = ", ".join(f"`{k}={v}`" for k, v in m.get("environment", {}).items()) or "none set"
+        versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v)
+        lines += [f"- **CPU:** {m.get('cpu', '?')} ({m.get('cores', '?')} cores); kernel variables: {env}",
+                  f"- **Python** {m.get('python', '?')} on {m.get('platform', '?')}; {versions}"]
+    lines += ["", "| chapter | profile | wall time [s] | run on |", "|---|---|---|---|"]
+    total = 0.0
+    for chapter, rec in sorted(records.items()):
+        wall = rec.wall_time_s
+        total += wall or 0.0
+        shown = f"{wall:.1f}" if wall is not None else "-"
+        lines.append(f"| {_link(chapter, titles)} | {profiles.get(chapter, '?')} | {shown} | {rec.created[:16]} |")
+    lines.append(f"| **total** | | **{total:.1f}** | |")
+    return "\n".join(lines)
+
+
 def write_status_page(book_dir: str | Path) -> Path:
     """Render ``book_dir/reproduction_status.csv`` with the build's records into ``book_dir/generated/…``."""
     book = Path(book_dir)
@@ -208,6 +248,8 @@ def write_status_page(book_dir: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(verdict_rule_text() + "\n\n## Summary\n\n" + body + "\n", encoding="utf-8")
     (book / SETTINGS_TABLE).write_text(render_settings_table() + "\n", encoding="utf-8")
+    info = render_build_info(records, titles, profiles, git_commit(book.resolve().parent))
+    (book / BUILD_INFO).write_text(info + "\n", encoding="utf-8")
     return out
 
 

@@ -94,3 +94,15 @@ def test_settings_table_comes_from_the_code():
     row = next(line for line in table.splitlines() if line.startswith("| `signal_scale`"))
     assert row == f"| `signal_scale` | `1.0` | `{RECALLED['signal_scale']}` | `{CALIBRATED['signal_scale']}` |"
     assert "$30\\,M$" in table
+
+
+def test_build_info_lists_every_chapter(tmp_path: Path):
+    from moecl_lib.status import render_build_info
+
+    rec = _record("nb_a")
+    rec.wall_time_s = 12.34
+    text = render_build_info({"nb_a": rec}, {"nb_a": "Chapter A"}, {"nb_a": "paper"}, "abc123")
+    assert "- **Commit:** `abc123`" in text
+    assert "| [Chapter A](generated/nb_a.ipynb) | paper | 12.3 |" in text
+    assert "| **total** | | **12.3** | |" in text
+    assert f"**CPU:** {rec.machine['cpu']}" in text
