@@ -3,13 +3,20 @@
 #   make book    set up, execute every notebook under the paper profile, build the HTML book   (THE main job)
 #   make test    set up, unit + statistical tests, nbval on the stored notebooks, book -W from their stored outputs
 #
-# The set-up is idempotent: the venv is created only when missing, `pip install -e '.[dev]'` reruns only when
-# pyproject.toml changed (stamp file inside the venv), `npm ci` only when package*.json changed.
+#
+# The set-up is idempotent: the venv is created only when missing, the lock (lock/dev.txt) is installed again only
+# when it or pyproject.toml changed (stamp file inside the venv), `npm ci` only when package*.json changed.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
+
+# uv (unlike pip) compiles no bytecode at install, and PYTHONDONTWRITEBYTECODE=1 (set on this project's machines)
+# would then make every process compile every module it imports, every time: the targets below let Python write
+# the .pyc of what they import, once. COMPILE_BYTECODE=1 compiles the whole venv at install instead (~60 s of CPU).
+unexport PYTHONDONTWRITEBYTECODE
+COMPILE_BYTECODE ?= 0
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,6 +25,24 @@ PROFILE ?= paper
 BOOK_PROFILE ?= paper
 JOBS ?= 2
 SETUP_STAMP := $(VENV)/.moecl-setup-stamp
+# Python environment: lock/dev.txt pins every package (exact version + sha256) for CPython 3.11 on Linux x86-64;
+# `make lock` writes it with `uv pip compile` from pyproject.toml (dependencies + [dev]) and lock/venv.in.
+LOCK := lock/dev.txt
+LAB_LOCK := lock/lab.txt
+UV_LOCK := lock/uv.txt
+# uv | pip. uv (pinned in lock/uv.txt, installed with pip into $(VENV)/.uv, outside the venv's packages) installs
+# the lock in seconds from its cache; pip (`pip install --require-hashes --no-deps -r $(LOCK)`) is the fallback,
+# used as well when uv cannot be installed.
+INSTALLER ?= uv
+UV_DIR := $(VENV)/.uv
+UV := $(UV_DIR)/bin/uv
+LOCKPY := moecl_lib/lockfile.py
+# uv does not read pip.conf: `$(LOCKPY) sources` turns pip's configured index / extra indexes / find-links (local
+# folders only where they exist) into uv arguments, plus PyTorch's CPU index where no local source has the CPU torch.
+# unsafe-best-match = pip's behaviour (every index searched for every package); safe here, as every file is hashed.
+UV_INDEX_FLAGS := --index-strategy unsafe-best-match
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes $(UV_INDEX_FLAGS) \
+              --custom-compile-command "make lock" --quiet
 MATHJAX_SRC := node_modules/mathjax/es5/tex-svg-full.js
 MATHJAX := book/_vendor/mathjax/tex-svg-full.js
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
@@ -35,10 +60,11 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: help setup data notebooks book book-only test test-unit test-nbval test-book portability screenshot clean distclean
+.PHONY: help setup lock lock-upgrade data notebooks book book-only test test-unit test-nbval test-book portability screenshot clean distclean
 
 help:
-	@echo "make setup                 venv ($(VENV)), pip install -e '.[dev]', npm ci (MathJax), Fashion-MNIST if possible"
+	@echo "make setup                 venv ($(VENV)) = $(LOCK) (uv pip sync) + the project (-e, --no-deps), npm ci (MathJax), Fashion-MNIST if possible"
+	@echo "make lock | lock-upgrade   refresh lock/*.txt from pyproject.toml (uv pip compile) | also move every pin to its newest version"
 	@echo "make book                  setup + notebooks under the $(BOOK_PROFILE) profile + HTML book -> $(HTML)/index.html"
 	@echo "make test                  setup + pytest tests + nbval notebooks + book build -W (stored quick outputs)"
 	@echo "make notebooks PROFILE=..  execute notebooks/*.ipynb into book/generated/ (PROFILE=paper|quick; JOBS=2 at once)"
@@ -54,9 +80,56 @@ setup: $(SETUP_STAMP) $(MATHJAX) data
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(SETUP_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[dev]'
+# $(call install_lock,PYTHON,LOCK): make the environment of PYTHON equal LOCK (uv pip sync: installs, upgrades and
+# removes), with uv or, failing that, pip (which cannot remove what the lock does not list: check-venv reports it).
+define install_lock
+	@$(BIN)/python $(LOCKPY) check-python --python $(1)
+	@if [ "$(INSTALLER)" = uv ] && $(MAKE) -s $(UV); then \
+	  src="$$($(BIN)/python $(LOCKPY) sources --installer uv $(2))"; \
+	  echo "uv pip sync $(2) $$src"; \
+	  $(UV) pip sync --python $(1) --require-hashes $(UV_INDEX_FLAGS) $(if $(filter 1,$(COMPILE_BYTECODE)),--compile-bytecode) \
+	    $$src $(2); \
+	else \
+	  [ "$(INSTALLER)" = pip ] || echo "setup: uv unavailable, installing with pip (slower)"; \
+	  src="$$($(BIN)/python $(LOCKPY) sources --installer pip $(2))"; \
+	  $(1) -m pip install --require-hashes --no-deps $$src -r $(2); \
+	fi
+endef
+
+$(UV): $(UV_LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --upgrade --target $(UV_DIR) -r $(UV_LOCK)
 	@touch $@
+
+# the lock, then the project itself (editable, --no-deps; built by the locked setuptools without isolation), then
+# `pip freeze --all` must equal the lock and pyproject.toml must agree with it
+$(SETUP_STAMP): $(LOCK) pyproject.toml | $(BIN)/python
+	$(call install_lock,$(BIN)/python,$(LOCK))
+	@if [ "$(INSTALLER)" = uv ] && [ -x $(UV) ]; then \
+	  $(UV) pip install --python $(BIN)/python --quiet --offline --no-deps --no-build-isolation -e .; \
+	else \
+	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .; \
+	fi
+	@$(BIN)/python $(LOCKPY) check-venv --python $(BIN)/python $(LOCK)
+	@$(BIN)/python $(LOCKPY) check-pyproject
+	@touch $@
+
+# Refresh the locks from pyproject.toml (+ lock/venv.in, lock/uv.in), keeping the pinned versions that still fit;
+# `make lock-upgrade` moves every package to its newest version. Then run `make setup` and commit lock/.
+lock: $(UV)
+	@src="$$($(BIN)/python $(LOCKPY) sources --installer uv --compile $(LOCK))"; \
+	echo "uv pip compile pyproject.toml --extra dev lock/venv.in -> $(LOCK)"; \
+	$(UV) pip compile $(LOCK_FLAGS) $(LOCK_UPGRADE) $$src --extra dev pyproject.toml lock/venv.in -o $(LOCK); \
+	echo "uv pip compile [lab] lock/venv.in, constrained by $(LOCK) -> $(LAB_LOCK)"; \
+	$(BIN)/python $(LOCKPY) extra-requirements lab | \
+	  $(UV) pip compile $(LOCK_FLAGS) $(LOCK_UPGRADE) $$src -c $(LOCK) - lock/venv.in -o $(LAB_LOCK); \
+	echo "uv pip compile lock/uv.in -> $(UV_LOCK)"; \
+	$(UV) pip compile $(LOCK_FLAGS) $(LOCK_UPGRADE) $$src lock/uv.in -o $(UV_LOCK)
+	@if $(BIN)/python -c 'import packaging' 2>/dev/null; then $(BIN)/python $(LOCKPY) check-pyproject; \
+	else echo "note: the pyproject/lock check needs the packaging module: make setup runs it"; fi
+	@echo "$(LOCK) sha256 $$(sha256sum $(LOCK) | cut -c1-64)"
+
+lock-upgrade:
+	@$(MAKE) lock LOCK_UPGRADE=--upgrade
 
 $(MATHJAX_SRC): package.json package-lock.json
 	npm ci --no-audit --no-fund
