@@ -3,6 +3,7 @@
 #   make book    set up, execute every notebook under the paper profile, build the HTML book   (THE main job)
 #   make test    set up, unit + statistical tests, nbval on the stored notebooks, book -W from their stored outputs
 #
+#   make lab     JupyterLab on 127.0.0.1 in notebooks/, on the project's kernel (re-run a chapter interactively)
 #
 # The set-up is idempotent: the venv is created only when missing, the lock (lock/dev.txt) is installed again only
 # when it or pyproject.toml changed (stamp file inside the venv), `npm ci` only when package*.json changed.
@@ -43,6 +44,12 @@ LOCKPY := moecl_lib/lockfile.py
 UV_INDEX_FLAGS := --index-strategy unsafe-best-match
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes $(UV_INDEX_FLAGS) \
               --custom-compile-command "make lock" --quiet
+LAB_VENV ?= .venv-lab
+LAB_BIN := $(LAB_VENV)/bin
+LAB_STAMP := $(LAB_VENV)/.moecl-lab-stamp
+LAB_KERNEL_PREFIX := $(LAB_VENV)/moecl-kernel
+LAB_PORT ?= 8888
+LAB_ARGS ?=
 MATHJAX_SRC := node_modules/mathjax/es5/tex-svg-full.js
 MATHJAX := book/_vendor/mathjax/tex-svg-full.js
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
@@ -60,11 +67,13 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: help setup lock lock-upgrade data notebooks book book-only test test-unit test-nbval test-book portability screenshot clean distclean
+.PHONY: help setup lock lock-upgrade lab lab-check data notebooks book book-only test test-unit test-nbval test-book portability screenshot clean distclean
 
 help:
 	@echo "make setup                 venv ($(VENV)) = $(LOCK) (uv pip sync) + the project (-e, --no-deps), npm ci (MathJax), Fashion-MNIST if possible"
 	@echo "make lock | lock-upgrade   refresh lock/*.txt from pyproject.toml (uv pip compile) | also move every pin to its newest version"
+	@echo "make lab                   JupyterLab on http://127.0.0.1:$(LAB_PORT) in notebooks/, kernel = $(VENV) ($(LAB_LOCK) in $(LAB_VENV))"
+	@echo "make lab-check             start make lab headless, run a chapter through its kernel API, stop it (not in CI)"
 	@echo "make book                  setup + notebooks under the $(BOOK_PROFILE) profile + HTML book -> $(HTML)/index.html"
 	@echo "make test                  setup + pytest tests + nbval notebooks + book build -W (stored quick outputs)"
 	@echo "make notebooks PROFILE=..  execute notebooks/*.ipynb into book/generated/ (PROFILE=paper|quick; JOBS=2 at once)"
@@ -194,6 +203,35 @@ VARIANTS ?=
 portability: setup
 	$(BIN)/moecl portability --jobs $(JOBS) $(if $(VARIANTS),--variants $(VARIANTS))
 
+# ---------------------------------------------------------------------------------------------- interactive
+
+# JupyterLab (lock/lab.txt, in its own venv: CI never installs it) on 127.0.0.1 only, serving notebooks/ so that a
+# notebook's kernel runs in notebooks/ as under nbval. Its `python3` kernel is this project's venv: the kernelspec
+# written by `ipykernel install --prefix $(LAB_KERNEL_PREFIX)` comes first on JUPYTER_PATH. Token: printed in the
+# URL, or set JUPYTER_TOKEN. LAB_PORT=... for another port, LAB_ARGS=... for more jupyter-lab options.
+$(LAB_BIN)/python:
+	$(PYTHON) -m venv $(LAB_VENV)
+
+$(LAB_STAMP): $(LAB_LOCK) | $(LAB_BIN)/python $(SETUP_STAMP)
+	$(call install_lock,$(LAB_BIN)/python,$(LAB_LOCK))
+	@$(BIN)/python $(LOCKPY) check-venv --python $(LAB_BIN)/python $(LAB_LOCK)
+	@touch $@
+
+lab: setup $(LAB_STAMP)
+	@$(BIN)/python -m ipykernel install --prefix $(CURDIR)/$(LAB_KERNEL_PREFIX) --name python3 \
+	  --display-name "Python 3 (moecl, $(VENV))" >/dev/null
+	@echo "make lab: JupyterLab on http://127.0.0.1:$(LAB_PORT)/lab, folder notebooks/, kernel python3 = $(BIN)/python; Ctrl-C stops it"
+	JUPYTER_PATH=$(CURDIR)/$(LAB_KERNEL_PREFIX)/share/jupyter exec $(LAB_BIN)/jupyter lab --no-browser \
+	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 \
+	  --ServerApp.root_dir=$(CURDIR)/notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Headless check of `make lab`: start it on a free port with a token, check it listens on 127.0.0.1 only, run
+# notebooks/$(LAB_CHECK_NOTEBOOK).ipynb cell by cell on the server's kernel (REST + websocket API), compare the
+# checked cells with the stored outputs, stop the server.
+LAB_CHECK_NOTEBOOK ?= prop4_single_expert
+lab-check: setup $(LAB_STAMP)
+	$(LAB_BIN)/python scripts/lab_check.py --notebook $(LAB_CHECK_NOTEBOOK) --make "$(MAKE)"
+
 # ---------------------------------------------------------------------------------------------- reader's check
 
 # Headless Chromium screenshots of the built book (math must be rendered: no raw \( \) left). Installs the
@@ -223,4 +261,4 @@ clean:
 	rm -rf book/_build book/generated results notebooks/results .pytest_cache tests/.pytest_cache
 
 distclean: clean
-	rm -rf $(VENV) node_modules book/_vendor
+	rm -rf $(VENV) $(LAB_VENV) node_modules book/_vendor

@@ -105,7 +105,7 @@ def test_pip_freeze_of_this_venv_equals_the_lock():
     assert problems == [], "pip freeze --all differs from lock/dev.txt:\n" + "\n".join(problems)
 
 
-# -- the Makefile installs from the lock ------------------------------------------------------------------------
+# -- the Makefile installs from the lock, and `make lab` binds to the loopback address ------------------------
 
 
 def test_makefile_installs_the_lock():
@@ -119,6 +119,14 @@ def test_makefile_installs_the_lock():
     assert "--python-version 3.11" in flags and "--python-platform x86_64-manylinux_2_28" in flags
     assert "--generate-hashes" in flags
     assert (lockfile.TARGET_PYTHON, lockfile.TARGET_PLATFORM) == ("3.11", "x86_64-manylinux_2_28")
+
+
+def test_make_lab_binds_loopback_only_and_serves_notebooks():
+    lab = MAKEFILE.split("\nlab: ", 1)[1].split("\n\n", 1)[0]
+    assert "--ServerApp.ip=127.0.0.1" in lab
+    assert "--ServerApp.root_dir=$(CURDIR)/notebooks" in lab
+    assert "0.0.0.0" not in MAKEFILE
+    assert "JUPYTER_PATH=" in lab and "ipykernel install --prefix" in lab
 
 
 def test_source_args_pass_existing_local_folders_only(monkeypatch, tmp_path):
