@@ -86,27 +86,34 @@ help:
 
 setup: $(SETUP_STAMP) $(MATHJAX) data
 
+# --without-pip: pip comes from the lock (ensurepip would take ~10 s to install a pip that the lock then replaces)
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
 # $(call install_lock,PYTHON,LOCK): make the environment of PYTHON equal LOCK (uv pip sync: installs, upgrades and
 # removes), with uv or, failing that, pip (which cannot remove what the lock does not list: check-venv reports it).
 define install_lock
 	@$(BIN)/python $(LOCKPY) check-python --python $(1)
 	@if [ "$(INSTALLER)" = uv ] && $(MAKE) -s $(UV); then \
-	  src="$$($(BIN)/python $(LOCKPY) sources --installer uv $(2))"; \
+	  src="$$($(BIN)/python $(LOCKPY) sources --installer uv --pip-python $(PYTHON) $(2))"; \
 	  echo "uv pip sync $(2) $$src"; \
 	  $(UV) pip sync --python $(1) --require-hashes $(UV_INDEX_FLAGS) $(if $(filter 1,$(COMPILE_BYTECODE)),--compile-bytecode) \
 	    $$src $(2); \
 	else \
 	  [ "$(INSTALLER)" = pip ] || echo "setup: uv unavailable, installing with pip (slower)"; \
-	  src="$$($(BIN)/python $(LOCKPY) sources --installer pip $(2))"; \
+	  $(1) -m pip --version >/dev/null 2>&1 || $(1) -m ensurepip --default-pip >/dev/null; \
+	  src="$$($(BIN)/python $(LOCKPY) sources --installer pip --pip-python $(PYTHON) $(2))"; \
 	  $(1) -m pip install --require-hashes --no-deps $$src -r $(2); \
 	fi
 endef
 
+# with the pip of $(PYTHON) (it reads pip.conf), or, where $(PYTHON) has no pip, with the venv's own (ensurepip)
 $(UV): $(UV_LOCK) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --upgrade --target $(UV_DIR) -r $(UV_LOCK)
+	@pip="$(PYTHON) -m pip"; $$pip --version >/dev/null 2>&1 || { \
+	  $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null; \
+	  pip="$(BIN)/python -m pip"; }; \
+	echo "$$pip install --require-hashes --no-deps --target $(UV_DIR) -r $(UV_LOCK)"; \
+	$$pip install --quiet --require-hashes --no-deps --upgrade --target $(UV_DIR) -r $(UV_LOCK)
 	@touch $@
 
 # the lock, then the project itself (editable, --no-deps; built by the locked setuptools without isolation), then
@@ -125,7 +132,7 @@ $(SETUP_STAMP): $(LOCK) pyproject.toml | $(BIN)/python
 # Refresh the locks from pyproject.toml (+ lock/venv.in, lock/uv.in), keeping the pinned versions that still fit;
 # `make lock-upgrade` moves every package to its newest version. Then run `make setup` and commit lock/.
 lock: $(UV)
-	@src="$$($(BIN)/python $(LOCKPY) sources --installer uv --compile $(LOCK))"; \
+	@src="$$($(BIN)/python $(LOCKPY) sources --installer uv --compile --pip-python $(PYTHON) $(LOCK))"; \
 	echo "uv pip compile pyproject.toml --extra dev lock/venv.in -> $(LOCK)"; \
 	$(UV) pip compile $(LOCK_FLAGS) $(LOCK_UPGRADE) $$src --extra dev pyproject.toml lock/venv.in -o $(LOCK); \
 	echo "uv pip compile [lab] lock/venv.in, constrained by $(LOCK) -> $(LAB_LOCK)"; \
@@ -210,7 +217,7 @@ portability: setup
 # written by `ipykernel install --prefix $(LAB_KERNEL_PREFIX)` comes first on JUPYTER_PATH. Token: printed in the
 # URL, or set JUPYTER_TOKEN. LAB_PORT=... for another port, LAB_ARGS=... for more jupyter-lab options.
 $(LAB_BIN)/python:
-	$(PYTHON) -m venv $(LAB_VENV)
+	$(PYTHON) -m venv --without-pip $(LAB_VENV)
 
 $(LAB_STAMP): $(LAB_LOCK) | $(LAB_BIN)/python $(SETUP_STAMP)
 	$(call install_lock,$(LAB_BIN)/python,$(LAB_LOCK))

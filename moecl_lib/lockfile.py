@@ -248,10 +248,19 @@ def venv_problems(python: str | Path, lock: Path | str = DEV_LOCK) -> list[str]:
 # ------------------------------------------------------------------------------------------ where wheels come from
 
 
-def pip_config(python: str | Path = sys.executable) -> dict[str, list[str]]:
+def pip_config(python: str | Path = sys.executable, fallback: str | Path | None = None) -> dict[str, list[str]]:
     """index-url / extra-index-url / find-links as ``pip config list`` shows them (environment variables first,
-    then the ``install`` and ``global`` sections), each split into its URLs or paths."""
-    out = subprocess.run([str(python), "-m", "pip", "config", "list"], capture_output=True, text=True, check=False)
+    then the ``install`` and ``global`` sections), each split into its URLs or paths. Asks the pip of ``python``,
+    or of ``fallback`` where ``python`` has none (a venv created without pip, before the lock brings it)."""
+    out = None
+    for py in (python, fallback):
+        if py is None:
+            continue
+        out = subprocess.run([str(py), "-m", "pip", "config", "list"], capture_output=True, text=True, check=False)
+        if out.returncode == 0:
+            break
+    if out is None or out.returncode != 0:
+        return {}
     found: dict[str, dict[str, str]] = {}
     for line in out.stdout.splitlines():
         m = re.match(r"^([^.=]*)\.([a-z-]+)='(.*)'$", line.strip())
@@ -301,7 +310,7 @@ def _provides_torch(location: str, version: str) -> bool:
 
 
 def source_args(installer: str, lock: Path | None, python: str | Path = sys.executable,
-                compile_: bool = False) -> list[str]:
+                compile_: bool = False, pip_python: str | Path | None = None) -> list[str]:
     """Index arguments that give ``installer`` the sources pip is configured with on this machine.
 
     uv does not read pip.conf: the index URL, extra index URLs and find-links of ``pip config`` are passed to it
@@ -311,7 +320,7 @@ def source_args(installer: str, lock: Path | None, python: str | Path = sys.exec
     verifies that). Where no configured source provides the locked CPU build of torch, PyTorch's CPU index is
     added: PyPI has only the CUDA build of ``torch`` for Linux, and the lock pins ``+cpu``.
     """
-    config = pip_config(python)
+    config = pip_config(python, pip_python)
     args: list[str] = []
     index_url = (config.get("index-url") or [PYPI_SIMPLE])[0]
     find_links = [f for f in config.get("find-links", []) if _local_path(f) is None or _local_path(f).exists()]
@@ -361,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("lock", type=Path, nargs="?", default=None)
     p.add_argument("--installer", choices=["uv", "pip"], default="uv")
     p.add_argument("--compile", action="store_true", help="for `uv pip compile` (PyPI searched first)")
+    p.add_argument("--pip-python", default=None, help="whose pip to ask where this interpreter has no pip")
     p = sub.add_parser("extra-requirements", help="print the requirements of one extra of pyproject.toml")
     p.add_argument("extra")
     p = sub.add_parser("hash", help="sha256 of a lock file")
@@ -389,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     if args.cmd == "sources":
-        print(" ".join(source_args(args.installer, args.lock, compile_=args.compile)))
+        print(" ".join(source_args(args.installer, args.lock, compile_=args.compile, pip_python=args.pip_python)))
         return 0
     if args.cmd == "extra-requirements":
         print("\n".join(requirements(_pyproject(), [args.extra], base=False)))

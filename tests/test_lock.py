@@ -135,13 +135,13 @@ def test_source_args_pass_existing_local_folders_only(monkeypatch, tmp_path):
     (wheels / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
     cfg = {"find-links": [str(wheels), str(tmp_path / "missing")],
            "extra-index-url": [f"file://{tmp_path}/nothing/simple", "https://mirror.example/simple"]}
-    monkeypatch.setattr(lockfile, "pip_config", lambda python=None: cfg)
+    monkeypatch.setattr(lockfile, "pip_config", lambda python=None, fallback=None: cfg)
     args = lockfile.source_args("uv", lockfile.DEV_LOCK)
     assert args == ["--find-links", str(wheels), "--extra-index-url", "https://mirror.example/simple"]
     assert lockfile.source_args("pip", lockfile.DEV_LOCK) == []  # pip reads its configuration itself
     compile_args = lockfile.source_args("uv", lockfile.DEV_LOCK, compile_=True)
     assert compile_args[:2] == ["--extra-index-url", lockfile.PYPI_SIMPLE], "PyPI first: its hashes go in the lock"
     # a plain machine (PyPI only): torch's CPU build comes from PyTorch's CPU index
-    monkeypatch.setattr(lockfile, "pip_config", lambda python=None: {})
+    monkeypatch.setattr(lockfile, "pip_config", lambda python=None, fallback=None: {})
     assert lockfile.source_args("uv", lockfile.DEV_LOCK) == ["--extra-index-url", lockfile.TORCH_CPU_INDEX]
     assert lockfile.source_args("pip", lockfile.DEV_LOCK) == ["--extra-index-url", lockfile.TORCH_CPU_INDEX]
