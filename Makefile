@@ -3,13 +3,21 @@
 #   make book    set up, execute every notebook under the paper profile, build the HTML book   (THE main job)
 #   make test    set up, unit + statistical tests, nbval on the stored notebooks, book -W from their stored outputs
 #
-# The set-up is idempotent: the venv is created only when missing, `pip install -e '.[dev]'` reruns only when
-# pyproject.toml changed (stamp file inside the venv), `npm ci` only when package*.json changed.
+#   make lab     JupyterLab on 127.0.0.1 in notebooks/, on the project's kernel (re-run a chapter interactively)
+#
+# The set-up is idempotent: the venv is created only when missing, the lock (lock/dev.txt) is installed again only
+# when it or pyproject.toml changed (stamp file inside the venv), `npm ci` only when package*.json changed.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
+
+# uv (unlike pip) compiles no bytecode at install, and PYTHONDONTWRITEBYTECODE=1 (set on this project's machines)
+# would then make every process compile every module it imports, every time: the targets below let Python write
+# the .pyc of what they import, once. COMPILE_BYTECODE=1 compiles the whole venv at install instead (~60 s of CPU).
+unexport PYTHONDONTWRITEBYTECODE
+COMPILE_BYTECODE ?= 0
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,6 +26,30 @@ PROFILE ?= paper
 BOOK_PROFILE ?= paper
 JOBS ?= 2
 SETUP_STAMP := $(VENV)/.moecl-setup-stamp
+# Python environment: lock/dev.txt pins every package (exact version + sha256) for CPython 3.11 on Linux x86-64;
+# `make lock` writes it with `uv pip compile` from pyproject.toml (dependencies + [dev]) and lock/venv.in.
+LOCK := lock/dev.txt
+LAB_LOCK := lock/lab.txt
+UV_LOCK := lock/uv.txt
+# uv | pip. uv (pinned in lock/uv.txt, installed with pip into $(VENV)/.uv, outside the venv's packages) installs
+# the lock in seconds from its cache; pip (`pip install --require-hashes --no-deps -r $(LOCK)`) is the fallback,
+# used as well when uv cannot be installed.
+INSTALLER ?= uv
+UV_DIR := $(VENV)/.uv
+UV := $(UV_DIR)/bin/uv
+LOCKPY := moecl_lib/lockfile.py
+# uv does not read pip.conf: `$(LOCKPY) sources` turns pip's configured index / extra indexes / find-links (local
+# folders only where they exist) into uv arguments, plus PyTorch's CPU index where no local source has the CPU torch.
+# unsafe-best-match = pip's behaviour (every index searched for every package); safe here, as every file is hashed.
+UV_INDEX_FLAGS := --index-strategy unsafe-best-match
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes $(UV_INDEX_FLAGS) \
+              --custom-compile-command "make lock" --quiet
+LAB_VENV ?= .venv-lab
+LAB_BIN := $(LAB_VENV)/bin
+LAB_STAMP := $(LAB_VENV)/.moecl-lab-stamp
+LAB_KERNEL_PREFIX := $(LAB_VENV)/moecl-kernel
+LAB_PORT ?= 8888
+LAB_ARGS ?=
 MATHJAX_SRC := node_modules/mathjax/es5/tex-svg-full.js
 MATHJAX := book/_vendor/mathjax/tex-svg-full.js
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
@@ -35,10 +67,13 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: help setup data notebooks book book-only test test-unit test-nbval test-book portability screenshot clean distclean
+.PHONY: help setup lock lock-upgrade lab lab-check data notebooks book book-only test test-unit test-nbval test-book portability screenshot clean distclean
 
 help:
-	@echo "make setup                 venv ($(VENV)), pip install -e '.[dev]', npm ci (MathJax), Fashion-MNIST if possible"
+	@echo "make setup                 venv ($(VENV)) = $(LOCK) (uv pip sync) + the project (-e, --no-deps), npm ci (MathJax), Fashion-MNIST if possible"
+	@echo "make lock | lock-upgrade   refresh lock/*.txt from pyproject.toml (uv pip compile) | also move every pin to its newest version"
+	@echo "make lab                   JupyterLab on http://127.0.0.1:$(LAB_PORT) in notebooks/, kernel = $(VENV) ($(LAB_LOCK) in $(LAB_VENV))"
+	@echo "make lab-check             start make lab headless, run a chapter through its kernel API, stop it (not in CI)"
 	@echo "make book                  setup + notebooks under the $(BOOK_PROFILE) profile + HTML book -> $(HTML)/index.html"
 	@echo "make test                  setup + pytest tests + nbval notebooks + book build -W (stored quick outputs)"
 	@echo "make notebooks PROFILE=..  execute notebooks/*.ipynb into book/generated/ (PROFILE=paper|quick; JOBS=2 at once)"
@@ -51,12 +86,66 @@ help:
 
 setup: $(SETUP_STAMP) $(MATHJAX) data
 
+# --without-pip: pip comes from the lock (ensurepip would take ~10 s to install a pip that the lock then replaces)
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
-$(SETUP_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[dev]'
+# $(call install_lock,PYTHON,LOCK): make the environment of PYTHON equal LOCK (uv pip sync: installs, upgrades and
+# removes), with uv or, failing that, pip (which cannot remove what the lock does not list: check-venv reports it).
+define install_lock
+	@$(BIN)/python $(LOCKPY) check-python --python $(1)
+	@if [ "$(INSTALLER)" = uv ] && $(MAKE) -s $(UV); then \
+	  src="$$($(BIN)/python $(LOCKPY) sources --installer uv --pip-python $(PYTHON) $(2))"; \
+	  echo "uv pip sync $(2) $$src"; \
+	  $(UV) pip sync --python $(1) --require-hashes $(UV_INDEX_FLAGS) $(if $(filter 1,$(COMPILE_BYTECODE)),--compile-bytecode) \
+	    $$src $(2); \
+	else \
+	  [ "$(INSTALLER)" = pip ] || echo "setup: uv unavailable, installing with pip (slower)"; \
+	  $(1) -m pip --version >/dev/null 2>&1 || $(1) -m ensurepip --default-pip >/dev/null; \
+	  src="$$($(BIN)/python $(LOCKPY) sources --installer pip --pip-python $(PYTHON) $(2))"; \
+	  $(1) -m pip install --require-hashes --no-deps $$src -r $(2); \
+	fi
+endef
+
+# with the pip of $(PYTHON) (it reads pip.conf), or, where $(PYTHON) has no pip, with the venv's own (ensurepip)
+$(UV): $(UV_LOCK) | $(BIN)/python
+	@pip="$(PYTHON) -m pip"; $$pip --version >/dev/null 2>&1 || { \
+	  $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null; \
+	  pip="$(BIN)/python -m pip"; }; \
+	echo "$$pip install --require-hashes --no-deps --target $(UV_DIR) -r $(UV_LOCK)"; \
+	$$pip install --quiet --require-hashes --no-deps --upgrade --target $(UV_DIR) -r $(UV_LOCK)
 	@touch $@
+
+# the lock, then the project itself (editable, --no-deps; built by the locked setuptools without isolation), then
+# `pip freeze --all` must equal the lock and pyproject.toml must agree with it
+$(SETUP_STAMP): $(LOCK) pyproject.toml | $(BIN)/python
+	$(call install_lock,$(BIN)/python,$(LOCK))
+	@if [ "$(INSTALLER)" = uv ] && [ -x $(UV) ]; then \
+	  $(UV) pip install --python $(BIN)/python --quiet --offline --no-deps --no-build-isolation -e .; \
+	else \
+	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .; \
+	fi
+	@$(BIN)/python $(LOCKPY) check-venv --python $(BIN)/python $(LOCK)
+	@$(BIN)/python $(LOCKPY) check-pyproject
+	@touch $@
+
+# Refresh the locks from pyproject.toml (+ lock/venv.in, lock/uv.in), keeping the pinned versions that still fit;
+# `make lock-upgrade` moves every package to its newest version. Then run `make setup` and commit lock/.
+lock: $(UV)
+	@src="$$($(BIN)/python $(LOCKPY) sources --installer uv --compile --pip-python $(PYTHON) $(LOCK))"; \
+	echo "uv pip compile pyproject.toml --extra dev lock/venv.in -> $(LOCK)"; \
+	$(UV) pip compile $(LOCK_FLAGS) $(LOCK_UPGRADE) $$src --extra dev pyproject.toml lock/venv.in -o $(LOCK); \
+	echo "uv pip compile [lab] lock/venv.in, constrained by $(LOCK) -> $(LAB_LOCK)"; \
+	$(BIN)/python $(LOCKPY) extra-requirements lab | \
+	  $(UV) pip compile $(LOCK_FLAGS) $(LOCK_UPGRADE) $$src -c $(LOCK) - lock/venv.in -o $(LAB_LOCK); \
+	echo "uv pip compile lock/uv.in -> $(UV_LOCK)"; \
+	$(UV) pip compile $(LOCK_FLAGS) $(LOCK_UPGRADE) $$src lock/uv.in -o $(UV_LOCK)
+	@if $(BIN)/python -c 'import packaging' 2>/dev/null; then $(BIN)/python $(LOCKPY) check-pyproject; \
+	else echo "note: the pyproject/lock check needs the packaging module: make setup runs it"; fi
+	@echo "$(LOCK) sha256 $$(sha256sum $(LOCK) | cut -c1-64)"
+
+lock-upgrade:
+	@$(MAKE) lock LOCK_UPGRADE=--upgrade
 
 $(MATHJAX_SRC): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -121,6 +210,35 @@ VARIANTS ?=
 portability: setup
 	$(BIN)/moecl portability --jobs $(JOBS) $(if $(VARIANTS),--variants $(VARIANTS))
 
+# ---------------------------------------------------------------------------------------------- interactive
+
+# JupyterLab (lock/lab.txt, in its own venv: CI never installs it) on 127.0.0.1 only, serving notebooks/ so that a
+# notebook's kernel runs in notebooks/ as under nbval. Its `python3` kernel is this project's venv: the kernelspec
+# written by `ipykernel install --prefix $(LAB_KERNEL_PREFIX)` comes first on JUPYTER_PATH. Token: printed in the
+# URL, or set JUPYTER_TOKEN. LAB_PORT=... for another port, LAB_ARGS=... for more jupyter-lab options.
+$(LAB_BIN)/python:
+	$(PYTHON) -m venv --without-pip $(LAB_VENV)
+
+$(LAB_STAMP): $(LAB_LOCK) | $(LAB_BIN)/python $(SETUP_STAMP)
+	$(call install_lock,$(LAB_BIN)/python,$(LAB_LOCK))
+	@$(BIN)/python $(LOCKPY) check-venv --python $(LAB_BIN)/python $(LAB_LOCK)
+	@touch $@
+
+lab: setup $(LAB_STAMP)
+	@$(BIN)/python -m ipykernel install --prefix $(CURDIR)/$(LAB_KERNEL_PREFIX) --name python3 \
+	  --display-name "Python 3 (moecl, $(VENV))" >/dev/null
+	@echo "make lab: JupyterLab on http://127.0.0.1:$(LAB_PORT)/lab, folder notebooks/, kernel python3 = $(BIN)/python; Ctrl-C stops it"
+	JUPYTER_PATH=$(CURDIR)/$(LAB_KERNEL_PREFIX)/share/jupyter exec $(LAB_BIN)/jupyter lab --no-browser \
+	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 \
+	  --ServerApp.root_dir=$(CURDIR)/notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Headless check of `make lab`: start it on a free port with a token, check it listens on 127.0.0.1 only, run
+# notebooks/$(LAB_CHECK_NOTEBOOK).ipynb cell by cell on the server's kernel (REST + websocket API), compare the
+# checked cells with the stored outputs, stop the server.
+LAB_CHECK_NOTEBOOK ?= prop4_single_expert
+lab-check: setup $(LAB_STAMP)
+	$(LAB_BIN)/python scripts/lab_check.py --notebook $(LAB_CHECK_NOTEBOOK) --make "$(MAKE)"
+
 # ---------------------------------------------------------------------------------------------- reader's check
 
 # Headless Chromium screenshots of the built book (math must be rendered: no raw \( \) left). Installs the
@@ -150,4 +268,4 @@ clean:
 	rm -rf book/_build book/generated results notebooks/results .pytest_cache tests/.pytest_cache
 
 distclean: clean
-	rm -rf $(VENV) node_modules book/_vendor
+	rm -rf $(VENV) $(LAB_VENV) node_modules book/_vendor

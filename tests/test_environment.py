@@ -1,5 +1,6 @@
-"""Keep the set-up files in sync: pyproject.toml (single source of truth), environment.yml (thin conda
-wrapper), package.json/package-lock.json (MathJax), the Makefile, .ci/run and the nbval sanitizers."""
+"""Keep the set-up files in sync: pyproject.toml (single source of truth for the requirements), lock/ (the exact
+versions; tests/test_lock.py), environment.yml (conda wrapper around lock/dev.txt), package.json/package-lock.json
+(MathJax), the Makefile, .ci/run and the nbval sanitizers."""
 
 from __future__ import annotations
 
@@ -26,16 +27,20 @@ def _reqs(items: list[str]) -> dict[str, Requirement]:
     return {r.name.lower(): r for r in reqs}
 
 
-def test_environment_yml_wraps_pyproject():
+def test_environment_yml_installs_the_lock():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     deps = env["dependencies"]
-    assert "python=3.11" in deps
+    assert "python=3.11" in deps  # the lock's target (moecl_lib.lockfile.TARGET_PYTHON)
     assert "pip" in deps
     pip_entries = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
-    assert pip_entries == [["-e .[dev]"]], "environment.yml must only install the project: pip: [-e .[dev]]"
-    # nothing else pinned in environment.yml: pyproject.toml is the single source of truth
+    assert pip_entries == [["--extra-index-url https://download.pytorch.org/whl/cpu", "-r lock/dev.txt"]], \
+        "environment.yml must install exactly lock/dev.txt (torch's CPU build from PyTorch's CPU index)"
+    # nothing else pinned in environment.yml: the lock (from pyproject.toml) is the single source of versions
     extra = [d for d in deps if isinstance(d, str) and not re.match(r"^(python=3\.11|pip|nodejs)$", d)]
     assert extra == []
+    from moecl_lib import lockfile
+    assert lockfile.TARGET_PYTHON == "3.11"
+    assert (ROOT / "lock" / "dev.txt").is_file()
 
 
 def test_pyproject_pins():
