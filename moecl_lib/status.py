@@ -248,7 +248,13 @@ def write_status_page(book_dir: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(verdict_rule_text() + "\n\n## Summary\n\n" + body + "\n", encoding="utf-8")
     (book / SETTINGS_TABLE).write_text(render_settings_table() + "\n", encoding="utf-8")
-    info = render_build_info(records, titles, profiles, git_commit(book.resolve().parent))
+    root = book.resolve().parent
+    info = render_build_info(records, titles, profiles, git_commit(root))
+    lock = root / "lock" / "dev.txt"
+    if lock.is_file():
+        from moecl_lib.lockfile import lock_hash
+
+        info = f"- **Environment lock** `lock/dev.txt`, sha256 `{lock_hash(lock)}`\n" + info
     (book / BUILD_INFO).write_text(info + "\n", encoding="utf-8")
     return out
 
