@@ -67,7 +67,7 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: help setup lock lock-upgrade lab lab-check data notebooks book book-only test test-unit test-nbval test-book portability screenshot clean distclean
+.PHONY: help setup lock lock-upgrade lab lab-check data notebooks book book-only test lint test-pytest test-unit test-nbval test-book portability screenshot clean distclean
 
 help:
 	@echo "make setup                 venv ($(VENV)) = $(LOCK) (uv pip sync) + the project (-e, --no-deps), npm ci (MathJax), Fashion-MNIST if possible"
@@ -186,9 +186,21 @@ book-only:
 # ---------------------------------------------------------------------------------------------- tests
 
 test: setup
-	@$(MAKE) test-unit
-	@$(MAKE) test-nbval
+	@$(MAKE) lint
+	@$(MAKE) test-pytest
 	@$(MAKE) test-book
+
+# ruff (configured in pyproject.toml): formatting and lint of the library, tests, scripts and notebooks
+LINT_PATHS := moecl_lib tests scripts notebooks
+lint:
+	$(BIN)/ruff format --check --quiet $(LINT_PATHS)
+	$(BIN)/ruff check --quiet $(LINT_PATHS)
+
+# test-unit and test-nbval in one pytest run on $(JOBS) workers (pytest-xdist); --dist loadfile keeps each
+# notebook's cells on one worker, in order, on one kernel.
+NBVAL_FLAGS = --nbval-lax --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE)
+test-pytest:
+	$(call run_pytest,-n $(JOBS) --dist loadfile $(NBVAL_FLAGS) tests notebooks/,tests/ and notebooks/)
 
 test-unit:
 	$(call run_pytest,tests,tests/)
@@ -196,7 +208,7 @@ test-unit:
 # nbval re-runs each committed notebook (kernel cwd = notebooks/) and compares the cells marked
 # `# NBVAL_CHECK_OUTPUT`; $(NBVAL_SANITIZE) masks wall times and memory addresses in those cells.
 test-nbval:
-	$(call run_pytest,--nbval-lax --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE) notebooks/,notebooks/)
+	$(call run_pytest,$(NBVAL_FLAGS) notebooks/,notebooks/)
 
 # The committed notebooks hold quick-profile outputs that test-nbval has just re-executed and compared, so the
 # CI book renders them as they are instead of executing every notebook a second time.

@@ -43,9 +43,10 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -81,7 +82,9 @@ class ReferenceResult(RunCurves):
     final_theta: FloatArray
 
 
-def reference_simulate(cfg: ExperimentConfig, *, runs: Sequence[int] | None = None) -> ReferenceResult:
+def reference_simulate(
+    cfg: ExperimentConfig, *, runs: Sequence[int] | None = None
+) -> ReferenceResult:
     """Algorithm 1, one run at a time, recomputing ``F_t`` and ``G_t`` from the whole history (float64).
 
     Args:
@@ -94,11 +97,26 @@ def reference_simulate(cfg: ExperimentConfig, *, runs: Sequence[int] | None = No
     """
     rng = np.random.default_rng(cfg.seed)
     pool = make_task_pool(cfg, rng)
-    draws = draw_rounds(cfg, rng, cfg.T)  # (T, R, ...): the same stream the engine consumes block by block
+    draws = draw_rounds(
+        cfg, rng, cfg.T
+    )  # (T, R, ...): the same stream the engine consumes block by block
     run_ids = list(range(cfg.n_runs)) if runs is None else [int(r) for r in runs]
     M, N, d, T = cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
     gamma, T1 = cfg.gamma_value, cfg.T1_value
-    out = {k: [] for k in ("F", "G", "G_pool", "err_new", "experts", "tasks", "T2", "final_w", "final_theta")}
+    out = {
+        k: []
+        for k in (
+            "F",
+            "G",
+            "G_pool",
+            "err_new",
+            "experts",
+            "tasks",
+            "T2",
+            "final_w",
+            "final_theta",
+        )
+    }
     for r in run_ids:
         W = np.asarray(pool.W[r], dtype=float)
         V = np.asarray(pool.V[r], dtype=float)
@@ -113,7 +131,9 @@ def reference_simulate(cfg: ExperimentConfig, *, runs: Sequence[int] | None = No
         F = np.full(T, np.nan)
         G = np.empty(T)
         G_pool = np.empty(T)
-        diag = np.empty(T)  # E_tau(tau): error of each arrival right after it was learned
+        diag = np.empty(
+            T
+        )  # E_tau(tau): error of each arrival right after it was learned
         for t in range(1, T + 1):
             n = int(draws.tasks[t - 1, r])
             X = draws.noise[t - 1, r].copy()  # (d, s)
@@ -143,7 +163,9 @@ def reference_simulate(cfg: ExperimentConfig, *, runs: Sequence[int] | None = No
                 stop = False
                 if cfg.termination == "gap" and t > T1:
                     outside = np.abs(h - h[m]) > cfg.lam
-                    stop = bool(outside.any()) and float(np.min(h[m] - h[outside])) > gamma
+                    stop = (
+                        bool(outside.any()) and float(np.min(h[m] - h[outside])) > gamma
+                    )
                 elif cfg.termination == "freeze_at_T1" and t > T1:
                     stop = True
                 if stop:
@@ -157,16 +179,32 @@ def reference_simulate(cfg: ExperimentConfig, *, runs: Sequence[int] | None = No
                     c[m] += np.linalg.norm(delta) * pi[m]
                     c += s_t * cfg.alpha * M * pi * (f - f @ pi)
                     theta = theta - cfg.eta * np.outer(c, xbar)
-            mhat = np.argmax(signal_in @ theta.T, axis=1)  # noise-free choice per task, (N,)
+            mhat = np.argmax(
+                signal_in @ theta.T, axis=1
+            )  # noise-free choice per task, (N,)
             G_pool[t - 1] = ((w[mhat] - W) ** 2).sum(axis=1).mean()
-        for key, val in (("F", F), ("G", G), ("G_pool", G_pool), ("err_new", diag), ("experts", hist_m),
-                         ("tasks", hist_n), ("T2", T2), ("final_w", w), ("final_theta", theta)):
+        for key, val in (
+            ("F", F),
+            ("G", G),
+            ("G_pool", G_pool),
+            ("err_new", diag),
+            ("experts", hist_m),
+            ("tasks", hist_n),
+            ("T2", T2),
+            ("final_w", w),
+            ("final_theta", theta),
+        ):
             out[key].append(val)
     return ReferenceResult(**{k: np.asarray(v) for k, v in out.items()})
 
 
-def check_reference(cfg: ExperimentConfig, *, runs: Sequence[int] | None = None,
-                    rtol: float = REFERENCE_RTOL, atol: float = REFERENCE_ATOL) -> dict[str, float]:
+def check_reference(
+    cfg: ExperimentConfig,
+    *,
+    runs: Sequence[int] | None = None,
+    rtol: float = REFERENCE_RTOL,
+    atol: float = REFERENCE_ATOL,
+) -> dict[str, float]:
     """Assert that the engine and the reference agree at ``cfg`` (float64); returns the max relative errors.
 
     Discrete outputs (tasks, experts, termination rounds) must be equal; float outputs within ``rtol``/``atol``.
@@ -184,7 +222,9 @@ def check_reference(cfg: ExperimentConfig, *, runs: Sequence[int] | None = None,
     errors: dict[str, float] = {}
     for key in ("F", "G", "G_pool", "err_new", "final_w", "final_theta"):
         a, b = np.asarray(getattr(res, key))[sel], getattr(ref, key)
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"engine vs reference: '{key}'")
+        np.testing.assert_allclose(
+            a, b, rtol=rtol, atol=atol, err_msg=f"engine vs reference: '{key}'"
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = np.abs(a - b) / np.maximum(np.abs(b), atol)
         errors[key] = float(np.nanmax(rel)) if np.isfinite(rel).any() else 0.0
@@ -221,7 +261,9 @@ def time_call(fn: Callable[[], Any], repeats: int = 3) -> Timing:
 SimulateFn = Callable[[ExperimentConfig], Any]
 
 
-def _alternate(fa: Callable[[], Any], fb: Callable[[], Any] | None, na: int, nb: int) -> tuple[Timing, Timing | None]:
+def _alternate(
+    fa: Callable[[], Any], fb: Callable[[], Any] | None, na: int, nb: int
+) -> tuple[Timing, Timing | None]:
     """Time ``fa`` and ``fb`` alternately (a, b, a, b, ...) so that both see the same load; best of repeats."""
     ta: list[Timing] = []
     tb: list[Timing] = []
@@ -232,12 +274,16 @@ def _alternate(fa: Callable[[], Any], fb: Callable[[], Any] | None, na: int, nb:
             tb.append(time_call(fb, 1))
 
     def best(ts: list[Timing]) -> Timing:
-        return Timing(wall=min(t.wall for t in ts), cpu=min(t.cpu for t in ts), repeats=len(ts))
+        return Timing(
+            wall=min(t.wall for t in ts), cpu=min(t.cpu for t in ts), repeats=len(ts)
+        )
 
     return best(ta), (best(tb) if tb else None)
 
 
-def time_engine(cfg: ExperimentConfig, repeats: int, simulate_fn: SimulateFn = simulate) -> Timing:
+def time_engine(
+    cfg: ExperimentConfig, repeats: int, simulate_fn: SimulateFn = simulate
+) -> Timing:
     """Best-of-``repeats`` time of one batched simulation of ``cfg`` (all ``cfg.n_runs`` runs)."""
     return time_call(lambda: simulate_fn(cfg), repeats)
 
@@ -274,10 +320,10 @@ class Plan:
     fig2: ExperimentConfig
     fig2_M: tuple[int, ...]
     large: ExperimentConfig
-    ref_runs: int                      # runs the reference is timed on (then extrapolated to cfg.n_runs)
-    repeats: int                       # best-of repeats for batched timings
+    ref_runs: int  # runs the reference is timed on (then extrapolated to cfg.n_runs)
+    repeats: int  # best-of repeats for batched timings
     ref_repeats: int
-    sweep_base: ExperimentConfig       # base of the scaling sweeps
+    sweep_base: ExperimentConfig  # base of the scaling sweeps
     sweep_T: tuple[int, ...]
     sweep_R: tuple[int, ...]
     sweep_M: tuple[int, ...]
@@ -291,10 +337,21 @@ def full_plan() -> Plan:
     """The issue-7 benchmark: about 5-10 minutes of wall time on the shared 2-core machine."""
     base = FIG2.replace(n_runs=100, T=500)
     return Plan(
-        name="full", fig2=FIG2, fig2_M=FIG2_M, large=LARGE.replace(T=500), ref_runs=2, repeats=3, ref_repeats=3,
-        sweep_base=base, sweep_T=(250, 500, 1000, 2000, 4000, 8000), sweep_R=(1, 10, 50, 100, 500, 1000),
-        sweep_M=(1, 2, 5, 10, 20, 40), sweep_d=(10, 20, 50, 100, 200), sweep_ref_R=(1, 2, 4),
-        memory_cfg=FIG2, check_cfgs=_check_cfgs(),
+        name="full",
+        fig2=FIG2,
+        fig2_M=FIG2_M,
+        large=LARGE.replace(T=500),
+        ref_runs=2,
+        repeats=3,
+        ref_repeats=3,
+        sweep_base=base,
+        sweep_T=(250, 500, 1000, 2000, 4000, 8000),
+        sweep_R=(1, 10, 50, 100, 500, 1000),
+        sweep_M=(1, 2, 5, 10, 20, 40),
+        sweep_d=(10, 20, 50, 100, 200),
+        sweep_ref_R=(1, 2, 4),
+        memory_cfg=FIG2,
+        check_cfgs=_check_cfgs(),
     )
 
 
@@ -302,9 +359,20 @@ def quick_plan() -> Plan:
     """Tiny sizes (well under a minute): a smoke test of every code path, not a measurement."""
     base = FIG2.replace(n_runs=20, T=100)
     return Plan(
-        name="quick", fig2=FIG2.replace(n_runs=50, T=200), fig2_M=(1, 10), large=LARGE.replace(n_runs=4, T=20, d=60,
-        s=12, n_experts=8), ref_runs=1, repeats=1, ref_repeats=1, sweep_base=base, sweep_T=(50, 100, 200),
-        sweep_R=(1, 10, 40), sweep_M=(1, 4), sweep_d=(10, 30), sweep_ref_R=(1, 2), memory_cfg=base,
+        name="quick",
+        fig2=FIG2.replace(n_runs=50, T=200),
+        fig2_M=(1, 10),
+        large=LARGE.replace(n_runs=4, T=20, d=60, s=12, n_experts=8),
+        ref_runs=1,
+        repeats=1,
+        ref_repeats=1,
+        sweep_base=base,
+        sweep_T=(50, 100, 200),
+        sweep_R=(1, 10, 40),
+        sweep_M=(1, 4),
+        sweep_d=(10, 30),
+        sweep_ref_R=(1, 2),
+        memory_cfg=base,
         check_cfgs=_check_cfgs()[:2],
     )
 
@@ -314,11 +382,32 @@ def _check_cfgs() -> tuple[ExperimentConfig, ...]:
     return (
         ExperimentConfig(n_tasks=6, n_experts=10, d=10, s=6, T=300, n_runs=4, seed=1),
         ExperimentConfig(n_tasks=6, n_experts=1, d=10, s=6, T=200, n_runs=3, seed=2),
-        ExperimentConfig(n_tasks=4, n_experts=5, d=12, s=4, T=200, n_runs=3, termination="never",
-                         beta_dist="uniform", aux_grad="no_decay", seed=3),
-        ExperimentConfig(n_tasks=4, n_experts=4, d=10, s=3, T=150, n_runs=3, signal="none",
-                         termination="freeze_at_T1", seed=4),
-        ExperimentConfig(n_tasks=10, n_experts=8, d=60, s=12, T=120, n_runs=3, n_clusters=3, seed=5),
+        ExperimentConfig(
+            n_tasks=4,
+            n_experts=5,
+            d=12,
+            s=4,
+            T=200,
+            n_runs=3,
+            termination="never",
+            beta_dist="uniform",
+            aux_grad="no_decay",
+            seed=3,
+        ),
+        ExperimentConfig(
+            n_tasks=4,
+            n_experts=4,
+            d=10,
+            s=3,
+            T=150,
+            n_runs=3,
+            signal="none",
+            termination="freeze_at_T1",
+            seed=4,
+        ),
+        ExperimentConfig(
+            n_tasks=10, n_experts=8, d=60, s=12, T=120, n_runs=3, n_clusters=3, seed=5
+        ),
     )
 
 
@@ -329,8 +418,14 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def throughput_rows(plan: Plan, simulate_fn: SimulateFn = simulate, *, with_reference: bool = True,
-                    label: str = "engine", backends: Sequence[str] = ("numba", "numpy")) -> list[dict[str, Any]]:
+def throughput_rows(
+    plan: Plan,
+    simulate_fn: SimulateFn = simulate,
+    *,
+    with_reference: bool = True,
+    label: str = "engine",
+    backends: Sequence[str] = ("numba", "numpy"),
+) -> list[dict[str, Any]]:
     """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the large configurations.
 
     One row per case and engine backend; the reference is timed once per case (alternating with the first
@@ -338,7 +433,9 @@ def throughput_rows(plan: Plan, simulate_fn: SimulateFn = simulate, *, with_refe
     """
     cases = [(f"fig2 M={M}", plan.fig2.replace(n_experts=M)) for M in plan.fig2_M]
     m32 = 10 if 10 in plan.fig2_M else plan.fig2_M[-1]
-    cases.append((f"fig2 M={m32} f32", plan.fig2.replace(n_experts=m32, dtype="float32")))  # reference: float64
+    cases.append(
+        (f"fig2 M={m32} f32", plan.fig2.replace(n_experts=m32, dtype="float32"))
+    )  # reference: float64
     cases.append(("large", plan.large))
     rows = []
     for name, case_cfg in cases:
@@ -347,29 +444,55 @@ def throughput_rows(plan: Plan, simulate_fn: SimulateFn = simulate, *, with_refe
         for i, backend in enumerate(backends):
             cfg = case_cfg.replace(backend=backend)
             timed_ref = with_reference and i == 0
-            _log(f"  {name} [{backend}]: batched R={cfg.n_runs} T={cfg.T}"
-                 + (f", reference on {plan.ref_runs} run(s) (alternating, best of repeats) ..." if timed_ref else " ..."))
-            eng, ref_i = _alternate(lambda: simulate_fn(cfg),
-                                    (lambda: reference_simulate(cfg.replace(n_runs=plan.ref_runs))) if timed_ref else None,
-                                    plan.repeats, plan.ref_repeats)
+            _log(
+                f"  {name} [{backend}]: batched R={cfg.n_runs} T={cfg.T}"
+                + (
+                    f", reference on {plan.ref_runs} run(s) (alternating, best of repeats) ..."
+                    if timed_ref
+                    else " ..."
+                )
+            )
+            eng, ref_i = _alternate(
+                lambda: simulate_fn(cfg),
+                (lambda: reference_simulate(cfg.replace(n_runs=plan.ref_runs)))
+                if timed_ref
+                else None,
+                plan.repeats,
+                plan.ref_repeats,
+            )
             ref = ref_i if timed_ref else ref
             rr = cfg.n_runs * cfg.T
             row: dict[str, Any] = {
-                "case": name, "implementation": label, "backend": backend, "N": cfg.n_tasks, "M": cfg.n_experts,
-                "d": cfg.d, "s": cfg.s, "T": cfg.T, "R": cfg.n_runs, "batched_wall_s": eng.wall,
-                "batched_cpu_s": eng.cpu, "batched_rr_per_s_wall": rr / eng.wall, "batched_rr_per_s_cpu": rr / eng.cpu,
-                "draws_cpu_s": rng_t.cpu, "draws_share_of_batched_cpu": rng_t.cpu / eng.cpu,
+                "case": name,
+                "implementation": label,
+                "backend": backend,
+                "N": cfg.n_tasks,
+                "M": cfg.n_experts,
+                "d": cfg.d,
+                "s": cfg.s,
+                "T": cfg.T,
+                "R": cfg.n_runs,
+                "batched_wall_s": eng.wall,
+                "batched_cpu_s": eng.cpu,
+                "batched_rr_per_s_wall": rr / eng.wall,
+                "batched_rr_per_s_cpu": rr / eng.cpu,
+                "draws_cpu_s": rng_t.cpu,
+                "draws_share_of_batched_cpu": rng_t.cpu / eng.cpu,
             }
             if ref is not None:
                 scale = cfg.n_runs / plan.ref_runs  # extrapolated linearly in R
-                row.update({
-                    "ratio_ceiling_cpu": ref.cpu * scale / rng_t.cpu,
-                    "ref_runs_timed": plan.ref_runs, "ref_wall_s_extrapolated": ref.wall * scale,
-                    "ref_cpu_s_extrapolated": ref.cpu * scale,
-                    "ref_rr_per_s_wall": plan.ref_runs * cfg.T / ref.wall,
-                    "ref_rr_per_s_cpu": plan.ref_runs * cfg.T / ref.cpu,
-                    "speedup_wall": ref.wall * scale / eng.wall, "speedup_cpu": ref.cpu * scale / eng.cpu,
-                })
+                row.update(
+                    {
+                        "ratio_ceiling_cpu": ref.cpu * scale / rng_t.cpu,
+                        "ref_runs_timed": plan.ref_runs,
+                        "ref_wall_s_extrapolated": ref.wall * scale,
+                        "ref_cpu_s_extrapolated": ref.cpu * scale,
+                        "ref_rr_per_s_wall": plan.ref_runs * cfg.T / ref.wall,
+                        "ref_rr_per_s_cpu": plan.ref_runs * cfg.T / ref.cpu,
+                        "speedup_wall": ref.wall * scale / eng.wall,
+                        "speedup_cpu": ref.cpu * scale / eng.cpu,
+                    }
+                )
             rows.append(row)
     return rows
 
@@ -379,10 +502,30 @@ def scaling_rows(plan: Plan) -> list[dict[str, Any]]:
     base = plan.sweep_base
     rows: list[dict[str, Any]] = []
 
-    def add(sweep: str, value: int, cfg: ExperimentConfig, impl: str, timing: Timing, runs: int) -> None:
-        rows.append({"sweep": sweep, "value": value, "implementation": impl, "N": cfg.n_tasks, "M": cfg.n_experts,
-                     "d": cfg.d, "s": cfg.s, "T": cfg.T, "R": runs, "wall_s": timing.wall, "cpu_s": timing.cpu,
-                     "run_rounds": runs * cfg.T})
+    def add(
+        sweep: str,
+        value: int,
+        cfg: ExperimentConfig,
+        impl: str,
+        timing: Timing,
+        runs: int,
+    ) -> None:
+        rows.append(
+            {
+                "sweep": sweep,
+                "value": value,
+                "implementation": impl,
+                "N": cfg.n_tasks,
+                "M": cfg.n_experts,
+                "d": cfg.d,
+                "s": cfg.s,
+                "T": cfg.T,
+                "R": runs,
+                "wall_s": timing.wall,
+                "cpu_s": timing.cpu,
+                "run_rounds": runs * cfg.T,
+            }
+        )
 
     sweeps: list[tuple[str, tuple[int, ...], Callable[[int], ExperimentConfig]]] = [
         ("T", plan.sweep_T, lambda v: base.replace(T=v)),
@@ -394,15 +537,31 @@ def scaling_rows(plan: Plan) -> list[dict[str, Any]]:
         _log(f"  sweep over {sweep}: {values}")
         for v in values:
             cfg = make(v)
-            fb = (lambda c=cfg: reference_simulate(c.replace(n_runs=1))) if sweep != "R" else None
-            eng, ref = _alternate(lambda c=cfg: simulate(c), fb, max(1, plan.repeats - 1), max(1, plan.ref_repeats - 1))
+            fb = (
+                (lambda c=cfg: reference_simulate(c.replace(n_runs=1)))
+                if sweep != "R"
+                else None
+            )
+            eng, ref = _alternate(
+                lambda c=cfg: simulate(c),
+                fb,
+                max(1, plan.repeats - 1),
+                max(1, plan.ref_repeats - 1),
+            )
             add(sweep, v, cfg, "batched", eng, cfg.n_runs)
             if ref is not None:
                 add(sweep, v, cfg, "reference", ref, 1)
         if sweep == "R":
             for v in plan.sweep_ref_R:
                 cfg = make(v)
-                add(sweep, v, cfg, "reference", time_reference(cfg, v, plan.ref_repeats), v)
+                add(
+                    sweep,
+                    v,
+                    cfg,
+                    "reference",
+                    time_reference(cfg, v, plan.ref_repeats),
+                    v,
+                )
     return rows
 
 
@@ -410,7 +569,11 @@ def growth_exponents(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Local log-log slope of time versus T between the two largest T of each implementation (1 = linear)."""
     out = {}
     for impl in ("batched", "reference"):
-        pts = sorted((r["value"], r["cpu_s"]) for r in rows if r["sweep"] == "T" and r["implementation"] == impl)
+        pts = sorted(
+            (r["value"], r["cpu_s"])
+            for r in rows
+            if r["sweep"] == "T" and r["implementation"] == impl
+        )
         if len(pts) >= 2:
             (t1, c1), (t2, c2) = pts[-2], pts[-1]
             out[impl] = float(np.log(c2 / c1) / np.log(t2 / t1))
@@ -420,31 +583,59 @@ def growth_exponents(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 def reference_quadratic_fit(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Least-squares fit ``cpu = a T + b T^2`` of the reference's T sweep; returns a, b and the quadratic share
     ``b T / (a + b T)`` of the per-round cost at the largest T."""
-    pts = sorted((r["value"], r["cpu_s"]) for r in rows if r["sweep"] == "T" and r["implementation"] == "reference")
+    pts = sorted(
+        (r["value"], r["cpu_s"])
+        for r in rows
+        if r["sweep"] == "T" and r["implementation"] == "reference"
+    )
     if len(pts) < 2:
         return {}
     T = np.array([p[0] for p in pts], dtype=float)
     y = np.array([p[1] for p in pts])
     (a, b), *_ = np.linalg.lstsq(np.stack([T, T**2], axis=1), y, rcond=None)
     Tm = T[-1]
-    return {"a_s_per_round": float(a), "b_s_per_round2": float(b), "T_max": float(Tm),
-            "quadratic_share_at_T_max": float(b * Tm / (a + b * Tm))}
+    return {
+        "a_s_per_round": float(a),
+        "b_s_per_round2": float(b),
+        "T_max": float(Tm),
+        "quadratic_share_at_T_max": float(b * Tm / (a + b * Tm)),
+    }
 
 
 def memory_rows(cfg: ExperimentConfig, ref_runs: int) -> list[dict[str, Any]]:
     """Peak traced memory (``tracemalloc``; numpy reports its buffers to it) of one batched run and of the
     reference on ``ref_runs`` runs, plus the size of the batched result arrays. Untimed (tracing is slow)."""
     rows = []
-    for impl, fn, runs in (("batched", lambda: simulate(cfg), cfg.n_runs),
-                           ("reference", lambda: reference_simulate(cfg.replace(n_runs=ref_runs)), ref_runs)):
+    for impl, fn, runs in (
+        ("batched", lambda: simulate(cfg), cfg.n_runs),
+        (
+            "reference",
+            lambda: reference_simulate(cfg.replace(n_runs=ref_runs)),
+            ref_runs,
+        ),
+    ):
         tracemalloc.start()
         tracemalloc.reset_peak()
         res = fn()
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        out_bytes = sum(getattr(res, k).nbytes for k in ("F", "G", "G_pool", "err_new", "experts", "tasks"))
-        rows.append({"implementation": impl, "N": cfg.n_tasks, "M": cfg.n_experts, "d": cfg.d, "s": cfg.s,
-                     "T": cfg.T, "R": runs, "peak_traced_MiB": peak / 2**20, "result_arrays_MiB": out_bytes / 2**20})
+        out_bytes = sum(
+            getattr(res, k).nbytes
+            for k in ("F", "G", "G_pool", "err_new", "experts", "tasks")
+        )
+        rows.append(
+            {
+                "implementation": impl,
+                "N": cfg.n_tasks,
+                "M": cfg.n_experts,
+                "d": cfg.d,
+                "s": cfg.s,
+                "T": cfg.T,
+                "R": runs,
+                "peak_traced_MiB": peak / 2**20,
+                "result_arrays_MiB": out_bytes / 2**20,
+            }
+        )
         del res
     return rows
 
@@ -454,25 +645,43 @@ def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def check_rows(cfgs: Sequence[ExperimentConfig],
-               backends: Sequence[str] = ("numba", "numpy")) -> list[dict[str, Any]]:
+def check_rows(
+    cfgs: Sequence[ExperimentConfig], backends: Sequence[str] = ("numba", "numpy")
+) -> list[dict[str, Any]]:
     """Run :func:`check_reference` on each configuration and engine backend; one row each (raises on mismatch)."""
     rows = []
     for cfg in cfgs:
         for backend in backends:
             err = check_reference(cfg.replace(backend=backend))
-            rows.append({"backend": backend, "M": cfg.n_experts, "N": cfg.n_tasks, "d": cfg.d, "s": cfg.s,
-                         "T": cfg.T, "R": cfg.n_runs, "termination": cfg.termination, "signal": cfg.signal,
-                         "beta_dist": cfg.beta_dist, "discrete_equal": True,
-                         **{f"max_rel_err_{k}": v for k, v in err.items()}})
+            rows.append(
+                {
+                    "backend": backend,
+                    "M": cfg.n_experts,
+                    "N": cfg.n_tasks,
+                    "d": cfg.d,
+                    "s": cfg.s,
+                    "T": cfg.T,
+                    "R": cfg.n_runs,
+                    "termination": cfg.termination,
+                    "signal": cfg.signal,
+                    "beta_dist": cfg.beta_dist,
+                    "discrete_equal": True,
+                    **{f"max_rel_err_{k}": v for k, v in err.items()},
+                }
+            )
     return rows
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Notebooks and book
 # ------------------------------------------------------------------------------------------------------------
-def notebook_rows(root: Path, profiles: Sequence[str], out_dir: Path | None,
-                  timeout: int | None = None, jobs: int = 1) -> list[dict[str, Any]]:
+def notebook_rows(
+    root: Path,
+    profiles: Sequence[str],
+    out_dir: Path | None,
+    timeout: int | None = None,
+    jobs: int = 1,
+) -> list[dict[str, Any]]:
     """Execute every notebook under each profile with the runner; one row per notebook and profile (wall time,
     status). Outputs go to ``out_dir/<profile>``; ``out_dir=None`` means the runner's default ``book/generated``
     (what the book build uses). Never into ``notebooks/``."""
@@ -482,20 +691,37 @@ def notebook_rows(root: Path, profiles: Sequence[str], out_dir: Path | None,
     for profile in profiles:
         _log(f"  notebooks, profile {profile} ...")
         dest = None if out_dir is None else out_dir / profile
-        results = runner.run_notebooks(root, profile, None, out_dir=dest, timeout=timeout, jobs=jobs)
+        results = runner.run_notebooks(
+            root, profile, None, out_dir=dest, timeout=timeout, jobs=jobs
+        )
         for r in results:
-            rows.append({"notebook": r.stem, "profile": profile, "wall_s": r.seconds, "ok": r.ok, "jobs": jobs})
+            rows.append(
+                {
+                    "notebook": r.stem,
+                    "profile": profile,
+                    "wall_s": r.seconds,
+                    "ok": r.ok,
+                    "jobs": jobs,
+                }
+            )
     return rows
 
 
-def book_rows(root: Path, paper_rows: Sequence[dict[str, Any]],
-              notebooks_elapsed: float | None = None) -> list[dict[str, Any]]:
+def book_rows(
+    root: Path,
+    paper_rows: Sequence[dict[str, Any]],
+    notebooks_elapsed: float | None = None,
+) -> list[dict[str, Any]]:
     """Time ``jupyter-book build`` (as ``moecl book``) on the paper-profile notebooks already executed into
     ``book/generated``; the full book build = the notebooks' elapsed time (``notebooks_elapsed``; default the
     sum of their times, i.e. a sequential run) + this build."""
     from . import runner
 
-    nb_s = float(sum(r["wall_s"] for r in paper_rows)) if notebooks_elapsed is None else float(notebooks_elapsed)
+    nb_s = (
+        float(sum(r["wall_s"] for r in paper_rows))
+        if notebooks_elapsed is None
+        else float(notebooks_elapsed)
+    )
     nb_ok = bool(paper_rows) and all(r["ok"] for r in paper_rows)
     rows = [{"step": "notebooks (paper profile)", "wall_s": nb_s, "ok": nb_ok}]
     t1 = time.perf_counter()
@@ -542,19 +768,26 @@ def _si(x: float) -> str:
 
 def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
     """Printable table: batched and reference throughput (run-rounds/s, CPU and wall) and the ratios."""
-    head = (f"{'case':<15} {'backend':<7} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  "
-            f"{'reference rr/s':>14} {'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}  {'draws share':>11} "
-            f"{'ceiling':>7}")
+    head = (
+        f"{'case':<15} {'backend':<7} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  "
+        f"{'reference rr/s':>14} {'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}  {'draws share':>11} "
+        f"{'ceiling':>7}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         ref = "ref_rr_per_s_cpu" in r
         lines.append(
             f"{r['case']:<15} {r.get('backend', '-'):<7} {r['R']:>4} {r['T']:>5}  {_si(r['batched_rr_per_s_cpu']):>13} "
             f"{_si(r['batched_rr_per_s_wall']):>9}  "
-            + (f"{_si(r['ref_rr_per_s_cpu']):>14} {_si(r['ref_rr_per_s_wall']):>8}  "
-               f"{r['speedup_cpu']:>9.1f} {r['speedup_wall']:>10.1f}" if ref else f"{'-':>14} {'-':>8}  {'-':>9} {'-':>10}")
+            + (
+                f"{_si(r['ref_rr_per_s_cpu']):>14} {_si(r['ref_rr_per_s_wall']):>8}  "
+                f"{r['speedup_cpu']:>9.1f} {r['speedup_wall']:>10.1f}"
+                if ref
+                else f"{'-':>14} {'-':>8}  {'-':>9} {'-':>10}"
+            )
             + f"  {r['draws_share_of_batched_cpu']:>11.0%} "
-            + (f"{r['ratio_ceiling_cpu']:>7.0f}" if ref else f"{'-':>7}"))
+            + (f"{r['ratio_ceiling_cpu']:>7.0f}" if ref else f"{'-':>7}")
+        )
     return "\n".join(lines)
 
 
@@ -574,11 +807,19 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
 
     apply_style()
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
-    labels = {"T": "rounds T", "R": "runs R (batched)", "M": "experts M", "d": "dimension d"}
+    labels = {
+        "T": "rounds T",
+        "R": "runs R (batched)",
+        "M": "experts M",
+        "d": "dimension d",
+    }
     for ax, sweep in zip(axes, ("T", "R", "M", "d")):
         for impl, style in (("batched", "o-"), ("reference", "s--")):
-            pts = sorted((r["value"], r["cpu_s"] / r["run_rounds"] * 1e6, r["R"]) for r in rows
-                         if r["sweep"] == sweep and r["implementation"] == impl)
+            pts = sorted(
+                (r["value"], r["cpu_s"] / r["run_rounds"] * 1e6, r["R"])
+                for r in rows
+                if r["sweep"] == sweep and r["implementation"] == impl
+            )
             if not pts:
                 continue
             x = np.array([p[0] for p in pts], dtype=float)
@@ -586,7 +827,13 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
             lab = impl if sweep == "R" else f"{impl} (R={pts[0][2]})"
             ax.plot(x, y, style, label=lab, ms=4)
             if sweep == "T" and impl == "reference":
-                ax.plot(x, y[-1] * x / x[-1], color="0.6", lw=0.8, label="slope 1 (time ~ T^2)")
+                ax.plot(
+                    x,
+                    y[-1] * x / x[-1],
+                    color="0.6",
+                    lw=0.8,
+                    label="slope 1 (time ~ T^2)",
+                )
         values = sorted({r["value"] for r in rows if r["sweep"] == sweep})
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -597,7 +844,10 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
         ax.set_xlabel(labels[sweep])
         ax.legend(fontsize=7)
     axes[0].set_ylabel("CPU us per run-round")
-    fig.suptitle("Cost per run-round: batched engine vs naive per-run reference (best of repeats)", fontsize=10)
+    fig.suptitle(
+        "Cost per run-round: batched engine vs naive per-run reference (best of repeats)",
+        fontsize=10,
+    )
     fig.tight_layout()
     paths = save_figure(fig, out_dir, "scaling")
     plt.close(fig)
@@ -607,24 +857,45 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------------------------
 # Entry points
 # ------------------------------------------------------------------------------------------------------------
-def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: bool = False,
-                  root: Path | None = None, nb_timeout: int | None = None, jobs: int = 1) -> dict[str, Any]:
+def run_benchmark(
+    plan: Plan,
+    out_dir: Path,
+    *,
+    notebooks: bool = False,
+    book: bool = False,
+    root: Path | None = None,
+    nb_timeout: int | None = None,
+    jobs: int = 1,
+) -> dict[str, Any]:
     """Run the whole benchmark under ``plan``; write CSVs, the figure and ``summary.json`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     load0 = _loadavg()
     for backend in ("numba", "numpy"):
-        simulate(FIG2.replace(n_runs=2, T=5, backend=backend))  # warm-up: imports, caches, numba compilation
+        simulate(
+            FIG2.replace(n_runs=2, T=5, backend=backend)
+        )  # warm-up: imports, caches, numba compilation
         simulate(FIG2.replace(n_runs=2, T=5, backend=backend, dtype="float32"))
-    simulate(LARGE.replace(n_runs=2, T=2, backend="numpy"))  # (imports torch for the large-matrix path)
-    summary: dict[str, Any] = {"plan": plan.name, "machine": _machine(), "load_average_start": load0}
+    simulate(
+        LARGE.replace(n_runs=2, T=2, backend="numpy")
+    )  # (imports torch for the large-matrix path)
+    summary: dict[str, Any] = {
+        "plan": plan.name,
+        "machine": _machine(),
+        "load_average_start": load0,
+    }
 
     _log("[1/5] engine vs reference: identical numbers at fixed seeds")
     checks = check_rows(plan.check_cfgs)
     write_csv(checks, out_dir / "reference_check.csv")
-    summary["reference_check"] = {"configs": len(plan.check_cfgs), "backends": sorted({r["backend"] for r in checks}),
-                                  "rtol": REFERENCE_RTOL, "atol": REFERENCE_ATOL, "passed": True}
+    summary["reference_check"] = {
+        "configs": len(plan.check_cfgs),
+        "backends": sorted({r["backend"] for r in checks}),
+        "rtol": REFERENCE_RTOL,
+        "atol": REFERENCE_ATOL,
+        "passed": True,
+    }
 
     _log("[2/5] throughput: Figure-2 and large configurations")
     thr = throughput_rows(plan)
@@ -648,7 +919,9 @@ def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: b
         root = root or _repo_root()
         nb: list[dict[str, Any]] = []
         if notebooks:
-            nb += notebook_rows(root, ("quick",), out_dir / "notebooks", nb_timeout, jobs)
+            nb += notebook_rows(
+                root, ("quick",), out_dir / "notebooks", nb_timeout, jobs
+            )
         if book:  # paper profile into book/generated (as `moecl notebooks --profile paper`), then the build
             t_nb = time.perf_counter()
             paper = notebook_rows(root, ("paper",), None, nb_timeout, jobs)
@@ -657,7 +930,9 @@ def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: b
             summary["book"] = bk
             nb += paper
         else:
-            nb += notebook_rows(root, ("paper",), out_dir / "notebooks", nb_timeout, jobs)
+            nb += notebook_rows(
+                root, ("paper",), out_dir / "notebooks", nb_timeout, jobs
+            )
         write_csv(nb, out_dir / "notebooks.csv")
         summary["notebooks"] = nb
     else:
@@ -666,46 +941,75 @@ def run_benchmark(plan: Plan, out_dir: Path, *, notebooks: bool = False, book: b
     summary["max_rss_MiB"] = max_rss_mib()
     summary["load_average_end"] = _loadavg()
     summary["benchmark_wall_s"] = time.perf_counter() - t_start
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
+    (out_dir / "summary.json").write_text(
+        json.dumps(summary, indent=1, default=_json_default) + "\n"
+    )
     _print_report(summary, out_dir)
     return summary
 
 
 def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
     _log("")
-    _log("Throughput in run-rounds per second (best of repeats; reference timed on "
-         f"{summary['throughput'][0].get('ref_runs_timed', '-')} run(s) at full T, extrapolated linearly to R):")
+    _log(
+        "Throughput in run-rounds per second (best of repeats; reference timed on "
+        f"{summary['throughput'][0].get('ref_runs_timed', '-')} run(s) at full T, extrapolated linearly to R):"
+    )
     _log(throughput_table(summary["throughput"]))
-    _log("ratio = reference time / batched time for the same R and T (cpu: process CPU time of all threads; "
-         "wall: elapsed; the numba backend draws the next block's random numbers in a second thread, so its wall "
-         "time can be below its CPU time). draws share = CPU time spent drawing the random numbers / batched CPU "
-         "time; ceiling = the CPU ratio of an engine that only drew them.")
+    _log(
+        "ratio = reference time / batched time for the same R and T (cpu: process CPU time of all threads; "
+        "wall: elapsed; the numba backend draws the next block's random numbers in a second thread, so its wall "
+        "time can be below its CPU time). draws share = CPU time spent drawing the random numbers / batched CPU "
+        "time; ceiling = the CPU ratio of an engine that only drew them."
+    )
     g = summary.get("growth_exponent_T", {})
     q = summary.get("reference_quadratic_fit", {})
     if summary.get("plan") == "quick":
-        _log("(--quick: tiny sizes for a smoke test; these numbers are not measurements)")
-    _log(f"\nTime vs T, local log-log slope at the largest T: batched {g.get('batched', float('nan')):.2f}, "
-         f"reference {g.get('reference', float('nan')):.2f}"
-         + (f" (fit a T + b T^2: quadratic share of the per-round cost at T={q['T_max']:.0f}: "
-            f"{q['quadratic_share_at_T_max']:.0%})" if q and 0 <= q["quadratic_share_at_T_max"] <= 1 else ""))
+        _log(
+            "(--quick: tiny sizes for a smoke test; these numbers are not measurements)"
+        )
+    _log(
+        f"\nTime vs T, local log-log slope at the largest T: batched {g.get('batched', float('nan')):.2f}, "
+        f"reference {g.get('reference', float('nan')):.2f}"
+        + (
+            f" (fit a T + b T^2: quadratic share of the per-round cost at T={q['T_max']:.0f}: "
+            f"{q['quadratic_share_at_T_max']:.0%})"
+            if q and 0 <= q["quadratic_share_at_T_max"] <= 1
+            else ""
+        )
+    )
     for m in summary["memory"]:
-        _log(f"Peak traced memory, {m['implementation']} (R={m['R']}, T={m['T']}, M={m['M']}): "
-             f"{m['peak_traced_MiB']:.1f} MiB (result arrays {m['result_arrays_MiB']:.1f} MiB)")
+        _log(
+            f"Peak traced memory, {m['implementation']} (R={m['R']}, T={m['T']}, M={m['M']}): "
+            f"{m['peak_traced_MiB']:.1f} MiB (result arrays {m['result_arrays_MiB']:.1f} MiB)"
+        )
     _log(f"Max RSS of the benchmark process: {summary['max_rss_MiB']:.0f} MiB")
     if "notebooks" in summary:
         _log("\nNotebook wall times [s]:")
         stems = sorted({r["notebook"] for r in summary["notebooks"]})
         for s in stems:
-            cells = {r["profile"]: r for r in summary["notebooks"] if r["notebook"] == s}
-            _log(f"  {s:<32} " + "  ".join(f"{p}: {c['wall_s']:7.1f}{'' if c['ok'] else ' FAILED'}"
-                                             for p, c in cells.items()))
+            cells = {
+                r["profile"]: r for r in summary["notebooks"] if r["notebook"] == s
+            }
+            _log(
+                f"  {s:<32} "
+                + "  ".join(
+                    f"{p}: {c['wall_s']:7.1f}{'' if c['ok'] else ' FAILED'}"
+                    for p, c in cells.items()
+                )
+            )
     if "book" in summary:
         _log("Book build (paper profile):")
         for r in summary["book"]:
-            _log(f"  {r['step']:<28} {r['wall_s']:8.1f} s {'ok' if r['ok'] else 'FAILED'}")
-    _log(f"\nLoad average at start/end: {summary['load_average_start']} / {summary['load_average_end']} "
-         "(2 shared cores: timings are noisy)")
-    _log(f"Benchmark wall time {summary['benchmark_wall_s']:.0f} s; results in {out_dir}/")
+            _log(
+                f"  {r['step']:<28} {r['wall_s']:8.1f} s {'ok' if r['ok'] else 'FAILED'}"
+            )
+    _log(
+        f"\nLoad average at start/end: {summary['load_average_start']} / {summary['load_average_end']} "
+        "(2 shared cores: timings are noisy)"
+    )
+    _log(
+        f"Benchmark wall time {summary['benchmark_wall_s']:.0f} s; results in {out_dir}/"
+    )
 
 
 def _json_default(o: Any) -> Any:
@@ -736,8 +1040,14 @@ def _machine() -> dict[str, Any]:
         torch_version = torch.__version__
     except ImportError:  # pragma: no cover - torch is a dependency
         torch_version = "absent"
-    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "torch": torch_version, "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "torch": torch_version,
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
 
 
 def _repo_root() -> Path:
@@ -747,28 +1057,64 @@ def _repo_root() -> Path:
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, well under a minute)")
-    p.add_argument("--notebooks", action="store_true",
-                   help="also time every notebook under the quick and paper profiles (outputs into the --out folder)")
-    p.add_argument("--book", action="store_true",
-                   help="also time the full book build: paper-profile notebooks into book/generated (as `moecl "
-                        "notebooks --profile paper`) + jupyter-book build; with --notebooks the paper times come from it")
-    p.add_argument("--out", type=Path, default=Path("results") / "bench", help="output folder (default results/bench)")
-    p.add_argument("--nb-timeout", type=int, default=None, metavar="S", help="per-cell timeout for notebooks")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="notebooks executed at once (as `moecl notebooks --jobs`; `make book` uses 2)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes (a smoke test, well under a minute)",
+    )
+    p.add_argument(
+        "--notebooks",
+        action="store_true",
+        help="also time every notebook under the quick and paper profiles (outputs into the --out folder)",
+    )
+    p.add_argument(
+        "--book",
+        action="store_true",
+        help="also time the full book build: paper-profile notebooks into book/generated (as `moecl "
+        "notebooks --profile paper`) + jupyter-book build; with --notebooks the paper times come from it",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results") / "bench",
+        help="output folder (default results/bench)",
+    )
+    p.add_argument(
+        "--nb-timeout",
+        type=int,
+        default=None,
+        metavar="S",
+        help="per-cell timeout for notebooks",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="notebooks executed at once (as `moecl notebooks --jobs`; `make book` uses 2)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """``moecl bench``: run the benchmark; exit status 0 (a reference mismatch raises AssertionError)."""
     plan = quick_plan() if args.quick else full_plan()
-    run_benchmark(plan, args.out, notebooks=args.notebooks, book=args.book, nb_timeout=args.nb_timeout, jobs=args.jobs)
+    run_benchmark(
+        plan,
+        args.out,
+        notebooks=args.notebooks,
+        book=args.book,
+        nb_timeout=args.nb_timeout,
+        jobs=args.jobs,
+    )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m moecl_lib.bench [--quick] ...`` (same as ``moecl bench``)."""
-    parser = argparse.ArgumentParser(prog="python -m moecl_lib.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m moecl_lib.bench", description=__doc__.split("\n")[0]
+    )
     _configure(parser)
     return run(parser.parse_args(argv))
 
@@ -781,4 +1127,8 @@ else:  # register `moecl bench` (moecl_lib.cli imports this module through COMMA
     except ImportError:  # pragma: no cover - the CLI module is optional for the library
         pass
     else:
-        register("bench", help="benchmark the batched engine against the naive reference", configure=_configure)(run)
+        register(
+            "bench",
+            help="benchmark the batched engine against the naive reference",
+            configure=_configure,
+        )(run)

@@ -35,8 +35,18 @@ from .config import ConfigError, ExperimentConfig
 from .diagnostics import Family, FamilyRun, grid, run_family
 
 #: Shared problem size and generator of the synthetic experiment (SPEC §7.2).
-COMMON: dict[str, Any] = dict(n_tasks=6, d=10, s=6, sigma0=0.4, sigma_t=0.1, signal="aligned", beta=1.0,
-                              alpha=0.5, lam=0.3, eta=0.5)
+COMMON: dict[str, Any] = dict(
+    n_tasks=6,
+    d=10,
+    s=6,
+    sigma0=0.4,
+    sigma_t=0.1,
+    signal="aligned",
+    beta=1.0,
+    alpha=0.5,
+    lam=0.3,
+    eta=0.5,
+)
 
 #: Figure-2 values recalled in SPEC §7.2 ([R-L]).
 RECALLED: dict[str, Any] = dict(COMMON, signal_scale=1.0, aux_grad="decay")
@@ -44,7 +54,9 @@ RECALLED: dict[str, Any] = dict(COMMON, signal_scale=1.0, aux_grad="decay")
 RECALLED_T1_PER_EXPERT: float | None = None
 
 #: This project's calibrated values ([C]; chosen in notebooks/calibration.ipynb).
-CALIBRATED: dict[str, Any] = dict(COMMON, signal_scale=5.0, aux_grad="no_decay", alpha=0.25)
+CALIBRATED: dict[str, Any] = dict(
+    COMMON, signal_scale=5.0, aux_grad="no_decay", alpha=0.25
+)
 #: ``T1 = ceil(T1_PER_EXPERT * M)`` in the calibrated setting.
 CALIBRATED_T1_PER_EXPERT: float = 30.0
 
@@ -129,10 +141,17 @@ def check_claims(
     }
     out["P1"] = bool(g["purity_early"] >= th.purity and g["coverage"] >= th.coverage)
     out["P2"] = bool(n["G_T"] >= th.p2_ratio * g["G_T"] and diff > th.p2_z * se)
-    out["P3a"] = bool(g["frac_terminated"] >= th.frozen and g["purity_post"] >= th.purity
-                      and g["G_T"] < G_half and g["G_T"] <= th.converge_frac * single_G_T)
-    out["P3b"] = bool(g["frac_terminated"] >= th.frozen and g["purity_post"] >= th.purity
-                      and g["uniformity"] >= th.uniform)  # NaN (no set with >= 2 experts) -> False
+    out["P3a"] = bool(
+        g["frac_terminated"] >= th.frozen
+        and g["purity_post"] >= th.purity
+        and g["G_T"] < G_half
+        and g["G_T"] <= th.converge_frac * single_G_T
+    )
+    out["P3b"] = bool(
+        g["frac_terminated"] >= th.frozen
+        and g["purity_post"] >= th.purity
+        and g["uniformity"] >= th.uniform
+    )  # NaN (no set with >= 2 experts) -> False
     return out
 
 
@@ -160,17 +179,42 @@ def claim_sweep(
         for term in ("gap", "never"):
             members.append(dict(cell, termination=term))
         members.append(dict(cell, n_experts=1, termination="never"))
-    fam = run_family(base, members, T1_per_expert=T1_per_expert, window=window, progress=progress, cache=cache)
+    fam = run_family(
+        base,
+        members,
+        T1_per_expert=T1_per_expert,
+        window=window,
+        progress=progress,
+        cache=cache,
+    )
     rows = []
     for i, cell in enumerate(cells):
-        gap_run, never_run, single = fam.runs[3 * i: 3 * i + 3]
-        rows.append({**cell, **check_claims(gap_run, never_run, float(single.G_mean[-1]), thresholds)})
+        gap_run, never_run, single = fam.runs[3 * i : 3 * i + 3]
+        rows.append(
+            {
+                **cell,
+                **check_claims(
+                    gap_run, never_run, float(single.G_mean[-1]), thresholds
+                ),
+            }
+        )
     return rows, fam
 
 
 __all__ = [
-    "CALIBRATED", "CALIBRATED_T1_PER_EXPERT", "COMMON", "RECALLED", "RECALLED_T1_PER_EXPERT", "SETTINGS",
-    "ClaimThresholds", "check_claims", "claim_sweep", "grid", "phase_heatmap", "pivot", "setting_config",
+    "CALIBRATED",
+    "CALIBRATED_T1_PER_EXPERT",
+    "COMMON",
+    "RECALLED",
+    "RECALLED_T1_PER_EXPERT",
+    "SETTINGS",
+    "ClaimThresholds",
+    "check_claims",
+    "claim_sweep",
+    "grid",
+    "phase_heatmap",
+    "pivot",
+    "setting_config",
     "setting_T1_per_expert",
 ]
 
@@ -178,7 +222,9 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------------------
 # Phase-diagram helpers
 # ------------------------------------------------------------------------------------------------------------
-def pivot(rows: Sequence[dict[str, Any]], x: str, y: str, key: str) -> tuple[list[Any], list[Any], Any]:
+def pivot(
+    rows: Sequence[dict[str, Any]], x: str, y: str, key: str
+) -> tuple[list[Any], list[Any], Any]:
     """Arrange ``rows[key]`` on the grid ``y`` (rows) x ``x`` (columns); missing cells are NaN.
 
     Returns ``(x_values, y_values, table)`` with sorted axis values and a float array (len(y), len(x)).
@@ -193,9 +239,20 @@ def pivot(rows: Sequence[dict[str, Any]], x: str, y: str, key: str) -> tuple[lis
     return xs, ys, out
 
 
-def phase_heatmap(ax: Any, rows: Sequence[dict[str, Any]], x: str, y: str, key: str, passed: str | None = None,
-                  *, fmt: str = "{:.2f}", cmap: str = "viridis", title: str | None = None,
-                  vmin: float | None = None, vmax: float | None = None) -> Any:
+def phase_heatmap(
+    ax: Any,
+    rows: Sequence[dict[str, Any]],
+    x: str,
+    y: str,
+    key: str,
+    passed: str | None = None,
+    *,
+    fmt: str = "{:.2f}",
+    cmap: str = "viridis",
+    title: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Any:
     """Heatmap of ``key`` over the ``x`` x ``y`` grid; cells where boolean ``passed`` holds are outlined in red.
 
     Returns the image (for a colour bar).
@@ -217,10 +274,19 @@ def phase_heatmap(ax: Any, rows: Sequence[dict[str, Any]], x: str, y: str, key: 
             if np.isnan(val[i, j]):
                 continue
             light = (val[i, j] - lo) / (hi - lo + 1e-12) < 0.5
-            ax.text(j, i, fmt.format(val[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if light else "black")
+            ax.text(
+                j,
+                i,
+                fmt.format(val[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if light else "black",
+            )
             if ok[i, j] > 0.5:
-                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+                ax.add_patch(
+                    Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2)
+                )
     if title:
         ax.set_title(title, fontsize=9)
     return im

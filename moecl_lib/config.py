@@ -168,9 +168,13 @@ class ExperimentConfig:
     @property
     def cluster_spread_value(self) -> float:
         """Std of the within-cluster perturbation of the ground truths (``sigma0**1.5`` unless set)."""
-        return self.sigma0**1.5 if self.cluster_spread is None else float(self.cluster_spread)
+        return (
+            self.sigma0**1.5
+            if self.cluster_spread is None
+            else float(self.cluster_spread)
+        )
 
-    def replace(self, **changes: Any) -> "ExperimentConfig":
+    def replace(self, **changes: Any) -> ExperimentConfig:
         """Return a validated copy with some fields changed (unknown names raise ConfigError)."""
         return replace_fields(self, changes)
 
@@ -195,7 +199,11 @@ def replace_fields(obj: T_Config, changes: dict[str, Any]) -> T_Config:
 
 def _check_int(cfg: ExperimentConfig, name: str, minimum: int) -> None:
     value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not _is_integral(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int,))
+        and not _is_integral(value)
+    ):
         raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
     if int(value) < minimum:
         raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")

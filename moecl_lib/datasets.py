@@ -20,9 +20,9 @@ import dataclasses
 import gzip
 import pickle
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,14 +33,27 @@ from moecl_lib.learners import TaskData, make_class_tasks
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 PAPER_MNIST_DIGITS: tuple[int, ...] = (1, 4, 7)
 """Digits of the paper's three MNIST tasks (SPEC §7.4, [R-L]); we reuse the same class ids on substitutes."""
 
 _IDX_DTYPES = {
-    0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
 }
 
 
@@ -108,7 +121,11 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"{path}: IDX header announces shape {shape} ({expected} data bytes) but the file holds "
             f"{len(raw) - header} data bytes"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def _find(folder: Path, stems: Sequence[str]) -> Path:
@@ -123,20 +140,34 @@ def _find(folder: Path, stems: Sequence[str]) -> Path:
 
 
 def _idx_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    img_path = _find(folder, [f"{split}-images-idx3-ubyte", f"{split}-images.idx3-ubyte"])
-    lab_path = _find(folder, [f"{split}-labels-idx1-ubyte", f"{split}-labels.idx1-ubyte"])
+    img_path = _find(
+        folder, [f"{split}-images-idx3-ubyte", f"{split}-images.idx3-ubyte"]
+    )
+    lab_path = _find(
+        folder, [f"{split}-labels-idx1-ubyte", f"{split}-labels.idx1-ubyte"]
+    )
     images, labels = read_idx(img_path), read_idx(lab_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise DatasetError(f"{img_path}: expected uint8 images of shape (n, H, W), got {images.dtype} "
-                           f"{images.shape}")
+        raise DatasetError(
+            f"{img_path}: expected uint8 images of shape (n, H, W), got {images.dtype} "
+            f"{images.shape}"
+        )
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise DatasetError(f"{lab_path}: expected {images.shape[0]} labels (one per image in {img_path.name}),"
-                           f" got shape {labels.shape}")
+        raise DatasetError(
+            f"{lab_path}: expected {images.shape[0]} labels (one per image in {img_path.name}),"
+            f" got shape {labels.shape}"
+        )
     return images, labels
 
 
-def _to_dataset(name: str, tr: tuple[np.ndarray, np.ndarray], te: tuple[np.ndarray, np.ndarray],
-                class_names: tuple[str, ...], substitute_for: str | None, scale: float = 255.0) -> ImageDataset:
+def _to_dataset(
+    name: str,
+    tr: tuple[np.ndarray, np.ndarray],
+    te: tuple[np.ndarray, np.ndarray],
+    class_names: tuple[str, ...],
+    substitute_for: str | None,
+    scale: float = 255.0,
+) -> ImageDataset:
     def conv(x: np.ndarray) -> Tensor:
         arr = x.astype(np.float32) / scale
         if arr.ndim == 3:
@@ -145,27 +176,42 @@ def _to_dataset(name: str, tr: tuple[np.ndarray, np.ndarray], te: tuple[np.ndarr
 
     return ImageDataset(
         name=name,
-        x_train=conv(tr[0]), y_train=torch.from_numpy(tr[1].astype(np.int64)),
-        x_test=conv(te[0]), y_test=torch.from_numpy(te[1].astype(np.int64)),
-        class_names=class_names, substitute_for=substitute_for,
+        x_train=conv(tr[0]),
+        y_train=torch.from_numpy(tr[1].astype(np.int64)),
+        x_test=conv(te[0]),
+        y_test=torch.from_numpy(te[1].astype(np.int64)),
+        class_names=class_names,
+        substitute_for=substitute_for,
     )
 
 
 def load_mnist(folder: str | Path) -> ImageDataset:
     """MNIST from ``folder`` holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (paper's data)."""
     folder = Path(folder)
-    return _to_dataset("MNIST", _idx_split(folder, "train"), _idx_split(folder, "t10k"),
-                       tuple(str(d) for d in range(10)), None)
+    return _to_dataset(
+        "MNIST",
+        _idx_split(folder, "train"),
+        _idx_split(folder, "t10k"),
+        tuple(str(d) for d in range(10)),
+        None,
+    )
 
 
 def load_fashion_mnist(folder: str | Path = FASHION_MNIST_DIR) -> ImageDataset:
     """Fashion-MNIST (Debian ``dataset-fashion-mnist``): a **substitute** for the paper's MNIST."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"Fashion-MNIST folder {folder} not found: run `apt-get install -y dataset-fashion-mnist`"
-                           " or pass the folder holding the four *-ubyte.gz files")
-    return _to_dataset("Fashion-MNIST", _idx_split(folder, "train"), _idx_split(folder, "t10k"),
-                       FASHION_MNIST_CLASSES, "MNIST")
+        raise DatasetError(
+            f"Fashion-MNIST folder {folder} not found: run `apt-get install -y dataset-fashion-mnist`"
+            " or pass the folder holding the four *-ubyte.gz files"
+        )
+    return _to_dataset(
+        "Fashion-MNIST",
+        _idx_split(folder, "train"),
+        _idx_split(folder, "t10k"),
+        FASHION_MNIST_CLASSES,
+        "MNIST",
+    )
 
 
 def load_sklearn_digits(test_fraction: float = 1 / 3, seed: int = 0) -> ImageDataset:
@@ -184,8 +230,14 @@ def load_sklearn_digits(test_fraction: float = 1 / 3, seed: int = 0) -> ImageDat
     for c in range(10):
         idx = rng.permutation(np.flatnonzero(labels == c))
         test[idx[: int(round(test_fraction * idx.size))]] = True
-    return _to_dataset("sklearn digits", (images[~test], labels[~test]), (images[test], labels[test]),
-                       tuple(str(d) for d in range(10)), "MNIST", scale=16.0)
+    return _to_dataset(
+        "sklearn digits",
+        (images[~test], labels[~test]),
+        (images[test], labels[test]),
+        tuple(str(d) for d in range(10)),
+        "MNIST",
+        scale=16.0,
+    )
 
 
 # -------------------------------------------------------------------------------------------- CIFAR
@@ -196,17 +248,25 @@ def _unpickle(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as fh:
             d = pickle.load(fh, encoding="bytes")
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a malformed file
-        raise DatasetError(f"{path} is not a CIFAR python pickle batch: {type(exc).__name__}: {exc}") from None
+        raise DatasetError(
+            f"{path} is not a CIFAR python pickle batch: {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(d, dict) or b"data" not in d or label_key not in d:
         keys = sorted(d) if isinstance(d, dict) else type(d).__name__
-        raise DatasetError(f"{path}: expected a dict with keys b'data' and {label_key!r}, got {keys}")
+        raise DatasetError(
+            f"{path}: expected a dict with keys b'data' and {label_key!r}, got {keys}"
+        )
     data = np.asarray(d[b"data"])
     labels = np.asarray(d[label_key], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
-        raise DatasetError(f"{path}: b'data' must be a uint8 array of shape (n, 3072), got {data.dtype} "
-                           f"{data.shape}")
+        raise DatasetError(
+            f"{path}: b'data' must be a uint8 array of shape (n, 3072), got {data.dtype} "
+            f"{data.shape}"
+        )
     if labels.shape != (data.shape[0],):
-        raise DatasetError(f"{path}: {label_key!r} must hold {data.shape[0]} labels, got shape {labels.shape}")
+        raise DatasetError(
+            f"{path}: {label_key!r} must hold {data.shape[0]} labels, got shape {labels.shape}"
+        )
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -247,14 +307,18 @@ def _meta_names(path: Path, key: bytes, n: int) -> tuple[str, ...]:
                 meta = pickle.load(fh, encoding="bytes")
             names = meta[key]
             if len(names) == n:
-                return tuple(x.decode() if isinstance(x, bytes) else str(x) for x in names)
+                return tuple(
+                    x.decode() if isinstance(x, bytes) else str(x) for x in names
+                )
         except Exception:  # noqa: BLE001 - names are cosmetic; fall back to numbers
             pass
     return tuple(str(i) for i in range(n))
 
 
 # -------------------------------------------------------------------------------------- task builders
-def _subsample(x: Tensor, y: Tensor, n: int | None, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+def _subsample(
+    x: Tensor, y: Tensor, n: int | None, rng: np.random.Generator
+) -> tuple[Tensor, Tensor]:
     perm = torch.from_numpy(rng.permutation(x.shape[0]))
     if n is not None:
         perm = perm[:n]
@@ -274,7 +338,9 @@ def class_split_tasks(
     """
     _check_classes(ds, [c for s in class_subsets for c in s])
     names = ["/".join(ds.class_names[c] for c in s) for s in class_subsets]
-    tasks = make_class_tasks(ds.x_train, ds.y_train, ds.x_test, ds.y_test, class_subsets, names)
+    tasks = make_class_tasks(
+        ds.x_train, ds.y_train, ds.x_test, ds.y_test, class_subsets, names
+    )
     out = []
     for tk in tasks:
         xtr, ytr = _subsample(tk.x_train, tk.y_train, max_train, rng)
@@ -301,32 +367,59 @@ def one_vs_rest_tasks(
     rng = np.random.default_rng(0) if rng is None else rng
     _check_classes(ds, list(positives) + list(negatives or []))
     if len(positives) == 0 or len(set(positives)) != len(positives):
-        raise ConfigError(f"positives={list(positives)} must be non-empty without repeats")
+        raise ConfigError(
+            f"positives={list(positives)} must be non-empty without repeats"
+        )
     tasks = []
     for p in positives:
-        neg_classes = [c for c in (negatives if negatives is not None else range(ds.n_classes)) if c != p]
+        neg_classes = [
+            c
+            for c in (negatives if negatives is not None else range(ds.n_classes))
+            if c != p
+        ]
         if not neg_classes:
             raise ConfigError(f"no negative class left for positive class {p}")
         parts = []
-        for x, y, cap in ((ds.x_train, ds.y_train, max_train), (ds.x_test, ds.y_test, max_test)):
+        for x, y, cap in (
+            (ds.x_train, ds.y_train, max_train),
+            (ds.x_test, ds.y_test, max_test),
+        ):
             pos = np.flatnonzero((y == p).numpy())
             neg = np.flatnonzero(np.isin(y.numpy(), neg_classes))
-            k = min(pos.size, neg.size) if cap is None else min(pos.size, neg.size, cap // 2)
+            k = (
+                min(pos.size, neg.size)
+                if cap is None
+                else min(pos.size, neg.size, cap // 2)
+            )
             if k < 1:
-                raise ConfigError(f"class {p}: not enough samples for a balanced task (cap={cap})")
-            idx = np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)])
+                raise ConfigError(
+                    f"class {p}: not enough samples for a balanced task (cap={cap})"
+                )
+            idx = np.concatenate(
+                [rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)]
+            )
             lab = np.concatenate([np.ones(k, np.int64), np.zeros(k, np.int64)])
             perm = rng.permutation(idx.size)
             parts.append((x[torch.from_numpy(idx[perm])], torch.from_numpy(lab[perm])))
-        tasks.append(TaskData(f"{ds.class_names[p]} vs rest", (-1, int(p)), parts[0][0], parts[0][1],
-                              parts[1][0], parts[1][1]))
+        tasks.append(
+            TaskData(
+                f"{ds.class_names[p]} vs rest",
+                (-1, int(p)),
+                parts[0][0],
+                parts[0][1],
+                parts[1][0],
+                parts[1][1],
+            )
+        )
     return tasks
 
 
 def _check_classes(ds: ImageDataset, classes: Sequence[int]) -> None:
     bad = [c for c in classes if not 0 <= int(c) < ds.n_classes]
     if bad:
-        raise ConfigError(f"class ids {bad} outside [0, {ds.n_classes - 1}] for {ds.name}")
+        raise ConfigError(
+            f"class ids {bad} outside [0, {ds.n_classes - 1}] for {ds.name}"
+        )
 
 
 def standardize(ds: ImageDataset, mode: str = "pixel") -> ImageDataset:
@@ -348,4 +441,6 @@ def standardize(ds: ImageDataset, mode: str = "pixel") -> ImageDataset:
     else:
         raise ConfigError(f"mode={mode!r} must be one of ['pixel', 'channel', 'none']")
     std = torch.clamp(std, min=1e-8)
-    return dataclasses.replace(ds, x_train=(ds.x_train - mean) / std, x_test=(ds.x_test - mean) / std)
+    return dataclasses.replace(
+        ds, x_train=(ds.x_train - mean) / std, x_test=(ds.x_test - mean) / std
+    )

@@ -33,8 +33,9 @@ learner (torch init via ``torch.manual_seed(seed)``, routing noise from ``numpy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -66,34 +67,57 @@ class CNNExpert(nn.Module):
             ``"maxpool"`` (stride 1 + 2x2 max-pooling, the LeNet-5 layout).
     """
 
-    def __init__(self, in_shape: tuple[int, int, int], n_classes: int,
-                 channels: tuple[int, int] = (4, 8), hidden: tuple[int, int] = (32, 16),
-                 downsample: str = "stride") -> None:
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        n_classes: int,
+        channels: tuple[int, int] = (4, 8),
+        hidden: tuple[int, int] = (32, 16),
+        downsample: str = "stride",
+    ) -> None:
         super().__init__()
         C, H, W = in_shape
         c1, c2 = channels
         self.n_classes = n_classes
         self.n_out = 1 if n_classes == 2 else n_classes
-        if downsample == "stride":  # 5x5 convolutions with stride 2 (about 10x cheaper on CPU than pooling)
+        if (
+            downsample == "stride"
+        ):  # 5x5 convolutions with stride 2 (about 10x cheaper on CPU than pooling)
             self.features = nn.Sequential(
-                nn.Conv2d(C, c1, 5, stride=2, padding=2), nn.ReLU(),
-                nn.Conv2d(c1, c2, 5, stride=2, padding=2), nn.ReLU(),
+                nn.Conv2d(C, c1, 5, stride=2, padding=2),
+                nn.ReLU(),
+                nn.Conv2d(c1, c2, 5, stride=2, padding=2),
+                nn.ReLU(),
             )
         elif downsample == "maxpool":  # LeNet-5 style
             self.features = nn.Sequential(
-                nn.Conv2d(C, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(C, c1, 5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(c1, c2, 5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
             )
         else:
-            raise ConfigError(f"downsample={downsample!r} must be 'stride' or 'maxpool'")
+            raise ConfigError(
+                f"downsample={downsample!r} must be 'stride' or 'maxpool'"
+            )
         with torch.no_grad():
             flat = int(self.features(torch.zeros(1, C, H, W)).numel())
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, hidden[0]), nn.ReLU(), nn.Linear(hidden[0], hidden[1]), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(flat, hidden[0]),
+            nn.ReLU(),
+            nn.Linear(hidden[0], hidden[1]),
+            nn.ReLU(),
             nn.Linear(hidden[1], self.n_out),
         )
-        for mod in self.modules():  # He initialisation for ReLU layers, zero biases (avoids the initial plateau
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):  # of PyTorch's default init in narrow nets)
+        for mod in (
+            self.modules()
+        ):  # He initialisation for ReLU layers, zero biases (avoids the initial plateau
+            if isinstance(
+                mod, (nn.Conv2d, nn.Linear)
+            ):  # of PyTorch's default init in narrow nets)
                 nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
                 nn.init.zeros_(mod.bias)
 
@@ -111,7 +135,11 @@ class CNNExpert(nn.Module):
     def loss(self, x: Tensor, y: Tensor) -> Tensor:
         """Mean binary cross-entropy of the sigmoid outputs (one-hot targets when K > 2)."""
         z = self.forward(x)
-        target = y.to(z.dtype)[:, None] if self.n_out == 1 else Fnn.one_hot(y, self.n_out).to(z.dtype)
+        target = (
+            y.to(z.dtype)[:, None]
+            if self.n_out == 1
+            else Fnn.one_hot(y, self.n_out).to(z.dtype)
+        )
         return Fnn.binary_cross_entropy_with_logits(z, target)
 
 
@@ -143,7 +171,14 @@ def train_classifier(
     """
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     model.train()
-    minibatch_steps(opt, x.shape[0], epochs, batch_size, generator, lambda idx: expert_loss(model, x[idx], y[idx]))
+    minibatch_steps(
+        opt,
+        x.shape[0],
+        epochs,
+        batch_size,
+        generator,
+        lambda idx: expert_loss(model, x[idx], y[idx]),
+    )
     model.eval()
 
 
@@ -214,27 +249,52 @@ class DeepMoEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, lo in (("n_experts", 1), ("n_classes", 2), ("epochs", 1), ("minibatch", 0),
-                         ("t1_per_expert", 0), ("seed", 0)):
+        for name, lo in (
+            ("n_experts", 1),
+            ("n_classes", 2),
+            ("epochs", 1),
+            ("minibatch", 0),
+            ("t1_per_expert", 0),
+            ("seed", 0),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
                 raise ConfigError(f"{name}={v!r} must be an integer >= {lo}")
-        if self.T1 is not None and (not isinstance(self.T1, (int, np.integer)) or self.T1 < 0):
+        if self.T1 is not None and (
+            not isinstance(self.T1, (int, np.integer)) or self.T1 < 0
+        ):
             raise ConfigError(f"T1={self.T1!r} must be an integer >= 0 or None")
         for name in ("lr", "eta", "alpha", "lam", "momentum"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not np.isfinite(v)
+                or v < 0
+            ):
                 raise ConfigError(f"{name}={v!r} must be a finite number >= 0")
         if self.gamma is not None and (not np.isfinite(self.gamma) or self.gamma < 0):
-            raise ConfigError(f"gamma={self.gamma!r} must be a finite number >= 0 or None")
+            raise ConfigError(
+                f"gamma={self.gamma!r} must be a finite number >= 0 or None"
+            )
         if len(self.in_shape) != 3 or any(int(s) < 1 for s in self.in_shape):
-            raise ConfigError(f"in_shape={self.in_shape!r} must be (C, H, W) with positive sizes")
+            raise ConfigError(
+                f"in_shape={self.in_shape!r} must be (C, H, W) with positive sizes"
+            )
         if self.in_shape[1] < 4 or self.in_shape[2] < 4:
-            raise ConfigError(f"in_shape={self.in_shape!r}: H and W must be >= 4 (two 2x2 poolings)")
-        for name, allowed in (("termination", TERMINATIONS), ("aux_grad", AUX_GRADS),
-                              ("router_input", ROUTER_INPUTS), ("downsample", ("stride", "maxpool"))):
+            raise ConfigError(
+                f"in_shape={self.in_shape!r}: H and W must be >= 4 (two 2x2 poolings)"
+            )
+        for name, allowed in (
+            ("termination", TERMINATIONS),
+            ("aux_grad", AUX_GRADS),
+            ("router_input", ROUTER_INPUTS),
+            ("downsample", ("stride", "maxpool")),
+        ):
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be one of {list(allowed)}")
+                raise ConfigError(
+                    f"{name}={getattr(self, name)!r} must be one of {list(allowed)}"
+                )
 
     @property
     def gamma_value(self) -> float:
@@ -246,7 +306,7 @@ class DeepMoEConfig:
         """Rounds before termination may start (``t1_per_expert * M`` unless set)."""
         return int(self.t1_per_expert * self.n_experts if self.T1 is None else self.T1)
 
-    def replace(self, **changes: Any) -> "DeepMoEConfig":
+    def replace(self, **changes: Any) -> DeepMoEConfig:
         """Validated copy with some fields changed (unknown names raise ConfigError)."""
         return replace_fields(self, changes)
 
@@ -264,11 +324,17 @@ class DeepMoE:
     def __init__(self, cfg: DeepMoEConfig, name: str | None = None) -> None:
         self.cfg = cfg
         self.n_experts = cfg.n_experts
-        self.name = name or ("single network" if cfg.n_experts == 1 else
-                             f"MoE M={cfg.n_experts} ({cfg.termination})")
+        self.name = name or (
+            "single network"
+            if cfg.n_experts == 1
+            else f"MoE M={cfg.n_experts} ({cfg.termination})"
+        )
         torch.manual_seed(cfg.seed)
         self.experts = nn.ModuleList(
-            CNNExpert(cfg.in_shape, cfg.n_classes, cfg.channels, cfg.hidden, cfg.downsample) for _ in range(cfg.n_experts)
+            CNNExpert(
+                cfg.in_shape, cfg.n_classes, cfg.channels, cfg.hidden, cfg.downsample
+            )
+            for _ in range(cfg.n_experts)
         )
         D = int(np.prod(cfg.in_shape))
         self.theta = torch.zeros(cfg.n_experts, D)
@@ -297,7 +363,14 @@ class DeepMoE:
             return 0
         return int(torch.argmax(self.gates(x)))
 
-    def router_loss(self, theta: Tensor, xbar: Tensor, m: int, delta_norm: float, task_loss: float = 0.0) -> Tensor:
+    def router_loss(
+        self,
+        theta: Tensor,
+        xbar: Tensor,
+        m: int,
+        delta_norm: float,
+        task_loss: float = 0.0,
+    ) -> Tensor:
         """Router training loss of the current round as a differentiable function of ``theta`` (SPEC §4.2-4.4).
 
         ``pi_m * ||Delta|| + alpha M sum_k f_k P_k (+ pi_m * task_loss)``, where ``f`` includes this round and
@@ -349,7 +422,11 @@ class DeepMoE:
             if self.active:
                 T1 = cfg.T1_value
                 if cfg.termination == "gap" and t > T1:
-                    stop = bool(gap_test(h.numpy()[None], np.array([m]), cfg.lam, cfg.gamma_value)[0])
+                    stop = bool(
+                        gap_test(
+                            h.numpy()[None], np.array([m]), cfg.lam, cfg.gamma_value
+                        )[0]
+                    )
                 else:
                     stop = cfg.termination == "freeze_at_T1" and t > T1
                 if stop:
@@ -378,7 +455,9 @@ class DeepMoE:
             "T2": self.T2,
             "T1": self.cfg.T1_value if self.n_experts > 1 else -1,
             "counts": self.counts.copy(),
-            "gates": np.array(self.gate_history) if self.gate_history else np.zeros((0, self.n_experts)),
+            "gates": np.array(self.gate_history)
+            if self.gate_history
+            else np.zeros((0, self.n_experts)),
             "delta": np.array(self.delta_history),
         }
 

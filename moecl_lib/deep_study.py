@@ -16,7 +16,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.config import ConfigError
-from moecl_lib.learners import RoundLearner, StreamResult, TaskData, View, run_stream, sample_stream
+from moecl_lib.learners import (
+    RoundLearner,
+    StreamResult,
+    TaskData,
+    View,
+    run_stream,
+    sample_stream,
+)
 from moecl_lib.metrics import load_entropy, mean_se
 from moecl_lib.plotting import band
 
@@ -45,10 +52,14 @@ def run_paired(
     out: Results = {name: [] for name in factories}
     bar = tqdm(total=len(seeds) * len(factories), desc="runs", disable=not progress)
     for seed in seeds:
-        stream = sample_stream(tasks, n_rounds, batch_size, np.random.default_rng(int(seed)))
+        stream = sample_stream(
+            tasks, n_rounds, batch_size, np.random.default_rng(int(seed))
+        )
         for name, make in factories.items():
             bar.set_postfix_str(f"seed={seed} {name}")
-            out[name].append(run_stream(make(int(seed)), tasks, stream, max_test=max_test))
+            out[name].append(
+                run_stream(make(int(seed)), tasks, stream, max_test=max_test)
+            )
             bar.update()
     bar.close()
     return out
@@ -69,18 +80,26 @@ def run_stats(res: StreamResult, after: int | None = None) -> dict[str, float]:
     ml, mr = res.metrics("learner"), res.metrics("router")
     loads = res.loads()
     return {
-        "ACC": ml["ACC"], "BWT": ml["BWT"], "forgetting": ml["forgetting"], "F_T": ml["F_T"], "G_T": ml["G_T"],
-        "ACC_router": mr["ACC"], "F_T_router": mr["F_T"], "G_T_router": mr["G_T"],
+        "ACC": ml["ACC"],
+        "BWT": ml["BWT"],
+        "forgetting": ml["forgetting"],
+        "F_T": ml["F_T"],
+        "G_T": ml["G_T"],
+        "ACC_router": mr["ACC"],
+        "F_T_router": mr["F_T"],
+        "G_T_router": mr["G_T"],
         "final_acc_router": float(res.acc_routed[-1].mean()),
-        "purity": res.routing_purity(after), "switches": float(res.route_switches(after)),
+        "purity": res.routing_purity(after),
+        "switches": float(res.route_switches(after)),
         "load_entropy": load_entropy(loads) if loads.sum() > 0 else float("nan"),
         "T2": float(res.info.get("T2", -1)),
         "wall_time": res.wall_time,
     }
 
 
-def summarize(results: Results, keys: Sequence[str] | None = None, after: int | None = None
-              ) -> list[dict[str, Any]]:
+def summarize(
+    results: Results, keys: Sequence[str] | None = None, after: int | None = None
+) -> list[dict[str, Any]]:
     """One row per learner: ``<key>`` (mean over seeds) and ``<key>_se`` for every stat of :func:`run_stats`."""
     rows = []
     for name, runs in results.items():
@@ -93,18 +112,25 @@ def summarize(results: Results, keys: Sequence[str] | None = None, after: int | 
     return rows
 
 
-def format_rows(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], digits: int = 1) -> str:
+def format_rows(
+    rows: Sequence[Mapping[str, Any]], keys: Sequence[str], digits: int = 1
+) -> str:
     """Fixed-width text table ``key = mean +- se`` (rounded to ``digits``) for printing in notebooks."""
     head = ["learner"] + list(keys)
-    cells = [[str(r["learner"])] + [f"{r[k]:.{digits}f} +- {r[k + '_se']:.{digits}f}" for k in keys]
-             for r in rows]
+    cells = [
+        [str(r["learner"])]
+        + [f"{r[k]:.{digits}f} +- {r[k + '_se']:.{digits}f}" for k in keys]
+        for r in rows
+    ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
 
 
-def curves(results: Results, view: View = "learner") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def curves(
+    results: Results, view: View = "learner"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{name: (F, G)}`` with ``F, G`` of shape (seeds, T) in error % (paper analogues, SPEC §5.3)."""
     out = {}
     for name, runs in results.items():
@@ -114,32 +140,56 @@ def curves(results: Results, view: View = "learner") -> dict[str, tuple[np.ndarr
 
 
 # ------------------------------------------------------------------------------------------------ figures
-def plot_curves(results: Results, view: View = "learner", title: str | None = None) -> Figure:
+def plot_curves(
+    results: Results, view: View = "learner", title: str | None = None
+) -> Figure:
     """Two panels: ``F_t`` and ``G_t`` (error %) vs round, mean +- 1 s.e. over seeds."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, (F, G) in curves(results, view).items():
         t = np.arange(1, F.shape[1] + 1)
         for ax, Y in zip(axes, (F, G)):
             m, se = mean_se(Y)
-            band(ax, t[1:] if Y is F else t, m[1:] if Y is F else m, se[1:] if Y is F else se, label=name)
+            band(
+                ax,
+                t[1:] if Y is F else t,
+                m[1:] if Y is F else m,
+                se[1:] if Y is F else se,
+                label=name,
+            )
     axes[0].set(xlabel="round t", ylabel="forgetting $F_t$ (error %)")
     axes[1].set(xlabel="round t", ylabel="generalisation $G_t$ (error %)")
     axes[0].axhline(0, color="k", lw=0.6)
     axes[1].legend(fontsize=8)
-    fig.suptitle(title or f"paper metrics on test error ({view} view), mean ± 1 s.e.", fontsize=10)
+    fig.suptitle(
+        title or f"paper metrics on test error ({view} view), mean ± 1 s.e.",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
 
-def plot_accuracy_matrices(results: Mapping[str, StreamResult], task_names: Sequence[str]) -> Figure:
+def plot_accuracy_matrices(
+    results: Mapping[str, StreamResult], task_names: Sequence[str]
+) -> Figure:
     """Heat-maps of the pool-indexed accuracy (router view) ``acc_routed[t, n]``: rows = after round t."""
     names = list(results)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.8), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(3.2 * len(names), 3.8), sharey=True, squeeze=False
+    )
     im = None
     for ax, name in zip(axes[0], names):
         res = results[name]
-        im = ax.imshow(res.acc_routed, aspect="auto", cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
-        ax.set_xticks(range(len(task_names)), task_names, rotation=30, ha="right", fontsize=8)
+        im = ax.imshow(
+            res.acc_routed,
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            vmax=100,
+            interpolation="nearest",
+        )
+        ax.set_xticks(
+            range(len(task_names)), task_names, rotation=30, ha="right", fontsize=8
+        )
         ax.set_title(name, fontsize=9)
     axes[0][0].set_ylabel("after round t")
     fig.colorbar(im, ax=axes[0].tolist(), label="test accuracy (%)", shrink=0.9)
@@ -149,8 +199,18 @@ def plot_accuracy_matrices(results: Mapping[str, StreamResult], task_names: Sequ
 def plot_arrival_matrix(res: StreamResult, view: View = "learner") -> Figure:
     """Heat-map of the arrival-indexed accuracy matrix ``A[t, tau]`` (community convention)."""
     fig, ax = plt.subplots(figsize=(4.6, 3.8))
-    im = ax.imshow(res.accuracy_matrix(view), cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
-    ax.set(xlabel="arrival tau", ylabel="after round t", title=f"{res.name}: A[t, tau] ({view} view)")
+    im = ax.imshow(
+        res.accuracy_matrix(view),
+        cmap="viridis",
+        vmin=0,
+        vmax=100,
+        interpolation="nearest",
+    )
+    ax.set(
+        xlabel="arrival tau",
+        ylabel="after round t",
+        title=f"{res.name}: A[t, tau] ({view} view)",
+    )
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
     return fig
 
@@ -158,7 +218,9 @@ def plot_arrival_matrix(res: StreamResult, view: View = "learner") -> Figure:
 def plot_loads_and_routing(results: Mapping[str, StreamResult]) -> Figure:
     """Per learner: expert chosen at every round (colour = task, marker size = 1) and its expert loads."""
     names = [n for n in results if results[n].acc_expert.shape[1] > 1]
-    fig, axes = plt.subplots(2, max(len(names), 1), figsize=(3.6 * max(len(names), 1), 5.2), squeeze=False)
+    fig, axes = plt.subplots(
+        2, max(len(names), 1), figsize=(3.6 * max(len(names), 1), 5.2), squeeze=False
+    )
     for j, name in enumerate(names):
         res = results[name]
         t = np.arange(1, res.T + 1)

@@ -63,7 +63,9 @@ def _as_2d_int(x: ArrayLike, name: str) -> IntArray:
     return a.astype(np.int64, copy=False)
 
 
-def window_mask(n_runs: int, T: int, after: Bound = 0, until: Bound = None) -> BoolArray:
+def window_mask(
+    n_runs: int, T: int, after: Bound = 0, until: Bound = None
+) -> BoolArray:
     """Boolean mask (R, T) of the rounds ``after < t <= until`` (per-run bounds allowed; ``None`` = T).
 
     A negative per-run ``after`` (e.g. ``T2 = -1`` for a run that never terminated) selects nothing for that
@@ -98,7 +100,9 @@ def routing_matrix(
     e = _as_2d_int(experts, "experts")
     n = _as_2d_int(tasks, "tasks")
     if e.shape != n.shape:
-        raise ValueError(f"experts {e.shape} and tasks {n.shape} must have the same shape")
+        raise ValueError(
+            f"experts {e.shape} and tasks {n.shape} must have the same shape"
+        )
     if e.size and (e.min() < 0 or e.max() >= n_experts):
         raise ValueError(f"expert indices must lie in [0, {n_experts - 1}]")
     if n.size and (n.min() < 0 or n.max() >= n_tasks):
@@ -110,10 +114,14 @@ def routing_matrix(
     return counts.reshape(R, n_experts, n_tasks)
 
 
-def result_routing_matrix(res: SimulationResult, *, after: Bound = 0, until: Bound = None) -> IntArray:
+def result_routing_matrix(
+    res: SimulationResult, *, after: Bound = 0, until: Bound = None
+) -> IntArray:
     """:func:`routing_matrix` of a simulation result."""
     cfg = res.config
-    return routing_matrix(res.experts, res.tasks, cfg.n_experts, cfg.n_tasks, after=after, until=until)
+    return routing_matrix(
+        res.experts, res.tasks, cfg.n_experts, cfg.n_tasks, after=after, until=until
+    )
 
 
 def routing_purity(rm: ArrayLike) -> FloatArray:
@@ -158,12 +166,15 @@ def windowed_routing_matrices(
     e = _as_2d_int(experts, "experts")
     n = _as_2d_int(tasks, "tasks")
     if e.shape != n.shape:
-        raise ValueError(f"experts {e.shape} and tasks {n.shape} must have the same shape")
+        raise ValueError(
+            f"experts {e.shape} and tasks {n.shape} must have the same shape"
+        )
     R, T = e.shape
     nw = _n_windows(T, window)
     widx = np.arange(nw * window) // window
-    flat = ((np.arange(R)[:, None] * nw + widx[None, :]) * n_experts + e[:, : nw * window]) * n_tasks \
-        + n[:, : nw * window]
+    flat = (
+        (np.arange(R)[:, None] * nw + widx[None, :]) * n_experts + e[:, : nw * window]
+    ) * n_tasks + n[:, : nw * window]
     rms = np.bincount(flat.ravel(), minlength=R * nw * n_experts * n_tasks)
     return rms.reshape(R, nw, n_experts, n_tasks), window * np.arange(1, nw + 1)
 
@@ -243,7 +254,9 @@ def within_set_uniformity(rm: ArrayLike, sets: ArrayLike) -> FloatArray:
     return out
 
 
-def expert_task_distance(w: ArrayLike, W: ArrayLike, sets: ArrayLike) -> tuple[FloatArray, FloatArray]:
+def expert_task_distance(
+    w: ArrayLike, W: ArrayLike, sets: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
     """How close each expert's model is to its own task's ground truth, relative to the other tasks.
 
     Args:
@@ -261,20 +274,32 @@ def expert_task_distance(w: ArrayLike, W: ArrayLike, sets: ArrayLike) -> tuple[F
     dist = ((w[:, :, None, :] - W[:, None, :, :]) ** 2).sum(-1)  # (R, M, N)
     R, M, N = dist.shape
     active = sets >= 0
-    own = np.take_along_axis(dist, np.where(active, sets, 0)[:, :, None], axis=2)[:, :, 0]
-    others = np.where(np.arange(N)[None, None, :] == np.where(active, sets, -1)[:, :, None], np.inf, dist)
+    own = np.take_along_axis(dist, np.where(active, sets, 0)[:, :, None], axis=2)[
+        :, :, 0
+    ]
+    others = np.where(
+        np.arange(N)[None, None, :] == np.where(active, sets, -1)[:, :, None],
+        np.inf,
+        dist,
+    )
     other = others.min(axis=2)
     with np.errstate(invalid="ignore"):
         cnt = active.sum(axis=1)
-        own_m = np.where(cnt > 0, np.where(active, own, 0).sum(1) / np.maximum(cnt, 1), np.nan)
-        other_m = np.where(cnt > 0, np.where(active, other, 0).sum(1) / np.maximum(cnt, 1), np.nan)
+        own_m = np.where(
+            cnt > 0, np.where(active, own, 0).sum(1) / np.maximum(cnt, 1), np.nan
+        )
+        other_m = np.where(
+            cnt > 0, np.where(active, other, 0).sum(1) / np.maximum(cnt, 1), np.nan
+        )
     return own_m, other_m
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Loads over time
 # ------------------------------------------------------------------------------------------------------------
-def expert_loads(experts: ArrayLike, n_experts: int, window: int) -> tuple[FloatArray, IntArray]:
+def expert_loads(
+    experts: ArrayLike, n_experts: int, window: int
+) -> tuple[FloatArray, IntArray]:
     """Fraction of rounds routed to each expert in consecutive windows of ``window`` rounds.
 
     Returns:
@@ -332,8 +357,11 @@ class GateGaps:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return (np.nanmean(self.within, axis=2), np.nanmean(self.across, axis=2),
-                    np.nanmean(self.spread, axis=2))
+            return (
+                np.nanmean(self.within, axis=2),
+                np.nanmean(self.across, axis=2),
+                np.nanmean(self.spread, axis=2),
+            )
 
 
 def gate_gaps(gate_snapshots: ArrayLike, sets: ArrayLike) -> GateGaps:
@@ -377,8 +405,13 @@ def termination_stats(T2: ArrayLike, T1: int) -> dict[str, float]:
     T2 = np.asarray(T2)
     done = T2 >= 0
     if not done.any():
-        return {"frac_terminated": 0.0, "T2_median": math.nan, "T2_mean": math.nan,
-                "T2_over_T1_median": math.nan, "T2_minus_T1_median": math.nan}
+        return {
+            "frac_terminated": 0.0,
+            "T2_median": math.nan,
+            "T2_mean": math.nan,
+            "T2_over_T1_median": math.nan,
+            "T2_minus_T1_median": math.nan,
+        }
     t2 = T2[done].astype(float)
     return {
         "frac_terminated": float(done.mean()),
@@ -420,8 +453,17 @@ class Specialisation:
         import warnings
 
         out: dict[str, float] = {"T1": float(self.T1)}
-        for name in ("purity_early", "purity_late", "purity_post", "coverage", "uniformity",
-                     "load_entropy_late", "G_early", "G_T", "F_T"):
+        for name in (
+            "purity_early",
+            "purity_late",
+            "purity_post",
+            "coverage",
+            "uniformity",
+            "load_entropy_late",
+            "G_early",
+            "G_T",
+            "F_T",
+        ):
             x = getattr(self, name)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -432,7 +474,9 @@ class Specialisation:
         return out
 
 
-def specialisation(res: SimulationResult, *, window: int | None = None) -> Specialisation:
+def specialisation(
+    res: SimulationResult, *, window: int | None = None
+) -> Specialisation:
     """Compute :class:`Specialisation` diagnostics of a result (single-expert results give trivial values).
 
     Args:
@@ -460,7 +504,9 @@ def specialisation(res: SimulationResult, *, window: int | None = None) -> Speci
         purity_post=routing_purity(rm_post),
         coverage=coverage(sets, N),
         uniformity=within_set_uniformity(rm_sets, sets),
-        load_entropy_late=load_entropy(loads_late, normalised=True) if M > 1 else np.full(cfg.n_runs, np.nan),
+        load_entropy_late=load_entropy(loads_late, normalised=True)
+        if M > 1
+        else np.full(cfg.n_runs, np.nan),
         T2=res.T2,
         G_T=res.G[:, -1],
         F_T=res.F[:, -1],
@@ -512,7 +558,11 @@ class Family:
 
     def get(self, **labels: Any) -> FamilyRun:
         """The unique member whose labels include ``labels`` (KeyError otherwise)."""
-        hits = [fr for fr in self.runs if all(fr.labels.get(k) == v for k, v in labels.items())]
+        hits = [
+            fr
+            for fr in self.runs
+            if all(fr.labels.get(k) == v for k, v in labels.items())
+        ]
         if len(hits) != 1:
             raise KeyError(f"{len(hits)} members match {labels}")
         return hits[0]
@@ -532,7 +582,16 @@ def grid(**axes: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 #: Config fields that only act through the router (irrelevant for a single expert, ``M = 1``).
-ROUTER_ONLY: tuple[str, ...] = ("eta", "alpha", "lam", "gamma", "T1", "termination", "aux_grad", "snapshot_every")
+ROUTER_ONLY: tuple[str, ...] = (
+    "eta",
+    "alpha",
+    "lam",
+    "gamma",
+    "T1",
+    "termination",
+    "aux_grad",
+    "snapshot_every",
+)
 
 
 def run_family(
@@ -572,22 +631,42 @@ def run_family(
             changes["termination"] = "never"  # no router: every rule gives the same run
         cfg = base.replace(**changes)
         key_items = cfg.to_dict()
-        if M == 1:  # router-only knobs do not influence a single expert (checked in tests)
+        if (
+            M == 1
+        ):  # router-only knobs do not influence a single expert (checked in tests)
             for name in ROUTER_ONLY:
                 key_items.pop(name)
         key = (tuple(sorted(key_items.items())), window, keep_results)
         if key in cache:
             prev = cache[key]
-            fam.runs.append(FamilyRun(labels=dict(labels), config=cfg, F_mean=prev.F_mean, F_se=prev.F_se,
-                                      G_mean=prev.G_mean, G_se=prev.G_se, spec=prev.spec,
-                                      wall_time=0.0, result=prev.result))
+            fam.runs.append(
+                FamilyRun(
+                    labels=dict(labels),
+                    config=cfg,
+                    F_mean=prev.F_mean,
+                    F_se=prev.F_se,
+                    G_mean=prev.G_mean,
+                    G_se=prev.G_se,
+                    spec=prev.spec,
+                    wall_time=0.0,
+                    result=prev.result,
+                )
+            )
             continue
         res = simulate(cfg)
         Fm, Fs = mean_se(res.F)
         Gm, Gs = mean_se(res.G)
-        fr = FamilyRun(labels=dict(labels), config=cfg, F_mean=Fm, F_se=Fs, G_mean=Gm, G_se=Gs,
-                       spec=specialisation(res, window=window), wall_time=res.wall_time,
-                       result=res if keep_results else None)
+        fr = FamilyRun(
+            labels=dict(labels),
+            config=cfg,
+            F_mean=Fm,
+            F_se=Fs,
+            G_mean=Gm,
+            G_se=Gs,
+            spec=specialisation(res, window=window),
+            wall_time=res.wall_time,
+            result=res if keep_results else None,
+        )
         cache[key] = fr
         fam.runs.append(fr)
     fam.wall_time = time.perf_counter() - start

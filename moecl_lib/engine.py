@@ -164,8 +164,13 @@ class RoundDraws:
         return int(self.tasks.shape[0])
 
 
-def draw_rounds(cfg: ExperimentConfig, rng: np.random.Generator, n_rounds: int, *,
-                out: RoundDraws | None = None) -> RoundDraws:
+def draw_rounds(
+    cfg: ExperimentConfig,
+    rng: np.random.Generator,
+    n_rounds: int,
+    *,
+    out: RoundDraws | None = None,
+) -> RoundDraws:
     """Draw the random inputs of ``n_rounds`` consecutive rounds (all runs), round by round.
 
     The generator is consumed in exactly the order of the original per-round engine (for each round: task
@@ -192,7 +197,9 @@ def draw_rounds(cfg: ExperimentConfig, rng: np.random.Generator, n_rounds: int, 
         beta[...] = cfg.beta
     for b in range(B):
         tasks[b] = rng.integers(N, size=R)
-        rng.standard_normal(out=noise[b])  # == rng.normal(0, sigma_t) / sigma_t, bit for bit
+        rng.standard_normal(
+            out=noise[b]
+        )  # == rng.normal(0, sigma_t) / sigma_t, bit for bit
         if pos is not None:
             if uniform_beta:
                 beta[b] = cfg.beta * (1.0 - rng.random(R))  # Unif(0, beta]
@@ -209,12 +216,17 @@ def empty_draws(cfg: ExperimentConfig, n_rounds: int) -> RoundDraws:
     R, M, d, s, B = cfg.n_runs, cfg.n_experts, cfg.d, cfg.s, int(n_rounds)
     has_signal = cfg.signal != "none"
     return RoundDraws(
-        tasks=np.empty((B, R), dtype=np.int64), noise=np.empty((B, R, d, s)),
-        beta=np.empty((B, R)) if has_signal else None, pos=np.empty((B, R), dtype=np.int64) if has_signal else None,
-        route_noise=np.empty((B, R, M)) if M > 1 else None)
+        tasks=np.empty((B, R), dtype=np.int64),
+        noise=np.empty((B, R, d, s)),
+        beta=np.empty((B, R)) if has_signal else None,
+        pos=np.empty((B, R), dtype=np.int64) if has_signal else None,
+        route_noise=np.empty((B, R, M)) if M > 1 else None,
+    )
 
 
-def round_inputs(cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws) -> FloatArray:
+def round_inputs(
+    cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws
+) -> FloatArray:
     """Feature matrices ``X_t`` (Definition 1) of a block of draws, (B, R, d, s) in ``cfg.dtype``.
 
     The Gaussian columns are ``draws.noise``; column ``pos`` is ``beta_t v_{n_t}`` (unless ``signal="none"``).
@@ -229,7 +241,11 @@ def round_inputs(cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws) -> Fl
 
 
 def _block_bases(
-    cfg: ExperimentConfig, pool: TaskPool, draws: RoundDraws, dtype: np.dtype, need_xbar: bool
+    cfg: ExperimentConfig,
+    pool: TaskPool,
+    draws: RoundDraws,
+    dtype: np.dtype,
+    need_xbar: bool,
 ) -> tuple[FloatArray, FloatArray | None]:
     """State-independent work of a block: ``Q_t^T`` (s, d, B, R) and ``xbar_t = X_t 1`` (d, B, R).
 
@@ -241,17 +257,27 @@ def _block_bases(
     d, s, K = cfg.d, cfg.s, B * R
     has_signal = draws.pos is not None and draws.beta is not None
     if has_signal:
-        vals = draws.beta[..., None] * pool.V[np.arange(R), draws.tasks]    # (B, R, d) signal rows
+        vals = (
+            draws.beta[..., None] * pool.V[np.arange(R), draws.tasks]
+        )  # (B, R, d) signal rows
     if s * d <= _TORCH_QR_MIN_SIZE:
-        XT = np.ascontiguousarray(draws.noise.transpose(3, 2, 0, 1), dtype=dtype)  # (s, d, B, R)
+        XT = np.ascontiguousarray(
+            draws.noise.transpose(3, 2, 0, 1), dtype=dtype
+        )  # (s, d, B, R)
         if has_signal:
-            index = draws.pos.reshape(-1) * (d * K) + np.arange(K) + (np.arange(d) * K)[:, None]  # (d, K)
+            index = (
+                draws.pos.reshape(-1) * (d * K)
+                + np.arange(K)
+                + (np.arange(d) * K)[:, None]
+            )  # (d, K)
             XT.reshape(-1)[index] = vals.reshape(K, d).T
         xbar = XT.sum(axis=0) if need_xbar else None
         return orthonormal_rows(XT, overwrite=True), xbar
     import torch
 
-    Xa = np.ascontiguousarray(draws.noise.swapaxes(-1, -2), dtype=dtype).reshape(K, s, d)  # (K, s, d)
+    Xa = np.ascontiguousarray(draws.noise.swapaxes(-1, -2), dtype=dtype).reshape(
+        K, s, d
+    )  # (K, s, d)
     if has_signal:
         Xa[np.arange(K), draws.pos.reshape(-1)] = vals.reshape(K, d)
     threads = torch.get_num_threads()
@@ -263,7 +289,11 @@ def _block_bases(
     finally:
         torch.set_num_threads(threads)
     QT = np.ascontiguousarray(Qa.reshape(B, R, s, d).transpose(2, 3, 0, 1))
-    xbar = np.ascontiguousarray(Xa.sum(axis=1).reshape(B, R, d).transpose(2, 0, 1)) if need_xbar else None
+    xbar = (
+        np.ascontiguousarray(Xa.sum(axis=1).reshape(B, R, d).transpose(2, 0, 1))
+        if need_xbar
+        else None
+    )
     return QT, xbar
 
 
@@ -288,8 +318,8 @@ def orthonormal_rows(XT: FloatArray, overwrite: bool = False) -> FloatArray:
     for j in range(s):
         V[j] /= np.sqrt(np.einsum("dk,dk->k", V[j], V[j]))
         if j + 1 < s:
-            coef = np.einsum("dk,idk->ik", V[j], V[j + 1:])  # (s-j-1, K)
-            V[j + 1:] -= coef[:, None, :] * V[j][None]
+            coef = np.einsum("dk,idk->ik", V[j], V[j + 1 :])  # (s-j-1, K)
+            V[j + 1 :] -= coef[:, None, :] * V[j][None]
     return V.reshape(XT.shape)
 
 
@@ -302,8 +332,12 @@ def _argmax0(a: FloatArray) -> IntArray:
     K = a.shape[0]
     if K == 1:
         return np.zeros(a.shape[1:], dtype=np.intp)
-    rank = np.arange(K, 0, -1, dtype=np.int16 if K < 2**15 else np.int64).reshape((K,) + (1,) * (a.ndim - 1))
-    first = ((a == a.max(axis=0)) * rank).max(axis=0)  # K - index of the first maximum (0 if none)
+    rank = np.arange(K, 0, -1, dtype=np.int16 if K < 2**15 else np.int64).reshape(
+        (K,) + (1,) * (a.ndim - 1)
+    )
+    first = ((a == a.max(axis=0)) * rank).max(
+        axis=0
+    )  # K - index of the first maximum (0 if none)
     return np.minimum(K - first.astype(np.intp), K - 1)
 
 
@@ -353,8 +387,12 @@ def simulate(
     loop = _numba_loop if resolve_backend(cfg.backend) == "numba" else _numpy_loop
     out = loop(cfg, rng, pool, snap_rounds, record_weights, progress)
     return SimulationResult(
-        config=cfg, pool=pool, snapshot_rounds=np.asarray(snap_rounds), wall_time=time.perf_counter() - start,
-        **out)
+        config=cfg,
+        pool=pool,
+        snapshot_rounds=np.asarray(snap_rounds),
+        wall_time=time.perf_counter() - start,
+        **out,
+    )
 
 
 def resolve_backend(backend: str) -> str:
@@ -364,28 +402,40 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "numba" if kernels.AVAILABLE else "numpy"
     if backend == "numba" and not kernels.AVAILABLE:
-        raise ImportError(f"backend='numba' needs numba ({kernels.IMPORT_ERROR}); use backend='numpy'")
+        raise ImportError(
+            f"backend='numba' needs numba ({kernels.IMPORT_ERROR}); use backend='numpy'"
+        )
     return backend
 
 
-def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool, snap_rounds: list[int],
-                record_weights: bool, progress: bool, prefetch: bool = True) -> dict[str, np.ndarray | None]:
+def _numba_loop(
+    cfg: ExperimentConfig,
+    rng: np.random.Generator,
+    pool: TaskPool,
+    snap_rounds: list[int],
+    record_weights: bool,
+    progress: bool,
+    prefetch: bool = True,
+) -> dict[str, np.ndarray | None]:
     """Round loop of :func:`simulate` in the compiled kernel (runs-first state, one kernel call per block)."""
     from .kernels import TERMINATION_CODES, run_block
 
     dtype = np.dtype(cfg.dtype)
     R, M, N, d, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
-    W = np.ascontiguousarray(pool.W, dtype=dtype)                                  # (R, N, d)
+    W = np.ascontiguousarray(pool.W, dtype=dtype)  # (R, N, d)
     V = np.ascontiguousarray(pool.V, dtype=np.float64)
     signal_in = np.ascontiguousarray(mean_signal_strength(cfg) * pool.V, dtype=dtype)
     w = np.zeros((R, M, d), dtype=dtype)
     theta = np.zeros((R, M, d), dtype=dtype)
     counts = np.zeros((R, M), dtype=dtype)
-    D = np.repeat(np.einsum("rnd,rnd->rn", W, W)[:, None], M, axis=1)               # (R, M, N)
+    D = np.repeat(np.einsum("rnd,rnd->rn", W, W)[:, None], M, axis=1)  # (R, M, N)
     C = np.zeros((R, M, N), dtype=dtype)
     P = np.zeros((R, M), dtype=dtype)
     S = np.zeros(R, dtype=dtype)
-    has_signal, routed = cfg.signal != "none", M > 1  # empty_draws leaves beta/pos, route_noise None otherwise
+    has_signal, routed = (
+        cfg.signal != "none",
+        M > 1,
+    )  # empty_draws leaves beta/pos, route_noise None otherwise
     active = np.full(R, routed)
     T2 = np.full(R, -1, dtype=np.int64)
     gates = np.zeros((R, M, N), dtype=dtype)
@@ -411,34 +461,87 @@ def _numba_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
         for i in range(len(sizes)):
             draws = pending.result()
             if prefetch and i + 1 < len(sizes):
-                pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1], out=buffers[(i + 1) % 2])
+                pending = worker.submit(
+                    draw_rounds, cfg, rng, sizes[i + 1], out=buffers[(i + 1) % 2]
+                )
             run_block(
-                t, draws.tasks, draws.noise,
-                draws.beta if has_signal else no_float, draws.pos if has_signal else no_int,
-                draws.route_noise if routed else no_route, has_signal, W, V, signal_in,
-                w, theta, counts, D, C, P, S, active, T2, gates, gp,
-                F, G, G_pool, err_new, experts, tasks_hist, weights, record_weights, snap_slot, snapshots,
-                float(cfg.lam), float(cfg.eta), float(cfg.alpha), float(cfg.gamma_value), int(cfg.T1_value), term,
+                t,
+                draws.tasks,
+                draws.noise,
+                draws.beta if has_signal else no_float,
+                draws.pos if has_signal else no_int,
+                draws.route_noise if routed else no_route,
+                has_signal,
+                W,
+                V,
+                signal_in,
+                w,
+                theta,
+                counts,
+                D,
+                C,
+                P,
+                S,
+                active,
+                T2,
+                gates,
+                gp,
+                F,
+                G,
+                G_pool,
+                err_new,
+                experts,
+                tasks_hist,
+                weights,
+                record_weights,
+                snap_slot,
+                snapshots,
+                float(cfg.lam),
+                float(cfg.eta),
+                float(cfg.alpha),
+                float(cfg.gamma_value),
+                int(cfg.T1_value),
+                term,
                 cfg.aux_grad == "decay",
             )
             if not prefetch and i + 1 < len(sizes):
-                pending = worker.submit(draw_rounds, cfg, rng, sizes[i + 1], out=buffers[(i + 1) % 2])
+                pending = worker.submit(
+                    draw_rounds, cfg, rng, sizes[i + 1], out=buffers[(i + 1) % 2]
+                )
             t += len(draws)
             bar.update(len(draws))
     bar.close()
-    return dict(F=F, G=G, G_pool=G_pool, err_new=err_new, experts=experts, tasks=tasks_hist, T2=T2,
-                gate_snapshots=snapshots, final_w=w, final_theta=theta, weights=weights if record_weights else None)
+    return dict(
+        F=F,
+        G=G,
+        G_pool=G_pool,
+        err_new=err_new,
+        experts=experts,
+        tasks=tasks_hist,
+        T2=T2,
+        gate_snapshots=snapshots,
+        final_w=w,
+        final_theta=theta,
+        weights=weights if record_weights else None,
+    )
 
 
-def _numpy_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool, snap_rounds: list[int],
-                record_weights: bool, progress: bool) -> dict[str, np.ndarray | None]:
+def _numpy_loop(
+    cfg: ExperimentConfig,
+    rng: np.random.Generator,
+    pool: TaskPool,
+    snap_rounds: list[int],
+    record_weights: bool,
+    progress: bool,
+) -> dict[str, np.ndarray | None]:
     """Round loop of :func:`simulate` in numpy, vectorised over runs (runs-last state, see :func:`simulate`)."""
     dtype = np.dtype(cfg.dtype)
     R, M, N, d, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
     runs = np.arange(R)
-    W = np.ascontiguousarray(pool.W.transpose(1, 2, 0), dtype=dtype)           # (N, d, R)
+    W = np.ascontiguousarray(pool.W.transpose(1, 2, 0), dtype=dtype)  # (N, d, R)
     signal_in = np.ascontiguousarray(
-        (mean_signal_strength(cfg) * pool.V).transpose(1, 2, 0), dtype=dtype)  # noise-free router input, (N, d, R)
+        (mean_signal_strength(cfg) * pool.V).transpose(1, 2, 0), dtype=dtype
+    )  # noise-free router input, (N, d, R)
     gamma, T1 = cfg.gamma_value, cfg.T1_value
     lam, eta = float(cfg.lam), float(cfg.eta)
     decay = cfg.aux_grad == "decay"
@@ -456,10 +559,15 @@ def _numpy_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     C = np.zeros((M, N, R), dtype=dtype)
     P = np.zeros((M, R), dtype=dtype)
     S = np.zeros(R, dtype=dtype)  # sum of err_new over past arrivals
-    w_flat, D_flat, C_flat, P_flat, counts_flat = w.reshape(-1), D.reshape(-1), C.reshape(-1), P.reshape(-1), \
-        counts.reshape(-1)
-    d_offsets = (np.arange(d) * R)[:, None]                                     # (d, 1)
-    n_offsets = (np.arange(N) * R)[:, None]                                     # (N, 1)
+    w_flat, D_flat, C_flat, P_flat, counts_flat = (
+        w.reshape(-1),
+        D.reshape(-1),
+        C.reshape(-1),
+        P.reshape(-1),
+        counts.reshape(-1),
+    )
+    d_offsets = (np.arange(d) * R)[:, None]  # (d, 1)
+    n_offsets = (np.arange(N) * R)[:, None]  # (N, 1)
     zeros_r = np.zeros(R, dtype=np.intp)
 
     # per-round outputs are written as rows of (T, R) arrays and transposed at the end
@@ -467,8 +575,10 @@ def _numpy_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     weights = np.empty((R, T, M, d), dtype=dtype) if record_weights else None
     snapshots = np.empty((R, len(snap_rounds), N, M), dtype=dtype)
     snap_idx = 0
-    gates = np.zeros((M, N, R), dtype=dtype)        # theta^(m) . signal_in_n
-    gp_index = n_offsets + runs                     # flat index of D[mhat(n), n, r] (mhat = 0 while theta = 0)
+    gates = np.zeros((M, N, R), dtype=dtype)  # theta^(m) . signal_in_n
+    gp_index = (
+        n_offsets + runs
+    )  # flat index of D[mhat(n), n, r] (mhat = 0 while theta = 0)
 
     block = block_length(cfg)
     bar = tqdm(total=T, disable=not progress, desc=f"M={M} rounds", leave=False)
@@ -476,34 +586,43 @@ def _numpy_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
     while t < T:
         draws = draw_rounds(cfg, rng, min(block, T - t))
         B = len(draws)
-        QT, xbar = _block_bases(cfg, pool, draws, dtype, routed)                # (s, d, B, R), (d, B, R)
-        Wn = np.ascontiguousarray(pool.W[runs, draws.tasks].transpose(2, 0, 1), dtype=dtype)  # (d, B, R)
-        xs = np.einsum("ndr,dbr->nbr", signal_in, xbar) if routed else None     # signal_in . xbar, (N, B, R)
-        route_noise = (np.ascontiguousarray(draws.route_noise.transpose(0, 2, 1), dtype=dtype)
-                       if routed else None)                                     # (B, M, R)
+        QT, xbar = _block_bases(
+            cfg, pool, draws, dtype, routed
+        )  # (s, d, B, R), (d, B, R)
+        Wn = np.ascontiguousarray(
+            pool.W[runs, draws.tasks].transpose(2, 0, 1), dtype=dtype
+        )  # (d, B, R)
+        xs = (
+            np.einsum("ndr,dbr->nbr", signal_in, xbar) if routed else None
+        )  # signal_in . xbar, (N, B, R)
+        route_noise = (
+            np.ascontiguousarray(draws.route_noise.transpose(0, 2, 1), dtype=dtype)
+            if routed
+            else None
+        )  # (B, M, R)
         for b in range(B):
             t += 1
             n = draws.tasks[b]
             if routed:
-                xb = xbar[:, b]                                                 # (d, R)
-                h = np.einsum("mdr,dr->mr", theta, xb)                          # (M, R)
+                xb = xbar[:, b]  # (d, R)
+                h = np.einsum("mdr,dr->mr", theta, xb)  # (M, R)
                 m = _argmax0(h + route_noise[b])
             else:
                 m = zeros_r
             # expert update, Eq. (4) with noise-free labels: w <- w + Q Q^T (w_n - w)
-            w_index = m * (d * R) + runs + d_offsets                            # (d, R) flat index of w[m, :, r]
+            w_index = m * (d * R) + runs + d_offsets  # (d, R) flat index of w[m, :, r]
             w_old = w_flat[w_index]
-            Qb = QT[:, :, b]                                                    # (s, d, R)
+            Qb = QT[:, :, b]  # (s, d, R)
             coef = np.einsum("sdr,dr->sr", Qb, Wn[:, b] - w_old)
             delta = np.einsum("sr,sdr->dr", coef, Qb)
             w_new = w_old + delta
             w_flat[w_index] = w_new
             # metrics, incremental: only row m of D changes
-            diff = w_new - W                                                    # (N, d, R)
-            Dm = np.einsum("ndr,ndr->nr", diff, diff)                           # (N, R)
-            row_index = m * (N * R) + runs                                      # flat index of [m, 0, r]
+            diff = w_new - W  # (N, d, R)
+            Dm = np.einsum("ndr,ndr->nr", diff, diff)  # (N, R)
+            row_index = m * (N * R) + runs  # flat index of [m, 0, r]
             D_flat[row_index + n_offsets] = Dm
-            Cm = C_flat[row_index + n_offsets]                                  # counts before this arrival
+            Cm = C_flat[row_index + n_offsets]  # counts before this arrival
             p_index = m * R + runs
             P_flat[p_index] = np.einsum("nr,nr->r", Cm, Dm)
             total = P.sum(axis=0)
@@ -559,14 +678,19 @@ def _numpy_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
                     # c^(k) = ||Delta|| pi_m (1{k=m} - pi_k) + s_t alpha M pi_k (f_k - sum_j f_j pi_j), SPEC §4.5
                     f = counts[:, sel] / t
                     scale = cfg.alpha * M / t if decay else cfg.alpha * M
-                    c = scale * pi * (f - np.einsum("mr,mr->r", f, pi)) - (dn * pi_win) * pi
+                    c = (
+                        scale * pi * (f - np.einsum("mr,mr->r", f, pi))
+                        - (dn * pi_win) * pi
+                    )
                     c[ms, k] += dn * pi_win
                     c *= eta
                     if full:
                         if n_active < R:
                             c[:, ~active] = 0.0
                         theta -= c[:, None, :] * xbs[None]
-                        gates -= c[:, None, :] * xss[None]          # theta . signal_in, updated in O(M N)
+                        gates -= (
+                            c[:, None, :] * xss[None]
+                        )  # theta . signal_in, updated in O(M N)
                         gp_index = _argmax0(gates) * (N * R) + n_offsets + runs
                     else:
                         theta[:, :, sel] -= c[:, None, :] * xbs[None]
@@ -580,7 +704,16 @@ def _numpy_loop(cfg: ExperimentConfig, rng: np.random.Generator, pool: TaskPool,
         bar.update(B)
     bar.close()
 
-    return dict(F=F.T.copy(), G=G.T.copy(), G_pool=G_pool.T.copy(), err_new=err_new.T.copy(),
-                experts=experts.T.copy(), tasks=tasks_hist.T.copy(), T2=T2, gate_snapshots=snapshots,
-                final_w=np.ascontiguousarray(w.transpose(2, 0, 1)),
-                final_theta=np.ascontiguousarray(theta.transpose(2, 0, 1)), weights=weights)
+    return dict(
+        F=F.T.copy(),
+        G=G.T.copy(),
+        G_pool=G_pool.T.copy(),
+        err_new=err_new.T.copy(),
+        experts=experts.T.copy(),
+        tasks=tasks_hist.T.copy(),
+        T2=T2,
+        gate_snapshots=snapshots,
+        final_w=np.ascontiguousarray(w.transpose(2, 0, 1)),
+        final_theta=np.ascontiguousarray(theta.transpose(2, 0, 1)),
+        weights=weights,
+    )

@@ -46,8 +46,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -120,7 +121,13 @@ class ExpertGateConfig:
     def __post_init__(self) -> None:
         if self.code_size is not None:
             _req_int(self.code_size, "code_size", 1)
-        for name in ("temperature", "lwf_temperature", "ae_lr", "expert_lr", "std_floor"):
+        for name in (
+            "temperature",
+            "lwf_temperature",
+            "ae_lr",
+            "expert_lr",
+            "std_floor",
+        ):
             _req_pos(getattr(self, name), name)
         for name in ("lwf_lambda", "ae_weight_decay", "expert_momentum"):
             _req_nonneg(getattr(self, name), name)
@@ -129,29 +136,46 @@ class ExpertGateConfig:
             _req_int(getattr(self, name), name, 1)
         _req_int(self.ae_update_epochs, "ae_update_epochs", 0)
         _req_int(self.seed, "seed", 0)
-        if not (isinstance(self.val_fraction, (int, float)) and 0.0 < self.val_fraction < 1.0):
+        if not (
+            isinstance(self.val_fraction, (int, float))
+            and 0.0 < self.val_fraction < 1.0
+        ):
             raise ConfigError(f"val_fraction={self.val_fraction!r} must be in (0, 1)")
-        if not (isinstance(self.novelty_ratio, (int, float)) and self.novelty_ratio > 1.0):
-            raise ConfigError(f"novelty_ratio={self.novelty_ratio!r} must be a number > 1")
+        if not (
+            isinstance(self.novelty_ratio, (int, float)) and self.novelty_ratio > 1.0
+        ):
+            raise ConfigError(
+                f"novelty_ratio={self.novelty_ratio!r} must be a number > 1"
+            )
         if self.max_experts is not None:
             _req_int(self.max_experts, "max_experts", 1)
         if self.ae_loss not in AE_LOSSES:
-            raise ConfigError(f"ae_loss={self.ae_loss!r} must be one of {list(AE_LOSSES)}")
+            raise ConfigError(
+                f"ae_loss={self.ae_loss!r} must be one of {list(AE_LOSSES)}"
+            )
         if self.normalisation not in NORMALISATIONS:
-            raise ConfigError(f"normalisation={self.normalisation!r} must be one of {list(NORMALISATIONS)}")
+            raise ConfigError(
+                f"normalisation={self.normalisation!r} must be one of {list(NORMALISATIONS)}"
+            )
 
-    def replace(self, **changes: Any) -> "ExpertGateConfig":
+    def replace(self, **changes: Any) -> ExpertGateConfig:
         """Validated copy with some fields changed (unknown names raise :class:`ConfigError`)."""
         return replace_fields(self, changes)
 
 
 def _req_int(value: Any, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
         raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
 
 
 def _req_finite(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.floating, np.integer)
+    ):
         raise ConfigError(f"{name}={value!r} must be a finite number")
     if not math.isfinite(float(value)):
         raise ConfigError(f"{name}={value!r} must be a finite number")
@@ -172,9 +196,13 @@ def _as_float_tensor(x: Any, name: str) -> Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, Tensor):
-        raise ConfigError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
+        raise ConfigError(
+            f"{name} must be a torch tensor or numpy array, got {type(x).__name__}"
+        )
     if x.ndim < 2 or x.shape[0] == 0:
-        raise ConfigError(f"{name} must have shape (n, ...) with n >= 1 samples, got {tuple(x.shape)}")
+        raise ConfigError(
+            f"{name} must have shape (n, ...) with n >= 1 samples, got {tuple(x.shape)}"
+        )
     x = x.to(torch.float32)
     if not bool(torch.isfinite(x).all()):
         raise ConfigError(f"{name} contains NaN or inf")
@@ -186,7 +214,9 @@ def _as_labels(y: Any, n: int, name: str = "y") -> Tensor:
         y = torch.from_numpy(y)
     if not isinstance(y, Tensor) or y.ndim != 1 or y.shape[0] != n:
         shape = tuple(y.shape) if hasattr(y, "shape") else type(y).__name__
-        raise ConfigError(f"{name} must be a 1-D integer tensor with {n} labels, got {shape}")
+        raise ConfigError(
+            f"{name} must be a 1-D integer tensor with {n} labels, got {shape}"
+        )
     if y.dtype.is_floating_point or y.dtype == torch.bool:
         raise ConfigError(f"{name} must hold integer class labels, got dtype {y.dtype}")
     return y.to(torch.int64)
@@ -213,7 +243,9 @@ def gate_probabilities(errors: Any, temperature: float = 2.0) -> np.ndarray:
     _req_pos(temperature, "temperature")
     e = np.asarray(errors, dtype=float)
     if e.ndim not in (1, 2) or e.shape[-1] == 0:
-        raise ConfigError(f"errors must have shape (K,) or (n, K) with K >= 1, got {e.shape}")
+        raise ConfigError(
+            f"errors must have shape (K,) or (n, K) with K >= 1, got {e.shape}"
+        )
     if not np.isfinite(e).all():
         raise ConfigError("errors contains NaN or inf")
     z = -e / float(temperature)
@@ -239,16 +271,22 @@ def relatedness(err_new_ae: Any, err_old_ae: Any) -> np.ndarray | float:
     ek = np.asarray(err_new_ae, dtype=float)
     ea = np.asarray(err_old_ae, dtype=float)
     if ek.ndim != 0:
-        raise ConfigError(f"err_new_ae must be a scalar (the new autoencoder's mean error), got shape {ek.shape}")
+        raise ConfigError(
+            f"err_new_ae must be a scalar (the new autoencoder's mean error), got shape {ek.shape}"
+        )
     if not math.isfinite(float(ek)) or float(ek) <= 0:
-        raise ConfigError(f"err_new_ae={float(ek)!r} must be a finite number > 0 (it is the denominator)")
+        raise ConfigError(
+            f"err_new_ae={float(ek)!r} must be a finite number > 0 (it is the denominator)"
+        )
     if not np.isfinite(ea).all() or (ea < 0).any():
         raise ConfigError("err_old_ae must hold finite reconstruction errors >= 0")
     rel = 1.0 - (ea - ek) / ek
     return float(rel) if rel.ndim == 0 else rel
 
 
-def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0) -> Tensor:
+def distillation_loss(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0
+) -> Tensor:
     """Soft-target cross-entropy ``mean_i [ - sum_c softmax(t_i/T)_c * log softmax(s_i/T)_c ]`` (no T^2 factor).
 
     This is LwF's "modified cross-entropy" ``L_old``; it equals ``KL(q || p) + H(q)``, so its gradient in the
@@ -286,7 +324,9 @@ def lwf_loss(
     """
     _req_nonneg(lambda_old, "lambda_old")
     ce = Fnn.cross_entropy(new_logits, targets)
-    return ce + float(lambda_old) * distillation_loss(old_head_logits, teacher_logits, temperature)
+    return ce + float(lambda_old) * distillation_loss(
+        old_head_logits, teacher_logits, temperature
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,9 +339,13 @@ class InputNormaliser:
     ``mode="global"``: one scalar mean/std over all features.
     """
 
-    def __init__(self, mode: Normalisation = "feature", std_floor: float = 1e-2) -> None:
+    def __init__(
+        self, mode: Normalisation = "feature", std_floor: float = 1e-2
+    ) -> None:
         if mode not in NORMALISATIONS:
-            raise ConfigError(f"normalisation={mode!r} must be one of {list(NORMALISATIONS)}")
+            raise ConfigError(
+                f"normalisation={mode!r} must be one of {list(NORMALISATIONS)}"
+            )
         _req_pos(std_floor, "std_floor")
         self.mode = mode
         self.std_floor = float(std_floor)
@@ -313,11 +357,13 @@ class InputNormaliser:
         """Whether the statistics have been fitted."""
         return self.mean is not None
 
-    def fit(self, x: Tensor) -> "InputNormaliser":
+    def fit(self, x: Tensor) -> InputNormaliser:
         """Fit mean/std on ``x`` (n, d) (n >= 2)."""
         x = _flat(_as_float_tensor(x, "x"))
         if x.shape[0] < 2:
-            raise ConfigError("the normaliser needs at least 2 samples to estimate a standard deviation")
+            raise ConfigError(
+                "the normaliser needs at least 2 samples to estimate a standard deviation"
+            )
         if self.mode == "feature":
             self.mean, std = x.mean(0), x.std(0)
         else:
@@ -330,7 +376,9 @@ class InputNormaliser:
             raise RuntimeError("InputNormaliser used before fit()")
         x = _flat(x.to(torch.float32))
         if self.mode == "feature" and x.shape[1] != self.mean.shape[0]:
-            raise ConfigError(f"inputs have {x.shape[1]} features, the normaliser was fitted on {self.mean.shape[0]}")
+            raise ConfigError(
+                f"inputs have {x.shape[1]} features, the normaliser was fitted on {self.mean.shape[0]}"
+            )
         return torch.sigmoid((x - self.mean) / self.std)
 
 
@@ -342,7 +390,9 @@ class GateAutoencoder(nn.Module):
         _req_int(d, "d", 2)
         _req_int(code_size, "code_size", 1)
         if code_size >= d:
-            raise ConfigError(f"code_size={code_size} must be < input dimension d={d} (undercomplete)")
+            raise ConfigError(
+                f"code_size={code_size} must be < input dimension d={d} (undercomplete)"
+            )
         self.d, self.code_size = int(d), int(code_size)
         self.encoder = nn.Linear(d, code_size)
         self.decoder = nn.Linear(code_size, d)
@@ -365,7 +415,9 @@ class GateAutoencoder(nn.Module):
         """Minibatch Adam on ``z`` (values in [0, 1]); returns the optimiser (reused for later updates)."""
         if loss not in AE_LOSSES:
             raise ConfigError(f"ae_loss={loss!r} must be one of {list(AE_LOSSES)}")
-        opt = optimizer or torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+        opt = optimizer or torch.optim.Adam(
+            self.parameters(), lr=lr, weight_decay=weight_decay
+        )
         criterion = Fnn.binary_cross_entropy if loss == "bce" else Fnn.mse_loss
 
         def batch_loss(idx: Tensor) -> Tensor:
@@ -403,7 +455,9 @@ def mlp_expert(in_dim: int, n_classes: int, hidden: int = 64) -> nn.Sequential:
     _req_int(in_dim, "in_dim", 1)
     _req_int(n_classes, "n_classes", 2)
     _req_int(hidden, "hidden", 1)
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
+    )
 
 
 def task_head(model: nn.Module) -> nn.Linear:
@@ -413,7 +467,9 @@ def task_head(model: nn.Module) -> nn.Linear:
         if isinstance(mod, nn.Linear):
             last = mod
     if last is None:
-        raise ConfigError(f"an expert must contain an nn.Linear task head; {type(model).__name__} has none")
+        raise ConfigError(
+            f"an expert must contain an nn.Linear task head; {type(model).__name__} has none"
+        )
     return last
 
 
@@ -432,7 +488,9 @@ def expert_logits(model: nn.Module, x: Tensor) -> Tensor:
 def head_outputs(model: nn.Module, x: Tensor) -> Tensor:
     """Class logits of the task head of ``model`` on ``x`` (recorded teacher outputs for LwF)."""
     store: dict[str, Tensor] = {}
-    handle = task_head(model).register_forward_hook(lambda _m, _i, out: store.__setitem__("out", out))
+    handle = task_head(model).register_forward_hook(
+        lambda _m, _i, out: store.__setitem__("out", out)
+    )
     model.eval()
     try:
         model(x)
@@ -467,15 +525,21 @@ def train_lwf(
     if teacher_logits.shape[0] != x.shape[0]:
         raise ConfigError("teacher_logits must have one row per training sample")
     feats: dict[str, Tensor] = {}
-    handle = head.register_forward_hook(lambda _m, inp, _o: feats.__setitem__("x", inp[0]))
+    handle = head.register_forward_hook(
+        lambda _m, inp, _o: feats.__setitem__("x", inp[0])
+    )
     custom_loss = callable(getattr(model, "loss", None))
-    opt = torch.optim.SGD(list(model.parameters()) + list(old_head.parameters()), lr=lr, momentum=momentum)
+    opt = torch.optim.SGD(
+        list(model.parameters()) + list(old_head.parameters()), lr=lr, momentum=momentum
+    )
 
     def batch_loss(idx: Tensor) -> Tensor:
         if custom_loss:
             task = expert_loss(model, x[idx], y[idx])
             old = as_class_logits(old_head(feats["x"]))
-            return task + float(lambda_old) * distillation_loss(old, teacher_logits[idx], temperature)
+            return task + float(lambda_old) * distillation_loss(
+                old, teacher_logits[idx], temperature
+            )
         out = model(x[idx])
         old = as_class_logits(old_head(feats["x"]))
         return lwf_loss(out, y[idx], old, teacher_logits[idx], temperature, lambda_old)
@@ -560,24 +624,34 @@ class ExpertGate:
             raise ConfigError("config must be an ExpertGateConfig")
         self.in_shape = tuple(int(s) for s in in_shape)
         if len(self.in_shape) == 0 or any(s < 1 for s in self.in_shape):
-            raise ConfigError(f"in_shape={in_shape!r} must be a non-empty shape of positive sizes")
+            raise ConfigError(
+                f"in_shape={in_shape!r} must be a non-empty shape of positive sizes"
+            )
         _req_int(n_classes, "n_classes", 2)
         self.n_classes = int(n_classes)
         self.name = name
         self.in_dim = int(np.prod(self.in_shape))
         torch.manual_seed(self.config.seed)
         self._gen = torch.Generator().manual_seed(self.config.seed)
-        self._expert_factory = expert_factory or (lambda: mlp_expert(self.in_dim, self.n_classes))
+        self._expert_factory = expert_factory or (
+            lambda: mlp_expert(self.in_dim, self.n_classes)
+        )
         self._features = gate_features
-        self.normaliser = InputNormaliser(self.config.normalisation, self.config.std_floor)
+        self.normaliser = InputNormaliser(
+            self.config.normalisation, self.config.std_floor
+        )
         self.autoencoders: list[GateAutoencoder] = []
         self._ae_opts: list[torch.optim.Optimizer] = []
         self.experts: list[nn.Module] = []
-        self.ref_error: list[float] = []  # ref_k: mean held-out error of AE k on its own task
+        self.ref_error: list[
+            float
+        ] = []  # ref_k: mean held-out error of AE k on its own task
         self._ref_count: list[int] = []
         self.reports: list[TaskReport] = []
         self.log: list[_RoundLog] = []
-        self.time_gate = 0.0  # seconds spent training autoencoders and computing errors in training
+        self.time_gate = (
+            0.0  # seconds spent training autoencoders and computing errors in training
+        )
         self.time_experts = 0.0
         self._round = 0
 
@@ -590,8 +664,13 @@ class ExpertGate:
     # ----- input handling ------------------------------------------------------------------------
     def _check_x(self, x: Any, name: str = "x") -> Tensor:
         x = _as_float_tensor(x, name)
-        if tuple(x.shape[1:]) != self.in_shape and int(np.prod(x.shape[1:])) != self.in_dim:
-            raise ConfigError(f"{name} has sample shape {tuple(x.shape[1:])}, expected {self.in_shape}")
+        if (
+            tuple(x.shape[1:]) != self.in_shape
+            and int(np.prod(x.shape[1:])) != self.in_dim
+        ):
+            raise ConfigError(
+                f"{name} has sample shape {tuple(x.shape[1:])}, expected {self.in_shape}"
+            )
         return x.reshape((x.shape[0],) + self.in_shape)
 
     def gate_input(self, x: Tensor) -> Tensor:
@@ -603,9 +682,15 @@ class ExpertGate:
         return self.normaliser(feats)
 
     def _code_size(self, d: int) -> int:
-        c = self.config.code_size if self.config.code_size is not None else min(100, d // 2)
+        c = (
+            self.config.code_size
+            if self.config.code_size is not None
+            else min(100, d // 2)
+        )
         if c >= d:
-            raise ConfigError(f"code_size={c} must be < gate input dimension {d} (undercomplete autoencoder)")
+            raise ConfigError(
+                f"code_size={c} must be < gate input dimension {d} (undercomplete autoencoder)"
+            )
         return max(1, c)
 
     # ----- gate ----------------------------------------------------------------------------------
@@ -653,7 +738,14 @@ class ExpertGate:
         return out, experts
 
     # ----- creating an expert (shared by both protocols) -----------------------------------------
-    def _new_task(self, x: Tensor, y: Tensor, z: Tensor, x_val: Tensor | None, y_val: Tensor | None) -> TaskReport:
+    def _new_task(
+        self,
+        x: Tensor,
+        y: Tensor,
+        z: Tensor,
+        x_val: Tensor | None,
+        y_val: Tensor | None,
+    ) -> TaskReport:
         cfg = self.config
         n = x.shape[0]
         t0 = time.perf_counter()
@@ -667,11 +759,26 @@ class ExpertGate:
         else:
             z_tr, z_val = z, self.gate_input(x_val)
         ae = GateAutoencoder(z.shape[1], self._code_size(z.shape[1]))
-        opt = ae.fit(z_tr, cfg.ae_epochs, cfg.ae_lr, cfg.batch_size, self._gen, cfg.ae_loss, cfg.ae_weight_decay)
+        opt = ae.fit(
+            z_tr,
+            cfg.ae_epochs,
+            cfg.ae_lr,
+            cfg.batch_size,
+            self._gen,
+            cfg.ae_loss,
+            cfg.ae_weight_decay,
+        )
         err_new = float(reconstruction_errors([ae], z_val).mean())
         if self.autoencoders:
-            err_old = reconstruction_errors(self.autoencoders, z_val).mean(dim=0).numpy().astype(float)
-            rel = np.asarray(relatedness(max(err_new, 1e-12), err_old), dtype=float).reshape(-1)
+            err_old = (
+                reconstruction_errors(self.autoencoders, z_val)
+                .mean(dim=0)
+                .numpy()
+                .astype(float)
+            )
+            rel = np.asarray(
+                relatedness(max(err_new, 1e-12), err_old), dtype=float
+            ).reshape(-1)
             source: int | None = int(np.argmax(rel))
             mode: Mode = "lwf" if rel[source] > cfg.rel_threshold else "finetune"
         else:
@@ -683,21 +790,50 @@ class ExpertGate:
         if source is None:
             expert = self._expert_factory()
             task_head(expert)  # validate the structure early
-            train_classifier(expert, x_all, y_all, cfg.expert_epochs, cfg.expert_lr, cfg.expert_batch_size,
-                             self._gen, cfg.expert_momentum)
+            train_classifier(
+                expert,
+                x_all,
+                y_all,
+                cfg.expert_epochs,
+                cfg.expert_lr,
+                cfg.expert_batch_size,
+                self._gen,
+                cfg.expert_momentum,
+            )
         else:
             src = self.experts[source]
             expert = copy.deepcopy(src)
-            task_head(expert).reset_parameters()  # new task = new output layer, body from the related expert
+            task_head(
+                expert
+            ).reset_parameters()  # new task = new output layer, body from the related expert
             if mode == "lwf":
                 teacher = head_outputs(src, x_all)
                 old_head = copy.deepcopy(task_head(src))
-                train_lwf(expert, old_head, teacher, x_all, y_all, cfg.expert_epochs, cfg.expert_lr,
-                          cfg.expert_batch_size, self._gen, cfg.lwf_temperature, cfg.lwf_lambda,
-                          cfg.expert_momentum)
+                train_lwf(
+                    expert,
+                    old_head,
+                    teacher,
+                    x_all,
+                    y_all,
+                    cfg.expert_epochs,
+                    cfg.expert_lr,
+                    cfg.expert_batch_size,
+                    self._gen,
+                    cfg.lwf_temperature,
+                    cfg.lwf_lambda,
+                    cfg.expert_momentum,
+                )
             else:
-                train_classifier(expert, x_all, y_all, cfg.expert_epochs, cfg.expert_lr, cfg.expert_batch_size,
-                                 self._gen, cfg.expert_momentum)
+                train_classifier(
+                    expert,
+                    x_all,
+                    y_all,
+                    cfg.expert_epochs,
+                    cfg.expert_lr,
+                    cfg.expert_batch_size,
+                    self._gen,
+                    cfg.expert_momentum,
+                )
         expert.eval()
         self.time_experts += time.perf_counter() - t1
 
@@ -711,7 +847,13 @@ class ExpertGate:
         return report
 
     # ----- classic sequential protocol -----------------------------------------------------------
-    def fit_task(self, x: Tensor, y: Tensor, x_val: Tensor | None = None, y_val: Tensor | None = None) -> TaskReport:
+    def fit_task(
+        self,
+        x: Tensor,
+        y: Tensor,
+        x_val: Tensor | None = None,
+        y_val: Tensor | None = None,
+    ) -> TaskReport:
         """Learn a NEW task (classic Expert Gate protocol): new autoencoder + expert from the most related one.
 
         The relatedness is measured on ``x_val`` (the new task's validation data); if not given, a
@@ -726,7 +868,9 @@ class ExpertGate:
 
     def _check_labels(self, y: Tensor) -> None:
         if int(y.min()) < 0 or int(y.max()) >= self.n_classes:
-            raise ConfigError(f"labels must lie in [0, {self.n_classes - 1}], got [{int(y.min())}, {int(y.max())}]")
+            raise ConfigError(
+                f"labels must lie in [0, {self.n_classes - 1}], got [{int(y.min())}, {int(y.max())}]"
+            )
 
     # ----- round protocol -------------------------------------------------------------------------
     def observe(self, x: Tensor, y: Tensor) -> int:
@@ -742,7 +886,15 @@ class ExpertGate:
         z = self.gate_input(x)
         if self.n_experts == 0:
             rep = self._new_task(x, y, z, None, None)
-            self.log.append(_RoundLog(self._round, rep.expert, True, float("nan"), time.perf_counter() - t0))
+            self.log.append(
+                _RoundLog(
+                    self._round,
+                    rep.expert,
+                    True,
+                    float("nan"),
+                    time.perf_counter() - t0,
+                )
+            )
             return rep.expert
         tg = time.perf_counter()
         e = reconstruction_errors(self.autoencoders, z).mean(dim=0)
@@ -752,7 +904,11 @@ class ExpertGate:
         at_cap = cfg.max_experts is not None and self.n_experts >= cfg.max_experts
         if ratio > cfg.novelty_ratio and not at_cap:
             rep = self._new_task(x, y, z, None, None)
-            self.log.append(_RoundLog(self._round, rep.expert, True, ratio, time.perf_counter() - t0))
+            self.log.append(
+                _RoundLog(
+                    self._round, rep.expert, True, ratio, time.perf_counter() - t0
+                )
+            )
             return rep.expert
         # known task: update ref_k with the held-out (pre-training) error, train AE k and expert k
         c = self._ref_count[k]
@@ -760,14 +916,32 @@ class ExpertGate:
         self._ref_count[k] = c + 1
         tg = time.perf_counter()
         if cfg.ae_update_epochs > 0:
-            self.autoencoders[k].fit(z, cfg.ae_update_epochs, cfg.ae_lr, cfg.batch_size, self._gen, cfg.ae_loss,
-                                     cfg.ae_weight_decay, optimizer=self._ae_opts[k])
+            self.autoencoders[k].fit(
+                z,
+                cfg.ae_update_epochs,
+                cfg.ae_lr,
+                cfg.batch_size,
+                self._gen,
+                cfg.ae_loss,
+                cfg.ae_weight_decay,
+                optimizer=self._ae_opts[k],
+            )
         self.time_gate += time.perf_counter() - tg
         te = time.perf_counter()
-        train_classifier(self.experts[k], x, y, cfg.expert_epochs, cfg.expert_lr, cfg.expert_batch_size,
-                         self._gen, cfg.expert_momentum)
+        train_classifier(
+            self.experts[k],
+            x,
+            y,
+            cfg.expert_epochs,
+            cfg.expert_lr,
+            cfg.expert_batch_size,
+            self._gen,
+            cfg.expert_momentum,
+        )
         self.time_experts += time.perf_counter() - te
-        self.log.append(_RoundLog(self._round, k, False, ratio, time.perf_counter() - t0))
+        self.log.append(
+            _RoundLog(self._round, k, False, ratio, time.perf_counter() - t0)
+        )
         return k
 
     # ----- accounting ----------------------------------------------------------------------------
@@ -776,7 +950,10 @@ class ExpertGate:
         gate = sum(count_parameters(a) for a in self.autoencoders)
         if self.normaliser.mean is not None and self.normaliser.std is not None:
             gate += int(self.normaliser.mean.numel() + self.normaliser.std.numel())
-        return {"gate": int(gate), "experts": int(sum(count_parameters(m) for m in self.experts))}
+        return {
+            "gate": int(gate),
+            "experts": int(sum(count_parameters(m) for m in self.experts)),
+        }
 
     def summary(self) -> dict[str, Any]:
         """Scalars for :class:`moecl_lib.learners.StreamResult.info`."""

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,12 +39,12 @@ from moecl_lib.expert_gate import (
     as_class_logits,
     distillation_loss,
     expert_logits,
-    relatedness,
+    head_outputs,
     reconstruction_errors,
+    relatedness,
     task_head,
     train_classifier,
     train_lwf,
-    head_outputs,
 )
 from moecl_lib.learners import TaskData
 
@@ -58,7 +59,9 @@ def _replace_last_linear(model: nn.Module) -> nn.Linear:
         if isinstance(mod, nn.Linear):
             last_name = name
     if last_name is None:
-        raise ConfigError(f"an expert must contain an nn.Linear task head; {type(model).__name__} has none")
+        raise ConfigError(
+            f"an expert must contain an nn.Linear task head; {type(model).__name__} has none"
+        )
     parent_name, _, attr = last_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     head = getattr(parent, attr)
@@ -98,8 +101,15 @@ def _batches(n: int, bs: int, gen: torch.Generator) -> list[Tensor]:
     return [perm[i : i + bs] for i in range(0, n, bs)]
 
 
-def train_joint(net: MultiHeadNet, tasks: Sequence[TaskData], epochs: int, lr: float, batch_size: int,
-                gen: torch.Generator, momentum: float = 0.0) -> None:
+def train_joint(
+    net: MultiHeadNet,
+    tasks: Sequence[TaskData],
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    gen: torch.Generator,
+    momentum: float = 0.0,
+) -> None:
     """Joint training: every step takes one minibatch of EVERY task and sums the per-task losses."""
     while len(net.heads) < len(tasks):
         net.add_head()
@@ -111,16 +121,27 @@ def train_joint(net: MultiHeadNet, tasks: Sequence[TaskData], epochs: int, lr: f
             loss = torch.zeros(())
             for k, (tk, plan) in enumerate(zip(tasks, plans)):
                 idx = plan[step % len(plan)]
-                loss = loss + Fnn.cross_entropy(net.logits(tk.x_train[idx], k), tk.y_train[idx])
+                loss = loss + Fnn.cross_entropy(
+                    net.logits(tk.x_train[idx], k), tk.y_train[idx]
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()
     net.eval()
 
 
-def train_sequential(net: MultiHeadNet, task: TaskData, epochs: int, lr: float, batch_size: int,
-                     gen: torch.Generator, lwf: bool, temperature: float = 2.0, lambda_old: float = 1.0,
-                     momentum: float = 0.0) -> int:
+def train_sequential(
+    net: MultiHeadNet,
+    task: TaskData,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    gen: torch.Generator,
+    lwf: bool,
+    temperature: float = 2.0,
+    lambda_old: float = 1.0,
+    momentum: float = 0.0,
+) -> int:
     """Learn one new task on the shared network: new head + body (+ old heads under LwF).
 
     ``lwf=False`` (fine-tuning): old heads frozen, body and new head trained on the new task's loss.
@@ -147,8 +168,9 @@ def train_sequential(net: MultiHeadNet, task: TaskData, epochs: int, lr: float, 
             loss = Fnn.cross_entropy(as_class_logits(net.heads[k](feats)), y[idx])
             if lwf:
                 for j, tl in zip(old, teachers):
-                    loss = loss + lambda_old * distillation_loss(as_class_logits(net.heads[j](feats)), tl[idx],
-                                                                 temperature)
+                    loss = loss + lambda_old * distillation_loss(
+                        as_class_logits(net.heads[j](feats)), tl[idx], temperature
+                    )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -160,18 +182,35 @@ def train_sequential(net: MultiHeadNet, task: TaskData, epochs: int, lr: float, 
 def multihead_accuracy(net: MultiHeadNet, tasks: Sequence[TaskData]) -> np.ndarray:
     """Task-aware test accuracy (%) of every task with its own head, shape (N,)."""
     net.eval()
-    return np.array([100.0 * float((net.logits(tk.x_test, k).argmax(1) == tk.y_test).float().mean())
-                     for k, tk in enumerate(tasks)])
+    return np.array(
+        [
+            100.0
+            * float((net.logits(tk.x_test, k).argmax(1) == tk.y_test).float().mean())
+            for k, tk in enumerate(tasks)
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Gates and Expert Gate evaluation
 # ----------------------------------------------------------------------------------------------
-def train_task_classifier(tasks: Sequence[TaskData], factory: Callable[[int], nn.Module], epochs: int, lr: float,
-                          batch_size: int, gen: torch.Generator, momentum: float = 0.9) -> nn.Module:
+def train_task_classifier(
+    tasks: Sequence[TaskData],
+    factory: Callable[[int], nn.Module],
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    gen: torch.Generator,
+    momentum: float = 0.9,
+) -> nn.Module:
     """Discriminative gate: a classifier of the TASK id trained on the training inputs of all tasks."""
     x = torch.cat([tk.x_train for tk in tasks])
-    y = torch.cat([torch.full((tk.x_train.shape[0],), k, dtype=torch.int64) for k, tk in enumerate(tasks)])
+    y = torch.cat(
+        [
+            torch.full((tk.x_train.shape[0],), k, dtype=torch.int64)
+            for k, tk in enumerate(tasks)
+        ]
+    )
     model = factory(len(tasks))
     train_classifier(model, x, y, epochs, lr, batch_size, gen, momentum)
     return model
@@ -193,7 +232,9 @@ class GateEvaluation:
 
 
 @torch.no_grad()
-def evaluate_gate(eg: ExpertGate, tasks: Sequence[TaskData], router: nn.Module | None = None) -> GateEvaluation:
+def evaluate_gate(
+    eg: ExpertGate, tasks: Sequence[TaskData], router: nn.Module | None = None
+) -> GateEvaluation:
     """Evaluate Expert Gate's experts with its autoencoder gate (``router=None``) or a task classifier."""
     gate_acc, acc, orc = [], [], []
     for k, tk in enumerate(tasks):
@@ -265,10 +306,20 @@ def run_classic(
     torch.manual_seed(cfg.seed + 1)
     t0 = time.perf_counter()
     d = int(np.prod(in_shape))
-    tc_factory = task_classifier_factory or (lambda n: nn.Sequential(nn.Flatten(), nn.Linear(d, 64), nn.ReLU(),
-                                                                     nn.Linear(64, n)))
-    clf = train_task_classifier(tasks, tc_factory, ep, cfg.expert_lr, cfg.expert_batch_size, gen,
-                                cfg.expert_momentum)
+    tc_factory = task_classifier_factory or (
+        lambda n: nn.Sequential(
+            nn.Flatten(), nn.Linear(d, 64), nn.ReLU(), nn.Linear(64, n)
+        )
+    )
+    clf = train_task_classifier(
+        tasks,
+        tc_factory,
+        ep,
+        cfg.expert_lr,
+        cfg.expert_batch_size,
+        gen,
+        cfg.expert_momentum,
+    )
     seconds["discriminative_gate"] = time.perf_counter() - t0
     ev_disc = evaluate_gate(eg, tasks, clf)
 
@@ -279,20 +330,45 @@ def run_classic(
         net = MultiHeadNet(expert_factory)
         t0 = time.perf_counter()
         if name == "joint":
-            train_joint(net, tasks, ep, cfg.expert_lr, cfg.expert_batch_size, gen, cfg.expert_momentum)
+            train_joint(
+                net,
+                tasks,
+                ep,
+                cfg.expert_lr,
+                cfg.expert_batch_size,
+                gen,
+                cfg.expert_momentum,
+            )
         else:
             for tk in tasks:
-                train_sequential(net, tk, ep, cfg.expert_lr, cfg.expert_batch_size, gen, lwf=(name == "lwf"),
-                                 temperature=cfg.lwf_temperature, lambda_old=cfg.lwf_lambda,
-                                 momentum=cfg.expert_momentum)
+                train_sequential(
+                    net,
+                    tk,
+                    ep,
+                    cfg.expert_lr,
+                    cfg.expert_batch_size,
+                    gen,
+                    lwf=(name == "lwf"),
+                    temperature=cfg.lwf_temperature,
+                    lambda_old=cfg.lwf_lambda,
+                    momentum=cfg.expert_momentum,
+                )
         seconds[name] = time.perf_counter() - t0
         accs[name] = multihead_accuracy(net, tasks)
         params[name] = int(sum(p.numel() for p in net.parameters()))
     pc = eg.parameter_counts()
     params["expert_gate"] = pc["gate"] + pc["experts"]
     params["expert_gate_gate_only"] = pc["gate"]
-    return ClassicResult(ev, ev_disc, accs["joint"], accs["finetune"], accs["lwf"], list(eg.reports), params,
-                         seconds)
+    return ClassicResult(
+        ev,
+        ev_disc,
+        accs["joint"],
+        accs["finetune"],
+        accs["lwf"],
+        list(eg.reports),
+        params,
+        seconds,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -339,22 +415,36 @@ def relatedness_study(
     cfg = gate_config
     eg = ExpertGate(in_shape, n_classes, cfg, expert_factory=expert_factory)
     val = []
-    for tk in tasks:  # autoencoders on the first part of each training set, validation on the rest
+    for tk in (
+        tasks
+    ):  # autoencoders on the first part of each training set, validation on the rest
         n_val = max(1, int(round(cfg.val_fraction * tk.x_train.shape[0])))
         eg.fit_task(tk.x_train[:-n_val], tk.y_train[:-n_val], x_val=tk.x_train[-n_val:])
         val.append(eg.gate_input(tk.x_train[-n_val:]))
     N = len(tasks)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     # errors of every autoencoder on every task's validation inputs: E[k, a] = Err_a on task k
-    E = np.array([reconstruction_errors(eg.autoencoders, v).mean(dim=0).numpy() for v in val])
+    E = np.array(
+        [reconstruction_errors(eg.autoencoders, v).mean(dim=0).numpy() for v in val]
+    )
     scratch = []
     for k, tk in enumerate(tasks):
         torch.manual_seed(cfg.seed + 100 + k)
         model = expert_factory()
-        train_classifier(model, tk.x_train[:n_target_train], tk.y_train[:n_target_train], cfg.expert_epochs,
-                         cfg.expert_lr, cfg.expert_batch_size, gen, cfg.expert_momentum)
+        train_classifier(
+            model,
+            tk.x_train[:n_target_train],
+            tk.y_train[:n_target_train],
+            cfg.expert_epochs,
+            cfg.expert_lr,
+            cfg.expert_batch_size,
+            gen,
+            cfg.expert_momentum,
+        )
         scratch.append(_acc(model, tk.x_test, tk.y_test))
-    rows: dict[str, list[float]] = {key: [] for key in ("a", "k", "rel", "ft", "lwf", "ret_lwf", "ret_ft")}
+    rows: dict[str, list[float]] = {
+        key: [] for key in ("a", "k", "rel", "ft", "lwf", "ret_lwf", "ret_ft")
+    }
     for k, tk in enumerate(tasks):
         xk, yk = tk.x_train[:n_target_train], tk.y_train[:n_target_train]
         for a in range(N):
@@ -370,13 +460,37 @@ def relatedness_study(
                 task_head(model).reset_parameters()
                 if mode == "lwf":
                     teacher = head_outputs(src, xk)
-                    train_lwf(model, old_head, teacher, xk, yk, cfg.expert_epochs, cfg.expert_lr,
-                              cfg.expert_batch_size, gen, cfg.lwf_temperature, cfg.lwf_lambda, cfg.expert_momentum)
-                    retained = _head_acc(model, old_head, tasks[a].x_test, tasks[a].y_test)
+                    train_lwf(
+                        model,
+                        old_head,
+                        teacher,
+                        xk,
+                        yk,
+                        cfg.expert_epochs,
+                        cfg.expert_lr,
+                        cfg.expert_batch_size,
+                        gen,
+                        cfg.lwf_temperature,
+                        cfg.lwf_lambda,
+                        cfg.expert_momentum,
+                    )
+                    retained = _head_acc(
+                        model, old_head, tasks[a].x_test, tasks[a].y_test
+                    )
                 else:
-                    train_classifier(model, xk, yk, cfg.expert_epochs, cfg.expert_lr, cfg.expert_batch_size, gen,
-                                     cfg.expert_momentum)
-                    retained = _head_acc(model, old_head, tasks[a].x_test, tasks[a].y_test)
+                    train_classifier(
+                        model,
+                        xk,
+                        yk,
+                        cfg.expert_epochs,
+                        cfg.expert_lr,
+                        cfg.expert_batch_size,
+                        gen,
+                        cfg.expert_momentum,
+                    )
+                    retained = _head_acc(
+                        model, old_head, tasks[a].x_test, tasks[a].y_test
+                    )
                 res[mode] = (_acc(model, tk.x_test, tk.y_test), retained)
             rows["a"].append(a)
             rows["k"].append(k)
@@ -386,9 +500,14 @@ def relatedness_study(
             rows["ret_ft"].append(res["finetune"][1])
             rows["ret_lwf"].append(res["lwf"][1])
     return RelatednessStudy(
-        source=np.array(rows["a"], dtype=int), target=np.array(rows["k"], dtype=int), rel=np.array(rows["rel"]),
-        acc_finetune=np.array(rows["ft"]), acc_lwf=np.array(rows["lwf"]), acc_scratch=np.array(scratch),
-        source_retained_lwf=np.array(rows["ret_lwf"]), source_retained_finetune=np.array(rows["ret_ft"]),
+        source=np.array(rows["a"], dtype=int),
+        target=np.array(rows["k"], dtype=int),
+        rel=np.array(rows["rel"]),
+        acc_finetune=np.array(rows["ft"]),
+        acc_lwf=np.array(rows["lwf"]),
+        acc_scratch=np.array(scratch),
+        source_retained_lwf=np.array(rows["ret_lwf"]),
+        source_retained_finetune=np.array(rows["ret_ft"]),
     )
 
 
@@ -402,13 +521,17 @@ def _acc(model: nn.Module, x: Tensor, y: Tensor) -> float:
 def _head_acc(model: nn.Module, head: nn.Linear, x: Tensor, y: Tensor) -> float:
     """Accuracy of ``head`` on the features that feed ``model``'s own head (the old task's head after LwF)."""
     feats: dict[str, Tensor] = {}
-    h = task_head(model).register_forward_hook(lambda _m, inp, _o: feats.__setitem__("x", inp[0]))
+    h = task_head(model).register_forward_hook(
+        lambda _m, inp, _o: feats.__setitem__("x", inp[0])
+    )
     model.eval()
     try:
         model(x)
     finally:
         h.remove()
-    return 100.0 * float((as_class_logits(head(feats["x"])).argmax(1) == y).float().mean())
+    return 100.0 * float(
+        (as_class_logits(head(feats["x"])).argmax(1) == y).float().mean()
+    )
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -433,15 +556,29 @@ class OracleRouter:
 
     changes_all_experts = False
 
-    def __init__(self, tasks: Sequence[TaskData], expert_factory: Callable[[], nn.Module], lr: float, epochs: int,
-                 minibatch: int, momentum: float = 0.0, seed: int = 0, name: str = "oracle router") -> None:
+    def __init__(
+        self,
+        tasks: Sequence[TaskData],
+        expert_factory: Callable[[], nn.Module],
+        lr: float,
+        epochs: int,
+        minibatch: int,
+        momentum: float = 0.0,
+        seed: int = 0,
+        name: str = "oracle router",
+    ) -> None:
         if len(tasks) == 0:
             raise ConfigError("tasks must not be empty")
         self.name = name
         torch.manual_seed(seed)
         self.experts = [expert_factory() for _ in tasks]
         self.n_experts = len(tasks)
-        self.lr, self.epochs, self.minibatch, self.momentum = float(lr), int(epochs), int(minibatch), float(momentum)
+        self.lr, self.epochs, self.minibatch, self.momentum = (
+            float(lr),
+            int(epochs),
+            int(minibatch),
+            float(momentum),
+        )
         self._gen = torch.Generator().manual_seed(seed)
         self._table: dict[bytes, set[int]] = {}
         for k, tk in enumerate(tasks):
@@ -454,7 +591,9 @@ class OracleRouter:
         for row in x.reshape(x.shape[0], -1):
             owners = self._table.get(row.numpy().tobytes())
             if owners is None:
-                raise ConfigError("OracleRouter: input not found in the tasks it was built with")
+                raise ConfigError(
+                    "OracleRouter: input not found in the tasks it was built with"
+                )
             votes[list(owners)] += 1
         return int(np.argmax(votes))
 
@@ -466,7 +605,9 @@ class OracleRouter:
         """Train the true task's expert on the batch."""
         k = self._task(x)
         bs = x.shape[0] if self.minibatch == 0 else min(self.minibatch, x.shape[0])
-        train_classifier(self.experts[k], x, y, self.epochs, self.lr, bs, self._gen, self.momentum)
+        train_classifier(
+            self.experts[k], x, y, self.epochs, self.lr, bs, self._gen, self.momentum
+        )
         return k
 
     @torch.no_grad()
@@ -479,7 +620,11 @@ class OracleRouter:
 
     def summary(self) -> dict[str, Any]:
         """Parameter count for the results table."""
-        return {"params_experts": int(sum(sum(p.numel() for p in m.parameters()) for m in self.experts))}
+        return {
+            "params_experts": int(
+                sum(sum(p.numel() for p in m.parameters()) for m in self.experts)
+            )
+        }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -489,7 +634,9 @@ def resize_images(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear resize of ``(n, C, H, W)`` images to ``size`` (values stay in [0, 1])."""
     if x.ndim != 4:
         raise ConfigError(f"images must have shape (n, C, H, W), got {tuple(x.shape)}")
-    return Fnn.interpolate(x, size=size, mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+    return Fnn.interpolate(x, size=size, mode="bilinear", align_corners=False).clamp(
+        0.0, 1.0
+    )
 
 
 def domain_tasks(
@@ -507,16 +654,29 @@ def domain_tasks(
         for tk in tasks:
             if size is None:
                 size = (int(tk.x_train.shape[-2]), int(tk.x_train.shape[-1]))
-            conv = (lambda x: x) if tuple(tk.x_train.shape[-2:]) == tuple(size) else (
-                lambda x: resize_images(x, size))  # noqa: E731
-            out.append(TaskData(f"{dname}: {tk.name}", tk.classes, conv(tk.x_train), tk.y_train,
-                                conv(tk.x_test), tk.y_test))
+            conv = (
+                (lambda x: x)
+                if tuple(tk.x_train.shape[-2:]) == tuple(size)
+                else (lambda x: resize_images(x, size))
+            )  # noqa: E731
+            out.append(
+                TaskData(
+                    f"{dname}: {tk.name}",
+                    tk.classes,
+                    conv(tk.x_train),
+                    tk.y_train,
+                    conv(tk.x_test),
+                    tk.y_test,
+                )
+            )
     if not out:
         raise ConfigError("domains must hold at least one task")
     return out
 
 
-def summarise_classic(results: Sequence[ClassicResult]) -> dict[str, tuple[float, float]]:
+def summarise_classic(
+    results: Sequence[ClassicResult],
+) -> dict[str, tuple[float, float]]:
     """Mean over tasks, then mean and standard error over seeds (``ddof=1``) of every headline number (%).
 
     Keys: ``gate_ae``, ``gate_discriminative`` (gate accuracy), ``expert_gate`` (task-agnostic accuracy with the
@@ -561,7 +721,11 @@ def learner_parameters(learner: Any) -> dict[str, int]:
         raise ConfigError(f"learner {type(learner).__name__} has no experts to count")
     n_exp = int(sum(sum(p.numel() for p in m.parameters()) for m in experts))
     theta = getattr(learner, "theta", None)
-    gate = int(theta.numel()) if isinstance(theta, Tensor) and getattr(learner, "n_experts", 1) > 1 else 0
+    gate = (
+        int(theta.numel())
+        if isinstance(theta, Tensor) and getattr(learner, "n_experts", 1) > 1
+        else 0
+    )
     return {"gate": gate, "experts": n_exp}
 
 
@@ -575,8 +739,14 @@ def summarise_stream(res: Any, window: int) -> dict[str, Any]:
     from moecl_lib.expert_gate_linear import routing_accuracy
 
     M = int(res.acc_expert.shape[1])
-    ra = routing_accuracy(res.experts[None], res.task_ids[None], M, res.n_tasks, window=window)[0]
-    out = {"routing_acc": ra, "final_routed_acc": float(np.mean(res.acc_routed[-1])),
-           "experts_used": int(np.unique(res.experts).size), "wall_time": float(res.wall_time)}
+    ra = routing_accuracy(
+        res.experts[None], res.task_ids[None], M, res.n_tasks, window=window
+    )[0]
+    out = {
+        "routing_acc": ra,
+        "final_routed_acc": float(np.mean(res.acc_routed[-1])),
+        "experts_used": int(np.unique(res.experts).size),
+        "wall_time": float(res.wall_time),
+    }
     out.update(res.metrics("learner"))
     return out

@@ -98,8 +98,13 @@ def _gate_basis(scatter: FloatArray | None, c: int) -> FloatArray | None:
     return vecs[..., -c:]
 
 
-def _pca_errors(xbar: FloatArray, count: FloatArray, mu: FloatArray, U: FloatArray | None,
-                alive: NDArray[np.bool_]) -> FloatArray:
+def _pca_errors(
+    xbar: FloatArray,
+    count: FloatArray,
+    mu: FloatArray,
+    U: FloatArray | None,
+    alive: NDArray[np.bool_],
+) -> FloatArray:
     """Reconstruction error ``||xbar - mu_k - U_k U_k^T (xbar - mu_k)||^2`` of every gate, (R, M); inf if not alive.
 
     Principal directions are used only for gates that have seen >= 2 rounds (a single point has no spread).
@@ -163,21 +168,37 @@ def simulate_gate(
         raise ConfigError(f"router={router!r} must be one of {list(ROUTERS)}")
     if init not in ("related", "zero"):
         raise ConfigError(f"init={init!r} must be 'related' or 'zero'")
-    if isinstance(code_size, bool) or not isinstance(code_size, (int, np.integer)) or not 0 <= code_size < cfg.d:
-        raise ConfigError(f"code_size={code_size!r} must be an integer in [0, d-1] = [0, {cfg.d - 1}]")
-    if not isinstance(novelty_ratio, (int, float)) or not np.isfinite(novelty_ratio) or novelty_ratio <= 1:
-        raise ConfigError(f"novelty_ratio={novelty_ratio!r} must be a finite number > 1")
+    if (
+        isinstance(code_size, bool)
+        or not isinstance(code_size, (int, np.integer))
+        or not 0 <= code_size < cfg.d
+    ):
+        raise ConfigError(
+            f"code_size={code_size!r} must be an integer in [0, d-1] = [0, {cfg.d - 1}]"
+        )
+    if (
+        not isinstance(novelty_ratio, (int, float))
+        or not np.isfinite(novelty_ratio)
+        or novelty_ratio <= 1
+    ):
+        raise ConfigError(
+            f"novelty_ratio={novelty_ratio!r} must be a finite number > 1"
+        )
     R, M, N, d, T, s = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T, cfg.s
     cap = M if max_experts is None else max_experts
     if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
-        raise ConfigError(f"max_experts={max_experts!r} must be an integer >= 1 or None")
+        raise ConfigError(
+            f"max_experts={max_experts!r} must be an integer >= 1 or None"
+        )
     Mx = int(cap) if router == "expert_gate" else M
     if router == "replay":
         if experts is None:
             raise ConfigError("router='replay' needs experts=(R, T) expert indices")
         experts = np.asarray(experts)
         if experts.shape != (R, T) or (experts < 0).any() or (experts >= M).any():
-            raise ConfigError(f"experts must have shape ({R}, {T}) with values in [0, {M - 1}]")
+            raise ConfigError(
+                f"experts must have shape ({R}, {T}) with values in [0, {M - 1}]"
+            )
 
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
@@ -201,9 +222,13 @@ def simulate_gate(
     new_hist = np.zeros((R, T), dtype=bool)
 
     draws = None
-    for t in tqdm(range(1, T + 1), disable=not progress, desc=f"{router} rounds", leave=False):
+    for t in tqdm(
+        range(1, T + 1), disable=not progress, desc=f"{router} rounds", leave=False
+    ):
         b = (t - 1) % _BLOCK
-        if b == 0:  # the engine's draws (routing noise included, unused here), so the streams are identical
+        if (
+            b == 0
+        ):  # the engine's draws (routing noise included, unused here), so the streams are identical
             draws = draw_rounds(cfg, rng, min(_BLOCK, T - t + 1))
             X_block = round_inputs(cfg, pool, draws)  # (B, R, d, s)
         n = draws.tasks[b]  # type: ignore[union-attr]
@@ -220,14 +245,20 @@ def simulate_gate(
             best = np.argmin(err, axis=1)
             best_err = err[runs, best]
             ref = (s - 1) * (d - code_size) / d * np.median((X**2).sum(axis=1), axis=1)
-            novel = (n_created == 0) | ((best_err > novelty_ratio * ref) & (n_created < Mx))
+            novel = (n_created == 0) | (
+                (best_err > novelty_ratio * ref) & (n_created < Mx)
+            )
             m = np.where(novel, n_created, best)
             nr = runs[novel]
             if nr.size:
                 src = best[novel]
                 has_src = n_created[novel] > 0
                 if init == "related":
-                    bank.set_experts(nr, n_created[novel], np.where(has_src[:, None], bank.w[nr, src], 0.0))
+                    bank.set_experts(
+                        nr,
+                        n_created[novel],
+                        np.where(has_src[:, None], bank.w[nr, src], 0.0),
+                    )
                 n_created[novel] += 1
             new_hist[:, t - 1] = novel
             # gate update of the chosen expert (running mean + scatter, Welford)
@@ -235,7 +266,9 @@ def simulate_gate(
             delta_mu = xbar - mu[runs, m]
             mu[runs, m] += delta_mu / cnt[:, None]
             if scatter is not None:
-                scatter[runs, m] += np.einsum("ri,rj->rij", delta_mu, xbar - mu[runs, m])
+                scatter[runs, m] += np.einsum(
+                    "ri,rj->rij", delta_mu, xbar - mu[runs, m]
+                )
             count[runs, m] = cnt
             U = _gate_basis(scatter, code_size)
         # expert update, Eq. (4), and the incremental metrics (moecl_lib.experts, shared with theory_moe)
@@ -253,7 +286,8 @@ def simulate_gate(
         else:
             alive = np.arange(Mx)[None, :] < n_created[:, None]
             errs = np.stack(
-                [_pca_errors(signal_in[:, j], count, mu, U, alive) for j in range(N)], axis=1
+                [_pca_errors(signal_in[:, j], count, mu, U, alive) for j in range(N)],
+                axis=1,
             )  # (R, N, Mx)
             mhat = np.argmin(errs, axis=2)
         if mhat is not None:
@@ -268,14 +302,26 @@ def simulate_gate(
     else:
         gate_params = np.zeros(R, dtype=np.int64)
     return GateSimulationResult(
-        config=cfg, router=router, F=F, G=G, G_pool=G_pool, err_new=err_new, experts=exp_hist, tasks=task_hist,
-        n_experts=ncr_hist, new_task=new_hist, final_w=bank.w, pool=pool, gate_params=np.asarray(gate_params),
+        config=cfg,
+        router=router,
+        F=F,
+        G=G,
+        G_pool=G_pool,
+        err_new=err_new,
+        experts=exp_hist,
+        tasks=task_hist,
+        n_experts=ncr_hist,
+        new_task=new_hist,
+        final_w=bank.w,
+        pool=pool,
+        gate_params=np.asarray(gate_params),
         wall_time=time.perf_counter() - start,
     )
 
 
-def routing_accuracy(experts: IntArray, tasks: IntArray, n_experts: int, n_tasks: int,
-                     window: int = 1) -> FloatArray:
+def routing_accuracy(
+    experts: IntArray, tasks: IntArray, n_experts: int, n_tasks: int, window: int = 1
+) -> FloatArray:
     """Fraction of rounds routed to an expert that belongs to the arriving task, per window of rounds.
 
     An expert "belongs" to the task that it learned most often over the WHOLE run (its majority task, so a
@@ -297,8 +343,9 @@ def routing_accuracy(experts: IntArray, tasks: IntArray, n_experts: int, n_tasks
     return np.nanmean(okp.reshape(R, nb, window), axis=2)
 
 
-def merged_task_pairs(experts: IntArray, tasks: IntArray, n_experts: int, n_tasks: int,
-                      after: int = 0) -> FloatArray:
+def merged_task_pairs(
+    experts: IntArray, tasks: IntArray, n_experts: int, n_tasks: int, after: int = 0
+) -> FloatArray:
     """Per run, fraction of pairs of seen tasks whose majority experts coincide (rounds ``t > after``).
 
     A merged pair shares one expert, which then alternates between two ground truths: forgetting.

@@ -47,14 +47,18 @@ class RunCurves:
     tasks: IntArray
 
 
-def curve_buffers(shape: tuple[int, int], dtype: np.dtype | str,
-                  int_dtype: np.dtype | type = np.int64) -> tuple[np.ndarray, ...]:
+def curve_buffers(
+    shape: tuple[int, int], dtype: np.dtype | str, int_dtype: np.dtype | type = np.int64
+) -> tuple[np.ndarray, ...]:
     """Output buffers for the fields of :class:`RunCurves`, in field order ``(F, G, G_pool, err_new, experts,
     tasks)``, all of ``shape`` (``(R, T)``, or ``(T, R)`` for a loop that writes rows): floats uninitialised
     except ``F``, which starts as NaN (undefined at t = 1); ``experts`` and ``tasks`` of ``int_dtype``."""
     floats = tuple(np.empty(shape, dtype=dtype) for _ in range(3))
-    return (np.full(shape, np.nan, dtype=dtype),) + floats + (np.empty(shape, dtype=int_dtype),
-                                                              np.empty(shape, dtype=int_dtype))
+    return (
+        (np.full(shape, np.nan, dtype=dtype),)
+        + floats
+        + (np.empty(shape, dtype=int_dtype), np.empty(shape, dtype=int_dtype))
+    )
 
 
 @dataclass(frozen=True)
@@ -75,14 +79,18 @@ class LinearExperts:
         dtype: floating type of the state.
     """
 
-    def __init__(self, W: ArrayLike, n_experts: int, dtype: np.dtype | type = np.float64) -> None:
+    def __init__(
+        self, W: ArrayLike, n_experts: int, dtype: np.dtype | type = np.float64
+    ) -> None:
         self.W = np.asarray(W, dtype=dtype)
         if self.W.ndim != 3:
             raise ValueError(f"W must have shape (R, N, d), got {self.W.shape}")
         R, N, d = self.W.shape
         self.runs = np.arange(R)
         self.w = np.zeros((R, n_experts, d), dtype=dtype)
-        self.D = np.repeat((self.W**2).sum(-1)[:, None, :], n_experts, axis=1)  # (R, M, N)
+        self.D = np.repeat(
+            (self.W**2).sum(-1)[:, None, :], n_experts, axis=1
+        )  # (R, M, N)
         self.C = np.zeros((R, n_experts, N), dtype=dtype)
         self.S = np.zeros(R, dtype=dtype)
         self.t = 0
@@ -90,9 +98,13 @@ class LinearExperts:
     def set_experts(self, runs: IntArray, experts: IntArray, values: ArrayLike) -> None:
         """Overwrite the parameters of expert ``experts[i]`` of run ``runs[i]`` (e.g. initialise a new expert)."""
         self.w[runs, experts] = values
-        self.D[runs, experts] = ((self.w[runs, experts][:, None, :] - self.W[runs]) ** 2).sum(-1)
+        self.D[runs, experts] = (
+            (self.w[runs, experts][:, None, :] - self.W[runs]) ** 2
+        ).sum(-1)
 
-    def learn(self, m: IntArray, n: IntArray, X: FloatArray, y: FloatArray) -> RoundMetrics:
+    def learn(
+        self, m: IntArray, n: IntArray, X: FloatArray, y: FloatArray
+    ) -> RoundMetrics:
         """Update expert ``m[r]`` of every run on its round ``(X[r], y[r])`` of task ``n[r]``; advance t by one.
 
         Args:

@@ -33,9 +33,12 @@ except Exception as exc:  # pragma: no cover
 
     def njit(*args: Any, **kwargs: Any) -> Any:  # type: ignore[no-redef]
         """Stand-in so that the module imports; the kernel is never called without numba."""
+
         def wrap(fn: Any) -> Any:
             return fn
+
         return wrap(args[0]) if args and callable(args[0]) else wrap
+
 
 TERMINATION_CODES = {"never": 0, "gap": 1, "freeze_at_T1": 2}
 """Integer codes of ``ExperimentConfig.termination`` passed to the kernel."""
@@ -43,11 +46,44 @@ TERMINATION_CODES = {"never": 0, "gap": 1, "freeze_at_T1": 2}
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def run_block(
-    t0, tasks, noise, beta, pos, route_noise, has_signal, W, V, signal_in,  # inputs of the block
-    w, theta, counts, D, C, P, S, active, T2, gates, gp,                    # state (runs first), in place
-    F, G, G_pool, err_new, experts, tasks_hist, weights, record_weights,    # outputs (runs first)
-    snap_slot, snapshots,
-    lam, eta, alpha, gamma, T1, termination, decay,
+    t0,
+    tasks,
+    noise,
+    beta,
+    pos,
+    route_noise,
+    has_signal,
+    W,
+    V,
+    signal_in,  # inputs of the block
+    w,
+    theta,
+    counts,
+    D,
+    C,
+    P,
+    S,
+    active,
+    T2,
+    gates,
+    gp,  # state (runs first), in place
+    F,
+    G,
+    G_pool,
+    err_new,
+    experts,
+    tasks_hist,
+    weights,
+    record_weights,  # outputs (runs first)
+    snap_slot,
+    snapshots,
+    lam,
+    eta,
+    alpha,
+    gamma,
+    T1,
+    termination,
+    decay,
 ):  # pragma: no cover - compiled; covered through the engine tests
     """Advance every run by the ``B = tasks.shape[0]`` rounds ``t0 + 1 .. t0 + B`` of a block of draws.
 

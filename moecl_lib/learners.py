@@ -23,8 +23,9 @@ Conventions used by :class:`StreamResult` (all accuracies/errors in percent):
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -91,7 +92,9 @@ class TaskData:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-                raise ConfigError(f"task {self.name!r}: x_{split}, y_{split} must be torch tensors")
+                raise ConfigError(
+                    f"task {self.name!r}: x_{split}, y_{split} must be torch tensors"
+                )
             if x.shape[0] != y.shape[0] or y.ndim != 1:
                 raise ConfigError(
                     f"task {self.name!r}: x_{split} has {x.shape[0]} samples but y_{split} has shape "
@@ -122,12 +125,16 @@ def make_class_tasks(
     if len(class_subsets) == 0:
         raise ConfigError("class_subsets must hold at least one subset of class ids")
     if names is not None and len(names) != len(class_subsets):
-        raise ConfigError(f"names has {len(names)} entries but class_subsets has {len(class_subsets)}")
+        raise ConfigError(
+            f"names has {len(names)} entries but class_subsets has {len(class_subsets)}"
+        )
     tasks: list[TaskData] = []
     for i, subset in enumerate(class_subsets):
         cls = tuple(int(c) for c in subset)
         if len(cls) == 0 or len(set(cls)) != len(cls):
-            raise ConfigError(f"class_subsets[{i}]={list(subset)} must be non-empty without repeats")
+            raise ConfigError(
+                f"class_subsets[{i}]={list(subset)} must be non-empty without repeats"
+            )
         parts = {}
         for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
             mask = torch.zeros_like(y, dtype=torch.bool)
@@ -135,13 +142,23 @@ def make_class_tasks(
             for k, c in enumerate(cls):
                 sel = y == c
                 if not bool(sel.any()):
-                    raise ConfigError(f"class {c} of class_subsets[{i}] has no {split} sample")
+                    raise ConfigError(
+                        f"class {c} of class_subsets[{i}] has no {split} sample"
+                    )
                 mask |= sel
                 new[sel] = k
             parts[split] = (x[mask], new[mask].to(torch.int64))
         name = names[i] if names is not None else "/".join(str(c) for c in cls)
-        tasks.append(TaskData(name, cls, parts["train"][0], parts["train"][1], parts["test"][0],
-                              parts["test"][1]))
+        tasks.append(
+            TaskData(
+                name,
+                cls,
+                parts["train"][0],
+                parts["train"][1],
+                parts["test"][0],
+                parts["test"][1],
+            )
+        )
     return tasks
 
 
@@ -190,7 +207,10 @@ def sample_stream(
         if ids.shape != (n_rounds,) or (ids < 0).any() or (ids >= N).any():
             raise ConfigError(f"task_ids must be {n_rounds} integers in [0, {N - 1}]")
     batches = tuple(
-        np.sort(rng.choice(tasks[int(n)].x_train.shape[0], size=batch_size, replace=False)) for n in ids
+        np.sort(
+            rng.choice(tasks[int(n)].x_train.shape[0], size=batch_size, replace=False)
+        )
+        for n in ids
     )
     return Stream(task_ids=ids.astype(np.int64), batch_idx=batches)
 
@@ -288,7 +308,9 @@ class StreamResult:
     def routing_matrix(self, start: int = 0) -> np.ndarray:
         """``R[m, n]`` = number of rounds ``t > start`` in which task ``n`` was routed to expert ``m``."""
         M = self.acc_expert.shape[1]
-        return routing_matrix(self.experts, self.task_ids, M, self.n_tasks, after=start)[0]
+        return routing_matrix(
+            self.experts, self.task_ids, M, self.n_tasks, after=start
+        )[0]
 
     def routing_purity(self, start: int = 0) -> float:
         """``sum_m max_n R[m,n] / sum R`` over rounds ``t > start`` (1 = every expert sees one task)."""
@@ -301,7 +323,9 @@ class StreamResult:
 
 
 @torch.no_grad()
-def _correct(learner: RoundLearner, x: Tensor, y: Tensor, expert: int, chunk: int) -> np.ndarray:
+def _correct(
+    learner: RoundLearner, x: Tensor, y: Tensor, expert: int, chunk: int
+) -> np.ndarray:
     """Boolean correctness of ``expert`` on every sample (evaluated in chunks)."""
     out = []
     for i in range(0, x.shape[0], chunk):
@@ -338,7 +362,9 @@ def run_stream(
     if N == 0:
         raise ConfigError("tasks must not be empty")
     if int(stream.task_ids.max()) >= N:
-        raise ConfigError(f"stream uses task id {int(stream.task_ids.max())} but only {N} tasks given")
+        raise ConfigError(
+            f"stream uses task id {int(stream.task_ids.max())} but only {N} tasks given"
+        )
     B = int(stream.batch_idx[0].shape[0])
     chunk = int(route_batch_size) if route_batch_size is not None else B
     if chunk < 1:
@@ -346,11 +372,16 @@ def run_stream(
     if max_test is not None and max_test < 1:
         raise ConfigError(f"max_test={max_test!r} must be >= 1 or None")
     tests = [
-        (tk.x_test[:max_test], tk.y_test[:max_test]) if max_test else (tk.x_test, tk.y_test) for tk in tasks
+        (tk.x_test[:max_test], tk.y_test[:max_test])
+        if max_test
+        else (tk.x_test, tk.y_test)
+        for tk in tasks
     ]
     all_experts = bool(getattr(learner, "changes_all_experts", False))
 
-    correct: dict[tuple[int, int], np.ndarray] = {}  # (expert, task) -> per-sample correctness
+    correct: dict[
+        tuple[int, int], np.ndarray
+    ] = {}  # (expert, task) -> per-sample correctness
     acc_rows: list[np.ndarray] = []
     acc_routed = np.zeros((T, N))
     routed_expert = np.zeros((T, N), dtype=np.int64)
@@ -364,13 +395,21 @@ def run_stream(
         m = int(learner.observe(tasks[n].x_train[idx], tasks[n].y_train[idx]))
         M = int(learner.n_experts)
         if not 0 <= m < M:
-            raise RuntimeError(f"{learner.name}.observe returned expert {m} outside [0, {M - 1}]")
+            raise RuntimeError(
+                f"{learner.name}.observe returned expert {m} outside [0, {M - 1}]"
+            )
         experts[t], n_exp[t] = m, M
-        stale = range(M) if all_experts else [m] + [e for e in range(M) if (e, 0) not in correct]
+        stale = (
+            range(M)
+            if all_experts
+            else [m] + [e for e in range(M) if (e, 0) not in correct]
+        )
         for e in stale:
             for j, (xt, yt) in enumerate(tests):
                 correct[(e, j)] = _correct(learner, xt, yt, e, 1024)
-        row = np.array([[100.0 * correct[(e, j)].mean() for j in range(N)] for e in range(M)])
+        row = np.array(
+            [[100.0 * correct[(e, j)].mean() for j in range(N)] for e in range(M)]
+        )
         acc_rows.append(row)
         for j, (xt, _) in enumerate(tests):
             hits = []

@@ -43,9 +43,16 @@ TARGET_PYTHON = "3.11"
 TARGET_PLATFORM = "x86_64-manylinux_2_28"
 #: PEP 508 marker environment of that target, for the requirements of pyproject.toml that carry a marker.
 MARKER_ENV: dict[str, str] = {
-    "python_version": "3.11", "python_full_version": "3.11.0", "implementation_name": "cpython",
-    "implementation_version": "3.11.0", "platform_python_implementation": "CPython", "os_name": "posix",
-    "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "extra": "",
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "implementation_name": "cpython",
+    "implementation_version": "3.11.0",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "extra": "",
 }
 #: PyTorch's CPU wheel index: where ``torch==<v>+cpu`` comes from on a machine without a local copy of the wheel.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -84,7 +91,9 @@ def read_lock(path: Path | str = DEV_LOCK) -> dict[str, Pin]:
     # join the backslash continuations: one logical line per requirement
     logical, buf = [], ""
     for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        line = (
+            raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        )
         if line.endswith("\\"):
             buf += line[:-1] + " "
             continue
@@ -121,7 +130,12 @@ def _pyproject(path: Path | str = PYPROJECT) -> dict:
     return tomllib.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def requirements(pyproject: Mapping, extras: Iterable[str] = (), base: bool = True, build: bool = False) -> list[str]:
+def requirements(
+    pyproject: Mapping,
+    extras: Iterable[str] = (),
+    base: bool = True,
+    build: bool = False,
+) -> list[str]:
     """Requirement strings of ``pyproject``: its dependencies (``base``), the given extras and build-system."""
     proj = pyproject["project"]
     out: list[str] = list(proj.get("dependencies", [])) if base else []
@@ -135,7 +149,9 @@ def requirements(pyproject: Mapping, extras: Iterable[str] = (), base: bool = Tr
     return out
 
 
-def pin_problems(reqs: Iterable[str], pins: Mapping[str, Pin], lock_name: str) -> list[str]:
+def pin_problems(
+    reqs: Iterable[str], pins: Mapping[str, Pin], lock_name: str
+) -> list[str]:
     """What in ``reqs`` the pins do not satisfy: a missing pin, or a pinned version outside the specifier."""
     from packaging.requirements import Requirement
     from packaging.version import Version
@@ -147,18 +163,29 @@ def pin_problems(reqs: Iterable[str], pins: Mapping[str, Pin], lock_name: str) -
             continue  # not for CPython 3.11 on Linux x86-64
         pin = pins.get(canonical(req.name))
         if pin is None:
-            problems.append(f"{req.name}: required by pyproject.toml ({text}) but not pinned in {lock_name}")
+            problems.append(
+                f"{req.name}: required by pyproject.toml ({text}) but not pinned in {lock_name}"
+            )
         elif not req.specifier.contains(Version(pin.version), prereleases=True):
-            problems.append(f"{req.name}=={pin.version} in {lock_name} violates pyproject.toml's {text!r}")
+            problems.append(
+                f"{req.name}=={pin.version} in {lock_name} violates pyproject.toml's {text!r}"
+            )
     return problems
 
 
 def hash_problems(pins: Mapping[str, Pin], lock_name: str) -> list[str]:
-    return [f"{p.name}=={p.version} in {lock_name} has no sha256 hash" for p in pins.values() if not p.hashes]
+    return [
+        f"{p.name}=={p.version} in {lock_name} has no sha256 hash"
+        for p in pins.values()
+        if not p.hashes
+    ]
 
 
-def pyproject_problems(pyproject_path: Path | str = PYPROJECT, dev_lock: Path | str = DEV_LOCK,
-                       lab_lock: Path | str | None = LAB_LOCK) -> list[str]:
+def pyproject_problems(
+    pyproject_path: Path | str = PYPROJECT,
+    dev_lock: Path | str = DEV_LOCK,
+    lab_lock: Path | str | None = LAB_LOCK,
+) -> list[str]:
     """Disagreements between pyproject.toml and the locks; empty when ``make lock`` is up to date.
 
     * every dependency, every ``[dev]`` requirement and the build backend has a pin in ``dev_lock`` that satisfies
@@ -167,15 +194,22 @@ def pyproject_problems(pyproject_path: Path | str = PYPROJECT, dev_lock: Path | 
     """
     pyproject = _pyproject(pyproject_path)
     dev = read_lock(dev_lock)
-    problems = pin_problems(requirements(pyproject, ["dev"], build=True), dev, Path(dev_lock).name)
+    problems = pin_problems(
+        requirements(pyproject, ["dev"], build=True), dev, Path(dev_lock).name
+    )
     problems += hash_problems(dev, Path(dev_lock).name)
     if lab_lock is not None:
         lab = read_lock(lab_lock)
         name = Path(lab_lock).name
-        problems += pin_problems(requirements(pyproject, ["lab"], base=False), lab, name)
+        problems += pin_problems(
+            requirements(pyproject, ["lab"], base=False), lab, name
+        )
         problems += hash_problems(lab, name)
-        problems += [f"{n}: {lab[n].version} in {name} but {dev[n].version} in {Path(dev_lock).name}"
-                     for n in sorted(set(lab) & set(dev)) if lab[n].version != dev[n].version]
+        problems += [
+            f"{n}: {lab[n].version} in {name} but {dev[n].version} in {Path(dev_lock).name}"
+            for n in sorted(set(lab) & set(dev))
+            if lab[n].version != dev[n].version
+        ]
     return problems
 
 
@@ -200,15 +234,23 @@ def parse_freeze(text: str) -> tuple[dict[str, str], list[str]]:
 
 def freeze(python: str | Path = sys.executable) -> str:
     """``pip freeze --all`` of the environment of ``python`` (``--all`` also lists pip, setuptools and wheel)."""
-    out = subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{python} -m pip freeze failed: {out.stderr.strip()}")
     return out.stdout
 
 
-def freeze_problems(freeze_text: str, pins: Mapping[str, Pin], lock_name: str,
-                    editables: Sequence[str] = ("moecl-lib",)) -> list[str]:
+def freeze_problems(
+    freeze_text: str,
+    pins: Mapping[str, Pin],
+    lock_name: str,
+    editables: Sequence[str] = ("moecl-lib",),
+) -> list[str]:
     """Differences between a ``pip freeze --all`` output and a lock: exact versions, nothing missing or extra.
 
     The only lines allowed besides ``name==version`` are the editable installs of ``editables``.
@@ -217,11 +259,17 @@ def freeze_problems(freeze_text: str, pins: Mapping[str, Pin], lock_name: str,
     problems = []
     for name in sorted(set(pins) | set(from_freeze)):
         if name not in from_freeze:
-            problems.append(f"{name}=={pins[name].version}: in {lock_name} but not installed")
+            problems.append(
+                f"{name}=={pins[name].version}: in {lock_name} but not installed"
+            )
         elif name not in pins:
-            problems.append(f"{name}=={from_freeze[name]}: installed but not in {lock_name}")
+            problems.append(
+                f"{name}=={from_freeze[name]}: installed but not in {lock_name}"
+            )
         elif from_freeze[name] != pins[name].version:
-            problems.append(f"{name}: installed {from_freeze[name]}, {lock_name} pins {pins[name].version}")
+            problems.append(
+                f"{name}: installed {from_freeze[name]}, {lock_name} pins {pins[name].version}"
+            )
     allowed = {canonical(e) for e in editables}
     for line in other:
         if line.startswith("-e ") and _editable_name(line[3:].strip()) in allowed:
@@ -248,7 +296,9 @@ def venv_problems(python: str | Path, lock: Path | str = DEV_LOCK) -> list[str]:
 # ------------------------------------------------------------------------------------------ where wheels come from
 
 
-def pip_config(python: str | Path = sys.executable, fallback: str | Path | None = None) -> dict[str, list[str]]:
+def pip_config(
+    python: str | Path = sys.executable, fallback: str | Path | None = None
+) -> dict[str, list[str]]:
     """index-url / extra-index-url / find-links as ``pip config list`` shows them (environment variables first,
     then the ``install`` and ``global`` sections), each split into its URLs or paths. Asks the pip of ``python``,
     or of ``fallback`` where ``python`` has none (a venv created without pip, before the lock brings it)."""
@@ -256,7 +306,12 @@ def pip_config(python: str | Path = sys.executable, fallback: str | Path | None 
     for py in (python, fallback):
         if py is None:
             continue
-        out = subprocess.run([str(py), "-m", "pip", "config", "list"], capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [str(py), "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if out.returncode == 0:
             break
     if out is None or out.returncode != 0:
@@ -278,7 +333,7 @@ def pip_config(python: str | Path = sys.executable, fallback: str | Path | None 
 
 def _local_path(location: str) -> Path | None:
     if location.startswith("file://"):
-        return Path(location[len("file://"):])
+        return Path(location[len("file://") :])
     if "://" not in location:
         return Path(location)
     return None
@@ -309,8 +364,13 @@ def _provides_torch(location: str, version: str) -> bool:
     return page.is_file() and name in page.read_text(encoding="utf-8", errors="replace")
 
 
-def source_args(installer: str, lock: Path | None, python: str | Path = sys.executable,
-                compile_: bool = False, pip_python: str | Path | None = None) -> list[str]:
+def source_args(
+    installer: str,
+    lock: Path | None,
+    python: str | Path = sys.executable,
+    compile_: bool = False,
+    pip_python: str | Path | None = None,
+) -> list[str]:
     """Index arguments that give ``installer`` the sources pip is configured with on this machine.
 
     uv does not read pip.conf: the index URL, extra index URLs and find-links of ``pip config`` are passed to it
@@ -323,8 +383,16 @@ def source_args(installer: str, lock: Path | None, python: str | Path = sys.exec
     config = pip_config(python, pip_python)
     args: list[str] = []
     index_url = (config.get("index-url") or [PYPI_SIMPLE])[0]
-    find_links = [f for f in config.get("find-links", []) if _local_path(f) is None or _local_path(f).exists()]
-    extras = [u for u in config.get("extra-index-url", []) if _local_path(u) is None or _local_path(u).exists()]
+    find_links = [
+        f
+        for f in config.get("find-links", [])
+        if _local_path(f) is None or _local_path(f).exists()
+    ]
+    extras = [
+        u
+        for u in config.get("extra-index-url", [])
+        if _local_path(u) is None or _local_path(u).exists()
+    ]
     if installer == "uv":
         if compile_:
             args += ["--extra-index-url", index_url]
@@ -336,8 +404,11 @@ def source_args(installer: str, lock: Path | None, python: str | Path = sys.exec
             if not (compile_ and u == index_url):
                 args += ["--extra-index-url", u]
     version = _torch_pin(lock)
-    if version is not None and not any(_provides_torch(s, version) for s in find_links + extras) \
-            and not any("download.pytorch.org" in u for u in extras + [index_url]):
+    if (
+        version is not None
+        and not any(_provides_torch(s, version) for s in find_links + extras)
+        and not any("download.pytorch.org" in u for u in extras + [index_url])
+    ):
         args += ["--extra-index-url", TORCH_CPU_INDEX]
     return args
 
@@ -357,21 +428,50 @@ def _report(problems: Sequence[str], ok: str, fix: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="lockfile.py", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="lockfile.py", description=__doc__.split("\n\n")[0]
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("check-venv", help="pip freeze --all of the venv equals the lock (exact versions)")
+    p = sub.add_parser(
+        "check-venv",
+        help="pip freeze --all of the venv equals the lock (exact versions)",
+    )
     p.add_argument("lock", type=Path, nargs="?", default=DEV_LOCK)
     p.add_argument("--python", default=sys.executable)
-    p.add_argument("--editable", action="append", default=None, help="allowed editable install (default moecl-lib)")
-    sub.add_parser("check-pyproject", help="every pyproject.toml requirement has a pin that satisfies it")
-    p = sub.add_parser("check-python", help="the interpreter is the locks' target (CPython 3.11, Linux x86-64)")
+    p.add_argument(
+        "--editable",
+        action="append",
+        default=None,
+        help="allowed editable install (default moecl-lib)",
+    )
+    sub.add_parser(
+        "check-pyproject",
+        help="every pyproject.toml requirement has a pin that satisfies it",
+    )
+    p = sub.add_parser(
+        "check-python",
+        help="the interpreter is the locks' target (CPython 3.11, Linux x86-64)",
+    )
     p.add_argument("--python", default=sys.executable)
-    p = sub.add_parser("sources", help="index arguments for uv or pip (from pip's configuration)")
+    p = sub.add_parser(
+        "sources", help="index arguments for uv or pip (from pip's configuration)"
+    )
     p.add_argument("lock", type=Path, nargs="?", default=None)
     p.add_argument("--installer", choices=["uv", "pip"], default="uv")
-    p.add_argument("--compile", action="store_true", help="for `uv pip compile` (PyPI searched first)")
-    p.add_argument("--pip-python", default=None, help="whose pip to ask where this interpreter has no pip")
-    p = sub.add_parser("extra-requirements", help="print the requirements of one extra of pyproject.toml")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="for `uv pip compile` (PyPI searched first)",
+    )
+    p.add_argument(
+        "--pip-python",
+        default=None,
+        help="whose pip to ask where this interpreter has no pip",
+    )
+    p = sub.add_parser(
+        "extra-requirements",
+        help="print the requirements of one extra of pyproject.toml",
+    )
     p.add_argument("extra")
     p = sub.add_parser("hash", help="sha256 of a lock file")
     p.add_argument("lock", type=Path, nargs="?", default=DEV_LOCK)
@@ -379,27 +479,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.cmd == "check-venv":
         pins = read_lock(args.lock)
-        problems = freeze_problems(freeze(args.python), pins, args.lock.name, args.editable or ("moecl-lib",))
-        return _report(problems, f"pip freeze == {args.lock.as_posix()}: {len(pins)} packages at their locked versions "
-                                 f"(lock sha256 {lock_hash(args.lock)[:16]}...)",
-                       f"the environment of {args.python} differs from {args.lock}: `make distclean setup` "
-                       "reinstalls it from the lock")
+        problems = freeze_problems(
+            freeze(args.python), pins, args.lock.name, args.editable or ("moecl-lib",)
+        )
+        return _report(
+            problems,
+            f"pip freeze == {args.lock.as_posix()}: {len(pins)} packages at their locked versions "
+            f"(lock sha256 {lock_hash(args.lock)[:16]}...)",
+            f"the environment of {args.python} differs from {args.lock}: `make distclean setup` "
+            "reinstalls it from the lock",
+        )
     if args.cmd == "check-pyproject":
-        return _report(pyproject_problems(), f"pyproject.toml agrees with {DEV_LOCK.name} and {LAB_LOCK.name}",
-                       "pyproject.toml and the lock disagree: run `make lock`")
+        return _report(
+            pyproject_problems(),
+            f"pyproject.toml agrees with {DEV_LOCK.name} and {LAB_LOCK.name}",
+            "pyproject.toml and the lock disagree: run `make lock`",
+        )
     if args.cmd == "check-python":
-        code = "import sys, platform; print(sys.implementation.name, '%d.%d' % sys.version_info[:2], " \
-               "sys.platform, platform.machine())"
-        out = subprocess.run([args.python, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        code = (
+            "import sys, platform; print(sys.implementation.name, '%d.%d' % sys.version_info[:2], "
+            "sys.platform, platform.machine())"
+        )
+        out = subprocess.run(
+            [args.python, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
         want = ["cpython", TARGET_PYTHON, "linux", "x86_64"]
         if out != want:
-            print(f"the locks are for CPython {TARGET_PYTHON} on Linux x86-64, but {args.python} is {' '.join(out)}: "
-                  f"use PYTHON=python{TARGET_PYTHON} (or `pip install -e '.[dev]'` for an unlocked environment)",
-                  file=sys.stderr)
+            print(
+                f"the locks are for CPython {TARGET_PYTHON} on Linux x86-64, but {args.python} is {' '.join(out)}: "
+                f"use PYTHON=python{TARGET_PYTHON} (or `pip install -e '.[dev]'` for an unlocked environment)",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if args.cmd == "sources":
-        print(" ".join(source_args(args.installer, args.lock, compile_=args.compile, pip_python=args.pip_python)))
+        print(
+            " ".join(
+                source_args(
+                    args.installer,
+                    args.lock,
+                    compile_=args.compile,
+                    pip_python=args.pip_python,
+                )
+            )
+        )
         return 0
     if args.cmd == "extra-requirements":
         print("\n".join(requirements(_pyproject(), [args.extra], base=False)))

@@ -95,7 +95,9 @@ def paper_generalization(E: ArrayLike) -> float:
     return float(E[-1].mean())
 
 
-def error_matrix(weights: ArrayLike, experts: ArrayLike, tasks: ArrayLike, W: ArrayLike) -> FloatArray:
+def error_matrix(
+    weights: ArrayLike, experts: ArrayLike, tasks: ArrayLike, W: ArrayLike
+) -> FloatArray:
     """Naive O(T^2 d) error matrix of one linear run: ``E[t, tau] = ||w_t^(m_tau) - w_{n_tau}||^2``.
 
     Reference implementation (used by tests and the benchmark); entries with ``tau > t`` are NaN.
@@ -139,7 +141,9 @@ def mean_se(x: ArrayLike, axis: int = 0) -> tuple[FloatArray, FloatArray]:
     x = np.asarray(x, dtype=float)
     n = np.sum(~np.isnan(x), axis=axis)
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (e.g. F_1) stay NaN
+        warnings.simplefilter(
+            "ignore", RuntimeWarning
+        )  # all-NaN columns (e.g. F_1) stay NaN
         mean = np.nanmean(x, axis=axis)
         sd = np.nanstd(x, axis=axis, ddof=1)
         se = sd / np.sqrt(n)
@@ -150,7 +154,9 @@ def load_entropy(loads: ArrayLike) -> float:
     """Shannon entropy (nats) of expert loads normalised to fractions; ``log M`` = perfectly balanced."""
     p = np.asarray(loads, dtype=float)
     if p.ndim != 1 or np.any(p < 0) or p.sum() <= 0:
-        raise ValueError("loads must be a 1-D array of non-negative counts with a positive sum")
+        raise ValueError(
+            "loads must be a 1-D array of non-negative counts with a positive sum"
+        )
     p = p / p.sum()
     nz = p[p > 0]
     return float(-(nz * np.log(nz)).sum())

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -47,7 +46,9 @@ def save_csv(out_dir: str | Path, name: str, columns: Mapping[str, ArrayLike]) -
     cols = {k: np.asarray(v).ravel() for k, v in columns.items()}
     lengths = {len(v) for v in cols.values()}
     if len(lengths) > 1:
-        raise ValueError(f"columns have different lengths: { {k: len(v) for k, v in cols.items()} }")
+        raise ValueError(
+            f"columns have different lengths: { {k: len(v) for k, v in cols.items()} }"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.csv"
@@ -65,12 +66,23 @@ def _fmt(x: object) -> object:
     return x
 
 
-def band(ax: Axes, x: ArrayLike, mean: ArrayLike, se: ArrayLike, *, label: str,
-         color: str | None = None, z: float = 1.0, **kw: object) -> None:
+def band(
+    ax: Axes,
+    x: ArrayLike,
+    mean: ArrayLike,
+    se: ArrayLike,
+    *,
+    label: str,
+    color: str | None = None,
+    z: float = 1.0,
+    **kw: object,
+) -> None:
     """Plot ``mean`` with a shaded band ``mean +- z * se``."""
     x, mean, se = np.asarray(x), np.asarray(mean), np.asarray(se)
     (line,) = ax.plot(x, mean, label=label, color=color, **kw)
-    ax.fill_between(x, mean - z * se, mean + z * se, color=line.get_color(), alpha=0.2, lw=0)
+    ax.fill_between(
+        x, mean - z * se, mean + z * se, color=line.get_color(), alpha=0.2, lw=0
+    )
 
 
 def table(rows: Sequence[Mapping[str, object]], digits: int = 3) -> str:
@@ -78,10 +90,12 @@ def table(rows: Sequence[Mapping[str, object]], digits: int = 3) -> str:
     if not rows:
         return ""
     keys = list(rows[0])
+
     def f(v: object) -> str:
         if isinstance(v, (float, np.floating)):
             return f"{float(v):.{digits}f}"
         return str(v)
+
     cells = [[f(r[k]) for k in keys] for r in rows]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths))]

@@ -21,27 +21,57 @@ from pathlib import Path
 from moecl_lib.cli import register
 
 #: CPU kernel families of numpy's dispatcher that the ``no-avx512`` variant disables (numpy 2.x names).
-NUMPY_AVX512_FEATURES = ("X86_V4", "AVX512_ICL", "AVX512_SPR", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL",
-                         "AVX512F", "AVX512CD")
+NUMPY_AVX512_FEATURES = (
+    "X86_V4",
+    "AVX512_ICL",
+    "AVX512_SPR",
+    "AVX512_SKX",
+    "AVX512_CLX",
+    "AVX512_CNL",
+    "AVX512F",
+    "AVX512CD",
+)
 
 
 def _torch_capability() -> str:
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
-                         capture_output=True, text=True, check=False, env=_clean_env())
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import torch; print(torch.backends.cpu.get_cpu_capability())",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_clean_env(),
+    )
     return out.stdout.strip().upper() or "DEFAULT"
 
 
 def _numpy_avx512() -> str:
     """The AVX-512 dispatch targets numpy can use here, as ``NPY_DISABLE_CPU_FEATURES`` wants them."""
-    code = ("from numpy._core import _multiarray_umath as m; "
-            "print(' '.join(f for f in m.__cpu_dispatch__ if m.__cpu_features__.get(f)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=_clean_env())
+    code = (
+        "from numpy._core import _multiarray_umath as m; "
+        "print(' '.join(f for f in m.__cpu_dispatch__ if m.__cpu_features__.get(f)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_clean_env(),
+    )
     return " ".join(f for f in out.stdout.split() if f in NUMPY_AVX512_FEATURES)
 
 
 def _clean_env() -> dict[str, str]:
     env = dict(os.environ)
-    for k in ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "NUMBA_CPU_NAME", "NPY_DISABLE_CPU_FEATURES"):
+    for k in (
+        "ATEN_CPU_CAPABILITY",
+        "OPENBLAS_CORETYPE",
+        "NUMBA_CPU_NAME",
+        "NPY_DISABLE_CPU_FEATURES",
+    ):
         env.pop(k, None)
     return env
 
@@ -60,7 +90,10 @@ def variants() -> dict[str, dict[str, str]]:
     """name -> environment overrides, for the kernels this CPU supports (``as-is`` changes nothing)."""
     flags = cpu_flags()
     avx2, avx512 = "avx2" in flags, "avx512f" in flags
-    out: dict[str, dict[str, str]] = {"as-is": {}, "aten-default": {"ATEN_CPU_CAPABILITY": "default"}}
+    out: dict[str, dict[str, str]] = {
+        "as-is": {},
+        "aten-default": {"ATEN_CPU_CAPABILITY": "default"},
+    }
     if avx2:
         out["aten-avx2"] = {"ATEN_CPU_CAPABILITY": "avx2"}
     if avx512 and _torch_capability().startswith("AVX512"):
@@ -84,8 +117,14 @@ def variants() -> dict[str, dict[str, str]]:
     return out
 
 
-def run_variant(name: str, overrides: Mapping[str, str], out_dir: Path, jobs: int, only: Sequence[str] | None,
-                root: Path) -> tuple[bool, float]:
+def run_variant(
+    name: str,
+    overrides: Mapping[str, str],
+    out_dir: Path,
+    jobs: int,
+    only: Sequence[str] | None,
+    root: Path,
+) -> tuple[bool, float]:
     """Run the quick-profile notebooks with ``overrides`` on top of the environment (``openblas-unset`` removes
     ``OPENBLAS_CORETYPE``); returns (passed, wall seconds)."""
     env = dict(os.environ)
@@ -93,11 +132,25 @@ def run_variant(name: str, overrides: Mapping[str, str], out_dir: Path, jobs: in
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
     env.update(overrides)
-    cmd = [sys.executable, "-m", "moecl_lib.cli", "notebooks", "--profile", "quick", "--jobs", str(jobs),
-           "--out", str(out_dir / name), "--root", str(root)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "moecl_lib.cli",
+        "notebooks",
+        "--profile",
+        "quick",
+        "--jobs",
+        str(jobs),
+        "--out",
+        str(out_dir / name),
+        "--root",
+        str(root),
+    ]
     if only:
         cmd += ["--only", *only]
-    shown = " ".join(f"{k}={v!r}" for k, v in overrides.items()) or "(environment as is)"
+    shown = (
+        " ".join(f"{k}={v!r}" for k, v in overrides.items()) or "(environment as is)"
+    )
     print(f"== variant {name}: {shown}", flush=True)
     t0 = time.perf_counter()
     rc = subprocess.call(cmd, env=env, cwd=root)
@@ -105,33 +158,57 @@ def run_variant(name: str, overrides: Mapping[str, str], out_dir: Path, jobs: in
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variants", nargs="+", metavar="NAME", help="variants to run (default: all supported)")
-    p.add_argument("--list", action="store_true", help="list the supported variants and exit")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        metavar="NAME",
+        help="variants to run (default: all supported)",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list the supported variants and exit"
+    )
     p.add_argument("--only", nargs="+", metavar="STEM", help="only these chapters")
-    p.add_argument("-j", "--jobs", type=int, default=2, help="notebooks at once (default 2)")
-    p.add_argument("--out", type=Path, default=None, help="scratch folder (default: a temporary folder)")
+    p.add_argument(
+        "-j", "--jobs", type=int, default=2, help="notebooks at once (default 2)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="scratch folder (default: a temporary folder)",
+    )
 
 
-@register("portability", help="run the quick-profile chapter checks under other CPU kernels", configure=_configure)
+@register(
+    "portability",
+    help="run the quick-profile chapter checks under other CPU kernels",
+    configure=_configure,
+)
 def run(args: argparse.Namespace) -> int:
     from moecl_lib.runner import RunnerError, find_repo_root
 
     table = variants()
     if args.list:
         for name, env in table.items():
-            print(f"{name:22s} {' '.join(f'{k}={v!r}' for k, v in env.items()) or '(as is)'}")
+            print(
+                f"{name:22s} {' '.join(f'{k}={v!r}' for k, v in env.items()) or '(as is)'}"
+            )
         return 0
     chosen = args.variants or list(table)
     unknown = [v for v in chosen if v not in table]
     if unknown:
-        raise RunnerError(f"unknown or unsupported variant(s) {unknown}; supported here: {list(table)}")
+        raise RunnerError(
+            f"unknown or unsupported variant(s) {unknown}; supported here: {list(table)}"
+        )
     root = find_repo_root()
     out = args.out or Path(tempfile.mkdtemp(prefix="moecl-portability-"))
     results = []
     for name in chosen:
         ok, dt = run_variant(name, table[name], out, args.jobs, args.only, root)
         results.append((name, ok, dt))
-    print("\nportability matrix (quick profile; each chapter compares its record with notebooks/expected/):")
+    print(
+        "\nportability matrix (quick profile; each chapter compares its record with notebooks/expected/):"
+    )
     for name, ok, dt in results:
         env = " ".join(f"{k}={v}" for k, v in table[name].items()) or "-"
         print(f"  {name:22s} {'pass' if ok else 'FAIL':5s} {dt:7.1f} s   {env}")

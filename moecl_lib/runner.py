@@ -25,10 +25,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 import yaml
 
@@ -81,7 +82,9 @@ def discover_notebooks(notebooks_dir: Path) -> dict[str, Path]:
     """
     if not notebooks_dir.is_dir():
         raise RunnerError(f"notebook folder {notebooks_dir} does not exist")
-    found = sorted(p for p in notebooks_dir.glob("*.ipynb") if not p.name.startswith("."))
+    found = sorted(
+        p for p in notebooks_dir.glob("*.ipynb") if not p.name.startswith(".")
+    )
     return {p.stem: p for p in found}
 
 
@@ -90,7 +93,9 @@ def discover_notebooks(notebooks_dir: Path) -> dict[str, Path]:
 # --------------------------------------------------------------------------------------------------
 
 
-def parse_profiles(text: str, source: str = "profiles.yml") -> dict[str, dict[str, dict[str, Any]]]:
+def parse_profiles(
+    text: str, source: str = "profiles.yml"
+) -> dict[str, dict[str, dict[str, Any]]]:
     """Parse the YAML text of ``profiles.yml`` into ``{stem: {profile: {param: value}}}``.
 
     An empty file (or one holding only comments) gives ``{}``. A stem entry may be empty (``stem:``) and a
@@ -100,11 +105,15 @@ def parse_profiles(text: str, source: str = "profiles.yml") -> dict[str, dict[st
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RunnerError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from None
+        raise RunnerError(
+            f"{source}: not valid YAML: {exc}".replace("\n", " ")
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise RunnerError(f"{source}: top level must be a mapping 'notebook stem -> profiles', got {type(data).__name__}")
+        raise RunnerError(
+            f"{source}: top level must be a mapping 'notebook stem -> profiles', got {type(data).__name__}"
+        )
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for stem, entry in data.items():
         if not isinstance(stem, str):
@@ -113,11 +122,15 @@ def parse_profiles(text: str, source: str = "profiles.yml") -> dict[str, dict[st
             out[stem] = {}
             continue
         if not isinstance(entry, dict):
-            raise RunnerError(f"{source}: entry '{stem}' must be a mapping like 'paper: {{n_runs: 500}}', got {entry!r}")
+            raise RunnerError(
+                f"{source}: entry '{stem}' must be a mapping like 'paper: {{n_runs: 500}}', got {entry!r}"
+            )
         profiles: dict[str, dict[str, Any]] = {}
         for prof, overrides in entry.items():
             if not isinstance(prof, str):
-                raise RunnerError(f"{source}: '{stem}': profile name {prof!r} must be a string")
+                raise RunnerError(
+                    f"{source}: '{stem}': profile name {prof!r} must be a string"
+                )
             if prof == QUICK:
                 raise RunnerError(
                     f"{source}: '{stem}': the '{QUICK}' profile cannot be overridden; it is the notebook's stored "
@@ -126,10 +139,14 @@ def parse_profiles(text: str, source: str = "profiles.yml") -> dict[str, dict[st
             if overrides is None:
                 overrides = {}
             if not isinstance(overrides, dict):
-                raise RunnerError(f"{source}: '{stem}.{prof}' must be a mapping of parameter -> value, got {overrides!r}")
+                raise RunnerError(
+                    f"{source}: '{stem}.{prof}' must be a mapping of parameter -> value, got {overrides!r}"
+                )
             for name in overrides:
                 if not isinstance(name, str) or not name.isidentifier():
-                    raise RunnerError(f"{source}: '{stem}.{prof}': parameter name {name!r} is not a Python identifier")
+                    raise RunnerError(
+                        f"{source}: '{stem}.{prof}': parameter name {name!r} is not a Python identifier"
+                    )
             profiles[prof] = dict(overrides)
         out[stem] = profiles
     return out
@@ -156,7 +173,9 @@ def check_profile(profile: str, profiles: Mapping[str, Mapping[str, Any]]) -> No
     """Raise ``RunnerError`` if ``profile`` is not a known profile name."""
     names = known_profiles(profiles)
     if profile not in names:
-        raise RunnerError(f"unknown profile '{profile}'; known profiles: {', '.join(names)}")
+        raise RunnerError(
+            f"unknown profile '{profile}'; known profiles: {', '.join(names)}"
+        )
 
 
 def resolve_parameters(
@@ -223,7 +242,9 @@ def parameter_names(nb: Mapping[str, Any]) -> list[str] | None:
     return None
 
 
-def check_overrides(stem: str, params: Mapping[str, Any], allowed: Sequence[str] | None) -> None:
+def check_overrides(
+    stem: str, params: Mapping[str, Any], allowed: Sequence[str] | None
+) -> None:
     """Every override must name a variable of the notebook's parameters cell (catches typos in profiles.yml)."""
     if not params:
         return
@@ -260,7 +281,9 @@ def select_stems(available: Sequence[str], only: Sequence[str] | None) -> list[s
     return sorted(wanted)
 
 
-def stale_profile_entries(profiles: Mapping[str, Any], available: Iterable[str]) -> list[str]:
+def stale_profile_entries(
+    profiles: Mapping[str, Any], available: Iterable[str]
+) -> list[str]:
     """profiles.yml keys that match no notebook (probably a typo or a renamed notebook)."""
     avail = set(available)
     return sorted(k for k in profiles if k not in avail)
@@ -285,7 +308,9 @@ def first_code_line(source: str) -> str:
     return "(empty cell)"
 
 
-def source_cell_index(input_nb: Mapping[str, Any], failing_source: str, fallback: int) -> int:
+def source_cell_index(
+    input_nb: Mapping[str, Any], failing_source: str, fallback: int
+) -> int:
     """Index of the failing cell in the *input* notebook (papermill's index counts its injected cell)."""
     for i, cell in enumerate(input_nb.get("cells", [])):
         if cell.get("cell_type") == "code" and _cell_source(cell) == failing_source:
@@ -310,15 +335,24 @@ class CellFailure:
         return int(hits[-1]) if hits else None
 
 
-def failure_from_exception(exc: BaseException, input_nb: Mapping[str, Any] | None = None) -> CellFailure:
+def failure_from_exception(
+    exc: BaseException, input_nb: Mapping[str, Any] | None = None
+) -> CellFailure:
     """Turn a papermill/nbclient exception (or anything else) into a ``CellFailure``."""
-    if all(hasattr(exc, a) for a in ("cell_index", "source", "ename", "evalue")):  # PapermillExecutionError
-        src = str(getattr(exc, "source"))
-        idx = int(getattr(exc, "cell_index"))
+    if all(
+        hasattr(exc, a) for a in ("cell_index", "source", "ename", "evalue")
+    ):  # PapermillExecutionError
+        src = str(exc.source)
+        idx = int(exc.cell_index)
         if input_nb is not None:
             idx = source_cell_index(input_nb, src, idx)
-        return CellFailure(idx, src, str(getattr(exc, "ename")), str(getattr(exc, "evalue")),
-                           [str(t) for t in (getattr(exc, "traceback", None) or [])])
+        return CellFailure(
+            idx,
+            src,
+            str(exc.ename),
+            str(exc.evalue),
+            [str(t) for t in (getattr(exc, "traceback", None) or [])],
+        )
     msg = strip_ansi(str(exc)).strip().splitlines()
     return CellFailure(None, "", type(exc).__name__, msg[-1] if msg else "", [])
 
@@ -331,7 +365,11 @@ def format_failure(stem: str, failure: CellFailure, output: Path | None = None) 
           AssertionError: G_t off by 0.12 > tol 0.05
           full traceback: book/generated/prop4_single_expert.ipynb
     """
-    where = "during execution (no cell)" if failure.cell_index is None else f"cell {failure.cell_index}"
+    where = (
+        "during execution (no cell)"
+        if failure.cell_index is None
+        else f"cell {failure.cell_index}"
+    )
     head = f"FAILED {stem}: {where}"
     if failure.source:
         head += f" `{first_code_line(failure.source)}`"
@@ -375,19 +413,30 @@ def format_value(v: Any) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
-def summary_table(results: Sequence[NotebookResult], elapsed: float | None = None, jobs: int = 1) -> str:
+def summary_table(
+    results: Sequence[NotebookResult], elapsed: float | None = None, jobs: int = 1
+) -> str:
     """Plain-text summary: notebook, profile, status, wall time, total (sum of the notebooks' times); with
     ``elapsed`` and ``jobs > 1`` also the elapsed time of the parallel run."""
     w = max([len("notebook")] + [len(r.stem) for r in results])
-    lines = [f"{'notebook':<{w}}  {'profile':<8}  {'status':<6}  {'wall [s]':>9}", "-" * (w + 31)]
+    lines = [
+        f"{'notebook':<{w}}  {'profile':<8}  {'status':<6}  {'wall [s]':>9}",
+        "-" * (w + 31),
+    ]
     for r in results:
-        lines.append(f"{r.stem:<{w}}  {r.profile:<8}  {'ok' if r.ok else 'FAILED':<6}  {r.seconds:9.1f}")
+        lines.append(
+            f"{r.stem:<{w}}  {r.profile:<8}  {'ok' if r.ok else 'FAILED':<6}  {r.seconds:9.1f}"
+        )
     lines.append("-" * (w + 31))
     n_bad = sum(not r.ok for r in results)
     total = sum(r.seconds for r in results)
-    lines.append(f"{'total (' + str(len(results)) + ' run, ' + str(n_bad) + ' failed)':<{w + 20}}  {total:9.1f}")
+    lines.append(
+        f"{'total (' + str(len(results)) + ' run, ' + str(n_bad) + ' failed)':<{w + 20}}  {total:9.1f}"
+    )
     if elapsed is not None and jobs > 1:
-        lines.append(f"{'elapsed (' + str(jobs) + ' at once)':<{w + 20}}  {elapsed:9.1f}")
+        lines.append(
+            f"{'elapsed (' + str(jobs) + ' at once)':<{w + 20}}  {elapsed:9.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -396,12 +445,21 @@ def _strip_volatile_metadata(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     pm = nb.get("metadata", {}).get("papermill")
     if isinstance(pm, dict):
-        for key in ("start_time", "end_time", "duration", "input_path", "output_path", "environment_variables"):
+        for key in (
+            "start_time",
+            "end_time",
+            "duration",
+            "input_path",
+            "output_path",
+            "environment_variables",
+        ):
             pm.pop(key, None)
     for cell in nb.get("cells", []):
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def execute_one(
@@ -451,11 +509,20 @@ def execute_one(
     return True, ""
 
 
-def _timed_execute(stem: str, src: Path, output: Path, parameters: Mapping[str, Any], root: Path, inplace: bool,
-                   timeout: int | None) -> tuple[bool, str, float]:
+def _timed_execute(
+    stem: str,
+    src: Path,
+    output: Path,
+    parameters: Mapping[str, Any],
+    root: Path,
+    inplace: bool,
+    timeout: int | None,
+) -> tuple[bool, str, float]:
     """:func:`execute_one` plus its wall time (for the parallel runner)."""
     t0 = time.perf_counter()
-    ok, message = execute_one(stem, src, output, parameters, root, inplace=inplace, timeout=timeout)
+    ok, message = execute_one(
+        stem, src, output, parameters, root, inplace=inplace, timeout=timeout
+    )
     return ok, message, time.perf_counter() - t0
 
 
@@ -467,8 +534,13 @@ def record_profile(path: Path, profile: str, parameters: Mapping[str, Any]) -> N
     """Store ``{"profile": ..., "overrides": ...}`` under ``metadata.moecl`` of an executed notebook, so that
     ``moecl book`` can say which profile produced each chapter."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    nb.setdefault("metadata", {})[PROFILE_METADATA_KEY] = {"profile": profile, "overrides": dict(parameters)}
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    nb.setdefault("metadata", {})[PROFILE_METADATA_KEY] = {
+        "profile": profile,
+        "overrides": dict(parameters),
+    }
+    path.write_text(
+        json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def generated_profiles(root: Path) -> dict[str, str]:
@@ -512,12 +584,17 @@ def run_notebooks(
     check_profile(profile, profiles)
     stems = select_stems(list(notebooks), only)
     for stale in stale_profile_entries(profiles, notebooks):
-        print(f"warning: {PROFILES_FILE} has an entry '{stale}' but there is no notebooks/{stale}.ipynb", file=stream)
+        print(
+            f"warning: {PROFILES_FILE} has an entry '{stale}' but there is no notebooks/{stale}.ipynb",
+            file=stream,
+        )
 
     plan: list[tuple[str, dict[str, Any], Path]] = []
     for stem in stems:
         params = resolve_parameters(stem, profile, profiles, extra)
-        check_overrides(stem, params, parameter_names(read_notebook_json(notebooks[stem])))
+        check_overrides(
+            stem, params, parameter_names(read_notebook_json(notebooks[stem]))
+        )
         if inplace:
             output = notebooks[stem]
         else:
@@ -525,35 +602,72 @@ def run_notebooks(
             output = (base if base.is_absolute() else root / base) / f"{stem}.ipynb"
         plan.append((stem, params, output))
 
-    dest = "in place" if inplace else str((out_dir or GENERATED_DIR))
-    print(f"moecl notebooks: profile={profile}, {len(plan)} notebook(s), output -> {dest}", file=stream, flush=True)
+    dest = "in place" if inplace else str(out_dir or GENERATED_DIR)
+    print(
+        f"moecl notebooks: profile={profile}, {len(plan)} notebook(s), output -> {dest}",
+        file=stream,
+        flush=True,
+    )
     results: list[NotebookResult] = []
     t_start = time.perf_counter()
     env_backup = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
-    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silence debugpy's frozen-modules warning in kernels
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = (
+        "1"  # silence debugpy's frozen-modules warning in kernels
+    )
 
     def shown(params: Mapping[str, Any]) -> str:
-        return ", ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "stored parameters"
+        return (
+            ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
+            or "stored parameters"
+        )
 
-    def finish(i: int, stem: str, params: dict[str, Any], output: Path, ok: bool, message: str, dt: float) -> bool:
+    def finish(
+        i: int,
+        stem: str,
+        params: dict[str, Any],
+        output: Path,
+        ok: bool,
+        message: str,
+        dt: float,
+    ) -> bool:
         """Record one result and print it; returns True when the run should stop (fail-fast)."""
         results.append(NotebookResult(stem, profile, params, output, dt, ok, message))
         if ok and not inplace:
             record_profile(output, profile, params)
         if ok:
-            print(f"    ok  {dt:.1f} s -> {_rel(output, root)}" + (f"  [{i}/{len(plan)}] {stem}" if jobs > 1 else ""),
-                  file=stream, flush=True)
+            print(
+                f"    ok  {dt:.1f} s -> {_rel(output, root)}"
+                + (f"  [{i}/{len(plan)}] {stem}" if jobs > 1 else ""),
+                file=stream,
+                flush=True,
+            )
             return False
-        print(f"    {message.replace(chr(10), chr(10) + '    ')}", file=stream, flush=True)
+        print(
+            f"    {message.replace(chr(10), chr(10) + '    ')}", file=stream, flush=True
+        )
         return fail_fast
 
     try:
         if jobs <= 1:
             for i, (stem, params, output) in enumerate(plan, 1):
-                print(f"[{i}/{len(plan)}] {stem} ({shown(params)}) ...", file=stream, flush=True)
+                print(
+                    f"[{i}/{len(plan)}] {stem} ({shown(params)}) ...",
+                    file=stream,
+                    flush=True,
+                )
                 t0 = time.perf_counter()
-                ok, message = execute_one(stem, notebooks[stem], output, params, root, inplace=inplace, timeout=timeout)
-                if finish(i, stem, params, output, ok, message, time.perf_counter() - t0):
+                ok, message = execute_one(
+                    stem,
+                    notebooks[stem],
+                    output,
+                    params,
+                    root,
+                    inplace=inplace,
+                    timeout=timeout,
+                )
+                if finish(
+                    i, stem, params, output, ok, message, time.perf_counter() - t0
+                ):
                     break
         else:
             # independent notebooks in parallel kernels: each keeps its own seeds and single-threaded torch, so the
@@ -561,9 +675,23 @@ def run_notebooks(
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 futures = {}
                 for i, (stem, params, output) in enumerate(plan, 1):
-                    print(f"[{i}/{len(plan)}] {stem} ({shown(params)}) queued", file=stream, flush=True)
-                    futures[pool.submit(_timed_execute, stem, notebooks[stem], output, params, root, inplace,
-                                        timeout)] = (i, stem, params, output)
+                    print(
+                        f"[{i}/{len(plan)}] {stem} ({shown(params)}) queued",
+                        file=stream,
+                        flush=True,
+                    )
+                    futures[
+                        pool.submit(
+                            _timed_execute,
+                            stem,
+                            notebooks[stem],
+                            output,
+                            params,
+                            root,
+                            inplace,
+                            timeout,
+                        )
+                    ] = (i, stem, params, output)
                 for fut in as_completed(futures):
                     i, stem, params, output = futures[fut]
                     ok, message, dt = fut.result()
@@ -578,7 +706,11 @@ def run_notebooks(
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
         else:
             os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = env_backup
-    print("\n" + summary_table(results, time.perf_counter() - t_start, jobs), file=stream, flush=True)
+    print(
+        "\n" + summary_table(results, time.perf_counter() - t_start, jobs),
+        file=stream,
+        flush=True,
+    )
     failed = [r for r in results if not r.ok]
     if failed:
         print("\n" + "\n".join(r.message for r in failed), file=stream, flush=True)
@@ -641,7 +773,7 @@ def missing_generated(root: Path) -> list[str]:
     missing = []
     for entry in toc_files(toc):
         if entry.startswith("generated/"):
-            stem = entry[len("generated/"):]
+            stem = entry[len("generated/") :]
             stem = stem[: -len(".ipynb")] if stem.endswith(".ipynb") else stem
             if not (root / GENERATED_DIR / f"{stem}.ipynb").is_file():
                 missing.append(stem)
@@ -680,7 +812,9 @@ def check_book_inputs(root: Path) -> None:
             "(or `make book`, which does both)"
         )
     missing = missing_generated(root)
-    no_source = [m for m in missing if not (root / "notebooks" / f"{m}.ipynb").is_file()]
+    no_source = [
+        m for m in missing if not (root / "notebooks" / f"{m}.ipynb").is_file()
+    ]
     if no_source:
         raise RunnerError(
             f"book/_toc.yml lists generated/{no_source[0]} but notebooks/{no_source[0]}.ipynb does not exist "

@@ -23,9 +23,11 @@ from moecl_lib.claims.record import Record, record_from_notebook
 from moecl_lib.claims.rule import MARGIN, VERDICTS, reading_line
 
 COLUMNS = ("id", "kind", "claim", "source", "chapter", "rule")
-KINDS = {"paper": "Claims of the paper (Li et al., ICLR 2025)",
-         "baseline": "Claims of the Expert Gate paper (Aljundi et al., CVPR 2017)",
-         "companion": "Findings of this companion (not claims of either paper)"}
+KINDS = {
+    "paper": "Claims of the paper (Li et al., ICLR 2025)",
+    "baseline": "Claims of the Expert Gate paper (Aljundi et al., CVPR 2017)",
+    "companion": "Findings of this companion (not claims of either paper)",
+}
 PENDING = "pending"
 GENERATED = Path("generated") / "_status_table.md"
 """Where the rendered page body is written, relative to ``book/``."""
@@ -38,13 +40,19 @@ def load_status(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: header must be {','.join(COLUMNS)}, got {reader.fieldnames}")
+            raise ValueError(
+                f"{path}: header must be {','.join(COLUMNS)}, got {reader.fieldnames}"
+            )
         rows, seen = [], set()
         for line, row in enumerate(reader, start=2):
             if None in row or any(v is None for v in row.values()):
-                raise ValueError(f"{path}:{line}: expected {len(COLUMNS)} fields (quote fields containing commas)")
+                raise ValueError(
+                    f"{path}:{line}: expected {len(COLUMNS)} fields (quote fields containing commas)"
+                )
             if row["kind"] not in KINDS:
-                raise ValueError(f"{path}:{line}: kind {row['kind']!r} must be one of {list(KINDS)}")
+                raise ValueError(
+                    f"{path}:{line}: kind {row['kind']!r} must be one of {list(KINDS)}"
+                )
             if row["id"] in seen:
                 raise ValueError(f"{path}:{line}: duplicate id {row['id']!r}")
             seen.add(row["id"])
@@ -76,8 +84,12 @@ def claim_checks(row: Mapping[str, str], records: Mapping[str, Record]) -> list[
     return [c for c in rec.checks if c.claim == row["id"]] if rec else []
 
 
-def render_status(rows: Sequence[dict[str, str]], records: Mapping[str, Record],
-                  titles: Mapping[str, str] | None = None, profiles: Mapping[str, str] | None = None) -> str:
+def render_status(
+    rows: Sequence[dict[str, str]],
+    records: Mapping[str, Record],
+    titles: Mapping[str, str] | None = None,
+    profiles: Mapping[str, str] | None = None,
+) -> str:
     """Markdown body: provenance of the build, headline counts per kind and setting, the summary table and one
     details section per claim (in CSV order) with the readings of every setting."""
     titles = titles or {}
@@ -87,18 +99,33 @@ def render_status(rows: Sequence[dict[str, str]], records: Mapping[str, Record],
     lines += ["| # | claim | verdict | chapter |", "|---|---|---|---|"]
     for i, r in enumerate(rows, start=1):
         checks = claim_checks(r, records)
-        verdict = "<br>".join(f"{c.setting}: **{c.verdict}**" if c.setting != "-" else f"**{c.verdict}**"
-                              for c in checks) or f"**{PENDING}**"
-        lines.append(f"| [{i}](status-{i}) | {_cell(r['claim'])} | {verdict} | {_link(r['chapter'], titles)} |")
+        verdict = (
+            "<br>".join(
+                f"{c.setting}: **{c.verdict}**"
+                if c.setting != "-"
+                else f"**{c.verdict}**"
+                for c in checks
+            )
+            or f"**{PENDING}**"
+        )
+        lines.append(
+            f"| [{i}](status-{i}) | {_cell(r['claim'])} | {verdict} | {_link(r['chapter'], titles)} |"
+        )
     lines += ["", "## Details", ""]
     for i, r in enumerate(rows, start=1):
-        lines += [f"(status-{i})=", f"### {i}. {' '.join(r['claim'].split())}", "",
-                  f"- **Chapter:** {_link(r['chapter'], titles)}",
-                  f"- **Source:** {' '.join(r['source'].split())}",
-                  f"- **Rule:** {' '.join(r['rule'].split())}"]
+        lines += [
+            f"(status-{i})=",
+            f"### {i}. {' '.join(r['claim'].split())}",
+            "",
+            f"- **Chapter:** {_link(r['chapter'], titles)}",
+            f"- **Source:** {' '.join(r['source'].split())}",
+            f"- **Rule:** {' '.join(r['rule'].split())}",
+        ]
         checks = claim_checks(r, records)
         if not checks:
-            lines.append(f"- **Verdict:** {PENDING} (the chapter's record is missing from this build)")
+            lines.append(
+                f"- **Verdict:** {PENDING} (the chapter's record is missing from this build)"
+            )
         for c in checks:
             where = "" if c.setting == "-" else f" ({c.setting} setting)"
             lines.append(f"- **Verdict{where}:** {c.verdict}")
@@ -107,22 +134,40 @@ def render_status(rows: Sequence[dict[str, str]], records: Mapping[str, Record],
     return "\n".join(lines)
 
 
-def _provenance(rows: Sequence[Mapping[str, str]], records: Mapping[str, Record],
-                profiles: Mapping[str, str]) -> str:
-    used = [records[ch] for ch in dict.fromkeys(r["chapter"] for r in rows) if ch in records]
+def _provenance(
+    rows: Sequence[Mapping[str, str]],
+    records: Mapping[str, Record],
+    profiles: Mapping[str, str],
+) -> str:
+    used = [
+        records[ch] for ch in dict.fromkeys(r["chapter"] for r in rows) if ch in records
+    ]
     if not used:
         return "No chapter record was found in this build: every verdict is pending."
     profs = sorted({profiles.get(rec.chapter, "?") for rec in used})
     cpus = sorted({str(rec.machine.get("cpu", "?")) for rec in used})
     dates = sorted(rec.created[:10] for rec in used if rec.created)
-    envs = sorted({", ".join(f"{k}={v}" for k, v in rec.machine.get("environment", {}).items()) or "default"
-                   for rec in used})
-    span = dates[0] if dates and dates[0] == dates[-1] else (f"{dates[0]} to {dates[-1]}" if dates else "?")
-    return (f"This page was generated from the chapters of this build: profile **{', '.join(profs)}**, run on "
-            f"{span}, CPU {'; '.join(cpus)}, kernel settings {'; '.join(envs)}.")
+    envs = sorted(
+        {
+            ", ".join(f"{k}={v}" for k, v in rec.machine.get("environment", {}).items())
+            or "default"
+            for rec in used
+        }
+    )
+    span = (
+        dates[0]
+        if dates and dates[0] == dates[-1]
+        else (f"{dates[0]} to {dates[-1]}" if dates else "?")
+    )
+    return (
+        f"This page was generated from the chapters of this build: profile **{', '.join(profs)}**, run on "
+        f"{span}, CPU {'; '.join(cpus)}, kernel settings {'; '.join(envs)}."
+    )
 
 
-def _headline(rows: Sequence[Mapping[str, str]], records: Mapping[str, Record]) -> list[str]:
+def _headline(
+    rows: Sequence[Mapping[str, str]], records: Mapping[str, Record]
+) -> list[str]:
     out = []
     for kind, title in KINDS.items():
         mine = [r for r in rows if r["kind"] == kind]
@@ -137,7 +182,9 @@ def _headline(rows: Sequence[Mapping[str, str]], records: Mapping[str, Record]) 
                 per_setting.setdefault("-", Counter())[PENDING] += 1
         parts = []
         for setting, counts in per_setting.items():
-            text = ", ".join(f"{counts[v]} {v}" for v in (*VERDICTS, PENDING) if counts[v])
+            text = ", ".join(
+                f"{counts[v]} {v}" for v in (*VERDICTS, PENDING) if counts[v]
+            )
             parts.append(text if setting == "-" else f"{setting} setting: {text}")
         out.append(f"- **{title}** ({len(mine)}): {'; '.join(parts)}.")
     return out
@@ -146,15 +193,19 @@ def _headline(rows: Sequence[Mapping[str, str]], records: Mapping[str, Record]) 
 def verdict_rule_text() -> str:
     """The verdict rule in words (the margin comes from :data:`moecl_lib.claims.rule.MARGIN`)."""
     m = f"{MARGIN:g}"
-    return (f"A claim is checked through one or more readings, each comparing an estimate with a threshold. A "
-            f"reading **holds** when the estimate is on the claimed side by at least {m} standard errors, "
-            f"**fails** when it is on the other side by at least {m} standard errors, and is **inconclusive** "
-            f"otherwise. A claim is **reproduced** when every reading holds, **partly** reproduced when some "
-            f"hold and some fail, **not reproduced** when some fail and none holds, and **inconclusive** when "
-            f"none fails and some cannot be decided. Each setting gets its own verdict.")
+    return (
+        f"A claim is checked through one or more readings, each comparing an estimate with a threshold. A "
+        f"reading **holds** when the estimate is on the claimed side by at least {m} standard errors, "
+        f"**fails** when it is on the other side by at least {m} standard errors, and is **inconclusive** "
+        f"otherwise. A claim is **reproduced** when every reading holds, **partly** reproduced when some "
+        f"hold and some fail, **not reproduced** when some fail and none holds, and **inconclusive** when "
+        f"none fails and some cannot be decided. Each setting gets its own verdict."
+    )
 
 
-def load_records(book_dir: Path) -> tuple[dict[str, Record], dict[str, str], dict[str, str]]:
+def load_records(
+    book_dir: Path,
+) -> tuple[dict[str, Record], dict[str, str], dict[str, str]]:
     """Records, chapter titles and profiles of the executed notebooks in ``book_dir/generated``."""
     records: dict[str, Record] = {}
     titles: dict[str, str] = {}
@@ -163,7 +214,9 @@ def load_records(book_dir: Path) -> tuple[dict[str, Record], dict[str, str], dic
     for path in sorted(gen.glob("*.ipynb")) if gen.is_dir() else []:
         nb = json.loads(path.read_text(encoding="utf-8"))
         titles[path.stem] = chapter_title(nb, path.stem)
-        profiles[path.stem] = str(nb.get("metadata", {}).get("moecl", {}).get("profile", "quick"))
+        profiles[path.stem] = str(
+            nb.get("metadata", {}).get("moecl", {}).get("profile", "quick")
+        )
         rec = record_from_notebook(nb)
         if rec is not None:
             records[rec.chapter] = rec
@@ -183,19 +236,36 @@ def render_settings_table() -> str:
     from moecl_lib.config import ExperimentConfig
 
     default = ExperimentConfig()
-    names = [f.name for f in dataclasses.fields(ExperimentConfig)
-             if any(f.name in values for values, _ in SETTINGS.values())]
+    names = [
+        f.name
+        for f in dataclasses.fields(ExperimentConfig)
+        if any(f.name in values for values, _ in SETTINGS.values())
+    ]
 
     def t1_rule(per_expert: float | None) -> str:
-        return "$\\lceil M/(\\eta\\sigma_0^{0.25})\\rceil$" if per_expert is None else f"${per_expert:g}\\,M$"
+        return (
+            "$\\lceil M/(\\eta\\sigma_0^{0.25})\\rceil$"
+            if per_expert is None
+            else f"${per_expert:g}\\,M$"
+        )
 
-    lines = ["| option | config default | " + " | ".join(SETTINGS) + " |",
-             "|---|---|" + "---|" * len(SETTINGS)]
+    lines = [
+        "| option | config default | " + " | ".join(SETTINGS) + " |",
+        "|---|---|" + "---|" * len(SETTINGS),
+    ]
     for name in names:
-        vals = [f"`{values.get(name, getattr(default, name))}`" for values, _ in SETTINGS.values()]
-        lines.append(f"| `{name}` | `{getattr(default, name)}` | " + " | ".join(vals) + " |")
-    lines.append("| `T1` | $\\lceil M/(\\eta\\sigma_0^{0.25})\\rceil$ | "
-                 + " | ".join(t1_rule(per) for _, per in SETTINGS.values()) + " |")
+        vals = [
+            f"`{values.get(name, getattr(default, name))}`"
+            for values, _ in SETTINGS.values()
+        ]
+        lines.append(
+            f"| `{name}` | `{getattr(default, name)}` | " + " | ".join(vals) + " |"
+        )
+    lines.append(
+        "| `T1` | $\\lceil M/(\\eta\\sigma_0^{0.25})\\rceil$ | "
+        + " | ".join(t1_rule(per) for _, per in SETTINGS.values())
+        + " |"
+    )
     return "\n".join(lines)
 
 
@@ -208,33 +278,56 @@ def git_commit(root: Path) -> str:
     import subprocess
 
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + (" (with uncommitted changes)" if dirty else "")
 
 
-def render_build_info(records: Mapping[str, Record], titles: Mapping[str, str], profiles: Mapping[str, str],
-                      commit: str) -> str:
+def render_build_info(
+    records: Mapping[str, Record],
+    titles: Mapping[str, str],
+    profiles: Mapping[str, str],
+    commit: str,
+) -> str:
     """Markdown: commit, machine and package versions of the records, and one row per chapter (title, profile,
     wall time, date)."""
     lines = [f"- **Commit:** `{commit}`"]
-    machines = {json.dumps(rec.machine, sort_keys=True): rec.machine for rec in records.values()}
+    machines = {
+        json.dumps(rec.machine, sort_keys=True): rec.machine for rec in records.values()
+    }
     for m in machines.values():
-        env = ", ".join(f"`{k}={v}`" for k, v in m.get("environment", {}).items()) or "none set"
+        env = (
+            ", ".join(f"`{k}={v}`" for k, v in m.get("environment", {}).items())
+            or "none set"
+        )
         versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v)
-        lines += [f"- **CPU:** {m.get('cpu', '?')} ({m.get('cores', '?')} cores); kernel variables: {env}",
-                  f"- **Python** {m.get('python', '?')} on {m.get('platform', '?')}; {versions}"]
+        lines += [
+            f"- **CPU:** {m.get('cpu', '?')} ({m.get('cores', '?')} cores); kernel variables: {env}",
+            f"- **Python** {m.get('python', '?')} on {m.get('platform', '?')}; {versions}",
+        ]
     lines += ["", "| chapter | profile | wall time [s] | run on |", "|---|---|---|---|"]
     total = 0.0
     for chapter, rec in sorted(records.items()):
         wall = rec.wall_time_s
         total += wall or 0.0
         shown = f"{wall:.1f}" if wall is not None else "-"
-        lines.append(f"| {_link(chapter, titles)} | {profiles.get(chapter, '?')} | {shown} | {rec.created[:16]} |")
+        lines.append(
+            f"| {_link(chapter, titles)} | {profiles.get(chapter, '?')} | {shown} | {rec.created[:16]} |"
+        )
     lines.append(f"| **total** | | **{total:.1f}** | |")
     return "\n".join(lines)
 
@@ -243,10 +336,14 @@ def write_status_page(book_dir: str | Path) -> Path:
     """Render ``book_dir/reproduction_status.csv`` with the build's records into ``book_dir/generated/…``."""
     book = Path(book_dir)
     records, titles, profiles = load_records(book)
-    body = render_status(load_status(book / "reproduction_status.csv"), records, titles, profiles)
+    body = render_status(
+        load_status(book / "reproduction_status.csv"), records, titles, profiles
+    )
     out = book / GENERATED
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(verdict_rule_text() + "\n\n## Summary\n\n" + body + "\n", encoding="utf-8")
+    out.write_text(
+        verdict_rule_text() + "\n\n## Summary\n\n" + body + "\n", encoding="utf-8"
+    )
     (book / SETTINGS_TABLE).write_text(render_settings_table() + "\n", encoding="utf-8")
     root = book.resolve().parent
     info = render_build_info(records, titles, profiles, git_commit(root))
@@ -254,7 +351,10 @@ def write_status_page(book_dir: str | Path) -> Path:
     if lock.is_file():
         from moecl_lib.lockfile import lock_hash
 
-        info = f"- **Environment lock** `lock/dev.txt`, sha256 `{lock_hash(lock)}`\n" + info
+        info = (
+            f"- **Environment lock** `lock/dev.txt`, sha256 `{lock_hash(lock)}`\n"
+            + info
+        )
     (book / BUILD_INFO).write_text(info + "\n", encoding="utf-8")
     return out
 

@@ -83,8 +83,11 @@ def make_task_pool(cfg: ExperimentConfig, rng: np.random.Generator) -> TaskPool:
     if cfg.shared_pool:
         W = np.broadcast_to(W, (cfg.n_runs, N, d))
         V = np.broadcast_to(V, (cfg.n_runs, N, d))
-    return TaskPool(W=np.ascontiguousarray(W, dtype=dtype), V=np.ascontiguousarray(V, dtype=dtype),
-                    cluster_of=cluster_of)
+    return TaskPool(
+        W=np.ascontiguousarray(W, dtype=dtype),
+        V=np.ascontiguousarray(V, dtype=dtype),
+        cluster_of=cluster_of,
+    )
 
 
 def sample_tasks(cfg: ExperimentConfig, rng: np.random.Generator) -> IntArray:

@@ -48,7 +48,9 @@ def single_expert_G(t: ArrayLike, r: float, wbar2: float, delta: float) -> Float
     return r**t * wbar2 + (t - 1) / t * (1 - r**t) * delta
 
 
-def single_expert_G_pool(t: ArrayLike, r: float, wbar2: float, delta: float) -> FloatArray:
+def single_expert_G_pool(
+    t: ArrayLike, r: float, wbar2: float, delta: float
+) -> FloatArray:
     """``E[G_t^pool] = r^t wbar2 + (1 - r^t) Delta`` (pool-averaged)."""
     t = _rounds(t)
     return r**t * wbar2 + (1 - r**t) * delta
@@ -62,7 +64,9 @@ def single_expert_F(t: ArrayLike, r: float, wbar2: float, delta: float) -> Float
     """
     t = _rounds(t)
     m = np.where(t >= 2, t - 1, 1.0)  # number of past arrivals (guarded at t = 1)
-    geo = (r - r**t) / (1 - r)  # sum_{tau=1}^{t-1} r^tau = sum_{tau=1}^{t-1} r^(t - tau)
+    geo = (r - r**t) / (
+        1 - r
+    )  # sum_{tau=1}^{t-1} r^tau = sum_{tau=1}^{t-1} r^(t - tau)
     sum_w = m * r**t - geo
     sum_d = m * (1 - r - r**t) + r * geo  # geo - (1 - r) geo
     out = (sum_w * np.asarray(wbar2) + sum_d * np.asarray(delta)) / m

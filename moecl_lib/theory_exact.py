@@ -123,7 +123,9 @@ def haar_projector_sandwich(A: ArrayLike, k: int) -> FloatArray:
     return alpha * A + gamma * np.swapaxes(A, -1, -2) + gamma * tr * np.eye(D)
 
 
-def update_coefficients(d: int, s: int, has_signal: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+def update_coefficients(
+    d: int, s: int, has_signal: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Coefficients ``(rho, a, b)`` of one min-norm update, per task.
 
     ``R = I - P`` is a uniform rank-``(d-s)`` projector in a space of dimension ``D = d-1`` (signal column
@@ -184,7 +186,9 @@ def _task_terms(
     mv = np.einsum("...kd,...nd->...kn", m, V)
     uu = np.sum(W * W, axis=-1)[..., None, :]  # (..., 1, N)
     uv = np.sum(W * V, axis=-1)[..., None, :]
-    Sv = np.swapaxes(S @ np.swapaxes(V, -1, -2)[..., None, :, :], -1, -2)  # (..., K, N, d)
+    Sv = np.swapaxes(
+        S @ np.swapaxes(V, -1, -2)[..., None, :, :], -1, -2
+    )  # (..., K, N, d)
     e = m[..., :, None, :] - om[..., None] * u  # (..., K, N, d)
     eu = mu - om * uu
     ev = mv - om * uv
@@ -223,12 +227,27 @@ def _apply_map(
     """Homogeneous exact update of states ``(omega, m, S)`` (shapes ``(...,)``, ``(..., d)``, ``(..., d, d)``)
     on one task each (``u, v (..., d)``, ``rho, a, b (...,)``); returns ``(m', S')``."""
     tt = _task_terms(
-        omega[..., None], m[..., None, :], S[..., None, :, :], u[..., None, :], v[..., None, :],
-        rho[..., None], a[..., None], b[..., None],
+        omega[..., None],
+        m[..., None, :],
+        S[..., None, :, :],
+        u[..., None, :],
+        v[..., None, :],
+        rho[..., None],
+        a[..., None],
+        b[..., None],
     )
-    Ee, p, r, trPC = (tt[k][..., 0, 0, :] if k != "trPC" else tt[k][..., 0, 0] for k in ("Ee", "p", "r", "trPC"))
+    Ee, p, r, trPC = (
+        tt[k][..., 0, 0, :] if k != "trPC" else tt[k][..., 0, 0]
+        for k in ("Ee", "p", "r", "trPC")
+    )
     m_new = omega[..., None] * u + Ee
-    S_new = a[..., None, None] * S + _outer(u, p) + _outer(p, u) + _outer(v, r) + _outer(r, v)
+    S_new = (
+        a[..., None, None] * S
+        + _outer(u, p)
+        + _outer(p, u)
+        + _outer(v, r)
+        + _outer(r, v)
+    )
     return m_new, _add_identity(S_new, b * trPC)
 
 
@@ -258,10 +277,14 @@ def expected_update(
 
 def _check_s(d: int, s: int) -> None:
     if not (isinstance(s, (int, np.integer)) and 1 <= s < d):
-        _fail(f"s must be an integer with 1 <= s < d (overparameterised), got s={s!r}, d={d}")
+        _fail(
+            f"s must be an integer with 1 <= s < d (overparameterised), got s={s!r}, d={d}"
+        )
 
 
-def _prepare_pool(W: ArrayLike, vhat: ArrayLike | None) -> tuple[FloatArray, FloatArray]:
+def _prepare_pool(
+    W: ArrayLike, vhat: ArrayLike | None
+) -> tuple[FloatArray, FloatArray]:
     W = np.asarray(W, dtype=float)
     if W.ndim < 2:
         _fail(f"W must have shape (..., N, d), got shape {W.shape}")
@@ -272,11 +295,15 @@ def _prepare_pool(W: ArrayLike, vhat: ArrayLike | None) -> tuple[FloatArray, Flo
     else:
         V = np.asarray(vhat, dtype=float)
         if V.shape[-2:] != W.shape[-2:]:
-            _fail(f"vhat must have the shape of W (..., N, d), got {V.shape} vs {W.shape}")
+            _fail(
+                f"vhat must have the shape of W (..., N, d), got {V.shape} vs {W.shape}"
+            )
         V = np.broadcast_to(V, np.broadcast_shapes(V.shape, W.shape)).copy()
         nrm = np.sum(V * V, axis=-1)
         if not np.all((np.abs(nrm - 1.0) < 1e-8) | (nrm == 0.0)):
-            _fail("every vhat row must be a unit vector (signal column) or zero (isotropic columns)")
+            _fail(
+                "every vhat row must be a unit vector (signal column) or zero (isotropic columns)"
+            )
         W = np.broadcast_to(W, V.shape).copy()
     return W, V
 
@@ -292,9 +319,13 @@ def _reduced_pool(W: FloatArray, V: FloatArray) -> tuple[FloatArray, FloatArray]
     """
     d = W.shape[-1]
     A = np.concatenate([W, V], axis=-2)  # (..., 2N, d)
-    _, sv, vt = np.linalg.svd(A, full_matrices=False)  # rows of vt: orthonormal basis of the row space
+    _, sv, vt = np.linalg.svd(
+        A, full_matrices=False
+    )  # rows of vt: orthonormal basis of the row space
     tol = 1e-10 * np.maximum(sv[..., :1], 1e-300)
-    k = max(1, int(np.max(np.sum(sv > tol, axis=-1))))  # common dimension over the batch (a superset is exact)
+    k = max(
+        1, int(np.max(np.sum(sv > tol, axis=-1)))
+    )  # common dimension over the batch (a superset is exact)
     if k >= d:
         return W, V
     basis = np.swapaxes(vt[..., :k, :], -1, -2)  # (..., d, k)
@@ -335,7 +366,11 @@ def single_expert_exact(
     T = int(T)
     if T < 1:
         _fail(f"T must be >= 1, got {T}")
-    q = np.full(N, 1.0 / N) if task_probs is None else np.asarray(task_probs, dtype=float)
+    q = (
+        np.full(N, 1.0 / N)
+        if task_probs is None
+        else np.asarray(task_probs, dtype=float)
+    )
     if q.shape != (N,) or np.any(q < 0) or abs(q.sum() - 1.0) > 1e-9:
         _fail(f"task_probs must be N={N} non-negative numbers summing to 1")
     rho, a, b = update_coefficients(d, s, np.sum(V * V, axis=-1) > 0.5)  # (..., N)
@@ -365,20 +400,36 @@ def single_expert_exact(
     q2 = np.concatenate([q, q])[:, None]  # weights of the rows of [p; r]
     for t in range(1, T + 1):
         trS = np.trace(B, axis1=-2, axis2=-1) + d * c
-        tt = _task_terms(omega, m, B + c[..., None, None] * eye_k, Wc, Vc, rho, a, b, trS=trS)  # (..., K, N, .)
+        tt = _task_terms(
+            omega, m, B + c[..., None, None] * eye_k, Wc, Vc, rho, a, b, trS=trS
+        )  # (..., K, N, .)
         # average over the task of round t
-        m_new = np.einsum("n,...knd->...kd", q, omega[..., None, None] * Wc[..., None, :, :] + tt["Ee"])
+        m_new = np.einsum(
+            "n,...knd->...kd",
+            q,
+            omega[..., None, None] * Wc[..., None, :, :] + tt["Ee"],
+        )
         # sum_n q_n (u p^T + p u^T + v r^T + r v^T) as one product of (k x 4N) and (4N x k) factors
         pr = np.concatenate([tt["p"], tt["r"]], axis=-2)  # (..., K, 2N, k)
-        lhs = np.concatenate([np.broadcast_to(left[..., None, :, :], pr.shape), pr * q2], axis=-2)
-        rhs = np.concatenate([pr * q2, np.broadcast_to(left[..., None, :, :], pr.shape)], axis=-2)
+        lhs = np.concatenate(
+            [np.broadcast_to(left[..., None, :, :], pr.shape), pr * q2], axis=-2
+        )
+        rhs = np.concatenate(
+            [pr * q2, np.broadcast_to(left[..., None, :, :], pr.shape)], axis=-2
+        )
         B_new = np.swapaxes(lhs, -1, -2) @ rhs
         B_new += qa * B
         c_new = qa_s[..., None] * c + np.einsum("n,...n,...kn->...k", q, b, tt["trPC"])
         # the arrival of round t, conditioned on n_t = n (fresh state k = 0 on task n), joins the n-th sum
-        Ee0, p0, r0 = tt["Ee"][..., 0, :, :], tt["p"][..., 0, :, :], tt["r"][..., 0, :, :]
+        Ee0, p0, r0 = (
+            tt["Ee"][..., 0, :, :],
+            tt["p"][..., 0, :, :],
+            tt["r"][..., 0, :, :],
+        )
         m_new[..., 1:, :] += Wc + Ee0
-        B_fresh = np.stack([Wc, Vc, p0, r0], axis=-1) @ np.stack([p0, r0, Wc, Vc], axis=-2)  # u p^T + p u^T + ..
+        B_fresh = np.stack([Wc, Vc, p0, r0], axis=-1) @ np.stack(
+            [p0, r0, Wc, Vc], axis=-2
+        )  # u p^T + p u^T + ..
         B_fresh += a[..., None, None] * B[..., 0:1, :, :]
         B_new[..., 1:, :, :] += B_fresh
         c_new[..., 1:] += a * c[..., 0:1] + b * tt["trPC"][..., 0, :]
@@ -388,20 +439,30 @@ def single_expert_exact(
 
         trS = np.trace(B, axis1=-2, axis2=-1) + d * c
         # E||w_t - w_n||^2 from the unconditional state
-        err_uncond = trS[..., 0, None] - 2 * np.einsum("...nd,...d->...n", Wc, m[..., 0, :]) + wn2
+        err_uncond = (
+            trS[..., 0, None]
+            - 2 * np.einsum("...nd,...d->...n", Wc, m[..., 0, :])
+            + wn2
+        )
         task_error[..., t - 1, :] = err_uncond
         G_pool[..., t - 1] = err_uncond.mean(axis=-1)
         # E||w_t - w_{n_t}||^2 = sum_n q_n rho_n tr(Pi_n C_n) (trace identity of one update)
         self_now = np.einsum("n,...n->...", q, rho * tt["trPC"][..., 0, :])
         self_error[..., t - 1] = self_now
         # sum_{tau <= t} E||w_t - w_{n_tau}||^2
-        agg = trS[..., 1:] - 2 * np.einsum("...nd,...nd->...n", Wc, m[..., 1:, :]) + t * wn2
+        agg = (
+            trS[..., 1:]
+            - 2 * np.einsum("...nd,...nd->...n", Wc, m[..., 1:, :])
+            + t * wn2
+        )
         total = agg @ q
         G[..., t - 1] = total / t
         if t >= 2:
             F[..., t - 1] = (total - self_now - cum_self) / (t - 1)
         cum_self = cum_self + self_now
-    return ExactCurves(G=G, F=F, G_pool=G_pool, task_error=task_error, self_error=self_error)
+    return ExactCurves(
+        G=G, F=F, G_pool=G_pool, task_error=task_error, self_error=self_error
+    )
 
 
 @dataclass(frozen=True)
@@ -442,7 +503,11 @@ def single_expert_limits_exact(
     W, V = _prepare_pool(W, vhat)
     N, d = W.shape[-2:]
     _check_s(d, s)
-    q = np.full(N, 1.0 / N) if task_probs is None else np.asarray(task_probs, dtype=float)
+    q = (
+        np.full(N, 1.0 / N)
+        if task_probs is None
+        else np.asarray(task_probs, dtype=float)
+    )
     if q.shape != (N,) or np.any(q < 0) or abs(q.sum() - 1.0) > 1e-9:
         _fail(f"task_probs must be N={N} non-negative numbers summing to 1")
     rho, a, b = update_coefficients(d, s, np.sum(V * V, axis=-1) > 0.5)
@@ -460,25 +525,47 @@ def single_expert_limits_exact(
     err_old = None
     for _ in range(max_rounds):
         trS = np.trace(B, axis1=-2, axis2=-1) + d * c
-        tt = _task_terms(omega, m, B + c[..., None, None] * eye_k, Wc, Vc, rho, a, b, trS=trS)
+        tt = _task_terms(
+            omega, m, B + c[..., None, None] * eye_k, Wc, Vc, rho, a, b, trS=trS
+        )
         self_err = np.einsum("n,...n->...", q, rho * tt["trPC"][..., 0, :])
         m = np.einsum("n,...knd->...kd", q, Wc[..., None, :, :] + tt["Ee"])
         pr = np.concatenate([tt["p"], tt["r"]], axis=-2)
-        lhs = np.concatenate([np.broadcast_to(left[..., None, :, :], pr.shape), pr * q2], axis=-2)
-        rhs = np.concatenate([pr * q2, np.broadcast_to(left[..., None, :, :], pr.shape)], axis=-2)
+        lhs = np.concatenate(
+            [np.broadcast_to(left[..., None, :, :], pr.shape), pr * q2], axis=-2
+        )
+        rhs = np.concatenate(
+            [pr * q2, np.broadcast_to(left[..., None, :, :], pr.shape)], axis=-2
+        )
         B = np.swapaxes(lhs, -1, -2) @ rhs + qa_s[..., None, None, None] * B
         c = qa_s[..., None] * c + np.einsum("n,...n,...kn->...k", q, b, tt["trPC"])
         trS = np.trace(B, axis1=-2, axis2=-1) + d * c
-        err = trS[..., 0, None] - 2 * np.einsum("...nd,...d->...n", Wc, m[..., 0, :]) + wn2
-        if err_old is not None and np.all(np.abs(err - err_old) <= tol * (1.0 + np.abs(err))):
+        err = (
+            trS[..., 0, None]
+            - 2 * np.einsum("...nd,...d->...n", Wc, m[..., 0, :])
+            + wn2
+        )
+        if err_old is not None and np.all(
+            np.abs(err - err_old) <= tol * (1.0 + np.abs(err))
+        ):
             G = err @ q
-            return ExactLimits(G=G, F=G - self_err, G_pool=err.mean(axis=-1), task_error=err, self_error=self_err)
+            return ExactLimits(
+                G=G,
+                F=G - self_err,
+                G_pool=err.mean(axis=-1),
+                task_error=err,
+                self_error=self_err,
+            )
         err_old = err
-    _fail(f"single_expert_limits_exact did not converge in max_rounds={max_rounds} rounds")
+    _fail(
+        f"single_expert_limits_exact did not converge in max_rounds={max_rounds} rounds"
+    )
     raise AssertionError  # unreachable
 
 
-def single_expert_exact_for_pool(pool: Any, s: int, T: int, runs: ArrayLike | None = None) -> ExactCurves:
+def single_expert_exact_for_pool(
+    pool: Any, s: int, T: int, runs: ArrayLike | None = None
+) -> ExactCurves:
     """:func:`single_expert_exact` for the pools of a simulation (``SimulationResult.pool``, a ``TaskPool``).
 
     Returns curves with a leading run axis, shape ``(len(runs), T)`` (all runs if ``runs`` is None), so that a
@@ -489,10 +576,21 @@ def single_expert_exact_for_pool(pool: Any, s: int, T: int, runs: ArrayLike | No
     W = np.asarray(pool.W, dtype=float)
     vh = unit_signal_directions(pool)
     V = np.zeros_like(W) if vh is None else vh
-    idx = np.arange(W.shape[0]) if runs is None else np.asarray(runs, dtype=int).reshape(-1)
-    if np.array_equal(W, np.broadcast_to(W[:1], W.shape)) and np.array_equal(V, np.broadcast_to(V[:1], V.shape)):
+    idx = (
+        np.arange(W.shape[0])
+        if runs is None
+        else np.asarray(runs, dtype=int).reshape(-1)
+    )
+    if np.array_equal(W, np.broadcast_to(W[:1], W.shape)) and np.array_equal(
+        V, np.broadcast_to(V[:1], V.shape)
+    ):
         one = single_expert_exact(W[0], None if vh is None else V[0], s, T)
-        return ExactCurves(**{f: np.broadcast_to(x, (idx.size,) + x.shape).copy() for f, x in one.__dict__.items()})
+        return ExactCurves(
+            **{
+                f: np.broadcast_to(x, (idx.size,) + x.shape).copy()
+                for f, x in one.__dict__.items()
+            }
+        )
     return single_expert_exact(W[idx], None if vh is None else V[idx], s, T)
 
 
@@ -529,7 +627,9 @@ def moe_exact_given_routing(
     tasks = np.asarray(tasks)
     experts = np.asarray(experts)
     if tasks.shape != experts.shape or tasks.ndim not in (1, 2):
-        _fail(f"tasks and experts must have the same shape (T,) or (R, T), got {tasks.shape}, {experts.shape}")
+        _fail(
+            f"tasks and experts must have the same shape (T,) or (R, T), got {tasks.shape}, {experts.shape}"
+        )
     squeeze = tasks.ndim == 1
     if squeeze:
         tasks = tasks[None]
@@ -543,24 +643,38 @@ def moe_exact_given_routing(
     M = int(M)
     if M < 1:
         _fail(f"M must be >= 1, got {M}")
-    if not (np.issubdtype(tasks.dtype, np.integer) and tasks.min() >= 0 and tasks.max() < N):
+    if not (
+        np.issubdtype(tasks.dtype, np.integer) and tasks.min() >= 0 and tasks.max() < N
+    ):
         _fail(f"tasks must be integers in [0, N={N})")
-    if not (np.issubdtype(experts.dtype, np.integer) and experts.min() >= 0 and experts.max() < M):
+    if not (
+        np.issubdtype(experts.dtype, np.integer)
+        and experts.min() >= 0
+        and experts.max() < M
+    ):
         _fail(f"experts must be integers in [0, M={M})")
     pe: NDArray[np.int64] | None = None
     if pool_experts is not None:
         pe = np.asarray(pool_experts)
         if pe.ndim == 1:
             pe = np.broadcast_to(pe, (Rr, T, N))
-        elif pe.ndim == 2 and pe.shape == (Rr, N) and not (pe.shape == (T, N) and squeeze):
+        elif (
+            pe.ndim == 2
+            and pe.shape == (Rr, N)
+            and not (pe.shape == (T, N) and squeeze)
+        ):
             pe = np.broadcast_to(pe[:, None, :], (Rr, T, N))
         elif pe.ndim == 2 and pe.shape == (T, N):
             pe = np.broadcast_to(pe[None], (Rr, T, N))
         if pe.shape != (Rr, T, N) or pe.min() < 0 or pe.max() >= M:
-            _fail(f"pool_experts must be expert indices in [0, M={M}) of shape (N,), (R, N), (T, N) or (R, T, N)")
+            _fail(
+                f"pool_experts must be expert indices in [0, M={M}) of shape (N,), (R, N), (T, N) or (R, T, N)"
+            )
 
     rho, a, b = update_coefficients(d, s, np.sum(V0 * V0, axis=-1) > 0.5)  # (R, N)
-    Wc, Vc = _reduced_pool(W0, V0)  # exact reduction to span(W, V): S = Bs B Bs^T + c I_d
+    Wc, Vc = _reduced_pool(
+        W0, V0
+    )  # exact reduction to span(W, V): S = Bs B Bs^T + c I_d
     k = Wc.shape[-1]
     mean = np.zeros((Rr, M, k))
     B = np.zeros((Rr, M, k, k))
@@ -568,7 +682,9 @@ def moe_exact_given_routing(
     counts = np.zeros((Rr, M, N))
     last_expert = np.zeros((Rr, N), dtype=int)
     wn2 = np.sum(W0 * W0, axis=-1)  # (R, N)
-    err = np.repeat(wn2[:, None, :], M, axis=1)  # E||w_t^{(m)} - w_n||^2, (R, M, N); only row m_t changes
+    err = np.repeat(
+        wn2[:, None, :], M, axis=1
+    )  # E||w_t^{(m)} - w_n||^2, (R, M, N); only row m_t changes
     ones = np.ones((Rr, 1))
     ar = np.arange(Rr)
     eye_k = np.eye(k)
@@ -588,14 +704,28 @@ def moe_exact_given_routing(
         v = Vc[ar, n_t][:, None, :]
         a_t = a[ar, n_t]
         tt = _task_terms(
-            ones, mean[ar, m_t][:, None, :], (B_old + c_old[:, None, None] * eye_k)[:, None],
-            u, v, rho[ar, n_t][:, None], a_t[:, None], b[ar, n_t][:, None],
+            ones,
+            mean[ar, m_t][:, None, :],
+            (B_old + c_old[:, None, None] * eye_k)[:, None],
+            u,
+            v,
+            rho[ar, n_t][:, None],
+            a_t[:, None],
+            b[ar, n_t][:, None],
             trS=(np.trace(B_old, axis1=-2, axis2=-1) + d * c_old)[:, None],
         )
-        Ee, p, r, trPC = tt["Ee"][:, 0, 0], tt["p"][:, 0, 0], tt["r"][:, 0, 0], tt["trPC"][:, 0, 0]
+        Ee, p, r, trPC = (
+            tt["Ee"][:, 0, 0],
+            tt["p"][:, 0, 0],
+            tt["r"][:, 0, 0],
+            tt["trPC"][:, 0, 0],
+        )
         u, v = u[:, 0], v[:, 0]
         m_new = u + Ee
-        B_new = np.stack([u, v, p, r], axis=-1) @ np.stack([p, r, u, v], axis=-2) + a_t[:, None, None] * B_old
+        B_new = (
+            np.stack([u, v, p, r], axis=-1) @ np.stack([p, r, u, v], axis=-2)
+            + a_t[:, None, None] * B_old
+        )
         c_new = a_t * c_old + b[ar, n_t] * trPC
         mean[ar, m_t] = m_new
         B[ar, m_t] = B_new
@@ -616,10 +746,14 @@ def moe_exact_given_routing(
             sel = pe[:, t - 1, :]
         else:
             sel = last_expert
-        task_error[:, t - 1, :] = np.take_along_axis(err, sel[:, None, :], axis=1)[:, 0, :]
+        task_error[:, t - 1, :] = np.take_along_axis(err, sel[:, None, :], axis=1)[
+            :, 0, :
+        ]
         if pe is not None:
             G_pool[:, t - 1] = task_error[:, t - 1, :].mean(axis=-1)
-    out = ExactCurves(G=G, F=F, G_pool=G_pool, task_error=task_error, self_error=self_error)
+    out = ExactCurves(
+        G=G, F=F, G_pool=G_pool, task_error=task_error, self_error=self_error
+    )
     if squeeze:
         out = ExactCurves(**{k: v[0] for k, v in out.__dict__.items()})
     return out

@@ -94,7 +94,11 @@ def update_factor(d: int, s: int, signal: bool) -> float:
     ``(d-s)/d`` (= ``r = 1 - s/d``) for isotropic columns; ``(d-s)/(d-1)`` for a Definition-1 round (one signal
     column), acting on the error component orthogonal to the task's signal direction.
     """
-    if not (isinstance(d, (int, np.integer)) and isinstance(s, (int, np.integer)) and 1 <= s < d):
+    if not (
+        isinstance(d, (int, np.integer))
+        and isinstance(s, (int, np.integer))
+        and 1 <= s < d
+    ):
         raise ConfigError(f"need integers 1 <= s < d, got d={d!r}, s={s!r}")
     return (d - s) / (d - 1) if signal else (d - s) / d
 
@@ -123,12 +127,16 @@ def balanced_expert_sets(n_experts: int, cluster_of: ArrayLike) -> IntArray:
     cluster_of = np.asarray(cluster_of)
     K = int(cluster_of.max()) + 1
     if n_experts < K:
-        raise ConfigError(f"n_experts={n_experts} must be >= the number of clusters K={K} for a specialised routing")
+        raise ConfigError(
+            f"n_experts={n_experts} must be >= the number of clusters K={K} for a specialised routing"
+        )
     return np.arange(n_experts) % K
 
 
 def selection_probabilities(
-    expert_cluster: ArrayLike, cluster_of: ArrayLike, task_probs: ArrayLike | None = None
+    expert_cluster: ArrayLike,
+    cluster_of: ArrayLike,
+    task_probs: ArrayLike | None = None,
 ) -> FloatArray:
     """``P[n, m]``: probability that a round brings task ``n`` and sends it to expert ``m`` (specialised routing).
 
@@ -138,11 +146,17 @@ def selection_probabilities(
     ec = np.asarray(expert_cluster)
     cluster_of = np.asarray(cluster_of)
     N = cluster_of.shape[-1]
-    q = np.full(N, 1.0 / N) if task_probs is None else np.asarray(task_probs, dtype=float)
+    q = (
+        np.full(N, 1.0 / N)
+        if task_probs is None
+        else np.asarray(task_probs, dtype=float)
+    )
     member = (ec[..., None, :] == cluster_of[..., :, None]).astype(float)  # (..., N, M)
     size = member.sum(axis=-1, keepdims=True)
     if np.any(size == 0):
-        raise ConfigError("every task's cluster needs at least one expert in a specialised routing")
+        raise ConfigError(
+            "every task's cluster needs at least one expert in a specialised routing"
+        )
     return q[..., :, None] * member / size
 
 
@@ -150,8 +164,13 @@ def selection_probabilities(
 # Single-task experts: closed forms
 # ----------------------------------------------------------------------------------------------------------------
 def specialised_error(
-    k: ArrayLike, p: ArrayLike, rho: float, err0: ArrayLike, err0_perp: ArrayLike,
-    cross: ArrayLike = 0.0, target_gap: ArrayLike = 0.0,
+    k: ArrayLike,
+    p: ArrayLike,
+    rho: float,
+    err0: ArrayLike,
+    err0_perp: ArrayLike,
+    cross: ArrayLike = 0.0,
+    target_gap: ArrayLike = 0.0,
 ) -> FloatArray:
     """``E||w_{t0+k} - u||^2`` for an expert that only learns task ``n`` from ``t0`` on (updated w.p. ``p`` per round).
 
@@ -170,8 +189,11 @@ def specialised_error(
     p = np.asarray(p, dtype=float)
     none = (1.0 - p) ** k
     a = specialised_decay_rate(p, rho) ** k
-    return (none * np.asarray(err0) + (a - none) * (np.asarray(err0_perp) + 2.0 * np.asarray(cross))
-            + (1.0 - none) * np.asarray(target_gap))
+    return (
+        none * np.asarray(err0)
+        + (a - none) * (np.asarray(err0_perp) + 2.0 * np.asarray(cross))
+        + (1.0 - none) * np.asarray(target_gap)
+    )
 
 
 @dataclass(frozen=True)
@@ -200,7 +222,9 @@ def _batch(x: ArrayLike, ndim: int, name: str) -> FloatArray:
     if a.ndim == ndim - 1:
         a = a[None]
     if a.ndim != ndim:
-        raise ConfigError(f"{name} must have {ndim - 1} or {ndim} (batched) dimensions, got shape {np.shape(x)}")
+        raise ConfigError(
+            f"{name} must have {ndim - 1} or {ndim} (batched) dimensions, got shape {np.shape(x)}"
+        )
     return a
 
 
@@ -261,15 +285,20 @@ def post_specialisation_curves(
         method = "closed_form" if singletons else "recursion"
     if method == "closed_form":
         if not singletons:
-            raise ConfigError("method='closed_form' needs singleton clusters (one task per expert set)")
+            raise ConfigError(
+                "method='closed_form' needs singleton clusters (one task per expert set)"
+            )
         return _post_closed_form(w0, W, V, s, t0, T, ec, C, S0, p)
     if method == "recursion":
         if V is not None:
             raise ConfigError(
                 "the scalar recursion is exact for isotropic columns only (vhat=None); for clustered experts under "
-                "Definition 1 use theory_exact.moe_exact_given_routing on a realised routing")
+                "Definition 1 use theory_exact.moe_exact_given_routing on a realised routing"
+            )
         return _post_recursion(w0, W, s, t0, T, ec, C, S0, p, cl)
-    raise ConfigError(f"method={method!r} must be one of ['auto', 'closed_form', 'recursion']")
+    raise ConfigError(
+        f"method={method!r} must be one of ['auto', 'closed_form', 'recursion']"
+    )
 
 
 def _post_closed_form(w0, W, V, s, t0, T, ec, C, S0, p) -> PostSpecialisation:
@@ -306,7 +335,11 @@ def _post_closed_form(w0, W, V, s, t0, T, ec, C, S0, p) -> PostSpecialisation:
     none = (1 - pp) ** kk
     a = 1 - pp * (1 - rr)
     ak = a**kk
-    pre = (none * c1[:, :, None] + (ak - none) * c2[:, :, None] + (1 - none) * c3[:, :, None]).sum(1)
+    pre = (
+        none * c1[:, :, None]
+        + (ak - none) * c2[:, :, None]
+        + (1 - none) * c3[:, :, None]
+    ).sum(1)
     # E[K rho^K] = k p rho a^(k-1)   and   E[sum_{j<=K} rho^j] = rho (1 - a^k) / (1 - rho)
     post = (kk * pp * rr * a ** np.maximum(kk - 1, 0) * perp[:, :, None]).sum(1)
     post_self = (rr / (1 - rr) * (1 - ak) * perp[:, :, None]).sum(1)
@@ -321,9 +354,13 @@ def _post_recursion(w0, W, s, t0, T, ec, C, S0, p, cl) -> PostSpecialisation:
     pair = ((W[:, :, None, :] - W[:, None, :, :]) ** 2).sum(-1)  # (R, N, N)
     member = (cl[None, :] == np.arange(K)[:, None]).astype(float)  # (K, N)
     qk = member / member.sum(1, keepdims=True)  # uniform task within a cluster
-    g_cluster = np.einsum("kn,rnj->rkj", qk, pair)  # (R, K, N): mean_{n in W_k} ||w_n - w_j||^2
+    g_cluster = np.einsum(
+        "kn,rnj->rkj", qk, pair
+    )  # (R, K, N): mean_{n in W_k} ||w_n - w_j||^2
     ecc = np.where(ec >= 0, ec, 0)
-    g = np.take_along_axis(g_cluster, ecc[:, :, None], axis=1)  # (R, M, N) target of each expert
+    g = np.take_along_axis(
+        g_cluster, ecc[:, :, None], axis=1
+    )  # (R, M, N) target of each expert
     q_in = qk[ecc]  # (R, M, N): probability of task n given expert m is updated
     p = np.where(ec >= 0, p, 0.0)
     a = 1 - p * (1 - r)
@@ -340,7 +377,9 @@ def _post_recursion(w0, W, s, t0, T, ec, C, S0, p, cl) -> PostSpecialisation:
         live = t <= T
         if not live.any():
             break
-        new = (p[:, :, None] * q_in) * r * D  # arrivals of this round, error right after learning
+        new = (
+            (p[:, :, None] * q_in) * r * D
+        )  # arrivals of this round, error right after learning
         Z = a[:, :, None] * Z + (1 - a[:, :, None]) * g * om + new
         om = om + p[:, :, None] * q_in
         D = a[:, :, None] * D + (1 - a[:, :, None]) * g
@@ -363,7 +402,9 @@ def _assemble(pre, post, post_self, S0, t0, T, valid) -> PostSpecialisation:
     for x in (G, F, pre, post, post_self):
         x[nan] = np.nan
     F[:, 0] = np.nan
-    return PostSpecialisation(G=G, F=F, pre=pre, post=post, post_self=post_self, t0=np.asarray(t0))
+    return PostSpecialisation(
+        G=G, F=F, pre=pre, post=post, post_self=post_self, t0=np.asarray(t0)
+    )
 
 
 def pre_specialisation_residual(
@@ -383,10 +424,17 @@ def pre_specialisation_residual(
     et = np.asarray(expert_task, dtype=int).reshape(-1, C.shape[1])
     et = np.broadcast_to(et, C.shape[:2])
     if np.any((et < 0) & (C.sum(-1) > 0)):
-        raise ConfigError("an expert that learned arrivals before t0 must be assigned a task after t0")
+        raise ConfigError(
+            "an expert that learned arrivals before t0 must be assigned a task after t0"
+        )
     runs = np.arange(C.shape[0])[:, None]
-    wn = np.broadcast_to(W, (C.shape[0],) + W.shape[1:])[runs, np.maximum(et, 0)]  # (R, M, d)
-    gap = ((wn[:, :, None, :] - np.broadcast_to(W, (C.shape[0],) + W.shape[1:])[:, None]) ** 2).sum(-1)
+    wn = np.broadcast_to(W, (C.shape[0],) + W.shape[1:])[
+        runs, np.maximum(et, 0)
+    ]  # (R, M, d)
+    gap = (
+        (wn[:, :, None, :] - np.broadcast_to(W, (C.shape[0],) + W.shape[1:])[:, None])
+        ** 2
+    ).sum(-1)
     return (C * gap).sum((1, 2))
 
 
@@ -412,7 +460,9 @@ def cluster_floor(W: ArrayLike, cluster_of: ArrayLike) -> FloatArray:
     for k in np.unique(cl):
         idx = np.flatnonzero(cl == k)
         Nk = len(idx)
-        total = total + (Nk / N) / Nk**2 * pair[..., idx[:, None], idx[None, :]].sum((-1, -2))
+        total = total + (Nk / N) / Nk**2 * pair[..., idx[:, None], idx[None, :]].sum(
+            (-1, -2)
+        )
     return total
 
 
@@ -427,7 +477,11 @@ def _cluster_batches(W: FloatArray, vhat: ArrayLike | None, cl: IntArray):
     for size in sorted({len(m) for m in members}):
         idx = np.stack([m for m in members if len(m) == size])
         Wk = np.stack([W[..., i, :] for i in idx])
-        Vk = None if vhat is None else np.stack([np.asarray(vhat, dtype=float)[..., i, :] for i in idx])
+        Vk = (
+            None
+            if vhat is None
+            else np.stack([np.asarray(vhat, dtype=float)[..., i, :] for i in idx])
+        )
         yield idx, Wk, Vk
 
 
@@ -455,7 +509,9 @@ def cluster_floors_exact(
     G = np.zeros(W.shape[:-2])
     F = np.zeros(W.shape[:-2])
     for idx, Wk, Vk in _cluster_batches(W, vhat, cl):
-        ex = single_expert_exact(Wk, Vk, s, H)  # leading axis: the clusters of this size
+        ex = single_expert_exact(
+            Wk, Vk, s, H
+        )  # leading axis: the clusters of this size
         g_k = ex.task_error[..., -1, :].mean(-1)
         G = G + (idx.shape[1] / N * g_k).sum(0)
         F = F + (idx.shape[1] / N * (g_k - ex.self_error[..., -1])).sum(0)
@@ -521,9 +577,15 @@ def oracle_moe_exact(
     W = np.asarray(W, dtype=float)
     N, d = W.shape[-2:]
     cl = np.arange(N) if cluster_of is None else np.asarray(cluster_of, dtype=int)
-    ec = balanced_expert_sets(n_experts, cl) if expert_cluster is None else np.asarray(expert_cluster, dtype=int)
+    ec = (
+        balanced_expert_sets(n_experts, cl)
+        if expert_cluster is None
+        else np.asarray(expert_cluster, dtype=int)
+    )
     if ec.shape != (n_experts,):
-        raise ConfigError(f"expert_cluster must have shape (M={n_experts},), got {ec.shape}")
+        raise ConfigError(
+            f"expert_cluster must have shape (M={n_experts},), got {ec.shape}"
+        )
     batch = W.shape[:-2]
     tG = np.zeros(batch + (T,))
     Sself = np.zeros(batch + (T,))
@@ -535,14 +597,22 @@ def oracle_moe_exact(
     labels = np.unique(cl)
     for k in labels:
         if not np.any(ec == k):
-            raise ConfigError(f"cluster {k} has no expert; every cluster needs one (M >= K)")
+            raise ConfigError(
+                f"cluster {k} has no expert; every cluster needs one (M >= K)"
+            )
     for idx, Wk, Vk in _cluster_batches(W, vhat, cl):
-        ex = single_expert_exact(Wk, Vk, s, T)  # (G, ..., T) for the G clusters of this size
+        ex = single_expert_exact(
+            Wk, Vk, s, T
+        )  # (G, ..., T) for the G clusters of this size
         zero = np.zeros(ex.G.shape[:-1] + (1,))
-        KG = np.concatenate([zero, np.arange(1, T + 1) * ex.G], axis=-1)  # K G_K, K = 0..T
+        KG = np.concatenate(
+            [zero, np.arange(1, T + 1) * ex.G], axis=-1
+        )  # K G_K, K = 0..T
         cself = np.concatenate([zero, np.cumsum(ex.self_error, axis=-1)], axis=-1)
         w2 = (Wk**2).sum(-1)  # error of an untouched expert on its tasks
-        terr = np.concatenate([w2[..., None, :], ex.task_error], axis=-2).mean(-1)  # (G, ..., T+1)
+        terr = np.concatenate([w2[..., None, :], ex.task_error], axis=-2).mean(
+            -1
+        )  # (G, ..., T+1)
         for j, members in enumerate(idx):
             k = cl[members[0]]
             size = int((ec == k).sum())
@@ -559,7 +629,9 @@ def oracle_moe_exact(
     with np.errstate(invalid="ignore", divide="ignore"):
         F = (tG - Sself) / (t - 1)
     F[..., 0] = np.nan
-    return OracleCurves(G=G, F=F, G_pool=Gp, G_floor=G_floor, F_floor=F_floor, rate=rates)
+    return OracleCurves(
+        G=G, F=F, G_pool=Gp, G_floor=G_floor, F_floor=F_floor, rate=rates
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -621,7 +693,11 @@ def simulate_specialised(
     cl = pool.cluster_of if task_group is None else np.asarray(task_group, dtype=int)
     if cl.shape != (N,):
         raise ConfigError(f"task_group must have shape (N={N},), got {cl.shape}")
-    ec = balanced_expert_sets(M, cl) if expert_cluster is None else np.asarray(expert_cluster, dtype=int)
+    ec = (
+        balanced_expert_sets(M, cl)
+        if expert_cluster is None
+        else np.asarray(expert_cluster, dtype=int)
+    )
     if ec.shape != (M,):
         raise ConfigError(f"expert_cluster must have shape (M={M},), got {ec.shape}")
     members = [np.flatnonzero(ec == k) for k in range(int(cl.max()) + 1)]
@@ -639,7 +715,9 @@ def simulate_specialised(
     experts = np.empty((R, T), dtype=np.int32)
     tasks = np.empty((R, T), dtype=np.int32)
     w_t0, C_t0, S_t0 = bank.w.copy(), bank.C.copy(), bank.S.copy()
-    for t in tqdm(range(1, T + 1), disable=not progress, desc="forced routing", leave=False):
+    for t in tqdm(
+        range(1, T + 1), disable=not progress, desc="forced routing", leave=False
+    ):
         n = sample_tasks(cfg, rng)
         X, y = sample_rounds(cfg, pool, n, rng)
         if t <= t0:
@@ -656,16 +734,35 @@ def simulate_specialised(
         tasks[:, t - 1] = n
         if t == t0:
             w_t0, C_t0, S_t0 = bank.w.copy(), bank.C.copy(), bank.S.copy()
-    return OracleSimulation(F=F, G=out["G"], G_pool=out["G_pool"], err_new=out["err_new"], experts=experts,
-                            tasks=tasks, expert_cluster=ec, task_group=cl, t0=t0, pool=pool, w_t0=w_t0, counts_t0=C_t0,
-                            self_sum_t0=S_t0, wall_time=time.perf_counter() - start)
+    return OracleSimulation(
+        F=F,
+        G=out["G"],
+        G_pool=out["G_pool"],
+        err_new=out["err_new"],
+        experts=experts,
+        tasks=tasks,
+        expert_cluster=ec,
+        task_group=cl,
+        t0=t0,
+        pool=pool,
+        w_t0=w_t0,
+        counts_t0=C_t0,
+        self_sum_t0=S_t0,
+        wall_time=time.perf_counter() - start,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers for Algorithm-1 results and sweeps
 # ----------------------------------------------------------------------------------------------------------------
-def state_at(weights: ArrayLike, experts: ArrayLike, tasks: ArrayLike, err_new: ArrayLike, t0: ArrayLike,
-             n_tasks: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+def state_at(
+    weights: ArrayLike,
+    experts: ArrayLike,
+    tasks: ArrayLike,
+    err_new: ArrayLike,
+    t0: ArrayLike,
+    n_tasks: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """State after round ``t0`` (per run) of a recorded simulation, for :func:`post_specialisation_curves`.
 
     Args: ``weights`` (R, T, M, d) from ``simulate(..., record_weights=True)``; ``experts``, ``tasks``, ``err_new``
@@ -681,7 +778,15 @@ def state_at(weights: ArrayLike, experts: ArrayLike, tasks: ArrayLike, err_new: 
     upto = np.arange(1, T + 1)[None, :] <= t0[:, None]
     counts = np.zeros((R, M, n_tasks))
     ex, tk = np.asarray(experts), np.asarray(tasks)
-    np.add.at(counts, (np.repeat(runs, T)[upto.ravel()], ex.ravel()[upto.ravel()], tk.ravel()[upto.ravel()]), 1.0)
+    np.add.at(
+        counts,
+        (
+            np.repeat(runs, T)[upto.ravel()],
+            ex.ravel()[upto.ravel()],
+            tk.ravel()[upto.ravel()],
+        ),
+        1.0,
+    )
     self_sum = np.where(upto, np.asarray(err_new), 0.0).sum(1)
     return w_t0, counts, self_sum
 
@@ -698,6 +803,10 @@ def convergence_round(curve: ArrayLike, threshold: float | ArrayLike) -> FloatAr
     thr = np.asarray(threshold, dtype=float)[..., None]
     above = ~(c <= thr)  # NaN counts as above
     T = c.shape[-1]
-    last_above = np.where(above.any(-1), T - 1 - np.argmax(above[..., ::-1], axis=-1), -1)
-    out = (last_above + 2).astype(float)  # round number = index + 1, first index after the last violation
+    last_above = np.where(
+        above.any(-1), T - 1 - np.argmax(above[..., ::-1], axis=-1), -1
+    )
+    out = (last_above + 2).astype(
+        float
+    )  # round number = index + 1, first index after the last violation
     return np.where(last_above >= T - 1, np.nan, out)

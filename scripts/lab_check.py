@@ -57,7 +57,9 @@ def listening_addresses(port: int) -> set[str]:
                 b = bytes.fromhex(addr_hex)[::-1]
                 found.add(socket.inet_ntop(socket.AF_INET, b))
             else:
-                b = b"".join(bytes.fromhex(addr_hex[i:i + 8])[::-1] for i in range(0, 32, 8))
+                b = b"".join(
+                    bytes.fromhex(addr_hex[i : i + 8])[::-1] for i in range(0, 32, 8)
+                )
                 found.add(socket.inet_ntop(socket.AF_INET6, b))
     return found
 
@@ -67,11 +69,19 @@ class Server:
         self.base = f"http://127.0.0.1:{port}"
         self.token = token
 
-    def api(self, method: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
+    def api(
+        self, method: str, path: str, body: dict | None = None, timeout: float = 30
+    ) -> dict:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Authorization": f"token {self.token}",
-                                              "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"token {self.token}",
+                "Content-Type": "application/json",
+            },
+        )
         with urllib.request.urlopen(req, timeout=timeout) as r:
             text = r.read().decode()
         return json.loads(text) if text else {}
@@ -94,7 +104,9 @@ def text_of(outputs: list[dict]) -> str:
     parts = []
     for o in outputs:
         if o.get("output_type") == "stream":
-            parts.append("".join(o["text"]) if isinstance(o["text"], list) else o["text"])
+            parts.append(
+                "".join(o["text"]) if isinstance(o["text"], list) else o["text"]
+            )
         elif o.get("output_type") in ("execute_result", "display_data"):
             t = o.get("data", {}).get("text/plain")
             if t is not None and o.get("output_type") == "execute_result":
@@ -102,16 +114,37 @@ def text_of(outputs: list[dict]) -> str:
     return "".join(parts)
 
 
-def run_cell(ws: websocket.WebSocket, session: str, code: str, timeout: float) -> tuple[str, list[dict]]:
+def run_cell(
+    ws: websocket.WebSocket, session: str, code: str, timeout: float
+) -> tuple[str, list[dict]]:
     """Send one execute_request; collect iopub outputs until the kernel is idle again."""
     msg_id = uuid.uuid4().hex
-    ws.send(json.dumps({
-        "header": {"msg_id": msg_id, "username": "lab-check", "session": session, "msg_type": "execute_request",
-                   "version": "5.3", "date": ""},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
-    }))
+    ws.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "username": "lab-check",
+                    "session": session,
+                    "msg_type": "execute_request",
+                    "version": "5.3",
+                    "date": "",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "buffers": [],
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": True,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                    "stop_on_error": True,
+                },
+            }
+        )
+    )
     outputs: list[dict] = []
     status, idle = None, False
     deadline = time.monotonic() + timeout
@@ -135,7 +168,11 @@ def run_cell(ws: websocket.WebSocket, session: str, code: str, timeout: float) -
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--notebook", default="prop4_single_expert", help="stem of a notebook in notebooks/")
+    ap.add_argument(
+        "--notebook",
+        default="prop4_single_expert",
+        help="stem of a notebook in notebooks/",
+    )
     ap.add_argument("--make", default="make")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per cell")
     args = ap.parse_args()
@@ -144,14 +181,22 @@ def main() -> int:
     env = dict(os.environ, JUPYTER_TOKEN=token)
     log = open(ROOT / ".venv-lab" / "lab-check.log", "w")
     t0 = time.monotonic()
-    proc = subprocess.Popen([*args.make.split(), "lab", f"LAB_PORT={port}"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [*args.make.split(), "lab", f"LAB_PORT={port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = Server(port, token)
     failures: list[str] = []
     try:
         for _ in range(240):
             if proc.poll() is not None:
-                raise RuntimeError(f"make lab exited with {proc.returncode}; see .venv-lab/lab-check.log")
+                raise RuntimeError(
+                    f"make lab exited with {proc.returncode}; see .venv-lab/lab-check.log"
+                )
             try:
                 version = server.api("GET", "/api/status", timeout=2)
                 break
@@ -159,12 +204,16 @@ def main() -> int:
                 time.sleep(0.5)
         else:
             raise RuntimeError("the server did not answer within 120 s")
-        print(f"server up on 127.0.0.1:{port} after {time.monotonic() - t0:.1f} s "
-              f"(connections: {version.get('connections')}, kernels: {version.get('kernels')})")
+        print(
+            f"server up on 127.0.0.1:{port} after {time.monotonic() - t0:.1f} s "
+            f"(connections: {version.get('connections')}, kernels: {version.get('kernels')})"
+        )
         addrs = listening_addresses(port)
         print(f"listening on: {sorted(addrs)}")
         if addrs != {"127.0.0.1"}:
-            failures.append(f"port {port} listens on {sorted(addrs)}, expected 127.0.0.1 only")
+            failures.append(
+                f"port {port} listens on {sorted(addrs)}, expected 127.0.0.1 only"
+            )
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5)
             failures.append("the API answered without the token")
@@ -177,21 +226,40 @@ def main() -> int:
         code_cells = [c for c in cells if c["cell_type"] == "code"]
         specs = server.api("GET", "/api/kernelspecs")
         py3 = specs["kernelspecs"]["python3"]["spec"]
-        print(f"opened {path} through the contents API: {len(code_cells)} code cells; "
-              f"kernel python3 = {py3['argv'][0]} ({py3['display_name']})")
-        sess = server.api("POST", "/api/sessions", {"path": path, "name": path, "type": "notebook",
-                                                    "kernel": {"name": "python3"}})
+        print(
+            f"opened {path} through the contents API: {len(code_cells)} code cells; "
+            f"kernel python3 = {py3['argv'][0]} ({py3['display_name']})"
+        )
+        sess = server.api(
+            "POST",
+            "/api/sessions",
+            {
+                "path": path,
+                "name": path,
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            },
+        )
         kernel_id, session_id = sess["kernel"]["id"], uuid.uuid4().hex
         ws = websocket.create_connection(
             f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={session_id}",
-            header=[f"Authorization: token {token}"], timeout=60)
-        status, out = run_cell(ws, session_id, "import os, sys; print(sys.executable); print(os.getcwd())", 120)
+            header=[f"Authorization: token {token}"],
+            timeout=60,
+        )
+        status, out = run_cell(
+            ws,
+            session_id,
+            "import os, sys; print(sys.executable); print(os.getcwd())",
+            120,
+        )
         exe, cwd = text_of(out).split()
         print(f"kernel: {exe}, working directory {cwd}")
         if Path(exe).parent.parent.resolve() != (ROOT / ".venv").resolve():
             failures.append(f"kernel runs {exe}, not the project's venv")
         if Path(cwd).resolve() != (ROOT / "notebooks").resolve():
-            failures.append(f"kernel runs in {cwd}, not in notebooks/ (nbval's working directory)")
+            failures.append(
+                f"kernel runs in {cwd}, not in notebooks/ (nbval's working directory)"
+            )
 
         pairs = sanitizers()
 
@@ -202,24 +270,36 @@ def main() -> int:
 
         t_run, checked, compared = time.monotonic(), 0, 0
         for i, cell in enumerate(code_cells):
-            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            src = (
+                "".join(cell["source"])
+                if isinstance(cell["source"], list)
+                else cell["source"]
+            )
             status, out = run_cell(ws, session_id, src, args.timeout)
             first = src.strip().splitlines()[0] if src.strip() else ""
             if status != "ok":
                 err = next((o for o in out if o["output_type"] == "error"), {})
-                failures.append(f"cell {i} `{first}` failed: {err.get('ename')}: {err.get('evalue')}")
+                failures.append(
+                    f"cell {i} `{first}` failed: {err.get('ename')}: {err.get('evalue')}"
+                )
                 break
             if first.startswith("# NBVAL_CHECK_OUTPUT"):
                 checked += 1
                 want, got = clean(text_of(cell.get("outputs", []))), clean(text_of(out))
                 compared += len(want)
                 if not want.strip():
-                    failures.append(f"cell {i}: a checked cell without stored text output")
+                    failures.append(
+                        f"cell {i}: a checked cell without stored text output"
+                    )
                 if want != got:
-                    failures.append(f"cell {i}: checked output differs from the stored one:\n--- stored\n{want}\n"
-                                    f"--- via make lab\n{got}")
-        print(f"ran {len(code_cells)} code cells through the kernel in {time.monotonic() - t_run:.1f} s; "
-              f"{checked} checked cells ({compared} characters) equal to the stored outputs")
+                    failures.append(
+                        f"cell {i}: checked output differs from the stored one:\n--- stored\n{want}\n"
+                        f"--- via make lab\n{got}"
+                    )
+        print(
+            f"ran {len(code_cells)} code cells through the kernel in {time.monotonic() - t_run:.1f} s; "
+            f"{checked} checked cells ({compared} characters) equal to the stored outputs"
+        )
         ws.close()
         server.api("DELETE", f"/api/sessions/{sess['id']}")
     except Exception as exc:  # noqa: BLE001 - report, then always stop the server
@@ -236,14 +316,21 @@ def main() -> int:
             proc.wait(timeout=30)
         log.close()
     still = listening_addresses(port)
-    print(f"server stopped (make lab exit status {proc.returncode}); port {port} "
-          f"{'still open: ' + str(sorted(still)) if still else 'closed'}")
+    print(
+        f"server stopped (make lab exit status {proc.returncode}); port {port} "
+        f"{'still open: ' + str(sorted(still)) if still else 'closed'}"
+    )
     if still:
         failures.append(f"port {port} still listening after shutdown")
     if failures:
-        print("LAB CHECK FAILED:\n" + "\n".join(f"  {f}" for f in failures), file=sys.stderr)
+        print(
+            "LAB CHECK FAILED:\n" + "\n".join(f"  {f}" for f in failures),
+            file=sys.stderr,
+        )
         return 1
-    print(f"lab check passed: {args.notebook} ran end to end through make lab on 127.0.0.1")
+    print(
+        f"lab check passed: {args.notebook} ran end to end through make lab on 127.0.0.1"
+    )
     return 0
 
 

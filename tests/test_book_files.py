@@ -20,9 +20,13 @@ def test_toc_entries_exist():
     for entry in toc_files(toc):
         if entry.startswith("generated/"):
             stem = entry.removeprefix("generated/")
-            assert (ROOT / "notebooks" / f"{stem}.ipynb").is_file(), f"toc lists {entry} but notebooks/{stem}.ipynb is missing"
+            assert (ROOT / "notebooks" / f"{stem}.ipynb").is_file(), (
+                f"toc lists {entry} but notebooks/{stem}.ipynb is missing"
+            )
         else:
-            assert any((BOOK / f"{entry}{ext}").is_file() for ext in (".md", ".ipynb", "")), f"toc entry {entry} missing"
+            assert any(
+                (BOOK / f"{entry}{ext}").is_file() for ext in (".md", ".ipynb", "")
+            ), f"toc entry {entry} missing"
 
 
 def test_reproduction_status_schema():
@@ -33,9 +37,13 @@ def test_reproduction_status_schema():
     assert len(rows) > 1
     notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     for i, row in enumerate(rows[1:], start=2):
-        assert len(row) == 6, f"reproduction_status.csv line {i}: {len(row)} fields, expected 6 (quote commas)"
+        assert len(row) == 6, (
+            f"reproduction_status.csv line {i}: {len(row)} fields, expected 6 (quote commas)"
+        )
         claim_id, kind, claim, _source, chapter, rule = row
-        assert claim_id.isidentifier(), f"line {i}: id {claim_id!r} is not an identifier"
+        assert claim_id.isidentifier(), (
+            f"line {i}: id {claim_id!r} is not an identifier"
+        )
         assert kind in {"paper", "baseline", "companion"}, f"line {i}: kind {kind!r}"
         assert claim.strip() and rule.strip(), f"line {i}: empty claim or rule"
         assert chapter in notebooks, f"line {i}: chapter {chapter!r} does not exist"
@@ -48,6 +56,10 @@ def test_config_has_no_cdn_and_no_execution():
     assert cfg["only_build_toc_files"] is True
     sphinx = cfg["sphinx"]["config"]
     assert "://" not in str(sphinx["mathjax_path"])
-    assert "sphinx_thebe" not in sphinx["extensions"], "thebe embeds a CDN URL in every page"
-    assert sphinx["nb_ipywidgets_js"] == {}, "myst-nb would load require.js and the widget manager from a CDN"
+    assert "sphinx_thebe" not in sphinx["extensions"], (
+        "thebe embeds a CDN URL in every page"
+    )
+    assert sphinx["nb_ipywidgets_js"] == {}, (
+        "myst-nb would load require.js and the widget manager from a CDN"
+    )
     assert "http" not in "".join(line.split("#")[0] for line in cfg_text.splitlines())

@@ -15,7 +15,9 @@ from moecl_lib.claims.record import ExpectationError, Record, expected_path
 from moecl_lib.claims.rule import Quantity
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = chapter.Params(n_rounds=8, batch_size=20, max_test=30, seeds=(0, 1), t1_per_expert=1)
+SMALL = chapter.Params(
+    n_rounds=8, batch_size=20, max_test=30, seeds=(0, 1), t1_per_expert=1
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +28,23 @@ def small() -> chapter.Result:
 def test_run_records_quantities_checks_and_configs(small: chapter.Result) -> None:
     names = [q.name for q in small.quantities]
     assert len(names) == len(set(names))
-    for name in ("F_T_single", "F_T_moe", "F_T_router_moe", "F_T_few", "switches_moe", "T2_moe",
-                 "dF_T_single_moe", "dF_T_router_single_few", "dfinal_acc_router_moe_never"):
+    for name in (
+        "F_T_single",
+        "F_T_moe",
+        "F_T_router_moe",
+        "F_T_few",
+        "switches_moe",
+        "T2_moe",
+        "dF_T_single_moe",
+        "dF_T_router_single_few",
+        "dfinal_acc_router_moe_never",
+    ):
         assert name in names, name
     # the single network has no router: no router-view duplicate, no switches, purity or T2
     undefined = ("switches", "purity", "T2", "F_T_router")
-    assert not any(n.endswith("_single") and n.split("_single")[0] in undefined for n in names)
+    assert not any(
+        n.endswith("_single") and n.split("_single")[0] in undefined for n in names
+    )
     assert all(q.n == 2 and q.floor > 0 for q in small.quantities)
     checks = {(c.claim, c.setting): c for c in small.checks}
     assert set(checks) == {("dnn_forgetting", "-"), ("dnn_termination", "-")}
@@ -44,15 +57,32 @@ def test_run_records_quantities_checks_and_configs(small: chapter.Result) -> Non
     back = Record.from_json(rec.to_json())
     assert back.verdicts() == rec.verdicts() and back.params["seeds"] == [0, 1]
     # the terminated MoE froze after T1 = 4 in both seeds, so its routing did not change afterwards
-    assert small.quantity("T2_moe").value >= 5.0 and small.quantity("switches_moe").value == 0.0
+    assert (
+        small.quantity("T2_moe").value >= 5.0
+        and small.quantity("switches_moe").value == 0.0
+    )
     assert "—" in small.summary_table()
 
 
 def _stats(seeds: int, **shift: float) -> dict[str, dict[str, np.ndarray]]:
     """Hand-built per-seed statistics: every learner equal, then ``shift[learner_stat]`` added."""
     rng = np.random.default_rng(0)
-    keys = ("ACC", "BWT", "forgetting", "F_T", "G_T", "ACC_router", "F_T_router", "G_T_router",
-            "final_acc_router", "purity", "switches", "load_entropy", "T2", "wall_time")
+    keys = (
+        "ACC",
+        "BWT",
+        "forgetting",
+        "F_T",
+        "G_T",
+        "ACC_router",
+        "F_T_router",
+        "G_T_router",
+        "final_acc_router",
+        "purity",
+        "switches",
+        "load_entropy",
+        "T2",
+        "wall_time",
+    )
     out = {}
     for learner in ("single", "moe", "never", "few"):
         st = {k: 10.0 + rng.normal(0, 1.0, seeds) for k in keys}
@@ -67,19 +97,36 @@ def _stats(seeds: int, **shift: float) -> dict[str, dict[str, np.ndarray]]:
 
 def test_claim_logic_on_hand_built_seeds() -> None:
     p = chapter.Params(seeds=tuple(range(8)))
-    good = _stats(8, single__F_T=20.0, single__forgetting=20.0, never__switches=10.0,
-                  never__final_acc_router=-20.0)
+    good = _stats(
+        8,
+        single__F_T=20.0,
+        single__forgetting=20.0,
+        never__switches=10.0,
+        never__final_acc_router=-20.0,
+    )
     good["single"]["F_T_router"] = good["single"]["F_T"]
     _, checks = chapter.derive(p, good, {})
     assert [c.verdict for c in checks] == ["reproduced", "reproduced"]
     # the single network forgets LESS (every F_T reading fails); termination does not help
-    bad = _stats(8, moe__F_T=20.0, moe__F_T_router=20.0, moe__forgetting=20.0, few__F_T=20.0,
-                 few__F_T_router=20.0, never__switches=10.0, never__final_acc_router=20.0)
+    bad = _stats(
+        8,
+        moe__F_T=20.0,
+        moe__F_T_router=20.0,
+        moe__forgetting=20.0,
+        few__F_T=20.0,
+        few__F_T_router=20.0,
+        never__switches=10.0,
+        never__final_acc_router=20.0,
+    )
     _, checks = chapter.derive(p, bad, {})
     assert checks[0].verdict == "not reproduced"
-    assert checks[1].verdict == "partly"  # stable and changing without termination hold, helps fails
+    assert (
+        checks[1].verdict == "partly"
+    )  # stable and changing without termination hold, helps fails
     # a terminated router that keeps switching (not frozen) is not stable
-    unstable = _stats(8, moe__switches=5.0, never__switches=10.0, never__final_acc_router=-20.0)
+    unstable = _stats(
+        8, moe__switches=5.0, never__switches=10.0, never__final_acc_router=-20.0
+    )
     _, checks = chapter.derive(p, unstable, {})
     first = checks[1].readings[0]
     assert first.outcome == "fails" and checks[1].verdict == "partly"
@@ -88,7 +135,10 @@ def test_claim_logic_on_hand_built_seeds() -> None:
 def test_eta_sweep_adds_one_reading_per_rate() -> None:
     p = chapter.Params(seeds=tuple(range(6)), eta_sweep=(0.03, 0.3))
     st = _stats(6, never__switches=10.0, never__final_acc_router=-20.0)
-    sweep = {0.03: {"moe": st["moe"], "never": st["never"]}, 0.3: {"moe": st["never"], "never": st["moe"]}}
+    sweep = {
+        0.03: {"moe": st["moe"], "never": st["never"]},
+        0.3: {"moe": st["never"], "never": st["moe"]},
+    }
     qs, checks = chapter.derive(p, st, sweep)
     term = checks[1]
     assert len(term.readings) == 5
@@ -107,16 +157,26 @@ def test_params_accept_lists_and_reject_bad_expert_counts() -> None:
 
 
 def test_stored_expectation_catches_a_moved_quantity(tmp_path: Path) -> None:
-    stored = json.loads(expected_path(chapter.CHAPTER, ROOT).read_text(encoding="utf-8"))
+    stored = json.loads(
+        expected_path(chapter.CHAPTER, ROOT).read_text(encoding="utf-8")
+    )
     assert stored["params"] == json.loads(json.dumps(asdict(chapter.Params())))
-    assert stored["verdicts"] == {"dnn_forgetting [-]": "inconclusive", "dnn_termination [-]": "reproduced"}
+    assert stored["verdicts"] == {
+        "dnn_forgetting [-]": "inconclusive",
+        "dnn_termination [-]": "reproduced",
+    }
     assert all(q["floor"] > 0 for q in stored["quantities"])
     quantities = [Quantity.from_dict(q) for q in stored["quantities"]]
     copy = tmp_path / "expected.json"
     copy.write_text(json.dumps(dict(stored, verdicts={})), encoding="utf-8")
-    assert "within tolerance" in compare(Record(chapter.CHAPTER, stored["params"], quantities, []), copy)
+    assert "within tolerance" in compare(
+        Record(chapter.CHAPTER, stored["params"], quantities, []), copy
+    )
     q = next(q for q in quantities if q.name == "dF_T_single_moe")
     far = q.value + 1.5 * q.tolerance(q) + 0.1
-    moved = [Quantity(x.name, far, x.se, x.n, x.kind, x.floor) if x is q else x for x in quantities]
+    moved = [
+        Quantity(x.name, far, x.se, x.n, x.kind, x.floor) if x is q else x
+        for x in quantities
+    ]
     with pytest.raises(ExpectationError, match="dF_T_single_moe"):
         compare(Record(chapter.CHAPTER, stored["params"], moved, []), copy)

@@ -17,9 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny() -> chapter.Result:
-    params = chapter.Params(split_pairs=[[0, 1], [2, 3], [4, 5]], domain_fmnist_pairs=[[0, 1]],
-                            domain_digit_pairs=[[0, 1], [2, 3]], max_train=30, max_test=30, seeds=[0, 1],
-                            ae_epochs=1, expert_epochs=1, n_target_train=10)
+    params = chapter.Params(
+        split_pairs=[[0, 1], [2, 3], [4, 5]],
+        domain_fmnist_pairs=[[0, 1]],
+        domain_digit_pairs=[[0, 1], [2, 3]],
+        max_train=30,
+        max_test=30,
+        seeds=[0, 1],
+        ae_epochs=1,
+        expert_epochs=1,
+        n_target_train=10,
+    )
     return chapter.run(params)
 
 
@@ -34,17 +42,27 @@ def test_run_records_every_quantity_and_claim(tiny: chapter.Result) -> None:
         assert -1.0 <= tiny.quantity(f"{fam}_rho_rel_ft").value <= 1.0
     assert "mixed_rel_within_minus_across" in names and "split_rel_within" not in names
     claims = {(c.claim, c.setting): len(c.readings) for c in tiny.checks}
-    assert claims == {("eg_gate", "-"): 2, ("eg_accuracy", "-"): 8, ("eg_relatedness", "-"): 5}
+    assert claims == {
+        ("eg_gate", "-"): 2,
+        ("eg_accuracy", "-"): 8,
+        ("eg_relatedness", "-"): 5,
+    }
     # a paired difference is the mean of the per-seed differences
     fr = tiny.families["split"]
     d = fr.per_seed("expert_gate") - fr.per_seed("oracle")
-    assert tiny.quantity("split_eg_minus_oracle").value == pytest.approx(float(d.mean()))
+    assert tiny.quantity("split_eg_minus_oracle").value == pytest.approx(
+        float(d.mean())
+    )
     rec = tiny.record
     assert rec.chapter == "expert_gate_claims" and rec.seeds == [0, 1]
     assert Record.from_json(rec.to_json()).verdicts() == rec.verdicts()
     assert rec.configs["expert_gate"]["ae_epochs"] == 1
     texts = chapter.glue_texts(tiny)
-    assert {"eg_threshold_sentence", "eg_single_models_sentence", "eg_domain_sentence"} <= set(texts)
+    assert {
+        "eg_threshold_sentence",
+        "eg_single_models_sentence",
+        "eg_domain_sentence",
+    } <= set(texts)
     assert all(f"outcome_{r.name}" in texts for c in tiny.checks for r in c.readings)
 
 
@@ -52,10 +70,17 @@ def _quantities(**values: tuple[float, float]) -> list[Quantity]:
     """Quantities for :func:`chapter.claim_checks`: every name it reads, defaults far on the claimed side."""
     base: dict[str, tuple[float, float]] = {}
     for fam in chapter.FAMILIES:
-        base.update({f"{fam}_gate_ae_minus_disc": (1.0, 0.5), f"{fam}_eg_minus_oracle": (-1.0, 0.5),
-                     f"{fam}_eg_minus_joint": (-1.0, 0.5), f"{fam}_eg_minus_finetune": (3.0, 0.5),
-                     f"{fam}_eg_minus_lwf": (2.0, 0.5), f"{fam}_rho_rel_ft": (0.8, 0.1),
-                     f"{fam}_rho_rel_gain": (0.8, 0.1)})
+        base.update(
+            {
+                f"{fam}_gate_ae_minus_disc": (1.0, 0.5),
+                f"{fam}_eg_minus_oracle": (-1.0, 0.5),
+                f"{fam}_eg_minus_joint": (-1.0, 0.5),
+                f"{fam}_eg_minus_finetune": (3.0, 0.5),
+                f"{fam}_eg_minus_lwf": (2.0, 0.5),
+                f"{fam}_rho_rel_ft": (0.8, 0.1),
+                f"{fam}_rho_rel_gain": (0.8, 0.1),
+            }
+        )
     base["mixed_rel_within_minus_across"] = (1.2, 0.1)
     base.update(values)
     return [Quantity(k, v, se, 3) for k, (v, se) in base.items()]
@@ -66,31 +91,55 @@ def _verdicts(qs: list[Quantity]) -> dict[str, str]:
 
 
 def test_claim_logic_on_built_readings() -> None:
-    assert _verdicts(_quantities()) == {"eg_gate": "reproduced", "eg_accuracy": "reproduced",
-                                        "eg_relatedness": "reproduced"}
+    assert _verdicts(_quantities()) == {
+        "eg_gate": "reproduced",
+        "eg_accuracy": "reproduced",
+        "eg_relatedness": "reproduced",
+    }
     # Expert Gate 22 points below its oracle on split: "about the accuracy of" fails there -> partly
-    v = _verdicts(_quantities(split_eg_minus_oracle=(-22.0, 0.5), split_rho_rel_ft=(-0.1, 0.05)))
+    v = _verdicts(
+        _quantities(split_eg_minus_oracle=(-22.0, 0.5), split_rho_rel_ft=(-0.1, 0.05))
+    )
     assert v["eg_accuracy"] == "partly" and v["eg_relatedness"] == "partly"
     # within 5 points but only by 1 s.e.: undecided, and nothing fails -> inconclusive
-    assert _verdicts(_quantities(split_gate_ae_minus_disc=(-4.0, 1.0)))["eg_gate"] == "inconclusive"
+    assert (
+        _verdicts(_quantities(split_gate_ae_minus_disc=(-4.0, 1.0)))["eg_gate"]
+        == "inconclusive"
+    )
     # gate 10 points worse on both families: not reproduced
-    v = _verdicts(_quantities(split_gate_ae_minus_disc=(-10.0, 1.0), mixed_gate_ae_minus_disc=(-10.0, 1.0)))
+    v = _verdicts(
+        _quantities(
+            split_gate_ae_minus_disc=(-10.0, 1.0), mixed_gate_ae_minus_disc=(-10.0, 1.0)
+        )
+    )
     assert v["eg_gate"] == "not reproduced"
 
 
 def test_stored_expectation_catches_a_moved_quantity() -> None:
     path = expected_path("expert_gate_claims", ROOT)
     expected = json.loads(path.read_text(encoding="utf-8"))
-    assert expected["params"] == json.loads(json.dumps(dataclasses.asdict(chapter.Params()), default=list))
+    assert expected["params"] == json.loads(
+        json.dumps(dataclasses.asdict(chapter.Params()), default=list)
+    )
     stored = [Quantity.from_dict(d) for d in expected["quantities"]]
-    assert {q.name for q in stored} >= {"mixed_gate_ae", "split_expert_gate", "mixed_rel_within_minus_across"}
+    assert {q.name for q in stored} >= {
+        "mixed_gate_ae",
+        "split_expert_gate",
+        "mixed_rel_within_minus_across",
+    }
     assert all(q.floor > 0 for q in stored)
     checks = chapter.claim_checks(stored)
     rec = Record("expert_gate_claims", expected["params"], stored, checks)
-    assert rec.verdicts().splitlines() == [f"{k}: {v}" for k, v in expected["verdicts"].items()]
+    assert rec.verdicts().splitlines() == [
+        f"{k}: {v}" for k, v in expected["verdicts"].items()
+    ]
     assert "within tolerance" in compare(rec, path)
-    moved = [dataclasses.replace(q, value=q.value + 3 * q.tolerance(q) + 1)
-             if q.name == "split_expert_gate" else q for q in stored]
+    moved = [
+        dataclasses.replace(q, value=q.value + 3 * q.tolerance(q) + 1)
+        if q.name == "split_expert_gate"
+        else q
+        for q in stored
+    ]
     with pytest.raises(ExpectationError, match="split_expert_gate"):
         compare(Record("expert_gate_claims", expected["params"], moved, checks), path)
 

@@ -18,11 +18,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny() -> chapter.Result:
-    params = chapter.Params(linear_settings=["calibrated"], n_experts_linear=6, T_linear=120, runs_linear=4,
-                            signal_scales=[1.0, 5.0], sweep_runs=3, image_data="digits", T_image=8, batch=10,
-                            max_train=200, max_test=20, n_experts_image=2, image_seeds=[0, 1], window_image=4,
-                            moe={"lr": 0.1, "epochs": 1, "minibatch": 10, "eta": 0.1, "t1_per_expert": 2},
-                            window_linear=40)
+    params = chapter.Params(
+        linear_settings=["calibrated"],
+        n_experts_linear=6,
+        T_linear=120,
+        runs_linear=4,
+        signal_scales=[1.0, 5.0],
+        sweep_runs=3,
+        image_data="digits",
+        T_image=8,
+        batch=10,
+        max_train=200,
+        max_test=20,
+        n_experts_image=2,
+        image_seeds=[0, 1],
+        window_image=4,
+        moe={"lr": 0.1, "epochs": 1, "minibatch": 10, "eta": 0.1, "t1_per_expert": 2},
+        window_linear=40,
+    )
     return chapter.run(params)
 
 
@@ -37,12 +50,18 @@ def test_run_records_every_quantity_and_claim(tiny: chapter.Result) -> None:
     for key in chapter.IMAGE_LEARNERS:
         assert tiny.quantity(f"img_{key}_ACC").n == 2
     # the oracle routes every linear round right and keeps G_T at 0 (task n -> expert n)
-    assert tiny.quantity("lin_calibrated_oracle_route_acc_all").value == pytest.approx(1.0)
-    assert tiny.quantity("lin_calibrated_oracle_G_T").value == pytest.approx(0.0, abs=1e-9)
+    assert tiny.quantity("lin_calibrated_oracle_route_acc_all").value == pytest.approx(
+        1.0
+    )
+    assert tiny.quantity("lin_calibrated_oracle_G_T").value == pytest.approx(
+        0.0, abs=1e-9
+    )
     # paired difference = mean of the per-run differences (run r is the same stream for both routers)
     runs = tiny.linear["calibrated"][1]
     d = runs["gap"].result.G[:, -1] - runs["eg_c0"].result.G[:, -1]
-    assert tiny.quantity("lin_calibrated_G_T_gap_minus_eg").value == pytest.approx(float(np.mean(d)))
+    assert tiny.quantity("lin_calibrated_G_T_gap_minus_eg").value == pytest.approx(
+        float(np.mean(d))
+    )
     claims = {(c.claim, c.setting): len(c.readings) for c in tiny.checks}
     assert claims == {("h2h_linear", "calibrated"): 4, ("h2h_images", "-"): 3}
     rec = tiny.record
@@ -53,19 +72,30 @@ def test_run_records_every_quantity_and_claim(tiny: chapter.Result) -> None:
     texts = chapter.glue_texts(tiny)
     assert "h2h_image_sentence" in texts
     assert all(f"outcome_{r.name}" in texts for c in tiny.checks for r in c.readings)
-    for table in (chapter.linear_table(tiny), chapter.sweep_table(tiny), chapter.image_table(tiny)):
+    for table in (
+        chapter.linear_table(tiny),
+        chapter.sweep_table(tiny),
+        chapter.image_table(tiny),
+    ):
         assert "±" in table or "||v_n||" in table
 
 
-def _linear(s: str, ra: float, dG: float, dF: float, se: float = 0.05) -> list[Quantity]:
-    return [Quantity(f"lin_{s}_route_acc_eg_minus_gap", ra, se, 16),
-            Quantity(f"lin_{s}_G_T_gap_minus_eg", dG, se, 16),
-            Quantity(f"lin_{s}_F_T_gap_minus_eg", dF, se, 16)]
+def _linear(
+    s: str, ra: float, dG: float, dF: float, se: float = 0.05
+) -> list[Quantity]:
+    return [
+        Quantity(f"lin_{s}_route_acc_eg_minus_gap", ra, se, 16),
+        Quantity(f"lin_{s}_G_T_gap_minus_eg", dG, se, 16),
+        Quantity(f"lin_{s}_F_T_gap_minus_eg", dF, se, 16),
+    ]
 
 
 def _image(fgt: float, d_eg: float, d_gap: float, se: float = 1.0) -> list[Quantity]:
-    return [Quantity("img_oracle_forgetting", fgt, 0.3, 3), Quantity("img_oracle_minus_eg_ACC", d_eg, se, 3),
-            Quantity("img_oracle_minus_gap_ACC", d_gap, se, 3)]
+    return [
+        Quantity("img_oracle_forgetting", fgt, 0.3, 3),
+        Quantity("img_oracle_minus_eg_ACC", d_eg, se, 3),
+        Quantity("img_oracle_minus_gap_ACC", d_gap, se, 3),
+    ]
 
 
 def test_claim_logic_on_built_readings() -> None:
@@ -83,25 +113,40 @@ def test_claim_logic_on_built_readings() -> None:
     # the oracle forgets 9 points: "keeps every task" fails while the gaps hold -> partly
     assert chapter.image_check(_image(9.0, 25.0, 18.0)).verdict == "partly"
     # Expert Gate as good as the oracle, the paper's router 3 points below: nothing holds
-    assert chapter.image_check(_image(9.0, -1.0, 3.0, se=0.5)).verdict == "not reproduced"
+    assert (
+        chapter.image_check(_image(9.0, -1.0, 3.0, se=0.5)).verdict == "not reproduced"
+    )
 
 
 def test_stored_expectation_catches_a_moved_quantity() -> None:
     path = expected_path("expert_gate_vs_router", ROOT)
     expected = json.loads(path.read_text(encoding="utf-8"))
-    assert expected["params"] == json.loads(json.dumps(dataclasses.asdict(chapter.Params())))
+    assert expected["params"] == json.loads(
+        json.dumps(dataclasses.asdict(chapter.Params()))
+    )
     stored = [Quantity.from_dict(d) for d in expected["quantities"]]
-    assert {q.name for q in stored} >= {"lin_calibrated_eg_c0_G_T", "img_oracle_ACC",
-                                        "sweep_route_acc_eg_minus_gap"}
+    assert {q.name for q in stored} >= {
+        "lin_calibrated_eg_c0_G_T",
+        "img_oracle_ACC",
+        "sweep_route_acc_eg_minus_gap",
+    }
     assert all(q.floor > 0 or q.kind == "exact" for q in stored)
     checks = chapter.claim_checks(chapter.Params(), stored)
     rec = Record("expert_gate_vs_router", expected["params"], stored, checks)
-    assert rec.verdicts().splitlines() == [f"{k}: {v}" for k, v in expected["verdicts"].items()]
+    assert rec.verdicts().splitlines() == [
+        f"{k}: {v}" for k, v in expected["verdicts"].items()
+    ]
     assert "within tolerance" in compare(rec, path)
-    moved = [dataclasses.replace(q, value=q.value + 3 * q.tolerance(q) + 1)
-             if q.name == "img_eg_ACC" else q for q in stored]
+    moved = [
+        dataclasses.replace(q, value=q.value + 3 * q.tolerance(q) + 1)
+        if q.name == "img_eg_ACC"
+        else q
+        for q in stored
+    ]
     with pytest.raises(ExpectationError, match="img_eg_ACC"):
-        compare(Record("expert_gate_vs_router", expected["params"], moved, checks), path)
+        compare(
+            Record("expert_gate_vs_router", expected["params"], moved, checks), path
+        )
 
 
 def test_params_normalise_and_validate() -> None:

@@ -10,8 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare, estimate, fmt_number, verdict_of
-from moecl_lib.claims.record import ExpectationError, record_from_notebook, write_expected
+from moecl_lib.claims import (
+    ClaimCheck,
+    Quantity,
+    Reading,
+    Record,
+    compare,
+    estimate,
+    fmt_number,
+    verdict_of,
+)
+from moecl_lib.claims.record import (
+    ExpectationError,
+    record_from_notebook,
+    write_expected,
+)
 from moecl_lib.claims.rule import MARGIN, Z_TOLERANCE, reading_line
 
 
@@ -46,7 +59,9 @@ def test_verdict_rule_table():
 def test_estimate_mean_and_standard_error_by_hand():
     q = estimate("G", [1.0, 2.0, 3.0, float("nan")])
     assert q.value == 2.0 and q.n == 3
-    assert q.se == pytest.approx(1.0 / math.sqrt(3))  # sample sd 1 (ddof=1) over sqrt(3)
+    assert q.se == pytest.approx(
+        1.0 / math.sqrt(3)
+    )  # sample sd 1 (ddof=1) over sqrt(3)
 
 
 def test_tolerance_rule():
@@ -70,19 +85,35 @@ def test_format_is_the_same_everywhere():
 
 
 def _record(value: float = 1.0) -> Record:
-    q = [Quantity("G_T", value, se=0.01, n=50), Quantity("tiny", 4e-16, kind="roundoff"),
-         Quantity("pool", 3.0, kind="exact")]
+    q = [
+        Quantity("G_T", value, se=0.01, n=50),
+        Quantity("tiny", 4e-16, kind="roundoff"),
+        Quantity("pool", 3.0, kind="exact"),
+    ]
     c = [ClaimCheck("x", "calibrated", (Reading("r", "G_T >= 0.5", value, 0.5, 0.01),))]
-    return Record("demo", {"n_runs": 50, "seed": 0}, q, c, configs={"a": {"T": np.int64(3)}}, seeds=[0])
+    return Record(
+        "demo",
+        {"n_runs": 50, "seed": 0},
+        q,
+        c,
+        configs={"a": {"T": np.int64(3)}},
+        seeds=[0],
+    )
 
 
 def test_record_roundtrip_and_compare(tmp_path: Path):
     rec = _record()
     back = Record.from_json(rec.to_json())
-    assert back.quantities == rec.quantities and back.checks == rec.checks and back.configs == {"a": {"T": 3}}
+    assert (
+        back.quantities == rec.quantities
+        and back.checks == rec.checks
+        and back.configs == {"a": {"T": 3}}
+    )
     path = write_expected(rec, tmp_path / "demo.json")
     stored = json.loads(path.read_text())
-    assert [q["name"] for q in stored["quantities"]] == ["G_T", "pool"], "round-off is never stored"
+    assert [q["name"] for q in stored["quantities"]] == ["G_T", "pool"], (
+        "round-off is never stored"
+    )
     assert compare(rec, path).startswith("2 recorded quantities within tolerance")
     # a number within 4 combined s.e. passes; a round-off change is ignored
     near = _record(1.0 + 0.05)
@@ -93,7 +124,9 @@ def test_record_roundtrip_and_compare(tmp_path: Path):
 def test_compare_catches_a_moved_value(tmp_path: Path):
     path = write_expected(_record(), tmp_path / "demo.json")
     moved = _record(1.0 + 0.06)  # 0.06 > 4 * hypot(0.01, 0.01) = 0.0566
-    with pytest.raises(ExpectationError, match=r"demo: G_T: stored 1, new 1.06, .* > tolerance 0.0566"):
+    with pytest.raises(
+        ExpectationError, match=r"demo: G_T: stored 1, new 1.06, .* > tolerance 0.0566"
+    ):
         compare(moved, path)
     exact_moved = _record()
     exact_moved.quantities[2] = Quantity("pool", 3.001, kind="exact")
@@ -104,8 +137,13 @@ def test_compare_catches_a_moved_value(tmp_path: Path):
 def test_compare_catches_a_changed_verdict_and_missing_quantity(tmp_path: Path):
     path = write_expected(_record(), tmp_path / "demo.json")
     flipped = _record()
-    flipped.checks[0] = ClaimCheck("x", "calibrated", (Reading("r", "G_T >= 0.5", 0.4, 0.5, 0.01),))
-    with pytest.raises(ExpectationError, match="verdict x \\[calibrated\\]: stored 'reproduced', new 'not reproduced'"):
+    flipped.checks[0] = ClaimCheck(
+        "x", "calibrated", (Reading("r", "G_T >= 0.5", 0.4, 0.5, 0.01),)
+    )
+    with pytest.raises(
+        ExpectationError,
+        match="verdict x \\[calibrated\\]: stored 'reproduced', new 'not reproduced'",
+    ):
         compare(flipped, path)
     missing = _record()
     missing.quantities.pop(0)
@@ -122,11 +160,29 @@ def test_compare_skips_other_parameters(tmp_path: Path):
 
 def test_record_is_read_back_from_a_glued_notebook_output():
     rec = _record()
-    nb = {"cells": [{"cell_type": "code", "outputs": [{
-        "output_type": "display_data",
-        "data": {"application/papermill.record/text/plain": repr(rec.to_json())},
-        "metadata": {"scrapbook": {"name": "moecl_record", "mime_prefix": "application/papermill.record/"}},
-    }]}]}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "outputs": [
+                    {
+                        "output_type": "display_data",
+                        "data": {
+                            "application/papermill.record/text/plain": repr(
+                                rec.to_json()
+                            )
+                        },
+                        "metadata": {
+                            "scrapbook": {
+                                "name": "moecl_record",
+                                "mime_prefix": "application/papermill.record/",
+                            }
+                        },
+                    }
+                ],
+            }
+        ]
+    }
     back = record_from_notebook(nb)
     assert back is not None and back.quantities == rec.quantities
     assert record_from_notebook({"cells": []}) is None

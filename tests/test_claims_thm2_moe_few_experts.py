@@ -20,8 +20,16 @@ EXPECTED = ROOT / "notebooks" / "expected" / f"{chapter.CHAPTER}.json"
 
 @pytest.fixture(scope="module")
 def small() -> chapter.Result:
-    return chapter.run(chapter.Params(T=80, n_runs=60, check_rounds=(2, 10, 80), alg1_T=300, alg1_runs=16,
-                                      alg1_check_rounds=(100, 300)))
+    return chapter.run(
+        chapter.Params(
+            T=80,
+            n_runs=60,
+            check_rounds=(2, 10, 80),
+            alg1_T=300,
+            alg1_runs=16,
+            alg1_check_rounds=(100, 300),
+        )
+    )
 
 
 def test_small_run_quantities_and_check(small):
@@ -30,7 +38,10 @@ def test_small_run_quantities_and_check(small):
     assert len(names) == len(set(names))
     assert small.cluster_of == [0, 0, 0, 1, 1, 1]
     # floors of the shared pool: exact numbers; the MoE floor is below the single expert's
-    g_single, g_moe = rec.quantity("G_floor_single_exact"), rec.quantity("G_floor_moe_exact")
+    g_single, g_moe = (
+        rec.quantity("G_floor_single_exact"),
+        rec.quantity("G_floor_moe_exact"),
+    )
     assert g_single.kind == g_moe.kind == "exact" and 0 < g_moe.value < g_single.value
     # with one cluster the SPEC formula is the single expert's model gap (Prop. 4), (1 - r) times it for F
     g_spec = rec.quantity("G_floor_single_spec").value
@@ -41,17 +52,26 @@ def test_small_run_quantities_and_check(small):
     (check,) = rec.checks
     assert (check.claim, check.setting) == ("thm2", "calibrated")
     out = {r.name: r.outcome for r in check.readings}
-    assert list(out) == ["ideal_floor", "floor_is_gap", "floor_below_single", "alg1_G", "alg1_F",
-                         "alg1_floor"]
+    assert list(out) == [
+        "ideal_floor",
+        "floor_is_gap",
+        "floor_below_single",
+        "alg1_G",
+        "alg1_F",
+        "alg1_floor",
+    ]
     # decisive at this size (margins of 8 s.e. or more)
     for name in ("floor_is_gap", "floor_below_single", "alg1_G", "alg1_F"):
         assert out[name] == "holds", name
     alg1_floor = next(r for r in check.readings if r.name == "alg1_floor")
-    assert "M = 4" in alg1_floor.statement                          # the largest M
+    assert "M = 4" in alg1_floor.statement  # the largest M
     for name in names:
         if name.startswith("agree_"):
             assert rec.quantity(name).value < 1.0, name
-    assert rec.configs["alg1|M=4"]["n_clusters"] == 2 and rec.configs["alg1|M=4"]["T1"] == 120
+    assert (
+        rec.configs["alg1|M=4"]["n_clusters"] == 2
+        and rec.configs["alg1|M=4"]["T1"] == 120
+    )
     assert set(chapter.prose(small)) == {"thm2_agree_sentence", "thm2_alg1_sentence"}
 
 
@@ -72,9 +92,14 @@ def test_a_failing_reading_changes_the_verdict(small):
     (check,) = small.checks
     holding = tuple(r for r in check.readings if r.outcome == "holds")
     assert ClaimCheck("thm2", "calibrated", holding).verdict == "reproduced"
-    broken = dataclasses.replace(holding[-1], estimate=holding[-1].threshold
-                                 + (10 if holding[-1].sense == "<=" else -10) * max(holding[-1].se, 1e-3))
-    assert ClaimCheck("thm2", "calibrated", holding[:-1] + (broken,)).verdict == "partly"
+    broken = dataclasses.replace(
+        holding[-1],
+        estimate=holding[-1].threshold
+        + (10 if holding[-1].sense == "<=" else -10) * max(holding[-1].se, 1e-3),
+    )
+    assert (
+        ClaimCheck("thm2", "calibrated", holding[:-1] + (broken,)).verdict == "partly"
+    )
 
 
 def test_stored_notebook_matches_expectation_and_compare_catches_a_moved_quantity():

@@ -31,7 +31,11 @@ from moecl_lib.learners import sample_stream
 def write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
     """IDX: 00 00 08 <ndim>, big-endian uint32 dims, uint8 data (the MNIST file format)."""
     arr = np.asarray(arr, dtype=np.uint8)
-    raw = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+    raw = (
+        bytes([0, 0, 0x08, arr.ndim])
+        + struct.pack(f">{arr.ndim}I", *arr.shape)
+        + arr.tobytes()
+    )
     if gz:
         with gzip.open(path, "wb") as fh:
             fh.write(raw)
@@ -39,7 +43,13 @@ def write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
         path.write_bytes(raw)
 
 
-def make_mnist(folder: Path, gz: bool, kaggle_names: bool = False, n_train: int = 6, n_test: int = 4):
+def make_mnist(
+    folder: Path,
+    gz: bool,
+    kaggle_names: bool = False,
+    n_train: int = 6,
+    n_test: int = 4,
+):
     rng = np.random.default_rng(0)
     data = {}
     for split, n in (("train", n_train), ("t10k", n_test)):
@@ -59,7 +69,9 @@ def test_mnist_idx_roundtrip(tmp_path: Path, gz: bool) -> None:
     ds = load_mnist(tmp_path)
     assert ds.x_train.shape == (6, 1, 5, 6) and ds.x_test.shape == (4, 1, 5, 6)
     assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
-    np.testing.assert_allclose(ds.x_train[:, 0].numpy(), data["train"][0] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        ds.x_train[:, 0].numpy(), data["train"][0] / 255.0, rtol=1e-6
+    )
     np.testing.assert_array_equal(ds.y_test.numpy(), data["t10k"][1])
     assert ds.substitute_for is None and ds.n_classes == 10
 
@@ -78,7 +90,9 @@ def test_idx_bad_magic_names_file(tmp_path: Path) -> None:
 
 def test_idx_truncated_data(tmp_path: Path) -> None:
     path = tmp_path / "x.idx"
-    raw = bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 4, 4) + b"\x00" * 10  # 32 bytes announced
+    raw = (
+        bytes([0, 0, 8, 3]) + struct.pack(">3I", 2, 4, 4) + b"\x00" * 10
+    )  # 32 bytes announced
     path.write_bytes(raw)
     with pytest.raises(DatasetError, match=r"x\.idx.*\(2, 4, 4\).*32 data bytes.*10"):
         read_idx(path)
@@ -107,8 +121,11 @@ def test_mnist_label_count_mismatch(tmp_path: Path) -> None:
 
 def cifar_batch(n: int, label_key: bytes, n_classes: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    return {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-            label_key: list(rng.integers(0, n_classes, size=n)), b"batch_label": b"x"}
+    return {
+        b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+        label_key: list(rng.integers(0, n_classes, size=n)),
+        b"batch_label": b"x",
+    }
 
 
 def dump(path: Path, obj: object) -> None:
@@ -123,14 +140,18 @@ def test_cifar10_roundtrip(tmp_path: Path) -> None:
     for i in range(5):
         dump(folder / f"data_batch_{i + 1}", batches[i])
     dump(folder / "test_batch", batches[5])
-    dump(folder / "batches.meta", {b"label_names": [f"c{i}".encode() for i in range(10)]})
+    dump(
+        folder / "batches.meta", {b"label_names": [f"c{i}".encode() for i in range(10)]}
+    )
     ds = load_cifar10(tmp_path)  # finds the cifar-10-batches-py subfolder
     assert ds.x_train.shape == (15, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
     row = batches[0][b"data"][0]
     # CIFAR rows: 1024 red, 1024 green, 1024 blue values, each row-major 32x32
     assert ds.x_train[0, 0, 0, 1].item() == pytest.approx(row[1] / 255, rel=1e-6)
     assert ds.x_train[0, 1, 0, 0].item() == pytest.approx(row[1024] / 255, rel=1e-6)
-    assert ds.x_train[0, 2, 1, 0].item() == pytest.approx(row[2048 + 32] / 255, rel=1e-6)
+    assert ds.x_train[0, 2, 1, 0].item() == pytest.approx(
+        row[2048 + 32] / 255, rel=1e-6
+    )
     np.testing.assert_array_equal(ds.y_test.numpy(), batches[5][b"labels"])
     assert ds.class_names[3] == "c3"
 
@@ -153,17 +174,28 @@ def test_cifar100_fine_and_coarse(tmp_path: Path) -> None:
 
 
 def test_cifar_malformed(tmp_path: Path) -> None:
-    dump(tmp_path / "train", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})
-    dump(tmp_path / "test", {b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 1]})
+    dump(
+        tmp_path / "train", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}
+    )
+    dump(
+        tmp_path / "test",
+        {b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 1]},
+    )
     with pytest.raises(DatasetError, match=r"train.*b'fine_labels'"):
         load_cifar100(tmp_path)
     (tmp_path / "data_batch_1").write_bytes(b"garbage")
     with pytest.raises(DatasetError, match="data_batch_1.*not a CIFAR python pickle"):
         load_cifar10(tmp_path)
-    dump(tmp_path / "data_batch_1", {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})
+    dump(
+        tmp_path / "data_batch_1",
+        {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]},
+    )
     with pytest.raises(DatasetError, match=r"data_batch_1.*\(n, 3072\)"):
         load_cifar10(tmp_path)
-    dump(tmp_path / "data_batch_1", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})
+    dump(
+        tmp_path / "data_batch_1",
+        {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]},
+    )
     with pytest.raises(DatasetError, match="data_batch_2"):
         load_cifar10(tmp_path)
 
@@ -174,14 +206,23 @@ def test_sklearn_digits_split() -> None:
     assert ds.x_train.shape[0] + ds.x_test.shape[0] == 1797
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
     counts = np.bincount(ds.y_test.numpy(), minlength=10)
-    assert counts.min() >= 55 and counts.max() <= 62  # stratified: a third of ~180 per class
+    assert (
+        counts.min() >= 55 and counts.max() <= 62
+    )  # stratified: a third of ~180 per class
     assert ds.substitute_for == "MNIST"
 
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not FASHION_MNIST_DIR.is_dir(), reason="dataset-fashion-mnist not installed"
+)
 def test_fashion_mnist_package() -> None:
     ds = load_fashion_mnist()
-    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (
+        10000,
+        1,
+        28,
+        28,
+    )
     assert np.bincount(ds.y_train.numpy()).tolist() == [6000] * 10
     assert ds.substitute_for == "MNIST" and ds.class_names[7] == "Sneaker"
 
@@ -210,7 +251,9 @@ def test_class_split_relabels() -> None:
 
 def test_one_vs_rest_balanced() -> None:
     ds = load_sklearn_digits()
-    tasks = one_vs_rest_tasks(ds, (1, 4, 7), np.random.default_rng(0), max_train=100, max_test=40)
+    tasks = one_vs_rest_tasks(
+        ds, (1, 4, 7), np.random.default_rng(0), max_train=100, max_test=40
+    )
     assert [t.name for t in tasks] == ["1 vs rest", "4 vs rest", "7 vs rest"]
     for t, p in zip(tasks, (1, 4, 7)):
         assert t.x_train.shape[0] == 100 and t.y_train.float().mean().item() == 0.5

@@ -7,8 +7,19 @@ import pytest
 import torch
 
 from moecl_lib.config import ConfigError
-from moecl_lib.datasets import class_split_tasks, load_sklearn_digits, one_vs_rest_tasks, standardize
-from moecl_lib.deep import CNNExpert, DeepMoE, DeepMoEConfig, set_determinism, single_network
+from moecl_lib.datasets import (
+    class_split_tasks,
+    load_sklearn_digits,
+    one_vs_rest_tasks,
+    standardize,
+)
+from moecl_lib.deep import (
+    CNNExpert,
+    DeepMoE,
+    DeepMoEConfig,
+    set_determinism,
+    single_network,
+)
 from moecl_lib.engine import router_coefficients
 from moecl_lib.learners import RoundLearner, run_stream, sample_stream
 
@@ -20,7 +31,9 @@ TINY = dict(in_shape=(1, 8, 8), channels=(2, 3), hidden=(8, 4), epochs=1, miniba
 @pytest.fixture(scope="module")
 def digit_tasks():
     ds = standardize(load_sklearn_digits())
-    return one_vs_rest_tasks(ds, (1, 4, 7), np.random.default_rng(0), max_train=120, max_test=60)
+    return one_vs_rest_tasks(
+        ds, (1, 4, 7), np.random.default_rng(0), max_train=120, max_test=60
+    )
 
 
 @pytest.mark.parametrize("aux_grad", ["decay", "no_decay"])
@@ -28,7 +41,11 @@ def digit_tasks():
 def test_router_gradient_matches_spec(aux_grad: str, task_loss: bool) -> None:
     """autograd on router_loss == c^(k) xbar with c from the explicit SPEC §4.5 formula (engine helper)."""
     M, t, alpha = 4, 7, 0.6
-    moe = DeepMoE(DeepMoEConfig(n_experts=M, alpha=alpha, aux_grad=aux_grad, task_loss=task_loss, **TINY))
+    moe = DeepMoE(
+        DeepMoEConfig(
+            n_experts=M, alpha=alpha, aux_grad=aux_grad, task_loss=task_loss, **TINY
+        )
+    )
     g = torch.Generator().manual_seed(1)
     theta = torch.randn(M, 64, generator=g, dtype=torch.float64) * 0.1
     xbar = torch.randn(64, generator=g, dtype=torch.float64)
@@ -41,7 +58,9 @@ def test_router_gradient_matches_spec(aux_grad: str, task_loss: bool) -> None:
     pi = torch.softmax(theta @ xbar, 0).numpy()[None]
     # the task-loss term pi_m * L^tsk has the same gradient shape as the locality term (scalar L^tsk)
     eff = delta + (tl if task_loss else 0.0)
-    c = router_coefficients(np.array([eff]), pi, np.array([m]), moe.counts[None] / t, t, alpha, aux_grad)[0]
+    c = router_coefficients(
+        np.array([eff]), pi, np.array([m]), moe.counts[None] / t, t, alpha, aux_grad
+    )[0]
     expected = c[:, None] * xbar.numpy()[None]
     np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-10, atol=1e-12)
     assert abs(grad.sum(0)).max() < 1e-12  # zero-sum router update (SPEC §4.5 (i))
@@ -62,7 +81,9 @@ def test_expert_shapes_and_sigmoid_output() -> None:
     assert z.shape == (4, 3)
     manual = torch.nn.functional.binary_cross_entropy(torch.sigmoid(z), torch.eye(3)[y])
     assert net.loss(x, y).item() == pytest.approx(manual.item(), rel=1e-5)
-    n_layers = sum(isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) for mod in net.modules())
+    n_layers = sum(
+        isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) for mod in net.modules()
+    )
     assert n_layers == 5  # two conv + three fully connected
 
 
@@ -98,7 +119,9 @@ def test_termination_rules(digit_tasks, rule: str) -> None:
         assert T2 == -1
     else:
         assert T2 == -1 or T2 > 4
-    gates = res.info["gates"]  # gate outputs h_t (theta_t before round t's step) on each round's input
+    gates = res.info[
+        "gates"
+    ]  # gate outputs h_t (theta_t before round t's step) on each round's input
     if T2 > 0:
         # after the freeze the router no longer moves: recompute the gates with the final theta
         assert moe.active is False
@@ -120,7 +143,9 @@ def test_frozen_router_does_not_move(digit_tasks) -> None:
         moe.observe(digit_tasks[n].x_train[idx], digit_tasks[n].y_train[idx])
         thetas.append(moe.theta.clone())
     assert not torch.equal(thetas[0], thetas[1])  # router trained during rounds 1..T1
-    assert all(torch.equal(thetas[1], th) for th in thetas[2:])  # frozen from round T1 + 1 = 3 on
+    assert all(
+        torch.equal(thetas[1], th) for th in thetas[2:]
+    )  # frozen from round T1 + 1 = 3 on
     assert moe.T2 == 3
 
 
@@ -139,7 +164,9 @@ def test_single_network(digit_tasks) -> None:
     net, res = run(digit_tasks, cfg, single=True)
     assert net.n_experts == 1 and net.name == "single network"
     assert (res.experts == 0).all() and res.info["T2"] == -1
-    np.testing.assert_allclose(res.accuracy_matrix("learner"), res.accuracy_matrix("router"), equal_nan=True)
+    np.testing.assert_allclose(
+        res.accuracy_matrix("learner"), res.accuracy_matrix("router"), equal_nan=True
+    )
 
 
 def test_stream_result_metrics(digit_tasks) -> None:
@@ -147,7 +174,10 @@ def test_stream_result_metrics(digit_tasks) -> None:
     _, res = run(digit_tasks, cfg, T=10)
     A = res.accuracy_matrix()
     assert A.shape == (10, 10)
-    assert np.isnan(A[np.triu_indices(10, 1)]).all() and not np.isnan(A[np.tril_indices(10)]).any()
+    assert (
+        np.isnan(A[np.triu_indices(10, 1)]).all()
+        and not np.isnan(A[np.tril_indices(10)]).any()
+    )
     # column tau of A is the accuracy of the expert that learned arrival tau on its task
     t, tau = 7, 3
     assert A[t, tau] == res.acc_expert[t, res.experts[tau], res.task_ids[tau]]
@@ -180,16 +210,22 @@ def test_incremental_eval_equals_full_eval(digit_tasks) -> None:
 def test_single_network_learns_a_task(digit_tasks) -> None:
     """A CNN expert trained on one digit task for a few rounds beats chance clearly (the learner works)."""
     cfg = DeepMoEConfig(in_shape=(1, 8, 8), lr=0.1, epochs=3, seed=0)
-    stream = sample_stream(digit_tasks, 8, 60, np.random.default_rng(0), task_ids=[0] * 8)
+    stream = sample_stream(
+        digit_tasks, 8, 60, np.random.default_rng(0), task_ids=[0] * 8
+    )
     res = run_stream(single_network(cfg), digit_tasks, stream)
     assert res.acc_routed[-1, 0] > 85.0
 
 
 def test_route_and_class_split_tasks() -> None:
     ds = standardize(load_sklearn_digits())
-    tasks = class_split_tasks(ds, [(0, 1, 2), (3, 4, 5)], np.random.default_rng(0), max_test=30)
+    tasks = class_split_tasks(
+        ds, [(0, 1, 2), (3, 4, 5)], np.random.default_rng(0), max_test=30
+    )
     moe = DeepMoE(DeepMoEConfig(n_experts=2, n_classes=3, **TINY))
-    assert moe.route(tasks[0].x_test) == 0  # theta = 0: ties broken towards expert 0 (noise-free argmax)
+    assert (
+        moe.route(tasks[0].x_test) == 0
+    )  # theta = 0: ties broken towards expert 0 (noise-free argmax)
     res = run_stream(moe, tasks, sample_stream(tasks, 4, 30, np.random.default_rng(0)))
     assert res.acc_expert.shape == (4, 2, 2)
     assert moe.predict(tasks[1].x_test).shape == (30, 3)

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-tomllib = pytest.importorskip("tomllib")  # standard library from Python 3.11 (the project pins 3.11)
+tomllib = pytest.importorskip(
+    "tomllib"
+)  # standard library from Python 3.11 (the project pins 3.11)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,12 +35,20 @@ def test_environment_yml_installs_the_lock():
     assert "python=3.11" in deps  # the lock's target (moecl_lib.lockfile.TARGET_PYTHON)
     assert "pip" in deps
     pip_entries = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
-    assert pip_entries == [["--extra-index-url https://download.pytorch.org/whl/cpu", "-r lock/dev.txt"]], \
+    assert pip_entries == [
+        ["--extra-index-url https://download.pytorch.org/whl/cpu", "-r lock/dev.txt"]
+    ], (
         "environment.yml must install exactly lock/dev.txt (torch's CPU build from PyTorch's CPU index)"
+    )
     # nothing else pinned in environment.yml: the lock (from pyproject.toml) is the single source of versions
-    extra = [d for d in deps if isinstance(d, str) and not re.match(r"^(python=3\.11|pip|nodejs)$", d)]
+    extra = [
+        d
+        for d in deps
+        if isinstance(d, str) and not re.match(r"^(python=3\.11|pip|nodejs)$", d)
+    ]
     assert extra == []
     from moecl_lib import lockfile
+
     assert lockfile.TARGET_PYTHON == "3.11"
     assert (ROOT / "lock" / "dev.txt").is_file()
 
@@ -46,14 +56,21 @@ def test_environment_yml_installs_the_lock():
 def test_pyproject_pins():
     proj = _pyproject()["project"]
     base = _reqs(proj["dependencies"])
-    assert str(base["torch"].specifier) == "==2.13.0", "torch must be pinned exactly (unpinned pulls CUDA wheels)"
+    assert str(base["torch"].specifier) == "==2.13.0", (
+        "torch must be pinned exactly (unpinned pulls CUDA wheels)"
+    )
     dev = _reqs(proj["optional-dependencies"]["dev"])
     jb = dev["jupyter-book"].specifier
-    assert not jb.contains("2.0.0") and not jb.contains("2.1.7"), "jupyter-book 2.x cannot build HTML offline"
-    assert any(jb.contains(v) for v in ("1.0.4.post1", "1.0.4")), "jupyter-book 1.x must be allowed"
+    assert not jb.contains("2.0.0") and not jb.contains("2.1.7"), (
+        "jupyter-book 2.x cannot build HTML offline"
+    )
+    assert any(jb.contains(v) for v in ("1.0.4.post1", "1.0.4")), (
+        "jupyter-book 1.x must be allowed"
+    )
     for tool in ("nbval", "papermill", "pytest"):
         assert tool in dev, f"{tool} missing from the [dev] extra"
     from packaging.specifiers import SpecifierSet
+
     assert SpecifierSet(proj["requires-python"]).contains("3.11")
 
 
@@ -61,6 +78,7 @@ def test_console_script_points_at_cli():
     scripts = _pyproject()["project"]["scripts"]
     assert scripts["moecl"] == "moecl_lib.cli:main"
     from moecl_lib.cli import main
+
     assert callable(main)
 
 
@@ -75,21 +93,30 @@ def test_mathjax_pinned_and_locked():
 
 def test_makefile_and_runner_agree_on_mathjax_location():
     from moecl_lib import runner
+
     make = (ROOT / "Makefile").read_text()
     assert f"MATHJAX := {runner.MATHJAX_FILE.as_posix()}" in make
     assert f"MATHJAX_SRC := {runner.MATHJAX_NPM.as_posix()}" in make
-    cfg = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())["sphinx"]["config"]
+    cfg = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())["sphinx"][
+        "config"
+    ]
     static = cfg["html_static_path"]
     # mathjax_path is relative to the output _static/, which receives the contents of each html_static_path
-    assert any((Path("book") / s / cfg["mathjax_path"]) == runner.MATHJAX_FILE for s in static)
-    assert "_static" not in static, "jupyter-book injects every *.js under book/_static into every page"
+    assert any(
+        (Path("book") / s / cfg["mathjax_path"]) == runner.MATHJAX_FILE for s in static
+    )
+    assert "_static" not in static, (
+        "jupyter-book injects every *.js under book/_static into every page"
+    )
 
 
 def test_makefile_targets_and_pytest_exit_5():
     make = (ROOT / "Makefile").read_text()
     for target in ("setup:", "notebooks:", "book:", "test:", "clean:", "screenshot:"):
         assert re.search(rf"^{target}", make, re.M), f"Makefile lacks {target}"
-    assert "$$rc -eq 5" in make, "pytest exit status 5 (no tests collected) must fail explicitly"
+    assert "$$rc -eq 5" in make, (
+        "pytest exit status 5 (no tests collected) must fail explicitly"
+    )
     assert "--nbval-lax --nbval-current-env" in make
 
 
@@ -104,7 +131,9 @@ def test_ci_script_runs_make_test():
 def test_nbval_sanitizers_mask_wall_times_only():
     from nbval.plugin import get_sanitize_patterns
 
-    pairs = get_sanitize_patterns((ROOT / "notebooks" / "nbval_sanitize.cfg").read_text())
+    pairs = get_sanitize_patterns(
+        (ROOT / "notebooks" / "nbval_sanitize.cfg").read_text()
+    )
     assert len(pairs) >= 2
 
     def clean(s: str) -> str:
@@ -112,7 +141,9 @@ def test_nbval_sanitizers_mask_wall_times_only():
             s = re.sub(regex, repl, s)
         return s
 
-    assert clean("simulation wall time: 21.78 s") == clean("simulation wall time: 3.02 s")
+    assert clean("simulation wall time: 21.78 s") == clean(
+        "simulation wall time: 3.02 s"
+    )
     assert clean("Wall_time = 4 s") == clean("Wall_time = 9 s")
     assert clean("<Figure at 0x7f3a2c1d5e50>") == clean("<Figure at 0x7f0000000000>")
     # a checked number must survive sanitising

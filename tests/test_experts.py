@@ -17,8 +17,8 @@ def test_hand_computed_two_rounds():
     # round 2: same expert learns task 1 from x = e2 -> w = (1, 1): the past arrival's error rises 0 -> 1
     r2 = bank.learn(np.array([0]), np.array([1]), e2, np.array([[1.0]]))
     np.testing.assert_allclose(bank.w[0, 0], [1.0, 1.0])
-    assert r2.F[0] == pytest.approx(1.0)        # (1 - 0) / (t - 1)
-    assert r2.G[0] == pytest.approx(1.0)        # (1 + 1) / 2
+    assert r2.F[0] == pytest.approx(1.0)  # (1 - 0) / (t - 1)
+    assert r2.G[0] == pytest.approx(1.0)  # (1 + 1) / 2
     assert r2.err_new[0] == pytest.approx(1.0)
     # expert 1 untouched: its errors are ||w_n||^2
     np.testing.assert_allclose(bank.D[0, 1], [1.0, 1.0])
@@ -38,7 +38,9 @@ def test_update_is_min_change_interpolator():
     y = np.einsum("rds,rd->rs", X, W[np.arange(R), n])
     bank.learn(np.zeros(R, dtype=int), n, X, y)
     after = bank.w[:, 0]
-    np.testing.assert_allclose(np.einsum("rds,rd->rs", X, after), y, atol=1e-12)  # interpolates
+    np.testing.assert_allclose(
+        np.einsum("rds,rd->rs", X, after), y, atol=1e-12
+    )  # interpolates
     # the change lies in span(X): residual of projecting it onto span(X) is zero
     for r in range(R):
         delta = after[r] - before[r]
@@ -50,6 +52,8 @@ def test_set_experts_refreshes_errors():
     W = np.array([[[2.0, 0.0]]])
     bank = LinearExperts(W, n_experts=2)
     bank.set_experts(np.array([0]), np.array([1]), np.array([[1.0, 0.0]]))
-    assert bank.D[0, 1, 0] == pytest.approx(1.0) and bank.D[0, 0, 0] == pytest.approx(4.0)
+    assert bank.D[0, 1, 0] == pytest.approx(1.0) and bank.D[0, 0, 0] == pytest.approx(
+        4.0
+    )
     with pytest.raises(ValueError, match="shape"):
         LinearExperts(np.zeros((2, 3)), 2)

@@ -7,11 +7,13 @@ from moecl_lib import metrics
 
 NAN = np.nan
 # accuracy matrix: row = after step i, column = task j
-A = np.array([
-    [0.9, NAN, NAN],
-    [0.6, 0.8, NAN],
-    [0.7, 0.5, 0.95],
-])
+A = np.array(
+    [
+        [0.9, NAN, NAN],
+        [0.6, 0.8, NAN],
+        [0.7, 0.5, 0.95],
+    ]
+)
 
 
 def test_average_accuracy():

@@ -15,7 +15,6 @@ import pytest
 from moecl_lib import cli, runner
 from moecl_lib.runner import RunnerError
 
-
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
@@ -25,14 +24,25 @@ def _nb(cells: list[tuple[str, str, list[str]]]) -> dict:
     """Minimal nbformat-4 notebook from (cell_type, source, tags) triples."""
     out = []
     for i, (kind, src, tags) in enumerate(cells):
-        cell = {"id": f"cell-{i}", "cell_type": kind, "metadata": {"tags": tags} if tags else {}, "source": src}
+        cell = {
+            "id": f"cell-{i}",
+            "cell_type": kind,
+            "metadata": {"tags": tags} if tags else {},
+            "source": src,
+        }
         if kind == "code":
             cell.update(outputs=[], execution_count=None)
         out.append(cell)
     return {
         "cells": out,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                     "language_info": {"name": "python"}},
+        "metadata": {
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3",
+                "language": "python",
+            },
+            "language_info": {"name": "python"},
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
@@ -60,7 +70,11 @@ def test_parse_profiles_empty_and_comment_only():
 
 def test_parse_profiles_valid_and_empty_entries():
     text = "a:\n  paper:\n    n_runs: 200\n    T: 50\nb:\nc:\n  paper:\n"
-    assert runner.parse_profiles(text) == {"a": {"paper": {"n_runs": 200, "T": 50}}, "b": {}, "c": {"paper": {}}}
+    assert runner.parse_profiles(text) == {
+        "a": {"paper": {"n_runs": 200, "T": 50}},
+        "b": {},
+        "c": {"paper": {}},
+    }
 
 
 @pytest.mark.parametrize(
@@ -75,7 +89,9 @@ def test_parse_profiles_valid_and_empty_entries():
     ],
 )
 def test_parse_profiles_rejects_bad_structure(text, fragment):
-    with pytest.raises(RunnerError, match=fragment.replace("[", r"\[").replace(".", r"\.")):
+    with pytest.raises(
+        RunnerError, match=fragment.replace("[", r"\[").replace(".", r"\.")
+    ):
         runner.parse_profiles(text)
 
 
@@ -87,7 +103,9 @@ def test_known_profiles_and_unknown_profile_error():
     profiles = {"a": {"paper": {"n": 1}, "huge": {"n": 9}}}
     assert runner.known_profiles(profiles) == ["quick", "paper", "huge"]
     runner.check_profile("huge", profiles)
-    with pytest.raises(RunnerError, match=r"unknown profile 'papr'; known profiles: quick, paper, huge"):
+    with pytest.raises(
+        RunnerError, match=r"unknown profile 'papr'; known profiles: quick, paper, huge"
+    ):
         runner.check_profile("papr", profiles)
 
 
@@ -95,9 +113,14 @@ def test_resolve_parameters_merging_order():
     profiles = {"a": {"paper": {"n_runs": 200, "T": 50}}}
     assert runner.resolve_parameters("a", "quick", profiles) == {}
     assert runner.resolve_parameters("a", "paper", profiles) == {"n_runs": 200, "T": 50}
-    assert runner.resolve_parameters("b", "paper", profiles) == {}  # no entry: stored parameters
+    assert (
+        runner.resolve_parameters("b", "paper", profiles) == {}
+    )  # no entry: stored parameters
     # command-line extras are applied last and win, in every profile
-    assert runner.resolve_parameters("a", "paper", profiles, {"T": 7}) == {"n_runs": 200, "T": 7}
+    assert runner.resolve_parameters("a", "paper", profiles, {"T": 7}) == {
+        "n_runs": 200,
+        "T": 7,
+    }
     assert runner.resolve_parameters("a", "quick", profiles, {"T": 7}) == {"T": 7}
     with pytest.raises(RunnerError, match="unknown profile"):
         runner.resolve_parameters("a", "nope", profiles)
@@ -115,12 +138,22 @@ def test_resolve_parameters_does_not_mutate_profiles():
 
 
 def test_parameter_names_from_tagged_cell():
-    nb = _nb([
-        ("markdown", "# title", []),
-        ("code", "import math", []),
-        ("code", "n_runs = 20\nT: int = 50\na, b = 1, 2\n# comment\nseeds = list(range(3))", ["parameters"]),
-        ("code", "late = 1", ["parameters"]),  # only the first tagged cell counts (as in papermill)
-    ])
+    nb = _nb(
+        [
+            ("markdown", "# title", []),
+            ("code", "import math", []),
+            (
+                "code",
+                "n_runs = 20\nT: int = 50\na, b = 1, 2\n# comment\nseeds = list(range(3))",
+                ["parameters"],
+            ),
+            (
+                "code",
+                "late = 1",
+                ["parameters"],
+            ),  # only the first tagged cell counts (as in papermill)
+        ]
+    )
     assert runner.parameter_names(nb) == ["n_runs", "T", "a", "b", "seeds"]
 
 
@@ -131,9 +164,14 @@ def test_parameter_names_absent_and_broken():
 
 
 def test_check_overrides_catches_typos():
-    runner.check_overrides("a", {}, None)  # nothing to inject: fine even without a parameters cell
+    runner.check_overrides(
+        "a", {}, None
+    )  # nothing to inject: fine even without a parameters cell
     runner.check_overrides("a", {"T": 1}, ["T", "n_runs"])
-    with pytest.raises(RunnerError, match=r"a: unknown parameter\(s\) n_run; the parameters cell defines: T, n_runs"):
+    with pytest.raises(
+        RunnerError,
+        match=r"a: unknown parameter\(s\) n_run; the parameters cell defines: T, n_runs",
+    ):
         runner.check_overrides("a", {"n_run": 1}, ["T", "n_runs"])
     with pytest.raises(RunnerError, match="no cell tagged 'parameters'"):
         runner.check_overrides("a", {"T": 1}, None)
@@ -142,8 +180,14 @@ def test_check_overrides_catches_typos():
 def test_select_stems():
     avail = ["prop4_single_expert", "fig2", "prop1"]
     assert runner.select_stems(avail, None) == ["fig2", "prop1", "prop4_single_expert"]
-    assert runner.select_stems(avail, ["prop1", "notebooks/fig2.ipynb", "prop1"]) == ["fig2", "prop1"]
-    with pytest.raises(RunnerError, match="unknown notebook 'prop9'; available stems: fig2, prop1, prop4_single_expert"):
+    assert runner.select_stems(avail, ["prop1", "notebooks/fig2.ipynb", "prop1"]) == [
+        "fig2",
+        "prop1",
+    ]
+    with pytest.raises(
+        RunnerError,
+        match="unknown notebook 'prop9'; available stems: fig2, prop1, prop4_single_expert",
+    ):
         runner.select_stems(avail, ["prop9"])
     with pytest.raises(RunnerError, match="no notebooks found"):
         runner.select_stems([], None)
@@ -183,18 +227,27 @@ _TB = [
 
 
 def test_format_failure_is_short_and_names_cell_and_exception():
-    input_nb = _nb([
-        ("markdown", "# t", []),
-        ("code", "n = 1", ["parameters"]),
-        ("code", "\n\ng = 1.0\n\nassert g < 0.5, 'G_t off'", []),
-    ])
+    input_nb = _nb(
+        [
+            ("markdown", "# t", []),
+            ("code", "n = 1", ["parameters"]),
+            ("code", "\n\ng = 1.0\n\nassert g < 0.5, 'G_t off'", []),
+        ]
+    )
     # papermill's index counts its injected-parameters cell: 3 in the executed notebook, 2 in the input
-    exc = SimpleNamespace(cell_index=3, source="\n\ng = 1.0\n\nassert g < 0.5, 'G_t off'", ename="AssertionError",
-                          evalue="G_t off", traceback=_TB)
+    exc = SimpleNamespace(
+        cell_index=3,
+        source="\n\ng = 1.0\n\nassert g < 0.5, 'G_t off'",
+        ename="AssertionError",
+        evalue="G_t off",
+        traceback=_TB,
+    )
     failure = runner.failure_from_exception(exc, input_nb)
     assert failure.cell_index == 2
     assert failure.line_in_cell == 3
-    msg = runner.format_failure("prop4_single_expert", failure, Path("book/generated/prop4_single_expert.ipynb"))
+    msg = runner.format_failure(
+        "prop4_single_expert", failure, Path("book/generated/prop4_single_expert.ipynb")
+    )
     lines = msg.splitlines()
     assert lines[0] == "FAILED prop4_single_expert: cell 2 `g = 1.0` (line 3)"
     assert lines[1] == "  AssertionError: G_t off"
@@ -205,18 +258,32 @@ def test_format_failure_is_short_and_names_cell_and_exception():
 def test_format_failure_real_papermill_exception_and_long_messages():
     from papermill.exceptions import PapermillExecutionError
 
-    exc = PapermillExecutionError(cell_index=5, exec_count=5, source="x = f()", ename="ValueError",
-                                  evalue="first line\nsecond line", traceback=[])
+    exc = PapermillExecutionError(
+        cell_index=5,
+        exec_count=5,
+        source="x = f()",
+        ename="ValueError",
+        evalue="first line\nsecond line",
+        traceback=[],
+    )
     msg = runner.format_failure("nb", runner.failure_from_exception(exc))
-    assert msg.splitlines() == ["FAILED nb: cell 5 `x = f()`", "  ValueError: first line [...]"]
+    assert msg.splitlines() == [
+        "FAILED nb: cell 5 `x = f()`",
+        "  ValueError: first line [...]",
+    ]
     long = runner.CellFailure(1, "y = 2", "RuntimeError", "z" * 1000)
     assert len(runner.format_failure("nb", long).splitlines()[1]) <= 302
 
 
 def test_format_failure_without_cell():
-    failure = runner.failure_from_exception(RuntimeError("Kernel died before replying\nmore"))
+    failure = runner.failure_from_exception(
+        RuntimeError("Kernel died before replying\nmore")
+    )
     msg = runner.format_failure("nb", failure)
-    assert msg.splitlines() == ["FAILED nb: during execution (no cell)", "  RuntimeError: more"]
+    assert msg.splitlines() == [
+        "FAILED nb: during execution (no cell)",
+        "  RuntimeError: more",
+    ]
 
 
 def test_first_code_line():
@@ -226,15 +293,21 @@ def test_first_code_line():
 
 
 def test_summary_table_lists_every_notebook_and_total():
-    res = [runner.NotebookResult("prop1", "paper", {}, Path("x"), 1.5, True),
-           runner.NotebookResult("fig2_long_name", "paper", {}, Path("y"), 3.0, False, "FAILED ...")]
+    res = [
+        runner.NotebookResult("prop1", "paper", {}, Path("x"), 1.5, True),
+        runner.NotebookResult(
+            "fig2_long_name", "paper", {}, Path("y"), 3.0, False, "FAILED ..."
+        ),
+    ]
     table = runner.summary_table(res)
     assert "prop1" in table and "fig2_long_name" in table
     rows = table.splitlines()
     assert rows[2].split() == ["prop1", "paper", "ok", "1.5"]
     assert rows[3].split() == ["fig2_long_name", "paper", "FAILED", "3.0"]
     assert rows[-1].startswith("total (2 run, 1 failed)") and rows[-1].endswith("4.5")
-    assert runner.summary_table(res, elapsed=3.25, jobs=1) == table  # sequential: the sum is the elapsed time
+    assert (
+        runner.summary_table(res, elapsed=3.25, jobs=1) == table
+    )  # sequential: the sum is the elapsed time
     last = runner.summary_table(res, elapsed=3.25, jobs=2).splitlines()[-1]
     assert last.startswith("elapsed (2 at once)") and last.endswith("3.2")
 
@@ -245,9 +318,19 @@ def test_summary_table_lists_every_notebook_and_total():
 
 
 def test_toc_files_walks_parts_chapters_sections():
-    toc = {"format": "jb-book", "root": "intro", "parts": [
-        {"caption": "A", "chapters": [{"file": "setting"}, {"file": "generated/p4", "sections": [{"file": "s1"}]}]},
-    ]}
+    toc = {
+        "format": "jb-book",
+        "root": "intro",
+        "parts": [
+            {
+                "caption": "A",
+                "chapters": [
+                    {"file": "setting"},
+                    {"file": "generated/p4", "sections": [{"file": "s1"}]},
+                ],
+            },
+        ],
+    }
     assert runner.toc_files(toc) == ["intro", "setting", "generated/p4", "s1"]
 
 
@@ -255,14 +338,22 @@ def test_check_book_inputs_errors(tmp_path):
     root = _repo(tmp_path, {"p4": _nb([("code", "x = 1", [])])})
     book = root / "book"
     book.mkdir()
-    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n  - file: generated/p9\n")
+    (book / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n  - file: generated/p9\n"
+    )
     with pytest.raises(RunnerError, match="book/generated/ does not exist"):
         runner.check_book_inputs(root)
     (book / "generated").mkdir()
-    with pytest.raises(RunnerError, match="lists generated/p9 but notebooks/p9.ipynb does not exist"):
+    with pytest.raises(
+        RunnerError, match="lists generated/p9 but notebooks/p9.ipynb does not exist"
+    ):
         runner.check_book_inputs(root)
-    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n")
-    with pytest.raises(RunnerError, match="lacks p4.ipynb .*moecl notebooks --profile paper --only p4"):
+    (book / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n"
+    )
+    with pytest.raises(
+        RunnerError, match="lacks p4.ipynb .*moecl notebooks --profile paper --only p4"
+    ):
         runner.check_book_inputs(root)
     (book / "generated" / "p4.ipynb").write_text("{}")
     with pytest.raises(RunnerError, match="MathJax"):
@@ -287,22 +378,39 @@ def test_book_command_is_strict():
 def test_cli_registry_has_builtin_commands_and_refuses_duplicates():
     parser = cli.build_parser()
     assert {"notebooks", "book"} <= set(cli.REGISTRY)
-    assert parser.parse_args(["notebooks", "--profile", "paper", "--only", "a", "b"]).only == ["a", "b"]
+    assert parser.parse_args(
+        ["notebooks", "--profile", "paper", "--only", "a", "b"]
+    ).only == ["a", "b"]
     with pytest.raises(ValueError, match="registered twice"):
         cli.register("notebooks", help="again")(lambda args: 0)
 
 
 def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
-    root = _repo(tmp_path, {"a": _nb([("code", "x = 1", ["parameters"])])}, "a:\n  paper:\n    y: 2\n")
+    root = _repo(
+        tmp_path,
+        {"a": _nb([("code", "x = 1", ["parameters"])])},
+        "a:\n  paper:\n    y: 2\n",
+    )
     assert cli.main(["notebooks", "--profile", "papr", "--root", str(root)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "moecl notebooks: error: unknown profile 'papr'; known profiles: quick, paper"
+    assert (
+        err
+        == "moecl notebooks: error: unknown profile 'papr'; known profiles: quick, paper"
+    )
     assert cli.main(["notebooks", "--only", "zz", "--root", str(root)]) == 2
     assert "unknown notebook 'zz'; available stems: a" in capsys.readouterr().err
-    assert cli.main(["notebooks", "--profile", "paper", "--root", str(root)]) == 2  # y is not a parameter
-    assert "a: unknown parameter(s) y; the parameters cell defines: x" in capsys.readouterr().err
+    assert (
+        cli.main(["notebooks", "--profile", "paper", "--root", str(root)]) == 2
+    )  # y is not a parameter
+    assert (
+        "a: unknown parameter(s) y; the parameters cell defines: x"
+        in capsys.readouterr().err
+    )
     assert cli.main(["book", "--root", str(root)]) == 2
-    assert "book/generated/ does not exist; execute the notebooks first" in capsys.readouterr().err
+    assert (
+        "book/generated/ does not exist; execute the notebooks first"
+        in capsys.readouterr().err
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,16 +420,24 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_run_notebooks_end_to_end_inplace(tmp_path, jobs):
-    ok_nb = _nb([
-        ("code", "x = 1", ["parameters"]),
-        ("code", "import os\nprint(f'x={x} cwd={os.getcwd()}')", []),
-    ])
-    bad_nb = _nb([
-        ("markdown", "# fails under the paper profile", []),
-        ("code", "x = 1", ["parameters"]),
-        ("code", "y = x * 10\nassert y == 10, f'y drifted to {y}'", []),
-    ])
-    root = _repo(tmp_path, {"a_ok": ok_nb, "b_bad": bad_nb}, "a_ok:\n  paper:\n    x: 3\nb_bad:\n  paper:\n    x: 2\n")
+    ok_nb = _nb(
+        [
+            ("code", "x = 1", ["parameters"]),
+            ("code", "import os\nprint(f'x={x} cwd={os.getcwd()}')", []),
+        ]
+    )
+    bad_nb = _nb(
+        [
+            ("markdown", "# fails under the paper profile", []),
+            ("code", "x = 1", ["parameters"]),
+            ("code", "y = x * 10\nassert y == 10, f'y drifted to {y}'", []),
+        ]
+    )
+    root = _repo(
+        tmp_path,
+        {"a_ok": ok_nb, "b_bad": bad_nb},
+        "a_ok:\n  paper:\n    x: 3\nb_bad:\n  paper:\n    x: 2\n",
+    )
     stored_bad = (root / "notebooks" / "b_bad.ipynb").read_text()
     lines: list[str] = []
 
@@ -332,15 +448,21 @@ def test_run_notebooks_end_to_end_inplace(tmp_path, jobs):
         def flush(self) -> None:
             pass
 
-    results = runner.run_notebooks(root, "paper", inplace=True, stream=_Sink(), jobs=jobs)
+    results = runner.run_notebooks(
+        root, "paper", inplace=True, stream=_Sink(), jobs=jobs
+    )
     out = "".join(lines)
     assert [(r.stem, r.ok) for r in results] == [("a_ok", True), ("b_bad", False)]
 
     # the passing notebook was refreshed in place, with the override injected and cwd = repo root
     done = json.loads((root / "notebooks" / "a_ok.ipynb").read_text())
-    printed = "".join("".join(o.get("text", "")) for c in done["cells"] for o in c.get("outputs", []))
+    printed = "".join(
+        "".join(o.get("text", "")) for c in done["cells"] for o in c.get("outputs", [])
+    )
     assert f"x=3 cwd={root}" in printed
-    assert all("papermill" not in c.get("metadata", {}) for c in done["cells"])  # volatile timings stripped
+    assert all(
+        "papermill" not in c.get("metadata", {}) for c in done["cells"]
+    )  # volatile timings stripped
 
     # the failing notebook is left untouched, and the report is short and precise
     assert (root / "notebooks" / "b_bad.ipynb").read_text() == stored_bad

@@ -10,28 +10,59 @@ import pytest
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record
 from moecl_lib.claims.record import RECORD_KEY
 from moecl_lib.claims.rule import reading_line
-from moecl_lib.status import (load_status, render_settings_table, render_status, unmatched_numbers,
-                              write_status_page)
+from moecl_lib.status import (
+    load_status,
+    render_settings_table,
+    render_status,
+    unmatched_numbers,
+    write_status_page,
+)
 
 HEADER = "id,kind,claim,source,chapter,rule\n"
-ROWS = ('p2,paper,Claim A with |M_n|,"src, [V]",nb_a,"ratio >= 1.25 by 2 s.e."\n'
-        "eg,baseline,Claim B,src,nb_b,rule B\n"
-        "own,companion,Finding C,ours,nb_c,rule C\n")
+ROWS = (
+    'p2,paper,Claim A with |M_n|,"src, [V]",nb_a,"ratio >= 1.25 by 2 s.e."\n'
+    "eg,baseline,Claim B,src,nb_b,rule B\n"
+    "own,companion,Finding C,ours,nb_c,rule C\n"
+)
 
 
 def _record(chapter: str, ratio: float = 1.41) -> Record:
-    checks = [ClaimCheck("p2", "calibrated", (Reading("r", "G_T(never)/G_T(gap) >= 1.25", ratio, 1.25, 0.05),)),
-              ClaimCheck("p2", "recalled", (Reading("r", "G_T(never)/G_T(gap) >= 1.25", 1.0, 1.25, 0.05),))]
+    checks = [
+        ClaimCheck(
+            "p2",
+            "calibrated",
+            (Reading("r", "G_T(never)/G_T(gap) >= 1.25", ratio, 1.25, 0.05),),
+        ),
+        ClaimCheck(
+            "p2",
+            "recalled",
+            (Reading("r", "G_T(never)/G_T(gap) >= 1.25", 1.0, 1.25, 0.05),),
+        ),
+    ]
     return Record(chapter, {"seed": 0}, [Quantity("ratio", ratio, 0.05)], checks)
 
 
 def _notebook(rec: Record, printed: str, title: str = "Chapter A") -> dict:
-    glued = {"output_type": "display_data",
-             "data": {"application/papermill.record/text/plain": repr(rec.to_json())},
-             "metadata": {"scrapbook": {"name": RECORD_KEY, "mime_prefix": "application/papermill.record/"}}}
-    return {"metadata": {"moecl": {"profile": "paper"}},
-            "cells": [{"cell_type": "markdown", "source": f"# {title}\n\ntext"},
-                      {"cell_type": "code", "outputs": [{"output_type": "stream", "text": printed}, glued]}]}
+    glued = {
+        "output_type": "display_data",
+        "data": {"application/papermill.record/text/plain": repr(rec.to_json())},
+        "metadata": {
+            "scrapbook": {
+                "name": RECORD_KEY,
+                "mime_prefix": "application/papermill.record/",
+            }
+        },
+    }
+    return {
+        "metadata": {"moecl": {"profile": "paper"}},
+        "cells": [
+            {"cell_type": "markdown", "source": f"# {title}\n\ntext"},
+            {
+                "cell_type": "code",
+                "outputs": [{"output_type": "stream", "text": printed}, glued],
+            },
+        ],
+    }
 
 
 def _book(tmp_path: Path, printed: str | None = None) -> Path:
@@ -49,20 +80,33 @@ def test_render_from_records(tmp_path: Path):
     book = _book(tmp_path)
     text = write_status_page(book).read_text()
     assert "profile **paper**" in text
-    assert "- **Claims of the paper (Li et al., ICLR 2025)** (1): calibrated setting: 1 reproduced; " \
-           "recalled setting: 1 not reproduced." in text
-    assert "Claims of the Expert Gate paper (Aljundi et al., CVPR 2017)** (1): 1 pending" in text
-    assert ("| [1](status-1) | Claim A with \\|M_n\\| | calibrated: **reproduced**<br>recalled: **not reproduced** "
-            "| [Chapter A](generated/nb_a.ipynb) |") in text
+    assert (
+        "- **Claims of the paper (Li et al., ICLR 2025)** (1): calibrated setting: 1 reproduced; "
+        "recalled setting: 1 not reproduced." in text
+    )
+    assert (
+        "Claims of the Expert Gate paper (Aljundi et al., CVPR 2017)** (1): 1 pending"
+        in text
+    )
+    assert (
+        "| [1](status-1) | Claim A with \\|M_n\\| | calibrated: **reproduced**<br>recalled: **not reproduced** "
+        "| [Chapter A](generated/nb_a.ipynb) |"
+    ) in text
     assert "| [2](status-2) | Claim B | **pending** |" in text
-    assert "  - G_T(never)/G_T(gap) >= 1.25: 1.41 ± 0.05 ≥ 1.25 (margin +3.2 s.e.) → holds" in text
+    assert (
+        "  - G_T(never)/G_T(gap) >= 1.25: 1.41 ± 0.05 ≥ 1.25 (margin +3.2 s.e.) → holds"
+        in text
+    )
     assert "- **Rule:** ratio >= 1.25 by 2 s.e." in text
     assert "A reading **holds** when" in text and "2 standard errors" in text
     assert unmatched_numbers(book) == []
 
 
 def test_unmatched_numbers_catch_a_number_the_chapter_did_not_print(tmp_path: Path):
-    book = _book(tmp_path, printed="ratio 1.40 ± 0.05 ≥ 1.25 (margin +3.2 s.e.); 1.00 ± 0.05 margin -5.0")
+    book = _book(
+        tmp_path,
+        printed="ratio 1.40 ± 0.05 ≥ 1.25 (margin +3.2 s.e.); 1.00 ± 0.05 margin -5.0",
+    )
     missing = unmatched_numbers(book)
     assert missing == ["p2 [calibrated]: 1.41"]
 
@@ -91,8 +135,13 @@ def test_settings_table_comes_from_the_code():
     from moecl_lib.calibration import CALIBRATED, RECALLED
 
     table = render_settings_table()
-    row = next(line for line in table.splitlines() if line.startswith("| `signal_scale`"))
-    assert row == f"| `signal_scale` | `1.0` | `{RECALLED['signal_scale']}` | `{CALIBRATED['signal_scale']}` |"
+    row = next(
+        line for line in table.splitlines() if line.startswith("| `signal_scale`")
+    )
+    assert (
+        row
+        == f"| `signal_scale` | `1.0` | `{RECALLED['signal_scale']}` | `{CALIBRATED['signal_scale']}` |"
+    )
     assert "$30\\,M$" in table
 
 
@@ -101,7 +150,9 @@ def test_build_info_lists_every_chapter(tmp_path: Path):
 
     rec = _record("nb_a")
     rec.wall_time_s = 12.34
-    text = render_build_info({"nb_a": rec}, {"nb_a": "Chapter A"}, {"nb_a": "paper"}, "abc123")
+    text = render_build_info(
+        {"nb_a": rec}, {"nb_a": "Chapter A"}, {"nb_a": "paper"}, "abc123"
+    )
     assert "- **Commit:** `abc123`" in text
     assert "| [Chapter A](generated/nb_a.ipynb) | paper | 12.3 |" in text
     assert "| **total** | | **12.3** | |" in text

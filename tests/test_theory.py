@@ -25,8 +25,13 @@ def test_F_closed_form_equals_direct_sum():
     F = theory.single_expert_F(t, r, wb, dl)
     assert np.isnan(F[0])
     for tt in (2, 3, 17, 39):
-        direct = np.mean([(r**tt - r**k) * wb + (1 - r - r**tt + r**k - (1 - r) * r ** (tt - k)) * dl
-                          for k in range(1, tt)])
+        direct = np.mean(
+            [
+                (r**tt - r**k) * wb
+                + (1 - r - r**tt + r**k - (1 - r) * r ** (tt - k)) * dl
+                for k in range(1, tt)
+            ]
+        )
         assert F[tt - 1] == pytest.approx(direct, rel=1e-12)
 
 
@@ -34,7 +39,9 @@ def test_limits_are_the_model_gap_floor():
     r, wb, dl = 0.7, 3.0, 4.0
     big = np.array([5000.0])
     assert theory.single_expert_G(big, r, wb, dl)[0] == pytest.approx(dl, rel=1e-3)
-    assert theory.single_expert_F(big, r, wb, dl)[0] == pytest.approx((1 - r) * dl, rel=1e-3)
+    assert theory.single_expert_F(big, r, wb, dl)[0] == pytest.approx(
+        (1 - r) * dl, rel=1e-3
+    )
     assert theory.single_expert_limits(r, dl) == pytest.approx((dl, (1 - r) * dl))
     with pytest.raises(ValueError):
         theory.single_expert_G(np.array([0]), r, wb, dl)
@@ -44,8 +51,17 @@ def test_limits_are_the_model_gap_floor():
 @pytest.mark.parametrize(("d", "s", "N"), [(20, 6, 4), (8, 7, 3)])
 def test_isotropic_closed_form_matches_monte_carlo(d, s, N):
     """Exact for isotropic columns: |mean - formula| < 4 s.e. + 1e-3 at every checked round."""
-    cfg = ExperimentConfig(n_tasks=N, n_experts=1, d=d, s=s, T=30, n_runs=6000, signal="none",
-                           shared_pool=True, seed=2024)
+    cfg = ExperimentConfig(
+        n_tasks=N,
+        n_experts=1,
+        d=d,
+        s=s,
+        T=30,
+        n_runs=6000,
+        signal="none",
+        shared_pool=True,
+        seed=2024,
+    )
     res = simulate(cfg)
     wbar2, delta = theory.pool_moments(res.pool.W[0])
     t = res.rounds
@@ -58,12 +74,20 @@ def test_isotropic_closed_form_matches_monte_carlo(d, s, N):
         mean, se = mean_se(getattr(res, name))
         for tt in (2, 5, 10, 30):
             i = tt - 1
-            assert abs(mean[i] - formula[i]) < 4 * se[i] + 1e-3, (name, tt, mean[i], formula[i], se[i])
+            assert abs(mean[i] - formula[i]) < 4 * se[i] + 1e-3, (
+                name,
+                tt,
+                mean[i],
+                formula[i],
+                se[i],
+            )
 
 
 @pytest.mark.statistical
 def test_expected_pool_moments_match_sampling():
-    cfg = ExperimentConfig(n_tasks=5, n_experts=1, d=12, s=3, T=1, n_runs=20000, sigma0=0.3, seed=9)
+    cfg = ExperimentConfig(
+        n_tasks=5, n_experts=1, d=12, s=3, T=1, n_runs=20000, sigma0=0.3, seed=9
+    )
     res = simulate(cfg)
     wb, dl = theory.pool_moments(res.pool.W)
     e_wb, e_dl = theory.expected_pool_moments(12, 5, 0.3)

@@ -29,11 +29,15 @@ from moecl_lib.theory_exact import (
 )
 
 
-def _within(mean: np.ndarray, se: np.ndarray, exact: np.ndarray, k: float = 4.0) -> np.ndarray:
+def _within(
+    mean: np.ndarray, se: np.ndarray, exact: np.ndarray, k: float = 4.0
+) -> np.ndarray:
     return np.abs(mean - exact) < k * se + 1e-9 * (1 + np.abs(exact))
 
 
-def _random_pool(rng: np.random.Generator, N: int, d: int, signal: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _random_pool(
+    rng: np.random.Generator, N: int, d: int, signal: str
+) -> tuple[np.ndarray, np.ndarray | None]:
     W = rng.normal(size=(N, d))
     if signal == "aligned":
         return W, W / np.linalg.norm(W, axis=1, keepdims=True)
@@ -62,7 +66,9 @@ def test_projector_moment_coeffs_hand_values_and_identities():
         a, g = projector_moment_coeffs(D, k)
         assert a + (D + 1) * g == pytest.approx(k / D)  # E[Q^2] = E[Q]
         assert D * D * a + 2 * D * g == pytest.approx(k * k)  # E[tr(Q)^2] = k^2
-        assert a + 2 * g == pytest.approx(k * (k + 2) / (D * (D + 2)))  # Beta(k/2, (D-k)/2) second moment
+        assert a + 2 * g == pytest.approx(
+            k * (k + 2) / (D * (D + 2))
+        )  # Beta(k/2, (D-k)/2) second moment
     with pytest.raises(ConfigError):
         projector_moment_coeffs(3, 4)
 
@@ -125,9 +131,15 @@ def test_expected_update_matches_sampled_min_norm_update(signal):
     w = m0 + rng.normal(size=(n, d)) @ L.T
     X = rng.normal(size=(n, d, s)) * 0.3
     if V is not None:
-        X[np.arange(n), :, rng.integers(s, size=n)] = 2.5 * V[0]  # beta and sigma_t drop out of the span
+        X[np.arange(n), :, rng.integers(s, size=n)] = (
+            2.5 * V[0]
+        )  # beta and sigma_t drop out of the span
     resid = np.einsum("nds,nd->ns", X, u - w)
-    w_new = w + np.einsum("nds,ns->nd", X, np.linalg.solve(np.swapaxes(X, 1, 2) @ X, resid[..., None])[..., 0])
+    w_new = w + np.einsum(
+        "nds,ns->nd",
+        X,
+        np.linalg.solve(np.swapaxes(X, 1, 2) @ X, resid[..., None])[..., 0],
+    )
     vh = np.zeros(d) if V is None else V[0]
     m1, S1 = expected_update(m0, np.outer(m0, m0) + L @ L.T, u, vh, s)
     assert np.all(_within(*mean_se(w_new), m1))
@@ -148,9 +160,15 @@ def test_isotropic_columns_reproduce_closed_forms(d, s, N):
     t = np.arange(1, T + 1)
     r = 1 - s / d
     tol = 1e-10 * (1 + wbar2)
-    np.testing.assert_allclose(ex.G, theory.single_expert_G(t, r, wbar2, delta), atol=tol)
-    np.testing.assert_allclose(ex.G_pool, theory.single_expert_G_pool(t, r, wbar2, delta), atol=tol)
-    np.testing.assert_allclose(ex.F[1:], theory.single_expert_F(t, r, wbar2, delta)[1:], atol=tol)
+    np.testing.assert_allclose(
+        ex.G, theory.single_expert_G(t, r, wbar2, delta), atol=tol
+    )
+    np.testing.assert_allclose(
+        ex.G_pool, theory.single_expert_G_pool(t, r, wbar2, delta), atol=tol
+    )
+    np.testing.assert_allclose(
+        ex.F[1:], theory.single_expert_F(t, r, wbar2, delta)[1:], atol=tol
+    )
     assert np.isnan(ex.F[0])
 
 
@@ -172,16 +190,27 @@ def test_single_expert_equals_average_over_all_task_sequences(signal):
     """The aggregated conditioning of single_expert_exact equals the average, over all N^T equally likely task
     sequences, of the sequence-conditional recursion (moe_exact_given_routing with M = 1)."""
     rng = np.random.default_rng(3)
-    N, d, s, T = 3, 8, 3, 5  # d > 2N: single_expert_exact works in span(W, V), the sequence recursion in R^d
+    N, d, s, T = (
+        3,
+        8,
+        3,
+        5,
+    )  # d > 2N: single_expert_exact works in span(W, V), the sequence recursion in R^d
     W, V = _random_pool(rng, N, d, signal)
     seqs = np.array(list(itertools.product(range(N), repeat=T)))
-    cond = moe_exact_given_routing(W, V, s, seqs, np.zeros_like(seqs), 1, pool_experts=np.zeros(N, int))
+    cond = moe_exact_given_routing(
+        W, V, s, seqs, np.zeros_like(seqs), 1, pool_experts=np.zeros(N, int)
+    )
     ex = single_expert_exact(W, V, s, T)
-    atol = 1e-12 * float(np.sum(W**2))  # values that are exactly 0 (aligned signals, t = 1) are rounding noise
+    atol = 1e-12 * float(
+        np.sum(W**2)
+    )  # values that are exactly 0 (aligned signals, t = 1) are rounding noise
     np.testing.assert_allclose(cond.G.mean(0), ex.G, rtol=1e-10, atol=atol)
     np.testing.assert_allclose(cond.F[:, 1:].mean(0), ex.F[1:], rtol=1e-10, atol=atol)
     np.testing.assert_allclose(cond.G_pool.mean(0), ex.G_pool, rtol=1e-10, atol=atol)
-    np.testing.assert_allclose(cond.self_error.mean(0), ex.self_error, rtol=1e-10, atol=atol)
+    np.testing.assert_allclose(
+        cond.self_error.mean(0), ex.self_error, rtol=1e-10, atol=atol
+    )
     # non-uniform task probabilities: weight each sequence by its probability
     q = np.array([0.5, 0.3, 0.2])
     prob = np.prod(q[seqs], axis=1)
@@ -234,8 +263,19 @@ SINGLE_SETTINGS = [
 @pytest.mark.parametrize(("d", "s", "N", "T", "signal", "runs"), SINGLE_SETTINGS)
 def test_single_expert_exact_matches_engine(d, s, N, T, signal, runs):
     """simulate() with M = 1 on one shared pool: mean F_t, G_t, G_t^pool within 4 s.e. of the exact recursion."""
-    cfg = ExperimentConfig(n_tasks=N, n_experts=1, d=d, s=s, T=T, sigma0=1.0, sigma_t=0.7, signal=signal,
-                           shared_pool=True, n_runs=runs, seed=100 + d + s + N)
+    cfg = ExperimentConfig(
+        n_tasks=N,
+        n_experts=1,
+        d=d,
+        s=s,
+        T=T,
+        sigma0=1.0,
+        sigma_t=0.7,
+        signal=signal,
+        shared_pool=True,
+        n_runs=runs,
+        seed=100 + d + s + N,
+    )
     res = simulate(cfg)
     vh = unit_signal_directions(res.pool)
     ex = single_expert_exact(res.pool.W[0], None if vh is None else vh[0], s, T)
@@ -250,8 +290,18 @@ def test_single_expert_exact_matches_engine(d, s, N, T, signal, runs):
 @pytest.mark.statistical
 def test_isotropic_formula_is_rejected_for_aligned_signals():
     """Power check: the same Monte-Carlo tells the isotropic formula apart from the Definition-1 generator."""
-    cfg = ExperimentConfig(n_tasks=3, n_experts=1, d=30, s=5, T=15, sigma0=1.0, signal="aligned",
-                           shared_pool=True, n_runs=1000, seed=7)
+    cfg = ExperimentConfig(
+        n_tasks=3,
+        n_experts=1,
+        d=30,
+        s=5,
+        T=15,
+        sigma0=1.0,
+        signal="aligned",
+        shared_pool=True,
+        n_runs=1000,
+        seed=7,
+    )
     res = simulate(cfg)
     wbar2, delta = theory.pool_moments(res.pool.W[0])
     t = res.rounds
@@ -261,7 +311,9 @@ def test_isotropic_formula_is_rejected_for_aligned_signals():
         assert np.all(np.abs(mean[[4, 14]] - iso[[4, 14]]) > 10 * se[[4, 14]])
 
 
-def _forced_routing_simulation(cfg: ExperimentConfig, tasks: np.ndarray, experts: np.ndarray, mhat: np.ndarray):
+def _forced_routing_simulation(
+    cfg: ExperimentConfig, tasks: np.ndarray, experts: np.ndarray, mhat: np.ndarray
+):
     """Eq. (4) updates with the library's Definition-1 data, the routing (m_t, n_t) forced (same in every run).
 
     Returns per-run G_t, F_t, G_t^pool computed by brute force over the arrival history.
@@ -282,8 +334,14 @@ def _forced_routing_simulation(cfg: ExperimentConfig, tasks: np.ndarray, experts
         n, m = tasks[t], experts[t]
         Xt = X[t]
         resid = np.einsum("rds,rd->rs", Xt, W[:, n] - w[:, m])
-        w[:, m] += np.einsum("rds,rs->rd", Xt, np.linalg.solve(np.swapaxes(Xt, 1, 2) @ Xt, resid[..., None])[..., 0])
-        errs = np.sum((w[:, experts[: t + 1]] - W[:, tasks[: t + 1]]) ** 2, axis=-1)  # (R, t+1)
+        w[:, m] += np.einsum(
+            "rds,rs->rd",
+            Xt,
+            np.linalg.solve(np.swapaxes(Xt, 1, 2) @ Xt, resid[..., None])[..., 0],
+        )
+        errs = np.sum(
+            (w[:, experts[: t + 1]] - W[:, tasks[: t + 1]]) ** 2, axis=-1
+        )  # (R, t+1)
         err_own[:, t] = errs[:, t]
         G[:, t] = errs.mean(1)
         if t:
@@ -297,15 +355,34 @@ def _forced_routing_simulation(cfg: ExperimentConfig, tasks: np.ndarray, experts
 def test_moe_given_routing_matches_forced_routing_simulation(signal):
     """M = 3 experts, N = 4 tasks, one fixed routing sequence (tasks and experts drawn once), 2500 runs."""
     d, s, N, M, T = 10, 4, 4, 3, 25
-    cfg = ExperimentConfig(n_tasks=N, n_experts=M, d=d, s=s, T=T, sigma0=1.0, sigma_t=1.0, signal=signal,
-                           shared_pool=True, n_runs=2500, seed=31)
+    cfg = ExperimentConfig(
+        n_tasks=N,
+        n_experts=M,
+        d=d,
+        s=s,
+        T=T,
+        sigma0=1.0,
+        sigma_t=1.0,
+        signal=signal,
+        shared_pool=True,
+        n_runs=2500,
+        seed=31,
+    )
     seq_rng = np.random.default_rng(99)
     tasks = seq_rng.integers(N, size=T)
     experts = np.where(seq_rng.random(T) < 0.7, tasks % M, seq_rng.integers(M, size=T))
     mhat = np.arange(N) % M
     pool, G, F, G_pool = _forced_routing_simulation(cfg, tasks, experts, mhat)
     vh = unit_signal_directions(pool)
-    ex = moe_exact_given_routing(pool.W[0], None if vh is None else vh[0], s, tasks, experts, M, pool_experts=mhat)
+    ex = moe_exact_given_routing(
+        pool.W[0],
+        None if vh is None else vh[0],
+        s,
+        tasks,
+        experts,
+        M,
+        pool_experts=mhat,
+    )
     idx = np.array([1, 2, 4, 9, 17, 24])
     for name, sim in (("G", G), ("F", F), ("G_pool", G_pool)):
         mean, se = mean_se(sim)
@@ -323,20 +400,34 @@ def test_moe_given_routing_equals_full_space_chain(signal):
     vh = np.zeros((N, d)) if V is None else V
     tasks = rng.integers(N, size=T)
     experts = rng.integers(M, size=T)
-    ex = moe_exact_given_routing(W, V, s, tasks, experts, M, pool_experts=np.array([0, 1, 1]))
+    ex = moe_exact_given_routing(
+        W, V, s, tasks, experts, M, pool_experts=np.array([0, 1, 1])
+    )
     mean = np.zeros((M, d))
     second = np.zeros((M, d, d))
     err_own = []
     for t in range(T):
         n, m = tasks[t], experts[t]
         mean[m], second[m] = expected_update(mean[m], second[m], W[n], vh[n], s)
-        err = np.array([[np.trace(second[j]) - 2 * W[i] @ mean[j] + W[i] @ W[i] for i in range(N)] for j in range(M)])
+        err = np.array(
+            [
+                [
+                    np.trace(second[j]) - 2 * W[i] @ mean[j] + W[i] @ W[i]
+                    for i in range(N)
+                ]
+                for j in range(M)
+            ]
+        )
         past = err[experts[: t + 1], tasks[: t + 1]]
         err_own.append(past[-1])
         assert ex.G[t] == pytest.approx(past.mean(), rel=1e-10, abs=1e-12)
         if t:
-            assert ex.F[t] == pytest.approx(np.mean(past[:-1] - np.array(err_own[:-1])), rel=1e-9, abs=1e-10)
-        assert ex.G_pool[t] == pytest.approx(np.mean(err[[0, 1, 1], np.arange(N)]), rel=1e-10)
+            assert ex.F[t] == pytest.approx(
+                np.mean(past[:-1] - np.array(err_own[:-1])), rel=1e-9, abs=1e-10
+            )
+        assert ex.G_pool[t] == pytest.approx(
+            np.mean(err[[0, 1, 1], np.arange(N)]), rel=1e-10
+        )
 
 
 @pytest.mark.parametrize("signal", ["aligned", "random", "none"])
@@ -358,7 +449,9 @@ def test_limits_match_long_horizon_and_isotropic_floor(signal):
 
 
 def test_exact_for_pool_shared_and_subset():
-    cfg = ExperimentConfig(n_tasks=3, n_experts=1, d=9, s=4, T=6, signal="random", n_runs=5, seed=1)
+    cfg = ExperimentConfig(
+        n_tasks=3, n_experts=1, d=9, s=4, T=6, signal="random", n_runs=5, seed=1
+    )
     pool = make_task_pool(cfg, np.random.default_rng(0))
     sub = single_expert_exact_for_pool(pool, cfg.s, cfg.T, runs=[1, 3])
     direct = single_expert_exact(pool.W[3], pool.signal_directions()[3], cfg.s, cfg.T)

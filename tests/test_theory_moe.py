@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from moecl_lib import theory, theory_moe as tm
+from moecl_lib import theory
+from moecl_lib import theory_moe as tm
 from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.metrics import mean_se
 from moecl_lib.theory_exact import single_expert_exact, unit_signal_directions
@@ -61,7 +62,9 @@ def test_exact_floors_isotropic_equal_spec_formula():
         assert G == pytest.approx(spec, rel=1e-9)
         assert F == pytest.approx((1 - r) * spec, rel=1e-9)
     Delta = theory.pool_moments(W)[1]
-    assert tm.cluster_floors_exact(W, None, s, np.zeros(6, int))[0] == pytest.approx(Delta, rel=1e-9)
+    assert tm.cluster_floors_exact(W, None, s, np.zeros(6, int))[0] == pytest.approx(
+        Delta, rel=1e-9
+    )
 
 
 def test_shared_signal_cluster_floor():
@@ -79,15 +82,26 @@ def test_shared_signal_cluster_floor():
 
 def test_specialised_error_isotropic_geometric_and_def1_binomial_sum():
     p, r, err0, k = 0.2, 0.55, 3.0, 7
-    assert tm.specialised_error(k, p, r, err0, err0) == pytest.approx((1 - p * (1 - r)) ** k * err0)
+    assert tm.specialised_error(k, p, r, err0, err0) == pytest.approx(
+        (1 - p * (1 - r)) ** k * err0
+    )
     # Definition 1, explicit sum over the number of updates K ~ Bin(k, p)
     from math import comb
 
     rho, e2, pe2, cross, gap = 0.6, 2.0, 1.2, 0.3, 0.9
-    e_total = e2 + 2 * 0.5 + gap  # ||e0 + delta||^2 with e0.delta = 0.5 (any value; only K = 0 uses it)
-    brute = sum(comb(k, K) * p**K * (1 - p) ** (k - K)
-                * (e_total if K == 0 else rho**K * (pe2 + 2 * cross) + gap) for K in range(k + 1))
-    assert tm.specialised_error(k, p, rho, e_total, pe2, cross, gap) == pytest.approx(brute, rel=1e-12)
+    e_total = (
+        e2 + 2 * 0.5 + gap
+    )  # ||e0 + delta||^2 with e0.delta = 0.5 (any value; only K = 0 uses it)
+    brute = sum(
+        comb(k, K)
+        * p**K
+        * (1 - p) ** (k - K)
+        * (e_total if K == 0 else rho**K * (pe2 + 2 * cross) + gap)
+        for K in range(k + 1)
+    )
+    assert tm.specialised_error(k, p, rho, e_total, pe2, cross, gap) == pytest.approx(
+        brute, rel=1e-12
+    )
 
 
 def test_closed_form_equals_recursion_and_residual_limit():
@@ -107,8 +121,18 @@ def test_closed_form_equals_recursion_and_residual_limit():
     c = tm.pre_specialisation_residual(C, W, np.tile(ec, (R, 1)))
     assert 3000 * a.G[:, -1] == pytest.approx(c, rel=1e-6)
     with pytest.raises(ConfigError):
-        tm.post_specialisation_curves(w0, W, np.zeros_like(W), s, 1, 50, ec % 2, C, 0.0,
-                                      cluster_of=np.array([0, 0, 1, 1]))
+        tm.post_specialisation_curves(
+            w0,
+            W,
+            np.zeros_like(W),
+            s,
+            1,
+            50,
+            ec % 2,
+            C,
+            0.0,
+            cluster_of=np.array([0, 0, 1, 1]),
+        )
 
 
 def test_oracle_single_expert_and_singleton_limits():
@@ -123,12 +147,20 @@ def test_oracle_single_expert_and_singleton_limits():
     moe = tm.oracle_moe_exact(W, None, s, T, 10)
     r = 1 - s / 7
     t = np.arange(1, T + 1)
-    assert moe.G_pool == pytest.approx((1 - (1 - r) / 10) ** t * (W**2).sum(1).mean(), rel=1e-10)
+    assert moe.G_pool == pytest.approx(
+        (1 - (1 - r) / 10) ** t * (W**2).sum(1).mean(), rel=1e-10
+    )
     assert moe.G_floor == pytest.approx(0.0, abs=1e-12)
 
 
 def test_convergence_round():
-    c = np.array([[5.0, 3.0, 0.5, 2.0, 0.4, 0.3], [0.1, 0.1, 0.1, 0.1, 0.1, 0.1], [1, 1, 1, 1, 1, 2.0]])
+    c = np.array(
+        [
+            [5.0, 3.0, 0.5, 2.0, 0.4, 0.3],
+            [0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
+            [1, 1, 1, 1, 1, 2.0],
+        ]
+    )
     out = tm.convergence_round(c, 1.0)
     assert out[0] == 5 and out[1] == 1 and np.isnan(out[2])
 
@@ -153,26 +185,73 @@ def _check(sim_curve, theory_curve, rounds, label):
 )
 def test_oracle_moe_exact_matches_forced_routing(signal, M, K):
     """Ideal MoE (specialised from round 1): exact expectation vs simulation, Theorem 1 (K=N) and 2 (K<N)."""
-    cfg = ExperimentConfig(n_tasks=4, n_experts=M, d=10, s=4, T=60, n_runs=3000, signal=signal,
-                           n_clusters=K, shared_pool=True, seed=11)
+    cfg = ExperimentConfig(
+        n_tasks=4,
+        n_experts=M,
+        d=10,
+        s=4,
+        T=60,
+        n_runs=3000,
+        signal=signal,
+        n_clusters=K,
+        shared_pool=True,
+        seed=11,
+    )
     sim = tm.simulate_specialised(cfg)
     vh = unit_signal_directions(sim.pool)
-    th = tm.oracle_moe_exact(sim.pool.W[0], None if vh is None else vh[0], cfg.s, cfg.T, M,
-                             cluster_of=sim.pool.cluster_of)
+    th = tm.oracle_moe_exact(
+        sim.pool.W[0],
+        None if vh is None else vh[0],
+        cfg.s,
+        cfg.T,
+        M,
+        cluster_of=sim.pool.cluster_of,
+    )
     for key in ("G", "F", "G_pool"):
-        _check(getattr(sim, key), getattr(th, key)[None, :], (2, 5, 15, 30, 60), (signal, M, K, key))
+        _check(
+            getattr(sim, key),
+            getattr(th, key)[None, :],
+            (2, 5, 15, 30, 60),
+            (signal, M, K, key),
+        )
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize(("signal", "K"), [("none", None), ("aligned", None), ("none", 2)])
+@pytest.mark.parametrize(
+    ("signal", "K"), [("none", None), ("aligned", None), ("none", 2)]
+)
 def test_post_specialisation_matches_forced_routing(signal, K):
     """Random routing until t0 = 25, then specialised: E[G_t | state at t0] and E[F_t | state at t0]."""
     t0 = 25
-    cfg = ExperimentConfig(n_tasks=4, n_experts=6, d=10, s=4, T=90, n_runs=3000, signal=signal,
-                           n_clusters=K, seed=12)
+    cfg = ExperimentConfig(
+        n_tasks=4,
+        n_experts=6,
+        d=10,
+        s=4,
+        T=90,
+        n_runs=3000,
+        signal=signal,
+        n_clusters=K,
+        seed=12,
+    )
     sim = tm.simulate_specialised(cfg, t0=t0)
     vh = unit_signal_directions(sim.pool)
-    th = tm.post_specialisation_curves(sim.w_t0, sim.pool.W, vh, cfg.s, t0, cfg.T, sim.expert_cluster,
-                                       sim.counts_t0, sim.self_sum_t0, cluster_of=sim.pool.cluster_of)
+    th = tm.post_specialisation_curves(
+        sim.w_t0,
+        sim.pool.W,
+        vh,
+        cfg.s,
+        t0,
+        cfg.T,
+        sim.expert_cluster,
+        sim.counts_t0,
+        sim.self_sum_t0,
+        cluster_of=sim.pool.cluster_of,
+    )
     for key in ("G", "F"):
-        _check(getattr(sim, key), getattr(th, key), (t0 + 1, t0 + 5, 50, 90), (signal, K, key))
+        _check(
+            getattr(sim, key),
+            getattr(th, key),
+            (t0 + 1, t0 + 5, 50, 90),
+            (signal, K, key),
+        )

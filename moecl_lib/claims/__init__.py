@@ -12,5 +12,14 @@ book tooling (status page).
 from .record import Record, compare, publish
 from .rule import ClaimCheck, Quantity, Reading, estimate, fmt_number, verdict_of
 
-__all__ = ["ClaimCheck", "Quantity", "Reading", "Record", "compare", "estimate", "fmt_number", "publish",
-           "verdict_of"]
+__all__ = [
+    "ClaimCheck",
+    "Quantity",
+    "Reading",
+    "Record",
+    "compare",
+    "estimate",
+    "fmt_number",
+    "publish",
+    "verdict_of",
+]

@@ -58,8 +58,13 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.calibration import (CALIBRATED, CALIBRATED_T1_PER_EXPERT, ClaimThresholds,
-                                   phase_heatmap, setting_config)
+from moecl_lib.calibration import (
+    CALIBRATED,
+    CALIBRATED_T1_PER_EXPERT,
+    ClaimThresholds,
+    phase_heatmap,
+    setting_config,
+)
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.diagnostics import ROUTER_ONLY, specialisation
 from moecl_lib.engine import simulate
@@ -72,7 +77,12 @@ CLAIM = "calibration_note"
 #: Claims of the phase diagram, in the order of the figure panels.
 CLAIMS: tuple[str, ...] = ("P1", "P2", "P3a", "P3b")
 #: Statistics recorded per phase-diagram cell (names: ``pd_c<c>_eta<eta>_<statistic>``).
-CELL_STATS: tuple[str, ...] = ("purity_T1", "ratio_never_gap", "G_gap_over_single", "uniformity")
+CELL_STATS: tuple[str, ...] = (
+    "purity_T1",
+    "ratio_never_gap",
+    "G_gap_over_single",
+    "uniformity",
+)
 
 
 @dataclass(frozen=True)
@@ -124,10 +134,20 @@ def simulate_member(cfg: ExperimentConfig, window: int | None = None) -> MemberR
     sp = specialisation(res, window=window)
     T = cfg.T
     return MemberRuns(
-        config=cfg, purity_early=sp.purity_early, purity_late=sp.purity_late, purity_post=sp.purity_post,
-        coverage=sp.coverage, uniformity=sp.uniformity, frozen=np.asarray(res.T2) >= 0, T2=np.asarray(res.T2),
-        G_T=res.G[:, -1].copy(), G_half=res.G[:, T // 2 - 1].copy(), F_T=res.F[:, -1].copy(),
-        G_mean=res.G.mean(axis=0), wall_time=res.wall_time)
+        config=cfg,
+        purity_early=sp.purity_early,
+        purity_late=sp.purity_late,
+        purity_post=sp.purity_post,
+        coverage=sp.coverage,
+        uniformity=sp.uniformity,
+        frozen=np.asarray(res.T2) >= 0,
+        T2=np.asarray(res.T2),
+        G_T=res.G[:, -1].copy(),
+        G_half=res.G[:, T // 2 - 1].copy(),
+        F_T=res.F[:, -1].copy(),
+        G_mean=res.G.mean(axis=0),
+        wall_time=res.wall_time,
+    )
 
 
 class Simulator:
@@ -143,7 +163,9 @@ class Simulator:
         self.window = window
         self.cache: dict[Any, MemberRuns] = {}
 
-    def config(self, labels: Mapping[str, Any], T1_per_expert: float | None) -> ExperimentConfig:
+    def config(
+        self, labels: Mapping[str, Any], T1_per_expert: float | None
+    ) -> ExperimentConfig:
         changes = dict(labels)
         M = int(changes.get("n_experts", self.base.n_experts))
         if T1_per_expert is not None and "T1" not in changes:
@@ -152,7 +174,9 @@ class Simulator:
             changes["termination"] = "never"
         return self.base.replace(**changes)
 
-    def member(self, labels: Mapping[str, Any], T1_per_expert: float | None) -> MemberRuns:
+    def member(
+        self, labels: Mapping[str, Any], T1_per_expert: float | None
+    ) -> MemberRuns:
         cfg = self.config(labels, T1_per_expert)
         items = cfg.to_dict()
         if cfg.n_experts == 1:
@@ -165,7 +189,9 @@ class Simulator:
 
     def configs(self) -> dict[str, dict[str, Any]]:
         """Every configuration simulated so far (``member_<i>`` -> all fields)."""
-        return {f"member_{i}": m.config.to_dict() for i, m in enumerate(self.cache.values())}
+        return {
+            f"member_{i}": m.config.to_dict() for i, m in enumerate(self.cache.values())
+        }
 
     @property
     def wall_time(self) -> float:
@@ -225,61 +251,116 @@ def conjunction(readings: Iterable[Reading]) -> Outcome:
     return "inconclusive"
 
 
-def _reading(name: str, statement: str, est: tuple[float, float, int], threshold: float,
-             sense: str = ">=") -> Reading:
+def _reading(
+    name: str,
+    statement: str,
+    est: tuple[float, float, int],
+    threshold: float,
+    sense: str = ">=",
+) -> Reading:
     """A reading from ``(mean, se, n)``; with no finite value (e.g. purity after ``T2`` when no run froze) the
     estimate is 0 with no s.e., which fails a ``>=`` reading with a positive threshold."""
     if est[2] == 0:
-        return Reading(name, statement + " (no run defines it: counted as 0)", 0.0, threshold, 0.0,
-                       sense)  # type: ignore[arg-type]
+        return Reading(
+            name,
+            statement + " (no run defines it: counted as 0)",
+            0.0,
+            threshold,
+            0.0,
+            sense,
+        )  # type: ignore[arg-type]
     return Reading(name, statement, est[0], threshold, est[1], sense)  # type: ignore[arg-type]
 
 
-def p1_readings(gap: MemberRuns, th: ClaimThresholds = ClaimThresholds()) -> tuple[Reading, ...]:
+def p1_readings(
+    gap: MemberRuns, th: ClaimThresholds = ClaimThresholds()
+) -> tuple[Reading, ...]:
     """P1 (specialisation after ``T1``): purity after ``T1`` and coverage of the expert sets."""
     return (
-        _reading("P1_purity", f"P1: routing purity in the window after T1 ≥ {th.purity:g}",
-                 mean_se(gap.purity_early), th.purity),
-        _reading("P1_coverage", f"P1: fraction of tasks owning an expert set ≥ {th.coverage:g}",
-                 mean_se(gap.coverage), th.coverage),
+        _reading(
+            "P1_purity",
+            f"P1: routing purity in the window after T1 ≥ {th.purity:g}",
+            mean_se(gap.purity_early),
+            th.purity,
+        ),
+        _reading(
+            "P1_coverage",
+            f"P1: fraction of tasks owning an expert set ≥ {th.coverage:g}",
+            mean_se(gap.coverage),
+            th.coverage,
+        ),
     )
 
 
-def p2_readings(gap: MemberRuns, never: MemberRuns,
-                th: ClaimThresholds = ClaimThresholds()) -> tuple[Reading, ...]:
+def p2_readings(
+    gap: MemberRuns, never: MemberRuns, th: ClaimThresholds = ClaimThresholds()
+) -> tuple[Reading, ...]:
     """P2 (no termination hurts): paired ratio and paired difference of the final ``G_T``."""
     return (
-        _reading("P2_ratio", f"P2: G_T(never) / G_T(gap) ≥ {th.p2_ratio:g}",
-                 paired_ratio(never.G_T, gap.G_T), th.p2_ratio),
-        _reading("P2_difference", "P2: G_T(never) − G_T(gap) ≥ 0 (paired over runs)",
-                 mean_se(never.G_T - gap.G_T), 0.0),
+        _reading(
+            "P2_ratio",
+            f"P2: G_T(never) / G_T(gap) ≥ {th.p2_ratio:g}",
+            paired_ratio(never.G_T, gap.G_T),
+            th.p2_ratio,
+        ),
+        _reading(
+            "P2_difference",
+            "P2: G_T(never) − G_T(gap) ≥ 0 (paired over runs)",
+            mean_se(never.G_T - gap.G_T),
+            0.0,
+        ),
     )
 
 
-def p3a_readings(gap: MemberRuns, single: MemberRuns,
-                 th: ClaimThresholds = ClaimThresholds()) -> tuple[Reading, ...]:
+def p3a_readings(
+    gap: MemberRuns, single: MemberRuns, th: ClaimThresholds = ClaimThresholds()
+) -> tuple[Reading, ...]:
     """P3a (termination freezes a correct routing and converges)."""
     return (
-        _reading("P3a_frozen", f"P3a: fraction of runs whose router froze ≥ {th.frozen:g}",
-                 proportion(gap.frozen), th.frozen),
-        _reading("P3a_purity_post", f"P3a: routing purity after T2 ≥ {th.purity:g}",
-                 mean_se(gap.purity_post), th.purity),
-        _reading("P3a_decreasing", "P3a: G_{T/2}(gap) − G_T(gap) ≥ 0 (still decreasing; paired)",
-                 mean_se(gap.G_half - gap.G_T), 0.0),
-        _reading("P3a_beats_single", f"P3a: G_T(gap) / G_T(M=1) ≤ {th.converge_frac:g}",
-                 independent_ratio(gap.G_T, single.G_T), th.converge_frac, "<="),
+        _reading(
+            "P3a_frozen",
+            f"P3a: fraction of runs whose router froze ≥ {th.frozen:g}",
+            proportion(gap.frozen),
+            th.frozen,
+        ),
+        _reading(
+            "P3a_purity_post",
+            f"P3a: routing purity after T2 ≥ {th.purity:g}",
+            mean_se(gap.purity_post),
+            th.purity,
+        ),
+        _reading(
+            "P3a_decreasing",
+            "P3a: G_{T/2}(gap) − G_T(gap) ≥ 0 (still decreasing; paired)",
+            mean_se(gap.G_half - gap.G_T),
+            0.0,
+        ),
+        _reading(
+            "P3a_beats_single",
+            f"P3a: G_T(gap) / G_T(M=1) ≤ {th.converge_frac:g}",
+            independent_ratio(gap.G_T, single.G_T),
+            th.converge_frac,
+            "<=",
+        ),
     )
 
 
-def p3b_readings(gap: MemberRuns, th: ClaimThresholds = ClaimThresholds()) -> tuple[Reading, ...]:
+def p3b_readings(
+    gap: MemberRuns, th: ClaimThresholds = ClaimThresholds()
+) -> tuple[Reading, ...]:
     """P3b (uniform choice inside the set): P3a's first two readings and the within-set uniformity.
 
     Runs without a set of two or more experts have no uniformity; if no run has one, the uniformity reading is
     0 with no s.e. (it fails: there is no set to be uniform over; see :func:`_reading`).
     """
     return p3a_readings(gap, gap, th)[:2] + (
-        _reading("P3b_uniformity", f"P3b: normalised within-set routing entropy after T2 ≥ {th.uniform:g}",
-                 mean_se(gap.uniformity), th.uniform),)
+        _reading(
+            "P3b_uniformity",
+            f"P3b: normalised within-set routing entropy after T2 ≥ {th.uniform:g}",
+            mean_se(gap.uniformity),
+            th.uniform,
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ cells
@@ -299,7 +380,9 @@ class Cell:
     def outcomes(self) -> dict[str, Outcome]:
         """P1, P2, P3a, P3b and ``all`` (= P1 and P2 and P3a) in this cell (:func:`conjunction`)."""
         out = {k: conjunction(v) for k, v in self.readings.items()}
-        out["all"] = conjunction(r for k in ("P1", "P2", "P3a") for r in self.readings[k])
+        out["all"] = conjunction(
+            r for k in ("P1", "P2", "P3a") for r in self.readings[k]
+        )
         return out
 
     def stats(self) -> dict[str, tuple[float, float, int]]:
@@ -321,25 +404,39 @@ class Cell:
     def row(self) -> dict[str, Any]:
         """Tidy row for tables, heat maps and CSV: labels, statistic means, outcomes (``holds`` etc.)."""
         row: dict[str, Any] = dict(self.labels)
-        row["gain"] = self.gap.config.eta * self.gap.config.signal_scale ** 2  # router gain eta c^2
+        row["gain"] = (
+            self.gap.config.eta * self.gap.config.signal_scale**2
+        )  # router gain eta c^2
         row.update({k: v[0] for k, v in self.stats().items()})
         row.update(self.outcomes)
         return row
 
 
-def run_cell(sim: Simulator, labels: Mapping[str, Any], T1_per_expert: float | None,
-             th: ClaimThresholds = ClaimThresholds()) -> Cell:
+def run_cell(
+    sim: Simulator,
+    labels: Mapping[str, Any],
+    T1_per_expert: float | None,
+    th: ClaimThresholds = ClaimThresholds(),
+) -> Cell:
     """Simulate one cell (``gap``, ``never``, single expert) and read P1, P2, P3a, P3b."""
     gap = sim.member(dict(labels, termination="gap"), T1_per_expert)
     never = sim.member(dict(labels, termination="never"), T1_per_expert)
     single = sim.member(dict(labels, n_experts=1), T1_per_expert)
-    readings = {"P1": p1_readings(gap, th), "P2": p2_readings(gap, never, th),
-                "P3a": p3a_readings(gap, single, th), "P3b": p3b_readings(gap, th)}
+    readings = {
+        "P1": p1_readings(gap, th),
+        "P2": p2_readings(gap, never, th),
+        "P3a": p3a_readings(gap, single, th),
+        "P3b": p3b_readings(gap, th),
+    }
     return Cell(dict(labels), gap, never, single, readings)
 
 
-def sweep(sim: Simulator, cells: Sequence[Mapping[str, Any]], T1_per_expert: float | None,
-          th: ClaimThresholds = ClaimThresholds()) -> list[Cell]:
+def sweep(
+    sim: Simulator,
+    cells: Sequence[Mapping[str, Any]],
+    T1_per_expert: float | None,
+    th: ClaimThresholds = ClaimThresholds(),
+) -> list[Cell]:
     return [run_cell(sim, c, T1_per_expert, th) for c in cells]
 
 
@@ -347,8 +444,10 @@ def count_outcomes(cells: Sequence[Cell]) -> dict[str, dict[str, int]]:
     """``claim -> outcome -> number of cells`` (claims P1, P2, P3a, P3b, all)."""
     out: dict[str, dict[str, int]] = {}
     for claim in CLAIMS + ("all",):
-        out[claim] = {o: sum(c.outcomes[claim] == o for c in cells)
-                      for o in ("holds", "fails", "inconclusive")}
+        out[claim] = {
+            o: sum(c.outcomes[claim] == o for c in cells)
+            for o in ("holds", "fails", "inconclusive")
+        }
     return out
 
 
@@ -381,9 +480,15 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=[self.params.seed],
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=[self.params.seed],
+            wall_time_s=self.wall_time_s,
+        )
 
     def rows(self, cells: Sequence[Cell]) -> list[dict[str, Any]]:
         return [c.row() for c in cells]
@@ -401,18 +506,43 @@ def run(params: Params = Params()) -> Result:
     kw = dict(T=p.T, n_runs=p.n_runs, seed=p.seed)
     # 1. recalled setting: T1 from the config formula, both aux-gradient variants
     rec_sim = Simulator(setting_config("recalled", p.n_experts, **kw))
-    recalled = sweep(rec_sim, [dict(aux_grad="decay"), dict(aux_grad="no_decay")], None, th)
+    recalled = sweep(
+        rec_sim, [dict(aux_grad="decay"), dict(aux_grad="no_decay")], None, th
+    )
     # 2. phase diagram and slices around the calibrated point (T1 = 30 M)
     sim = Simulator(setting_config("calibrated", p.n_experts, **kw))
     t1 = CALIBRATED_T1_PER_EXPERT
-    phase = sweep(sim, [dict(signal_scale=c, eta=e) for c in p.signal_scales for e in p.etas], t1, th)
-    aux = sweep(sim, [dict(signal_scale=c, eta=CALIBRATED["eta"], aux_grad=a)
-                      for c in p.aux_slice_scales for a in ("decay", "no_decay")], t1, th)
-    lam = sweep(sim, [dict(lam=v) for v in sorted(set(p.lams) | {CALIBRATED["lam"]})], t1, th)
-    alpha = sweep(sim, [dict(alpha=v) for v in sorted(set(p.alphas) | {CALIBRATED["alpha"]})], t1, th)
+    phase = sweep(
+        sim,
+        [dict(signal_scale=c, eta=e) for c in p.signal_scales for e in p.etas],
+        t1,
+        th,
+    )
+    aux = sweep(
+        sim,
+        [
+            dict(signal_scale=c, eta=CALIBRATED["eta"], aux_grad=a)
+            for c in p.aux_slice_scales
+            for a in ("decay", "no_decay")
+        ],
+        t1,
+        th,
+    )
+    lam = sweep(
+        sim, [dict(lam=v) for v in sorted(set(p.lams) | {CALIBRATED["lam"]})], t1, th
+    )
+    alpha = sweep(
+        sim,
+        [dict(alpha=v) for v in sorted(set(p.alphas) | {CALIBRATED["alpha"]})],
+        t1,
+        th,
+    )
     # 3. the calibrated point with more runs (decides the claim readings)
-    point_sim = Simulator(setting_config("calibrated", p.n_experts, T=p.T, n_runs=p.n_runs_point,
-                                         seed=p.seed))
+    point_sim = Simulator(
+        setting_config(
+            "calibrated", p.n_experts, T=p.T, n_runs=p.n_runs_point, seed=p.seed
+        )
+    )
     point = run_cell(point_sim, {}, t1, th)
 
     checks = [recalled_check(recalled, th), calibrated_check(point)]
@@ -421,46 +551,97 @@ def run(params: Params = Params()) -> Result:
     configs = {f"recalled_{k}": v for k, v in rec_sim.configs().items()}
     configs.update({f"sweep_{k}": v for k, v in sim.configs().items()})
     configs.update({f"point_{k}": v for k, v in point_sim.configs().items()})
-    return Result(params=p, recalled=recalled, recalled_T1=rec_sim.base.T1_value, point=point, phase=phase,
-                  aux=aux, lam=lam, alpha=alpha, quantities=quantities, checks=checks, configs=configs,
-                  counts=counts, wall_time_s=time.perf_counter() - start, thresholds=th)
+    return Result(
+        params=p,
+        recalled=recalled,
+        recalled_T1=rec_sim.base.T1_value,
+        point=point,
+        phase=phase,
+        aux=aux,
+        lam=lam,
+        alpha=alpha,
+        quantities=quantities,
+        checks=checks,
+        configs=configs,
+        counts=counts,
+        wall_time_s=time.perf_counter() - start,
+        thresholds=th,
+    )
 
 
-def recalled_check(recalled: Sequence[Cell], th: ClaimThresholds = ClaimThresholds()) -> ClaimCheck:
+def recalled_check(
+    recalled: Sequence[Cell], th: ClaimThresholds = ClaimThresholds()
+) -> ClaimCheck:
     """``calibration_note [recalled]``: the router does not specialise with the recalled values."""
     by_aux = {c.labels["aux_grad"]: c for c in recalled}
     readings = []
-    for aux, words in (("decay", "literal 1/t aux gradient"), ("no_decay", "non-decaying aux gradient")):
-        readings.append(_reading(f"not_specialised_{aux}",
-                                 f"recalled, {words}: routing purity in the window after T1 ≤ {th.purity:g}",
-                                 mean_se(by_aux[aux].gap.purity_early), th.purity, "<="))
-    readings.append(_reading("not_specialised_late",
-                             "recalled, router never frozen: routing purity in the last window "
-                             f"≤ {th.purity:g}",
-                             mean_se(by_aux["decay"].never.purity_late), th.purity, "<="))
+    for aux, words in (
+        ("decay", "literal 1/t aux gradient"),
+        ("no_decay", "non-decaying aux gradient"),
+    ):
+        readings.append(
+            _reading(
+                f"not_specialised_{aux}",
+                f"recalled, {words}: routing purity in the window after T1 ≤ {th.purity:g}",
+                mean_se(by_aux[aux].gap.purity_early),
+                th.purity,
+                "<=",
+            )
+        )
+    readings.append(
+        _reading(
+            "not_specialised_late",
+            "recalled, router never frozen: routing purity in the last window "
+            f"≤ {th.purity:g}",
+            mean_se(by_aux["decay"].never.purity_late),
+            th.purity,
+            "<=",
+        )
+    )
     return ClaimCheck(CLAIM, "recalled", tuple(readings))
 
 
 def calibrated_check(point: Cell) -> ClaimCheck:
     """``calibration_note [calibrated]``: P1, P2 and P3a hold at the calibrated point (every part)."""
-    return ClaimCheck(CLAIM, "calibrated",
-                      point.readings["P1"] + point.readings["P2"] + point.readings["P3a"])
+    return ClaimCheck(
+        CLAIM,
+        "calibrated",
+        point.readings["P1"] + point.readings["P2"] + point.readings["P3a"],
+    )
 
 
-def _quantities(recalled: Sequence[Cell], point: Cell, phase: Sequence[Cell], aux: Sequence[Cell],
-                lam: Sequence[Cell], alpha: Sequence[Cell]) -> list[Quantity]:
+def _quantities(
+    recalled: Sequence[Cell],
+    point: Cell,
+    phase: Sequence[Cell],
+    aux: Sequence[Cell],
+    lam: Sequence[Cell],
+    alpha: Sequence[Cell],
+) -> list[Quantity]:
     qs: list[Quantity] = []
     for c in recalled:
         a = c.labels["aux_grad"]
         s = c.stats()
-        qs += [_q(f"recalled_{a}_purity_T1", s["purity_T1"]),
-               _q(f"recalled_{a}_purity_late_never", s["purity_late_never"]),
-               _q(f"recalled_{a}_coverage", s["coverage"]),
-               _q(f"recalled_{a}_ratio_never_gap", s["ratio_never_gap"]),
-               _q(f"recalled_{a}_G_gap_over_single", s["G_gap_over_single"])]
+        qs += [
+            _q(f"recalled_{a}_purity_T1", s["purity_T1"]),
+            _q(f"recalled_{a}_purity_late_never", s["purity_late_never"]),
+            _q(f"recalled_{a}_coverage", s["coverage"]),
+            _q(f"recalled_{a}_ratio_never_gap", s["ratio_never_gap"]),
+            _q(f"recalled_{a}_G_gap_over_single", s["G_gap_over_single"]),
+        ]
     s = point.stats()
-    for k in ("purity_T1", "coverage", "ratio_never_gap", "G_T_gap", "G_T_never", "G_T_single",
-              "G_gap_over_single", "purity_post_T2", "frozen", "uniformity"):
+    for k in (
+        "purity_T1",
+        "coverage",
+        "ratio_never_gap",
+        "G_T_gap",
+        "G_T_never",
+        "G_T_single",
+        "G_gap_over_single",
+        "purity_post_T2",
+        "frozen",
+        "uniformity",
+    ):
         qs.append(_q(f"point_{k}", s[k]))
     qs.append(_q("point_G_half_minus_G_T", mean_se(point.gap.G_half - point.gap.G_T)))
     for c in phase:
@@ -469,14 +650,22 @@ def _quantities(recalled: Sequence[Cell], point: Cell, phase: Sequence[Cell], au
         qs += [_q(f"pd_{key}_{k}", s[k]) for k in CELL_STATS if np.isfinite(s[k][0])]
     for c in aux:
         s = c.stats()
-        key = f"aux_c{c.labels['signal_scale']:g}_{c.labels['aux_grad']}".replace(".", "p")
-        qs += [_q(f"{key}_purity_T1", s["purity_T1"]), _q(f"{key}_ratio_never_gap", s["ratio_never_gap"])]
+        key = f"aux_c{c.labels['signal_scale']:g}_{c.labels['aux_grad']}".replace(
+            ".", "p"
+        )
+        qs += [
+            _q(f"{key}_purity_T1", s["purity_T1"]),
+            _q(f"{key}_ratio_never_gap", s["ratio_never_gap"]),
+        ]
     for name, cells in (("lam", lam), ("alpha", alpha)):
         for c in cells:
             s = c.stats()
             key = f"{name}{c.labels[name]:g}".replace(".", "p")
-            qs += [_q(f"{key}_{k}", s[k]) for k in ("purity_T1", "ratio_never_gap", "uniformity")
-                   if np.isfinite(s[k][0])]
+            qs += [
+                _q(f"{key}_{k}", s[k])
+                for k in ("purity_T1", "ratio_never_gap", "uniformity")
+                if np.isfinite(s[k][0])
+            ]
     # The numbers of cells where a claim holds are not recorded: they moved when the same runs were
     # simulated by the numpy backend instead of the numba kernel (a stand-in for another CPU's rounding),
     # because several 16-run cells sit near the 2-s.e. margin. The per-cell statistics above are recorded.
@@ -486,12 +675,23 @@ def _quantities(recalled: Sequence[Cell], point: Cell, phase: Sequence[Cell], au
 # ------------------------------------------------------------------------------------------------ reporting
 
 #: Columns of the chapter's tables (cell statistics), besides the cell labels and outcomes.
-TABLE_STATS: tuple[str, ...] = ("purity_T1", "coverage", "ratio_never_gap", "G_T_gap", "G_T_single",
-                                "purity_post_T2", "uniformity")
+TABLE_STATS: tuple[str, ...] = (
+    "purity_T1",
+    "coverage",
+    "ratio_never_gap",
+    "G_T_gap",
+    "G_T_single",
+    "purity_post_T2",
+    "uniformity",
+)
 
 
-def table_rows(cells: Sequence[Cell], labels: Sequence[str], stats: Sequence[str] = TABLE_STATS,
-               claims: Sequence[str] = CLAIMS) -> list[dict[str, Any]]:
+def table_rows(
+    cells: Sequence[Cell],
+    labels: Sequence[str],
+    stats: Sequence[str] = TABLE_STATS,
+    claims: Sequence[str] = CLAIMS,
+) -> list[dict[str, Any]]:
     """Rows for :func:`moecl_lib.plotting.table`: labels, statistic means and claim outcomes."""
     out = []
     for c in cells:
@@ -501,16 +701,21 @@ def table_rows(cells: Sequence[Cell], labels: Sequence[str], stats: Sequence[str
 
 
 def _where(cells: Sequence[Cell], claim: str, outcome: str) -> list[str]:
-    return [f"c = {c.labels['signal_scale']:g}, η = {c.labels['eta']:g}" for c in cells
-            if c.outcomes[claim] == outcome]
+    return [
+        f"c = {c.labels['signal_scale']:g}, η = {c.labels['eta']:g}"
+        for c in cells
+        if c.outcomes[claim] == outcome
+    ]
 
 
 def phase_sentence(result: Result) -> str:
     """Where P1, P2 and P3a hold together in the phase diagram (generated: true at any profile)."""
     n = len(result.phase)
     cnt = result.counts["all"]
-    s = (f"P1, P2 and P3a all hold in {cnt['holds']} of the {n} cells, fail in {cnt['fails']} and are "
-         f"undecided at this batch size ({result.params.n_runs} runs per cell) in {cnt['inconclusive']}")
+    s = (
+        f"P1, P2 and P3a all hold in {cnt['holds']} of the {n} cells, fail in {cnt['fails']} and are "
+        f"undecided at this batch size ({result.params.n_runs} runs per cell) in {cnt['inconclusive']}"
+    )
     parts = []
     for outcome, word in (("holds", "they hold at"), ("inconclusive", "undecided at")):
         where = _where(result.phase, "all", outcome)
@@ -522,12 +727,17 @@ def phase_sentence(result: Result) -> str:
 def p2_high_gain_sentence(result: Result) -> str:
     """Never/gap ratio, purity after ``T1`` and P2 in the (up to) three cells of largest router gain."""
     rows = sorted((c.row() for c in result.phase), key=lambda r: r["gain"])
-    top = rows[-min(3, len(rows)):][::-1]
-    vals = "; ".join(f"gain {r['gain']:g}: ratio {r['ratio_never_gap']:.2f}, purity {r['purity_T1']:.2f}, "
-                     f"P2 {r['P2']}" for r in top)
+    top = rows[-min(3, len(rows)) :][::-1]
+    vals = "; ".join(
+        f"gain {r['gain']:g}: ratio {r['ratio_never_gap']:.2f}, purity {r['purity_T1']:.2f}, "
+        f"P2 {r['P2']}"
+        for r in top
+    )
     best = max(rows, key=lambda r: r["purity_T1"])
-    return (f"{vals} (G_T(never)/G_T(gap) and purity after T1 in the cells of largest gain; the "
-            f"highest purity of the diagram, {best['purity_T1']:.2f}, is at gain {best['gain']:g})")
+    return (
+        f"{vals} (G_T(never)/G_T(gap) and purity after T1 in the cells of largest gain; the "
+        f"highest purity of the diagram, {best['purity_T1']:.2f}, is at gain {best['gain']:g})"
+    )
 
 
 def p3b_sentence(result: Result) -> str:
@@ -537,8 +747,10 @@ def p3b_sentence(result: Result) -> str:
     s = f"P3b holds in {n} of the {len(result.phase)} cells"
     u = [r["uniformity"] for r in pure if np.isfinite(r["uniformity"])]
     if u:
-        s += (f"; in the {len(pure)} cells whose purity after T1 is at least 0.85 the within-set "
-              f"uniformity is at most {max(u):.2f}")
+        s += (
+            f"; in the {len(pure)} cells whose purity after T1 is at least 0.85 the within-set "
+            f"uniformity is at most {max(u):.2f}"
+        )
     return s
 
 
@@ -549,9 +761,11 @@ def aux_sentence(result: Result) -> str:
     if set(by) != {"decay", "no_decay"}:
         return "the calibrated signal scale is not in the aux-gradient slice"
     d, n = (by[a].stats()["ratio_never_gap"] for a in ("decay", "no_decay"))
-    return (f"at c = {c0:g} the ratio G_T(never)/G_T(gap) is {d[0]:.2f} ± {d[1]:.2f} with the literal "
-            f"decaying gradient (P2 {by['decay'].outcomes['P2']}) and {n[0]:.2f} ± {n[1]:.2f} without "
-            f"decay (P2 {by['no_decay'].outcomes['P2']})")
+    return (
+        f"at c = {c0:g} the ratio G_T(never)/G_T(gap) is {d[0]:.2f} ± {d[1]:.2f} with the literal "
+        f"decaying gradient (P2 {by['decay'].outcomes['P2']}) and {n[0]:.2f} ± {n[1]:.2f} without "
+        f"decay (P2 {by['no_decay'].outcomes['P2']})"
+    )
 
 
 def alpha_sentence(result: Result) -> str:
@@ -563,13 +777,17 @@ def alpha_sentence(result: Result) -> str:
     if 0.0 in by and a0 in by:
         e0 = by[0.0].stats()["ratio_never_gap"][0] - 1
         ec = by[a0].stats()["ratio_never_gap"][0] - 1
-        parts.append(f"the excess error of the never-frozen router, G_T(never)/G_T(gap) − 1, is "
-                     f"{e0:.2f} without load balancing (α = 0) against {ec:.2f} at α = {a0:g}")
+        parts.append(
+            f"the excess error of the never-frozen router, G_T(never)/G_T(gap) − 1, is "
+            f"{e0:.2f} without load balancing (α = 0) against {ec:.2f} at α = {a0:g}"
+        )
     top = max(by)
     if top > a0:
         s = by[top].stats()["purity_T1"]
-        parts.append(f"at α = {top:g} the purity after T1 is {s[0]:.3f} ± {s[1]:.3f} "
-                     f"(P1 {by[top].outcomes['P1']})")
+        parts.append(
+            f"at α = {top:g} the purity after T1 is {s[0]:.3f} ± {s[1]:.3f} "
+            f"(P1 {by[top].outcomes['P1']})"
+        )
     return "; ".join(parts)
 
 
@@ -584,26 +802,65 @@ def phase_figure(result: Result) -> tuple[Figure, dict[str, list[Any]]]:
         for k in CLAIMS + ("all",):
             r[f"{k}_holds"] = r[k] == "holds"
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
-    specs = [("purity_T1", "P1", "P1: purity after $T_1$", "viridis", 0.2, 1.0),
-             ("ratio_never_gap", "P2", "P2: $G_T$(never) / $G_T$(gap)", "magma", 0.5, 3.0),
-             ("G_gap_over_single", "P3a", "P3a: $G_T$(gap) / $G_T$(M=1)", "viridis_r", 0.0, 1.0),
-             ("uniformity", "P3b", "P3b: within-set uniformity", "viridis", 0.0, 1.0)]
+    specs = [
+        ("purity_T1", "P1", "P1: purity after $T_1$", "viridis", 0.2, 1.0),
+        ("ratio_never_gap", "P2", "P2: $G_T$(never) / $G_T$(gap)", "magma", 0.5, 3.0),
+        (
+            "G_gap_over_single",
+            "P3a",
+            "P3a: $G_T$(gap) / $G_T$(M=1)",
+            "viridis_r",
+            0.0,
+            1.0,
+        ),
+        ("uniformity", "P3b", "P3b: within-set uniformity", "viridis", 0.0, 1.0),
+    ]
     xs = sorted({r["eta"] for r in rows})
     ys = sorted({r["signal_scale"] for r in rows})
     for ax, (key, claim, title, cmap, lo, hi) in zip(axes, specs):
-        im = phase_heatmap(ax, rows, "eta", "signal_scale", key, passed=f"{claim}_holds", cmap=cmap,
-                           title=title, vmin=lo, vmax=hi)
+        im = phase_heatmap(
+            ax,
+            rows,
+            "eta",
+            "signal_scale",
+            key,
+            passed=f"{claim}_holds",
+            cmap=cmap,
+            title=title,
+            vmin=lo,
+            vmax=hi,
+        )
         for r in rows:
             if r[claim] == "inconclusive":
-                ax.add_patch(Rectangle((xs.index(r["eta"]) - 0.5, ys.index(r["signal_scale"]) - 0.5), 1, 1,
-                                       fill=False, ec="orange", lw=2, ls="--"))
+                ax.add_patch(
+                    Rectangle(
+                        (xs.index(r["eta"]) - 0.5, ys.index(r["signal_scale"]) - 0.5),
+                        1,
+                        1,
+                        fill=False,
+                        ec="orange",
+                        lw=2,
+                        ls="--",
+                    )
+                )
         fig.colorbar(im, ax=ax, shrink=0.8)
     p = result.params
-    fig.suptitle(f"M={p.n_experts}, no-decay aux, alpha={CALIBRATED['alpha']}, lambda={CALIBRATED['lam']}, "
-                 f"T1=30M, T={p.T}, {p.n_runs} runs per cell; red frame = claim holds (2 s.e.), "
-                 "dashed = undecided", fontsize=10)
+    fig.suptitle(
+        f"M={p.n_experts}, no-decay aux, alpha={CALIBRATED['alpha']}, lambda={CALIBRATED['lam']}, "
+        f"T1=30M, T={p.T}, {p.n_runs} runs per cell; red frame = claim holds (2 s.e.), "
+        "dashed = undecided",
+        fontsize=10,
+    )
     fig.tight_layout()
-    keys = ["signal_scale", "eta", "gain", *TABLE_STATS, "G_gap_over_single", *CLAIMS, "all"]
+    keys = [
+        "signal_scale",
+        "eta",
+        "gain",
+        *TABLE_STATS,
+        "G_gap_over_single",
+        *CLAIMS,
+        "all",
+    ]
     return fig, {k: [r[k] for r in rows] for k in keys}
 
 
@@ -614,12 +871,27 @@ def slices_figure(result: Result) -> tuple[Figure, dict[str, list[Any]]]:
 
     th = result.thresholds
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for ax, cells, key in [(axes[0], result.lam, "lam"), (axes[1], result.alpha, "alpha")]:
+    for ax, cells, key in [
+        (axes[0], result.lam, "lam"),
+        (axes[1], result.alpha, "alpha"),
+    ]:
         rows = result.rows(cells)
         xv = [r[key] for r in rows]
-        ax.plot(xv, [r["purity_T1"] for r in rows], "o-", label="purity after $T_1$ (P1)")
-        ax.plot(xv, [r["uniformity"] for r in rows], "s-", label="within-set uniformity (P3b)")
-        ax.plot(xv, [r["ratio_never_gap"] / 3 for r in rows], "^-", label="$G_T$(never)/$G_T$(gap) / 3 (P2)")
+        ax.plot(
+            xv, [r["purity_T1"] for r in rows], "o-", label="purity after $T_1$ (P1)"
+        )
+        ax.plot(
+            xv,
+            [r["uniformity"] for r in rows],
+            "s-",
+            label="within-set uniformity (P3b)",
+        )
+        ax.plot(
+            xv,
+            [r["ratio_never_gap"] / 3 for r in rows],
+            "^-",
+            label="$G_T$(never)/$G_T$(gap) / 3 (P2)",
+        )
         ax.axhline(th.purity, color="grey", ls=":", lw=1)
         ax.set_xscale("symlog", linthresh=0.1)
         ax.set_xlabel(key)
@@ -627,8 +899,10 @@ def slices_figure(result: Result) -> tuple[Figure, dict[str, list[Any]]]:
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle("slices through the calibrated point", fontsize=10)
     lam_rows, alpha_rows = result.rows(result.lam), result.rows(result.alpha)
-    cols: dict[str, list[Any]] = {"knob": ["lam"] * len(lam_rows) + ["alpha"] * len(alpha_rows),
-                                  "value": [r["lam"] for r in lam_rows] + [r["alpha"] for r in alpha_rows]}
+    cols: dict[str, list[Any]] = {
+        "knob": ["lam"] * len(lam_rows) + ["alpha"] * len(alpha_rows),
+        "value": [r["lam"] for r in lam_rows] + [r["alpha"] for r in alpha_rows],
+    }
     for k in (*TABLE_STATS, *CLAIMS):
         cols[k] = [r[k] for r in lam_rows + alpha_rows]
     return fig, cols

@@ -36,7 +36,6 @@ conflicting tasks and the accuracy has a floor, which is a different effect):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,8 +48,17 @@ from moecl_lib.deep import DeepMoEConfig, set_determinism
 from moecl_lib.deep_study import Results, run_paired
 from moecl_lib.learners import StreamResult
 
-from .dnn_moe_vs_single import (FLOORS, Data, _factory, _text_table, load_tasks, per_seed, seed_cell,
-                                seed_mean_se, small_sample_se)
+from .dnn_moe_vs_single import (
+    FLOORS,
+    Data,
+    _factory,
+    _text_table,
+    load_tasks,
+    per_seed,
+    seed_cell,
+    seed_mean_se,
+    small_sample_se,
+)
 from .record import Record
 from .rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
 
@@ -127,8 +135,10 @@ class Result:
     params: Params
     data: Data
     base: DeepMoEConfig
-    results: Results                           # "M=<M>" -> runs (one per seed)
-    stats: dict[int, dict[str, np.ndarray]]    # M -> statistic -> per-seed values (incl. "t_conv")
+    results: Results  # "M=<M>" -> runs (one per seed)
+    stats: dict[
+        int, dict[str, np.ndarray]
+    ]  # M -> statistic -> per-seed values (incl. "t_conv")
     quantities: list[Quantity]
     checks: list[ClaimCheck]
     configs: dict[str, Any]
@@ -141,9 +151,15 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=self.seeds,
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=self.seeds,
+            wall_time_s=self.wall_time_s,
+        )
 
     def quantity(self, name: str) -> Quantity:
         return next(q for q in self.quantities if q.name == name)
@@ -154,13 +170,25 @@ class Result:
     def table(self) -> str:
         """Means ± s.e. over seeds per ``M`` (T1, T2 and routing not shown for ``M = 1``)."""
         out = []
-        blocks = [("learner view (each arrival evaluated by the expert that learned it), %",
-                   ["ACC", "F_T", "G_T", "forgetting"], 1),
-                  ("router view (the router's current choice), %; M = 1 has one view",
-                   ["ACC_router", "F_T_router", "final_acc_router"], 1),
-                  ("routing (M >= 2)", ["T2", "purity", "load_entropy"], 2),
-                  (f"convergence round (router-view accuracy stays >= {self.params.acc_threshold:g} %; "
-                   f"T + 1 = {self.params.n_rounds + 1}: not within T)", ["t_conv"], 1)]
+        blocks = [
+            (
+                "learner view (each arrival evaluated by the expert that learned it), %",
+                ["ACC", "F_T", "G_T", "forgetting"],
+                1,
+            ),
+            (
+                "router view (the router's current choice), %; M = 1 has one view",
+                ["ACC_router", "F_T_router", "final_acc_router"],
+                1,
+            ),
+            ("routing (M >= 2)", ["T2", "purity", "load_entropy"], 2),
+            (
+                f"convergence round (router-view accuracy stays >= {self.params.acc_threshold:g} %; "
+                f"T + 1 = {self.params.n_rounds + 1}: not within T)",
+                ["t_conv"],
+                1,
+            ),
+        ]
         for title, keys, digits in blocks:
             rows = []
             for M in self.params.experts:
@@ -174,8 +202,10 @@ class Result:
                 rows.append([f"M={M}"] + cells)
             if "T2" in keys:
                 head = ["M", "T1"] + keys
-                rows = [[r[0], str(self.T1(M)) if M > 1 else "—"] + r[1:]
-                        for r, M in zip(rows, self.params.experts)]
+                rows = [
+                    [r[0], str(self.T1(M)) if M > 1 else "—"] + r[1:]
+                    for r, M in zip(rows, self.params.experts)
+                ]
             else:
                 head = ["M"] + keys
             out += [title + ":", _text_table(head, rows)]
@@ -184,17 +214,32 @@ class Result:
     def t_conv_text(self) -> str:
         """Per-seed convergence rounds (``>T``: not within the horizon)."""
         T = self.params.n_rounds
-        lines = [f"convergence round per seed (seeds {self.seeds}; '>{T}' = not within T):"]
+        lines = [
+            f"convergence round per seed (seeds {self.seeds}; '>{T}' = not within T):"
+        ]
         for M in self.params.experts:
-            vals = [">" + str(T) if v > T else f"{v:.0f}" for v in self.stats[M]["t_conv"]]
+            vals = [
+                ">" + str(T) if v > T else f"{v:.0f}" for v in self.stats[M]["t_conv"]
+            ]
             lines.append(f"  M={M}: " + ", ".join(vals))
         return "\n".join(lines)
 
     def csv_columns(self) -> dict[str, list[Any]]:
-        cols: dict[str, list[Any]] = {"M": list(self.params.experts),
-                                      "T1": [self.T1(M) for M in self.params.experts]}
-        for k in ("T2", "ACC", "F_T", "G_T", "forgetting", "ACC_router", "F_T_router", "final_acc_router",
-                  "t_conv"):
+        cols: dict[str, list[Any]] = {
+            "M": list(self.params.experts),
+            "T1": [self.T1(M) for M in self.params.experts],
+        }
+        for k in (
+            "T2",
+            "ACC",
+            "F_T",
+            "G_T",
+            "forgetting",
+            "ACC_router",
+            "F_T_router",
+            "final_acc_router",
+            "t_conv",
+        ):
             ms = [seed_mean_se(self.stats[M][k]) for M in self.params.experts]
             cols[k] = [m for m, _ in ms]
             cols[k + "_se"] = [e for _, e in ms]
@@ -213,29 +258,60 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
     data = load_tasks(p.dataset, p.data_dir, p.positives, p.max_test)
     big = [M for M in p.experts if M >= len(data.tasks)]
     if len(big) < 2:
-        raise ValueError(f"experts={list(p.experts)} needs at least two M >= N = {len(data.tasks)}")
+        raise ValueError(
+            f"experts={list(p.experts)} needs at least two M >= N = {len(data.tasks)}"
+        )
     set_determinism()
     t0 = time.perf_counter()
-    base = DeepMoEConfig(in_shape=tuple(data.raw.image_shape), n_classes=2, eta=p.eta, alpha=p.alpha,
-                         lam=p.lam, t1_per_expert=p.t1_per_expert, lr=p.lr, epochs=p.epochs,
-                         termination="gap")
+    base = DeepMoEConfig(
+        in_shape=tuple(data.raw.image_shape),
+        n_classes=2,
+        eta=p.eta,
+        alpha=p.alpha,
+        lam=p.lam,
+        t1_per_expert=p.t1_per_expert,
+        lr=p.lr,
+        epochs=p.epochs,
+        termination="gap",
+    )
     cfgs = {M: base.replace(n_experts=M) for M in p.experts}
-    results = run_paired(data.tasks, {f"M={M}": _factory(cfgs[M], f"M={M}") for M in p.experts}, p.seeds,
-                         p.n_rounds, p.batch_size, progress=progress)
+    results = run_paired(
+        data.tasks,
+        {f"M={M}": _factory(cfgs[M], f"M={M}") for M in p.experts},
+        p.seeds,
+        p.n_rounds,
+        p.batch_size,
+        progress=progress,
+    )
     stats: dict[int, dict[str, np.ndarray]] = {}
     for M in p.experts:
         runs = results[f"M={M}"]
-        st = per_seed(runs, p.n_rounds // 2)  # routing statistics over the second half (as before)
-        st["t_conv"] = np.array([convergence_round(router_curve(r), p.acc_threshold) for r in runs])
+        st = per_seed(
+            runs, p.n_rounds // 2
+        )  # routing statistics over the second half (as before)
+        st["t_conv"] = np.array(
+            [convergence_round(router_curve(r), p.acc_threshold) for r in runs]
+        )
         stats[M] = st
     configs = {f"M={M}": asdict(cfgs[M]) for M in p.experts}
     quantities, checks = derive(p, stats, len(data.tasks))
-    return Result(p, data, base, results, stats, quantities, checks, configs, time.perf_counter() - t0,
-                  [int(s) for s in p.seeds])
+    return Result(
+        p,
+        data,
+        base,
+        results,
+        stats,
+        quantities,
+        checks,
+        configs,
+        time.perf_counter() - t0,
+        [int(s) for s in p.seeds],
+    )
 
 
-def derive(p: Params, stats: Mapping[int, Mapping[str, np.ndarray]], N: int
-           ) -> tuple[list[Quantity], list[ClaimCheck]]:
+def derive(
+    p: Params, stats: Mapping[int, Mapping[str, np.ndarray]], N: int
+) -> tuple[list[Quantity], list[ClaimCheck]]:
     """Quantities and the claim check from per-seed statistics (``stats[M][statistic]``, one value per
     seed)."""
     qs: list[Quantity] = []
@@ -244,33 +320,83 @@ def derive(p: Params, stats: Mapping[int, Mapping[str, np.ndarray]], N: int
         for s in STATS:
             if M == 1 and s == "F_T_router":
                 continue  # the single network has one view
-            qs.append(estimate(f"{s}_M{M}", st[s], floor=FLOORS[s], label=f"{s} (M={M})"))
-        qs.append(estimate(f"t_conv_M{M}", st["t_conv"], floor=T_CONV_FLOOR,
-                           label=f"convergence round (M={M})"))
-    if 1 in p.experts:  # forgetting relative to the single network (claim dnn_forgetting, owned elsewhere)
-        qs += [estimate(f"dF_T_M1_M{M}", stats[1]["F_T"] - stats[M]["F_T"], floor=FLOORS["F_T"],
-                        label=f"F_T(M=1) - F_T(M={M}) (learner view)") for M in p.experts if M > 1]
+            qs.append(
+                estimate(f"{s}_M{M}", st[s], floor=FLOORS[s], label=f"{s} (M={M})")
+            )
+        qs.append(
+            estimate(
+                f"t_conv_M{M}",
+                st["t_conv"],
+                floor=T_CONV_FLOOR,
+                label=f"convergence round (M={M})",
+            )
+        )
+    if (
+        1 in p.experts
+    ):  # forgetting relative to the single network (claim dnn_forgetting, owned elsewhere)
+        qs += [
+            estimate(
+                f"dF_T_M1_M{M}",
+                stats[1]["F_T"] - stats[M]["F_T"],
+                floor=FLOORS["F_T"],
+                label=f"F_T(M=1) - F_T(M={M}) (learner view)",
+            )
+            for M in p.experts
+            if M > 1
+        ]
     big = [M for M in p.experts if M >= N]
-    tc = np.array([stats[M]["t_conv"] for M in big])          # (len(big), seeds)
+    tc = np.array([stats[M]["t_conv"] for M in big])  # (len(big), seeds)
     rho = np.array([spearman(big, tc[:, j]) for j in range(tc.shape[1])])
-    q_rho = estimate("t_conv_rank_corr", rho, floor=RANK_FLOOR, label=f"Spearman(M, t_conv) over M in {big}")
-    slope = np.array([np.polyfit(np.asarray(big, float), tc[:, j], 1)[0] for j in range(tc.shape[1])])
-    q_slope = estimate("t_conv_slope", slope, floor=SLOPE_FLOOR,
-                       label=f"slope of t_conv vs M over M in {big} (rounds)")
-    steps = [estimate(f"dt_conv_M{b}_M{a}", stats[b]["t_conv"] - stats[a]["t_conv"], floor=T_CONV_FLOOR,
-                      label=f"t_conv(M={b}) - t_conv(M={a})") for a, b in zip(big, big[1:])]
+    q_rho = estimate(
+        "t_conv_rank_corr",
+        rho,
+        floor=RANK_FLOOR,
+        label=f"Spearman(M, t_conv) over M in {big}",
+    )
+    slope = np.array(
+        [np.polyfit(np.asarray(big, float), tc[:, j], 1)[0] for j in range(tc.shape[1])]
+    )
+    q_slope = estimate(
+        "t_conv_slope",
+        slope,
+        floor=SLOPE_FLOOR,
+        label=f"slope of t_conv vs M over M in {big} (rounds)",
+    )
+    steps = [
+        estimate(
+            f"dt_conv_M{b}_M{a}",
+            stats[b]["t_conv"] - stats[a]["t_conv"],
+            floor=T_CONV_FLOOR,
+            label=f"t_conv(M={b}) - t_conv(M={a})",
+        )
+        for a, b in zip(big, big[1:])
+    ]
     M_max = max(big)
     cand = [M for M in big if M < M_max]
     M_star = min(cand, key=lambda M: float(np.mean(stats[M]["G_T"])))
-    q_gain = estimate("dG_T_max_best", stats[M_max]["G_T"] - stats[M_star]["G_T"], floor=FLOORS["G_T"],
-                      label=f"G_T(M={M_max}) - G_T(M={M_star}) (learner view)")
+    q_gain = estimate(
+        "dG_T_max_best",
+        stats[M_max]["G_T"] - stats[M_star]["G_T"],
+        floor=FLOORS["G_T"],
+        label=f"G_T(M={M_max}) - G_T(M={M_star}) (learner view)",
+    )
     qs += [q_slope, q_rho, *steps, q_gain]
     readings = (
-        Reading("trend", f"slope of the convergence round on M over M in {big} (rounds per expert, per seed)",
-                q_slope.value, 0.0, small_sample_se(q_slope.se, q_slope.n)),
-        Reading("no_gain", f"G_T(M={M_max}) - G_T(M={M_star}) at T = {p.n_rounds}, learner view (%); "
-                           f"M = {M_star}: best mean G_T among {cand}", q_gain.value, 0.0,
-                small_sample_se(q_gain.se, q_gain.n)),
+        Reading(
+            "trend",
+            f"slope of the convergence round on M over M in {big} (rounds per expert, per seed)",
+            q_slope.value,
+            0.0,
+            small_sample_se(q_slope.se, q_slope.n),
+        ),
+        Reading(
+            "no_gain",
+            f"G_T(M={M_max}) - G_T(M={M_star}) at T = {p.n_rounds}, learner view (%); "
+            f"M = {M_star}: best mean G_T among {cand}",
+            q_gain.value,
+            0.0,
+            small_sample_se(q_gain.se, q_gain.n),
+        ),
     )
     return qs, [ClaimCheck("dnn_more_experts", "-", readings)]
 
@@ -282,11 +408,20 @@ def prose(result: Result) -> dict[str, str]:
     means = {M: float(np.mean(st[M]["G_T"])) for M in result.params.experts}
     best = min(big, key=lambda M: means[M])
     few = [M for M in result.params.experts if 1 < M < result.N]
-    d_few = [result.quantity(f"dF_T_M1_M{M}") for M in few if 1 in result.params.experts]
+    d_few = [
+        result.quantity(f"dF_T_M1_M{M}") for M in few if 1 in result.params.experts
+    ]
     return {
-        "forgetting_few_sentence": ("; ".join(f"M = {M}: {fmt_number(q.value, q.se)} points" for M, q in
-                                              zip(few, d_few)) or "no M < N in this profile"),
+        "forgetting_few_sentence": (
+            "; ".join(
+                f"M = {M}: {fmt_number(q.value, q.se)} points"
+                for M, q in zip(few, d_few)
+            )
+            or "no M < N in this profile"
+        ),
         "best_M_sentence": f"the lowest mean learner-view G_T among M >= N is at M = {best} "
-                           f"({fmt_number(means[best])} %)",
-        "t_conv_sentence": "; ".join(f"M = {M}: {fmt_number(float(np.mean(st[M]['t_conv'])))}" for M in big),
+        f"({fmt_number(means[best])} %)",
+        "t_conv_sentence": "; ".join(
+            f"M = {M}: {fmt_number(float(np.mean(st[M]['t_conv'])))}" for M in big
+        ),
     }

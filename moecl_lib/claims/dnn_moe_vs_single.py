@@ -62,8 +62,14 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from moecl_lib.datasets import (ImageDataset, load_fashion_mnist, load_mnist, load_sklearn_digits,
-                                one_vs_rest_tasks, standardize)
+from moecl_lib.datasets import (
+    ImageDataset,
+    load_fashion_mnist,
+    load_mnist,
+    load_sklearn_digits,
+    one_vs_rest_tasks,
+    standardize,
+)
 from moecl_lib.deep import DeepMoE, DeepMoEConfig, set_determinism, single_network
 from moecl_lib.deep_study import Results, run_paired, run_stats
 from moecl_lib.learners import StreamResult, TaskData
@@ -73,8 +79,12 @@ from .rule import MARGIN, ClaimCheck, Quantity, Reading, estimate, fmt_number
 
 CHAPTER = "dnn_moe_vs_single"
 #: Learner keys (used in quantity names) and their display names (``{M}`` and ``{few}`` filled in).
-LEARNERS: dict[str, str] = {"single": "single network", "moe": "MoE M={M}, termination",
-                            "never": "MoE M={M}, no termination", "few": "MoE M={few}, termination"}
+LEARNERS: dict[str, str] = {
+    "single": "single network",
+    "moe": "MoE M={M}, termination",
+    "never": "MoE M={M}, no termination",
+    "few": "MoE M={few}, termination",
+}
 #: Mean number of routing changes after ``T1`` up to which the terminated router counts as stable.
 STABLE_SWITCHES = 0.5
 #: Per-seed statistics recorded for every learner (learner view unless named ``_router``).
@@ -90,10 +100,18 @@ ROUTING = ("switches", "purity")
 #: moved by at most one round in one seed (0.2 on a 5-seed mean): floor 0.4; purity did not move: floor 0.02
 #: (one round in one seed). Where the s.e. is larger, ``Z_TOLERANCE`` s.e. dominate (rule.py).
 PERCENT_FLOOR = 1.2
-FLOORS: dict[str, float] = {"ACC": PERCENT_FLOOR, "F_T": PERCENT_FLOOR, "G_T": PERCENT_FLOOR,
-                            "forgetting": PERCENT_FLOOR, "F_T_router": PERCENT_FLOOR,
-                            "G_T_router": PERCENT_FLOOR, "final_acc_router": PERCENT_FLOOR, "switches": 0.4,
-                            "purity": 0.02, "T2": 0.4}
+FLOORS: dict[str, float] = {
+    "ACC": PERCENT_FLOOR,
+    "F_T": PERCENT_FLOOR,
+    "G_T": PERCENT_FLOOR,
+    "forgetting": PERCENT_FLOOR,
+    "F_T_router": PERCENT_FLOOR,
+    "G_T_router": PERCENT_FLOOR,
+    "final_acc_router": PERCENT_FLOOR,
+    "switches": 0.4,
+    "purity": 0.02,
+    "T2": 0.4,
+}
 
 
 @dataclass(frozen=True)
@@ -154,12 +172,16 @@ class Data:
         return [t.name for t in self.tasks]
 
     def describe(self) -> str:
-        return (f"data: {self.label}; image shape {tuple(self.raw.image_shape)}; tasks: {self.task_names}\n"
-                f"training images per task: {[t.x_train.shape[0] for t in self.tasks]}; "
-                f"test images per task: {[t.x_test.shape[0] for t in self.tasks]}")
+        return (
+            f"data: {self.label}; image shape {tuple(self.raw.image_shape)}; tasks: {self.task_names}\n"
+            f"training images per task: {[t.x_train.shape[0] for t in self.tasks]}; "
+            f"test images per task: {[t.x_test.shape[0] for t in self.tasks]}"
+        )
 
 
-def load_tasks(dataset: str, data_dir: str | None, positives: Sequence[int], max_test: int) -> Data:
+def load_tasks(
+    dataset: str, data_dir: str | None, positives: Sequence[int], max_test: int
+) -> Data:
     """One-vs-rest tasks of ``dataset`` (``"digits"``, ``"fashion_mnist"`` or ``"mnist"`` from ``data_dir``),
     inputs standardised with the pooled mean image (``standardize(raw, "pixel")``), balanced test sets of
     ``max_test`` images drawn with ``numpy.random.default_rng(0)`` (the same for every seed)."""
@@ -167,7 +189,9 @@ def load_tasks(dataset: str, data_dir: str | None, positives: Sequence[int], max
         raise ValueError(f"dataset={dataset!r} must be one of {list(LOADERS)}")
     raw = LOADERS[dataset](data_dir)
     ds = standardize(raw, "pixel")
-    tasks = one_vs_rest_tasks(ds, list(positives), np.random.default_rng(0), max_test=max_test)
+    tasks = one_vs_rest_tasks(
+        ds, list(positives), np.random.default_rng(0), max_test=max_test
+    )
     return Data(raw, tasks)
 
 
@@ -179,13 +203,19 @@ def per_seed(runs: Sequence[StreamResult], after: int) -> dict[str, np.ndarray]:
     NaN for a run whose router was never frozen."""
     stats = [run_stats(r, after) for r in runs]
     out = {k: np.array([s[k] for s in stats], dtype=float) for k in stats[0]}
-    out["T2"] = np.where(out["T2"] < 0, np.nan, out["T2"])  # -1 = never frozen: not a round
+    out["T2"] = np.where(
+        out["T2"] < 0, np.nan, out["T2"]
+    )  # -1 = never frozen: not a round
     return out
 
 
-def paired(name: str, a: np.ndarray, b: np.ndarray, *, floor: float, label: str = "") -> Quantity:
+def paired(
+    name: str, a: np.ndarray, b: np.ndarray, *, floor: float, label: str = ""
+) -> Quantity:
     """Mean of the per-seed differences ``a - b`` (same seeds, same streams) with its s.e."""
-    return estimate(name, np.asarray(a, float) - np.asarray(b, float), floor=floor, label=label)
+    return estimate(
+        name, np.asarray(a, float) - np.asarray(b, float), floor=floor, label=label
+    )
 
 
 def small_sample_se(se: float, n: int) -> float:
@@ -199,7 +229,9 @@ def small_sample_se(se: float, n: int) -> float:
     return float(se * student_t.ppf(level, n - 1) / MARGIN)
 
 
-def reading(q: Quantity, statement: str, threshold: float, sense: str = ">=") -> Reading:
+def reading(
+    q: Quantity, statement: str, threshold: float, sense: str = ">="
+) -> Reading:
     """A reading on a recorded quantity: its value, and its s.e. adjusted for the number of seeds
     (:func:`small_sample_se`)."""
     se = small_sample_se(q.se, q.n)
@@ -221,10 +253,14 @@ class Result:
     params: Params
     data: Data
     base: DeepMoEConfig
-    names: dict[str, str]                       # learner key -> display name
-    results: Results                            # display name -> runs (one per seed)
-    stats: dict[str, dict[str, np.ndarray]]     # learner key -> statistic -> per-seed values
-    sweep: dict[float, dict[str, dict[str, np.ndarray]]]  # extra eta -> "moe"/"never" -> per-seed stats
+    names: dict[str, str]  # learner key -> display name
+    results: Results  # display name -> runs (one per seed)
+    stats: dict[
+        str, dict[str, np.ndarray]
+    ]  # learner key -> statistic -> per-seed values
+    sweep: dict[
+        float, dict[str, dict[str, np.ndarray]]
+    ]  # extra eta -> "moe"/"never" -> per-seed stats
     quantities: list[Quantity]
     checks: list[ClaimCheck]
     configs: dict[str, Any]
@@ -237,9 +273,15 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=self.seeds,
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=self.seeds,
+            wall_time_s=self.wall_time_s,
+        )
 
     def quantity(self, name: str) -> Quantity:
         return next(q for q in self.quantities if q.name == name)
@@ -253,15 +295,30 @@ class Result:
 
     def summary_table(self) -> str:
         """The learners' means over seeds (learner view, router view, routing after ``T1``)."""
-        blocks = [("learner view (each arrival evaluated by the expert that learned it), %",
-                   ["ACC", "BWT", "forgetting", "F_T", "G_T"], 1),
-                  ("router view (each arrival evaluated by the expert the router picks now), %; the single "
-                   "network has one view", ["ACC_router", "F_T_router", "G_T_router", "final_acc_router"], 1),
-                  (f"routing after T1 = {self.T1} (not defined for the single network)",
-                   ["switches", "purity", "load_entropy", "T2"], 2)]
+        blocks = [
+            (
+                "learner view (each arrival evaluated by the expert that learned it), %",
+                ["ACC", "BWT", "forgetting", "F_T", "G_T"],
+                1,
+            ),
+            (
+                "router view (each arrival evaluated by the expert the router picks now), %; the single "
+                "network has one view",
+                ["ACC_router", "F_T_router", "G_T_router", "final_acc_router"],
+                1,
+            ),
+            (
+                f"routing after T1 = {self.T1} (not defined for the single network)",
+                ["switches", "purity", "load_entropy", "T2"],
+                2,
+            ),
+        ]
         out = []
         for title, keys, digits in blocks:
-            rows = [[self.names[k]] + [self.cell(k, s, digits) for s in keys] for k in self.names]
+            rows = [
+                [self.names[k]] + [self.cell(k, s, digits) for s in keys]
+                for k in self.names
+            ]
             out += [title + ":", _text_table(["learner"] + keys, rows)]
         return "\n".join(out)
 
@@ -269,7 +326,9 @@ class Result:
         lines = ["final accuracy per task (router view, %), mean over seeds:"]
         for key, name in self.names.items():
             acc = np.mean([r.acc_routed[-1] for r in self.results[name]], axis=0)
-            per_task = "  ".join(f"{tn}: {a:.1f}" for tn, a in zip(self.data.task_names, acc))
+            per_task = "  ".join(
+                f"{tn}: {a:.1f}" for tn, a in zip(self.data.task_names, acc)
+            )
             lines.append(f"  {name:28s} {per_task}")
         return "\n".join(lines)
 
@@ -283,8 +342,12 @@ class Result:
                 fg = [r.curves(view) for r in runs]
                 F = np.array([f for f, _ in fg])
                 G = np.array([g for _, g in fg])
-                lines.append(f"  {name:28s} F: " + " ".join(f"{F[:, c - 1].mean():6.1f}" for c in cps)
-                             + "   G: " + " ".join(f"{G[:, c - 1].mean():6.1f}" for c in cps))
+                lines.append(
+                    f"  {name:28s} F: "
+                    + " ".join(f"{F[:, c - 1].mean():6.1f}" for c in cps)
+                    + "   G: "
+                    + " ".join(f"{G[:, c - 1].mean():6.1f}" for c in cps)
+                )
         return "\n".join(lines)
 
     def routing_text(self) -> str:
@@ -292,12 +355,17 @@ class Result:
         for key in ("moe", "never", "few"):
             name = self.names[key]
             runs = self.results[name]
-            after = self.T1 if key != "few" else self.base.replace(
-                n_experts=self.params.n_experts_few).T1_value
+            after = (
+                self.T1
+                if key != "few"
+                else self.base.replace(n_experts=self.params.n_experts_few).T1_value
+            )
             loads = np.mean([r.loads() for r in runs], axis=0)
             rm = sum(r.routing_matrix(after) for r in runs)
-            lines.append(f"{name}: mean loads {np.round(loads, 2).tolist()}; routing matrix after "
-                         f"T1 = {after} (rows = experts, cols = tasks, summed over seeds):")
+            lines.append(
+                f"{name}: mean loads {np.round(loads, 2).tolist()}; routing matrix after "
+                f"T1 = {after} (rows = experts, cols = tasks, summed over seeds):"
+            )
             lines.append(str(rm))
         return "\n".join(lines)
 
@@ -305,13 +373,27 @@ class Result:
         """Termination vs no termination at every router learning rate (the chapter's ``eta`` first)."""
         if not self.sweep:
             return "eta_sweep is empty (quick profile): sensitivity table skipped"
-        keys = ["ACC", "F_T", "ACC_router", "F_T_router", "final_acc_router", "switches"]
+        keys = [
+            "ACC",
+            "F_T",
+            "ACC_router",
+            "F_T_router",
+            "final_acc_router",
+            "switches",
+        ]
         rows = []
-        tables = {self.params.eta: {k: self.stats[k] for k in ("moe", "never")}, **self.sweep}
+        tables = {
+            self.params.eta: {k: self.stats[k] for k in ("moe", "never")},
+            **self.sweep,
+        }
         for eta, st in tables.items():
             for k in ("moe", "never"):
-                rows.append([f"eta={eta:g}, {'termination' if k == 'moe' else 'no termination'}"]
-                            + [_ms_text(st[k][s]) for s in keys])
+                rows.append(
+                    [
+                        f"eta={eta:g}, {'termination' if k == 'moe' else 'no termination'}"
+                    ]
+                    + [_ms_text(st[k][s]) for s in keys]
+                )
         return _text_table(["learner"] + keys, rows)
 
     def csv_summary(self) -> dict[str, list[Any]]:
@@ -320,8 +402,14 @@ class Result:
         out: dict[str, list[Any]] = {"learner": list(self.names.values())}
         for s in keys:
             undefined = ROUTING + ("T2", "load_entropy")
-            ms = [(seed_mean_se(self.stats[k][s]) if not (k == "single" and s in undefined)
-                   else (math.nan, math.nan)) for k in self.names]
+            ms = [
+                (
+                    seed_mean_se(self.stats[k][s])
+                    if not (k == "single" and s in undefined)
+                    else (math.nan, math.nan)
+                )
+                for k in self.names
+            ]
             out[s] = [m for m, _ in ms]
             out[s + "_se"] = [e for _, e in ms]
         return out
@@ -330,8 +418,18 @@ class Result:
         """Columns of the sensitivity table (empty without ``eta_sweep``)."""
         if not self.sweep:
             return {}
-        keys = ["ACC", "F_T", "ACC_router", "F_T_router", "final_acc_router", "switches"]
-        tables = {self.params.eta: {k: self.stats[k] for k in ("moe", "never")}, **self.sweep}
+        keys = [
+            "ACC",
+            "F_T",
+            "ACC_router",
+            "F_T_router",
+            "final_acc_router",
+            "switches",
+        ]
+        tables = {
+            self.params.eta: {k: self.stats[k] for k in ("moe", "never")},
+            **self.sweep,
+        }
         cols: dict[str, list[Any]] = {"eta": [], "termination": []}
         for s in keys:
             cols[s], cols[s + "_se"] = [], []
@@ -350,7 +448,9 @@ class Result:
 
     def wall_text(self) -> str:
         return "mean wall time per run: " + ", ".join(
-            f"{name}: {np.mean([r.wall_time for r in runs]):.1f} s" for name, runs in self.results.items())
+            f"{name}: {np.mean([r.wall_time for r in runs]):.1f} s"
+            for name, runs in self.results.items()
+        )
 
 
 def seed_cell(x: np.ndarray, digits: int = 1) -> str:
@@ -371,7 +471,9 @@ def seed_mean_se(x: np.ndarray) -> tuple[float, float]:
     x = x[~np.isnan(x)]
     if x.size == 0:
         return math.nan, math.nan
-    return float(x.mean()), (float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0)
+    return float(x.mean()), (
+        float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0
+    )
 
 
 def _ms_text(x: np.ndarray, digits: int = 1) -> str:
@@ -391,16 +493,28 @@ def _text_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def base_config(p: Params, raw: ImageDataset) -> DeepMoEConfig:
     """The chapter's MoE configuration (``n_experts`` experts, ``seed`` and ``termination`` set per run)."""
-    return DeepMoEConfig(n_experts=p.n_experts, in_shape=tuple(raw.image_shape), n_classes=2, eta=p.eta,
-                         alpha=p.alpha, lam=p.lam, t1_per_expert=p.t1_per_expert, aux_grad=p.aux_grad,
-                         lr=p.lr, epochs=p.epochs)
+    return DeepMoEConfig(
+        n_experts=p.n_experts,
+        in_shape=tuple(raw.image_shape),
+        n_classes=2,
+        eta=p.eta,
+        alpha=p.alpha,
+        lam=p.lam,
+        t1_per_expert=p.t1_per_expert,
+        aux_grad=p.aux_grad,
+        lr=p.lr,
+        epochs=p.epochs,
+    )
 
 
 def learner_configs(p: Params, base: DeepMoEConfig) -> dict[str, DeepMoEConfig]:
     """Learner key -> configuration (seed 0; every run replaces the seed)."""
-    return {"single": base.replace(n_experts=1), "moe": base.replace(termination="gap"),
-            "never": base.replace(termination="never"),
-            "few": base.replace(n_experts=p.n_experts_few, termination="gap")}
+    return {
+        "single": base.replace(n_experts=1),
+        "moe": base.replace(termination="gap"),
+        "never": base.replace(termination="never"),
+        "few": base.replace(n_experts=p.n_experts_few, termination="gap"),
+    }
 
 
 def _factory(cfg: DeepMoEConfig, name: str) -> Callable[[int], DeepMoE]:
@@ -413,34 +527,64 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
     """Run every learner on every seed's stream, then the ``eta_sweep``; derive quantities and checks."""
     p = params or Params()
     if not 1 <= p.n_experts_few < len(p.positives) <= p.n_experts:
-        raise ValueError(f"need n_experts_few < N = {len(p.positives)} <= n_experts "
-                         f"(got {p.n_experts_few}, {p.n_experts})")
+        raise ValueError(
+            f"need n_experts_few < N = {len(p.positives)} <= n_experts "
+            f"(got {p.n_experts_few}, {p.n_experts})"
+        )
     set_determinism()
     t0 = time.perf_counter()
     data = load_tasks(p.dataset, p.data_dir, p.positives, p.max_test)
     base = base_config(p, data.raw)
     cfgs = learner_configs(p, base)
-    names = {k: v.format(M=p.n_experts, few=p.n_experts_few) for k, v in LEARNERS.items()}
-    results = run_paired(data.tasks, {names[k]: _factory(cfgs[k], names[k]) for k in names}, p.seeds,
-                         p.n_rounds, p.batch_size, progress=progress)
+    names = {
+        k: v.format(M=p.n_experts, few=p.n_experts_few) for k, v in LEARNERS.items()
+    }
+    results = run_paired(
+        data.tasks,
+        {names[k]: _factory(cfgs[k], names[k]) for k in names},
+        p.seeds,
+        p.n_rounds,
+        p.batch_size,
+        progress=progress,
+    )
     stats = {k: per_seed(results[names[k]], cfgs[k].T1_value) for k in names}
     configs: dict[str, Any] = {names[k]: asdict(cfgs[k]) for k in names}
     sweep: dict[float, dict[str, dict[str, np.ndarray]]] = {}
     for eta in p.eta_sweep:
         ce = {k: cfgs[k].replace(eta=float(eta)) for k in ("moe", "never")}
         nm = {k: f"eta={eta:g}, {names[k]}" for k in ce}
-        res = run_paired(data.tasks, {nm[k]: _factory(ce[k], nm[k]) for k in ce}, p.seeds, p.n_rounds,
-                         p.batch_size, progress=progress)
+        res = run_paired(
+            data.tasks,
+            {nm[k]: _factory(ce[k], nm[k]) for k in ce},
+            p.seeds,
+            p.n_rounds,
+            p.batch_size,
+            progress=progress,
+        )
         sweep[float(eta)] = {k: per_seed(res[nm[k]], ce[k].T1_value) for k in ce}
         configs.update({nm[k]: asdict(ce[k]) for k in ce})
     quantities, checks = derive(p, stats, sweep)
-    return Result(p, data, base, names, results, stats, sweep, quantities, checks, configs,
-                  time.perf_counter() - t0, [int(s) for s in p.seeds])
+    return Result(
+        p,
+        data,
+        base,
+        names,
+        results,
+        stats,
+        sweep,
+        quantities,
+        checks,
+        configs,
+        time.perf_counter() - t0,
+        [int(s) for s in p.seeds],
+    )
 
 
-def derive(p: Params, stats: Mapping[str, Mapping[str, np.ndarray]],
-           sweep: Mapping[float, Mapping[str, Mapping[str, np.ndarray]]]
-           ) -> tuple[list[Quantity], list[ClaimCheck]]:
+def derive(
+    p: Params,
+    stats: Mapping[str, Mapping[str, np.ndarray]],
+    sweep: Mapping[float, Mapping[str, Mapping[str, np.ndarray]]],
+) -> tuple[list[Quantity], list[ClaimCheck]]:
     """Quantities and claim checks from per-seed statistics (``stats[learner][statistic]``, one value per
     seed; learners ``single``, ``moe``, ``never``, ``few``; ``sweep[eta]["moe" | "never"]`` likewise)."""
     M, few = p.n_experts, p.n_experts_few
@@ -452,7 +596,9 @@ def derive(p: Params, stats: Mapping[str, Mapping[str, np.ndarray]],
 
     for key in ("single", "moe", "never", "few"):
         st = stats[key]
-        keys = LEARNER_VIEW + (("final_acc_router",) if key == "single" else ROUTER_VIEW + ROUTING)
+        keys = LEARNER_VIEW + (
+            ("final_acc_router",) if key == "single" else ROUTER_VIEW + ROUTING
+        )
         if key in ("moe", "few"):
             keys = keys + ("T2",)
         for s in keys:
@@ -460,47 +606,135 @@ def derive(p: Params, stats: Mapping[str, Mapping[str, np.ndarray]],
             if not np.isnan(st[s]).all():  # T2: runs whose router froze
                 add(estimate(name, st[s], floor=FLOORS[s], label=f"{s} ({key})"))
     s, m, n, f = stats["single"], stats["moe"], stats["never"], stats["few"]
-    d_F = add(paired("dF_T_single_moe", s["F_T"], m["F_T"], floor=FLOORS["F_T"],
-                     label=f"F_T single - MoE M={M} (learner view)"))
-    d_Fr = add(paired("dF_T_router_single_moe", s["F_T"], m["F_T_router"], floor=FLOORS["F_T_router"],
-                      label=f"F_T single - MoE M={M} (router view)"))
-    d_forg = add(paired("dforgetting_single_moe", s["forgetting"], m["forgetting"],
-                        floor=FLOORS["forgetting"], label=f"Chaudhry forgetting single - MoE M={M}"))
-    d_Ff = add(paired("dF_T_single_few", s["F_T"], f["F_T"], floor=FLOORS["F_T"],
-                      label=f"F_T single - MoE M={few} (learner view)"))
-    d_Ffr = add(paired("dF_T_router_single_few", s["F_T"], f["F_T_router"], floor=FLOORS["F_T_router"],
-                       label=f"F_T single - MoE M={few} (router view)"))
-    d_sw = add(paired("dswitches_never_moe", n["switches"], m["switches"], floor=FLOORS["switches"],
-                      label=f"routing changes after T1, no termination - termination (M={M})"))
-    d_acc = add(paired("dfinal_acc_router_moe_never", m["final_acc_router"], n["final_acc_router"],
-                       floor=FLOORS["final_acc_router"],
-                       label=f"final router-view accuracy, termination - no termination (M={M})"))
+    d_F = add(
+        paired(
+            "dF_T_single_moe",
+            s["F_T"],
+            m["F_T"],
+            floor=FLOORS["F_T"],
+            label=f"F_T single - MoE M={M} (learner view)",
+        )
+    )
+    d_Fr = add(
+        paired(
+            "dF_T_router_single_moe",
+            s["F_T"],
+            m["F_T_router"],
+            floor=FLOORS["F_T_router"],
+            label=f"F_T single - MoE M={M} (router view)",
+        )
+    )
+    d_forg = add(
+        paired(
+            "dforgetting_single_moe",
+            s["forgetting"],
+            m["forgetting"],
+            floor=FLOORS["forgetting"],
+            label=f"Chaudhry forgetting single - MoE M={M}",
+        )
+    )
+    d_Ff = add(
+        paired(
+            "dF_T_single_few",
+            s["F_T"],
+            f["F_T"],
+            floor=FLOORS["F_T"],
+            label=f"F_T single - MoE M={few} (learner view)",
+        )
+    )
+    d_Ffr = add(
+        paired(
+            "dF_T_router_single_few",
+            s["F_T"],
+            f["F_T_router"],
+            floor=FLOORS["F_T_router"],
+            label=f"F_T single - MoE M={few} (router view)",
+        )
+    )
+    d_sw = add(
+        paired(
+            "dswitches_never_moe",
+            n["switches"],
+            m["switches"],
+            floor=FLOORS["switches"],
+            label=f"routing changes after T1, no termination - termination (M={M})",
+        )
+    )
+    d_acc = add(
+        paired(
+            "dfinal_acc_router_moe_never",
+            m["final_acc_router"],
+            n["final_acc_router"],
+            floor=FLOORS["final_acc_router"],
+            label=f"final router-view accuracy, termination - no termination (M={M})",
+        )
+    )
     sw_moe = next(q for q in qs if q.name == "switches_moe")
     helps_eta = []
     for eta, st in sweep.items():
         k = eta_key(eta)
         for key in ("moe", "never"):
             for s_ in ("final_acc_router", "switches"):
-                add(estimate(f"{s_}_{key}_{k}", st[key][s_], floor=FLOORS[s_],
-                             label=f"{s_} ({key}, eta={eta:g})"))
-        helps_eta.append((eta, add(paired(f"dfinal_acc_router_moe_never_{k}", st["moe"]["final_acc_router"],
-                                          st["never"]["final_acc_router"], floor=FLOORS["final_acc_router"],
-                                          label=f"final router-view accuracy, termination - no termination, "
-                                                f"eta={eta:g}"))))
-    forgetting = ClaimCheck("dnn_forgetting", "-", (
-        reading(d_F, f"F_T single - MoE M={M}, learner view (%)", 0.0),
-        reading(d_Fr, f"F_T single - MoE M={M}, router view (%)", 0.0),
-        reading(d_forg, f"Chaudhry forgetting single - MoE M={M}, learner view (%)", 0.0),
-        reading(d_Ff, f"F_T single - MoE M={few} < N, learner view (%)", 0.0),
-        reading(d_Ffr, f"F_T single - MoE M={few} < N, router view (%)", 0.0),
-    ))
+                add(
+                    estimate(
+                        f"{s_}_{key}_{k}",
+                        st[key][s_],
+                        floor=FLOORS[s_],
+                        label=f"{s_} ({key}, eta={eta:g})",
+                    )
+                )
+        helps_eta.append(
+            (
+                eta,
+                add(
+                    paired(
+                        f"dfinal_acc_router_moe_never_{k}",
+                        st["moe"]["final_acc_router"],
+                        st["never"]["final_acc_router"],
+                        floor=FLOORS["final_acc_router"],
+                        label=f"final router-view accuracy, termination - no termination, "
+                        f"eta={eta:g}",
+                    )
+                ),
+            )
+        )
+    forgetting = ClaimCheck(
+        "dnn_forgetting",
+        "-",
+        (
+            reading(d_F, f"F_T single - MoE M={M}, learner view (%)", 0.0),
+            reading(d_Fr, f"F_T single - MoE M={M}, router view (%)", 0.0),
+            reading(
+                d_forg, f"Chaudhry forgetting single - MoE M={M}, learner view (%)", 0.0
+            ),
+            reading(d_Ff, f"F_T single - MoE M={few} < N, learner view (%)", 0.0),
+            reading(d_Ffr, f"F_T single - MoE M={few} < N, router view (%)", 0.0),
+        ),
+    )
     term = [
-        reading(sw_moe, f"routing changes after T1 with termination (M={M})", STABLE_SWITCHES, "<="),
-        reading(d_sw, f"routing changes after T1, no termination - termination (M={M})", 0.0),
-        reading(d_acc, f"final router-view accuracy, termination - no termination, eta={p.eta:g} (%)", 0.0),
+        reading(
+            sw_moe,
+            f"routing changes after T1 with termination (M={M})",
+            STABLE_SWITCHES,
+            "<=",
+        ),
+        reading(
+            d_sw, f"routing changes after T1, no termination - termination (M={M})", 0.0
+        ),
+        reading(
+            d_acc,
+            f"final router-view accuracy, termination - no termination, eta={p.eta:g} (%)",
+            0.0,
+        ),
     ]
-    term += [reading(q, f"final router-view accuracy, termination - no termination, eta={eta:g} (%)", 0.0)
-             for eta, q in helps_eta]
+    term += [
+        reading(
+            q,
+            f"final router-view accuracy, termination - no termination, eta={eta:g} (%)",
+            0.0,
+        )
+        for eta, q in helps_eta
+    ]
     return qs, [forgetting, ClaimCheck("dnn_termination", "-", tuple(term))]
 
 
@@ -510,7 +744,11 @@ def derive(p: Params, stats: Mapping[str, Mapping[str, np.ndarray]],
 def outcome_sentence(check: ClaimCheck) -> str:
     """The readings of a check grouped by outcome, in words (for glued prose)."""
     parts = []
-    for outcome, word in (("holds", "holding"), ("fails", "failing"), ("inconclusive", "inconclusive")):
+    for outcome, word in (
+        ("holds", "holding"),
+        ("fails", "failing"),
+        ("inconclusive", "inconclusive"),
+    ):
         mine = [r.statement for r in check.readings if r.outcome == outcome]
         if mine:
             parts.append(f"{word}: " + "; ".join(mine))
@@ -525,10 +763,14 @@ def prose(result: Result) -> dict[str, str]:
         for eta in result.sweep:
             q = result.quantity(f"dfinal_acc_router_moe_never_{eta_key(eta)}")
             r = next(r for r in checks["dnn_termination"].readings if r.name == q.name)
-            parts.append(f"η = {eta:g}: {fmt_number(q.value, q.se)} points ({r.outcome})")
+            parts.append(
+                f"η = {eta:g}: {fmt_number(q.value, q.se)} points ({r.outcome})"
+            )
         eta_text = "; ".join(parts)
     else:
         eta_text = "not run in this profile (eta_sweep is empty)"
-    return {"eta_sentence": eta_text,
-            "forgetting_outcomes": outcome_sentence(checks["dnn_forgetting"]),
-            "termination_outcomes": outcome_sentence(checks["dnn_termination"])}
+    return {
+        "eta_sentence": eta_text,
+        "forgetting_outcomes": outcome_sentence(checks["dnn_forgetting"]),
+        "termination_outcomes": outcome_sentence(checks["dnn_termination"]),
+    }

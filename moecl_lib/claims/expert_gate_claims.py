@@ -49,7 +49,12 @@ import numpy as np
 from moecl_lib import plotting
 from moecl_lib.claims.record import Record
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
-from moecl_lib.datasets import ImageDataset, class_split_tasks, load_fashion_mnist, load_sklearn_digits
+from moecl_lib.datasets import (
+    ImageDataset,
+    class_split_tasks,
+    load_fashion_mnist,
+    load_sklearn_digits,
+)
 from moecl_lib.deep import set_determinism
 from moecl_lib.expert_gate import ExpertGateConfig, mlp_expert
 from moecl_lib.expert_gate_experiments import (
@@ -93,12 +98,34 @@ METHODS: dict[str, str] = {
 # written rule gives with a well-estimated s.e.). lwf_inits never varied (0 in every seed): floor 0.5 = one
 # LwF start in two of the four seeds.
 FLOORS: dict[str, float] = {
-    "gate_ae": 1.6, "gate_disc": 3.2, "expert_gate": 1.6, "disc_gate": 3.2, "oracle": 1.1, "joint": 0.76,
-    "finetune": 4.3, "lwf": 4.3, "gate_ae_minus_disc": 3.3, "eg_minus_oracle": 1.6, "eg_minus_joint": 1.9,
-    "eg_minus_finetune": 5.0, "eg_minus_lwf": 4.4, "rel_max": 0.1, "rho_rel_ft": 0.16, "rho_rel_gain": 0.32,
-    "best_source": 0.35, "target_scratch": 0.83, "target_ft": 1.3, "target_lwf": 1.1, "retained_ft": 2.2,
-    "retained_lwf": 1.1, "rel_within": 0.18, "rel_across": 0.27, "retained_lwf_minus_ft": 2.2,
-    "rel_pairs_above": 0.39, "lwf_inits": 0.5, "rel_within_minus_across": 0.15,
+    "gate_ae": 1.6,
+    "gate_disc": 3.2,
+    "expert_gate": 1.6,
+    "disc_gate": 3.2,
+    "oracle": 1.1,
+    "joint": 0.76,
+    "finetune": 4.3,
+    "lwf": 4.3,
+    "gate_ae_minus_disc": 3.3,
+    "eg_minus_oracle": 1.6,
+    "eg_minus_joint": 1.9,
+    "eg_minus_finetune": 5.0,
+    "eg_minus_lwf": 4.4,
+    "rel_max": 0.1,
+    "rho_rel_ft": 0.16,
+    "rho_rel_gain": 0.32,
+    "best_source": 0.35,
+    "target_scratch": 0.83,
+    "target_ft": 1.3,
+    "target_lwf": 1.1,
+    "retained_ft": 2.2,
+    "retained_lwf": 1.1,
+    "rel_within": 0.18,
+    "rel_across": 0.27,
+    "retained_lwf_minus_ft": 2.2,
+    "rel_pairs_above": 0.39,
+    "lwf_inits": 0.5,
+    "rel_within_minus_across": 0.15,
 }
 
 
@@ -124,17 +151,27 @@ class Params:
 
     def __post_init__(self) -> None:
         for name in ("split_pairs", "domain_fmnist_pairs", "domain_digit_pairs"):
-            object.__setattr__(self, name, tuple(tuple(int(c) for c in p) for p in getattr(self, name)))
+            object.__setattr__(
+                self, name, tuple(tuple(int(c) for c in p) for p in getattr(self, name))
+            )
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         if len(self.seeds) < 2:
-            raise ValueError("seeds: at least two seeds (standard errors are taken over seeds)")
+            raise ValueError(
+                "seeds: at least two seeds (standard errors are taken over seeds)"
+            )
 
     def gate_config(self, seed: int) -> ExpertGateConfig:
         """Expert Gate's configuration for one seed."""
-        return ExpertGateConfig(code_size=self.code_size, ae_epochs=self.ae_epochs,
-                                expert_epochs=self.expert_epochs, expert_lr=self.expert_lr,
-                                expert_momentum=self.expert_momentum, expert_batch_size=self.expert_batch,
-                                rel_threshold=self.rel_threshold, seed=seed)
+        return ExpertGateConfig(
+            code_size=self.code_size,
+            ae_epochs=self.ae_epochs,
+            expert_epochs=self.expert_epochs,
+            expert_lr=self.expert_lr,
+            expert_momentum=self.expert_momentum,
+            expert_batch_size=self.expert_batch,
+            rel_threshold=self.rel_threshold,
+            seed=seed,
+        )
 
 
 @dataclass
@@ -151,23 +188,45 @@ class FamilyRuns:
     def per_seed(self, key: str) -> np.ndarray:
         """Per-seed task-mean of a headline number (a key of :data:`METHODS`), shape (n_seeds,)."""
         get = {
-            "gate_ae": lambda r: r.expert_gate.gate_acc, "gate_disc": lambda r: r.discriminative.gate_acc,
-            "expert_gate": lambda r: r.expert_gate.acc, "disc_gate": lambda r: r.discriminative.acc,
-            "oracle": lambda r: r.expert_gate.oracle_acc, "joint": lambda r: r.joint,
-            "finetune": lambda r: r.finetune, "lwf": lambda r: r.lwf,
+            "gate_ae": lambda r: r.expert_gate.gate_acc,
+            "gate_disc": lambda r: r.discriminative.gate_acc,
+            "expert_gate": lambda r: r.expert_gate.acc,
+            "disc_gate": lambda r: r.discriminative.acc,
+            "oracle": lambda r: r.expert_gate.oracle_acc,
+            "joint": lambda r: r.joint,
+            "finetune": lambda r: r.finetune,
+            "lwf": lambda r: r.lwf,
         }[key]
         return np.array([float(np.mean(get(r))) for r in self.classic])
 
     def per_task(self, key: str) -> np.ndarray:
         """Per-task gate accuracy (``gate_ae`` / ``gate_disc``), mean over seeds, shape (N,)."""
-        ev = (lambda r: r.expert_gate.gate_acc) if key == "gate_ae" else (lambda r: r.discriminative.gate_acc)
+        ev = (
+            (lambda r: r.expert_gate.gate_acc)
+            if key == "gate_ae"
+            else (lambda r: r.discriminative.gate_acc)
+        )
         return np.mean([ev(r) for r in self.classic], axis=0)
 
     def study_per_seed(self) -> dict[str, np.ndarray]:
         """Per-seed summaries of the relatedness study."""
-        out: dict[str, list[float]] = {k: [] for k in (
-            "rel_max", "rel_pairs_above", "rho_rel_ft", "rho_rel_gain", "best_source", "target_scratch",
-            "target_ft", "target_lwf", "retained_ft", "retained_lwf", "rel_within", "rel_across")}
+        out: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "rel_max",
+                "rel_pairs_above",
+                "rho_rel_ft",
+                "rho_rel_gain",
+                "best_source",
+                "target_scratch",
+                "target_ft",
+                "target_lwf",
+                "retained_ft",
+                "retained_lwf",
+                "rel_within",
+                "rel_across",
+            )
+        }
         for st in self.studies:
             gain = st.acc_lwf - st.acc_finetune
             out["rel_max"].append(float(st.rel.max()))
@@ -215,9 +274,15 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=list(self.params.seeds),
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=list(self.params.seeds),
+            wall_time_s=self.wall_time_s,
+        )
 
     def quantity(self, name: str) -> Quantity:
         for q in self.quantities:
@@ -234,16 +299,23 @@ def load_data() -> tuple[ImageDataset, ImageDataset]:
     return load_fashion_mnist(), load_sklearn_digits()
 
 
-def make_families(params: Params, seed: int, fmnist: ImageDataset,
-                  digits: ImageDataset) -> dict[str, list[TaskData]]:
+def make_families(
+    params: Params, seed: int, fmnist: ImageDataset, digits: ImageDataset
+) -> dict[str, list[TaskData]]:
     """The two task families of one seed (the same draws as the notebook always used: split, then mixed)."""
     rng = np.random.default_rng(seed)
     kw = dict(max_train=params.max_train, max_test=params.max_test)
     split = class_split_tasks(fmnist, params.split_pairs, rng, **kw)
-    mixed = domain_tasks([
-        ("Fashion-MNIST", class_split_tasks(fmnist, params.domain_fmnist_pairs, rng, **kw)),
-        ("digits", class_split_tasks(digits, params.domain_digit_pairs, rng, **kw)),
-    ], size=fmnist.image_shape[1:])
+    mixed = domain_tasks(
+        [
+            (
+                "Fashion-MNIST",
+                class_split_tasks(fmnist, params.domain_fmnist_pairs, rng, **kw),
+            ),
+            ("digits", class_split_tasks(digits, params.domain_digit_pairs, rng, **kw)),
+        ],
+        size=fmnist.image_shape[1:],
+    )
     return {"mixed": mixed, "split": split}
 
 
@@ -263,34 +335,71 @@ def run(params: Params = Params()) -> Result:
         cfg = params.gate_config(seed)
         for fam, tasks in make_families(params, seed, fmnist, digits).items():
             classic = run_classic(tasks, shape, 2, factory, cfg)
-            study = relatedness_study(tasks, shape, 2, factory, cfg, params.n_target_train)
+            study = relatedness_study(
+                tasks, shape, 2, factory, cfg, params.n_target_train
+            )
             if fam not in fams:
                 dom = None
                 if fam == "mixed":
-                    n_fm, n_dg = len(params.domain_fmnist_pairs), len(params.domain_digit_pairs)
+                    n_fm, n_dg = (
+                        len(params.domain_fmnist_pairs),
+                        len(params.domain_digit_pairs),
+                    )
                     dom = np.array([0] * n_fm + [1] * n_dg)
-                fams[fam] = FamilyRuns(fam, [tk.name for tk in tasks], [], [], dom, params.rel_threshold)
+                fams[fam] = FamilyRuns(
+                    fam, [tk.name for tk in tasks], [], [], dom, params.rel_threshold
+                )
             fams[fam].classic.append(classic)
             fams[fam].studies.append(study)
     quantities = chapter_quantities(fams)
     checks = claim_checks(quantities)
     configs = {
-        "expert_gate": {k: v for k, v in asdict(params.gate_config(params.seeds[0])).items() if k != "seed"},
+        "expert_gate": {
+            k: v
+            for k, v in asdict(params.gate_config(params.seeds[0])).items()
+            if k != "seed"
+        },
         "expert_gate_seeds": list(params.seeds),
-        "expert": {"kind": "mlp_expert", "in_dim": in_dim, "n_classes": 2, "hidden": params.hidden},
-        "task_classifier": {"kind": "MLP d-64-N (run_classic default)", "epochs": params.expert_epochs,
-                            "lr": params.expert_lr, "momentum": params.expert_momentum,
-                            "batch_size": params.expert_batch},
-        "baselines": {"epochs": params.expert_epochs, "lr": params.expert_lr,
-                      "momentum": params.expert_momentum, "batch_size": params.expert_batch,
-                      "evaluation": "task-aware (own head)"},
-        "relatedness_study": {"n_target_train": params.n_target_train, "rel_threshold": params.rel_threshold},
-        "data": {"fashion_mnist": fmnist.name, "digits": digits.name, "image_shape": list(shape),
-                 "max_train": params.max_train, "max_test": params.max_test},
+        "expert": {
+            "kind": "mlp_expert",
+            "in_dim": in_dim,
+            "n_classes": 2,
+            "hidden": params.hidden,
+        },
+        "task_classifier": {
+            "kind": "MLP d-64-N (run_classic default)",
+            "epochs": params.expert_epochs,
+            "lr": params.expert_lr,
+            "momentum": params.expert_momentum,
+            "batch_size": params.expert_batch,
+        },
+        "baselines": {
+            "epochs": params.expert_epochs,
+            "lr": params.expert_lr,
+            "momentum": params.expert_momentum,
+            "batch_size": params.expert_batch,
+            "evaluation": "task-aware (own head)",
+        },
+        "relatedness_study": {
+            "n_target_train": params.n_target_train,
+            "rel_threshold": params.rel_threshold,
+        },
+        "data": {
+            "fashion_mnist": fmnist.name,
+            "digits": digits.name,
+            "image_shape": list(shape),
+            "max_train": params.max_train,
+            "max_test": params.max_test,
+        },
         "tasks": {fam: fr.task_names for fam, fr in fams.items()},
     }
-    names = {"fmnist": f"{fmnist.name} (substitute for {fmnist.substitute_for})", "digits": digits.name}
-    return Result(params, fams, quantities, checks, configs, time.perf_counter() - start, names)
+    names = {
+        "fmnist": f"{fmnist.name} (substitute for {fmnist.substitute_for})",
+        "digits": digits.name,
+    }
+    return Result(
+        params, fams, quantities, checks, configs, time.perf_counter() - start, names
+    )
 
 
 # ------------------------------------------------------------------------------------- quantities, checks
@@ -310,13 +419,26 @@ def chapter_quantities(fams: dict[str, FamilyRuns]) -> list[Quantity]:
         for k, text in METHODS.items():
             out.append(_q(f"{fam}_{k}", v[k], k, f"{lab}: {text} (%)"))
         diffs = {
-            "gate_ae_minus_disc": (v["gate_ae"] - v["gate_disc"],
-                                   "AE gate minus discriminative gate (points)"),
-            "eg_minus_oracle": (v["expert_gate"] - v["oracle"], "Expert Gate minus oracle gate (points)"),
-            "eg_minus_joint": (v["expert_gate"] - v["joint"], "Expert Gate minus joint training (points)"),
-            "eg_minus_finetune": (v["expert_gate"] - v["finetune"],
-                                  "Expert Gate minus single fine-tuned (points)"),
-            "eg_minus_lwf": (v["expert_gate"] - v["lwf"], "Expert Gate minus single LwF (points)"),
+            "gate_ae_minus_disc": (
+                v["gate_ae"] - v["gate_disc"],
+                "AE gate minus discriminative gate (points)",
+            ),
+            "eg_minus_oracle": (
+                v["expert_gate"] - v["oracle"],
+                "Expert Gate minus oracle gate (points)",
+            ),
+            "eg_minus_joint": (
+                v["expert_gate"] - v["joint"],
+                "Expert Gate minus joint training (points)",
+            ),
+            "eg_minus_finetune": (
+                v["expert_gate"] - v["finetune"],
+                "Expert Gate minus single fine-tuned (points)",
+            ),
+            "eg_minus_lwf": (
+                v["expert_gate"] - v["lwf"],
+                "Expert Gate minus single LwF (points)",
+            ),
         }
         for k, (x, text) in diffs.items():
             out.append(_q(f"{fam}_{k}", x, k, f"{lab}: {text}"))
@@ -337,20 +459,46 @@ def chapter_quantities(fams: dict[str, FamilyRuns]) -> list[Quantity]:
         for k, text in study_labels.items():
             if k in s:
                 out.append(_q(f"{fam}_{k}", s[k], k, f"{lab}: {text}"))
-        out.append(_q(f"{fam}_retained_lwf_minus_ft", s["retained_lwf"] - s["retained_ft"],
-                      "retained_lwf_minus_ft", f"{lab}: old head kept by LwF minus by fine-tuning (points)"))
-        out.append(_q(f"{fam}_rel_pairs_above", s["rel_pairs_above"], "rel_pairs_above",
-                      f"{lab}: relatedness study, task pairs above the LwF threshold (per seed)"))
+        out.append(
+            _q(
+                f"{fam}_retained_lwf_minus_ft",
+                s["retained_lwf"] - s["retained_ft"],
+                "retained_lwf_minus_ft",
+                f"{lab}: old head kept by LwF minus by fine-tuning (points)",
+            )
+        )
+        out.append(
+            _q(
+                f"{fam}_rel_pairs_above",
+                s["rel_pairs_above"],
+                "rel_pairs_above",
+                f"{lab}: relatedness study, task pairs above the LwF threshold (per seed)",
+            )
+        )
         lwf = [sum(rep.mode == "lwf" for rep in r.reports) for r in fr.classic]
-        out.append(_q(f"{fam}_lwf_inits", lwf, "lwf_inits",
-                      f"{lab}: experts Expert Gate started with LwF (relatedness above threshold, per seed)"))
+        out.append(
+            _q(
+                f"{fam}_lwf_inits",
+                lwf,
+                "lwf_inits",
+                f"{lab}: experts Expert Gate started with LwF (relatedness above threshold, per seed)",
+            )
+        )
         if "rel_within" in s:
-            out.append(_q(f"{fam}_rel_within_minus_across", s["rel_within"] - s["rel_across"],
-                          "rel_within_minus_across", f"{lab}: relatedness within minus across domains"))
+            out.append(
+                _q(
+                    f"{fam}_rel_within_minus_across",
+                    s["rel_within"] - s["rel_across"],
+                    "rel_within_minus_across",
+                    f"{lab}: relatedness within minus across domains",
+                )
+            )
     return out
 
 
-def _reading(qs: dict[str, Quantity], name: str, statement: str, threshold: float) -> Reading:
+def _reading(
+    qs: dict[str, Quantity], name: str, statement: str, threshold: float
+) -> Reading:
     q = qs[name]
     return Reading(name, statement, q.value, threshold, q.se, ">=")
 
@@ -361,32 +509,70 @@ def claim_checks(quantities: Sequence[Quantity]) -> list[ClaimCheck]:
     gate, acc, rel = [], [], []
     for fam in FAMILIES:
         lab = FAMILY_LABEL[fam]
-        gate.append(_reading(qs, f"{fam}_gate_ae_minus_disc",
-                             f"{lab}: AE gate accuracy − discriminative gate accuracy "
-                             f"≥ −{CLOSE_MARGIN:g} points", -CLOSE_MARGIN))
+        gate.append(
+            _reading(
+                qs,
+                f"{fam}_gate_ae_minus_disc",
+                f"{lab}: AE gate accuracy − discriminative gate accuracy "
+                f"≥ −{CLOSE_MARGIN:g} points",
+                -CLOSE_MARGIN,
+            )
+        )
         acc += [
-            _reading(qs, f"{fam}_eg_minus_oracle",
-                     f"{lab}: Expert Gate − experts with the oracle gate ≥ −{CLOSE_MARGIN:g} points",
-                     -CLOSE_MARGIN),
-            _reading(qs, f"{fam}_eg_minus_joint",
-                     f"{lab}: Expert Gate − joint training ≥ −{CLOSE_MARGIN:g} points", -CLOSE_MARGIN),
-            _reading(qs, f"{fam}_eg_minus_finetune", f"{lab}: Expert Gate − single fine-tuned model ≥ 0",
-                     0.0),
-            _reading(qs, f"{fam}_eg_minus_lwf", f"{lab}: Expert Gate − single LwF model ≥ 0", 0.0),
+            _reading(
+                qs,
+                f"{fam}_eg_minus_oracle",
+                f"{lab}: Expert Gate − experts with the oracle gate ≥ −{CLOSE_MARGIN:g} points",
+                -CLOSE_MARGIN,
+            ),
+            _reading(
+                qs,
+                f"{fam}_eg_minus_joint",
+                f"{lab}: Expert Gate − joint training ≥ −{CLOSE_MARGIN:g} points",
+                -CLOSE_MARGIN,
+            ),
+            _reading(
+                qs,
+                f"{fam}_eg_minus_finetune",
+                f"{lab}: Expert Gate − single fine-tuned model ≥ 0",
+                0.0,
+            ),
+            _reading(
+                qs,
+                f"{fam}_eg_minus_lwf",
+                f"{lab}: Expert Gate − single LwF model ≥ 0",
+                0.0,
+            ),
         ]
         if f"{fam}_rel_within_minus_across" in qs:
-            rel.append(_reading(qs, f"{fam}_rel_within_minus_across",
-                                f"{lab}: relatedness within a domain − across domains ≥ 0", 0.0))
+            rel.append(
+                _reading(
+                    qs,
+                    f"{fam}_rel_within_minus_across",
+                    f"{lab}: relatedness within a domain − across domains ≥ 0",
+                    0.0,
+                )
+            )
         rel += [
-            _reading(qs, f"{fam}_rho_rel_ft",
-                     f"{lab}: Spearman ρ(relatedness, target accuracy fine-tuned from the source) "
-                     f"≥ {RHO_MIN:g}", RHO_MIN),
-            _reading(qs, f"{fam}_rho_rel_gain",
-                     f"{lab}: Spearman ρ(relatedness, LwF − fine-tuning on the target) ≥ {RHO_MIN:g}",
-                     RHO_MIN),
+            _reading(
+                qs,
+                f"{fam}_rho_rel_ft",
+                f"{lab}: Spearman ρ(relatedness, target accuracy fine-tuned from the source) "
+                f"≥ {RHO_MIN:g}",
+                RHO_MIN,
+            ),
+            _reading(
+                qs,
+                f"{fam}_rho_rel_gain",
+                f"{lab}: Spearman ρ(relatedness, LwF − fine-tuning on the target) ≥ {RHO_MIN:g}",
+                RHO_MIN,
+            ),
         ]
-    return [ClaimCheck("eg_gate", "-", tuple(gate)), ClaimCheck("eg_accuracy", "-", tuple(acc)),
-            ClaimCheck("eg_relatedness", "-", tuple(rel))]
+    return [
+        ClaimCheck("eg_gate", "-", tuple(gate)),
+        ClaimCheck("eg_accuracy", "-", tuple(acc)),
+        ClaimCheck("eg_relatedness", "-", tuple(rel)),
+    ]
 
 
 # --------------------------------------------------------------------------------------- tables, figures
@@ -407,8 +593,12 @@ def accuracy_table(result: Result) -> str:
 def gate_table(result: Result, fam: str) -> str:
     """Per-task gate accuracy (mean over seeds) of one family."""
     fr = result.families[fam]
-    rows = [{"task": n, "AE gate %": a, "discriminative gate %": b}
-            for n, a, b in zip(fr.task_names, fr.per_task("gate_ae"), fr.per_task("gate_disc"))]
+    rows = [
+        {"task": n, "AE gate %": a, "discriminative gate %": b}
+        for n, a, b in zip(
+            fr.task_names, fr.per_task("gate_ae"), fr.per_task("gate_disc")
+        )
+    ]
     return plotting.table(rows, digits=1)
 
 
@@ -422,15 +612,18 @@ def relatedness_table(result: Result) -> str:
     rows = []
     for fam in FAMILIES:
         s = result.families[fam].study_per_seed()
-        rows.append({
-            "family": FAMILY_LABEL[fam], "pairs": int(result.families[fam].studies[0].rel.size),
-            "rel max": float(np.mean(s["rel_max"])),
-            "pairs > threshold": float(np.mean(s["rel_pairs_above"])),
-            "rho(rel, FT acc)": float(np.mean(s["rho_rel_ft"])),
-            "rho(rel, LwF-FT)": float(np.mean(s["rho_rel_gain"])),
-            "most related = best FT source": float(np.mean(s["best_source"])),
-            "old head kept LwF / FT": f"{np.mean(s['retained_lwf']):.1f} / {np.mean(s['retained_ft']):.1f}",
-        })
+        rows.append(
+            {
+                "family": FAMILY_LABEL[fam],
+                "pairs": int(result.families[fam].studies[0].rel.size),
+                "rel max": float(np.mean(s["rel_max"])),
+                "pairs > threshold": float(np.mean(s["rel_pairs_above"])),
+                "rho(rel, FT acc)": float(np.mean(s["rho_rel_ft"])),
+                "rho(rel, LwF-FT)": float(np.mean(s["rho_rel_gain"])),
+                "most related = best FT source": float(np.mean(s["best_source"])),
+                "old head kept LwF / FT": f"{np.mean(s['retained_lwf']):.1f} / {np.mean(s['retained_ft']):.1f}",
+            }
+        )
     return plotting.table(rows, digits=2)
 
 
@@ -444,9 +637,20 @@ def plot_accuracies(result: Result, out_dir: str) -> Any:
     csv: dict[str, list[Any]] = {"family": [], "method": [], "mean": [], "se": []}
     for ax, fam in zip(axes, ("split", "mixed")):
         qs = [result.quantity(f"{fam}_{k}") for k in keys]
-        ax.bar(range(len(keys)), [q.value for q in qs], yerr=[q.se for q in qs], color=colors, capsize=3)
-        ax.set_xticks(range(len(keys)), [METHODS[k].replace(" (", "\n(") for k in keys], rotation=60,
-                      ha="right", fontsize=8)
+        ax.bar(
+            range(len(keys)),
+            [q.value for q in qs],
+            yerr=[q.se for q in qs],
+            color=colors,
+            capsize=3,
+        )
+        ax.set_xticks(
+            range(len(keys)),
+            [METHODS[k].replace(" (", "\n(") for k in keys],
+            rotation=60,
+            ha="right",
+            fontsize=8,
+        )
         ax.set_title(FAMILY_LABEL[fam])
         ax.set_ylim(40, 100)
         for k, q in zip(keys, qs):
@@ -465,8 +669,18 @@ def plot_relatedness(result: Result, out_dir: str) -> Any:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    csv: dict[str, list[Any]] = {k: [] for k in ("family", "seed", "source", "target", "relatedness",
-                                                  "acc_finetune", "acc_lwf")}
+    csv: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "family",
+            "seed",
+            "source",
+            "target",
+            "relatedness",
+            "acc_finetune",
+            "acc_lwf",
+        )
+    }
     for fam in ("split", "mixed"):
         fr = result.families[fam]
         mk = "o" if fam == "split" else "s"
@@ -513,19 +727,27 @@ def threshold_sentence(result: Result) -> str:
     lwf = {fam: result.quantity(f"{fam}_lwf_inits").value for fam in FAMILIES}
     n_new = {fam: len(result.families[fam].task_names) - 1 for fam in FAMILIES}
     if all(v == 0 for v in above.values()):
-        study = (f"relatedness never exceeds the {thr:g} threshold in the relatedness study (largest value "
-                 f"per seed, averaged: {top['split']:.2f} on split Fashion-MNIST, "
-                 f"{top['mixed']:.2f} on mixed domains)")
+        study = (
+            f"relatedness never exceeds the {thr:g} threshold in the relatedness study (largest value "
+            f"per seed, averaged: {top['split']:.2f} on split Fashion-MNIST, "
+            f"{top['mixed']:.2f} on mixed domains)"
+        )
     else:
-        study = (f"relatedness exceeds the {thr:g} threshold for {above['split']:.1f} of "
-                 f"{n_new['split'] * (n_new['split'] + 1)} task pairs per seed on split Fashion-MNIST and "
-                 f"{above['mixed']:.1f} of {n_new['mixed'] * (n_new['mixed'] + 1)} on mixed domains")
+        study = (
+            f"relatedness exceeds the {thr:g} threshold for {above['split']:.1f} of "
+            f"{n_new['split'] * (n_new['split'] + 1)} task pairs per seed on split Fashion-MNIST and "
+            f"{above['mixed']:.1f} of {n_new['mixed'] * (n_new['mixed'] + 1)} on mixed domains"
+        )
     if all(v == 0 for v in lwf.values()):
-        runs = "Expert Gate fine-tunes every new expert, so its LwF branch is never used"
+        runs = (
+            "Expert Gate fine-tunes every new expert, so its LwF branch is never used"
+        )
     else:
-        runs = (f"Expert Gate starts {lwf['split']:.1f} of {n_new['split']} new experts per seed with LwF on "
-                f"split Fashion-MNIST and {lwf['mixed']:.1f} of {n_new['mixed']} on mixed domains, "
-                "fine-tuning the others")
+        runs = (
+            f"Expert Gate starts {lwf['split']:.1f} of {n_new['split']} new experts per seed with LwF on "
+            f"split Fashion-MNIST and {lwf['mixed']:.1f} of {n_new['mixed']} on mixed domains, "
+            "fine-tuning the others"
+        )
     return f"{study}; in the sequential runs {runs}"
 
 
@@ -535,16 +757,23 @@ def single_models_sentence(result: Result) -> str:
     rd = {r.name: r for c in result.checks for r in c.readings}
     for fam in FAMILIES:
         ft, lwf = rd[f"{fam}_eg_minus_finetune"], rd[f"{fam}_eg_minus_lwf"]
-        parts.append(f"on {FAMILY_LABEL[fam]} Expert Gate minus the fine-tuned model is {ft.estimate:+.1f} ± "
-                     f"{ft.se:.1f} points ({_OUTCOME_WORDS[ft.outcome]}), minus the LwF model "
-                     f"{lwf.estimate:+.1f} ± {lwf.se:.1f} ({_OUTCOME_WORDS[lwf.outcome]})")
+        parts.append(
+            f"on {FAMILY_LABEL[fam]} Expert Gate minus the fine-tuned model is {ft.estimate:+.1f} ± "
+            f"{ft.se:.1f} points ({_OUTCOME_WORDS[ft.outcome]}), minus the LwF model "
+            f"{lwf.estimate:+.1f} ± {lwf.se:.1f} ({_OUTCOME_WORDS[lwf.outcome]})"
+        )
     return "; ".join(parts)
 
 
 def domain_sentence(result: Result) -> str:
     """Relatedness within vs across domains (mixed family)."""
     w, a = result.quantity("mixed_rel_within"), result.quantity("mixed_rel_across")
-    r = next(r for c in result.checks for r in c.readings if r.name == "mixed_rel_within_minus_across")
+    r = next(
+        r
+        for c in result.checks
+        for r in c.readings
+        if r.name == "mixed_rel_within_minus_across"
+    )
     if r.outcome == "holds":
         head = "relatedness is clearly lower across domains than within one"
     elif r.outcome == "fails":
@@ -557,9 +786,11 @@ def domain_sentence(result: Result) -> str:
 def glue_texts(result: Result) -> dict[str, str]:
     """Generated phrases for the chapter's prose (glue keys -> text) and every reading's outcome
     (``outcome_<reading name>``)."""
-    out = {"eg_threshold_sentence": threshold_sentence(result),
-           "eg_single_models_sentence": single_models_sentence(result),
-           "eg_domain_sentence": domain_sentence(result)}
+    out = {
+        "eg_threshold_sentence": threshold_sentence(result),
+        "eg_single_models_sentence": single_models_sentence(result),
+        "eg_domain_sentence": domain_sentence(result),
+    }
     for c in result.checks:
         for r in c.readings:
             out[f"outcome_{r.name}"] = _OUTCOME_WORDS[r.outcome]
@@ -569,11 +800,19 @@ def glue_texts(result: Result) -> dict[str, str]:
 def configuration(params: Params) -> dict[str, Any]:
     """The configurations ``run`` uses (printed by the chapter before it runs)."""
     return {
-        "expert_gate (seed = each of seeds)": asdict(params.gate_config(params.seeds[0])),
+        "expert_gate (seed = each of seeds)": asdict(
+            params.gate_config(params.seeds[0])
+        ),
         "expert": f"mlp_expert(in_dim=784, n_classes=2, hidden={params.hidden})",
-        "baselines and discriminative gate": {"epochs": params.expert_epochs, "lr": params.expert_lr,
-                                              "momentum": params.expert_momentum,
-                                              "batch_size": params.expert_batch},
-        "relatedness study": {"n_target_train": params.n_target_train, "rel_threshold": params.rel_threshold},
+        "baselines and discriminative gate": {
+            "epochs": params.expert_epochs,
+            "lr": params.expert_lr,
+            "momentum": params.expert_momentum,
+            "batch_size": params.expert_batch,
+        },
+        "relatedness study": {
+            "n_target_train": params.n_target_train,
+            "rel_threshold": params.rel_threshold,
+        },
         "seeds": list(params.seeds),
     }

@@ -55,12 +55,31 @@ from moecl_lib.calibration import setting_config
 from moecl_lib.claims.record import Record
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.datasets import load_fashion_mnist, load_sklearn_digits, one_vs_rest_tasks, standardize
-from moecl_lib.deep import CNNExpert, DeepMoE, DeepMoEConfig, set_determinism, single_network
+from moecl_lib.datasets import (
+    load_fashion_mnist,
+    load_sklearn_digits,
+    one_vs_rest_tasks,
+    standardize,
+)
+from moecl_lib.deep import (
+    CNNExpert,
+    DeepMoE,
+    DeepMoEConfig,
+    set_determinism,
+    single_network,
+)
 from moecl_lib.engine import simulate
 from moecl_lib.expert_gate import ExpertGate, ExpertGateConfig
-from moecl_lib.expert_gate_experiments import OracleRouter, learner_parameters, summarise_stream
-from moecl_lib.expert_gate_linear import merged_task_pairs, routing_accuracy, simulate_gate
+from moecl_lib.expert_gate_experiments import (
+    OracleRouter,
+    learner_parameters,
+    summarise_stream,
+)
+from moecl_lib.expert_gate_linear import (
+    merged_task_pairs,
+    routing_accuracy,
+    simulate_gate,
+)
 from moecl_lib.learners import StreamResult, run_stream, sample_stream
 from moecl_lib.metrics import mean_se
 
@@ -72,16 +91,30 @@ ORACLE_FORGETS = 5.0
 
 # Linear routers: key -> label (the keys make the quantity names).
 LINEAR_ROUTERS: dict[str, str] = {
-    "gap": "paper router (gap)", "never": "paper router (never)", "eg_c0": "Expert Gate (c=0)",
-    "eg_c1": "Expert Gate (c=1)", "oracle": "oracle router", "single": "single expert",
+    "gap": "paper router (gap)",
+    "never": "paper router (never)",
+    "eg_c0": "Expert Gate (c=0)",
+    "eg_c1": "Expert Gate (c=1)",
+    "oracle": "oracle router",
+    "single": "single expert",
 }
 IMAGE_LEARNERS: dict[str, str] = {
-    "single": "single network", "gap": "paper router (gap)", "never": "paper router (never)",
-    "eg": "Expert Gate", "oracle": "oracle router",
+    "single": "single network",
+    "gap": "paper router (gap)",
+    "never": "paper router (never)",
+    "eg": "Expert Gate",
+    "oracle": "oracle router",
 }
-COLORS = {"paper router (gap)": "C0", "paper router (never)": "C1", "Expert Gate (c=0)": "C2",
-          "Expert Gate (c=1)": "C3", "oracle router": "C4", "single expert": "C5", "single network": "C5",
-          "Expert Gate": "C2"}
+COLORS = {
+    "paper router (gap)": "C0",
+    "paper router (never)": "C1",
+    "Expert Gate (c=0)": "C2",
+    "Expert Gate (c=1)": "C3",
+    "oracle router": "C4",
+    "single expert": "C5",
+    "single network": "C5",
+    "Expert Gate": "C2",
+}
 
 # Absolute tolerance floors (units of the quantity). Linear stream, by kind: the kernel variants
 # (ATEN_CPU_CAPABILITY=default / avx2, OPENBLAS_CORETYPE, NUMBA_CPU_NAME=generic / haswell, NPY features) left
@@ -93,27 +126,66 @@ COLORS = {"paper router (gap)": "C0", "paper router (never)": "C1", "Expert Gate
 # mean, 2 sigma / sqrt(5), sigma = per-seed standard deviation over 12 seeds (0-11) of the quick profile,
 # rounded up (about a third of the tolerance the written rule gives with a well-estimated s.e.).
 FLOORS: dict[str, float] = {
-    "lin_G_T": 0.01, "lin_F_T": 0.01, "lin_route_acc": 0.01, "lin_experts": 0.1, "lin_merged": 0.01,
-    "lin_gate_scalars": 10.0, "sweep_G_T": 0.01, "sweep_route_acc": 0.01,
+    "lin_G_T": 0.01,
+    "lin_F_T": 0.01,
+    "lin_route_acc": 0.01,
+    "lin_experts": 0.1,
+    "lin_merged": 0.01,
+    "lin_gate_scalars": 10.0,
+    "sweep_G_T": 0.01,
+    "sweep_route_acc": 0.01,
 }
 IMAGE_FLOORS: dict[str, float] = {
-    "img_single_ACC": 6.0, "img_single_forgetting": 5.3, "img_single_F_T": 5.3, "img_single_G_T": 6.0,
+    "img_single_ACC": 6.0,
+    "img_single_forgetting": 5.3,
+    "img_single_F_T": 5.3,
+    "img_single_G_T": 6.0,
     "img_single_final_routed_acc": 4.8,
-    "img_gap_ACC": 6.8, "img_gap_forgetting": 7.3, "img_gap_F_T": 7.0, "img_gap_G_T": 6.8,
-    "img_gap_final_routed_acc": 13.0, "img_gap_route_acc": 0.19, "img_gap_experts_used": 0.01,
-    "img_never_ACC": 7.2, "img_never_forgetting": 6.5, "img_never_F_T": 6.6, "img_never_G_T": 7.2,
-    "img_never_final_routed_acc": 13.0, "img_never_route_acc": 0.19, "img_never_experts_used": 0.01,
-    "img_eg_ACC": 8.6, "img_eg_forgetting": 7.4, "img_eg_F_T": 8.0, "img_eg_G_T": 8.6,
-    "img_eg_final_routed_acc": 9.1, "img_eg_route_acc": 0.18, "img_eg_experts_used": 1.1,
-    "img_oracle_ACC": 1.9, "img_oracle_forgetting": 1.2, "img_oracle_F_T": 1.5, "img_oracle_G_T": 1.9,
-    "img_oracle_final_routed_acc": 2.0, "img_oracle_route_acc": 0.01, "img_oracle_experts_used": 0.01,
-    "img_oracle_minus_eg_ACC": 7.9, "img_oracle_minus_gap_ACC": 6.8, "img_gap_minus_eg_ACC": 8.2,
+    "img_gap_ACC": 6.8,
+    "img_gap_forgetting": 7.3,
+    "img_gap_F_T": 7.0,
+    "img_gap_G_T": 6.8,
+    "img_gap_final_routed_acc": 13.0,
+    "img_gap_route_acc": 0.19,
+    "img_gap_experts_used": 0.01,
+    "img_never_ACC": 7.2,
+    "img_never_forgetting": 6.5,
+    "img_never_F_T": 6.6,
+    "img_never_G_T": 7.2,
+    "img_never_final_routed_acc": 13.0,
+    "img_never_route_acc": 0.19,
+    "img_never_experts_used": 0.01,
+    "img_eg_ACC": 8.6,
+    "img_eg_forgetting": 7.4,
+    "img_eg_F_T": 8.0,
+    "img_eg_G_T": 8.6,
+    "img_eg_final_routed_acc": 9.1,
+    "img_eg_route_acc": 0.18,
+    "img_eg_experts_used": 1.1,
+    "img_oracle_ACC": 1.9,
+    "img_oracle_forgetting": 1.2,
+    "img_oracle_F_T": 1.5,
+    "img_oracle_G_T": 1.9,
+    "img_oracle_final_routed_acc": 2.0,
+    "img_oracle_route_acc": 0.01,
+    "img_oracle_experts_used": 0.01,
+    "img_oracle_minus_eg_ACC": 7.9,
+    "img_oracle_minus_gap_ACC": 6.8,
+    "img_gap_minus_eg_ACC": 8.2,
 }
 
 
 def _default_moe() -> dict[str, Any]:
-    return {"lr": 0.1, "epochs": 3, "minibatch": 20, "eta": 0.1, "alpha": 0.3, "lam": 0.3, "t1_per_expert": 5,
-            "aux_grad": "decay"}
+    return {
+        "lr": 0.1,
+        "epochs": 3,
+        "minibatch": 20,
+        "eta": 0.1,
+        "alpha": 0.3,
+        "lam": 0.3,
+        "t1_per_expert": 5,
+        "aux_grad": "decay",
+    }
 
 
 @dataclass(frozen=True)
@@ -142,18 +214,30 @@ class Params:
     window_image: int = 10
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "linear_settings", tuple(str(s) for s in self.linear_settings))
-        object.__setattr__(self, "eg_code_sizes", tuple(int(c) for c in self.eg_code_sizes))
-        object.__setattr__(self, "signal_scales", tuple(float(c) for c in self.signal_scales))
+        object.__setattr__(
+            self, "linear_settings", tuple(str(s) for s in self.linear_settings)
+        )
+        object.__setattr__(
+            self, "eg_code_sizes", tuple(int(c) for c in self.eg_code_sizes)
+        )
+        object.__setattr__(
+            self, "signal_scales", tuple(float(c) for c in self.signal_scales)
+        )
         object.__setattr__(self, "positives", tuple(int(c) for c in self.positives))
         object.__setattr__(self, "image_seeds", tuple(int(s) for s in self.image_seeds))
         object.__setattr__(self, "moe", dict(self.moe))
         if 0 not in self.eg_code_sizes:
-            raise ValueError("eg_code_sizes must contain 0 (the Expert Gate router of the claim checks)")
+            raise ValueError(
+                "eg_code_sizes must contain 0 (the Expert Gate router of the claim checks)"
+            )
         if len(self.image_seeds) < 2:
-            raise ValueError("image_seeds: at least two seeds (standard errors are taken over seeds)")
+            raise ValueError(
+                "image_seeds: at least two seeds (standard errors are taken over seeds)"
+            )
         if self.image_data not in ("digits", "fashion-mnist"):
-            raise ValueError(f"image_data={self.image_data!r} must be 'digits' or 'fashion-mnist'")
+            raise ValueError(
+                f"image_data={self.image_data!r} must be 'digits' or 'fashion-mnist'"
+            )
 
 
 @dataclass
@@ -181,9 +265,18 @@ class Result:
 
     @property
     def record(self) -> Record:
-        seeds = [self.params.seed] + [s for s in self.params.image_seeds if s != self.params.seed]
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=seeds, wall_time_s=self.wall_time_s)
+        seeds = [self.params.seed] + [
+            s for s in self.params.image_seeds if s != self.params.seed
+        ]
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=seeds,
+            wall_time_s=self.wall_time_s,
+        )
 
     def quantity(self, name: str) -> Quantity:
         for q in self.quantities:
@@ -204,10 +297,18 @@ def _route_acc(r: Any, cfg: ExperimentConfig, window: int) -> np.ndarray:
     return routing_accuracy(r.experts, r.tasks, _n_slots(r), cfg.n_tasks, window=window)
 
 
-def linear_runs(params: Params, setting: str, **over: Any) -> tuple[ExperimentConfig, dict[str, LinearRun]]:
+def linear_runs(
+    params: Params, setting: str, **over: Any
+) -> tuple[ExperimentConfig, dict[str, LinearRun]]:
     """Every router on one setting's streams (same config, same seed: run r is the same stream for all)."""
-    cfg = setting_config(setting, params.n_experts_linear, T=params.T_linear, n_runs=params.runs_linear,
-                         seed=params.seed, **over)
+    cfg = setting_config(
+        setting,
+        params.n_experts_linear,
+        T=params.T_linear,
+        n_runs=params.runs_linear,
+        seed=params.seed,
+        **over,
+    )
     runs: dict[str, LinearRun] = {}
 
     def timed(key: str, fn: Any, *args: Any, **kw: Any) -> None:
@@ -218,8 +319,14 @@ def linear_runs(params: Params, setting: str, **over: Any) -> tuple[ExperimentCo
     timed("gap", simulate, cfg.replace(termination="gap"))
     timed("never", simulate, cfg.replace(termination="never"))
     for c in params.eg_code_sizes:
-        timed(f"eg_c{c}", simulate_gate, cfg, "expert_gate", code_size=c,
-              novelty_ratio=params.eg_novelty_ratio)
+        timed(
+            f"eg_c{c}",
+            simulate_gate,
+            cfg,
+            "expert_gate",
+            code_size=c,
+            novelty_ratio=params.eg_novelty_ratio,
+        )
     timed("oracle", simulate_gate, cfg, "oracle")
     timed("single", simulate, cfg.replace(n_experts=1))
     return cfg, runs
@@ -229,22 +336,44 @@ def signal_sweep(params: Params) -> dict[float, dict[str, Any]]:
     """Calibrated setting with ``||v_n||`` varied: final G_T and whole-run routing accuracy per run."""
     out: dict[float, dict[str, Any]] = {}
     for c in params.signal_scales:
-        cfg = setting_config("calibrated", params.n_experts_linear, T=params.T_linear,
-                             n_runs=params.sweep_runs, seed=params.seed, signal_scale=c)
-        rs = {"gap": simulate(cfg),
-              "eg_c0": simulate_gate(cfg, "expert_gate", code_size=0, novelty_ratio=params.eg_novelty_ratio),
-              "oracle": simulate_gate(cfg, "oracle"), "single": simulate(cfg.replace(n_experts=1))}
+        cfg = setting_config(
+            "calibrated",
+            params.n_experts_linear,
+            T=params.T_linear,
+            n_runs=params.sweep_runs,
+            seed=params.seed,
+            signal_scale=c,
+        )
+        rs = {
+            "gap": simulate(cfg),
+            "eg_c0": simulate_gate(
+                cfg, "expert_gate", code_size=0, novelty_ratio=params.eg_novelty_ratio
+            ),
+            "oracle": simulate_gate(cfg, "oracle"),
+            "single": simulate(cfg.replace(n_experts=1)),
+        }
         out[c] = {
             "G_T": {k: np.asarray(r.G[:, -1], dtype=float) for k, r in rs.items()},
-            "route_acc": {k: _route_acc(r, cfg, cfg.T)[:, 0] for k, r in rs.items() if k != "single"},
+            "route_acc": {
+                k: _route_acc(r, cfg, cfg.T)[:, 0]
+                for k, r in rs.items()
+                if k != "single"
+            },
         }
     return out
 
 
-def image_runs(params: Params) -> tuple[dict[str, list[tuple[StreamResult, dict[str, Any]]]], list[str], str,
-                                        dict[str, Any]]:
+def image_runs(
+    params: Params,
+) -> tuple[
+    dict[str, list[tuple[StreamResult, dict[str, Any]]]], list[str], str, dict[str, Any]
+]:
     """The five learners on one image stream per seed."""
-    raw = load_fashion_mnist() if params.image_data == "fashion-mnist" else load_sklearn_digits()
+    raw = (
+        load_fashion_mnist()
+        if params.image_data == "fashion-mnist"
+        else load_sklearn_digits()
+    )
     ds = standardize(raw, "pixel")
     shape = ds.image_shape
     image: dict[str, list[tuple[StreamResult, dict[str, Any]]]] = {}
@@ -252,23 +381,46 @@ def image_runs(params: Params) -> tuple[dict[str, list[tuple[StreamResult, dict[
     configs: dict[str, Any] = {}
     for sd in params.image_seeds:
         rng = np.random.default_rng(sd)
-        tasks = one_vs_rest_tasks(ds, params.positives, rng, max_train=params.max_train,
-                                  max_test=params.max_test)
+        tasks = one_vs_rest_tasks(
+            ds,
+            params.positives,
+            rng,
+            max_train=params.max_train,
+            max_test=params.max_test,
+        )
         stream = sample_stream(tasks, params.T_image, params.batch, rng)
-        cfg = DeepMoEConfig(n_experts=params.n_experts_image, in_shape=shape, n_classes=2, seed=sd,
-                            **params.moe)
+        cfg = DeepMoEConfig(
+            n_experts=params.n_experts_image,
+            in_shape=shape,
+            n_classes=2,
+            seed=sd,
+            **params.moe,
+        )
 
         def factory(cfg: DeepMoEConfig = cfg) -> CNNExpert:
             return CNNExpert(shape, 2, cfg.channels, cfg.hidden)
 
-        eg_cfg = ExpertGateConfig(seed=sd, max_experts=params.n_experts_image, expert_lr=cfg.lr,
-                                  expert_epochs=cfg.epochs, expert_batch_size=cfg.minibatch,
-                                  expert_momentum=cfg.momentum)
-        learners = {"single": single_network(cfg), "gap": DeepMoE(cfg, name="paper router (gap)"),
-                    "never": DeepMoE(cfg.replace(termination="never"), name="paper router (never)"),
-                    "eg": ExpertGate(shape, 2, eg_cfg, expert_factory=factory, name="Expert Gate"),
-                    "oracle": OracleRouter(tasks, factory, cfg.lr, cfg.epochs, cfg.minibatch, cfg.momentum,
-                                           seed=sd)}
+        eg_cfg = ExpertGateConfig(
+            seed=sd,
+            max_experts=params.n_experts_image,
+            expert_lr=cfg.lr,
+            expert_epochs=cfg.epochs,
+            expert_batch_size=cfg.minibatch,
+            expert_momentum=cfg.momentum,
+        )
+        learners = {
+            "single": single_network(cfg),
+            "gap": DeepMoE(cfg, name="paper router (gap)"),
+            "never": DeepMoE(
+                cfg.replace(termination="never"), name="paper router (never)"
+            ),
+            "eg": ExpertGate(
+                shape, 2, eg_cfg, expert_factory=factory, name="Expert Gate"
+            ),
+            "oracle": OracleRouter(
+                tasks, factory, cfg.lr, cfg.epochs, cfg.minibatch, cfg.momentum, seed=sd
+            ),
+        }
         for key, lrn in learners.items():
             res = run_stream(lrn, tasks, stream)
             out = summarise_stream(res, params.window_image)
@@ -276,12 +428,18 @@ def image_runs(params: Params) -> tuple[dict[str, list[tuple[StreamResult, dict[
             image.setdefault(key, []).append((res, out))
         task_names = [tk.name for tk in tasks]
         if not configs:
-            configs = {"deep_moe": {k: v for k, v in asdict(cfg).items() if k != "seed"},
-                       "deep_moe_never": {"termination": "never"},
-                       "expert_gate": {k: v for k, v in asdict(eg_cfg).items() if k != "seed"},
-                       "oracle": {"lr": cfg.lr, "epochs": cfg.epochs, "minibatch": cfg.minibatch,
-                                  "momentum": cfg.momentum},
-                       "seeds": list(params.image_seeds)}
+            configs = {
+                "deep_moe": {k: v for k, v in asdict(cfg).items() if k != "seed"},
+                "deep_moe_never": {"termination": "never"},
+                "expert_gate": {k: v for k, v in asdict(eg_cfg).items() if k != "seed"},
+                "oracle": {
+                    "lr": cfg.lr,
+                    "epochs": cfg.epochs,
+                    "minibatch": cfg.minibatch,
+                    "momentum": cfg.momentum,
+                },
+                "seeds": list(params.image_seeds),
+            }
     return image, task_names, f"{ds.name} (substitute for {ds.substitute_for})", configs
 
 
@@ -296,18 +454,40 @@ def run(params: Params = Params()) -> Result:
     checks = claim_checks(params, quantities)
     configs = {
         "linear": {s: asdict(cfg) for s, (cfg, _) in linear.items()},
-        "expert_gate_linear": {"code_sizes": list(params.eg_code_sizes),
-                               "novelty_ratio": params.eg_novelty_ratio, "init": "related",
-                               "max_experts": params.n_experts_linear},
-        "signal_sweep": {"setting": "calibrated", "signal_scales": list(params.signal_scales),
-                         "n_runs": params.sweep_runs},
+        "expert_gate_linear": {
+            "code_sizes": list(params.eg_code_sizes),
+            "novelty_ratio": params.eg_novelty_ratio,
+            "init": "related",
+            "max_experts": params.n_experts_linear,
+        },
+        "signal_sweep": {
+            "setting": "calibrated",
+            "signal_scales": list(params.signal_scales),
+            "n_runs": params.sweep_runs,
+        },
         "image": img_cfgs,
-        "image_stream": {"data": data_name, "positives": list(params.positives), "T": params.T_image,
-                         "batch": params.batch, "max_train": params.max_train, "max_test": params.max_test,
-                         "standardize": "pixel"},
+        "image_stream": {
+            "data": data_name,
+            "positives": list(params.positives),
+            "T": params.T_image,
+            "batch": params.batch,
+            "max_train": params.max_train,
+            "max_test": params.max_test,
+            "standardize": "pixel",
+        },
     }
-    return Result(params, linear, sweep, image, task_names, data_name, quantities, checks, configs,
-                  time.perf_counter() - start)
+    return Result(
+        params,
+        linear,
+        sweep,
+        image,
+        task_names,
+        data_name,
+        quantities,
+        checks,
+        configs,
+        time.perf_counter() - start,
+    )
 
 
 # ------------------------------------------------------------------------------------- quantities, checks
@@ -322,15 +502,21 @@ def _est(name: str, x: Any, floor_key: str, label: str) -> Quantity:
     return estimate(name, x, floor=floor, label=label)
 
 
-def chapter_quantities(params: Params, linear: dict[str, tuple[ExperimentConfig, dict[str, LinearRun]]],
-                       sweep: dict[float, dict[str, Any]],
-                       image: dict[str, list[tuple[StreamResult, dict[str, Any]]]]) -> list[Quantity]:
+def chapter_quantities(
+    params: Params,
+    linear: dict[str, tuple[ExperimentConfig, dict[str, LinearRun]]],
+    sweep: dict[float, dict[str, Any]],
+    image: dict[str, list[tuple[StreamResult, dict[str, Any]]]],
+) -> list[Quantity]:
     """Every number the chapter reports (module docstring for conventions)."""
     return linear_quantities(params, linear, sweep) + image_quantities(image)
 
 
-def linear_quantities(params: Params, linear: dict[str, tuple[ExperimentConfig, dict[str, LinearRun]]],
-                      sweep: dict[float, dict[str, Any]]) -> list[Quantity]:
+def linear_quantities(
+    params: Params,
+    linear: dict[str, tuple[ExperimentConfig, dict[str, LinearRun]]],
+    sweep: dict[float, dict[str, Any]],
+) -> list[Quantity]:
     """Linear-stream numbers: per setting and router, paired differences, the signal sweep."""
     out: list[Quantity] = []
     for s, (cfg, runs) in linear.items():
@@ -347,43 +533,122 @@ def linear_quantities(params: Params, linear: dict[str, tuple[ExperimentConfig, 
                 ra = _route_acc(r, cfg, params.window_linear)[:, -1]
                 ra_all = _route_acc(r, cfg, cfg.T)[:, 0]
                 per[key]["ra"] = ra_all
-                out.append(_est(f"lin_{s}_{key}_route_acc", ra, "lin_route_acc",
-                                f"{lab}: routing accuracy (last window)"))
-                out.append(_est(f"lin_{s}_{key}_route_acc_all", ra_all, "lin_route_acc",
-                                f"{lab}: routing accuracy (all rounds)"))
-                merged = merged_task_pairs(r.experts, r.tasks, _n_slots(r), cfg.n_tasks, after=cfg.T // 2)
-                out.append(_est(f"lin_{s}_{key}_merged_pairs", merged, "lin_merged",
-                                f"{lab}: merged task pairs (second half)"))
+                out.append(
+                    _est(
+                        f"lin_{s}_{key}_route_acc",
+                        ra,
+                        "lin_route_acc",
+                        f"{lab}: routing accuracy (last window)",
+                    )
+                )
+                out.append(
+                    _est(
+                        f"lin_{s}_{key}_route_acc_all",
+                        ra_all,
+                        "lin_route_acc",
+                        f"{lab}: routing accuracy (all rounds)",
+                    )
+                )
+                merged = merged_task_pairs(
+                    r.experts, r.tasks, _n_slots(r), cfg.n_tasks, after=cfg.T // 2
+                )
+                out.append(
+                    _est(
+                        f"lin_{s}_{key}_merged_pairs",
+                        merged,
+                        "lin_merged",
+                        f"{lab}: merged task pairs (second half)",
+                    )
+                )
             if key.startswith("eg_"):
                 used = [np.unique(e).size for e in r.experts]
-                out.append(_est(f"lin_{s}_{key}_experts_used", used, "lin_experts", f"{lab}: experts used"))
-                out.append(_est(f"lin_{s}_{key}_gate_scalars", np.asarray(r.gate_params, dtype=float),
-                                "lin_gate_scalars", f"{lab}: scalars stored by the gate"))
-        out.append(_est(f"lin_{s}_route_acc_eg_minus_gap", per["eg_c0"]["ra"] - per["gap"]["ra"],
-                        "lin_route_acc",
-                        f"{s}: routing accuracy (all rounds), Expert Gate (c=0) minus paper router (gap)"))
-        out.append(_est(f"lin_{s}_G_T_gap_minus_eg", per["gap"]["G"] - per["eg_c0"]["G"], "lin_G_T",
-                        f"{s}: G_T, paper router (gap) minus Expert Gate (c=0)"))
-        out.append(_est(f"lin_{s}_F_T_gap_minus_eg", per["gap"]["F"] - per["eg_c0"]["F"], "lin_F_T",
-                        f"{s}: F_T, paper router (gap) minus Expert Gate (c=0)"))
-        out.append(Quantity(f"lin_{s}_paper_gate_scalars", float(cfg.n_experts * cfg.d), kind="exact",
-                            label=f"{s}: scalars stored by the paper's router (M d)"))
+                out.append(
+                    _est(
+                        f"lin_{s}_{key}_experts_used",
+                        used,
+                        "lin_experts",
+                        f"{lab}: experts used",
+                    )
+                )
+                out.append(
+                    _est(
+                        f"lin_{s}_{key}_gate_scalars",
+                        np.asarray(r.gate_params, dtype=float),
+                        "lin_gate_scalars",
+                        f"{lab}: scalars stored by the gate",
+                    )
+                )
+        out.append(
+            _est(
+                f"lin_{s}_route_acc_eg_minus_gap",
+                per["eg_c0"]["ra"] - per["gap"]["ra"],
+                "lin_route_acc",
+                f"{s}: routing accuracy (all rounds), Expert Gate (c=0) minus paper router (gap)",
+            )
+        )
+        out.append(
+            _est(
+                f"lin_{s}_G_T_gap_minus_eg",
+                per["gap"]["G"] - per["eg_c0"]["G"],
+                "lin_G_T",
+                f"{s}: G_T, paper router (gap) minus Expert Gate (c=0)",
+            )
+        )
+        out.append(
+            _est(
+                f"lin_{s}_F_T_gap_minus_eg",
+                per["gap"]["F"] - per["eg_c0"]["F"],
+                "lin_F_T",
+                f"{s}: F_T, paper router (gap) minus Expert Gate (c=0)",
+            )
+        )
+        out.append(
+            Quantity(
+                f"lin_{s}_paper_gate_scalars",
+                float(cfg.n_experts * cfg.d),
+                kind="exact",
+                label=f"{s}: scalars stored by the paper's router (M d)",
+            )
+        )
     for c, sw in sweep.items():
         tag = _scale_tag(c)
         for key, G in sw["G_T"].items():
-            out.append(_est(f"sweep_{tag}_{key}_G_T", G, "sweep_G_T",
-                            f"||v_n|| = {c:g}: {LINEAR_ROUTERS[key]} G_T"))
+            out.append(
+                _est(
+                    f"sweep_{tag}_{key}_G_T",
+                    G,
+                    "sweep_G_T",
+                    f"||v_n|| = {c:g}: {LINEAR_ROUTERS[key]} G_T",
+                )
+            )
         for key, ra in sw["route_acc"].items():
-            out.append(_est(f"sweep_{tag}_{key}_route_acc", ra, "sweep_route_acc",
-                            f"||v_n|| = {c:g}: {LINEAR_ROUTERS[key]} routing accuracy (whole run)"))
-    diff = np.mean([sw["route_acc"]["eg_c0"] - sw["route_acc"]["gap"] for sw in sweep.values()], axis=0)
-    out.append(_est("sweep_route_acc_eg_minus_gap", diff, "sweep_route_acc",
-                    "signal sweep: routing accuracy, Expert Gate (c=0) minus paper router (gap), "
-                    "mean over ||v_n||"))
+            out.append(
+                _est(
+                    f"sweep_{tag}_{key}_route_acc",
+                    ra,
+                    "sweep_route_acc",
+                    f"||v_n|| = {c:g}: {LINEAR_ROUTERS[key]} routing accuracy (whole run)",
+                )
+            )
+    diff = np.mean(
+        [sw["route_acc"]["eg_c0"] - sw["route_acc"]["gap"] for sw in sweep.values()],
+        axis=0,
+    )
+    out.append(
+        _est(
+            "sweep_route_acc_eg_minus_gap",
+            diff,
+            "sweep_route_acc",
+            "signal sweep: routing accuracy, Expert Gate (c=0) minus paper router (gap), "
+            "mean over ||v_n||",
+        )
+    )
     return out
 
 
-def image_quantities(image: dict[str, list[tuple[StreamResult, dict[str, Any]]]]) -> list[Quantity]:
+def image_quantities(
+    image: dict[str, list[tuple[StreamResult, dict[str, Any]]]],
+) -> list[Quantity]:
     """Image-stream numbers per learner (mean over seeds) and paired ACC differences."""
     out: list[Quantity] = []
     acc: dict[str, np.ndarray] = {}
@@ -391,29 +656,85 @@ def image_quantities(image: dict[str, list[tuple[StreamResult, dict[str, Any]]]]
         outs = [o for _, o in items]
         lab = IMAGE_LEARNERS[key]
         acc[key] = np.array([o["ACC"] for o in outs], dtype=float)
-        for m, fk, text in (("ACC", "img_ACC", "ACC (%)"), ("forgetting", "img_forgetting", "forgetting (%)"),
-                            ("F_T", "img_F_T", "F_T (error %)"), ("G_T", "img_G_T", "G_T (error %)"),
-                            ("final_routed_acc", "img_routed", "final accuracy with its own routing (%)")):
-            out.append(_est(f"img_{key}_{m}", [o[m] for o in outs], fk, f"images: {lab}: {text}"))
+        for m, fk, text in (
+            ("ACC", "img_ACC", "ACC (%)"),
+            ("forgetting", "img_forgetting", "forgetting (%)"),
+            ("F_T", "img_F_T", "F_T (error %)"),
+            ("G_T", "img_G_T", "G_T (error %)"),
+            (
+                "final_routed_acc",
+                "img_routed",
+                "final accuracy with its own routing (%)",
+            ),
+        ):
+            out.append(
+                _est(
+                    f"img_{key}_{m}", [o[m] for o in outs], fk, f"images: {lab}: {text}"
+                )
+            )
         if key != "single":
-            out.append(_est(f"img_{key}_route_acc", [o["routing_acc"][-1] for o in outs], "img_route_acc",
-                            f"images: {lab}: routing accuracy (last window)"))
-            out.append(_est(f"img_{key}_experts_used", [o["experts_used"] for o in outs], "img_experts",
-                            f"images: {lab}: experts used"))
-        out.append(Quantity(f"img_{key}_gate_params", float(outs[0]["gate"]), kind="exact",
-                            label=f"images: {lab}: gate parameters (first seed)"))
-        out.append(Quantity(f"img_{key}_expert_params", float(outs[0]["experts"]), kind="exact",
-                            label=f"images: {lab}: expert parameters (first seed)"))
-    out.append(_est("img_oracle_minus_eg_ACC", acc["oracle"] - acc["eg"], "img_ACC",
-                    "images: ACC, oracle minus Expert Gate (points)"))
-    out.append(_est("img_oracle_minus_gap_ACC", acc["oracle"] - acc["gap"], "img_ACC",
-                    "images: ACC, oracle minus paper router (gap) (points)"))
-    out.append(_est("img_gap_minus_eg_ACC", acc["gap"] - acc["eg"], "img_ACC",
-                    "images: ACC, paper router (gap) minus Expert Gate (points)"))
+            out.append(
+                _est(
+                    f"img_{key}_route_acc",
+                    [o["routing_acc"][-1] for o in outs],
+                    "img_route_acc",
+                    f"images: {lab}: routing accuracy (last window)",
+                )
+            )
+            out.append(
+                _est(
+                    f"img_{key}_experts_used",
+                    [o["experts_used"] for o in outs],
+                    "img_experts",
+                    f"images: {lab}: experts used",
+                )
+            )
+        out.append(
+            Quantity(
+                f"img_{key}_gate_params",
+                float(outs[0]["gate"]),
+                kind="exact",
+                label=f"images: {lab}: gate parameters (first seed)",
+            )
+        )
+        out.append(
+            Quantity(
+                f"img_{key}_expert_params",
+                float(outs[0]["experts"]),
+                kind="exact",
+                label=f"images: {lab}: expert parameters (first seed)",
+            )
+        )
+    out.append(
+        _est(
+            "img_oracle_minus_eg_ACC",
+            acc["oracle"] - acc["eg"],
+            "img_ACC",
+            "images: ACC, oracle minus Expert Gate (points)",
+        )
+    )
+    out.append(
+        _est(
+            "img_oracle_minus_gap_ACC",
+            acc["oracle"] - acc["gap"],
+            "img_ACC",
+            "images: ACC, oracle minus paper router (gap) (points)",
+        )
+    )
+    out.append(
+        _est(
+            "img_gap_minus_eg_ACC",
+            acc["gap"] - acc["eg"],
+            "img_ACC",
+            "images: ACC, paper router (gap) minus Expert Gate (points)",
+        )
+    )
     return out
 
 
-def _reading(qs: dict[str, Quantity], name: str, statement: str, threshold: float) -> Reading:
+def _reading(
+    qs: dict[str, Quantity], name: str, statement: str, threshold: float
+) -> Reading:
     q = qs[name]
     return Reading(name, statement, q.value, threshold, q.se, ">=")
 
@@ -429,15 +750,35 @@ def linear_checks(params: Params, quantities: Sequence[Quantity]) -> list[ClaimC
     checks = []
     for s in params.linear_settings:
         rd = [
-            _reading(qs, f"lin_{s}_route_acc_eg_minus_gap",
-                     "routing accuracy (all rounds): Expert Gate (c=0) − paper router (gap) ≥ 0", 0.0),
-            _reading(qs, f"lin_{s}_G_T_gap_minus_eg", "G_T: paper router (gap) − Expert Gate (c=0) ≥ 0", 0.0),
-            _reading(qs, f"lin_{s}_F_T_gap_minus_eg", "F_T: paper router (gap) − Expert Gate (c=0) ≥ 0", 0.0),
+            _reading(
+                qs,
+                f"lin_{s}_route_acc_eg_minus_gap",
+                "routing accuracy (all rounds): Expert Gate (c=0) − paper router (gap) ≥ 0",
+                0.0,
+            ),
+            _reading(
+                qs,
+                f"lin_{s}_G_T_gap_minus_eg",
+                "G_T: paper router (gap) − Expert Gate (c=0) ≥ 0",
+                0.0,
+            ),
+            _reading(
+                qs,
+                f"lin_{s}_F_T_gap_minus_eg",
+                "F_T: paper router (gap) − Expert Gate (c=0) ≥ 0",
+                0.0,
+            ),
         ]
         if s == "calibrated":
-            rd.append(_reading(qs, "sweep_route_acc_eg_minus_gap",
-                               "signal sweep (calibrated, ||v_n|| varied): routing accuracy, "
-                               "Expert Gate (c=0) − paper router (gap), mean over ||v_n|| ≥ 0", 0.0))
+            rd.append(
+                _reading(
+                    qs,
+                    "sweep_route_acc_eg_minus_gap",
+                    "signal sweep (calibrated, ||v_n|| varied): routing accuracy, "
+                    "Expert Gate (c=0) − paper router (gap), mean over ||v_n|| ≥ 0",
+                    0.0,
+                )
+            )
         checks.append(ClaimCheck("h2h_linear", s, tuple(rd)))
     return checks
 
@@ -446,15 +787,32 @@ def image_check(quantities: Sequence[Quantity]) -> ClaimCheck:
     """``h2h_images``: the oracle keeps every task, neither input-based router gets close to it."""
     qs = {q.name: q for q in quantities}
     q = qs["img_oracle_forgetting"]
-    return ClaimCheck("h2h_images", "-", (
-        Reading("img_oracle_forgetting",
+    return ClaimCheck(
+        "h2h_images",
+        "-",
+        (
+            Reading(
+                "img_oracle_forgetting",
                 f"oracle router forgetting ≤ {ORACLE_FORGETS:g} points (keeps every task)",
-                q.value, ORACLE_FORGETS, q.se, "<="),
-        _reading(qs, "img_oracle_minus_eg_ACC", f"ACC: oracle − Expert Gate ≥ {CLOSE_MARGIN:g} points",
-                 CLOSE_MARGIN),
-        _reading(qs, "img_oracle_minus_gap_ACC",
-                 f"ACC: oracle − paper router (gap) ≥ {CLOSE_MARGIN:g} points", CLOSE_MARGIN),
-    ))
+                q.value,
+                ORACLE_FORGETS,
+                q.se,
+                "<=",
+            ),
+            _reading(
+                qs,
+                "img_oracle_minus_eg_ACC",
+                f"ACC: oracle − Expert Gate ≥ {CLOSE_MARGIN:g} points",
+                CLOSE_MARGIN,
+            ),
+            _reading(
+                qs,
+                "img_oracle_minus_gap_ACC",
+                f"ACC: oracle − paper router (gap) ≥ {CLOSE_MARGIN:g} points",
+                CLOSE_MARGIN,
+            ),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------- tables, figures
@@ -466,18 +824,44 @@ def linear_table(result: Result) -> str:
     for s, (cfg, runs) in result.linear.items():
         for key, lr in runs.items():
             r = lr.result
-            G, F = result.quantity(f"lin_{s}_{key}_G_T"), result.quantity(f"lin_{s}_{key}_F_T")
-            ra = (result.quantity(f"lin_{s}_{key}_route_acc").value if key != "single" else float("nan"))
-            gate = (cfg.n_experts * cfg.d if key in ("gap", "never") else
-                    float(np.mean(r.gate_params)) if key.startswith("eg_") else 0)
-            rows.append({
-                "setting": s, "router": LINEAR_ROUTERS[key], "G_T": f"{G.value:.3f} ± {G.se:.3f}",
-                "F_T": f"{F.value:.3f} ± {F.se:.3f}", "route acc (last window)": ra,
-                "merged task pairs": float(merged_task_pairs(r.experts, r.tasks, _n_slots(r), cfg.n_tasks,
-                                                             after=cfg.T // 2).mean()),
-                "experts used": float(np.mean([np.unique(e).size for e in r.experts])),
-                "gate scalars": float(gate),
-            })
+            G, F = (
+                result.quantity(f"lin_{s}_{key}_G_T"),
+                result.quantity(f"lin_{s}_{key}_F_T"),
+            )
+            ra = (
+                result.quantity(f"lin_{s}_{key}_route_acc").value
+                if key != "single"
+                else float("nan")
+            )
+            gate = (
+                cfg.n_experts * cfg.d
+                if key in ("gap", "never")
+                else float(np.mean(r.gate_params))
+                if key.startswith("eg_")
+                else 0
+            )
+            rows.append(
+                {
+                    "setting": s,
+                    "router": LINEAR_ROUTERS[key],
+                    "G_T": f"{G.value:.3f} ± {G.se:.3f}",
+                    "F_T": f"{F.value:.3f} ± {F.se:.3f}",
+                    "route acc (last window)": ra,
+                    "merged task pairs": float(
+                        merged_task_pairs(
+                            r.experts,
+                            r.tasks,
+                            _n_slots(r),
+                            cfg.n_tasks,
+                            after=cfg.T // 2,
+                        ).mean()
+                    ),
+                    "experts used": float(
+                        np.mean([np.unique(e).size for e in r.experts])
+                    ),
+                    "gate scalars": float(gate),
+                }
+            )
     return plotting.table(rows, digits=2)
 
 
@@ -504,22 +888,37 @@ def image_table(result: Result) -> str:
             q = result.quantity(f"img_{key}_{m}")
             return f"{q.value:.1f} ± {q.se:.1f}"
 
-        rows.append({
-            "learner": IMAGE_LEARNERS[key], "ACC": ms("ACC"), "forgetting": ms("forgetting"),
-            "F_T": ms("F_T"), "G_T": ms("G_T"), "routed acc": ms("final_routed_acc"),
-            "route acc (last window)": float(np.mean([o["routing_acc"][-1] for o in outs])),
-            "experts used": float(np.mean([o["experts_used"] for o in outs])),
-            "gate params (seed 0)": int(outs[0]["gate"]), "expert params (seed 0)": int(outs[0]["experts"]),
-        })
+        rows.append(
+            {
+                "learner": IMAGE_LEARNERS[key],
+                "ACC": ms("ACC"),
+                "forgetting": ms("forgetting"),
+                "F_T": ms("F_T"),
+                "G_T": ms("G_T"),
+                "routed acc": ms("final_routed_acc"),
+                "route acc (last window)": float(
+                    np.mean([o["routing_acc"][-1] for o in outs])
+                ),
+                "experts used": float(np.mean([o["experts_used"] for o in outs])),
+                "gate params (seed 0)": int(outs[0]["gate"]),
+                "expert params (seed 0)": int(outs[0]["experts"]),
+            }
+        )
     return plotting.table(rows, digits=2)
 
 
 def wall_times(result: Result) -> str:
     """Machine-dependent wall times (print outside checked cells)."""
-    lines = [f"{IMAGE_LEARNERS[k]:22s} run_stream wall time (training + evaluation) "
-             f"{np.mean([o['wall_time'] for _, o in items]):6.1f} s" for k, items in result.image.items()]
+    lines = [
+        f"{IMAGE_LEARNERS[k]:22s} run_stream wall time (training + evaluation) "
+        f"{np.mean([o['wall_time'] for _, o in items]):6.1f} s"
+        for k, items in result.image.items()
+    ]
     for s, (_, runs) in result.linear.items():
-        lines.append(f"{s} " + str({LINEAR_ROUTERS[k]: round(lr.seconds, 2) for k, lr in runs.items()}))
+        lines.append(
+            f"{s} "
+            + str({LINEAR_ROUTERS[k]: round(lr.seconds, 2) for k, lr in runs.items()})
+        )
     return "\n".join(lines)
 
 
@@ -542,8 +941,17 @@ def plot_linear(result: Result, out_dir: str) -> Any:
                 ra = _route_acc(r, cfg, w)
                 rm, rse = mean_se(ra)
                 ends = np.minimum(np.arange(1, ra.shape[1] + 1) * w, cfg.T)
-                plotting.band(axes[row, 1], ends, rm, rse, label=name, z=2.0, marker="o", ms=3,
-                              color=COLORS[name])
+                plotting.band(
+                    axes[row, 1],
+                    ends,
+                    rm,
+                    rse,
+                    label=name,
+                    z=2.0,
+                    marker="o",
+                    ms=3,
+                    color=COLORS[name],
+                )
         axes[row, 0].set_yscale("symlog", linthresh=1e-2)
         axes[row, 0].set_ylim(bottom=0)
         axes[row, 0].set_title(f"{s}: generalisation error $G_t$")
@@ -572,11 +980,20 @@ def plot_sweep(result: Result, out_dir: str) -> Any:
     for key in keys:
         qs = [result.quantity(f"sweep_{_scale_tag(c)}_{key}_G_T") for c in scales]
         name = LINEAR_ROUTERS[key]
-        ax.errorbar(scales, [q.value for q in qs], yerr=[2 * q.se for q in qs], marker="o", capsize=3,
-                    label=name, color=COLORS[name])
+        ax.errorbar(
+            scales,
+            [q.value for q in qs],
+            yerr=[2 * q.se for q in qs],
+            marker="o",
+            capsize=3,
+            label=name,
+            color=COLORS[name],
+        )
         csv[f"G_T {name}"] = [q.value for q in qs]
         if key != "single":
-            csv[f"route_acc {name}"] = [float(np.mean(result.sweep[c]["route_acc"][key])) for c in scales]
+            csv[f"route_acc {name}"] = [
+                float(np.mean(result.sweep[c]["route_acc"][key])) for c in scales
+            ]
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=1e-2)
     ax.set_xlabel(r"signal norm $\|v_n\|$")
@@ -598,7 +1015,15 @@ def plot_images(result: Result, out_dir: str) -> Any:
         name = IMAGE_LEARNERS[key]
         G = np.array([res.curves("learner")[1] for res, _ in items])
         m, se = mean_se(G)
-        plotting.band(axes[0], np.arange(1, G.shape[1] + 1), m, se, label=name, z=2.0, color=COLORS[name])
+        plotting.band(
+            axes[0],
+            np.arange(1, G.shape[1] + 1),
+            m,
+            se,
+            label=name,
+            z=2.0,
+            color=COLORS[name],
+        )
         csv[f"{name}|G_mean"] = m
         if key != "single":
             ra = np.array([o["routing_acc"] for _, o in items])
@@ -612,7 +1037,9 @@ def plot_images(result: Result, out_dir: str) -> Any:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     plotting.save_figure(fig, out_dir, "image_head_to_head")
-    plotting.save_csv(out_dir, "image_head_to_head", dict(round=np.arange(1, T + 1), **csv))
+    plotting.save_csv(
+        out_dir, "image_head_to_head", dict(round=np.arange(1, T + 1), **csv)
+    )
     return fig
 
 
@@ -627,12 +1054,18 @@ def image_sentence(result: Result) -> str:
     used = result.quantity("img_eg_experts_used").value
     d = f"{q.value:+.1f} ± {q.se:.1f} points of ACC"
     if q.value - 2 * q.se > 0:
-        head = f"the paper's router with termination finishes ahead of Expert Gate ({d})"
+        head = (
+            f"the paper's router with termination finishes ahead of Expert Gate ({d})"
+        )
     elif q.value + 2 * q.se < 0:
-        head = f"Expert Gate finishes ahead of the paper's router with termination ({d})"
+        head = (
+            f"Expert Gate finishes ahead of the paper's router with termination ({d})"
+        )
     else:
-        head = (f"neither input-based router is clearly ahead of the other ({d}, paper's router minus "
-                "Expert Gate)")
+        head = (
+            f"neither input-based router is clearly ahead of the other ({d}, paper's router minus "
+            "Expert Gate)"
+        )
     n = len(result.task_names)
     merge = " (its autoencoders merge tasks whose batches share half of their images)"
     tail = merge if used < n - 0.05 else ""

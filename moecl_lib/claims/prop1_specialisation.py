@@ -49,8 +49,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.calibration import ClaimThresholds, setting_config
-from moecl_lib.diagnostics import (coverage, expert_sets, expert_task_distance, purity_over_time,
-                                   result_routing_matrix, routing_purity, run_family, set_sizes)
+from moecl_lib.diagnostics import (
+    coverage,
+    expert_sets,
+    expert_task_distance,
+    purity_over_time,
+    result_routing_matrix,
+    routing_purity,
+    run_family,
+    set_sizes,
+)
 from moecl_lib.engine import SimulationResult
 from moecl_lib.metrics import mean_se
 
@@ -83,7 +91,9 @@ class Params:
     spec_time_experts: tuple[int, ...] = (8, 20)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "spec_time_experts", tuple(int(m) for m in self.spec_time_experts))
+        object.__setattr__(
+            self, "spec_time_experts", tuple(int(m) for m in self.spec_time_experts)
+        )
 
 
 # ------------------------------------------------------------------------------------------------ measures
@@ -105,16 +115,20 @@ class SettingData:
     setting: str
     T1: int
     config: dict[str, Any]
-    purity_T1: np.ndarray            # purity in (T1, T1 + window]
-    in_sets: np.ndarray              # fraction of experts with a majority task after T1
-    coverage: np.ndarray             # fraction of tasks that are some expert's majority task
-    coverage_primary: np.ndarray     # fraction of tasks that are some active expert's primary task
-    experts_active: np.ndarray       # experts with >= 1 round after T1
-    largest_set: np.ndarray          # largest primary-task set
-    own_dist: np.ndarray             # mean over active experts, squared distance to own task at T
-    other_dist: np.ndarray           # ... to the nearest other task
-    routing_example: np.ndarray      # routing matrix after T1 of run 0, (M, N)
-    purity_curves: dict[str, tuple[np.ndarray, np.ndarray]]   # termination -> (mean, se) per window
+    purity_T1: np.ndarray  # purity in (T1, T1 + window]
+    in_sets: np.ndarray  # fraction of experts with a majority task after T1
+    coverage: np.ndarray  # fraction of tasks that are some expert's majority task
+    coverage_primary: (
+        np.ndarray
+    )  # fraction of tasks that are some active expert's primary task
+    experts_active: np.ndarray  # experts with >= 1 round after T1
+    largest_set: np.ndarray  # largest primary-task set
+    own_dist: np.ndarray  # mean over active experts, squared distance to own task at T
+    other_dist: np.ndarray  # ... to the nearest other task
+    routing_example: np.ndarray  # routing matrix after T1 of run 0, (M, N)
+    purity_curves: dict[
+        str, tuple[np.ndarray, np.ndarray]
+    ]  # termination -> (mean, se) per window
     window_ends: np.ndarray
 
 
@@ -128,15 +142,24 @@ def measure(setting: str, res: SimulationResult, window: int) -> dict[str, Any]:
     primary = expert_sets(rm_post)
     own, other = expert_task_distance(res.final_w, res.pool.W, primary)
     return dict(
-        setting=setting, T1=T1, config=cfg.to_dict(),
-        purity_T1=routing_purity(rm_T1), in_sets=(major >= 0).mean(axis=1),
-        coverage=coverage(major, cfg.n_tasks), coverage_primary=coverage(primary, cfg.n_tasks),
+        setting=setting,
+        T1=T1,
+        config=cfg.to_dict(),
+        purity_T1=routing_purity(rm_T1),
+        in_sets=(major >= 0).mean(axis=1),
+        coverage=coverage(major, cfg.n_tasks),
+        coverage_primary=coverage(primary, cfg.n_tasks),
         experts_active=(rm_post.sum(axis=2) > 0).sum(axis=1).astype(float),
         largest_set=set_sizes(primary, cfg.n_tasks).max(axis=1).astype(float),
-        own_dist=own, other_dist=other, routing_example=rm_post[0])
+        own_dist=own,
+        other_dist=other,
+        routing_example=rm_post[0],
+    )
 
 
-def paired_ratio(name: str, num: np.ndarray, den: np.ndarray, label: str = "") -> Quantity:
+def paired_ratio(
+    name: str, num: np.ndarray, den: np.ndarray, label: str = ""
+) -> Quantity:
     """``mean(num) / mean(den)`` over paired runs (finite pairs) with its delta-method s.e."""
     a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
     ok = np.isfinite(a) & np.isfinite(b)
@@ -155,7 +178,9 @@ def time_to_plateau(purity: np.ndarray, ends: np.ndarray) -> tuple[int, float]:
     return int(ends[int(np.argmax(m >= PLATEAU_FRACTION * plateau))]), plateau
 
 
-def bootstrap_time(purity: np.ndarray, ends: np.ndarray, seed: int, n_boot: int = N_BOOT) -> float:
+def bootstrap_time(
+    purity: np.ndarray, ends: np.ndarray, seed: int, n_boot: int = N_BOOT
+) -> float:
     """Bootstrap s.e. over runs of :func:`time_to_plateau` (fixed generator: deterministic)."""
     rng = np.random.default_rng(seed)
     R = purity.shape[0]
@@ -180,21 +205,34 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=[self.params.seed],
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=[self.params.seed],
+            wall_time_s=self.wall_time_s,
+        )
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """One row per setting (means over runs) for the chapter's table."""
         rows = []
         for s, d in self.settings.items():
-            rows.append({"setting": s, "T1": d.T1, "purity_T1": float(np.nanmean(d.purity_T1)),
-                         "experts_in_sets": float(d.in_sets.mean()), "coverage": float(d.coverage.mean()),
-                         "coverage_primary": float(d.coverage_primary.mean()),
-                         "experts_active": float(d.experts_active.mean()),
-                         "largest_set": float(d.largest_set.mean()),
-                         "own_dist_T": float(np.nanmean(d.own_dist)),
-                         "other_dist_T": float(np.nanmean(d.other_dist))})
+            rows.append(
+                {
+                    "setting": s,
+                    "T1": d.T1,
+                    "purity_T1": float(np.nanmean(d.purity_T1)),
+                    "experts_in_sets": float(d.in_sets.mean()),
+                    "coverage": float(d.coverage.mean()),
+                    "coverage_primary": float(d.coverage_primary.mean()),
+                    "experts_active": float(d.experts_active.mean()),
+                    "largest_set": float(d.largest_set.mean()),
+                    "own_dist_T": float(np.nanmean(d.own_dist)),
+                    "other_dist_T": float(np.nanmean(d.other_dist)),
+                }
+            )
         return rows
 
     def spec_time_sentence(self) -> str:
@@ -219,35 +257,80 @@ def _check(d: SettingData, th: ClaimThresholds) -> ClaimCheck:
     ins = estimate("i", d.in_sets)
     cov = estimate("c", d.coverage)
     readings = (
-        Reading("purity", "experts are routed one task: routing purity in the window after T1 "
-                f"≥ {th.purity:g}", pur.value, th.purity, pur.se),
-        Reading("experts_in_sets",
-                f"every expert belongs to an expert set: fraction of experts with a majority task after T1 "
-                f"≥ {th.coverage:g}", ins.value, th.coverage, ins.se),
-        Reading("coverage", "every task owns an expert set: fraction of tasks that are some expert's "
-                f"majority task ≥ {th.coverage:g}", cov.value, th.coverage, cov.se),
-        Reading("closeness", f"models stay near their task: ‖w − w_own‖² / ‖w − w_nearest other‖² at T "
-                f"≤ {CLOSENESS:g}", q_dist.value, CLOSENESS, q_dist.se, "<="),
+        Reading(
+            "purity",
+            "experts are routed one task: routing purity in the window after T1 "
+            f"≥ {th.purity:g}",
+            pur.value,
+            th.purity,
+            pur.se,
+        ),
+        Reading(
+            "experts_in_sets",
+            f"every expert belongs to an expert set: fraction of experts with a majority task after T1 "
+            f"≥ {th.coverage:g}",
+            ins.value,
+            th.coverage,
+            ins.se,
+        ),
+        Reading(
+            "coverage",
+            "every task owns an expert set: fraction of tasks that are some expert's "
+            f"majority task ≥ {th.coverage:g}",
+            cov.value,
+            th.coverage,
+            cov.se,
+        ),
+        Reading(
+            "closeness",
+            f"models stay near their task: ‖w − w_own‖² / ‖w − w_nearest other‖² at T "
+            f"≤ {CLOSENESS:g}",
+            q_dist.value,
+            CLOSENESS,
+            q_dist.se,
+            "<=",
+        ),
     )
     return ClaimCheck(CLAIM, d.setting, readings)
 
 
-def _quantities(settings: dict[str, SettingData], spec_rows: Sequence[dict[str, Any]], window: int
-                ) -> list[Quantity]:
+def _quantities(
+    settings: dict[str, SettingData], spec_rows: Sequence[dict[str, Any]], window: int
+) -> list[Quantity]:
     qs: list[Quantity] = []
     for s, d in settings.items():
-        qs += [estimate(f"{s}_purity_T1", d.purity_T1), estimate(f"{s}_experts_in_sets", d.in_sets),
-               estimate(f"{s}_coverage", d.coverage), estimate(f"{s}_coverage_primary", d.coverage_primary),
-               estimate(f"{s}_experts_active", d.experts_active), estimate(f"{s}_largest_set", d.largest_set),
-               estimate(f"{s}_own_dist_T", d.own_dist), estimate(f"{s}_other_dist_T", d.other_dist),
-               paired_ratio(f"{s}_dist_ratio", d.own_dist, d.other_dist)]
+        qs += [
+            estimate(f"{s}_purity_T1", d.purity_T1),
+            estimate(f"{s}_experts_in_sets", d.in_sets),
+            estimate(f"{s}_coverage", d.coverage),
+            estimate(f"{s}_coverage_primary", d.coverage_primary),
+            estimate(f"{s}_experts_active", d.experts_active),
+            estimate(f"{s}_largest_set", d.largest_set),
+            estimate(f"{s}_own_dist_T", d.own_dist),
+            estimate(f"{s}_other_dist_T", d.other_dist),
+            paired_ratio(f"{s}_dist_ratio", d.own_dist, d.other_dist),
+        ]
     for row in spec_rows:
         M = row["M"]
-        qs.append(Quantity(f"spec_M{M}_plateau_purity", row["plateau_purity"], row["plateau_purity_se"],
-                           row["n"]))
+        qs.append(
+            Quantity(
+                f"spec_M{M}_plateau_purity",
+                row["plateau_purity"],
+                row["plateau_purity_se"],
+                row["n"],
+            )
+        )
         # floor: the time is quantised to whole windows; one window of slack (see module docstring)
-        qs.append(Quantity(f"spec_M{M}_t_95pct", row["t_95pct"], row["t_95pct_se"], row["n"], "estimate",
-                           float(window)))
+        qs.append(
+            Quantity(
+                f"spec_M{M}_t_95pct",
+                row["t_95pct"],
+                row["t_95pct_se"],
+                row["n"],
+                "estimate",
+                float(window),
+            )
+        )
     return qs
 
 
@@ -259,25 +342,35 @@ def run(params: Params = Params()) -> Result:
     configs: dict[str, Any] = {}
     for setting in SETTINGS:
         base = setting_config(setting, p.n_experts, T=p.T, n_runs=p.n_runs, seed=p.seed)
-        fam = run_family(base, [dict(termination="gap"), dict(termination="never")], keep_results=True,
-                         window=p.window, progress=False)
+        fam = run_family(
+            base,
+            [dict(termination="gap"), dict(termination="never")],
+            keep_results=True,
+            window=p.window,
+            progress=False,
+        )
         runs = {fr.labels["termination"]: fr for fr in fam.runs}
         curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         ends = np.zeros(0, dtype=int)
         for term, fr in runs.items():
             res = fr.result
             assert res is not None
-            pur, ends = purity_over_time(res.experts, res.tasks, p.n_experts, res.config.n_tasks, p.window)
+            pur, ends = purity_over_time(
+                res.experts, res.tasks, p.n_experts, res.config.n_tasks, p.window
+            )
             m, se = mean_se(pur)
             curves[term] = (m, se)
             configs[f"{setting}_{term}"] = fr.config.to_dict()
         gap = runs["gap"].result
         assert gap is not None
-        settings[setting] = SettingData(**measure(setting, gap, p.window), purity_curves=curves,
-                                        window_ends=ends)
+        settings[setting] = SettingData(
+            **measure(setting, gap, p.window), purity_curves=curves, window_ends=ends
+        )
     spec_rows = []
     for M in p.spec_time_experts:
-        cfg = setting_config("calibrated", M, T=p.T, n_runs=p.n_runs, seed=p.seed, termination="never")
+        cfg = setting_config(
+            "calibrated", M, T=p.T, n_runs=p.n_runs, seed=p.seed, termination="never"
+        )
         fam = run_family(cfg, [{}], keep_results=True, window=p.window, progress=False)
         res = fam.runs[0].result
         assert res is not None
@@ -285,13 +378,27 @@ def run(params: Params = Params()) -> Result:
         pur, ends = purity_over_time(res.experts, res.tasks, M, cfg.n_tasks, p.window)
         t95, plateau = time_to_plateau(pur, ends)
         plateau_q = estimate("p", pur[:, -PLATEAU_WINDOWS:].mean(axis=1))
-        spec_rows.append({"M": M, "plateau_purity": plateau, "plateau_purity_se": plateau_q.se,
-                          "t_95pct": t95, "t_95pct_se": bootstrap_time(pur, ends, p.seed),
-                          "t_95pct_over_M": t95 / M, "n": pur.shape[0]})
+        spec_rows.append(
+            {
+                "M": M,
+                "plateau_purity": plateau,
+                "plateau_purity_se": plateau_q.se,
+                "t_95pct": t95,
+                "t_95pct_se": bootstrap_time(pur, ends, p.seed),
+                "t_95pct_over_M": t95 / M,
+                "n": pur.shape[0],
+            }
+        )
     checks = [_check(settings[s], th) for s in SETTINGS]
-    return Result(params=p, settings=settings, spec_rows=spec_rows,
-                  quantities=_quantities(settings, spec_rows, p.window), checks=checks, configs=configs,
-                  wall_time_s=time.perf_counter() - start)
+    return Result(
+        params=p,
+        settings=settings,
+        spec_rows=spec_rows,
+        quantities=_quantities(settings, spec_rows, p.window),
+        checks=checks,
+        configs=configs,
+        wall_time_s=time.perf_counter() - start,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -305,7 +412,9 @@ def routing_figure(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     fig, axes = plt.subplots(1, len(result.settings), figsize=(10, 3.8))
     for ax, (setting, d) in zip(np.atleast_1d(axes), result.settings.items()):
         rm0 = d.routing_example
-        order = np.lexsort((-rm0.max(axis=1), rm0.argmax(axis=1) + 100 * (rm0.sum(axis=1) == 0)))
+        order = np.lexsort(
+            (-rm0.max(axis=1), rm0.argmax(axis=1) + 100 * (rm0.sum(axis=1) == 0))
+        )
         im = ax.imshow(rm0[order].T, aspect="auto", cmap="Blues")
         ax.set_xlabel("expert (sorted by primary task)")
         ax.set_ylabel("task")
@@ -314,10 +423,12 @@ def routing_figure(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         fig.colorbar(im, ax=ax, shrink=0.8, label="rounds")
     ex = {s: d.routing_example for s, d in result.settings.items()}
     M, N = next(iter(ex.values())).shape
-    cols = {"setting": np.repeat(list(ex), M * N),
-            "expert": np.tile(np.repeat(np.arange(M), N), len(ex)),
-            "task": np.tile(np.arange(N), len(ex) * M),
-            "count": np.concatenate([e.ravel() for e in ex.values()])}
+    cols = {
+        "setting": np.repeat(list(ex), M * N),
+        "expert": np.tile(np.repeat(np.arange(M), N), len(ex)),
+        "task": np.tile(np.arange(N), len(ex) * M),
+        "count": np.concatenate([e.ravel() for e in ex.values()]),
+    }
     return fig, cols
 
 

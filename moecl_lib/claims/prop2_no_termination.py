@@ -62,17 +62,39 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.calibration import ClaimThresholds, setting_config
-from moecl_lib.diagnostics import (FamilyRun, expert_sets, gate_gaps, primary_task_changes,
-                                   purity_over_time, result_routing_matrix, routing_purity, run_family,
-                                   windowed_routing_matrices)
+from moecl_lib.diagnostics import (
+    FamilyRun,
+    expert_sets,
+    gate_gaps,
+    primary_task_changes,
+    purity_over_time,
+    result_routing_matrix,
+    routing_purity,
+    run_family,
+    windowed_routing_matrices,
+)
 from moecl_lib.engine import SimulationResult
 
 from .record import Record
 from .rule import ClaimCheck, Quantity, Reading, estimate
 
-__all__ = ["CHAPTER", "CLAIM", "Params", "Result", "SettingData", "estimate_or_nan", "independent_ratio",
-           "outcome_texts", "paired_ratio", "plot_errors", "plot_gate_gaps", "plot_routing", "reading_of",
-           "run", "shuffled_purity"]
+__all__ = [
+    "CHAPTER",
+    "CLAIM",
+    "Params",
+    "Result",
+    "SettingData",
+    "estimate_or_nan",
+    "independent_ratio",
+    "outcome_texts",
+    "paired_ratio",
+    "plot_errors",
+    "plot_gate_gaps",
+    "plot_routing",
+    "reading_of",
+    "run",
+    "shuffled_purity",
+]
 
 CHAPTER = "prop2_no_termination"
 CLAIM = "prop2"
@@ -102,7 +124,9 @@ class Params:
 # ------------------------------------------------------------------------------------------------ estimators
 
 
-def estimate_or_nan(name: str, samples: Sequence[float] | np.ndarray, *, label: str = "") -> Quantity:
+def estimate_or_nan(
+    name: str, samples: Sequence[float] | np.ndarray, *, label: str = ""
+) -> Quantity:
     """:func:`~moecl_lib.claims.rule.estimate`, or a NaN quantity (``n = 0``) when no sample is finite (e.g.
     purity after ``T2`` when no run froze)."""
     x = np.asarray(samples, dtype=float)
@@ -111,7 +135,9 @@ def estimate_or_nan(name: str, samples: Sequence[float] | np.ndarray, *, label: 
     return estimate(name, x, label=label)
 
 
-def reading_of(name: str, statement: str, q: Quantity, threshold: float, sense: str = ">=") -> Reading:
+def reading_of(
+    name: str, statement: str, q: Quantity, threshold: float, sense: str = ">="
+) -> Reading:
     """A reading on quantity ``q``; without data (NaN) it is a tie, hence inconclusive, and says so."""
     if math.isnan(q.value):
         no_data = statement + " [no data]"
@@ -119,7 +145,9 @@ def reading_of(name: str, statement: str, q: Quantity, threshold: float, sense: 
     return Reading(name, statement, q.value, threshold, q.se, sense)  # type: ignore[arg-type]
 
 
-def paired_ratio(name: str, num: Sequence[float], den: Sequence[float], *, label: str = "") -> Quantity:
+def paired_ratio(
+    name: str, num: Sequence[float], den: Sequence[float], *, label: str = ""
+) -> Quantity:
     """``mean(num) / mean(den)`` with the delta-method s.e. of paired samples (same runs)."""
     a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
     ok = ~(np.isnan(a) | np.isnan(b))
@@ -130,7 +158,9 @@ def paired_ratio(name: str, num: Sequence[float], den: Sequence[float], *, label
     return Quantity(name, r, se, int(a.size), "estimate", 0.0, label)
 
 
-def independent_ratio(name: str, num: Sequence[float], den: Sequence[float], *, label: str = "") -> Quantity:
+def independent_ratio(
+    name: str, num: Sequence[float], den: Sequence[float], *, label: str = ""
+) -> Quantity:
     """``mean(num) / mean(den)`` of two independent samples, delta-method s.e."""
     qa, qb = estimate("a", num), estimate("b", den)
     r = qa.value / qb.value
@@ -138,17 +168,21 @@ def independent_ratio(name: str, num: Sequence[float], den: Sequence[float], *, 
     return Quantity(name, r, se, min(qa.n, qb.n), "estimate", 0.0, label)
 
 
-def shuffled_purity(res: SimulationResult, window: int, n_last: int, seed: int) -> np.ndarray:
+def shuffled_purity(
+    res: SimulationResult, window: int, n_last: int, seed: int
+) -> np.ndarray:
     """Per-run purity of the last ``n_last`` windows with the task labels shuffled inside each window (the
     purity random routing would give with the same expert loads and task counts), shape (R,)."""
     cfg = res.config
     rng = np.random.default_rng(seed)
     nw = cfg.T // window
     lo = (nw - n_last) * window
-    experts = res.experts[:, lo: nw * window]
-    tasks = res.tasks[:, lo: nw * window].reshape(cfg.n_runs, n_last, window).copy()
+    experts = res.experts[:, lo : nw * window]
+    tasks = res.tasks[:, lo : nw * window].reshape(cfg.n_runs, n_last, window).copy()
     tasks = rng.permuted(tasks, axis=2).reshape(cfg.n_runs, n_last * window)
-    rms, _ = windowed_routing_matrices(experts, tasks, cfg.n_experts, cfg.n_tasks, window)
+    rms, _ = windowed_routing_matrices(
+        experts, tasks, cfg.n_experts, cfg.n_tasks, window
+    )
     R, w, M, N = rms.shape
     return routing_purity(rms.reshape(R * w, M, N)).reshape(R, w).mean(axis=1)
 
@@ -163,15 +197,17 @@ class SettingData:
     setting: str
     T1: int
     lam: float
-    runs: dict[str, dict[str, FamilyRun]]        # variant -> termination -> member
+    runs: dict[str, dict[str, FamilyRun]]  # variant -> termination -> member
     single: FamilyRun
-    purity: dict[str, np.ndarray]                # termination -> (R, n_windows) purity per window
-    churn: dict[str, np.ndarray]                 # termination -> (R, n_windows - 1)
+    purity: dict[str, np.ndarray]  # termination -> (R, n_windows) purity per window
+    churn: dict[str, np.ndarray]  # termination -> (R, n_windows - 1)
     window_ends: np.ndarray
     churn_ends: np.ndarray
-    gaps: dict[str, dict[str, np.ndarray]]       # termination -> within/across/spread -> (R, S)
+    gaps: dict[
+        str, dict[str, np.ndarray]
+    ]  # termination -> within/across/spread -> (R, S)
     snapshot_rounds: np.ndarray
-    i_T1: int                                    # snapshot index of "at T1"
+    i_T1: int  # snapshot index of "at T1"
 
 
 @dataclass
@@ -188,9 +224,15 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=self.seeds,
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=self.seeds,
+            wall_time_s=self.wall_time_s,
+        )
 
     def quantity(self, name: str) -> Quantity:
         return next(q for q in self.quantities if q.name == name)
@@ -201,11 +243,19 @@ class Result:
         for setting, sd in self.data.items():
             for var, fr in sd.runs.items():
                 g, n = fr["gap"], fr["never"]
-                out.append({"setting": setting, "variant": var, "T1": sd.T1,
-                            "G_T_gap": float(g.G_mean[-1]), "G_T_never": float(n.G_mean[-1]),
-                            "ratio": float(n.G_mean[-1] / g.G_mean[-1]),
-                            "F_T_gap": float(g.F_mean[-1]), "F_T_never": float(n.F_mean[-1]),
-                            "G_T_single": float(sd.single.G_mean[-1])})
+                out.append(
+                    {
+                        "setting": setting,
+                        "variant": var,
+                        "T1": sd.T1,
+                        "G_T_gap": float(g.G_mean[-1]),
+                        "G_T_never": float(n.G_mean[-1]),
+                        "ratio": float(n.G_mean[-1] / g.G_mean[-1]),
+                        "F_T_gap": float(g.F_mean[-1]),
+                        "F_T_never": float(n.F_mean[-1]),
+                        "G_T_single": float(sd.single.G_mean[-1]),
+                    }
+                )
         return out
 
 
@@ -223,33 +273,64 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
 
 def measure_setting(setting: str, p: Params) -> SettingData:
     """Simulate one setting (all variants, both terminations, single expert) and its routing diagnostics."""
-    base = setting_config(setting, p.n_experts, T=p.T, n_runs=p.n_runs, seed=p.seed, snapshot_every=p.window)
+    base = setting_config(
+        setting,
+        p.n_experts,
+        T=p.T,
+        n_runs=p.n_runs,
+        seed=p.seed,
+        snapshot_every=p.window,
+    )
     variants = dict(VARIANTS)
     if setting == "calibrated":
         variants["decay"] = DECAY_VARIANT
     runs: dict[str, dict[str, FamilyRun]] = {}
     for var, over in variants.items():
-        fam = run_family(base, [dict(over, termination=t) for t in ("gap", "never")], keep_results=True,
-                         window=p.window, progress=False)
+        fam = run_family(
+            base,
+            [dict(over, termination=t) for t in ("gap", "never")],
+            keep_results=True,
+            window=p.window,
+            progress=False,
+        )
         runs[var] = {fr.labels["termination"]: fr for fr in fam.runs}
-    single = run_family(base, [dict(n_experts=1)], window=p.window, progress=False).runs[0]
+    single = run_family(
+        base, [dict(n_experts=1)], window=p.window, progress=False
+    ).runs[0]
     gap_res = runs["base"]["gap"].result
     assert gap_res is not None
     T1 = runs["base"]["gap"].spec.T1
-    sets = expert_sets(result_routing_matrix(gap_res, after=T1, until=min(T1 + p.window, p.T)))
+    sets = expert_sets(
+        result_routing_matrix(gap_res, after=T1, until=min(T1 + p.window, p.T))
+    )
     purity, churn, gaps = {}, {}, {}
     ends = ends_ch = np.zeros(0, dtype=int)
     for term, fr in runs["base"].items():
         res = fr.result
         assert res is not None
         N = res.config.n_tasks
-        purity[term], ends = purity_over_time(res.experts, res.tasks, p.n_experts, N, p.window)
-        churn[term], ends_ch = primary_task_changes(res.experts, res.tasks, p.n_experts, N, p.window)
+        purity[term], ends = purity_over_time(
+            res.experts, res.tasks, p.n_experts, N, p.window
+        )
+        churn[term], ends_ch = primary_task_changes(
+            res.experts, res.tasks, p.n_experts, N, p.window
+        )
         gaps[term] = _task_mean_gaps(res, sets)
     sr = gap_res.snapshot_rounds
-    return SettingData(setting=setting, T1=T1, lam=base.lam, runs=runs, single=single, purity=purity,
-                       churn=churn, window_ends=ends, churn_ends=ends_ch, gaps=gaps, snapshot_rounds=sr,
-                       i_T1=int(min(np.searchsorted(sr, T1), sr.size - 1)))
+    return SettingData(
+        setting=setting,
+        T1=T1,
+        lam=base.lam,
+        runs=runs,
+        single=single,
+        purity=purity,
+        churn=churn,
+        window_ends=ends,
+        churn_ends=ends_ch,
+        gaps=gaps,
+        snapshot_rounds=sr,
+        i_T1=int(min(np.searchsorted(sr, T1), sr.size - 1)),
+    )
 
 
 def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
@@ -268,74 +349,171 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
     G = {v: {t: result_of(v, t).G[:, -1] for t in d} for v, d in sd.runs.items()}
     F = {v: {t: result_of(v, t).F[:, -1] for t in d} for v, d in sd.runs.items()}
     single = sd.single
-    q["G_T_single"] = Quantity(f"G_T_single_{s}", float(single.G_mean[-1]), float(single.G_se[-1]),
-                               single.config.n_runs, label=f"G_T single expert ({s})")
+    q["G_T_single"] = Quantity(
+        f"G_T_single_{s}",
+        float(single.G_mean[-1]),
+        float(single.G_se[-1]),
+        single.config.n_runs,
+        label=f"G_T single expert ({s})",
+    )
     for term in ("gap", "never"):
         est(f"G_T_{term}", f"G_T_{term}", G["base"][term], f"G_T {term}")
         est(f"F_T_{term}", f"F_T_{term}", F["base"][term], f"F_T {term}")
     for var in sd.runs:
         sfx = "" if var == "base" else f"_{var}"
-        q[f"ratio{sfx}"] = paired_ratio(f"ratio_never_gap{sfx}_{s}", G[var]["never"], G[var]["gap"],
-                                        label=f"G_T(never) / G_T(gap), {var} ({s})")
-        est(f"excess{sfx}", f"excess_never_gap{sfx}", G[var]["never"] - G[var]["gap"],
-            f"G_T(never) - G_T(gap), {var}")
-    est("frozen_alpha0", "frozen_alpha0", (result_of("alpha0", "gap").T2 >= 0).astype(float),
-        "fraction of terminated runs that froze, alpha = 0")
+        q[f"ratio{sfx}"] = paired_ratio(
+            f"ratio_never_gap{sfx}_{s}",
+            G[var]["never"],
+            G[var]["gap"],
+            label=f"G_T(never) / G_T(gap), {var} ({s})",
+        )
+        est(
+            f"excess{sfx}",
+            f"excess_never_gap{sfx}",
+            G[var]["never"] - G[var]["gap"],
+            f"G_T(never) - G_T(gap), {var}",
+        )
+    est(
+        "frozen_alpha0",
+        "frozen_alpha0",
+        (result_of("alpha0", "gap").T2 >= 0).astype(float),
+        "fraction of terminated runs that froze, alpha = 0",
+    )
     excess = {v: G[v]["never"] - G[v]["gap"] for v in ("base", "alpha0")}
-    est("excess_lb", "excess_load_balancing", excess["base"] - excess["alpha0"],
-        "excess(alpha) - excess(alpha = 0)")
+    est(
+        "excess_lb",
+        "excess_load_balancing",
+        excess["base"] - excess["alpha0"],
+        "excess(alpha) - excess(alpha = 0)",
+    )
     # routing at the end of the horizon
     late = slice(-LATE_WINDOWS, None)
     churn = {t: _nanmean_rows(sd.churn[t][:, late]) for t in ("gap", "never")}
     for term in ("gap", "never"):
-        est(f"purity_late_{term}", f"purity_late_{term}", sd.purity[term][:, late].mean(axis=1),
-            f"purity, last {LATE_WINDOWS} windows, {term}")
-        est(f"churn_late_{term}", f"churn_late_{term}", churn[term],
-            f"churn, last {LATE_WINDOWS} windows, {term}")
-    est("churn_excess", "churn_excess", churn["never"] - churn["gap"], "churn(never) - churn(gap)")
+        est(
+            f"purity_late_{term}",
+            f"purity_late_{term}",
+            sd.purity[term][:, late].mean(axis=1),
+            f"purity, last {LATE_WINDOWS} windows, {term}",
+        )
+        est(
+            f"churn_late_{term}",
+            f"churn_late_{term}",
+            churn[term],
+            f"churn, last {LATE_WINDOWS} windows, {term}",
+        )
+    est(
+        "churn_excess",
+        "churn_excess",
+        churn["never"] - churn["gap"],
+        "churn(never) - churn(gap)",
+    )
     p0 = shuffled_purity(result_of("base", "never"), p.window, LATE_WINDOWS, p.seed)
     p_late = sd.purity["never"][:, late].mean(axis=1)
-    est("purity_random", "purity_shuffled_never", p0, "purity with shuffled task labels, never")
-    est("purity_norm", "purity_normalised_never", (p_late - p0) / (1.0 - p0), "normalised late purity, never")
+    est(
+        "purity_random",
+        "purity_shuffled_never",
+        p0,
+        "purity with shuffled task labels, never",
+    )
+    est(
+        "purity_norm",
+        "purity_normalised_never",
+        (p_late - p0) / (1.0 - p0),
+        "normalised late purity, never",
+    )
     # gate gaps of the sets learned by T1
     i1, gap_g, nev_g = sd.i_T1, sd.gaps["gap"], sd.gaps["never"]
     est("margin_T1", "margin_T1", gap_g["across"][:, i1], "across-set margin at T1")
     est("within_T1", "within_gap_T1", gap_g["within"][:, i1], "within-set gap at T1")
     for term, gg in (("gap", gap_g), ("never", nev_g)):
-        est(f"margin_T_{term}", f"margin_T_{term}", gg["across"][:, -1], f"across-set margin at T, {term}")
-        est(f"spread_T_{term}", f"spread_T_{term}", gg["spread"][:, -1], f"gate spread at T, {term}")
-    est("margin_drop", "margin_drop_never", gap_g["across"][:, i1] - nev_g["across"][:, -1],
-        "margin at T1 - margin at T, never")
+        est(
+            f"margin_T_{term}",
+            f"margin_T_{term}",
+            gg["across"][:, -1],
+            f"across-set margin at T, {term}",
+        )
+        est(
+            f"spread_T_{term}",
+            f"spread_T_{term}",
+            gg["spread"][:, -1],
+            f"gate spread at T, {term}",
+        )
+    est(
+        "margin_drop",
+        "margin_drop_never",
+        gap_g["across"][:, i1] - nev_g["across"][:, -1],
+        "margin at T1 - margin at T, never",
+    )
     return q
 
 
-def setting_check(sd: SettingData, q: dict[str, Quantity], th: ClaimThresholds) -> ClaimCheck:
+def setting_check(
+    sd: SettingData, q: dict[str, Quantity], th: ClaimThresholds
+) -> ClaimCheck:
     """The eight readings of Prop. 2 in one setting (module docstring)."""
     lam = sd.lam
 
-    def reading(name: str, statement: str, key: str, threshold: float, sense: str = ">=") -> Reading:
+    def reading(
+        name: str, statement: str, key: str, threshold: float, sense: str = ">="
+    ) -> Reading:
         return reading_of(name, statement, q[key], threshold, sense)
 
     readings = (
-        reading("ratio", f"G_T(never) / G_T(gap) >= {th.p2_ratio:g}", "ratio", th.p2_ratio),
+        reading(
+            "ratio", f"G_T(never) / G_T(gap) >= {th.p2_ratio:g}", "ratio", th.p2_ratio
+        ),
         reading("difference", "G_T(never) - G_T(gap) >= 0 (paired)", "excess", 0.0),
-        reading("load_balancing", "excess G_T(never) - G_T(gap) is larger with the load-balancing loss than "
-                "with alpha = 0", "excess_lb", 0.0),
-        reading("separated_at_T1", "sets learned by T1 are separated: across-set margin at T1 >= "
-                f"lambda = {lam:g}", "margin_T1", lam),
-        reading("margin_erased", f"without termination that margin falls by >= lambda = {lam:g} by T",
-                "margin_drop", lam),
-        reading("churn", "without termination more experts change primary task per window at the end "
-                "(churn(never) - churn(gap) >= 0)", "churn_excess", 0.0),
-        reading("gates_equal", f"collapse: without termination all gate values nearly equal at T "
-                f"(spread <= lambda = {lam:g})", "spread_T_never", lam, "<="),
-        reading("routing_random", f"collapse: without termination the routing is random at the end "
-                f"(normalised purity <= {RANDOM_PURITY:g})", "purity_norm", RANDOM_PURITY, "<="),
+        reading(
+            "load_balancing",
+            "excess G_T(never) - G_T(gap) is larger with the load-balancing loss than "
+            "with alpha = 0",
+            "excess_lb",
+            0.0,
+        ),
+        reading(
+            "separated_at_T1",
+            "sets learned by T1 are separated: across-set margin at T1 >= "
+            f"lambda = {lam:g}",
+            "margin_T1",
+            lam,
+        ),
+        reading(
+            "margin_erased",
+            f"without termination that margin falls by >= lambda = {lam:g} by T",
+            "margin_drop",
+            lam,
+        ),
+        reading(
+            "churn",
+            "without termination more experts change primary task per window at the end "
+            "(churn(never) - churn(gap) >= 0)",
+            "churn_excess",
+            0.0,
+        ),
+        reading(
+            "gates_equal",
+            f"collapse: without termination all gate values nearly equal at T "
+            f"(spread <= lambda = {lam:g})",
+            "spread_T_never",
+            lam,
+            "<=",
+        ),
+        reading(
+            "routing_random",
+            f"collapse: without termination the routing is random at the end "
+            f"(normalised purity <= {RANDOM_PURITY:g})",
+            "purity_norm",
+            RANDOM_PURITY,
+            "<=",
+        ),
     )
     return ClaimCheck(CLAIM, sd.setting, readings)
 
 
-def run(params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()) -> Result:
+def run(
+    params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()
+) -> Result:
     """Simulate both settings and derive the chapter's quantities and Prop. 2 claim checks."""
     start = time.perf_counter()
     data: dict[str, SettingData] = {}
@@ -352,15 +530,25 @@ def run(params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds
             for term, fr in d.items():
                 configs[f"{setting}|{var}|{term}"] = fr.config.to_dict()
         configs[f"{setting}|single"] = sd.single.config.to_dict()
-    return Result(params=params, data=data, quantities=quantities, checks=checks, configs=configs,
-                  wall_time_s=time.perf_counter() - start, seeds=[params.seed])
+    return Result(
+        params=params,
+        data=data,
+        quantities=quantities,
+        checks=checks,
+        configs=configs,
+        wall_time_s=time.perf_counter() - start,
+        seeds=[params.seed],
+    )
 
 
 def outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
     """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> ``holds`` / ``fails`` / ``inconclusive``, for
     prose whose wording must follow the data at every profile."""
-    return {f"outcome_{c.claim}_{c.setting}_{r.name}".replace("-", "any"): r.outcome
-            for c in checks for r in c.readings}
+    return {
+        f"outcome_{c.claim}_{c.setting}_{r.name}".replace("-", "any"): r.outcome
+        for c in checks
+        for r in c.readings
+    }
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -377,13 +565,26 @@ def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     fig, axes = plt.subplots(2, 2, figsize=(11, 6.4), sharex=True)
     csv: dict[str, np.ndarray] = {"t": t}
     for col, (setting, sd) in enumerate(result.data.items()):
-        for row, (key, label) in enumerate([("F", "forgetting $F_t$"), ("G", "generalisation error $G_t$")]):
+        for row, (key, label) in enumerate(
+            [("F", "forgetting $F_t$"), ("G", "generalisation error $G_t$")]
+        ):
             ax = axes[row, col]
             for term, fr in sd.runs["base"].items():
                 m, se = getattr(fr, f"{key}_mean"), getattr(fr, f"{key}_se")
-                plotting.band(ax, t, m, se, z=2.0, label=f"M={p.n_experts}, termination={term}")
-                csv[f"{setting}_{term}_{key}_mean"], csv[f"{setting}_{term}_{key}_se"] = m, se
-            ax.plot(t, getattr(sd.single, f"{key}_mean"), color="k", lw=1, label="single expert (M=1)")
+                plotting.band(
+                    ax, t, m, se, z=2.0, label=f"M={p.n_experts}, termination={term}"
+                )
+                (
+                    csv[f"{setting}_{term}_{key}_mean"],
+                    csv[f"{setting}_{term}_{key}_se"],
+                ) = m, se
+            ax.plot(
+                t,
+                getattr(sd.single, f"{key}_mean"),
+                color="k",
+                lw=1,
+                label="single expert (M=1)",
+            )
             csv[f"{setting}_single_{key}_mean"] = getattr(sd.single, f"{key}_mean")
             ax.axvline(sd.T1, color="grey", ls=":", lw=1)
             ax.set_title(f"{setting}: {label}", fontsize=10)
@@ -423,12 +624,21 @@ def plot_gate_gaps(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
     csv: dict[str, np.ndarray] = {}
-    labels = {"within": "within-set gap", "across": "across-set margin", "spread": "spread"}
+    labels = {
+        "within": "within-set gap",
+        "across": "across-set margin",
+        "spread": "spread",
+    }
     for ax, (setting, sd) in zip(axes, result.data.items()):
         for term in ("gap", "never"):
             for key, lab in labels.items():
                 m = np.nanmean(sd.gaps[term][key], axis=0)
-                ax.plot(sd.snapshot_rounds, m, "-" if term == "never" else "--", label=f"{lab}, {term}")
+                ax.plot(
+                    sd.snapshot_rounds,
+                    m,
+                    "-" if term == "never" else "--",
+                    label=f"{lab}, {term}",
+                )
                 csv[f"{setting}|{term}|{lab}"] = m
         ax.axvline(sd.T1, color="grey", ls=":", lw=1)
         ax.set_title(setting, fontsize=10)

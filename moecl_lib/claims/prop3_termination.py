@@ -45,15 +45,39 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.calibration import ClaimThresholds, setting_config
-from moecl_lib.diagnostics import (FamilyRun, expert_loads, expert_sets, gate_gaps, load_entropy,
-                                   result_routing_matrix, run_family, set_sizes)
+from moecl_lib.diagnostics import (
+    FamilyRun,
+    expert_loads,
+    expert_sets,
+    gate_gaps,
+    load_entropy,
+    result_routing_matrix,
+    run_family,
+    set_sizes,
+)
 
-from .prop2_no_termination import estimate_or_nan, independent_ratio, outcome_texts, reading_of
+from .prop2_no_termination import (
+    estimate_or_nan,
+    independent_ratio,
+    outcome_texts,
+    reading_of,
+)
 from .record import Record
 from .rule import ClaimCheck, Quantity
 
-__all__ = ["CHAPTER", "CLAIM", "Params", "Result", "SettingData", "outcome_texts", "plot_loads_convergence",
-           "plot_within_set", "run", "within_set_gaps", "within_set_shares"]
+__all__ = [
+    "CHAPTER",
+    "CLAIM",
+    "Params",
+    "Result",
+    "SettingData",
+    "outcome_texts",
+    "plot_loads_convergence",
+    "plot_within_set",
+    "run",
+    "within_set_gaps",
+    "within_set_shares",
+]
 
 CHAPTER = "prop3_termination"
 CLAIM = "prop3"
@@ -82,10 +106,10 @@ class SettingData:
     gap: FamilyRun
     never: FamilyRun
     single: FamilyRun
-    sets: np.ndarray               # (R, M) primary task after T2 (-1 idle)
-    routing: np.ndarray            # (R, M, N) routing matrix after T2
-    within_final: np.ndarray       # (R, N) frozen within-set gate gap (NaN for empty sets)
-    across_final: np.ndarray       # (R, N) frozen across-set margin
+    sets: np.ndarray  # (R, M) primary task after T2 (-1 idle)
+    routing: np.ndarray  # (R, M, N) routing matrix after T2
+    within_final: np.ndarray  # (R, N) frozen within-set gate gap (NaN for empty sets)
+    across_final: np.ndarray  # (R, N) frozen across-set margin
 
 
 @dataclass
@@ -102,9 +126,15 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=self.seeds,
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=self.seeds,
+            wall_time_s=self.wall_time_s,
+        )
 
     def quantity(self, name: str) -> Quantity:
         return next(q for q in self.quantities if q.name == name)
@@ -113,13 +143,25 @@ class Result:
         """When the router froze, per setting (for display)."""
         rows = []
         for setting, sd in self.data.items():
-            T2 = sd.gap.result.T2 if sd.gap.result is not None else np.zeros(0, dtype=int)
+            T2 = (
+                sd.gap.result.T2
+                if sd.gap.result is not None
+                else np.zeros(0, dtype=int)
+            )
             done = T2 >= 0
-            rows.append({"setting": setting, "T1": sd.T1, "frozen": float(done.mean()),
-                         "T2_min": int(T2[done].min()) if done.any() else -1,
-                         "T2_median": float(np.median(T2[done])) if done.any() else float("nan"),
-                         "T2_max": int(T2[done].max()) if done.any() else -1,
-                         "share_T2_eq_T1+1": float((T2 == sd.T1 + 1).mean())})
+            rows.append(
+                {
+                    "setting": setting,
+                    "T1": sd.T1,
+                    "frozen": float(done.mean()),
+                    "T2_min": int(T2[done].min()) if done.any() else -1,
+                    "T2_median": float(np.median(T2[done]))
+                    if done.any()
+                    else float("nan"),
+                    "T2_max": int(T2[done].max()) if done.any() else -1,
+                    "share_T2_eq_T1+1": float((T2 == sd.T1 + 1).mean()),
+                }
+            )
         return rows
 
 
@@ -132,9 +174,21 @@ def _row_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def measure_setting(setting: str, p: Params) -> SettingData:
     """Simulate one setting (``gap``, ``never``, single expert) and the routing after ``T2``."""
-    base = setting_config(setting, p.n_experts, T=p.T, n_runs=p.n_runs, seed=p.seed, snapshot_every=p.window)
-    fam = run_family(base, [dict(termination="gap"), dict(termination="never"), dict(n_experts=1)],
-                     keep_results=True, window=p.window, progress=False)
+    base = setting_config(
+        setting,
+        p.n_experts,
+        T=p.T,
+        n_runs=p.n_runs,
+        seed=p.seed,
+        snapshot_every=p.window,
+    )
+    fam = run_family(
+        base,
+        [dict(termination="gap"), dict(termination="never"), dict(n_experts=1)],
+        keep_results=True,
+        window=p.window,
+        progress=False,
+    )
     gap, never, single = fam.runs
     res = gap.result
     assert res is not None
@@ -144,8 +198,18 @@ def measure_setting(setting: str, p: Params) -> SettingData:
     rm = np.where(frozen[:, None, None], rm_post, rm_late)
     sets = expert_sets(rm)
     gaps = gate_gaps(res.gate_snapshots[:, -1:], sets)
-    return SettingData(setting=setting, T1=gap.spec.T1, lam=base.lam, gap=gap, never=never, single=single,
-                       sets=sets, routing=rm, within_final=gaps.within[:, 0], across_final=gaps.across[:, 0])
+    return SettingData(
+        setting=setting,
+        T1=gap.spec.T1,
+        lam=base.lam,
+        gap=gap,
+        never=never,
+        single=single,
+        sets=sets,
+        routing=rm,
+        within_final=gaps.within[:, 0],
+        across_final=gaps.across[:, 0],
+    )
 
 
 def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
@@ -161,54 +225,136 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
 
     frozen = res.T2 >= 0
     est("frozen", "frozen", frozen.astype(float), "fraction of runs frozen")
-    est("at_T1p1", "frozen_at_T1_plus_1", (res.T2 == sd.T1 + 1).astype(float),
-        "fraction of runs frozen exactly at T1 + 1")
-    est("T2_minus_T1", "T2_minus_T1", (res.T2[frozen] - sd.T1).astype(float), "mean T2 - T1, frozen runs")
-    est("purity_post", "purity_after_T2", sd.gap.spec.purity_post, "routing purity after T2")
-    est("uniformity", "uniformity", sd.gap.spec.uniformity, "normalised within-set routing entropy after T2")
+    est(
+        "at_T1p1",
+        "frozen_at_T1_plus_1",
+        (res.T2 == sd.T1 + 1).astype(float),
+        "fraction of runs frozen exactly at T1 + 1",
+    )
+    est(
+        "T2_minus_T1",
+        "T2_minus_T1",
+        (res.T2[frozen] - sd.T1).astype(float),
+        "mean T2 - T1, frozen runs",
+    )
+    est(
+        "purity_post",
+        "purity_after_T2",
+        sd.gap.spec.purity_post,
+        "routing purity after T2",
+    )
+    est(
+        "uniformity",
+        "uniformity",
+        sd.gap.spec.uniformity,
+        "normalised within-set routing entropy after T2",
+    )
     sizes = set_sizes(sd.sets, N)
     multi = sizes >= 2
-    est("set_size", "mean_set_size", _row_mean(sizes.astype(float), sizes > 0),
-        "mean size of a non-empty expert set")
-    est("share_multi", "share_tasks_set2", multi.mean(axis=1), "share of tasks with a set of >= 2 experts")
-    est("idle", "experts_idle", (sd.sets < 0).sum(axis=1).astype(float), "idle experts after T2")
-    est("within_lt_lam", "share_within_gap_below_lambda", _row_mean((sd.within_final < sd.lam) * 1.0, multi),
-        "share of sets (>= 2 experts) with frozen within-set gap < lambda")
+    est(
+        "set_size",
+        "mean_set_size",
+        _row_mean(sizes.astype(float), sizes > 0),
+        "mean size of a non-empty expert set",
+    )
+    est(
+        "share_multi",
+        "share_tasks_set2",
+        multi.mean(axis=1),
+        "share of tasks with a set of >= 2 experts",
+    )
+    est(
+        "idle",
+        "experts_idle",
+        (sd.sets < 0).sum(axis=1).astype(float),
+        "idle experts after T2",
+    )
+    est(
+        "within_lt_lam",
+        "share_within_gap_below_lambda",
+        _row_mean((sd.within_final < sd.lam) * 1.0, multi),
+        "share of sets (>= 2 experts) with frozen within-set gap < lambda",
+    )
     has_across = ~np.isnan(sd.across_final)
     across = np.nan_to_num(sd.across_final)
-    est("across", "across_margin_frozen", _row_mean(across, has_across), "frozen across-set margin")
-    est("across_gt_lam", "share_across_above_lambda", _row_mean((across > sd.lam) * 1.0, has_across),
-        "share of tasks with frozen across-set margin > lambda")
+    est(
+        "across",
+        "across_margin_frozen",
+        _row_mean(across, has_across),
+        "frozen across-set margin",
+    )
+    est(
+        "across_gt_lam",
+        "share_across_above_lambda",
+        _row_mean((across > sd.lam) * 1.0, has_across),
+        "share of tasks with frozen across-set margin > lambda",
+    )
     idx = np.where(frozen, np.minimum(res.T2, T), T) - 1
-    est("G_T2", "G_at_T2", res.G[np.arange(res.G.shape[0]), idx], "G at T2 (at T if never frozen)")
+    est(
+        "G_T2",
+        "G_at_T2",
+        res.G[np.arange(res.G.shape[0]), idx],
+        "G at T2 (at T if never frozen)",
+    )
     est("G_half", "G_half", res.G[:, T // 2 - 1], "G at T/2, gap")
     est("G_T_gap", "G_T_gap", res.G[:, -1], "G_T gap")
     est("F_T_gap", "F_T_gap", res.F[:, -1], "F_T gap")
     est("G_T_never", "G_T_never", nres.G[:, -1], "G_T never")
     est("G_T_single", "G_T_single", sres.G[:, -1], "G_T single expert")
-    q["ratio_single"] = independent_ratio(f"ratio_gap_single_{s}", res.G[:, -1], sres.G[:, -1],
-                                          label=f"G_T(gap) / G_T(single) ({s})")
-    est("load_entropy", "load_entropy_late", sd.gap.spec.load_entropy_late,
-        "normalised load entropy, last window")
+    q["ratio_single"] = independent_ratio(
+        f"ratio_gap_single_{s}",
+        res.G[:, -1],
+        sres.G[:, -1],
+        label=f"G_T(gap) / G_T(single) ({s})",
+    )
+    est(
+        "load_entropy",
+        "load_entropy_late",
+        sd.gap.spec.load_entropy_late,
+        "normalised load entropy, last window",
+    )
     return q
 
 
-def setting_check(sd: SettingData, q: dict[str, Quantity], th: ClaimThresholds) -> ClaimCheck:
+def setting_check(
+    sd: SettingData, q: dict[str, Quantity], th: ClaimThresholds
+) -> ClaimCheck:
     """The four readings of Prop. 3 in one setting (module docstring)."""
     readings = (
-        reading_of("frozen", f"the router freezes: fraction of runs frozen >= {th.frozen:g}", q["frozen"],
-                   th.frozen),
-        reading_of("purity_after_T2", "the frozen router picks the right set: purity after T2 >= "
-                   f"{th.purity:g}", q["purity_post"], th.purity),
-        reading_of("converged", "G_T converges below the single expert: G_T(gap) / G_T(single) <= "
-                   f"{th.converge_frac:g}", q["ratio_single"], th.converge_frac, "<="),
-        reading_of("uniform", "uniform choice inside a set: normalised within-set routing entropy >= "
-                   f"{th.uniform:g}", q["uniformity"], th.uniform),
+        reading_of(
+            "frozen",
+            f"the router freezes: fraction of runs frozen >= {th.frozen:g}",
+            q["frozen"],
+            th.frozen,
+        ),
+        reading_of(
+            "purity_after_T2",
+            f"the frozen router picks the right set: purity after T2 >= {th.purity:g}",
+            q["purity_post"],
+            th.purity,
+        ),
+        reading_of(
+            "converged",
+            "G_T converges below the single expert: G_T(gap) / G_T(single) <= "
+            f"{th.converge_frac:g}",
+            q["ratio_single"],
+            th.converge_frac,
+            "<=",
+        ),
+        reading_of(
+            "uniform",
+            "uniform choice inside a set: normalised within-set routing entropy >= "
+            f"{th.uniform:g}",
+            q["uniformity"],
+            th.uniform,
+        ),
     )
     return ClaimCheck(CLAIM, sd.setting, readings)
 
 
-def run(params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()) -> Result:
+def run(
+    params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()
+) -> Result:
     """Simulate both settings and derive the chapter's quantities and Prop. 3 claim checks."""
     start = time.perf_counter()
     data: dict[str, SettingData] = {}
@@ -223,8 +369,15 @@ def run(params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds
         checks.append(setting_check(sd, q, thresholds))
         for name, fr in (("gap", sd.gap), ("never", sd.never), ("single", sd.single)):
             configs[f"{setting}|{name}"] = fr.config.to_dict()
-    return Result(params=params, data=data, quantities=quantities, checks=checks, configs=configs,
-                  wall_time_s=time.perf_counter() - start, seeds=[params.seed])
+    return Result(
+        params=params,
+        data=data,
+        quantities=quantities,
+        checks=checks,
+        configs=configs,
+        wall_time_s=time.perf_counter() - start,
+        seeds=[params.seed],
+    )
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -249,8 +402,9 @@ def within_set_gaps(sd: SettingData) -> np.ndarray:
     return sd.within_final[multi]
 
 
-def plot_within_set(result: Result, setting: str = "calibrated") -> tuple[Figure, dict[str, np.ndarray],
-                                                                         dict[str, np.ndarray]]:
+def plot_within_set(
+    result: Result, setting: str = "calibrated"
+) -> tuple[Figure, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Histogram of the top member's share inside a set and of the frozen within-set gaps (vs lambda)."""
     import matplotlib.pyplot as plt
 
@@ -285,8 +439,18 @@ def plot_loads_convergence(result: Result) -> tuple[Figure, dict[str, np.ndarray
             loads, ends = expert_loads(fr.result.experts, p.n_experts, p.window)
             H = load_entropy(loads, normalised=True).mean(axis=0)
             axes[0].plot(ends, H, ls, label=f"{setting}, {term}")
-            plotting.band(axes[1 if term == "gap" else 2], t, fr.G_mean, fr.G_se, z=2.0, label=setting)
-            csv[f"{setting}_{term}_G_mean"], csv[f"{setting}_{term}_G_se"] = fr.G_mean, fr.G_se
+            plotting.band(
+                axes[1 if term == "gap" else 2],
+                t,
+                fr.G_mean,
+                fr.G_se,
+                z=2.0,
+                label=setting,
+            )
+            csv[f"{setting}_{term}_G_mean"], csv[f"{setting}_{term}_G_se"] = (
+                fr.G_mean,
+                fr.G_se,
+            )
             csv[f"{setting}_{term}_F_mean"] = fr.F_mean
         csv[f"{setting}_single_G_mean"] = sd.single.G_mean
     axes[0].set_ylabel("normalised load entropy")

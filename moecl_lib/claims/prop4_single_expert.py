@@ -51,8 +51,11 @@ from moecl_lib import theory
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.engine import simulate
 from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import (single_expert_exact_for_pool, single_expert_limits_exact,
-                                    unit_signal_directions)
+from moecl_lib.theory_exact import (
+    single_expert_exact_for_pool,
+    single_expert_limits_exact,
+    unit_signal_directions,
+)
 
 from .record import Record
 from .rule import ClaimCheck, Quantity, Reading, estimate
@@ -83,7 +86,9 @@ class Params:
     n_exact_pools: int = 1000
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "check_rounds", tuple(int(t) for t in self.check_rounds))
+        object.__setattr__(
+            self, "check_rounds", tuple(int(t) for t in self.check_rounds)
+        )
 
     @property
     def rounds_checked(self) -> tuple[int, ...]:
@@ -95,8 +100,14 @@ class Params:
 # (shared by the theory chapters thm1_moe_many_experts and thm2_moe_few_experts)
 
 
-def paired_ratio(name: str, num: Sequence[float] | np.ndarray, den: Sequence[float] | np.ndarray, *,
-                 label: str = "", floor: float = 0.0) -> Quantity:
+def paired_ratio(
+    name: str,
+    num: Sequence[float] | np.ndarray,
+    den: Sequence[float] | np.ndarray,
+    *,
+    label: str = "",
+    floor: float = 0.0,
+) -> Quantity:
     """``mean(num) / mean(den)`` of paired samples (same runs), delta-method s.e.; NaN pairs dropped."""
     a = np.asarray(num, dtype=float).ravel()
     b = np.broadcast_to(np.asarray(den, dtype=float), a.shape).ravel()
@@ -108,8 +119,13 @@ def paired_ratio(name: str, num: Sequence[float] | np.ndarray, den: Sequence[flo
     return Quantity(name, r, se, int(a.size), "estimate", floor, label)
 
 
-def agreement(sim: np.ndarray, ref: np.ndarray, rounds: Sequence[int], z_tolerance: float,
-              slack: float = 0.0) -> float:
+def agreement(
+    sim: np.ndarray,
+    ref: np.ndarray,
+    rounds: Sequence[int],
+    z_tolerance: float,
+    slack: float = 0.0,
+) -> float:
     """``max_t |mean(sim - ref)| / (z_tolerance * s.e. + slack)`` over ``rounds`` (paired over runs): below 1
     means that the simulation agrees with the reference at every round within ``z_tolerance`` s.e. (+
     slack)."""
@@ -118,7 +134,9 @@ def agreement(sim: np.ndarray, ref: np.ndarray, rounds: Sequence[int], z_toleran
     return float(np.max(np.abs(m[idx]) / (z_tolerance * se[idx] + slack)))
 
 
-def agreement_quantity(name: str, value: float, z_tolerance: float, n: int, label: str) -> Quantity:
+def agreement_quantity(
+    name: str, value: float, z_tolerance: float, n: int, label: str
+) -> Quantity:
     """An ``agree_*`` quantity: a max of ``|z| / z_tolerance``, recorded with s.e. ``1 / z_tolerance``."""
     return Quantity(name, value, 1.0 / z_tolerance, n, "estimate", 0.0, label)
 
@@ -128,14 +146,25 @@ def within(name: str, statement: str, q: Quantity, tol: float = FORM_TOL) -> Rea
     return Reading(name, statement, abs(q.value - 1.0), tol, q.se, "<=")
 
 
-def at_least(name: str, statement: str, q: Quantity, threshold: float,
-             sense: Literal[">=", "<="] = ">=") -> Reading:
+def at_least(
+    name: str,
+    statement: str,
+    q: Quantity,
+    threshold: float,
+    sense: Literal[">=", "<="] = ">=",
+) -> Reading:
     """Reading ``q >= threshold`` (or ``<=``) with ``q``'s s.e."""
     return Reading(name, statement, q.value, threshold, q.se, sense)
 
 
-def independent_ratio(name: str, num: Sequence[float] | np.ndarray, den: Sequence[float] | np.ndarray, *,
-                      label: str = "", floor: float = 0.0) -> Quantity:
+def independent_ratio(
+    name: str,
+    num: Sequence[float] | np.ndarray,
+    den: Sequence[float] | np.ndarray,
+    *,
+    label: str = "",
+    floor: float = 0.0,
+) -> Quantity:
     """``mean(num) / mean(den)`` of two independent samples, delta-method s.e."""
     qa, qb = estimate("num", num), estimate("den", den)
     r = qa.value / qb.value
@@ -155,8 +184,17 @@ def nanmean0(x: np.ndarray) -> np.ndarray:
 
 def configs(p: Params) -> dict[str, ExperimentConfig]:
     """The two configurations the chapter runs: isotropic columns and the Definition-1 generator."""
-    iso = ExperimentConfig(n_tasks=p.n_tasks, n_experts=1, d=p.d, s=p.s, T=p.T, sigma0=p.sigma0,
-                           signal="none", n_runs=p.n_runs, seed=p.seed)
+    iso = ExperimentConfig(
+        n_tasks=p.n_tasks,
+        n_experts=1,
+        d=p.d,
+        s=p.s,
+        T=p.T,
+        sigma0=p.sigma0,
+        signal="none",
+        n_runs=p.n_runs,
+        seed=p.seed,
+    )
     return {"isotropic": iso, "definition1": iso.replace(signal=p.definition1_signal)}
 
 
@@ -167,8 +205,8 @@ def configs(p: Params) -> dict[str, ExperimentConfig]:
 class Curves:
     """Mean curves (length ``T``) of one generator: simulation (mean, s.e.) and theory."""
 
-    sim: dict[str, tuple[np.ndarray, np.ndarray]]   # "G", "F", "G_pool" -> (mean, se)
-    theory: dict[str, np.ndarray]                   # name -> mean curve
+    sim: dict[str, tuple[np.ndarray, np.ndarray]]  # "G", "F", "G_pool" -> (mean, se)
+    theory: dict[str, np.ndarray]  # name -> mean curve
 
 
 @dataclass
@@ -179,9 +217,11 @@ class Result:
     r: float
     iso: Curves
     def1: Curves
-    G_floor: float                    # closed-form floor of G_t (mean model gap), isotropic runs
-    F_floor: float                    # (1 - r) Delta
-    G_floor_def1_exact: float         # exact floor of G_t under Definition 1 (mean over the exact pools)
+    G_floor: float  # closed-form floor of G_t (mean model gap), isotropic runs
+    F_floor: float  # (1 - r) Delta
+    G_floor_def1_exact: (
+        float  # exact floor of G_t under Definition 1 (mean over the exact pools)
+    )
     n_exact: int
     quantities: list[Quantity]
     checks: list[ClaimCheck]
@@ -191,9 +231,15 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=self.seeds,
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=self.seeds,
+            wall_time_s=self.wall_time_s,
+        )
 
     def quantity(self, name: str) -> Quantity:
         return next(q for q in self.quantities if q.name == name)
@@ -201,19 +247,37 @@ class Result:
     def rows_isotropic(self) -> list[dict[str, Any]]:
         """Table of section 1 at the checked rounds."""
         (G, Gse), (F, Fse) = self.iso.sim["G"], self.iso.sim["F"]
-        return [{"t": t, "G_sim": G[t - 1], "G_se": Gse[t - 1], "G_formula": self.iso.theory["G"][t - 1],
-                 "F_sim": F[t - 1], "F_se": Fse[t - 1], "F_formula": self.iso.theory["F"][t - 1]}
-                for t in self.params.rounds_checked]
+        return [
+            {
+                "t": t,
+                "G_sim": G[t - 1],
+                "G_se": Gse[t - 1],
+                "G_formula": self.iso.theory["G"][t - 1],
+                "F_sim": F[t - 1],
+                "F_se": Fse[t - 1],
+                "F_formula": self.iso.theory["F"][t - 1],
+            }
+            for t in self.params.rounds_checked
+        ]
 
     def rows_definition1(self) -> list[dict[str, Any]]:
         """Table of section 2 at the checked rounds (simulation, exact recursion, isotropic formula)."""
         (G, _), (F, _) = self.def1.sim["G"], self.def1.sim["F"]
         th = self.def1.theory
-        return [{"t": t, "G_sim": G[t - 1], "G_exact": th["G_exact"][t - 1],
-                 "G_isotropic": th["G_iso"][t - 1], "G_sim/iso": G[t - 1] / th["G_iso"][t - 1],
-                 "F_sim": F[t - 1], "F_exact": th["F_exact"][t - 1], "F_isotropic": th["F_iso"][t - 1],
-                 "F_sim/iso": F[t - 1] / th["F_iso"][t - 1]}
-                for t in self.params.rounds_checked]
+        return [
+            {
+                "t": t,
+                "G_sim": G[t - 1],
+                "G_exact": th["G_exact"][t - 1],
+                "G_isotropic": th["G_iso"][t - 1],
+                "G_sim/iso": G[t - 1] / th["G_iso"][t - 1],
+                "F_sim": F[t - 1],
+                "F_exact": th["F_exact"][t - 1],
+                "F_isotropic": th["F_iso"][t - 1],
+                "F_sim/iso": F[t - 1] / th["F_iso"][t - 1],
+            }
+            for t in self.params.rounds_checked
+        ]
 
 
 def run(params: Params = Params(), *, progress: bool = False) -> Result:
@@ -230,12 +294,16 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
     res = simulate(cfg, progress=progress)
     wbar2, gap = theory.pool_moments(res.pool.W)  # (R,)
     t = res.rounds[None, :].astype(float)
-    form = {"G": theory.single_expert_G(t, cfg.r, wbar2[:, None], gap[:, None]),
-            "F": theory.single_expert_F(t, cfg.r, wbar2[:, None], gap[:, None]),
-            "G_pool": theory.single_expert_G_pool(t, cfg.r, wbar2[:, None], gap[:, None])}
+    form = {
+        "G": theory.single_expert_G(t, cfg.r, wbar2[:, None], gap[:, None]),
+        "F": theory.single_expert_F(t, cfg.r, wbar2[:, None], gap[:, None]),
+        "G_pool": theory.single_expert_G_pool(t, cfg.r, wbar2[:, None], gap[:, None]),
+    }
     sim = {"G": res.G, "F": res.F, "G_pool": res.G_pool}
-    iso = Curves(sim={k: mean_se(v) for k, v in sim.items()},
-                 theory={k: nanmean0(v) for k, v in form.items()})
+    iso = Curves(
+        sim={k: mean_se(v) for k, v in sim.items()},
+        theory={k: nanmean0(v) for k, v in form.items()},
+    )
     G_floor, F_floor = theory.single_expert_limits(cfg.r, float(gap.mean()))
     R = cfg.n_runs
     q += [
@@ -243,17 +311,44 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
         estimate("gap_iso", gap, label="model gap Delta (isotropic runs' pools)"),
         estimate("G_T_iso", res.G[:, -1], label="G_T, isotropic columns (simulation)"),
         estimate("F_T_iso", res.F[:, -1], label="F_T, isotropic columns (simulation)"),
-        estimate("G_T_iso_formula", form["G"][:, -1], label="G_T, closed form at each run's pool"),
-        estimate("F_T_iso_formula", form["F"][:, -1], label="F_T, closed form at each run's pool"),
-        paired_ratio("G_T_iso_over_formula", res.G[:, -1], form["G"][:, -1],
-                     label="G_T(sim) / G_T(closed form), isotropic"),
-        paired_ratio("F_T_iso_over_formula", res.F[:, -1], form["F"][:, -1],
-                     label="F_T(sim) / F_T(closed form), isotropic"),
-        paired_ratio("G_T_iso_over_gap", res.G[:, -1], gap, label="G_T / Delta, isotropic"),
-        estimate("F_floor_iso", (1 - cfg.r) * gap, label="closed-form floor of F_t, (1 - r) Delta"),
-        agreement_quantity("agree_iso", max(agreement(sim[k], form[k], rounds, z) for k in sim), z, R,
-                           "isotropic: max over checked rounds and G, F, G_pool of |sim - closed form| / "
-                           f"({z:g} s.e.)"),
+        estimate(
+            "G_T_iso_formula",
+            form["G"][:, -1],
+            label="G_T, closed form at each run's pool",
+        ),
+        estimate(
+            "F_T_iso_formula",
+            form["F"][:, -1],
+            label="F_T, closed form at each run's pool",
+        ),
+        paired_ratio(
+            "G_T_iso_over_formula",
+            res.G[:, -1],
+            form["G"][:, -1],
+            label="G_T(sim) / G_T(closed form), isotropic",
+        ),
+        paired_ratio(
+            "F_T_iso_over_formula",
+            res.F[:, -1],
+            form["F"][:, -1],
+            label="F_T(sim) / F_T(closed form), isotropic",
+        ),
+        paired_ratio(
+            "G_T_iso_over_gap", res.G[:, -1], gap, label="G_T / Delta, isotropic"
+        ),
+        estimate(
+            "F_floor_iso",
+            (1 - cfg.r) * gap,
+            label="closed-form floor of F_t, (1 - r) Delta",
+        ),
+        agreement_quantity(
+            "agree_iso",
+            max(agreement(sim[k], form[k], rounds, z) for k in sim),
+            z,
+            R,
+            "isotropic: max over checked rounds and G, F, G_pool of |sim - closed form| / "
+            f"({z:g} s.e.)",
+        ),
     ]
 
     # 2. Definition 1: exact recursion on the first n_exact_pools pools, isotropic formula on all
@@ -262,52 +357,116 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
     runs = np.arange(min(p.n_runs, p.n_exact_pools))
     ex = single_expert_exact_for_pool(res1.pool, p.s, p.T, runs=runs)
     wbar2_1, gap_1 = theory.pool_moments(res1.pool.W)
-    iso1 = {"G": theory.single_expert_G(t, cfg.r, wbar2_1[:, None], gap_1[:, None]),
-            "F": theory.single_expert_F(t, cfg.r, wbar2_1[:, None], gap_1[:, None])}
+    iso1 = {
+        "G": theory.single_expert_G(t, cfg.r, wbar2_1[:, None], gap_1[:, None]),
+        "F": theory.single_expert_F(t, cfg.r, wbar2_1[:, None], gap_1[:, None]),
+    }
     vh = unit_signal_directions(res1.pool)
-    lim = single_expert_limits_exact(res1.pool.W[runs], None if vh is None else vh[runs], p.s)
-    def1 = Curves(sim={k: mean_se(getattr(res1, k)) for k in ("G", "F", "G_pool")},
-                  theory={"G_exact": ex.G.mean(0), "F_exact": nanmean0(ex.F),
-                          "G_iso": iso1["G"].mean(0), "F_iso": nanmean0(iso1["F"])})
+    lim = single_expert_limits_exact(
+        res1.pool.W[runs], None if vh is None else vh[runs], p.s
+    )
+    def1 = Curves(
+        sim={k: mean_se(getattr(res1, k)) for k in ("G", "F", "G_pool")},
+        theory={
+            "G_exact": ex.G.mean(0),
+            "F_exact": nanmean0(ex.F),
+            "G_iso": iso1["G"].mean(0),
+            "F_iso": nanmean0(iso1["F"]),
+        },
+    )
     q += [
         estimate("G_T_def1", res1.G[:, -1], label="G_T, Definition 1 (simulation)"),
         estimate("F_T_def1", res1.F[:, -1], label="F_T, Definition 1 (simulation)"),
-        estimate("G_T_def1_exact", ex.G[:, -1], label="G_T, exact recursion (Definition 1)"),
-        estimate("F_T_def1_exact", ex.F[:, -1], label="F_T, exact recursion (Definition 1)"),
-        paired_ratio("G_T_def1_over_gap", res1.G[:, -1], gap_1, label="G_T / Delta, Definition 1"),
-        paired_ratio("G_T_def1_over_formula", res1.G[:, -1], iso1["G"][:, -1],
-                     label="G_T(sim) / G_T(isotropic closed form), Definition 1"),
-        paired_ratio("F_T_def1_over_formula", res1.F[:, -1], iso1["F"][:, -1],
-                     label="F_T(sim) / F_T(isotropic closed form), Definition 1"),
+        estimate(
+            "G_T_def1_exact", ex.G[:, -1], label="G_T, exact recursion (Definition 1)"
+        ),
+        estimate(
+            "F_T_def1_exact", ex.F[:, -1], label="F_T, exact recursion (Definition 1)"
+        ),
+        paired_ratio(
+            "G_T_def1_over_gap", res1.G[:, -1], gap_1, label="G_T / Delta, Definition 1"
+        ),
+        paired_ratio(
+            "G_T_def1_over_formula",
+            res1.G[:, -1],
+            iso1["G"][:, -1],
+            label="G_T(sim) / G_T(isotropic closed form), Definition 1",
+        ),
+        paired_ratio(
+            "F_T_def1_over_formula",
+            res1.F[:, -1],
+            iso1["F"][:, -1],
+            label="F_T(sim) / F_T(isotropic closed form), Definition 1",
+        ),
         estimate("G_floor_def1_exact", lim.G, label="exact floor of G_t, Definition 1"),
-        paired_ratio("G_floor_def1_over_gap", lim.G, gap_1[runs],
-                     label="exact floor of G_t / Delta, Definition 1"),
-        agreement_quantity("agree_def1_exact",
-                           max(agreement(getattr(res1, k)[runs], getattr(ex, k), rounds, z)
-                               for k in ("G", "F")),
-                           z, int(runs.size), "Definition 1: max over checked rounds and G, F of "
-                           f"|sim - exact recursion| / ({z:g} s.e.)"),
+        paired_ratio(
+            "G_floor_def1_over_gap",
+            lim.G,
+            gap_1[runs],
+            label="exact floor of G_t / Delta, Definition 1",
+        ),
+        agreement_quantity(
+            "agree_def1_exact",
+            max(
+                agreement(getattr(res1, k)[runs], getattr(ex, k), rounds, z)
+                for k in ("G", "F")
+            ),
+            z,
+            int(runs.size),
+            "Definition 1: max over checked rounds and G, F of "
+            f"|sim - exact recursion| / ({z:g} s.e.)",
+        ),
     ]
     qd = {x.name: x for x in q}
     readings = (
-        within("iso_G_form", "isotropic columns, closed form (ours) for G: |G_T(sim) / G_T(closed form) - 1|",
-               qd["G_T_iso_over_formula"]),
-        within("iso_F_form", "isotropic columns, closed form (ours) for F: |F_T(sim) / F_T(closed form) - 1|",
-               qd["F_T_iso_over_formula"]),
-        within("iso_plateau", "isotropic columns, plateau at the model gap: |G_T / Delta - 1|",
-               qd["G_T_iso_over_gap"]),
-        at_least("def1_floor", "Definition 1, a non-zero floor set by the pool: G_T / Delta",
-                 qd["G_T_def1_over_gap"], FLOOR_MIN),
-        within("def1_plateau", "Definition 1, plateau at the model gap: |G_T / Delta - 1|",
-               qd["G_T_def1_over_gap"]),
-        within("def1_F_form", "Definition 1, closed form (ours) for F: |F_T(sim) / F_T(closed form) - 1|",
-               qd["F_T_def1_over_formula"]),
+        within(
+            "iso_G_form",
+            "isotropic columns, closed form (ours) for G: |G_T(sim) / G_T(closed form) - 1|",
+            qd["G_T_iso_over_formula"],
+        ),
+        within(
+            "iso_F_form",
+            "isotropic columns, closed form (ours) for F: |F_T(sim) / F_T(closed form) - 1|",
+            qd["F_T_iso_over_formula"],
+        ),
+        within(
+            "iso_plateau",
+            "isotropic columns, plateau at the model gap: |G_T / Delta - 1|",
+            qd["G_T_iso_over_gap"],
+        ),
+        at_least(
+            "def1_floor",
+            "Definition 1, a non-zero floor set by the pool: G_T / Delta",
+            qd["G_T_def1_over_gap"],
+            FLOOR_MIN,
+        ),
+        within(
+            "def1_plateau",
+            "Definition 1, plateau at the model gap: |G_T / Delta - 1|",
+            qd["G_T_def1_over_gap"],
+        ),
+        within(
+            "def1_F_form",
+            "Definition 1, closed form (ours) for F: |F_T(sim) / F_T(closed form) - 1|",
+            qd["F_T_def1_over_formula"],
+        ),
     )
     checks = [ClaimCheck(CLAIM, "-", readings)]
-    return Result(params=p, r=cfg.r, iso=iso, def1=def1, G_floor=float(G_floor), F_floor=float(F_floor),
-                  G_floor_def1_exact=float(lim.G.mean()), n_exact=int(runs.size), quantities=q, checks=checks,
-                  configs={k: c.to_dict() for k, c in cfgs.items()}, wall_time_s=time.perf_counter() - start,
-                  seeds=[p.seed])
+    return Result(
+        params=p,
+        r=cfg.r,
+        iso=iso,
+        def1=def1,
+        G_floor=float(G_floor),
+        F_floor=float(F_floor),
+        G_floor_def1_exact=float(lim.G.mean()),
+        n_exact=int(runs.size),
+        quantities=q,
+        checks=checks,
+        configs={k: c.to_dict() for k, c in cfgs.items()},
+        wall_time_s=time.perf_counter() - start,
+        seeds=[p.seed],
+    )
 
 
 # ------------------------------------------------------------------------------------------------ prose
@@ -318,9 +477,12 @@ def prose(result: Result) -> dict[str, str]:
     fl = result.quantity("G_floor_def1_over_gap")
     fr = result.quantity("F_T_def1_over_formula")
     above = "above" if fl.value > 1 else "below"
-    return {"prop4_def1_sentence": (
-        f"with {result.params.definition1_signal} signals the single expert's exact floor is {fl.value:.2f} "
-        f"x the model gap ({above} it), and F_T is {fr.value:.2f} x the isotropic prediction")}
+    return {
+        "prop4_def1_sentence": (
+            f"with {result.params.definition1_signal} signals the single expert's exact floor is {fl.value:.2f} "
+            f"x the model gap ({above} it), and F_T is {fr.value:.2f} x the isotropic prediction"
+        )
+    }
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -335,16 +497,26 @@ def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     p = result.params
     t = np.arange(1, p.T + 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, floor, label in [(axes[0], "F", result.F_floor, "forgetting $F_t$"),
-                                  (axes[1], "G", result.G_floor, "generalisation error $G_t$")]:
+    for ax, key, floor, label in [
+        (axes[0], "F", result.F_floor, "forgetting $F_t$"),
+        (axes[1], "G", result.G_floor, "generalisation error $G_t$"),
+    ]:
         m, se = result.iso.sim[key]
         plotting.band(ax, t, m, se, label="simulation (mean $\\pm$ 2 s.e.)", z=2.0)
-        ax.plot(t, result.iso.theory[key], "k--", lw=1, label="closed form (ours, isotropic)")
+        ax.plot(
+            t,
+            result.iso.theory[key],
+            "k--",
+            lw=1,
+            label="closed form (ours, isotropic)",
+        )
         ax.axhline(floor, color="grey", ls=":", label="model-gap floor")
         ax.set_xlabel("round $t$")
         ax.set_title(label)
     axes[0].legend(loc="lower right")
-    fig.suptitle(f"Single expert, isotropic columns: d={p.d}, s={p.s}, N={p.n_tasks}, {p.n_runs} runs")
+    fig.suptitle(
+        f"Single expert, isotropic columns: d={p.d}, s={p.s}, N={p.n_tasks}, {p.n_runs} runs"
+    )
     csv: dict[str, np.ndarray] = {"t": t}
     for key in ("F", "G", "G_pool"):
         csv[f"{key}_mean"], csv[f"{key}_se"] = result.iso.sim[key]
@@ -362,19 +534,40 @@ def plot_definition1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     t = np.arange(1, p.T + 1)
     th = result.def1.theory
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, label in [(axes[0], "F", "forgetting $F_t$"), (axes[1], "G", "generalisation error $G_t$")]:
+    for ax, key, label in [
+        (axes[0], "F", "forgetting $F_t$"),
+        (axes[1], "G", "generalisation error $G_t$"),
+    ]:
         m, se = result.def1.sim[key]
-        plotting.band(ax, t, m, se, label=f"simulation, Definition 1 ({p.definition1_signal})", z=2.0)
-        ax.plot(t, th[f"{key}_exact"], "k-", lw=1, label="exact recursion (ours, Definition 1)")
+        plotting.band(
+            ax,
+            t,
+            m,
+            se,
+            label=f"simulation, Definition 1 ({p.definition1_signal})",
+            z=2.0,
+        )
+        ax.plot(
+            t,
+            th[f"{key}_exact"],
+            "k-",
+            lw=1,
+            label="exact recursion (ours, Definition 1)",
+        )
         ax.plot(t, th[f"{key}_iso"], "k--", lw=1, label="isotropic closed form (ours)")
         ax.set_xlabel("round $t$")
         ax.set_title(label)
-    axes[1].axhline(result.G_floor_def1_exact, color="grey", ls=":", label="exact floor")
+    axes[1].axhline(
+        result.G_floor_def1_exact, color="grey", ls=":", label="exact floor"
+    )
     axes[1].legend(loc="lower right")
     csv: dict[str, np.ndarray] = {"t": t}
     for key in ("F", "G"):
         csv[f"{key}_mean"], csv[f"{key}_se"] = result.def1.sim[key]
-        csv[f"{key}_exact"], csv[f"{key}_isotropic"] = th[f"{key}_exact"], th[f"{key}_iso"]
+        csv[f"{key}_exact"], csv[f"{key}_isotropic"] = (
+            th[f"{key}_exact"],
+            th[f"{key}_iso"],
+        )
     return fig, csv
 
 

@@ -28,10 +28,23 @@ RECORD_KEY = "moecl_record"
 """Name of the glued record output inside an executed chapter notebook."""
 EXPECTED_DIR = Path("notebooks") / "expected"
 """Stored quick-profile expectations, relative to the repository root."""
-PACKAGES = ("numpy", "scipy", "numba", "torch", "scikit-learn", "matplotlib", "moecl-lib")
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "numba",
+    "torch",
+    "scikit-learn",
+    "matplotlib",
+    "moecl-lib",
+)
 #: Environment variables that select CPU kernels; recorded with every run.
-KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE", "NUMBA_CPU_NAME", "NPY_DISABLE_CPU_FEATURES",
-                    "OMP_NUM_THREADS")
+KERNEL_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "OPENBLAS_CORETYPE",
+    "NUMBA_CPU_NAME",
+    "NPY_DISABLE_CPU_FEATURES",
+    "OMP_NUM_THREADS",
+)
 
 
 class ExpectationError(AssertionError):
@@ -95,7 +108,11 @@ class Record:
     seeds: list[int] = field(default_factory=list)
     wall_time_s: float | None = None
     machine: dict[str, Any] = field(default_factory=machine_info)
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(
+            timespec="seconds"
+        )
+    )
 
     def __post_init__(self) -> None:
         names = [q.name for q in self.quantities]
@@ -120,11 +137,15 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "chapter": self.chapter, "params": _jsonable(self.params),
+            "chapter": self.chapter,
+            "params": _jsonable(self.params),
             "quantities": [q.to_dict() for q in self.quantities],
             "checks": [c.to_dict() for c in self.checks],
-            "configs": _jsonable(self.configs), "seeds": _jsonable(self.seeds),
-            "wall_time_s": self.wall_time_s, "machine": self.machine, "created": self.created,
+            "configs": _jsonable(self.configs),
+            "seeds": _jsonable(self.seeds),
+            "wall_time_s": self.wall_time_s,
+            "machine": self.machine,
+            "created": self.created,
         }
 
     def to_json(self) -> str:
@@ -133,11 +154,15 @@ class Record:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Record:
         return cls(
-            chapter=d["chapter"], params=dict(d.get("params", {})),
+            chapter=d["chapter"],
+            params=dict(d.get("params", {})),
             quantities=[Quantity.from_dict(q) for q in d.get("quantities", [])],
             checks=[ClaimCheck.from_dict(c) for c in d.get("checks", [])],
-            configs=dict(d.get("configs", {})), seeds=list(d.get("seeds", [])),
-            wall_time_s=d.get("wall_time_s"), machine=dict(d.get("machine", {})), created=d.get("created", ""),
+            configs=dict(d.get("configs", {})),
+            seeds=list(d.get("seeds", [])),
+            wall_time_s=d.get("wall_time_s"),
+            machine=dict(d.get("machine", {})),
+            created=d.get("created", ""),
         )
 
     @classmethod
@@ -168,7 +193,11 @@ def publish(record: Record, out_dir: str | Path) -> Path:
 def glue_values(record: Record) -> dict[str, str]:
     """What :func:`publish` glues for prose: every quantity as ``"value ± se"`` under its name, and every verdict
     as ``verdict_<claim>_<setting>``. In a chapter's Markdown: ``{glue:text}`G_T_never```."""
-    out = {q.name: fmt_number(q.value, q.se) for q in record.quantities if q.kind != "roundoff"}
+    out = {
+        q.name: fmt_number(q.value, q.se)
+        for q in record.quantities
+        if q.kind != "roundoff"
+    }
     for c in record.checks:
         out[f"verdict_{c.claim}_{c.setting}".replace("-", "any")] = c.verdict
     return out
@@ -181,7 +210,9 @@ def record_from_notebook(nb: Mapping[str, Any]) -> Record | None:
             meta = out.get("metadata", {}).get("scrapbook", {})
             if meta.get("name") == RECORD_KEY:
                 data = out.get("data", {})
-                text = next((v for k, v in data.items() if k.endswith("text/plain")), "")
+                text = next(
+                    (v for k, v in data.items() if k.endswith("text/plain")), ""
+                )
                 text = "".join(text) if isinstance(text, list) else text
                 import ast
 
@@ -223,7 +254,10 @@ def expectation(record: Record) -> dict[str, Any]:
 
 def write_expected(record: Record, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(expectation(record), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(expectation(record), indent=1, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -235,8 +269,10 @@ class Mismatch:
     tolerance: float
 
     def message(self, chapter: str) -> str:
-        return (f"{chapter}: {self.quantity}: stored {self.stored:.6g}, new {self.new:.6g}, "
-                f"|difference| {abs(self.new - self.stored):.3g} > tolerance {self.tolerance:.3g}")
+        return (
+            f"{chapter}: {self.quantity}: stored {self.stored:.6g}, new {self.new:.6g}, "
+            f"|difference| {abs(self.new - self.stored):.3g} > tolerance {self.tolerance:.3g}"
+        )
 
 
 def mismatches(record: Record, expected: Mapping[str, Any]) -> list[Mismatch]:
@@ -275,13 +311,22 @@ def compare(record: Record, path: Path | None = None) -> str:
     now = {f"{c.claim} [{c.setting}]": c.verdict for c in record.checks}
     for key, stored in expected.get("verdicts", {}).items():
         if now.get(key) != stored:
-            lines.append(f"{record.chapter}: verdict {key}: stored {stored!r}, new {now.get(key)!r}")
+            lines.append(
+                f"{record.chapter}: verdict {key}: stored {stored!r}, new {now.get(key)!r}"
+            )
     if lines:
         raise ExpectationError("\n".join(lines))
     n = sum(1 for d in expected.get("quantities", []) if d.get("kind") != "roundoff")
-    return f"{n} recorded quantities within tolerance of the stored quick-profile values"
+    return (
+        f"{n} recorded quantities within tolerance of the stored quick-profile values"
+    )
 
 
-def summary_rows(quantities: Sequence[Quantity], digits: int = 3) -> list[dict[str, str]]:
+def summary_rows(
+    quantities: Sequence[Quantity], digits: int = 3
+) -> list[dict[str, str]]:
     """Rows ``{quantity, value}`` for a chapter's table of recorded quantities (``label`` or ``name``)."""
-    return [{"quantity": q.label or q.name, "value": fmt_number(q.value, q.se, digits)} for q in quantities]
+    return [
+        {"quantity": q.label or q.name, "value": fmt_number(q.value, q.se, digits)}
+        for q in quantities
+    ]

@@ -79,11 +79,17 @@ class Quantity:
 
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):
-            raise ValueError(f"quantity name {self.name!r} must match {NAME.pattern} (it is a glue key)")
+            raise ValueError(
+                f"quantity name {self.name!r} must match {NAME.pattern} (it is a glue key)"
+            )
         if self.kind not in KINDS:
-            raise ValueError(f"quantity {self.name!r}: kind={self.kind!r} must be one of {list(KINDS)}")
+            raise ValueError(
+                f"quantity {self.name!r}: kind={self.kind!r} must be one of {list(KINDS)}"
+            )
         se = float(self.se)
-        if not math.isfinite(se):  # a single run has no standard error: treat as 0 and rely on the floor
+        if not math.isfinite(
+            se
+        ):  # a single run has no standard error: treat as 0 and rely on the floor
             se = 0.0
         object.__setattr__(self, "value", float(self.value))
         object.__setattr__(self, "se", abs(se))
@@ -98,15 +104,30 @@ class Quantity:
         return max(self.floor, Z_TOLERANCE * math.hypot(self.se, other.se))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "se": self.se, "n": self.n, "kind": self.kind,
-                "floor": self.floor, "label": self.label}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "se": self.se,
+            "n": self.n,
+            "kind": self.kind,
+            "floor": self.floor,
+            "label": self.label,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Quantity:
-        return cls(**{k: d[k] for k in ("name", "value", "se", "n", "kind", "floor", "label") if k in d})
+        return cls(
+            **{
+                k: d[k]
+                for k in ("name", "value", "se", "n", "kind", "floor", "label")
+                if k in d
+            }
+        )
 
 
-def estimate(name: str, samples: Any, *, floor: float = 0.0, label: str = "") -> Quantity:
+def estimate(
+    name: str, samples: Any, *, floor: float = 0.0, label: str = ""
+) -> Quantity:
     """Mean of ``samples`` (one value per independent run or seed; NaNs dropped) with its standard error
     (sample standard deviation, ``ddof=1``, over ``sqrt(n)``)."""
     x = np.asarray(samples, dtype=float).ravel()
@@ -132,7 +153,9 @@ class Reading:
     def __post_init__(self) -> None:
         if self.sense not in (">=", "<="):
             raise ValueError(f"reading {self.name!r}: sense must be '>=' or '<='")
-        object.__setattr__(self, "estimate", _finite(self.estimate, f"reading {self.name!r} estimate"))
+        object.__setattr__(
+            self, "estimate", _finite(self.estimate, f"reading {self.name!r} estimate")
+        )
         object.__setattr__(self, "threshold", float(self.threshold))
         se = float(self.se)
         object.__setattr__(self, "se", abs(se) if math.isfinite(se) else 0.0)
@@ -157,12 +180,26 @@ class Reading:
         return "inconclusive"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "statement": self.statement, "estimate": self.estimate,
-                "threshold": self.threshold, "se": self.se, "sense": self.sense, "outcome": self.outcome}
+        return {
+            "name": self.name,
+            "statement": self.statement,
+            "estimate": self.estimate,
+            "threshold": self.threshold,
+            "se": self.se,
+            "sense": self.sense,
+            "outcome": self.outcome,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reading:
-        return cls(d["name"], d["statement"], d["estimate"], d["threshold"], d.get("se", 0.0), d.get("sense", ">="))
+        return cls(
+            d["name"],
+            d["statement"],
+            d["estimate"],
+            d["threshold"],
+            d.get("se", 0.0),
+            d.get("sense", ">="),
+        )
 
 
 def verdict_of(outcomes: Iterable[str]) -> Verdict:
@@ -195,19 +232,27 @@ class ClaimCheck:
     def __post_init__(self) -> None:
         object.__setattr__(self, "readings", tuple(self.readings))
         if not self.readings:
-            raise ValueError(f"claim {self.claim!r} ({self.setting}): at least one reading")
+            raise ValueError(
+                f"claim {self.claim!r} ({self.setting}): at least one reading"
+            )
 
     @property
     def verdict(self) -> Verdict:
         return verdict_of(r.outcome for r in self.readings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"claim": self.claim, "setting": self.setting, "verdict": self.verdict,
-                "readings": [r.to_dict() for r in self.readings]}
+        return {
+            "claim": self.claim,
+            "setting": self.setting,
+            "verdict": self.verdict,
+            "readings": [r.to_dict() for r in self.readings],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClaimCheck:
-        return cls(d["claim"], d["setting"], tuple(Reading.from_dict(r) for r in d["readings"]))
+        return cls(
+            d["claim"], d["setting"], tuple(Reading.from_dict(r) for r in d["readings"])
+        )
 
 
 def fmt_number(x: float, se: float = 0.0, digits: int = 3) -> str:
@@ -236,8 +281,10 @@ def fmt_z(z: float) -> str:
 def reading_line(r: Reading, digits: int = 3) -> str:
     """``statement: estimate ± se vs threshold (z = +3.1): holds``."""
     sign = "≥" if r.sense == ">=" else "≤"
-    return (f"{r.statement}: {fmt_number(r.estimate, r.se, digits)} {sign} {fmt_number(r.threshold, 0, digits)} "
-            f"(margin {fmt_z(r.z)} s.e.) → {r.outcome}")
+    return (
+        f"{r.statement}: {fmt_number(r.estimate, r.se, digits)} {sign} {fmt_number(r.threshold, 0, digits)} "
+        f"(margin {fmt_z(r.z)} s.e.) → {r.outcome}"
+    )
 
 
 def verdict_lines(checks: Sequence[ClaimCheck]) -> str:

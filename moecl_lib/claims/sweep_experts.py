@@ -106,14 +106,25 @@ def censored_convergence(curves: ArrayLike, threshold: ArrayLike, T: int) -> Flo
     return np.where(np.isnan(t), float(T + 1), t)
 
 
-def boot_quantity(name: str, value: float, boot: ArrayLike, n: int, *, floor: float = 0.0,
-                  label: str = "") -> Quantity:
+def boot_quantity(
+    name: str,
+    value: float,
+    boot: ArrayLike,
+    n: int,
+    *,
+    floor: float = 0.0,
+    label: str = "",
+) -> Quantity:
     """A statistic of the full sample with the bootstrap standard deviation as its s.e."""
     b = np.asarray(boot, dtype=float)
-    return Quantity(name, float(value), float(b.std(ddof=1)), n, "estimate", floor, label)
+    return Quantity(
+        name, float(value), float(b.std(ddof=1)), n, "estimate", floor, label
+    )
 
 
-def reading_from(q: Quantity, name: str, statement: str, threshold: float, sense: str = ">=") -> Reading:
+def reading_from(
+    q: Quantity, name: str, statement: str, threshold: float, sense: str = ">="
+) -> Reading:
     """A reading on a recorded quantity (its value and s.e.)."""
     return Reading(name, statement, q.value, threshold, q.se, sense)  # type: ignore[arg-type]
 
@@ -173,9 +184,15 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=[self.params.seed],
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=[self.params.seed],
+            wall_time_s=self.wall_time_s,
+        )
 
     def config_text(self) -> str:
         """Every configuration the chapter ran: shared fields once, then the fields that vary per model/M."""
@@ -186,13 +203,22 @@ class Result:
         rows = []
         for M, r in getattr(self, model).items():
             row: dict[str, Any] = {"M": M, **{k: v for k, v in r.extra.items()}}
-            row.update({"G_T": r.G_T, "F_T": r.F_T, "Gpool_T": r.Gpool_T, "t_conv": r.t_conv})
-            rows.append({k: (0.0 if isinstance(v, float) and abs(v) < 1e-12 else v) for k, v in row.items()})
+            row.update(
+                {"G_T": r.G_T, "F_T": r.F_T, "Gpool_T": r.Gpool_T, "t_conv": r.t_conv}
+            )
+            rows.append(
+                {
+                    k: (0.0 if isinstance(v, float) and abs(v) < 1e-12 else v)
+                    for k, v in row.items()
+                }
+            )
         return plotting.table(rows, digits=3)
 
 
 def _base(p: Params, M: int, n_runs: int) -> ExperimentConfig:
-    return calibration.setting_config(p.setting, M, T=p.T, n_runs=n_runs, seed=p.seed, **p.overrides)
+    return calibration.setting_config(
+        p.setting, M, T=p.T, n_runs=n_runs, seed=p.seed, **p.overrides
+    )
 
 
 def run(p: Params = Params()) -> Result:
@@ -204,8 +230,14 @@ def run(p: Params = Params()) -> Result:
         raise ValueError(f"experts={p.experts} must contain 2N={2 * N} and 4N={4 * N}")
     big = [M for M in p.experts if M >= N]
     rho = tm.update_factor(base.d, s, base.signal != "none")
-    T1 = {M: (0 if M == 1 else calibration.setting_config(p.setting, M, **p.overrides).T1_value)
-          for M in p.experts}
+    T1 = {
+        M: (
+            0
+            if M == 1
+            else calibration.setting_config(p.setting, M, **p.overrides).T1_value
+        )
+        for M in p.experts
+    }
     configs: dict[str, Any] = {}
     quantities: list[Quantity] = []
 
@@ -213,7 +245,9 @@ def run(p: Params = Params()) -> Result:
         return cluster_assignment(N, min(M, N))
 
     # 1. ideal MoE: exact expectation per pool
-    pool_x = make_task_pool(base.replace(n_runs=p.n_pools_exact), np.random.default_rng(p.seed))
+    pool_x = make_task_pool(
+        base.replace(n_runs=p.n_pools_exact), np.random.default_rng(p.seed)
+    )
     vh_x = unit_signal_directions(pool_x)
     Delta_pools = theory.pool_moments(pool_x.W)[1]
     wb_x = bootstrap_weights(p.n_pools_exact, N_BOOT, p.seed)
@@ -223,10 +257,19 @@ def run(p: Params = Params()) -> Result:
         ex = tm.oracle_moe_exact(pool_x.W, vh_x, s, T, M, cluster_of=groups_for(M))
         Gp = ex.G_pool.mean(0)
         ideal_pool[M] = ex.G_pool
-        ideal[M] = ModelRow(M, float(ex.G[:, -1].mean()), float(ex.F[:, -1].mean()), float(Gp[-1]),
-                            float(tm.convergence_round(Gp, p.eps * Delta_pools.mean())), ex.G.mean(0))
-    configs["ideal"] = {**base.replace(n_runs=p.n_pools_exact).to_dict(), "model": "oracle_moe_exact",
-                        "experts": list(p.experts)}
+        ideal[M] = ModelRow(
+            M,
+            float(ex.G[:, -1].mean()),
+            float(ex.F[:, -1].mean()),
+            float(Gp[-1]),
+            float(tm.convergence_round(Gp, p.eps * Delta_pools.mean())),
+            ex.G.mean(0),
+        )
+    configs["ideal"] = {
+        **base.replace(n_runs=p.n_pools_exact).to_dict(),
+        "model": "oracle_moe_exact",
+        "experts": list(p.experts),
+    }
 
     # 2. learning phase (t0 = T1(M) or t1_per_expert * M), then specialised routing
     phase: dict[int, ModelRow] = {}
@@ -234,25 +277,56 @@ def run(p: Params = Params()) -> Result:
     phase_ok = True
     Delta_phase = None
     for M in p.experts:
-        t0 = 0 if M == 1 else (T1[M] if p.t1_per_expert is None else int(math.ceil(p.t1_per_expert * M)))
+        t0 = (
+            0
+            if M == 1
+            else (
+                T1[M]
+                if p.t1_per_expert is None
+                else int(math.ceil(p.t1_per_expert * M))
+            )
+        )
         cfg = base.replace(n_experts=M)
         sim = tm.simulate_specialised(cfg, t0=t0, task_group=groups_for(M))
-        cond = moe_exact_given_routing(sim.pool.W, unit_signal_directions(sim.pool), s, sim.tasks.astype(int),
-                                       sim.experts.astype(int), M)
+        cond = moe_exact_given_routing(
+            sim.pool.W,
+            unit_signal_directions(sim.pool),
+            s,
+            sim.tasks.astype(int),
+            sim.experts.astype(int),
+            M,
+        )
         Delta_r = theory.pool_moments(sim.pool.W)[1]
         Delta_phase = Delta_r if Delta_phase is None else Delta_phase
         dG, dF = mean_se(sim.G - cond.G), mean_se(sim.F - cond.F)
-        ok_G = bool(abs(dG[0][-1]) < p.z_tolerance * dG[1][-1] + p.abs_tolerance * Delta_r.mean())
-        ok_F = bool(abs(dF[0][-1]) < p.z_tolerance * dF[1][-1] + p.abs_tolerance * Delta_r.mean())
+        ok_G = bool(
+            abs(dG[0][-1])
+            < p.z_tolerance * dG[1][-1] + p.abs_tolerance * Delta_r.mean()
+        )
+        ok_F = bool(
+            abs(dF[0][-1])
+            < p.z_tolerance * dF[1][-1] + p.abs_tolerance * Delta_r.mean()
+        )
         phase_ok = phase_ok and ok_G and ok_F
         Gp = sim.G_pool.mean(0)
         phase_pool[M] = sim.G_pool
         G = mean_se(sim.G)
-        phase[M] = ModelRow(M, float(G[0][-1]), float(np.nanmean(sim.F[:, -1])), float(Gp[-1]),
-                            float(tm.convergence_round(Gp, p.eps * Delta_r.mean())), G[0], float(G[1][-1]),
-                            {"t0": t0, "ok_G": ok_G, "ok_F": ok_F})
+        phase[M] = ModelRow(
+            M,
+            float(G[0][-1]),
+            float(np.nanmean(sim.F[:, -1])),
+            float(Gp[-1]),
+            float(tm.convergence_round(Gp, p.eps * Delta_r.mean())),
+            G[0],
+            float(G[1][-1]),
+            {"t0": t0, "ok_G": ok_G, "ok_F": ok_F},
+        )
         phase[M].extra["G_T_run"] = sim.G[:, -1].copy()
-        configs[f"phase/M={M}"] = {**cfg.to_dict(), "model": "simulate_specialised", "t0": t0}
+        configs[f"phase/M={M}"] = {
+            **cfg.to_dict(),
+            "model": "simulate_specialised",
+            "t0": t0,
+        }
 
     # 3. Algorithm 1
     alg: dict[int, ModelRow] = {}
@@ -267,73 +341,171 @@ def run(p: Params = Params()) -> Result:
         alg_pool[M] = res.G_pool
         G = mean_se(res.G)
         frozen = res.T2 >= 0
-        alg[M] = ModelRow(M, float(G[0][-1]), float(res.F[:, -1].mean()), float(Gp[-1]),
-                          float(tm.convergence_round(Gp, p.eps * Delta_r.mean())), G[0], float(G[1][-1]),
-                          {"T1": T1[M],
-                           "T2_median": float(np.median(res.T2[frozen])) if frozen.any() else math.nan})
+        alg[M] = ModelRow(
+            M,
+            float(G[0][-1]),
+            float(res.F[:, -1].mean()),
+            float(Gp[-1]),
+            float(tm.convergence_round(Gp, p.eps * Delta_r.mean())),
+            G[0],
+            float(G[1][-1]),
+            {
+                "T1": T1[M],
+                "T2_median": float(np.median(res.T2[frozen]))
+                if frozen.any()
+                else math.nan,
+            },
+        )
         alg[M].extra["G_T_run"] = res.G[:, -1].copy()
         configs[f"algorithm1/M={M}"] = cfg.to_dict()
 
     # ---- quantities
-    def trend(tag: str, pools: dict[int, FloatArray], Delta: FloatArray, n: int, label: str) -> Quantity:
+    def trend(
+        tag: str, pools: dict[int, FloatArray], Delta: FloatArray, n: int, label: str
+    ) -> Quantity:
         wb = bootstrap_weights(n, N_BOOT, p.seed)
         thr = p.eps * Delta.mean()
         t_full = np.array([censored_convergence(pools[M].mean(0), thr, T) for M in big])
-        t_boot = np.stack([censored_convergence(wb @ pools[M], p.eps * (wb @ Delta), T) for M in big], -1)
+        t_boot = np.stack(
+            [censored_convergence(wb @ pools[M], p.eps * (wb @ Delta), T) for M in big],
+            -1,
+        )
         for i, M in enumerate(big):
-            quantities.append(boot_quantity(f"{tag}_t_conv_M{M}", t_full[i], t_boot[:, i], n,
-                                            floor=ROUND_FLOOR,
-                                            label=f"{label}: convergence round, M={M} (not reached = T+1)"))
-        return boot_quantity(f"{tag}_slope", float(ols_slope(big, t_full)), ols_slope(big, t_boot), n,
-                             floor=SLOPE_FLOOR,
-                             label=f"{label}: slope of the convergence round on M (M >= N)")
+            quantities.append(
+                boot_quantity(
+                    f"{tag}_t_conv_M{M}",
+                    t_full[i],
+                    t_boot[:, i],
+                    n,
+                    floor=ROUND_FLOOR,
+                    label=f"{label}: convergence round, M={M} (not reached = T+1)",
+                )
+            )
+        return boot_quantity(
+            f"{tag}_slope",
+            float(ols_slope(big, t_full)),
+            ols_slope(big, t_boot),
+            n,
+            floor=SLOPE_FLOOR,
+            label=f"{label}: slope of the convergence round on M (M >= N)",
+        )
 
     q_ideal = trend("ideal", ideal_pool, Delta_pools, p.n_pools_exact, "ideal MoE")
     quantities.append(q_ideal)
     for M in p.experts:
         if M < N:
-            quantities.append(Quantity(f"ideal_Gpool_T_M{M}", ideal[M].Gpool_T, 0.0, p.n_pools_exact, "exact",
-                                       label=f"ideal MoE: pool error at T, M={M} < N (floor)"))
-    quantities.append(Quantity("Delta_exact", float(Delta_pools.mean()), 0.0, p.n_pools_exact, "exact",
-                               label="mean model gap of the ideal-MoE pools"))
+            quantities.append(
+                Quantity(
+                    f"ideal_Gpool_T_M{M}",
+                    ideal[M].Gpool_T,
+                    0.0,
+                    p.n_pools_exact,
+                    "exact",
+                    label=f"ideal MoE: pool error at T, M={M} < N (floor)",
+                )
+            )
+    quantities.append(
+        Quantity(
+            "Delta_exact",
+            float(Delta_pools.mean()),
+            0.0,
+            p.n_pools_exact,
+            "exact",
+            label="mean model gap of the ideal-MoE pools",
+        )
+    )
     assert Delta_phase is not None and Delta_alg is not None
     q_phase = trend("phase", phase_pool, Delta_phase, p.n_runs, "learning phase")
     quantities.append(q_phase)
     for M in p.experts:
-        quantities.append(estimate(f"phase_G_T_M{M}", phase[M].extra["G_T_run"],
-                                   label=f"learning phase: G_T, M={M}"))
+        quantities.append(
+            estimate(
+                f"phase_G_T_M{M}",
+                phase[M].extra["G_T_run"],
+                label=f"learning phase: G_T, M={M}",
+            )
+        )
     q_alg = trend("alg", alg_pool, Delta_alg, p.alg1_runs, "Algorithm 1")
     quantities.append(q_alg)
-    t_alg = [float(censored_convergence(alg_pool[M].mean(0), p.eps * Delta_alg.mean(), T)) for M in big]
+    t_alg = [
+        float(censored_convergence(alg_pool[M].mean(0), p.eps * Delta_alg.mean(), T))
+        for M in big
+    ]
     wb = bootstrap_weights(p.alg1_runs, N_BOOT, p.seed)
-    t_alg_boot = np.stack([censored_convergence(wb @ alg_pool[M], p.eps * (wb @ Delta_alg), T)
-                           for M in big], -1)
-    quantities.append(boot_quantity("alg_rank_corr", spearman(big, t_alg),
-                                    [spearman(big, row) for row in t_alg_boot], p.alg1_runs, floor=0.3,
-                                    label="Algorithm 1: Spearman rank correlation of M and the convergence "
-                                          "round (M >= N; recorded, not read)"))
+    t_alg_boot = np.stack(
+        [
+            censored_convergence(wb @ alg_pool[M], p.eps * (wb @ Delta_alg), T)
+            for M in big
+        ],
+        -1,
+    )
+    quantities.append(
+        boot_quantity(
+            "alg_rank_corr",
+            spearman(big, t_alg),
+            [spearman(big, row) for row in t_alg_boot],
+            p.alg1_runs,
+            floor=0.3,
+            label="Algorithm 1: Spearman rank correlation of M and the convergence "
+            "round (M >= N; recorded, not read)",
+        )
+    )
     for M in p.experts:
-        quantities.append(estimate(f"alg_G_T_M{M}", alg[M].extra["G_T_run"],
-                                   label=f"Algorithm 1: G_T, M={M}"))
-    q_nb = estimate("alg_G_T_4N_minus_2N", alg[4 * N].extra["G_T_run"] - alg[2 * N].extra["G_T_run"],
-                    label=f"Algorithm 1: G_T(M={4 * N}) - G_T(M={2 * N}) (paired)")
+        quantities.append(
+            estimate(
+                f"alg_G_T_M{M}",
+                alg[M].extra["G_T_run"],
+                label=f"Algorithm 1: G_T, M={M}",
+            )
+        )
+    q_nb = estimate(
+        "alg_G_T_4N_minus_2N",
+        alg[4 * N].extra["G_T_run"] - alg[2 * N].extra["G_T_run"],
+        label=f"Algorithm 1: G_T(M={4 * N}) - G_T(M={2 * N}) (paired)",
+    )
     quantities.append(q_nb)
     for tab in (phase, alg):
         for r in tab.values():
             r.extra.pop("G_T_run")
 
     readings = (
-        reading_from(q_ideal, "ideal_trend", "ideal MoE (exact, no router): slope of the convergence round "
-                     "on M over M >= N (rounds per expert)", 0.0),
-        reading_from(q_alg, "alg1_trend", "Algorithm 1: slope of the convergence round on M over M >= N "
-                     "(rounds per expert; not reached = T+1)", 0.0),
-        reading_from(q_nb, "alg1_not_better", f"Algorithm 1: G_T(M={4 * N}) - G_T(M={2 * N})", 0.0),
+        reading_from(
+            q_ideal,
+            "ideal_trend",
+            "ideal MoE (exact, no router): slope of the convergence round "
+            "on M over M >= N (rounds per expert)",
+            0.0,
+        ),
+        reading_from(
+            q_alg,
+            "alg1_trend",
+            "Algorithm 1: slope of the convergence round on M over M >= N "
+            "(rounds per expert; not reached = T+1)",
+            0.0,
+        ),
+        reading_from(
+            q_nb,
+            "alg1_not_better",
+            f"Algorithm 1: G_T(M={4 * N}) - G_T(M={2 * N})",
+            0.0,
+        ),
     )
     checks = [ClaimCheck(CLAIM, p.setting, readings)]
-    return Result(params=p, N=N, rho=rho, T1=T1, Delta_exact=float(Delta_pools.mean()), ideal=ideal,
-                  phase=phase, alg=alg, quantities=quantities, checks=checks, configs=configs,
-                  phase_exact_ok=phase_ok,
-                  wall_time_s=time.perf_counter() - start)
+    return Result(
+        params=p,
+        N=N,
+        rho=rho,
+        T1=T1,
+        Delta_exact=float(Delta_pools.mean()),
+        ideal=ideal,
+        phase=phase,
+        alg=alg,
+        quantities=quantities,
+        checks=checks,
+        configs=configs,
+        phase_exact_ok=phase_ok,
+        wall_time_s=time.perf_counter() - start,
+    )
 
 
 def plot(result: Result, out_dir: str) -> Any:
@@ -343,9 +515,11 @@ def plot(result: Result, out_dir: str) -> Any:
     p, N = result.params, result.N
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     csv: dict[str, Any] = {"M": np.array(p.experts)}
-    models = {"ideal": ("ideal MoE (exact)", result.ideal), "phase": ("learning phase + specialised (MC)",
-                                                                     result.phase),
-              "alg": ("Algorithm 1 (MC)", result.alg)}
+    models = {
+        "ideal": ("ideal MoE (exact)", result.ideal),
+        "phase": ("learning phase + specialised (MC)", result.phase),
+        "alg": ("Algorithm 1 (MC)", result.alg),
+    }
     for key, (lab, tab) in models.items():
         for ax, col in zip(axes, ("G_T", "F_T", "t_conv")):
             y = np.array([getattr(tab[M], col) for M in p.experts], dtype=float)
@@ -371,10 +545,15 @@ def configs_text(configs: Mapping[str, Mapping[str, Any]]) -> str:
     """Shared fields of ``configs`` (name -> dict) once, then one line per configuration with the others."""
     names = list(configs)
     keys = sorted({k for c in configs.values() for k in c})
-    shared = {k: configs[names[0]].get(k) for k in keys
-              if all(k in configs[n] and configs[n][k] == configs[names[0]][k] for n in names)}
+    shared = {
+        k: configs[names[0]].get(k)
+        for k in keys
+        if all(k in configs[n] and configs[n][k] == configs[names[0]][k] for n in names)
+    }
     lines = ["shared: " + ", ".join(f"{k}={v}" for k, v in shared.items())]
     for n in names:
-        lines.append(f"{n}: " + ", ".join(f"{k}={v}" for k, v in configs[n].items() if k not in shared))
+        lines.append(
+            f"{n}: "
+            + ", ".join(f"{k}={v}" for k, v in configs[n].items() if k not in shared)
+        )
     return "\n".join(lines)
-

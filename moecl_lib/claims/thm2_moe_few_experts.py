@@ -57,10 +57,20 @@ from moecl_lib import theory_moe as tm
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.engine import SimulationResult, simulate
 from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import (ExactCurves, moe_exact_given_routing, single_expert_exact,
-                                    unit_signal_directions)
+from moecl_lib.theory_exact import (
+    ExactCurves,
+    moe_exact_given_routing,
+    single_expert_exact,
+    unit_signal_directions,
+)
 
-from .prop4_single_expert import agreement, agreement_quantity, independent_ratio, nanmean0, paired_ratio
+from .prop4_single_expert import (
+    agreement,
+    agreement_quantity,
+    independent_ratio,
+    nanmean0,
+    paired_ratio,
+)
 from .record import Record
 from .rule import ClaimCheck, Quantity, Reading, estimate
 from .thm1_moe_many_experts import FRACTION_FLOOR, _clean, config_lines, least_margin
@@ -74,8 +84,18 @@ SINGLE_RATIO = 0.5
 ALG1_FLOOR_RATIO = 1.5
 """Algorithm 1, largest ``M``: ``G_T`` at most this multiple of the within-cluster floor."""
 
-__all__ = ["CHAPTER", "CLAIM", "Params", "Result", "config_lines", "configs", "prose", "run",
-           "plot_ideal", "plot_alg1"]
+__all__ = [
+    "CHAPTER",
+    "CLAIM",
+    "Params",
+    "Result",
+    "config_lines",
+    "configs",
+    "prose",
+    "run",
+    "plot_ideal",
+    "plot_alg1",
+]
 
 
 @dataclass(frozen=True)
@@ -113,13 +133,32 @@ class Params:
 
 def configs(p: Params) -> dict[str, ExperimentConfig]:
     """Every configuration the chapter runs (forced-routing simulations ignore the router fields)."""
-    base = calibration.setting_config(p.setting, 1, T=p.T, n_runs=p.n_runs, seed=p.seed, shared_pool=True,
-                                      **p.clustering, **p.overrides)
+    base = calibration.setting_config(
+        p.setting,
+        1,
+        T=p.T,
+        n_runs=p.n_runs,
+        seed=p.seed,
+        shared_pool=True,
+        **p.clustering,
+        **p.overrides,
+    )
     out = {"ideal|M=1": base}
     out.update({f"ideal|M={M}": base.replace(n_experts=M) for M in p.experts})
-    out.update({f"alg1|M={M}": calibration.setting_config(p.setting, M, T=p.alg1_T, n_runs=p.alg1_runs,
-                                                          seed=p.seed, **p.clustering, **p.overrides)
-                for M in (1, *p.experts)})
+    out.update(
+        {
+            f"alg1|M={M}": calibration.setting_config(
+                p.setting,
+                M,
+                T=p.alg1_T,
+                n_runs=p.alg1_runs,
+                seed=p.seed,
+                **p.clustering,
+                **p.overrides,
+            )
+            for M in (1, *p.experts)
+        }
+    )
     return out
 
 
@@ -141,11 +180,11 @@ class Result:
 
     params: Params
     cluster_of: list[int]
-    floors: dict[str, tuple[float, float]]     # name -> (G_inf, F_inf) of the shared pool
-    sim: dict[int, Any]                        # section 2 simulations (M = 1: engine)
+    floors: dict[str, tuple[float, float]]  # name -> (G_inf, F_inf) of the shared pool
+    sim: dict[int, Any]  # section 2 simulations (M = 1: engine)
     exact: dict[int, Any]
     alg: dict[int, Alg1]
-    floor_single_alg1: np.ndarray              # exact floors per Algorithm-1 pool
+    floor_single_alg1: np.ndarray  # exact floors per Algorithm-1 pool
     floor_moe_alg1: np.ndarray
     quantities: list[Quantity]
     checks: list[ClaimCheck]
@@ -155,15 +194,23 @@ class Result:
 
     @property
     def record(self) -> Record:
-        return Record(chapter=CHAPTER, params=asdict(self.params), quantities=self.quantities,
-                      checks=self.checks, configs=self.configs, seeds=self.seeds,
-                      wall_time_s=self.wall_time_s)
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=self.seeds,
+            wall_time_s=self.wall_time_s,
+        )
 
     def quantity(self, name: str) -> Quantity:
         return next(q for q in self.quantities if q.name == name)
 
     def rows_floors(self) -> list[dict[str, Any]]:
-        return [{"floor": k, "G_inf": v[0], "F_inf": v[1]} for k, v in self.floors.items()]
+        return [
+            {"floor": k, "G_inf": v[0], "F_inf": v[1]} for k, v in self.floors.items()
+        ]
 
     def rows_ideal(self) -> list[dict[str, Any]]:
         rows = []
@@ -171,28 +218,55 @@ class Result:
             (G, Gse), (F, _) = mean_se(sim.G), mean_se(sim.F)
             ex = self.exact[M]
             for t in (t for t in self.params.check_rounds if t <= self.params.T):
-                rows.append(_clean({"M": M, "t": t, "G_sim": G[t - 1], "G_se": Gse[t - 1],
-                                    "G_exact": ex.G[t - 1], "F_sim": F[t - 1], "F_exact": ex.F[t - 1]}))
+                rows.append(
+                    _clean(
+                        {
+                            "M": M,
+                            "t": t,
+                            "G_sim": G[t - 1],
+                            "G_se": Gse[t - 1],
+                            "G_exact": ex.G[t - 1],
+                            "F_sim": F[t - 1],
+                            "F_exact": ex.F[t - 1],
+                        }
+                    )
+                )
         return rows
 
     def rows_alg1(self) -> list[dict[str, Any]]:
         rows = []
         for M, a in self.alg.items():
             r = a.res
-            rows.append(_clean({
-                "M": M, "G_T": float(r.G[:, -1].mean()), "G_T_cond": float(np.mean(a.cond.G[:, -1])),
-                "F_T": float(r.F[:, -1].mean()), "F_T_cond": float(np.mean(a.cond.F[:, -1])),
-                "Gpool_T": float(r.G_pool[:, -1].mean()),
-                "cluster_purity": float(np.nanmean(a.cluster_purity)) if M > 1 else math.nan,
-                "T2_median": float(np.median(r.T2)) if M > 1 else 0.0}))
+            rows.append(
+                _clean(
+                    {
+                        "M": M,
+                        "G_T": float(r.G[:, -1].mean()),
+                        "G_T_cond": float(np.mean(a.cond.G[:, -1])),
+                        "F_T": float(r.F[:, -1].mean()),
+                        "F_T_cond": float(np.mean(a.cond.F[:, -1])),
+                        "Gpool_T": float(r.G_pool[:, -1].mean()),
+                        "cluster_purity": float(np.nanmean(a.cluster_purity))
+                        if M > 1
+                        else math.nan,
+                        "T2_median": float(np.median(r.T2)) if M > 1 else 0.0,
+                    }
+                )
+            )
         return rows
 
 
-def _cluster_purity(res: SimulationResult, cluster_of: np.ndarray, n_clusters: int) -> np.ndarray:
+def _cluster_purity(
+    res: SimulationResult, cluster_of: np.ndarray, n_clusters: int
+) -> np.ndarray:
     """Per-run purity of the post-``T2`` routing with tasks merged into their clusters (NaN if never
     frozen)."""
-    rm = diagnostics.result_routing_matrix(res, after=np.maximum(res.T2, 0))          # (R, M, N)
-    rm_k = np.stack([rm[:, :, cluster_of == k].sum(-1) for k in range(n_clusters)], -1)  # (R, M, K)
+    rm = diagnostics.result_routing_matrix(
+        res, after=np.maximum(res.T2, 0)
+    )  # (R, M, N)
+    rm_k = np.stack(
+        [rm[:, :, cluster_of == k].sum(-1) for k in range(n_clusters)], -1
+    )  # (R, M, K)
     pur = diagnostics.routing_purity(rm_k)
     return np.where(res.T2 >= 0, pur, np.nan)
 
@@ -215,7 +289,10 @@ def run(params: Params = Params()) -> Result:
     vh = unit_signal_directions(res_single.pool)
     vh0 = None if vh is None else vh[0]
     one = np.zeros(n_tasks, int)
-    spec_single, spec_moe = float(tm.cluster_floor(W0, one)), float(tm.cluster_floor(W0, cl))
+    spec_single, spec_moe = (
+        float(tm.cluster_floor(W0, one)),
+        float(tm.cluster_floor(W0, cl)),
+    )
     ex_single = tm.cluster_floors_exact(W0, vh0, s, one)
     ex_moe = tm.cluster_floors_exact(W0, vh0, s, cl)
     floors: dict[str, tuple[float, float]] = {
@@ -226,12 +303,26 @@ def run(params: Params = Params()) -> Result:
     }
     G_floor_1 = floors["single: exact"][0]
     G_floor_moe = floors["MoE: exact"][0]
-    for key, name in (("single: SPEC/Prop.4 (Delta)", "single_spec"), ("single: exact", "single_exact"),
-                      ("MoE: SPEC formula", "moe_spec"), ("MoE: exact", "moe_exact")):
-        q += [Quantity(f"G_floor_{name}", floors[key][0], kind="exact",
-                       label=f"G floor, {key} (shared pool)"),
-              Quantity(f"F_floor_{name}", floors[key][1], kind="exact",
-                       label=f"F floor, {key} (shared pool)")]
+    for key, name in (
+        ("single: SPEC/Prop.4 (Delta)", "single_spec"),
+        ("single: exact", "single_exact"),
+        ("MoE: SPEC formula", "moe_spec"),
+        ("MoE: exact", "moe_exact"),
+    ):
+        q += [
+            Quantity(
+                f"G_floor_{name}",
+                floors[key][0],
+                kind="exact",
+                label=f"G floor, {key} (shared pool)",
+            ),
+            Quantity(
+                f"F_floor_{name}",
+                floors[key][1],
+                kind="exact",
+                label=f"F floor, {key} (shared pool)",
+            ),
+        ]
 
     # 2. ideal MoE (forced cluster routing)
     slack = p.abs_tolerance * G_floor_1
@@ -246,23 +337,67 @@ def run(params: Params = Params()) -> Result:
     ideal_floor: dict[int, Quantity] = {}
     for M, sm in sim.items():
         ex = exact[M]
-        q += [estimate(f"G_T_ideal_M{M}", sm.G[:, -1], label=f"G_T, ideal MoE M={M} (simulation)"),
-              estimate(f"F_T_ideal_M{M}", sm.F[:, -1], label=f"F_T, ideal MoE M={M} (simulation)"),
-              Quantity(f"G_T_ideal_exact_M{M}", float(ex.G[-1]), kind="exact", label=f"exact E[G_T], M={M}"),
-              Quantity(f"F_T_ideal_exact_M{M}", float(ex.F[-1]), kind="exact", label=f"exact E[F_T], M={M}"),
-              agreement_quantity(f"agree_ideal_M{M}", max(agreement(getattr(sm, k), getattr(ex, k), rounds, z,
-                                                                      slack) for k in ("G", "F", "G_pool")),
-                                 z, sm.G.shape[0], f"ideal MoE M={M}: max |sim - exact| / tolerance")]
+        q += [
+            estimate(
+                f"G_T_ideal_M{M}",
+                sm.G[:, -1],
+                label=f"G_T, ideal MoE M={M} (simulation)",
+            ),
+            estimate(
+                f"F_T_ideal_M{M}",
+                sm.F[:, -1],
+                label=f"F_T, ideal MoE M={M} (simulation)",
+            ),
+            Quantity(
+                f"G_T_ideal_exact_M{M}",
+                float(ex.G[-1]),
+                kind="exact",
+                label=f"exact E[G_T], M={M}",
+            ),
+            Quantity(
+                f"F_T_ideal_exact_M{M}",
+                float(ex.F[-1]),
+                kind="exact",
+                label=f"exact E[F_T], M={M}",
+            ),
+            agreement_quantity(
+                f"agree_ideal_M{M}",
+                max(
+                    agreement(getattr(sm, k), getattr(ex, k), rounds, z, slack)
+                    for k in ("G", "F", "G_pool")
+                ),
+                z,
+                sm.G.shape[0],
+                f"ideal MoE M={M}: max |sim - exact| / tolerance",
+            ),
+        ]
         if M == 1:
             continue
-        q.append(Quantity(f"rate_M{M}", float(ex.rate[0]), kind="exact",
-                          label=f"per-round decay factor of a cluster's experts, M={M}"))
+        q.append(
+            Quantity(
+                f"rate_M{M}",
+                float(ex.rate[0]),
+                kind="exact",
+                label=f"per-round decay factor of a cluster's experts, M={M}",
+            )
+        )
         g = estimate("g", sm.G[:, -1])
-        ideal_floor[M] = Quantity(f"G_over_floor_ideal_M{M}", g.value / G_floor_moe, g.se / G_floor_moe, g.n,
-                                  label=f"ideal MoE: G_T(M={M}) / within-cluster floor")
-        q += [ideal_floor[M],
-              independent_ratio(f"G_ratio_ideal_M{M}", sm.G[:, -1], res_single.G[:, -1],
-                                label=f"ideal MoE: G_T(M={M}) / G_T(single)")]
+        ideal_floor[M] = Quantity(
+            f"G_over_floor_ideal_M{M}",
+            g.value / G_floor_moe,
+            g.se / G_floor_moe,
+            g.n,
+            label=f"ideal MoE: G_T(M={M}) / within-cluster floor",
+        )
+        q += [
+            ideal_floor[M],
+            independent_ratio(
+                f"G_ratio_ideal_M{M}",
+                sm.G[:, -1],
+                res_single.G[:, -1],
+                label=f"ideal MoE: G_T(M={M}) / G_T(single)",
+            ),
+        ]
 
     # 3. Algorithm 1
     alg: dict[int, Alg1] = {}
@@ -270,8 +405,14 @@ def run(params: Params = Params()) -> Result:
         cfg = cfgs[f"alg1|M={M}"]
         res = simulate(cfg)
         vh3 = unit_signal_directions(res.pool)
-        cond = moe_exact_given_routing(res.pool.W, vh3, s, res.tasks.astype(int), res.experts.astype(int), M)
-        cp = _cluster_purity(res, cl, p.n_clusters) if M > 1 else np.full(cfg.n_runs, np.nan)
+        cond = moe_exact_given_routing(
+            res.pool.W, vh3, s, res.tasks.astype(int), res.experts.astype(int), M
+        )
+        cp = (
+            _cluster_purity(res, cl, p.n_clusters)
+            if M > 1
+            else np.full(cfg.n_runs, np.nan)
+        )
         alg[M] = Alg1(res=res, cond=cond, cluster_purity=cp)
     a1 = alg[1].res
     pools = a1.pool
@@ -281,16 +422,38 @@ def run(params: Params = Params()) -> Result:
     floor_single = tm.cluster_floors_exact(pools.W, vh_p, s, one)[0]
     floor_moe = tm.cluster_floors_exact(pools.W, vh_p, s, cl)[0]
     gap_within = tm.cluster_floor(pools.W, cl)
-    floor_is_gap = paired_ratio("floor_over_within_gap", floor_moe, gap_within,
-                                label="exact within-cluster floor / SPEC within-cluster gap "
-                                "(Algorithm-1 pools)")
-    floor_vs_single = paired_ratio("floor_moe_over_single", floor_moe, floor_single,
-                                   label="within-cluster floor / single expert's floor (Algorithm-1 pools)")
-    q += [estimate("floor_single_alg1", floor_single,
-                   label="single expert's exact floor (Algorithm-1 pools)"),
-          estimate("floor_moe_alg1", floor_moe, label="exact within-cluster floor (Algorithm-1 pools)"),
-          estimate("within_gap_alg1", gap_within, label="SPEC within-cluster gap (Algorithm-1 pools)"),
-          floor_is_gap, floor_vs_single]
+    floor_is_gap = paired_ratio(
+        "floor_over_within_gap",
+        floor_moe,
+        gap_within,
+        label="exact within-cluster floor / SPEC within-cluster gap "
+        "(Algorithm-1 pools)",
+    )
+    floor_vs_single = paired_ratio(
+        "floor_moe_over_single",
+        floor_moe,
+        floor_single,
+        label="within-cluster floor / single expert's floor (Algorithm-1 pools)",
+    )
+    q += [
+        estimate(
+            "floor_single_alg1",
+            floor_single,
+            label="single expert's exact floor (Algorithm-1 pools)",
+        ),
+        estimate(
+            "floor_moe_alg1",
+            floor_moe,
+            label="exact within-cluster floor (Algorithm-1 pools)",
+        ),
+        estimate(
+            "within_gap_alg1",
+            gap_within,
+            label="SPEC within-cluster gap (Algorithm-1 pools)",
+        ),
+        floor_is_gap,
+        floor_vs_single,
+    ]
     slack3 = p.abs_tolerance * float(floor_single.mean())
     rounds3 = [t for t in p.alg1_check_rounds if t <= p.alg1_T]
     alg_G: dict[int, Quantity] = {}
@@ -300,49 +463,130 @@ def run(params: Params = Params()) -> Result:
         r = a.res
         if not np.allclose(r.pool.W, pools.W):
             raise AssertionError("every Algorithm-1 M must use the same pools")
-        q += [estimate(f"G_T_alg1_M{M}", r.G[:, -1], label=f"G_T, Algorithm 1, M={M}"),
-              estimate(f"F_T_alg1_M{M}", r.F[:, -1], label=f"F_T, Algorithm 1, M={M}"),
-              estimate(f"Gpool_T_alg1_M{M}", r.G_pool[:, -1], label=f"G^pool_T, Algorithm 1, M={M}"),
-              agreement_quantity(f"agree_alg1_M{M}",
-                                 max(agreement(getattr(r, k), getattr(a.cond, k), rounds3, z, slack3)
-                                     for k in ("G", "F")), z, r.G.shape[0],
-                                 f"Algorithm 1 M={M}: max |sim - exact given the routing| / tolerance")]
+        q += [
+            estimate(f"G_T_alg1_M{M}", r.G[:, -1], label=f"G_T, Algorithm 1, M={M}"),
+            estimate(f"F_T_alg1_M{M}", r.F[:, -1], label=f"F_T, Algorithm 1, M={M}"),
+            estimate(
+                f"Gpool_T_alg1_M{M}",
+                r.G_pool[:, -1],
+                label=f"G^pool_T, Algorithm 1, M={M}",
+            ),
+            agreement_quantity(
+                f"agree_alg1_M{M}",
+                max(
+                    agreement(getattr(r, k), getattr(a.cond, k), rounds3, z, slack3)
+                    for k in ("G", "F")
+                ),
+                z,
+                r.G.shape[0],
+                f"Algorithm 1 M={M}: max |sim - exact given the routing| / tolerance",
+            ),
+        ]
         if M == 1:
             continue
-        alg_G[M] = paired_ratio(f"G_ratio_alg1_M{M}", r.G[:, -1], a1.G[:, -1],
-                                label=f"Algorithm 1: G_T(M={M}) / G_T(single)")
-        alg_F[M] = paired_ratio(f"F_ratio_alg1_M{M}", r.F[:, -1], a1.F[:, -1],
-                                label=f"Algorithm 1: F_T(M={M}) / F_T(single)")
-        alg_floor[M] = paired_ratio(f"G_over_floor_alg1_M{M}", r.G[:, -1], floor_moe,
-                                    label=f"Algorithm 1: G_T(M={M}) / within-cluster floor")
-        q += [estimate(f"cluster_purity_alg1_M{M}", a.cluster_purity, floor=FRACTION_FLOOR,
-                       label=f"cluster purity after T2, M={M}"),
-              estimate(f"frozen_alg1_M{M}", (r.T2 >= 0).astype(float), floor=FRACTION_FLOOR,
-                       label=f"fraction of runs frozen, M={M}"),
-              alg_G[M], alg_F[M], alg_floor[M]]
+        alg_G[M] = paired_ratio(
+            f"G_ratio_alg1_M{M}",
+            r.G[:, -1],
+            a1.G[:, -1],
+            label=f"Algorithm 1: G_T(M={M}) / G_T(single)",
+        )
+        alg_F[M] = paired_ratio(
+            f"F_ratio_alg1_M{M}",
+            r.F[:, -1],
+            a1.F[:, -1],
+            label=f"Algorithm 1: F_T(M={M}) / F_T(single)",
+        )
+        alg_floor[M] = paired_ratio(
+            f"G_over_floor_alg1_M{M}",
+            r.G[:, -1],
+            floor_moe,
+            label=f"Algorithm 1: G_T(M={M}) / within-cluster floor",
+        )
+        q += [
+            estimate(
+                f"cluster_purity_alg1_M{M}",
+                a.cluster_purity,
+                floor=FRACTION_FLOOR,
+                label=f"cluster purity after T2, M={M}",
+            ),
+            estimate(
+                f"frozen_alg1_M{M}",
+                (r.T2 >= 0).astype(float),
+                floor=FRACTION_FLOOR,
+                label=f"fraction of runs frozen, M={M}",
+            ),
+            alg_G[M],
+            alg_F[M],
+            alg_floor[M],
+        ]
 
     big = max(p.experts)
     fl = alg_floor[big]
     pct = f"{FLOOR_TOL:.0%}"
     readings = (
-        least_margin("ideal_floor", "ideal MoE converges to the within-cluster floor: |G_T(M) / G_inf - 1|",
-                     ideal_floor, FLOOR_TOL, absolute=True, center=1.0),
-        Reading("floor_is_gap", f"the floor is the within-cluster gap (within {pct}, mean over the "
-                "Algorithm-1 pools): |G_inf / Delta_within - 1|", abs(floor_is_gap.value - 1), FLOOR_TOL,
-                floor_is_gap.se, "<="),
-        Reading("floor_below_single", "the within-cluster floor is well below the single expert's: "
-                "G_inf / G_inf(single)", floor_vs_single.value, SINGLE_RATIO, floor_vs_single.se, "<="),
-        least_margin("alg1_G", "Algorithm 1 beats the single expert: G_T(M) / G_T(single)", alg_G, 1.0),
-        least_margin("alg1_F", "Algorithm 1 keeps forgetting below the single expert's: F_T(M) / F_T(single)",
-                     alg_F, 1.0),
-        Reading("alg1_floor", f"Algorithm 1 approaches the floor, M = {big}: G_T / G_inf", fl.value,
-                ALG1_FLOOR_RATIO, fl.se, "<="),
+        least_margin(
+            "ideal_floor",
+            "ideal MoE converges to the within-cluster floor: |G_T(M) / G_inf - 1|",
+            ideal_floor,
+            FLOOR_TOL,
+            absolute=True,
+            center=1.0,
+        ),
+        Reading(
+            "floor_is_gap",
+            f"the floor is the within-cluster gap (within {pct}, mean over the "
+            "Algorithm-1 pools): |G_inf / Delta_within - 1|",
+            abs(floor_is_gap.value - 1),
+            FLOOR_TOL,
+            floor_is_gap.se,
+            "<=",
+        ),
+        Reading(
+            "floor_below_single",
+            "the within-cluster floor is well below the single expert's: "
+            "G_inf / G_inf(single)",
+            floor_vs_single.value,
+            SINGLE_RATIO,
+            floor_vs_single.se,
+            "<=",
+        ),
+        least_margin(
+            "alg1_G",
+            "Algorithm 1 beats the single expert: G_T(M) / G_T(single)",
+            alg_G,
+            1.0,
+        ),
+        least_margin(
+            "alg1_F",
+            "Algorithm 1 keeps forgetting below the single expert's: F_T(M) / F_T(single)",
+            alg_F,
+            1.0,
+        ),
+        Reading(
+            "alg1_floor",
+            f"Algorithm 1 approaches the floor, M = {big}: G_T / G_inf",
+            fl.value,
+            ALG1_FLOOR_RATIO,
+            fl.se,
+            "<=",
+        ),
     )
     checks = [ClaimCheck(CLAIM, p.setting, readings)]
-    return Result(params=p, cluster_of=cl.tolist(), floors=floors, sim=sim, exact=exact, alg=alg,
-                  floor_single_alg1=floor_single, floor_moe_alg1=floor_moe, quantities=q, checks=checks,
-                  configs={k: c.to_dict() for k, c in cfgs.items()}, wall_time_s=time.perf_counter() - start,
-                  seeds=[p.seed])
+    return Result(
+        params=p,
+        cluster_of=cl.tolist(),
+        floors=floors,
+        sim=sim,
+        exact=exact,
+        alg=alg,
+        floor_single_alg1=floor_single,
+        floor_moe_alg1=floor_moe,
+        quantities=q,
+        checks=checks,
+        configs={k: c.to_dict() for k, c in cfgs.items()},
+        wall_time_s=time.perf_counter() - start,
+        seeds=[p.seed],
+    )
 
 
 # ------------------------------------------------------------------------------------------------ prose
@@ -355,14 +599,20 @@ def prose(result: Result) -> dict[str, str]:
     worst = max(agree, key=lambda x: x.value)
     out["thm2_agree_sentence"] = (
         f"the largest agreement statistic of the chapter is {worst.value:.2f} ({worst.label}); "
-        + ("below 1: every checked round agrees within the tolerance" if worst.value < 1
-           else "above 1: at least one checked round departs from the exact expectation"))
+        + (
+            "below 1: every checked round agrees within the tolerance"
+            if worst.value < 1
+            else "above 1: at least one checked round departs from the exact expectation"
+        )
+    )
     parts = []
     for M in result.params.experts:
         g = result.quantity(f"G_over_floor_alg1_M{M}")
         c = result.quantity(f"cluster_purity_alg1_M{M}")
-        parts.append(f"M = {M} ends at {g.value:.2f} ± {g.se:.2f} times the floor "
-                     f"(cluster purity {c.value:.2f})")
+        parts.append(
+            f"M = {M} ends at {g.value:.2f} ± {g.se:.2f} times the floor "
+            f"(cluster purity {c.value:.2f})"
+        )
     out["thm2_alg1_sentence"] = "; ".join(parts)
     return out
 
@@ -400,8 +650,10 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         ax.set_xlabel("round $t$")
     axes[1].legend(fontsize=8)
     n_tasks = len(result.cluster_of)
-    fig.suptitle(f"Ideal MoE with M < N={n_tasks}, K={p.n_clusters} clusters; dashed: exact (ours)",
-                 fontsize=10)
+    fig.suptitle(
+        f"Ideal MoE with M < N={n_tasks}, K={p.n_clusters} clusters; dashed: exact (ours)",
+        fontsize=10,
+    )
     return fig, csv
 
 
@@ -422,13 +674,30 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
             cm = nanmean0(getattr(a.cond, key))
             plotting.band(ax, ta, m, se, label=lab, z=2.0)
             ax.plot(ta, cm, "k--", lw=0.7)
-            csv[f"{key}_mean_M{M}"], csv[f"{key}_se_M{M}"], csv[f"{key}_cond_M{M}"] = m, se, cm
-    axes[1].axhline(float(result.floor_single_alg1.mean()), color="grey", ls=":", label="single-expert floor")
-    axes[1].axhline(float(result.floor_moe_alg1.mean()), color="C3", ls=":", label="within-cluster floor")
+            csv[f"{key}_mean_M{M}"], csv[f"{key}_se_M{M}"], csv[f"{key}_cond_M{M}"] = (
+                m,
+                se,
+                cm,
+            )
+    axes[1].axhline(
+        float(result.floor_single_alg1.mean()),
+        color="grey",
+        ls=":",
+        label="single-expert floor",
+    )
+    axes[1].axhline(
+        float(result.floor_moe_alg1.mean()),
+        color="C3",
+        ls=":",
+        label="within-cluster floor",
+    )
     axes[0].set_title("forgetting $F_t$")
     axes[1].set_title("generalisation error $G_t$")
     for ax in axes:
         ax.set_xlabel("round $t$")
     axes[1].legend(fontsize=8)
-    fig.suptitle("Algorithm 1 on clustered tasks; dashed: exact given the realised routing", fontsize=10)
+    fig.suptitle(
+        "Algorithm 1 on clustered tasks; dashed: exact given the realised routing",
+        fontsize=10,
+    )
     return fig, csv
