@@ -50,7 +50,11 @@ class Subcommand:
 REGISTRY: dict[str, Subcommand] = {}
 """name -> Subcommand, in registration order (the order shown by ``moecl --help``)."""
 
-COMMAND_MODULES: tuple[str, ...] = ("moecl_lib.bench", "moecl_lib.portability")
+COMMAND_MODULES: tuple[str, ...] = (
+    "moecl_lib.bench",
+    "moecl_lib.portability",
+    "moecl_lib.sweep.cli",
+)
 """Optional modules that register more subcommands when imported; a module that does not exist is skipped."""
 
 
