@@ -634,7 +634,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         lab = "single expert" if M == 1 else f"MoE M={M}"
         for ax, key in [(axes[0], "F"), (axes[1], "G")]:
             m, se = mean_se(getattr(sm, key))
-            plotting.band(ax, t, m, se, label=lab, z=2.0)
+            plotting.band(ax, t, m, se, label=lab, z=2.0, color=plotting.m_color(M))
             ax.plot(t, getattr(result.exact[M], key), "k--", lw=0.8)
             csv[f"{key}_mean_M{M}"], csv[f"{key}_se_M{M}"] = m, se
             csv[f"{key}_exact_M{M}"] = getattr(result.exact[M], key)
