@@ -949,7 +949,7 @@ def plot_post(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     axes[1].set_yscale("log")
     axes[0].set_title("forgetting $F_t$")
     axes[1].set_title("generalisation error $G_t$ (log scale)")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.suptitle(
         f"M={p.M_post}, random routing until $t_0$={p.t0}, specialised afterwards",
         fontsize=10,
@@ -990,7 +990,7 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     axes[1].set_title("generalisation error $G_t$")
     for ax in axes:
         ax.set_xlabel("round $t$")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.suptitle(
         "Algorithm 1 (learned router, termination); dashed: exact given the realised routing",
         fontsize=10,
