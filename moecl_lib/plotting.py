@@ -118,7 +118,9 @@ def legible(fig: Figure, column_in: float = COLUMN_IN) -> None:
     for ax in fig.axes:
         ax.tick_params(labelsize=tick_pt * factor)
     if fig.get_layout_engine() is None:
-        fig.tight_layout()
+        # leave room for a suptitle (tight_layout alone lets it overlap the top titles)
+        top = 0.9 if fig._suptitle is not None else 1.0
+        fig.tight_layout(rect=(0, 0, 1, top))
     else:
         fig.get_layout_engine().execute(fig)
 

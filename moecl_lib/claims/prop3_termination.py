@@ -455,7 +455,7 @@ def plot_loads_convergence(result: Result) -> tuple[Figure, dict[str, np.ndarray
         csv[f"{setting}_single_G_mean"] = sd.single.G_mean
     axes[0].set_ylabel("normalised load entropy")
     axes[0].set_xlabel("round $t$")
-    axes[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.28), fontsize=9)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.45), fontsize=9)
     cal = result.data["calibrated"]
     for ax, term in [(axes[1], "gap"), (axes[2], "never")]:
         ax.plot(t, cal.single.G_mean, "k", lw=0.8, label="single expert (calibrated)")
@@ -463,5 +463,5 @@ def plot_loads_convergence(result: Result) -> tuple[Figure, dict[str, np.ndarray
         ax.set_xlabel("round $t$")
         ax.axvline(cal.T1, color="grey", ls=":", lw=1)
         ax.set_ylabel("$G_t$")
-    axes[1].legend(loc="upper left", bbox_to_anchor=(0.0, -0.28), fontsize=9)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(0.0, -0.45), fontsize=9)
     return fig, csv
