@@ -56,7 +56,6 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 NBVAL_SANITIZE := notebooks/nbval_sanitize.cfg
 HTML := book/_build/html
 SCREENSHOT_DIR ?= book/_build/screenshots
-SCREENSHOT_PAGES ?= intro setting fidelity status generated/prop4_single_expert
 CHROMIUM ?= chromium
 
 # $(call run_pytest,ARGS,what): pytest, where exit status 5 ("no tests collected") is an explicit failure
@@ -67,7 +66,7 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: help setup lock lock-upgrade lab lab-check data notebooks book book-only test lint test-pytest test-unit test-nbval test-book portability screenshot clean distclean
+.PHONY: help setup lock lock-upgrade lab lab-check data notebooks book book-only test lint test-pytest test-unit test-nbval test-book check-html portability screenshot clean distclean
 
 help:
 	@echo "make setup                 venv ($(VENV)) = $(LOCK) (uv pip sync) + the project (-e, --no-deps), npm ci (MathJax), Fashion-MNIST if possible"
@@ -79,7 +78,7 @@ help:
 	@echo "make notebooks PROFILE=..  execute notebooks/*.ipynb into book/generated/ (PROFILE=paper|quick; JOBS=2 at once)"
 	@echo "make portability           quick-profile chapter checks under other CPU kernels (VARIANTS=... to choose)"
 	@echo "make book-only             rebuild the HTML from the existing book/generated/"
-	@echo "make screenshot            headless-Chromium PNGs of a few pages -> $(SCREENSHOT_DIR)/ (not in CI)"
+	@echo "make screenshot            headless-Chromium PNGs of every page, laptop and phone width -> $(SCREENSHOT_DIR)/ (not in CI)"
 	@echo "make clean | distclean     remove build outputs | also the venv, node_modules and the MathJax copy"
 
 # ---------------------------------------------------------------------------------------------- set-up
@@ -189,6 +188,7 @@ test: setup
 	@$(MAKE) lint
 	@$(MAKE) test-pytest
 	@$(MAKE) test-book
+	@$(MAKE) check-html
 
 # ruff (configured in pyproject.toml): formatting and lint of the library, tests, scripts and notebooks
 LINT_PATHS := moecl_lib tests scripts notebooks
@@ -199,8 +199,9 @@ lint:
 # test-unit and test-nbval in one pytest run on $(JOBS) workers (pytest-xdist); --dist loadfile keeps each
 # notebook's cells on one worker, in order, on one kernel.
 NBVAL_FLAGS = --nbval-lax --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE)
+# (tests/test_book_html.py checks the built book: check-html runs it after test-book has built it)
 test-pytest:
-	$(call run_pytest,-n $(JOBS) --dist loadfile $(NBVAL_FLAGS) tests notebooks/,tests/ and notebooks/)
+	$(call run_pytest,-n $(JOBS) --dist loadfile $(NBVAL_FLAGS) --ignore=tests/test_book_html.py tests notebooks/,tests/ and notebooks/)
 
 test-unit:
 	$(call run_pytest,tests,tests/)
@@ -215,6 +216,12 @@ test-nbval:
 test-book:
 	@rm -rf book/generated && mkdir -p book/generated && cp notebooks/*.ipynb book/generated/
 	$(BIN)/moecl book
+
+# What a reader sees in the built HTML: no test leftovers, every figure captioned, well-formed external links, no
+# words about how the companion was built, and every chapter opening with its claim, verdict and key figure.
+check-html:
+	@test -f $(HTML)/index.html || { echo "no $(HTML)/index.html: run 'make test-book' first" >&2; exit 1; }
+	$(call run_pytest,-q tests/test_book_html.py,tests/test_book_html.py)
 
 # Every chapter compares its record with notebooks/expected/ at the tolerance of moecl_lib.claims.rule, under
 # other torch / OpenBLAS / numba / numpy kernels (`.venv/bin/moecl portability --list` shows the variants).
@@ -253,8 +260,12 @@ lab-check: setup $(LAB_STAMP)
 
 # ---------------------------------------------------------------------------------------------- reader's check
 
-# Headless Chromium screenshots of the built book (math must be rendered: no raw \( \) left). Installs the
-# Debian `chromium` package when missing and running as root. Optional; not part of CI.
+# Headless Chromium screenshots of every page of the built book, at 1400 x 900 (the first screen on a laptop) and
+# 390 x 844 (a phone), to look at them as a reader would (math must be rendered: no raw \( \) left). Installs the
+# Debian `chromium` package when missing and running as root. Optional; not part of CI. SCREENSHOT_PAGES=... for
+# a few pages (paths under $(HTML) without .html), SCREENSHOT_SIZES=... for other window sizes.
+SCREENSHOT_PAGES ?= $(patsubst $(HTML)/%.html,%,$(filter-out $(HTML)/genindex.html $(HTML)/search.html,$(wildcard $(HTML)/*.html $(HTML)/generated/*.html)))
+SCREENSHOT_SIZES ?= 1400,900 390,844
 screenshot:
 	@test -f $(HTML)/index.html || { echo "no $(HTML)/index.html: run 'make book' first" >&2; exit 1; }
 	@if ! command -v $(CHROMIUM) >/dev/null 2>&1; then \
@@ -263,16 +274,16 @@ screenshot:
 	  else echo "chromium not found: install it (apt-get install chromium) or set CHROMIUM=..." >&2; exit 1; fi; \
 	fi
 	@mkdir -p $(SCREENSHOT_DIR)
-	@for page in $(SCREENSHOT_PAGES); do \
+	@for page in $(SCREENSHOT_PAGES); do for size in $(SCREENSHOT_SIZES); do \
 	  [ -f "$(HTML)/$$page.html" ] || { echo "skip $$page (not built)"; continue; }; \
-	  profile=$$(mktemp -d); out="$(SCREENSHOT_DIR)/$$(basename $$page).png"; \
+	  profile=$$(mktemp -d); out="$(SCREENSHOT_DIR)/$$(basename $$page)-$${size%%,*}.png"; \
 	  timeout 120 $(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --disable-background-networking \
 	    --disable-component-update --disable-sync --no-first-run --user-data-dir="$$profile" \
-	    --window-size=1280,1600 --hide-scrollbars --virtual-time-budget=10000 \
+	    --window-size=$$size --hide-scrollbars --virtual-time-budget=10000 \
 	    --screenshot="$$out" "file://$(CURDIR)/$(HTML)/$$page.html" >/dev/null 2>&1 || true; \
 	  rm -rf "$$profile"; \
 	  if [ -s "$$out" ]; then echo "screenshot: $$out"; else echo "screenshot FAILED: $$page" >&2; exit 1; fi; \
-	done
+	done; done
 
 # ---------------------------------------------------------------------------------------------- cleaning
 

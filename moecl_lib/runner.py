@@ -538,9 +538,25 @@ def record_profile(path: Path, profile: str, parameters: Mapping[str, Any]) -> N
         "profile": profile,
         "overrides": dict(parameters),
     }
+    label_injected_parameters(nb, profile)
     path.write_text(
         json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
     )
+
+
+def label_injected_parameters(nb: dict[str, Any], profile: str) -> None:
+    """Collapse papermill's injected-parameters cell and say in its first line what it is."""
+    for cell in nb.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags:
+            if "hide-cell" not in tags:
+                tags.append("hide-cell")
+            src = "".join(cell.get("source", ""))
+            first = (
+                f"# Values of the {profile} profile (they replace the defaults above)"
+            )
+            src = re.sub(r"\A# Parameters\n", first + "\n", src)
+            cell["source"] = src
 
 
 def generated_profiles(root: Path) -> dict[str, str]:

@@ -96,20 +96,20 @@ def render_status(
     profiles = profiles or {}
     lines = [_provenance(rows, records, profiles), ""]
     lines += _headline(rows, records) + [""]
-    lines += ["| # | claim | verdict | chapter |", "|---|---|---|---|"]
+    lines += [
+        "| # | claim | calibrated setting | recalled setting | chapter's own parameters "
+        "| chapter |",
+        "|---|---|---|---|---|---|",
+    ]
     for i, r in enumerate(rows, start=1):
         checks = claim_checks(r, records)
-        verdict = (
-            "<br>".join(
-                f"{c.setting}: **{c.verdict}**"
-                if c.setting != "-"
-                else f"**{c.verdict}**"
-                for c in checks
-            )
-            or f"**{PENDING}**"
-        )
+        by = {c.setting: f"**{c.verdict}**" for c in checks}
+        cols = [by.get("calibrated", "—"), by.get("recalled", "—"), by.get("-", "—")]
+        if not checks:
+            cols = [f"**{PENDING}**"] * 3
         lines.append(
-            f"| [{i}](status-{i}) | {_cell(r['claim'])} | {verdict} | {_link(r['chapter'], titles)} |"
+            f"| [{i}](status-{i}) | {_cell(r['claim'])} | {' | '.join(cols)} "
+            f"| {_link(r['chapter'], titles)} |"
         )
     lines += ["", "## Details", ""]
     for i, r in enumerate(rows, start=1):
@@ -185,7 +185,8 @@ def _headline(
             text = ", ".join(
                 f"{counts[v]} {v}" for v in (*VERDICTS, PENDING) if counts[v]
             )
-            parts.append(text if setting == "-" else f"{setting} setting: {text}")
+            where = "own parameters" if setting == "-" else f"{setting} setting"
+            parts.append(f"{where}: {text}")
         out.append(f"- **{title}** ({len(mine)}): {'; '.join(parts)}.")
     return out
 
@@ -345,6 +346,10 @@ def write_status_page(book_dir: str | Path) -> Path:
         verdict_rule_text() + "\n\n## Summary\n\n" + body + "\n", encoding="utf-8"
     )
     (book / SETTINGS_TABLE).write_text(render_settings_table() + "\n", encoding="utf-8")
+    from moecl_lib.glance import write_downloads, write_glance
+
+    write_glance(book, load_status(book / "reproduction_status.csv"), records, titles)
+    write_downloads(book, titles)
     root = book.resolve().parent
     info = render_build_info(records, titles, profiles, git_commit(root))
     lock = root / "lock" / "dev.txt"

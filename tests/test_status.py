@@ -85,14 +85,20 @@ def test_render_from_records(tmp_path: Path):
         "recalled setting: 1 not reproduced." in text
     )
     assert (
-        "Claims of the Expert Gate paper (Aljundi et al., CVPR 2017)** (1): 1 pending"
+        "Claims of the Expert Gate paper (Aljundi et al., CVPR 2017)** (1): own parameters: 1 pending"
         in text
     )
     assert (
-        "| [1](status-1) | Claim A with \\|M_n\\| | calibrated: **reproduced**<br>recalled: **not reproduced** "
+        "| [1](status-1) | Claim A with \\|M_n\\| | **reproduced** | **not reproduced** | — "
         "| [Chapter A](generated/nb_a.ipynb) |"
     ) in text
-    assert "| [2](status-2) | Claim B | **pending** |" in text
+    assert (
+        "| [2](status-2) | Claim B | **pending** | **pending** | **pending** |" in text
+    )
+    glance = (book / "generated" / "_glance.md").read_text()
+    assert ":link: generated/nb_a" in glance
+    assert "calibrated: **reproduced**; recalled: **not reproduced**" in glance
+    assert (book / "generated" / "_downloads.md").is_file()
     assert (
         "  - G_T(never)/G_T(gap) >= 1.25: 1.41 ± 0.05 ≥ 1.25 (margin +3.2 s.e.) → holds"
         in text

@@ -801,7 +801,8 @@ def phase_figure(result: Result) -> tuple[Figure, dict[str, list[Any]]]:
     for r in rows:
         for k in CLAIMS + ("all",):
             r[f"{k}_holds"] = r[k] == "holds"
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    fig, axes = plt.subplots(2, 2, figsize=(9, 7.0))
+    axes = axes.ravel()
     specs = [
         ("purity_T1", "P1", "P1: purity after $T_1$", "viridis", 0.2, 1.0),
         ("ratio_never_gap", "P2", "P2: $G_T$(never) / $G_T$(gap)", "magma", 0.5, 3.0),
@@ -846,9 +847,9 @@ def phase_figure(result: Result) -> tuple[Figure, dict[str, list[Any]]]:
         fig.colorbar(im, ax=ax, shrink=0.8)
     p = result.params
     fig.suptitle(
-        f"M={p.n_experts}, no-decay aux, alpha={CALIBRATED['alpha']}, lambda={CALIBRATED['lam']}, "
-        f"T1=30M, T={p.T}, {p.n_runs} runs per cell; red frame = claim holds (2 s.e.), "
-        "dashed = undecided",
+        f"M={p.n_experts}, no-decay aux, alpha={CALIBRATED['alpha']}, "
+        f"lambda={CALIBRATED['lam']}, T1=30M, T={p.T}, {p.n_runs} runs per cell\n"
+        "red frame = claim holds (2 s.e.), dashed = undecided",
         fontsize=10,
     )
     fig.tight_layout()

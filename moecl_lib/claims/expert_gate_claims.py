@@ -633,7 +633,14 @@ def plot_accuracies(result: Result, out_dir: str) -> Any:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     keys = ["expert_gate", "disc_gate", "oracle", "joint", "finetune", "lwf"]
-    colors = ["C3", "C1", "C2", "C0", "C7", "C4"]
+    colors = [
+        plotting.ROUTER_COLORS["Expert Gate"],
+        "#E69F00",
+        plotting.ROUTER_COLORS["oracle router"],
+        "#0072B2",
+        "#999999",
+        "#CC79A7",
+    ]
     csv: dict[str, list[Any]] = {"family": [], "method": [], "mean": [], "se": []}
     for ax, fam in zip(axes, ("split", "mixed")):
         qs = [result.quantity(f"{fam}_{k}") for k in keys]
@@ -652,7 +659,7 @@ def plot_accuracies(result: Result, out_dir: str) -> Any:
             fontsize=8,
         )
         ax.set_title(FAMILY_LABEL[fam])
-        ax.set_ylim(40, 100)
+        ax.set_ylim(0, 100)
         for k, q in zip(keys, qs):
             csv["family"].append(FAMILY_LABEL[fam])
             csv["method"].append(k)

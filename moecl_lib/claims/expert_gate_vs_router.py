@@ -105,15 +105,17 @@ IMAGE_LEARNERS: dict[str, str] = {
     "eg": "Expert Gate",
     "oracle": "oracle router",
 }
-COLORS = {
-    "paper router (gap)": "C0",
-    "paper router (never)": "C1",
-    "Expert Gate (c=0)": "C2",
-    "Expert Gate (c=1)": "C3",
-    "oracle router": "C4",
-    "single expert": "C5",
-    "single network": "C5",
-    "Expert Gate": "C2",
+COLORS = plotting.ROUTER_COLORS
+# routing-accuracy panels: the oracle is a wide pale line underneath, so that routers that match it stay visible
+ROUTE_MARKERS = {
+    "Expert Gate (c=0)": "s",
+    "Expert Gate (c=1)": "^",
+    "oracle router": "",
+}
+ROUTE_LINES: dict[str, dict[str, Any]] = {
+    "oracle router": {"lw": 4.0, "alpha": 0.45, "zorder": 1},
+    "Expert Gate (c=0)": {"ls": "--", "zorder": 3},
+    "Expert Gate (c=1)": {"ls": ":", "zorder": 3},
 }
 
 # Absolute tolerance floors (units of the quantity). Linear stream, by kind: the kernel variants
@@ -948,9 +950,10 @@ def plot_linear(result: Result, out_dir: str) -> Any:
                     rse,
                     label=name,
                     z=2.0,
-                    marker="o",
-                    ms=3,
+                    marker=ROUTE_MARKERS.get(name, "o"),
+                    ms=4,
                     color=COLORS[name],
+                    **ROUTE_LINES.get(name, {}),
                 )
         axes[row, 0].set_yscale("symlog", linthresh=1e-2)
         axes[row, 0].set_ylim(bottom=0)
@@ -961,8 +964,10 @@ def plot_linear(result: Result, out_dir: str) -> Any:
         for ax in axes[row]:
             ax.set_xlabel("round $t$")
     handles, labs = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labs, loc="lower center", ncol=len(labs), fontsize=8)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout()
+    fig.legend(
+        handles, labs, loc="upper center", ncol=3, fontsize=9, bbox_to_anchor=(0.5, 0.0)
+    )
     plotting.save_figure(fig, out_dir, "linear_head_to_head")
     rounds = np.arange(1, result.params.T_linear + 1)
     plotting.save_csv(out_dir, "linear_head_to_head", dict(round=rounds, **csv))

@@ -638,7 +638,7 @@ def run(p: Params = Params()) -> Result:
 
 
 # ----------------------------------------------------------------------------- plotting
-COLORS = {1: "k", 5: "C2", 10: "C0", 20: "C3", 40: "C4"}
+COLORS = plotting.M_COLORS
 
 
 def plot(result: Result, setting: str, out_dir: str) -> Any:
@@ -700,16 +700,17 @@ def plot(result: Result, setting: str, out_dir: str) -> Any:
                     fr.config.T1_value, color=COLORS.get(M), ls=":", lw=0.8, alpha=0.7
                 )
         ax.set_xlabel("round $t$")
+        ax.set_ylabel(f"${key}_t$")
         ax.set_title(title, fontsize=10)
         ax.set_ylim(bottom=0)
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(
         handles,
         labels,
-        loc="lower center",
-        ncol=4,
-        fontsize=8,
-        bbox_to_anchor=(0.5, -0.13),
+        loc="upper center",
+        ncol=3,
+        fontsize=9,
+        bbox_to_anchor=(0.5, 0.0),
     )
     fig.suptitle(
         f"{setting} setting: N={sr.N}, mean $\\pm$ 1 s.e. over {sr.runs} runs "

@@ -588,9 +588,19 @@ def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
             csv[f"{setting}_single_{key}_mean"] = getattr(sd.single, f"{key}_mean")
             ax.axvline(sd.T1, color="grey", ls=":", lw=1)
             ax.set_title(f"{setting}: {label}", fontsize=10)
+            ax.set_ylabel(f"${key}_t$")
             if row == 1:
                 ax.set_xlabel("round $t$")
-    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=3,
+        fontsize=9,
+    )
     return fig, csv
 
 

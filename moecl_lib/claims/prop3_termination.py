@@ -429,7 +429,7 @@ def plot_loads_convergence(result: Result) -> tuple[Figure, dict[str, np.ndarray
     from moecl_lib import plotting
 
     p = result.params
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     t = np.arange(1, p.T + 1)
     csv: dict[str, np.ndarray] = {"t": t}
     for setting, ls in [("calibrated", "-"), ("recalled", ":")]:
@@ -455,12 +455,13 @@ def plot_loads_convergence(result: Result) -> tuple[Figure, dict[str, np.ndarray
         csv[f"{setting}_single_G_mean"] = sd.single.G_mean
     axes[0].set_ylabel("normalised load entropy")
     axes[0].set_xlabel("round $t$")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(0.0, -0.45), fontsize=9)
     cal = result.data["calibrated"]
     for ax, term in [(axes[1], "gap"), (axes[2], "never")]:
         ax.plot(t, cal.single.G_mean, "k", lw=0.8, label="single expert (calibrated)")
         ax.set_title(f"$G_t$, termination={term}", fontsize=10)
         ax.set_xlabel("round $t$")
         ax.axvline(cal.T1, color="grey", ls=":", lw=1)
-    axes[1].legend(fontsize=8)
+        ax.set_ylabel("$G_t$")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(0.0, -0.45), fontsize=9)
     return fig, csv

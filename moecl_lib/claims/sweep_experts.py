@@ -528,14 +528,26 @@ def plot(result: Result, out_dir: str) -> Any:
     for ax in axes:
         ax.axvline(N, color="grey", ls=":", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel("number of experts $M$ (dotted: $M=N$)")
+        ax.set_xlabel("experts $M$ (dotted: $M=N$)")
         ax.set_xticks(list(p.experts))
         ax.set_xticklabels([str(M) for M in p.experts])
     axes[0].set_title(f"$G_T$ at $T$={p.T}")
     axes[1].set_title(f"$F_T$ at $T$={p.T}")
     axes[2].set_title(f"convergence round ($G^{{pool}}\\leq${p.eps}$\\Delta$)")
     axes[0].set_yscale("symlog", linthresh=1e-3)
-    axes[0].legend(fontsize=8)
+    axes[0].set_ylabel("$G_T$")
+    axes[1].set_ylabel("$F_T$")
+    axes[2].set_ylabel("round")
+    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=3,
+        fontsize=9,
+    )
     plotting.save_figure(fig, out_dir, "sweep_experts")
     plotting.save_csv(out_dir, "sweep_experts", csv)
     return fig

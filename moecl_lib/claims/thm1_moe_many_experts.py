@@ -907,7 +907,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         lab = "single expert" if M == 1 else f"MoE M={M}"
         for ax, key in [(axes[0], "F"), (axes[1], "G")]:
             m, se = mean_se(getattr(sim, key))
-            plotting.band(ax, t, m, se, label=lab, z=2.0)
+            plotting.band(ax, t, m, se, label=lab, z=2.0, color=plotting.m_color(M))
             ax.plot(t, getattr(ideal.exact[M], key), "k--", lw=0.8)
             csv[f"{key}_mean_M{M}"], csv[f"{key}_se_M{M}"] = m, se
             csv[f"{key}_exact_M{M}"] = getattr(ideal.exact[M], key)
@@ -917,7 +917,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     axes[1].set_title("generalisation error $G_t$")
     for ax in axes:
         ax.set_xlabel("round $t$")
-    axes[1].legend(loc="upper right", fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.suptitle(
         f"Ideal MoE (specialised routing, {p.ideal_signal} signals), simulation $\\pm$ 2 s.e.; "
         "dashed: exact expectation (ours)",
@@ -949,7 +949,7 @@ def plot_post(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     axes[1].set_yscale("log")
     axes[0].set_title("forgetting $F_t$")
     axes[1].set_title("generalisation error $G_t$ (log scale)")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.suptitle(
         f"M={p.M_post}, random routing until $t_0$={p.t0}, specialised afterwards",
         fontsize=10,
@@ -990,7 +990,7 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     axes[1].set_title("generalisation error $G_t$")
     for ax in axes:
         ax.set_xlabel("round $t$")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.suptitle(
         "Algorithm 1 (learned router, termination); dashed: exact given the realised routing",
         fontsize=10,

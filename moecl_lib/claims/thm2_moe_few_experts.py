@@ -634,7 +634,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         lab = "single expert" if M == 1 else f"MoE M={M}"
         for ax, key in [(axes[0], "F"), (axes[1], "G")]:
             m, se = mean_se(getattr(sm, key))
-            plotting.band(ax, t, m, se, label=lab, z=2.0)
+            plotting.band(ax, t, m, se, label=lab, z=2.0, color=plotting.m_color(M))
             ax.plot(t, getattr(result.exact[M], key), "k--", lw=0.8)
             csv[f"{key}_mean_M{M}"], csv[f"{key}_se_M{M}"] = m, se
             csv[f"{key}_exact_M{M}"] = getattr(result.exact[M], key)
@@ -648,7 +648,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     axes[1].set_title("generalisation error $G_t$")
     for ax in axes:
         ax.set_xlabel("round $t$")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     n_tasks = len(result.cluster_of)
     fig.suptitle(
         f"Ideal MoE with M < N={n_tasks}, K={p.n_clusters} clusters; dashed: exact (ours)",
@@ -695,7 +695,7 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     axes[1].set_title("generalisation error $G_t$")
     for ax in axes:
         ax.set_xlabel("round $t$")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.suptitle(
         "Algorithm 1 on clustered tasks; dashed: exact given the realised routing",
         fontsize=10,
