@@ -350,6 +350,9 @@ def write_status_page(book_dir: str | Path) -> Path:
 
     write_glance(book, load_status(book / "reproduction_status.csv"), records, titles)
     write_downloads(book, titles)
+    from moecl_lib.questions import write_questions
+
+    write_questions(book, load_status(book / "reproduction_status.csv"), records, titles)
     root = book.resolve().parent
     info = render_build_info(records, titles, profiles, git_commit(root))
     lock = root / "lock" / "dev.txt"
