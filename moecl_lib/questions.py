@@ -121,7 +121,9 @@ def render_questions(
     for r, verdicts in listed:
         link = f"generated/{r['chapter']}.ipynb"
         title = titles.get(r["chapter"], r["chapter"])
-        lines += [f"## {' '.join(r['claim'].split())}", ""]
+        if lines:  # a rule between claims (never first: "---" would open a front matter)
+            lines += ["---", ""]
+        lines += [f"**{' '.join(r['claim'].split())}**", ""]
         lines.append(
             "Verdicts in this build: "
             + "; ".join(f"**{v}** ({_setting(s)})" for s, v in sorted(verdicts.items()))
@@ -140,7 +142,9 @@ def render_questions(
             lines.append("")
     if settled:
         lines += [
-            "## Claims reproduced in this build",
+            "---",
+            "",
+            "**Claims reproduced in this build.**",
             "",
             "These claims have questions on file, but every verdict of this build is "
             "*reproduced*: "
