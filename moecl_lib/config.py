@@ -65,7 +65,7 @@ class ExperimentConfig:
         n_runs: R, independent runs simulated together (batched).
         seed: seed of the single ``numpy.random.Generator`` that drives the whole batch.
         dtype: floating type of the simulation (``"float64"`` default).
-        backend: implementation of :func:`moecl_lib.engine.simulate`: ``"numba"`` (compiled kernel),
+        backend: implementation of :func:`moecl_lib.linear.engine.simulate`: ``"numba"`` (compiled kernel),
             ``"numpy"`` (vectorised over runs) or ``"auto"`` (numba when importable). Same random draws, so the
             same tasks, routing and termination; float outputs agree to rounding (``tests/test_kernels.py``).
         snapshot_every: rounds between snapshots of the gate values on the task signals (0 = only final).

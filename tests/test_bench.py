@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from moecl_lib import bench
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import (
+from moecl_lib.linear.engine import (
     _argmax0,
     _block_bases,
     draw_rounds,
@@ -18,7 +17,8 @@ from moecl_lib.engine import (
     round_inputs,
     simulate,
 )
-from moecl_lib.tasks import make_task_pool, sample_rounds, sample_tasks
+from moecl_lib.linear.tasks import make_task_pool, sample_rounds, sample_tasks
+from moecl_lib.tools import bench
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -80,7 +80,7 @@ def test_draws_reproduce_the_original_per_round_stream(kw):
 def test_draws_into_reused_buffers_are_the_same_stream(kw):
     """draw_rounds(out=...) fills reused buffers (a shorter last block uses their first rounds) with the same
     numbers as fresh arrays; a buffer that is too small is refused."""
-    from moecl_lib.engine import empty_draws
+    from moecl_lib.linear.engine import empty_draws
 
     cfg = ExperimentConfig(n_tasks=5, d=9, s=4, T=7, n_runs=6, seed=21, **kw)
     rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)

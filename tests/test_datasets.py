@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from moecl_lib.config import ConfigError
-from moecl_lib.datasets import (
+from moecl_lib.deep.datasets import (
     FASHION_MNIST_DIR,
     DatasetError,
     class_split_tasks,
@@ -25,7 +25,7 @@ from moecl_lib.datasets import (
     read_idx,
     standardize,
 )
-from moecl_lib.learners import sample_stream
+from moecl_lib.deep.learners import sample_stream
 
 
 def write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:

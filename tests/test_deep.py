@@ -7,21 +7,21 @@ import pytest
 import torch
 
 from moecl_lib.config import ConfigError
-from moecl_lib.datasets import (
+from moecl_lib.deep.datasets import (
     class_split_tasks,
     load_sklearn_digits,
     one_vs_rest_tasks,
     standardize,
 )
-from moecl_lib.deep import (
+from moecl_lib.deep.learners import RoundLearner, run_stream, sample_stream
+from moecl_lib.deep.moe import (
     CNNExpert,
     DeepMoE,
     DeepMoEConfig,
     set_determinism,
     single_network,
 )
-from moecl_lib.engine import router_coefficients
-from moecl_lib.learners import RoundLearner, run_stream, sample_stream
+from moecl_lib.linear.engine import router_coefficients
 
 set_determinism()
 

@@ -32,7 +32,9 @@ def _reqs(items: list[str]) -> dict[str, Requirement]:
 def test_environment_yml_installs_the_lock():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     deps = env["dependencies"]
-    assert "python=3.11" in deps  # the lock's target (moecl_lib.lockfile.TARGET_PYTHON)
+    assert (
+        "python=3.11" in deps
+    )  # the lock's target (moecl_lib.tools.lockfile.TARGET_PYTHON)
     assert "pip" in deps
     pip_entries = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
     assert pip_entries == [
@@ -47,7 +49,7 @@ def test_environment_yml_installs_the_lock():
         if isinstance(d, str) and not re.match(r"^(python=3\.11|pip|nodejs)$", d)
     ]
     assert extra == []
-    from moecl_lib import lockfile
+    from moecl_lib.tools import lockfile
 
     assert lockfile.TARGET_PYTHON == "3.11"
     assert (ROOT / "lock" / "dev.txt").is_file()
@@ -76,8 +78,8 @@ def test_pyproject_pins():
 
 def test_console_script_points_at_cli():
     scripts = _pyproject()["project"]["scripts"]
-    assert scripts["moecl"] == "moecl_lib.cli:main"
-    from moecl_lib.cli import main
+    assert scripts["moecl"] == "moecl_lib.tools.cli:main"
+    from moecl_lib.tools.cli import main
 
     assert callable(main)
 
@@ -92,7 +94,7 @@ def test_mathjax_pinned_and_locked():
 
 
 def test_makefile_and_runner_agree_on_mathjax_location():
-    from moecl_lib import runner
+    from moecl_lib.tools import runner
 
     make = (ROOT / "Makefile").read_text()
     assert f"MATHJAX := {runner.MATHJAX_FILE.as_posix()}" in make

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from moecl_lib.config import ConfigError
-from moecl_lib.expert_gate import (
+from moecl_lib.deep.learners import RoundLearner, TaskData, run_stream, sample_stream
+from moecl_lib.expert_gate.gate import (
     ExpertGate,
     ExpertGateConfig,
     GateAutoencoder,
@@ -24,7 +25,6 @@ from moecl_lib.expert_gate import (
     relatedness,
     task_head,
 )
-from moecl_lib.learners import RoundLearner, TaskData, run_stream, sample_stream
 
 
 # ------------------------------------------------------------------------------------ relatedness
@@ -315,7 +315,7 @@ def test_learner_rejects_bad_input() -> None:
 
 
 def test_expert_convention_sigmoid_unit_experts() -> None:
-    """Experts with one sigmoid unit and their own loss/logits (as moecl_lib.deep.CNNExpert) are supported."""
+    """Experts with one sigmoid unit and their own loss/logits (as moecl_lib.deep.moe.CNNExpert) are supported."""
 
     class OneUnit(nn.Module):
         def __init__(self) -> None:
@@ -363,13 +363,13 @@ def test_determinism_at_fixed_seed() -> None:
 
 # ------------------------------------------------------------------------------------ linear stream
 from moecl_lib.config import ExperimentConfig  # noqa: E402
-from moecl_lib.engine import simulate  # noqa: E402
-from moecl_lib.expert_gate_linear import (  # noqa: E402
+from moecl_lib.expert_gate.linear import (  # noqa: E402
     merged_task_pairs,
     oracle_assignment,
     routing_accuracy,
     simulate_gate,
 )
+from moecl_lib.linear.engine import simulate  # noqa: E402
 
 LIN = ExperimentConfig(
     n_tasks=4,
@@ -457,7 +457,7 @@ def test_simulate_gate_rejects_bad_input(kw) -> None:
 
 
 # ------------------------------------------------------------------------------------ experiments module
-from moecl_lib.expert_gate_experiments import (  # noqa: E402
+from moecl_lib.expert_gate.experiments import (  # noqa: E402
     MultiHeadNet,
     OracleRouter,
     domain_tasks,
@@ -472,7 +472,7 @@ from moecl_lib.expert_gate_experiments import (  # noqa: E402
 
 def test_multihead_baselines_and_gate_evaluation() -> None:
     tasks = _tasks(((0, 1), (2, 3)), n_train=80)
-    from moecl_lib.expert_gate import mlp_expert
+    from moecl_lib.expert_gate.gate import mlp_expert
 
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from moecl_lib import theory
-from moecl_lib import theory_moe as tm
+from moecl_lib.analysis.metrics import mean_se
 from moecl_lib.config import ConfigError, ExperimentConfig
-from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import single_expert_exact, unit_signal_directions
+from moecl_lib.theory import isotropic as theory
+from moecl_lib.theory import moe as tm
+from moecl_lib.theory.exact import single_expert_exact, unit_signal_directions
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Conventions used throughout (all are this project's choices, SPEC tag [C]):
 
 * **Rounds** are 1-based; a round axis of length ``T`` stores round ``t`` at index ``t - 1`` (as in
-  :class:`moecl_lib.engine.SimulationResult`). A **window** ``(after, until)`` selects the rounds
+  :class:`moecl_lib.linear.engine.SimulationResult`). A **window** ``(after, until)`` selects the rounds
   ``after < t <= until``; ``after`` and ``until`` may be scalars or per-run arrays of shape (R,)
   (e.g. ``after = T2``); ``until=None`` means ``T``.
 * **Routing matrix** ``Rm[r, m, n]`` = number of rounds of the window in which run ``r`` routed task ``n`` to
@@ -15,7 +15,7 @@ Conventions used throughout (all are this project's choices, SPEC tag [C]):
   set (label ``-1``). The sets are therefore disjoint by construction; whether an expert also serves other tasks
   is what the purity measures.
 * **Load entropy** uses natural logarithms; the *normalised* entropy divides by ``log M`` (1 = balanced).
-  It agrees with :func:`moecl_lib.metrics.load_entropy` on a single load vector.
+  It agrees with :func:`moecl_lib.analysis.metrics.load_entropy` on a single load vector.
 * **Gate gaps** are computed on the engine's gate snapshots ``g[r, s, n, m] = theta^(m) . (E[beta] v_n)`` (the
   noise-free gate of expert ``m`` on task ``n``'s signal after snapshot round ``s``), for fixed expert sets:
   *within-set gap* of task ``n``: ``max_{m, m' in M_n} |g[n, m] - g[n, m']|`` (0 for a single-expert set);
@@ -23,7 +23,7 @@ Conventions used throughout (all are this project's choices, SPEC tag [C]):
   means every member of the set beats every outsider on task ``n``; NaN if the set is empty or holds all
   experts); *gate spread*: ``max_m g[n, m] - min_m g[n, m]`` over all experts. Task-level values are averaged
   over the tasks with a non-empty set (``nanmean``).
-* Summary statistics over runs are mean and standard error (``ddof = 1``), as :func:`moecl_lib.metrics.mean_se`.
+* Summary statistics over runs are mean and standard error (``ddof = 1``), as :func:`moecl_lib.analysis.metrics.mean_se`.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from tqdm.auto import tqdm
 
-from .config import ConfigError, ExperimentConfig
-from .engine import SimulationResult, simulate
-from .metrics import mean_se
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.config import ConfigError, ExperimentConfig
+from moecl_lib.linear.engine import SimulationResult, simulate
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
@@ -317,7 +317,7 @@ def expert_loads(
 def load_entropy(loads: ArrayLike, *, normalised: bool = False) -> FloatArray:
     """Shannon entropy (nats) of load fractions along the last axis; ``normalised`` divides by ``log M``.
 
-    Same convention as :func:`moecl_lib.metrics.load_entropy` (which takes one 1-D load vector); here any
+    Same convention as :func:`moecl_lib.analysis.metrics.load_entropy` (which takes one 1-D load vector); here any
     leading shape is allowed. Loads are renormalised to sum to one; an all-zero row gives NaN.
     """
     p = np.asarray(loads, dtype=float)
@@ -568,7 +568,7 @@ class Family:
         return hits[0]
 
     def columns(self, keys: Sequence[str] | None = None) -> dict[str, list[Any]]:
-        """Rows transposed to columns (for :func:`moecl_lib.plotting.save_csv`)."""
+        """Rows transposed to columns (for :func:`moecl_lib.figures.style.save_csv`)."""
         rows = self.rows()
         keys = list(rows[0]) if keys is None else list(keys)
         return {k: [r.get(k) for r in rows] for k in keys}

@@ -44,11 +44,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from moecl_lib.deep import DeepMoEConfig, set_determinism
-from moecl_lib.deep_study import Results, run_paired
-from moecl_lib.learners import StreamResult
-
-from .dnn_moe_vs_single import (
+from moecl_lib.claims.dnn_moe_vs_single import (
     FLOORS,
     Data,
     _factory,
@@ -59,8 +55,11 @@ from .dnn_moe_vs_single import (
     seed_mean_se,
     small_sample_se,
 )
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
+from moecl_lib.deep.learners import StreamResult
+from moecl_lib.deep.moe import DeepMoEConfig, set_determinism
+from moecl_lib.deep.study import Results, run_paired
 
 CHAPTER = "dnn_expert_sweep"
 #: Tolerance floors of the convergence-round quantities (see FLOORS for the measurement): the per-seed t_conv

@@ -5,7 +5,7 @@ the linear theory carry over to deep networks. An MoE of CNN experts forgets les
 ``M >= N`` and with ``M < N`` experts), and terminating the router's training after convergence gives a stable
 routing that helps, whereas a router that keeps training keeps changing the routing.
 
-**What this module runs** (our protocol [C]; :mod:`moecl_lib.deep`, :mod:`moecl_lib.deep_study`): ``N = 3``
+**What this module runs** (our protocol [C]; :mod:`moecl_lib.deep.moe`, :mod:`moecl_lib.deep.study`): ``N = 3``
 one-vs-rest tasks (classes ``positives``) of a substitute data set (sklearn digits in the quick profile,
 Fashion-MNIST for MNIST in the paper profile), inputs standardised with the pooled mean image. For every seed
 the same stream (task drawn uniformly per round, fresh batch) is played by four learners: the single network,
@@ -39,7 +39,7 @@ quantities keep the plain s.e.:
 4. the same at every extra router learning rate of ``eta_sweep`` (paper profile only; the quick profile's
    ``eta_sweep`` is empty).
 
-**Conventions.** Metrics are in % on held-out test images (:class:`moecl_lib.learners.StreamResult`): ``F_T``
+**Conventions.** Metrics are in % on held-out test images (:class:`moecl_lib.deep.learners.StreamResult`): ``F_T``
 and ``G_T`` are the paper's analogues on the test error, ``forgetting`` is Chaudhry's (>= 0), ``final_acc``
 the router-view accuracy after round ``T`` averaged over tasks. Switches and purity count the rounds after
 ``T1`` of the ``n_experts`` MoE (the earliest freeze); they are not defined for the single network, which has
@@ -62,7 +62,16 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from moecl_lib.datasets import (
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import (
+    MARGIN,
+    ClaimCheck,
+    Quantity,
+    Reading,
+    estimate,
+    fmt_number,
+)
+from moecl_lib.deep.datasets import (
     ImageDataset,
     load_fashion_mnist,
     load_mnist,
@@ -70,12 +79,9 @@ from moecl_lib.datasets import (
     one_vs_rest_tasks,
     standardize,
 )
-from moecl_lib.deep import DeepMoE, DeepMoEConfig, set_determinism, single_network
-from moecl_lib.deep_study import Results, run_paired, run_stats
-from moecl_lib.learners import StreamResult, TaskData
-
-from .record import Record
-from .rule import MARGIN, ClaimCheck, Quantity, Reading, estimate, fmt_number
+from moecl_lib.deep.learners import StreamResult, TaskData
+from moecl_lib.deep.moe import DeepMoE, DeepMoEConfig, set_determinism, single_network
+from moecl_lib.deep.study import Results, run_paired, run_stats
 
 CHAPTER = "dnn_moe_vs_single"
 #: Learner keys (used in quantity names) and their display names (``{M}`` and ``{few}`` filled in).

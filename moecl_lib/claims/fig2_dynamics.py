@@ -1,7 +1,7 @@
 """Chapter ``fig2_dynamics``: Figure 2, F_t and G_t over the rounds for several M, with and without
 termination (claims ``fig2_i`` ... ``fig2_v``).
 
-**What is run.** For each setting of :mod:`moecl_lib.calibration` (``calibrated`` with ``n_runs`` runs,
+**What is run.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` with ``n_runs`` runs,
 ``recalled`` with ``recalled_runs`` runs), ``M`` in ``experts`` and termination rule ``gap`` / ``never`` (one
 run of ``M = 1``, which has no router), ``T`` rounds from seed ``seed``: ``setting_config(setting, M, T=T,
 n_runs=..., seed=seed)`` with the setting's ``T1`` rule, so a configuration here equals the one of the same
@@ -52,21 +52,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from moecl_lib import plotting, theory
-from moecl_lib.calibration import setting_config, setting_T1_per_expert
-from moecl_lib.diagnostics import FamilyRun, run_family
-from moecl_lib.theory_exact import single_expert_exact, unit_signal_directions
-from moecl_lib.theory_moe import convergence_round
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
-from .sweep_experts import (
+from moecl_lib import figures as plotting
+from moecl_lib.analysis.calibration import setting_config, setting_T1_per_expert
+from moecl_lib.analysis.routing import FamilyRun, run_family
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
+from moecl_lib.claims.sweep_experts import (
     boot_quantity,
     bootstrap_weights,
     configs_text,
     ols_slope,
     reading_from,
 )
+from moecl_lib.theory import isotropic as theory
+from moecl_lib.theory.exact import single_expert_exact, unit_signal_directions
+from moecl_lib.theory.moe import convergence_round
 
 CHAPTER = "fig2_dynamics"
 SETTINGS: tuple[tuple[str, str], ...] = (("calibrated", "cal"), ("recalled", "rec"))
@@ -84,7 +84,7 @@ TRANSIENT_SLOPE = 1.0
 """(ii): least growth (rounds per expert) of the post-T1 transient that counts as growing with M."""
 P2_RATIO = 1.25
 """(iii): ``G_T(never) / G_T(gap)`` at least this (the Proposition-2 threshold of
-``moecl_lib.calibration``)."""
+``moecl_lib.analysis.calibration``)."""
 FLOOR_EPS = 0.1
 """(iv): a model keeps a floor if its pool error at T is ``>= FLOOR_EPS * Delta`` (the convergence
 threshold of chapter ``sweep_experts``)."""
@@ -723,7 +723,7 @@ def plot(result: Result, setting: str, out_dir: str) -> Any:
 
 def summary_lines(checks: Sequence[ClaimCheck]) -> list[str]:
     """One line per claim and setting with its verdict, then its readings (for the reader)."""
-    from .rule import reading_line
+    from moecl_lib.claims.rule import reading_line
 
     out = []
     for c in checks:

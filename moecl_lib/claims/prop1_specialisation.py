@@ -4,7 +4,7 @@
 ``M = Omega(N ln N)``), with high probability, for every ``t >= T1`` every expert belongs to exactly one
 expert set ``M_n``, is routed only tasks ``n``, and its model stays close to ``w_n``; ``T1 ∝ M``.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.calibration` (``calibrated`` and
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
 ``recalled``, ``M = n_experts``) one batch of ``n_runs`` runs with termination rule ``gap`` (the
 readings) and the same seed with ``never`` (purity-over-time figure). In the calibrated setting, batches
 with ``never`` for every ``M`` in ``spec_time_experts`` measure how long the routing takes to reach its
@@ -12,7 +12,7 @@ plateau.
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting, one reading per part of the
 statement; each must clear its threshold by 2 s.e.; thresholds from
-``moecl_lib.calibration.ClaimThresholds``):
+``moecl_lib.analysis.calibration.ClaimThresholds``):
 
 1. ``purity`` -- experts are routed one task: routing purity in the ``window`` rounds after ``T1``
    ``>= 0.9``.
@@ -29,7 +29,7 @@ rounds routed to ``m`` after ``T1`` (rounds ``T1 < t <= T``; a majority task is 
 disjoint and an expert serving several tasks about equally belongs to none); an expert with no round
 after ``T1`` is idle and belongs to no set. Under random routing no expert has a majority task, so
 readings 2 and 3 do not hold trivially. Reading 4 uses the primary task (most rounds) of every active
-expert (:func:`moecl_lib.diagnostics.expert_task_distance`). The plurality-based coverage of the
+expert (:func:`moecl_lib.analysis.routing.expert_task_distance`). The plurality-based coverage of the
 calibration chapter's P1 (every expert in the set of its primary task) is recorded as
 ``<setting>_coverage_primary``. The time to specialise is the end of the first window whose mean purity
 (over runs) reaches 95 % of the plateau (mean of the last five windows); its s.e. is a bootstrap over
@@ -48,8 +48,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.calibration import ClaimThresholds, setting_config
-from moecl_lib.diagnostics import (
+from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.analysis.routing import (
     coverage,
     expert_sets,
     expert_task_distance,
@@ -59,11 +60,9 @@ from moecl_lib.diagnostics import (
     run_family,
     set_sizes,
 )
-from moecl_lib.engine import SimulationResult
-from moecl_lib.metrics import mean_se
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.linear.engine import SimulationResult
 
 CHAPTER = "prop1_specialisation"
 CLAIM = "prop1"
@@ -436,7 +435,7 @@ def purity_figure(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Purity per window (mean ± 2 s.e.), with and without termination, per setting; and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     fig, axes = plt.subplots(1, len(result.settings), figsize=(10, 3.4), sharey=True)
     axes = np.atleast_1d(axes)

@@ -6,14 +6,14 @@ by ``t2 = ceil(eta^-1 sigma0^-0.75 M)`` the load balancing has made *all* gate v
 routing is essentially random, the specialisation is lost and the errors stop converging; hence the router
 must be frozen.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.calibration` (``calibrated`` and
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
 ``recalled``; ``M = n_experts``) the same seed is simulated with the ``gap`` termination rule and with
 ``never`` (identical task streams and draws; the runs coincide up to ``T1``), once with the setting's
 ``alpha`` and once with ``alpha = 0`` (no load-balancing loss), plus the single expert ``M = 1``. In the
 calibrated setting the literal decaying aux gradient (``aux_grad="decay"``) is a further control (quantities
 only). ``t2`` of the statement is 80 rounds for ``M = 20`` (before the calibrated ``T1 = 600``), so every
 reading looks at the end of the horizon ``T`` instead. ``n_runs``, ``seed`` and ``T`` go straight into
-:func:`moecl_lib.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
+:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
 other chapters that run ``M = 20`` (same configuration and seed, same numbers).
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must clear its threshold by 2
@@ -41,8 +41,8 @@ Readings 7 and 8 are the collapse the statement describes; they fail where the d
 verdict rule then gives ``partly`` (some readings hold, some fail).
 
 **Conventions.** Expert sets "learned by ``T1``" are the primary tasks of the experts in the routing of the
-*terminated* run in the window ``(T1, T1 + window]`` (``moecl_lib.diagnostics.expert_sets``); gate gaps are
-``moecl_lib.diagnostics.gate_gaps`` on the engine's gate snapshots (every ``window`` rounds; "at ``T1``" is
+*terminated* run in the window ``(T1, T1 + window]`` (``moecl_lib.analysis.routing.expert_sets``); gate gaps are
+``moecl_lib.analysis.routing.gate_gaps`` on the engine's gate snapshots (every ``window`` rounds; "at ``T1``" is
 the first snapshot at or after ``T1`` of the terminated run), averaged over tasks, then over runs. Purity and
 churn use consecutive windows of ``window`` rounds (``purity_over_time``, ``primary_task_changes``). Every
 quantity is a mean over the ``n_runs`` runs of a configuration with its standard error; ratios of two means
@@ -61,8 +61,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.calibration import ClaimThresholds, setting_config
-from moecl_lib.diagnostics import (
+from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
+from moecl_lib.analysis.routing import (
     FamilyRun,
     expert_sets,
     gate_gaps,
@@ -73,10 +73,9 @@ from moecl_lib.diagnostics import (
     run_family,
     windowed_routing_matrices,
 )
-from moecl_lib.engine import SimulationResult
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.linear.engine import SimulationResult
 
 __all__ = [
     "CHAPTER",
@@ -558,7 +557,7 @@ def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """F_t and G_t with and without termination (both settings) and the single expert; figure + CSV."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     t = np.arange(1, p.T + 1)

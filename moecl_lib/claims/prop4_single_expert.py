@@ -5,12 +5,12 @@ forgetting ``E[F_t]`` and generalisation error ``E[G_t]`` have explicit expressi
 norms of the ground truths and the model gap; ``G_t`` plateaus at a floor set by the model gap.
 
 **What this module runs.** The paper's expressions were not available; the closed forms of
-:mod:`moecl_lib.theory` are this project's derivation (SPEC §6.5, [D]), exact for isotropic columns
+:mod:`moecl_lib.theory.isotropic` are this project's derivation (SPEC §6.5, [D]), exact for isotropic columns
 (``signal="none"``). Two simulations of ``n_runs`` runs (each run draws its own pool, tasks and data):
 
 1. *isotropic columns*: simulation vs the closed form evaluated at each run's own pool (paired);
 2. *Definition 1* (the paper's generator, ``signal = definition1_signal``, SPEC §2.3): simulation vs the exact
-   second-moment recursion of :mod:`moecl_lib.theory_exact` (this project's, exact for that generator) on the
+   second-moment recursion of :mod:`moecl_lib.theory.exact` (this project's, exact for that generator) on the
    first ``n_exact_pools`` pools, and vs the isotropic closed form.
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting ``"-"``; each must clear its threshold
@@ -32,7 +32,7 @@ paired delta-method s.e. (same runs); the model gap ``Delta`` is the per-run poo
 the ``check_rounds`` and the curves, of ``|mean(sim - theory)| / (z_tolerance s.e.)`` (below 1 = agreement
 within ``z_tolerance`` s.e.), recorded with s.e. ``1 / z_tolerance`` (a z-statistic in these units).
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.engine`.
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`.
 """
 
 from __future__ import annotations
@@ -47,18 +47,17 @@ from typing import Any, Literal
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib import theory
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import simulate
-from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import (
+from moecl_lib.linear.engine import simulate
+from moecl_lib.theory import isotropic as theory
+from moecl_lib.theory.exact import (
     single_expert_exact_for_pool,
     single_expert_limits_exact,
     unit_signal_directions,
 )
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
 
 CHAPTER = "prop4_single_expert"
 CLAIM = "prop4"
@@ -492,7 +491,7 @@ def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 1 figure (simulation band, closed form, floor) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     t = np.arange(1, p.T + 1)
@@ -528,7 +527,7 @@ def plot_definition1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 2 figure (simulation, exact recursion, isotropic formula) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     t = np.arange(1, p.T + 1)

@@ -13,7 +13,7 @@ make the convergence slower.
 2. *specialisation at t0*: random routing for rounds ``1..t0``, specialised afterwards (``M = M_post``, one
    pool per run), against the formula conditional on the state at ``t0`` and its ``c/t`` tail;
 3. *Algorithm 1*: the learned router of the named ``setting`` (``calibrated`` [C] or ``recalled`` [R-L],
-   :mod:`moecl_lib.calibration`) for ``M = 1`` and every ``M`` in ``experts`` (``alg1_runs`` runs, one pool
+   :mod:`moecl_lib.analysis.calibration`) for ``M = 1`` and every ``M`` in ``experts`` (``alg1_runs`` runs, one pool
    per run, the same pools for every ``M``), against the exact expectation given the realised routing.
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting = ``setting``; each must clear its
@@ -44,7 +44,7 @@ over the checked rounds and the curves (below 1 = agreement), recorded with s.e.
 Tolerance floors: :data:`ROUNDOFF_FLOOR` for the ideal-MoE estimates (``G_T`` of round-off size),
 :data:`FRACTION_FLOOR` for the routing fractions (purity, coverage, frozen runs).
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.engine`
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`
 (``G_t`` arrival-averaged, ``G^pool_t`` pool-averaged over the experts of each task's set).
 """
 
@@ -59,19 +59,10 @@ from typing import Any, Literal
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib import calibration, diagnostics
-from moecl_lib import theory_moe as tm
-from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import SimulationResult, simulate
-from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import (
-    ExactCurves,
-    moe_exact_given_routing,
-    single_expert_exact,
-    unit_signal_directions,
-)
-
-from .prop4_single_expert import (
+from moecl_lib.analysis import calibration
+from moecl_lib.analysis import routing as diagnostics
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.prop4_single_expert import (
     agreement,
     agreement_quantity,
     config_lines,
@@ -79,8 +70,17 @@ from .prop4_single_expert import (
     nanmean0,
     paired_ratio,
 )
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.config import ExperimentConfig
+from moecl_lib.linear.engine import SimulationResult, simulate
+from moecl_lib.theory import moe as tm
+from moecl_lib.theory.exact import (
+    ExactCurves,
+    moe_exact_given_routing,
+    single_expert_exact,
+    unit_signal_directions,
+)
 
 CHAPTER = "thm1_moe_many_experts"
 CLAIM = "thm1"
@@ -814,7 +814,7 @@ def run(params: Params = Params()) -> Result:
 
 def _listing(result: Result, fmt: str, Ms: list[int]) -> str:
     """``"v (M = 6), v (M = 12)"`` for the quantities named ``fmt.format(M=M)``."""
-    from .rule import fmt_number
+    from moecl_lib.claims.rule import fmt_number
 
     parts = []
     for M in Ms:
@@ -897,7 +897,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 1 figure (simulation bands, exact curves, single-expert floor) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p, ideal = result.params, result.ideal
     t = np.arange(1, p.T + 1)
@@ -930,7 +930,7 @@ def plot_post(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 2 figure (simulation, conditional formula, c/t tail) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p, post = result.params, result.post
     t = np.arange(1, p.T + 1)
@@ -962,7 +962,7 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 3 figure (Algorithm 1 per M, exact given the routing, single floor) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     ta = np.arange(1, p.alg1_T + 1)

@@ -38,7 +38,7 @@ pool as ``kind="exact"``, the companion's agreement checks as ``agree_*`` (below
 purity of the post-``T2`` routing matrix with tasks merged into their clusters (1 = every expert serves one
 cluster); the routing fractions carry the tolerance floor ``FRACTION_FLOOR`` of the thm1 module.
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.engine`.
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`.
 """
 
 from __future__ import annotations
@@ -52,28 +52,33 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib import calibration, diagnostics
-from moecl_lib import theory_moe as tm
-from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import SimulationResult, simulate
-from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import (
-    ExactCurves,
-    moe_exact_given_routing,
-    single_expert_exact,
-    unit_signal_directions,
-)
-
-from .prop4_single_expert import (
+from moecl_lib.analysis import calibration
+from moecl_lib.analysis import routing as diagnostics
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.prop4_single_expert import (
     agreement,
     agreement_quantity,
     independent_ratio,
     nanmean0,
     paired_ratio,
 )
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
-from .thm1_moe_many_experts import FRACTION_FLOOR, _clean, config_lines, least_margin
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.claims.thm1_moe_many_experts import (
+    FRACTION_FLOOR,
+    _clean,
+    config_lines,
+    least_margin,
+)
+from moecl_lib.config import ExperimentConfig
+from moecl_lib.linear.engine import SimulationResult, simulate
+from moecl_lib.theory import moe as tm
+from moecl_lib.theory.exact import (
+    ExactCurves,
+    moe_exact_given_routing,
+    single_expert_exact,
+    unit_signal_directions,
+)
 
 CHAPTER = "thm2_moe_few_experts"
 CLAIM = "thm2"
@@ -624,7 +629,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 2 figure (simulation bands, exact curves, both floors) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     t = np.arange(1, p.T + 1)
@@ -661,7 +666,7 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 3 figure (Algorithm 1 per M, exact given the routing, both floors) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     ta = np.arange(1, p.alg1_T + 1)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from moecl_lib.config import ConfigError
-from moecl_lib.learners import TaskData, make_class_tasks
+from moecl_lib.deep.learners import TaskData, make_class_tasks
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES: tuple[str, ...] = (

@@ -31,14 +31,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from moecl_lib.config import ConfigError
-from moecl_lib.diagnostics import routing_matrix, routing_purity
-from moecl_lib.metrics import (
+from moecl_lib.analysis.metrics import (
     average_accuracy,
     backward_transfer,
     curves_from_error_matrix,
     forgetting_chaudhry,
 )
+from moecl_lib.analysis.routing import routing_matrix, routing_purity
+from moecl_lib.config import ConfigError
 
 View = Literal["learner", "router"]
 VIEWS: tuple[str, ...] = ("learner", "router")

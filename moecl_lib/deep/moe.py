@@ -22,8 +22,8 @@ Model (our reconstruction; the paper's DNN details are [R-L]):
   gradient of ``alpha M sum_m f_m pi_m(X_t)``), + optionally the task loss ``pi_{m_t} * BCE`` of the trained
   expert on the round's batch (``task_loss=True``; SPEC A9). One gradient step ``theta -= eta * grad``
   computed by torch autograd (checked against the explicit SPEC §4.5 gradient in ``tests/test_deep.py``).
-* **Termination** (SPEC §4.6), same names and semantics as :func:`moecl_lib.engine.simulate`: ``"gap"`` (at the
-  first round ``t > T1`` whose gate outputs pass :func:`moecl_lib.engine.gap_test`, tested before that round's
+* **Termination** (SPEC §4.6), same names and semantics as :func:`moecl_lib.linear.engine.simulate`: ``"gap"`` (at the
+  first round ``t > T1`` whose gate outputs pass :func:`moecl_lib.linear.engine.gap_test`, tested before that round's
   router step), ``"freeze_at_T1"`` (frozen at round ``T1 + 1``), ``"never"``. ``M = 1`` is the single network
   (no router).
 
@@ -43,7 +43,7 @@ import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
 from moecl_lib.config import AUX_GRADS, TERMINATIONS, ConfigError, replace_fields
-from moecl_lib.engine import gap_test
+from moecl_lib.linear.engine import gap_test
 
 RouterInput = Literal["sum", "mean"]
 ROUTER_INPUTS: tuple[str, ...] = ("sum", "mean")
@@ -312,7 +312,7 @@ class DeepMoEConfig:
 
 
 class DeepMoE:
-    """MoE of CNN experts with a linear router trained by Algorithm 1 (a :class:`~moecl_lib.learners.RoundLearner`).
+    """MoE of CNN experts with a linear router trained by Algorithm 1 (a :class:`~moecl_lib.deep.learners.RoundLearner`).
 
     Attributes after training: ``t`` (rounds seen), ``counts`` (rounds per expert), ``T2`` (termination round,
     -1 if never), ``gate_history`` (list of (M,) gate outputs per round), ``delta_history`` (||Delta w|| per
@@ -450,7 +450,7 @@ class DeepMoE:
         return net.logits(x)
 
     def summary(self) -> dict[str, Any]:
-        """Learner-specific results for :class:`~moecl_lib.learners.StreamResult.info`."""
+        """Learner-specific results for :class:`~moecl_lib.deep.learners.StreamResult.info`."""
         return {
             "T2": self.T2,
             "T1": self.cfg.T1_value if self.n_experts > 1 else -1,

@@ -2,7 +2,7 @@
 
 Every learner of a comparison sees the SAME stream for a given seed (same task sequence and batches), so
 differences between learners are paired. Summary statistics are ``mean`` and ``se`` (standard error over
-seeds, :func:`moecl_lib.metrics.mean_se`). Views (see :mod:`moecl_lib.learners`): ``"learner"`` evaluates each
+seeds, :func:`moecl_lib.analysis.metrics.mean_se`). Views (see :mod:`moecl_lib.deep.learners`): ``"learner"`` evaluates each
 arrival with the expert that learned it (SPEC A8 default); ``"router"`` with the learner's current routing.
 """
 
@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from moecl_lib.analysis.metrics import load_entropy, mean_se
 from moecl_lib.config import ConfigError
-from moecl_lib.learners import (
+from moecl_lib.deep.learners import (
     RoundLearner,
     StreamResult,
     TaskData,
@@ -24,8 +25,7 @@ from moecl_lib.learners import (
     run_stream,
     sample_stream,
 )
-from moecl_lib.metrics import load_entropy, mean_se
-from moecl_lib.plotting import band
+from moecl_lib.figures.style import band
 
 Results = dict[str, list[StreamResult]]
 

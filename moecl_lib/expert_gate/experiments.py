@@ -9,7 +9,7 @@ paper used AlexNet on large data sets):
 * **sequential fine-tuning**: one shared network, a new head per task, trained on each new task only (old
   heads kept as they were, the shared layers drift: forgetting);
 * **single LwF model**: the same, with Learning-without-Forgetting distillation of every old head on the new
-  task's inputs (:func:`moecl_lib.expert_gate.train_lwf`'s loss with one term per old head);
+  task's inputs (:func:`moecl_lib.expert_gate.gate.train_lwf`'s loss with one term per old head);
 * **oracle gate**: Expert Gate's experts, each test sample sent to its own task's expert;
 * **discriminative gate**: a task classifier trained on the inputs of ALL tasks (stores old data, not a
   continual learner) routes each test sample; the paper's reference for the autoencoder gate.
@@ -33,7 +33,8 @@ import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
 from moecl_lib.config import ConfigError
-from moecl_lib.expert_gate import (
+from moecl_lib.deep.learners import TaskData
+from moecl_lib.expert_gate.gate import (
     ExpertGate,
     ExpertGateConfig,
     as_class_logits,
@@ -46,7 +47,6 @@ from moecl_lib.expert_gate import (
     train_classifier,
     train_lwf,
 )
-from moecl_lib.learners import TaskData
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ class ClassicResult:
     Attributes:
         expert_gate, discriminative: :class:`GateEvaluation` with the autoencoder / discriminative gate.
         joint, finetune, lwf: task-aware accuracies of the multi-head baselines after the last task.
-        reports: Expert Gate's :class:`~moecl_lib.expert_gate.TaskReport` per task (relatedness, mode).
+        reports: Expert Gate's :class:`~moecl_lib.expert_gate.gate.TaskReport` per task (relatedness, mode).
         params: scalar parameters held at the end by each method.
         seconds: training wall time of each method.
     """
@@ -545,7 +545,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 # Oracle router for the round stream (head-to-head reference)
 # ----------------------------------------------------------------------------------------------
 class OracleRouter:
-    """A :class:`~moecl_lib.learners.RoundLearner` that knows the task of every sample (one expert per task).
+    """A :class:`~moecl_lib.deep.learners.RoundLearner` that knows the task of every sample (one expert per task).
 
     The task of a batch is found from a table of all training and test inputs of ``tasks`` (the benchmark's
     task labels; this is the oracle): every sample votes for the tasks that contain it (an image can belong to
@@ -683,7 +683,7 @@ def summarise_classic(
     autoencoder gate), ``discriminative_gate`` (same experts, discriminative gate), ``oracle_gate`` (experts
     with the true task), ``joint``, ``finetune``, ``lwf`` (task-aware single models).
     """
-    from moecl_lib.metrics import mean_se
+    from moecl_lib.analysis.metrics import mean_se
 
     if not results:
         raise ConfigError("results must not be empty")
@@ -710,8 +710,8 @@ def summarise_classic(
 def learner_parameters(learner: Any) -> dict[str, int]:
     """Scalars stored by a round learner: ``gate`` (router / autoencoders) and ``experts``.
 
-    Knows :class:`~moecl_lib.expert_gate.ExpertGate` (autoencoders + normaliser statistics),
-    :class:`~moecl_lib.deep.DeepMoE` (linear router ``theta``, M x D) and :class:`OracleRouter` (no gate
+    Knows :class:`~moecl_lib.expert_gate.gate.ExpertGate` (autoencoders + normaliser statistics),
+    :class:`~moecl_lib.deep.moe.DeepMoE` (linear router ``theta``, M x D) and :class:`OracleRouter` (no gate
     parameters; its task table is the oracle, not counted).
     """
     if isinstance(learner, ExpertGate):
@@ -730,13 +730,13 @@ def learner_parameters(learner: Any) -> dict[str, int]:
 
 
 def summarise_stream(res: Any, window: int) -> dict[str, Any]:
-    """Headline numbers of one :class:`~moecl_lib.learners.StreamResult` (accuracies / errors in %).
+    """Headline numbers of one :class:`~moecl_lib.deep.learners.StreamResult` (accuracies / errors in %).
 
-    Keys: ``routing_acc`` (per window, see :func:`moecl_lib.expert_gate_linear.routing_accuracy`),
+    Keys: ``routing_acc`` (per window, see :func:`moecl_lib.expert_gate.linear.routing_accuracy`),
     ``final_routed_acc`` (mean over tasks of the accuracy with the learner's own routing after the last round),
     the community metrics of ``res.metrics()`` (learner view), ``experts_used`` and ``wall_time``.
     """
-    from moecl_lib.expert_gate_linear import routing_accuracy
+    from moecl_lib.expert_gate.linear import routing_accuracy
 
     M = int(res.acc_expert.shape[1])
     ra = routing_accuracy(

@@ -25,7 +25,7 @@ Building blocks (each a separate, tested function, following Avalanche's decompo
   - classic sequential tasks (the paper): :meth:`ExpertGate.fit_task` always adds an autoencoder and an
     expert; the new expert is initialised from the most related previous expert and trained with LwF when
     the relatedness exceeds ``rel_threshold`` (0.85), by fine-tuning otherwise;
-  - the MoE paper's round stream (:class:`moecl_lib.learners.RoundLearner`): :meth:`ExpertGate.observe`
+  - the MoE paper's round stream (:class:`moecl_lib.deep.learners.RoundLearner`): :meth:`ExpertGate.observe`
     first decides whether the round's batch is a known task with the NOVELTY RULE below, then either
     trains the routed expert (and its autoencoder) on the batch or creates a new autoencoder + expert.
 
@@ -56,7 +56,7 @@ import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
 from moecl_lib.config import ConfigError, replace_fields
-from moecl_lib.deep import expert_loss, minibatch_steps, train_classifier
+from moecl_lib.deep.moe import expert_loss, minibatch_steps, train_classifier
 
 AELoss = Literal["bce", "mse"]
 Normalisation = Literal["feature", "global"]
@@ -86,7 +86,7 @@ class ExpertGateConfig:
         expert_epochs: epochs of expert training per task (classic) or per round (round protocol).
         expert_lr: SGD learning rate of the experts.
         expert_momentum: SGD momentum of the experts.
-        expert_batch_size: SGD minibatch of the experts (defaults match ``moecl_lib.deep.DeepMoEConfig``).
+        expert_batch_size: SGD minibatch of the experts (defaults match ``moecl_lib.deep.moe.DeepMoEConfig``).
         batch_size: minibatch size of the autoencoders.
         val_fraction: fraction of a new task's batch held out to measure relatedness and ``ref_k``.
         novelty_ratio: round protocol: a batch is new when ``e_k* / ref_k* > novelty_ratio`` (> 1).
@@ -446,7 +446,7 @@ def reconstruction_errors(autoencoders: Sequence[GateAutoencoder], z: Tensor) ->
 # Experts
 # ----------------------------------------------------------------------------------------------
 # Expert convention: any nn.Module whose LAST registered nn.Linear is the task head. If the module has
-# ``loss(x, y)`` / ``logits(x)`` methods (e.g. moecl_lib.deep.CNNExpert with sigmoid units) they are used;
+# ``loss(x, y)`` / ``logits(x)`` methods (e.g. moecl_lib.deep.moe.CNNExpert with sigmoid units) they are used;
 # otherwise the loss is cross-entropy on ``model(x)`` and the logits are ``model(x)``. A head with ONE output
 # unit is a sigmoid unit whose class logits are ``[-z/2, z/2]`` (softmax of these = [1 - sigmoid(z), sigmoid(z)]),
 # which is also how it is distilled by LwF.
@@ -593,7 +593,7 @@ class _RoundLog:
 class ExpertGate:
     """Expert Gate learner: one autoencoder + one expert per (detected) task.
 
-    Implements :class:`moecl_lib.learners.RoundLearner` (``observe``/``predict``/``route``) for the MoE paper's
+    Implements :class:`moecl_lib.deep.learners.RoundLearner` (``observe``/``predict``/``route``) for the MoE paper's
     round stream, and :meth:`fit_task` for the classic sequential protocol of the Expert Gate paper.
 
     Args:
@@ -956,7 +956,7 @@ class ExpertGate:
         }
 
     def summary(self) -> dict[str, Any]:
-        """Scalars for :class:`moecl_lib.learners.StreamResult.info`."""
+        """Scalars for :class:`moecl_lib.deep.learners.StreamResult.info`."""
         modes = [r.mode for r in self.reports]
         counts = self.parameter_counts()
         return {

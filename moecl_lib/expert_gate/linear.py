@@ -1,9 +1,9 @@
 """Expert Gate's router on the paper's linear synthetic stream, on the SAME streams as ``engine.simulate``.
 
-Why a separate simulator: :func:`moecl_lib.engine.simulate` hard-wires the paper's trained linear router. Here
-the experts, the data and the metrics are identical (Definition-1 rounds from :mod:`moecl_lib.tasks`, Eq. (4)
+Why a separate simulator: :func:`moecl_lib.linear.engine.simulate` hard-wires the paper's trained linear router. Here
+the experts, the data and the metrics are identical (Definition-1 rounds from :mod:`moecl_lib.linear.tasks`, Eq. (4)
 minimum-change expert update, arrival-averaged ``F_t``/``G_t`` and pool-averaged ``G_pool``, SPEC §5.1), only
-the routing differs. The random numbers come from the engine's own :func:`moecl_lib.engine.draw_rounds` (pool,
+the routing differs. The random numbers come from the engine's own :func:`moecl_lib.linear.engine.draw_rounds` (pool,
 then per round: task draw, round data, and the ``Unif[0, lambda]`` routing noise, drawn and unused here), so
 for the same ``ExperimentConfig`` every router sees the same task sequence and the same ``X_t``
 (``tests/test_expert_gate.py`` checks this against the engine, and checks that replaying the engine's routing
@@ -43,11 +43,11 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from moecl_lib.analysis.routing import routing_matrix
 from moecl_lib.config import ConfigError, ExperimentConfig
-from moecl_lib.diagnostics import routing_matrix
-from moecl_lib.engine import draw_rounds, round_inputs
-from moecl_lib.experts import LinearExperts, RunCurves, curve_buffers
-from moecl_lib.tasks import TaskPool, make_task_pool, mean_signal_strength
+from moecl_lib.linear.engine import draw_rounds, round_inputs
+from moecl_lib.linear.experts import LinearExperts, RunCurves, curve_buffers
+from moecl_lib.linear.tasks import TaskPool, make_task_pool, mean_signal_strength
 
 _BLOCK = 64  # rounds drawn at once (the draws do not depend on the block length)
 
@@ -65,7 +65,7 @@ class GateSimulationResult(RunCurves):
     Attributes:
         config: the engine configuration (streams, experts, metrics).
         router: which router produced the run.
-        F, G, G_pool, err_new: as :class:`moecl_lib.engine.SimulationResult` (SPEC §5.1), (R, T).
+        F, G, G_pool, err_new: as :class:`moecl_lib.linear.engine.SimulationResult` (SPEC §5.1), (R, T).
         experts: expert used at each round, (R, T); tasks: arriving task, (R, T).
         n_experts: experts created after each round, (R, T) (constant M for oracle/replay).
         new_task: whether the round created an expert, (R, T) bool (Expert Gate only).
@@ -271,7 +271,7 @@ def simulate_gate(
                 )
             count[runs, m] = cnt
             U = _gate_basis(scatter, code_size)
-        # expert update, Eq. (4), and the incremental metrics (moecl_lib.experts, shared with theory_moe)
+        # expert update, Eq. (4), and the incremental metrics (moecl_lib.linear.experts, shared with theory_moe)
         step = bank.learn(m, n, X, y)
         F[:, t - 1] = step.F
         G[:, t - 1] = step.G
@@ -327,7 +327,7 @@ def routing_accuracy(
     An expert "belongs" to the task that it learned most often over the WHOLE run (its majority task, so a
     task may own several experts: the paper's expert sets). A round counts as correctly routed when its
     expert's majority task is the arriving task. Unlike windowed purity
-    (:func:`moecl_lib.diagnostics.purity_over_time`), ownership is fixed by the whole run, so early random
+    (:func:`moecl_lib.analysis.routing.purity_over_time`), ownership is fixed by the whole run, so early random
     routing is scored against the final specialisation. Input (R, T) arrays; output (R, ceil(T / window)).
     """
     if not isinstance(window, (int, np.integer)) or window < 1:

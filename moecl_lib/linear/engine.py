@@ -14,11 +14,11 @@ row only (no drift).
 
 Random numbers: :func:`draw_rounds` is the single source of randomness after the task pool, consumed round by
 round in the order of the original per-round engine (so a seed gives the same draws as before the
-optimisation, and the same draws as the naive reference of :mod:`moecl_lib.bench`). Speed notes and measured
+optimisation, and the same draws as the naive reference of :mod:`moecl_lib.tools.bench`). Speed notes and measured
 numbers: ``book/performance.md`` and ``moecl bench``.
 
 Two implementations of the round loop, chosen by ``cfg.backend``: the compiled kernel of
-:mod:`moecl_lib.kernels` (default when numba imports; one run at a time, the next block's draws made in a worker
+:mod:`moecl_lib.linear.kernel` (default when numba imports; one run at a time, the next block's draws made in a worker
 thread) and the numpy loop below (vectorised over runs). They compute the same recursion in the same order of
 operations on the same draws (tested equal to 1e-11; expert parameters and F/G bit for bit in practice).
 """
@@ -34,9 +34,9 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from .config import ExperimentConfig
-from .experts import RunCurves, curve_buffers
-from .tasks import TaskPool, make_task_pool, mean_signal_strength
+from moecl_lib.config import ExperimentConfig
+from moecl_lib.linear.experts import RunCurves, curve_buffers
+from moecl_lib.linear.tasks import TaskPool, make_task_pool, mean_signal_strength
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
@@ -108,7 +108,7 @@ def gap_test(h: FloatArray, chosen: IntArray, lam: float, gamma: float) -> BoolA
 class SimulationResult(RunCurves):
     """Output of :func:`simulate`. Index ``t - 1`` of a round axis holds the value after round t.
 
-    Attributes (besides the :class:`~moecl_lib.experts.RunCurves` fields ``F, G, G_pool, err_new,
+    Attributes (besides the :class:`~moecl_lib.linear.experts.RunCurves` fields ``F, G, G_pool, err_new,
     experts, tasks``; ``G_pool`` uses the noise-free router choice on the mean signal ``E[beta] v_n``):
         config: the configuration that produced it.
         T2: round at which the router was frozen (-1 if never), (R,).
@@ -139,7 +139,7 @@ class SimulationResult(RunCurves):
 
 
 # ----------------------------------------------------------------------------------------------
-# Random draws (one function for the batched engine and the per-run reference of moecl_lib.bench)
+# Random draws (one function for the batched engine and the per-run reference of moecl_lib.tools.bench)
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RoundDraws:
@@ -374,7 +374,7 @@ def simulate(
         rng: random generator; defaults to ``np.random.default_rng(cfg.seed)``.
 
     ``cfg.backend`` picks the implementation of the round loop: the compiled kernel of
-    :mod:`moecl_lib.kernels` (``"numba"``; ``"auto"`` when numba imports) or the numpy loop described above.
+    :mod:`moecl_lib.linear.kernel` (``"numba"``; ``"auto"`` when numba imports) or the numpy loop described above.
     Both consume the same draws.
     """
     start = time.perf_counter()
@@ -397,7 +397,7 @@ def simulate(
 
 def resolve_backend(backend: str) -> str:
     """``"numba"`` or ``"numpy"`` for a ``cfg.backend`` value (``"auto"``: numba when it can be imported)."""
-    from . import kernels
+    from moecl_lib.linear import kernel as kernels
 
     if backend == "auto":
         return "numba" if kernels.AVAILABLE else "numpy"
@@ -418,7 +418,7 @@ def _numba_loop(
     prefetch: bool = True,
 ) -> dict[str, np.ndarray | None]:
     """Round loop of :func:`simulate` in the compiled kernel (runs-first state, one kernel call per block)."""
-    from .kernels import TERMINATION_CODES, run_block
+    from moecl_lib.linear.kernel import TERMINATION_CODES, run_block
 
     dtype = np.dtype(cfg.dtype)
     R, M, N, d, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T

@@ -1,8 +1,8 @@
 """Linear experts of R runs with the exact incremental F_t / G_t bookkeeping (runs-first layout).
 
 This is the plain building block of the simulators that route by a rule of their own rather than by the
-paper's trained router: the forced/oracle routings of :mod:`moecl_lib.theory_moe` and the Expert-Gate and
-oracle routers of :mod:`moecl_lib.expert_gate_linear`. The batched engine (:mod:`moecl_lib.engine`) does the
+paper's trained router: the forced/oracle routings of :mod:`moecl_lib.theory.moe` and the Expert-Gate and
+oracle routers of :mod:`moecl_lib.expert_gate.linear`. The batched engine (:mod:`moecl_lib.linear.engine`) does the
 same arithmetic in an optimised runs-last layout; replaying the engine's routing through this class reproduces
 its F_t and G_t (``tests/test_expert_gate.py``, the linear replay test).
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .config import ExperimentConfig
+from moecl_lib.config import ExperimentConfig
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]

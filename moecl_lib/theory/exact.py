@@ -1,6 +1,6 @@
 """Exact expected forgetting / generalisation error under the Definition-1 generator (this project's derivation).
 
-The isotropic closed forms of SPEC §6.5 (``moecl_lib.theory``) assume that all ``s`` columns of ``X_t`` are
+The isotropic closed forms of SPEC §6.5 (``moecl_lib.theory.isotropic``) assume that all ``s`` columns of ``X_t`` are
 isotropic Gaussian, so that ``E[P_t] = (s/d) I``. The generator we simulate (Definition 1, SPEC §2.3) puts the
 task's feature signal ``beta * v_n`` in one column and ``s - 1`` isotropic Gaussian columns next to it. The
 projector onto the column span is then
@@ -34,7 +34,7 @@ the homogeneous triple ``(omega, omega*m, omega*S)``, which lets the code propag
 cost ``O(T N^2 k^2)`` per curve, where ``k = dim span(W, vhat) <= 2N`` (exact reduction: every second moment is
 ``B_U B B_U^T + c I``, see :func:`_reduced_pool`), whatever ``d``. Derivation: book page ``derivations_exact``.
 
-Metric conventions (same as ``moecl_lib.engine``; SPEC §5.1): arrays have length ``T`` with index ``t-1`` =
+Metric conventions (same as ``moecl_lib.linear.engine``; SPEC §5.1): arrays have length ``T`` with index ``t-1`` =
 after round ``t``; errors are squared Euclidean parameter distances ``||w_t^{(m_tau)} - w_{n_tau}||^2``;
 ``G_t = (1/t) sum_{tau<=t}``, ``F_t = (1/(t-1)) sum_{tau<t} (err_tau(t) - err_tau(tau))`` (``F[..., 0]`` is NaN),
 ``G_t^pool = (1/N) sum_n ||w_t^{(mhat(n))} - w_n||^2``. Expectations are over the task draws (single expert) and
@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .config import ConfigError
+from moecl_lib.config import ConfigError
 
 __all__ = [
     "ExactCurves",
@@ -765,7 +765,7 @@ def moe_exact_given_routing(
 
 
 def unit_signal_directions(pool: Any) -> FloatArray | None:
-    """Unit signal directions ``vhat`` (shape of ``pool.W``, ``(R, N, d)``) of a ``moecl_lib.tasks.TaskPool``.
+    """Unit signal directions ``vhat`` (shape of ``pool.W``, ``(R, N, d)``) of a ``moecl_lib.linear.tasks.TaskPool``.
 
     Returns ``None`` when the pool has no signal column at all (``signal="none"``: all-isotropic columns), so
     that the result can be passed straight to :func:`single_expert_exact` / :func:`moe_exact_given_routing`.

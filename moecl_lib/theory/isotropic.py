@@ -3,7 +3,7 @@
 These are this project's derivations, not quotes of the paper. They are exact when every one of the ``s``
 columns of ``X_t`` is isotropic Gaussian (``signal="none"``), so that ``E[P_t] = (s/d) I``; under the
 Definition-1 generator (one signal column) they are only approximations -- see
-:mod:`moecl_lib.theory_exact` for the exact recursion of that generator.
+:mod:`moecl_lib.theory.exact` for the exact recursion of that generator.
 
 Assumptions: ``w_0 = 0``, tasks i.i.d. uniform over the pool, ``s_t = s``, ``r = 1 - s/d``.
 Pool moments: ``wbar2 = (1/N) sum_n ||w_n||^2`` and the model gap

@@ -10,7 +10,7 @@ task ``n`` when clusters are singletons) is then updated in a round with probabi
 ``p_m = (N_k/N) / |M_k|`` (``= 1/(N |M_n|)`` for single tasks), independently across rounds.
 
 One min-norm update on task ``n`` maps the error ``e = w - w_n`` to ``R e`` with ``R = I - P_t`` a uniformly random
-projector (exact Haar moments, see :mod:`moecl_lib.theory_exact`):
+projector (exact Haar moments, see :mod:`moecl_lib.theory.exact`):
 
 * isotropic columns (``signal="none"``): ``E[R] = E[R^T R] = rho I`` with ``rho = r = (d-s)/d``;
 * Definition 1 (one column ``beta v_n``): ``R`` lives in ``vhat_n^perp``, ``E[R] = E[R^T R] = rho Pi_n`` with
@@ -41,7 +41,7 @@ cluster floors, :func:`cluster_floors_exact`  exact                             
 the routing does not depend on the round's data. Algorithm 1's frozen router sees the Gaussian columns through
 ``X_t 1``, so for Algorithm-1 runs these formulas are (very good) approximations.
 
-Metric conventions are those of :mod:`moecl_lib.engine` (SPEC §5.1): arrays of length ``T``, index ``t-1`` = after
+Metric conventions are those of :mod:`moecl_lib.linear.engine` (SPEC §5.1): arrays of length ``T``, index ``t-1`` = after
 round ``t``; ``G_t = (1/t) sum_{tau<=t} ||w_t^{(m_tau)} - w_{n_tau}||^2`` (arrival-averaged), ``F_t = (1/(t-1))
 sum_{tau<t} (err_tau(t) - err_tau(tau))`` (NaN at ``t = 1``; may be negative), so that
 ``(t-1) F_t = t G_t - sum_{tau<=t} err_tau(tau)``.
@@ -57,10 +57,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from tqdm.auto import tqdm
 
-from .config import ConfigError, ExperimentConfig
-from .experts import LinearExperts, RunCurves
-from .tasks import TaskPool, make_task_pool, sample_rounds, sample_tasks
-from .theory_exact import single_expert_exact, update_coefficients
+from moecl_lib.config import ConfigError, ExperimentConfig
+from moecl_lib.linear.experts import LinearExperts, RunCurves
+from moecl_lib.linear.tasks import TaskPool, make_task_pool, sample_rounds, sample_tasks
+from moecl_lib.theory.exact import single_expert_exact, update_coefficients
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
@@ -260,7 +260,7 @@ def post_specialisation_curves(
             clusters; scalar recursion on ``E||w^(m) - w_n||^2``), or ``"auto"``.
 
     Raises ``ConfigError`` for clustered experts under the Definition-1 generator (the error second moment does not
-    close on scalars there; use :func:`moecl_lib.theory_exact.moe_exact_given_routing` on a realised routing).
+    close on scalars there; use :func:`moecl_lib.theory.exact.moe_exact_given_routing` on a realised routing).
     """
     w0 = _batch(w0, 3, "w0")
     W = _batch(W, 3, "W")
@@ -495,7 +495,7 @@ def cluster_floors_exact(
     """Exact limits ``(lim E[G_t], lim E[F_t])`` of an MoE whose experts each serve one cluster (tasks uniform).
 
     A specialised expert of cluster ``k`` is a single expert on the sub-pool ``W_k``; its stationary moments are
-    obtained by running the exact recursion of :func:`moecl_lib.theory_exact.single_expert_exact` on ``W_k`` until it
+    obtained by running the exact recursion of :func:`moecl_lib.theory.exact.single_expert_exact` on ``W_k`` until it
     has converged (geometric rate ``rho``). The arrival-averaged limits are
     ``G_inf = sum_k (N_k/N) mean_{n in W_k} err_k(n)`` and ``F_inf = G_inf - sum_k (N_k/N) self_k`` (``self_k``: the
     stationary error right after an update). Works for isotropic columns (``vhat=None``) and Definition 1.
@@ -569,7 +569,7 @@ def oracle_moe_exact(
 
         t E[G_t] = sum_m E[K_m G^{(k)}_{K_m}],   sum_tau E err_tau(tau) = sum_m E[sum_{j<=K_m} self^{(k)}_j],
 
-    with ``G^{(k)}``, ``self^{(k)}`` from the exact single-expert recursion (:mod:`moecl_lib.theory_exact`) on the
+    with ``G^{(k)}``, ``self^{(k)}`` from the exact single-expert recursion (:mod:`moecl_lib.theory.exact`) on the
     sub-pool; ``E[F_t] = (t E[G_t] - E sum self) / (t - 1)``. Exact for isotropic columns (``vhat=None``) and for
     Definition 1. Singleton clusters and ``M >= N`` give Theorem 1's setting (floor 0); ``M < N`` with clustered
     tasks gives Theorem 2's (floor = within-cluster gap). Shapes: W (N, d) or (R, N, d).
@@ -678,7 +678,7 @@ def simulate_specialised(
     Rounds ``1..t0``: each round goes to a uniformly random expert (an unspecialised "exploration" phase);
     rounds ``> t0``: to a uniform expert of the set of the task's cluster (``expert_cluster``, default
     :func:`balanced_expert_sets`). The routing never looks at the data. Pool, tasks and round data come from the
-    library's Definition-1 generator (:mod:`moecl_lib.tasks`) with ``cfg`` (``cfg.n_experts`` = M, clusters from
+    library's Definition-1 generator (:mod:`moecl_lib.linear.tasks`) with ``cfg`` (``cfg.n_experts`` = M, clusters from
     ``cfg.n_clusters``); router parameters of ``cfg`` are ignored.
 
     ``task_group`` (N,) groups the tasks that share an expert set (default: the pool's clusters). With fewer experts

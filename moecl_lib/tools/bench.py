@@ -2,7 +2,7 @@
 
 Two implementations of Algorithm 1 (SPEC §3-§5) live side by side:
 
-* :func:`moecl_lib.engine.simulate`: the batched engine (all runs of a batch per call, incremental metrics),
+* :func:`moecl_lib.linear.engine.simulate`: the batched engine (all runs of a batch per call, incremental metrics),
   with two backends: the compiled numba kernel (default) and the numpy loop vectorised over runs. Both are
   timed and both are checked against the reference.
 * :func:`reference_simulate` (here): a deliberately straightforward loop, **one run at a time**, that solves
@@ -11,7 +11,7 @@ Two implementations of Algorithm 1 (SPEC §3-§5) live side by side:
   run). It is kept as the reference: :func:`check_reference` asserts that both give the same numbers.
 
 Both consume the *same random numbers*: the reference draws the task pool with
-:func:`moecl_lib.tasks.make_task_pool` and then all rounds with :func:`moecl_lib.engine.draw_rounds`, the
+:func:`moecl_lib.linear.tasks.make_task_pool` and then all rounds with :func:`moecl_lib.linear.engine.draw_rounds`, the
 function the engine calls block by block; ``draw_rounds`` consumes the generator round by round in a fixed
 order, so the block length does not change the stream. Hence at a fixed seed the discrete trajectory
 (tasks, chosen experts, termination rounds) is identical and the float metrics agree to rounding
@@ -51,10 +51,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .config import ExperimentConfig
-from .engine import draw_rounds, simulate
-from .experts import RunCurves
-from .tasks import make_task_pool, mean_signal_strength
+from moecl_lib.config import ExperimentConfig
+from moecl_lib.linear.engine import draw_rounds, simulate
+from moecl_lib.linear.experts import RunCurves
+from moecl_lib.linear.tasks import make_task_pool, mean_signal_strength
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
@@ -298,7 +298,7 @@ def time_reference(cfg: ExperimentConfig, n_runs: int, repeats: int) -> Timing:
 def draw_only(cfg: ExperimentConfig) -> None:
     """Draw every random number of ``simulate(cfg)`` and nothing else: the floor of any implementation that
     reproduces the same draws (both the engine and the reference must generate them)."""
-    from .engine import block_length
+    from moecl_lib.linear.engine import block_length
 
     rng = np.random.default_rng(cfg.seed)
     make_task_pool(cfg, rng)
@@ -685,7 +685,7 @@ def notebook_rows(
     """Execute every notebook under each profile with the runner; one row per notebook and profile (wall time,
     status). Outputs go to ``out_dir/<profile>``; ``out_dir=None`` means the runner's default ``book/generated``
     (what the book build uses). Never into ``notebooks/``."""
-    from . import runner
+    from moecl_lib.tools import runner
 
     rows = []
     for profile in profiles:
@@ -715,7 +715,7 @@ def book_rows(
     """Time ``jupyter-book build`` (as ``moecl book``) on the paper-profile notebooks already executed into
     ``book/generated``; the full book build = the notebooks' elapsed time (``notebooks_elapsed``; default the
     sum of their times, i.e. a sequential run) + this build."""
-    from . import runner
+    from moecl_lib.tools import runner
 
     nb_s = (
         float(sum(r["wall_s"] for r in paper_rows))
@@ -803,7 +803,7 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    from .plotting import apply_style, save_figure
+    from moecl_lib.figures.style import apply_style, save_figure
 
     apply_style()
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
@@ -1051,7 +1051,7 @@ def _machine() -> dict[str, Any]:
 
 
 def _repo_root() -> Path:
-    from .runner import find_repo_root
+    from moecl_lib.tools.runner import find_repo_root
 
     return find_repo_root()
 
@@ -1111,9 +1111,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m moecl_lib.bench [--quick] ...`` (same as ``moecl bench``)."""
+    """``python -m moecl_lib.tools.bench [--quick] ...`` (same as ``moecl bench``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m moecl_lib.bench", description=__doc__.split("\n")[0]
+        prog="python -m moecl_lib.tools.bench", description=__doc__.split("\n")[0]
     )
     _configure(parser)
     return run(parser.parse_args(argv))
@@ -1121,9 +1121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:  # register `moecl bench` (moecl_lib.cli imports this module through COMMAND_MODULES)
+else:  # register `moecl bench` (moecl_lib.tools.cli imports this module through COMMAND_MODULES)
     try:
-        from .cli import register
+        from moecl_lib.tools.cli import register
     except ImportError:  # pragma: no cover - the CLI module is optional for the library
         pass
     else:

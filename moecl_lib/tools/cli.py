@@ -1,4 +1,4 @@
-"""Command-line entry point ``moecl`` (declared in pyproject.toml as ``moecl_lib.cli:main``).
+"""Command-line entry point ``moecl`` (declared in pyproject.toml as ``moecl_lib.tools.cli:main``).
 
 Subcommands::
 
@@ -9,8 +9,8 @@ Adding a subcommand (e.g. ``moecl bench``): write a ``configure(parser)`` functi
 ``run(args) -> int`` function (exit status), then register both with :func:`register`, either with the
 decorator in this module or from another module listed in :data:`COMMAND_MODULES`::
 
-    # moecl_lib/bench.py
-    from moecl_lib.cli import register
+    # moecl_lib/tools/bench.py
+    from moecl_lib.tools.cli import register
 
     def _configure(p): p.add_argument("--quick", action="store_true")
 
@@ -18,7 +18,7 @@ decorator in this module or from another module listed in :data:`COMMAND_MODULES
     def run(args) -> int: ...
 
 Imports of heavy packages (papermill, torch) belong inside ``run`` so that ``moecl --help`` stays fast.
-User errors (:class:`moecl_lib.runner.RunnerError`, :class:`moecl_lib.config.ConfigError`) are printed as one
+User errors (:class:`moecl_lib.tools.runner.RunnerError`, :class:`moecl_lib.config.ConfigError`) are printed as one
 short message with exit status 2, never as a traceback.
 """
 
@@ -50,7 +50,10 @@ class Subcommand:
 REGISTRY: dict[str, Subcommand] = {}
 """name -> Subcommand, in registration order (the order shown by ``moecl --help``)."""
 
-COMMAND_MODULES: tuple[str, ...] = ("moecl_lib.bench", "moecl_lib.portability")
+COMMAND_MODULES: tuple[str, ...] = (
+    "moecl_lib.tools.bench",
+    "moecl_lib.tools.portability",
+)
 """Optional modules that register more subcommands when imported; a module that does not exist is skipped."""
 
 
@@ -161,7 +164,7 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
     configure=_configure_notebooks,
 )
 def _run_notebooks(args: argparse.Namespace) -> int:
-    from moecl_lib import runner
+    from moecl_lib.tools import runner
 
     root = args.root.resolve() if args.root else runner.find_repo_root()
     extra = {name: runner.parse_cli_value(value) for name, value in args.parameter}
@@ -213,12 +216,12 @@ def _configure_expect(p: argparse.ArgumentParser) -> None:
 def _run_expect(args: argparse.Namespace) -> int:
     import json
 
-    from moecl_lib import runner
     from moecl_lib.claims.record import (
         expected_path,
         record_from_notebook,
         write_expected,
     )
+    from moecl_lib.tools import runner
 
     root = args.root.resolve() if args.root else runner.find_repo_root()
     for stem in args.stems:
@@ -265,8 +268,8 @@ def _configure_book(p: argparse.ArgumentParser) -> None:
     configure=_configure_book,
 )
 def _run_book(args: argparse.Namespace) -> int:
-    from moecl_lib import runner
-    from moecl_lib.status import unmatched_numbers, write_status_page
+    from moecl_lib.tools import runner
+    from moecl_lib.tools.status import unmatched_numbers, write_status_page
 
     root = args.root.resolve() if args.root else runner.find_repo_root()
     runner.check_book_inputs(root)
@@ -309,7 +312,7 @@ def _run_book(args: argparse.Namespace) -> int:
     return rc
 
 
-# moecl bench: to be added (see the module docstring; e.g. in moecl_lib/bench.py, listed in COMMAND_MODULES).
+# moecl bench: to be added (see the module docstring; e.g. in moecl_lib/tools/bench.py, listed in COMMAND_MODULES).
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    from moecl_lib.runner import RunnerError
+    from moecl_lib.tools.runner import RunnerError
 
     types: list[type[BaseException]] = [RunnerError]
     try:
@@ -363,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if (
     __name__ == "__main__"
-):  # python -m moecl_lib.cli: use the registry of the importable module, not __main__'s
-    from moecl_lib.cli import main as _main
+):  # python -m moecl_lib.tools.cli: use the registry of the importable module, not __main__'s
+    from moecl_lib.tools.cli import main as _main
 
     sys.exit(_main())

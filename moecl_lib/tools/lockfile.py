@@ -12,11 +12,11 @@ Used three ways:
 * ``tests/test_lock.py`` calls :func:`pyproject_problems` and :func:`freeze_problems`;
 * the Makefile runs this file as a script (standard library only until ``packaging`` is installed)::
 
-      python moecl_lib/lockfile.py check-venv --python .venv/bin/python lock/dev.txt   # pip freeze == lock
-      python moecl_lib/lockfile.py check-pyproject                                    # pyproject <-> locks
-      python moecl_lib/lockfile.py sources --installer uv lock/dev.txt                # uv's index arguments
-      python moecl_lib/lockfile.py extra-requirements lab                             # input of lock/lab.txt
-      python moecl_lib/lockfile.py hash                                               # sha256 of lock/dev.txt
+      python moecl_lib/tools/lockfile.py check-venv --python .venv/bin/python lock/dev.txt   # pip freeze == lock
+      python moecl_lib/tools/lockfile.py check-pyproject                                    # pyproject <-> locks
+      python moecl_lib/tools/lockfile.py sources --installer uv lock/dev.txt                # uv's index arguments
+      python moecl_lib/tools/lockfile.py extra-requirements lab                             # input of lock/lab.txt
+      python moecl_lib/tools/lockfile.py hash                                               # sha256 of lock/dev.txt
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK_DIR = ROOT / "lock"
 DEV_LOCK = LOCK_DIR / "dev.txt"
 LAB_LOCK = LOCK_DIR / "lab.txt"

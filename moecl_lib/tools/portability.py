@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from moecl_lib.cli import register
+from moecl_lib.tools.cli import register
 
 #: CPU kernel families of numpy's dispatcher that the ``no-avx512`` variant disables (numpy 2.x names).
 NUMPY_AVX512_FEATURES = (
@@ -135,7 +135,7 @@ def run_variant(
     cmd = [
         sys.executable,
         "-m",
-        "moecl_lib.cli",
+        "moecl_lib.tools.cli",
         "notebooks",
         "--profile",
         "quick",
@@ -185,7 +185,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     configure=_configure,
 )
 def run(args: argparse.Namespace) -> int:
-    from moecl_lib.runner import RunnerError, find_repo_root
+    from moecl_lib.tools.runner import RunnerError, find_repo_root
 
     table = variants()
     if args.list:

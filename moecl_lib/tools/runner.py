@@ -66,7 +66,7 @@ def find_repo_root(start: Path | None = None) -> Path:
     for cand in (here, *here.parents):
         if (cand / "pyproject.toml").is_file() and (cand / "notebooks").is_dir():
             return cand
-    pkg_parent = Path(__file__).resolve().parents[1]
+    pkg_parent = Path(__file__).resolve().parents[2]
     if (pkg_parent / "notebooks").is_dir():
         return pkg_parent
     raise RunnerError(

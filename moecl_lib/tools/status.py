@@ -229,10 +229,10 @@ SETTINGS_TABLE = Path("generated") / "_settings_table.md"
 
 def render_settings_table() -> str:
     """Markdown table: every option of ``ExperimentConfig`` that a setting fixes, with the config default and the
-    values of the recalled and calibrated settings (from :mod:`moecl_lib.calibration`, never typed by hand)."""
+    values of the recalled and calibrated settings (from :mod:`moecl_lib.analysis.calibration`, never typed by hand)."""
     import dataclasses
 
-    from moecl_lib.calibration import SETTINGS
+    from moecl_lib.analysis.calibration import SETTINGS
     from moecl_lib.config import ExperimentConfig
 
     default = ExperimentConfig()
@@ -349,7 +349,7 @@ def write_status_page(book_dir: str | Path) -> Path:
     info = render_build_info(records, titles, profiles, git_commit(root))
     lock = root / "lock" / "dev.txt"
     if lock.is_file():
-        from moecl_lib.lockfile import lock_hash
+        from moecl_lib.tools.lockfile import lock_hash
 
         info = (
             f"- **Environment lock** `lock/dev.txt`, sha256 `{lock_hash(lock)}`\n"

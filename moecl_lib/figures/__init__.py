@@ -1,0 +1,12 @@
+"""Presentation of results: figure style, figure and CSV files, text tables.
+
+Owns the matplotlib style and bands (``style``), writing figures and CSV columns
+(``io``) and the one text-table printer (``tables``). The names most chapters use are
+re-exported here (``from moecl_lib import figures``).
+
+May import: nothing of ``moecl_lib`` (numpy and matplotlib only).
+"""
+
+from moecl_lib.figures.style import apply_style, band, save_csv, save_figure, table
+
+__all__ = ["apply_style", "band", "save_csv", "save_figure", "table"]
