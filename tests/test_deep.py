@@ -21,7 +21,7 @@ from moecl_lib.deep.moe import (
     set_determinism,
     single_network,
 )
-from moecl_lib.linear.engine import router_coefficients
+from moecl_lib.linear.routing import router_coefficients
 
 set_determinism()
 

@@ -23,7 +23,7 @@ Model (our reconstruction; the paper's DNN details are [R-L]):
   expert on the round's batch (``task_loss=True``; SPEC A9). One gradient step ``theta -= eta * grad``
   computed by torch autograd (checked against the explicit SPEC §4.5 gradient in ``tests/test_deep.py``).
 * **Termination** (SPEC §4.6), same names and semantics as :func:`moecl_lib.linear.engine.simulate`: ``"gap"`` (at the
-  first round ``t > T1`` whose gate outputs pass :func:`moecl_lib.linear.engine.gap_test`, tested before that round's
+  first round ``t > T1`` whose gate outputs pass :func:`moecl_lib.linear.routing.gap_test`, tested before that round's
   router step), ``"freeze_at_T1"`` (frozen at round ``T1 + 1``), ``"never"``. ``M = 1`` is the single network
   (no router).
 
@@ -43,7 +43,7 @@ import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
 from moecl_lib.config import AUX_GRADS, TERMINATIONS, ConfigError, replace_fields
-from moecl_lib.linear.engine import gap_test
+from moecl_lib.linear.routing import gap_test
 
 RouterInput = Literal["sum", "mean"]
 ROUTER_INPUTS: tuple[str, ...] = ("sum", "mean")

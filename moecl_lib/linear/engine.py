@@ -28,77 +28,26 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.linear.experts import RunCurves, curve_buffers
+from moecl_lib.linear.results import RunCurves, curve_buffers
+from moecl_lib.linear.routing import (
+    argmax_first,
+    aux_scale,
+    coefficients_runs_last,
+    gap_passes,
+    route,
+    softmax,
+)
 from moecl_lib.linear.tasks import TaskPool, make_task_pool, mean_signal_strength
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
 BoolArray = NDArray[np.bool_]
-
-
-# ----------------------------------------------------------------------------------------------
-# Pure router helpers (shared with the deep-network learner)
-# ----------------------------------------------------------------------------------------------
-def softmax(h: FloatArray, axis: int = -1) -> FloatArray:
-    """Numerically stable softmax (max-subtracted, SPEC A14)."""
-    z = h - h.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def router_coefficients(
-    delta_norm: FloatArray,
-    pi: FloatArray,
-    chosen: IntArray,
-    f: FloatArray,
-    t: int,
-    alpha: float,
-    aux_grad: Literal["decay", "no_decay"] = "decay",
-) -> FloatArray:
-    """Scalars ``c^(k)`` with ``grad_{theta^(k)} L^tr = c^(k) xbar_t`` (SPEC §4.5), batched over runs.
-
-    ``c^(k) = ||Delta_t|| pi_{m_t} (1{k = m_t} - pi_k) + s_t alpha M pi_k (f^(k) - sum_m f^(m) pi_m)`` with
-    ``s_t = 1/t`` for ``aux_grad="decay"`` (only the current round's term of ``P_t`` depends on Theta) and
-    ``s_t = 1`` for ``"no_decay"`` (SPEC A3). The coefficients sum to zero over experts.
-
-    Args:
-        delta_norm: ``||w_t^(m_t) - w_{t-1}^(m_t)||_2``, shape (R,).
-        pi: softmax router probabilities, shape (R, M).
-        chosen: selected expert ``m_t``, shape (R,).
-        f: load fractions ``f_t^(m)`` (including round t), shape (R, M).
-        t: round index (1-based).
-        alpha: load-balancing weight.
-        aux_grad: gradient variant of the load-balancing term.
-    """
-    R, M = pi.shape
-    runs = np.arange(R)
-    pi_chosen = pi[runs, chosen]
-    loc = -(delta_norm * pi_chosen)[:, None] * pi
-    loc[runs, chosen] += delta_norm * pi_chosen
-    scale = alpha * M / t if aux_grad == "decay" else alpha * M
-    aux = scale * pi * (f - (f * pi).sum(axis=1, keepdims=True))
-    return loc + aux
-
-
-def gap_test(h: FloatArray, chosen: IntArray, lam: float, gamma: float) -> BoolArray:
-    """Termination test of SPEC §4.6 (recommended ``gap`` rule), batched over runs.
-
-    With ``S_t = {m : |h_m - h_{m_t}| <= lambda}`` (experts tied with the winner up to the routing noise),
-    the test passes when ``S_t`` is not all experts and every expert outside it is below the winner by
-    more than ``Gamma``.
-    """
-    R = h.shape[0]
-    h_win = h[np.arange(R), chosen][:, None]
-    outside = np.abs(h - h_win) > lam
-    margin = np.where(outside, h_win - h, np.inf).min(axis=1)
-    return outside.any(axis=1) & (margin > gamma)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -323,24 +272,6 @@ def orthonormal_rows(XT: FloatArray, overwrite: bool = False) -> FloatArray:
     return V.reshape(XT.shape)
 
 
-def _argmax0(a: FloatArray) -> IntArray:
-    """``np.argmax(a, axis=0)`` (index of the FIRST maximum) for a short axis 0, vectorised over the rest.
-
-    Two reductions over axis 0 (fast when the trailing axes are contiguous) instead of numpy's per-row
-    argmax. Rows containing NaN (a diverged run) give index ``len(a) - 1`` rather than an out-of-range index.
-    """
-    K = a.shape[0]
-    if K == 1:
-        return np.zeros(a.shape[1:], dtype=np.intp)
-    rank = np.arange(K, 0, -1, dtype=np.int16 if K < 2**15 else np.int64).reshape(
-        (K,) + (1,) * (a.ndim - 1)
-    )
-    first = ((a == a.max(axis=0)) * rank).max(
-        axis=0
-    )  # K - index of the first maximum (0 if none)
-    return np.minimum(K - first.astype(np.intp), K - 1)
-
-
 def block_length(cfg: ExperimentConfig) -> int:
     """Rounds drawn and pre-processed at once: about 2**18 entries of ``X`` per block (memory-bounded)."""
     per_round = cfg.n_runs * cfg.d * cfg.s
@@ -544,7 +475,6 @@ def _numpy_loop(
     )  # noise-free router input, (N, d, R)
     gamma, T1 = cfg.gamma_value, cfg.T1_value
     lam, eta = float(cfg.lam), float(cfg.eta)
-    decay = cfg.aux_grad == "decay"
     routed = M > 1
 
     w = np.zeros((M, d, R), dtype=dtype)
@@ -606,7 +536,7 @@ def _numpy_loop(
             if routed:
                 xb = xbar[:, b]  # (d, R)
                 h = np.einsum("mdr,dr->mr", theta, xb)  # (M, R)
-                m = _argmax0(h + route_noise[b])
+                m = route(h, route_noise[b])
             else:
                 m = zeros_r
             # expert update, Eq. (4) with noise-free labels: w <- w + Q Q^T (w_n - w)
@@ -643,18 +573,13 @@ def _numpy_loop(
             if n_active:
                 if cfg.termination == "gap" and t > T1:
                     if 2 * n_active > R:
-                        h_win = h[m, runs]
-                        outside = np.abs(h - h_win) > lam
-                        margin = np.where(outside, h_win - h, np.inf).min(axis=0)
-                        stop = active & outside.any(axis=0) & (margin > gamma)
+                        stop = active & gap_passes(h, h[m, runs], lam, gamma, axis=0)
                     else:  # few active runs: test only those
                         idx = np.flatnonzero(active)
                         ha = h[:, idx]
                         h_win = ha[m[idx], np.arange(idx.size)]
-                        outside = np.abs(ha - h_win) > lam
-                        margin = np.where(outside, h_win - ha, np.inf).min(axis=0)
                         stop = np.zeros(R, dtype=bool)
-                        stop[idx] = outside.any(axis=0) & (margin > gamma)
+                        stop[idx] = gap_passes(ha, h_win, lam, gamma, axis=0)
                 elif cfg.termination == "freeze_at_T1" and t > T1:
                     stop = active.copy()
                 else:
@@ -669,20 +594,12 @@ def _numpy_loop(
                     full = 2 * n_active > R
                     sel = slice(None) if full else np.flatnonzero(active)
                     hs, ms, xbs, xss = h[:, sel], m[sel], xb[:, sel], xs[:, b, sel]
-                    pi = np.exp(hs - hs.max(axis=0))
-                    pi /= pi.sum(axis=0)
-                    k = np.arange(pi.shape[1])
-                    pi_win = pi[ms, k]
+                    pi = softmax(hs, axis=0)
                     delta_s = delta[:, sel]
                     dn = np.sqrt(np.einsum("dr,dr->r", delta_s, delta_s))
-                    # c^(k) = ||Delta|| pi_m (1{k=m} - pi_k) + s_t alpha M pi_k (f_k - sum_j f_j pi_j), SPEC §4.5
                     f = counts[:, sel] / t
-                    scale = cfg.alpha * M / t if decay else cfg.alpha * M
-                    c = (
-                        scale * pi * (f - np.einsum("mr,mr->r", f, pi))
-                        - (dn * pi_win) * pi
-                    )
-                    c[ms, k] += dn * pi_win
+                    scale = aux_scale(cfg.alpha, M, t, cfg.aux_grad)
+                    c = coefficients_runs_last(dn, pi, ms, f, scale)
                     c *= eta
                     if full:
                         if n_active < R:
@@ -691,12 +608,12 @@ def _numpy_loop(
                         gates -= (
                             c[:, None, :] * xss[None]
                         )  # theta . signal_in, updated in O(M N)
-                        gp_index = _argmax0(gates) * (N * R) + n_offsets + runs
+                        gp_index = argmax_first(gates) * (N * R) + n_offsets + runs
                     else:
                         theta[:, :, sel] -= c[:, None, :] * xbs[None]
                         gs = gates[:, :, sel] - c[:, None, :] * xss[None]
                         gates[:, :, sel] = gs
-                        gp_index[:, sel] = _argmax0(gs) * (N * R) + n_offsets + sel
+                        gp_index[:, sel] = argmax_first(gs) * (N * R) + n_offsets + sel
             np.multiply(D_flat[gp_index].sum(axis=0), 1.0 / N, out=G_pool[t - 1])
             if snap_idx < len(snap_rounds) and t == snap_rounds[snap_idx]:
                 snapshots[:, snap_idx] = gates.transpose(2, 1, 0)

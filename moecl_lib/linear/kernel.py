@@ -18,27 +18,17 @@ numpy path (``backend="auto"``) or raises (``backend="numba"``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-try:  # pragma: no cover - exercised by whichever environment runs the tests
-    from numba import njit
+from moecl_lib.linear.routing import (
+    AVAILABLE,
+    IMPORT_ERROR,
+    gap_passes_run,
+    njit,
+    router_coefficients_run,
+)
 
-    AVAILABLE = True
-    IMPORT_ERROR = ""
-except Exception as exc:  # pragma: no cover
-    AVAILABLE = False
-    IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
-
-    def njit(*args: Any, **kwargs: Any) -> Any:  # type: ignore[no-redef]
-        """Stand-in so that the module imports; the kernel is never called without numba."""
-
-        def wrap(fn: Any) -> Any:
-            return fn
-
-        return wrap(args[0]) if args and callable(args[0]) else wrap
-
+__all__ = ["AVAILABLE", "IMPORT_ERROR", "TERMINATION_CODES", "run_block"]
 
 TERMINATION_CODES = {"never": 0, "gap": 1, "freeze_at_T1": 2}
 """Integer codes of ``ExperimentConfig.termination`` passed to the kernel."""
@@ -199,42 +189,19 @@ def run_block(
             if active[r]:
                 stop = False
                 if termination == 1 and t > T1:
-                    any_out = False
-                    margin = np.inf
-                    for k in range(M):
-                        if abs(h[k] - h[m]) > lam:
-                            any_out = True
-                            if h[m] - h[k] < margin:
-                                margin = h[m] - h[k]
-                    stop = any_out and margin > gamma
+                    stop = gap_passes_run(h, m, lam, gamma)
                 elif termination == 2 and t > T1:
                     stop = True
                 if stop:
                     T2[r] = t
                     active[r] = False
                 else:
-                    hmax = h[0]
-                    for k in range(1, M):
-                        if h[k] > hmax:
-                            hmax = h[k]
-                    z = 0.0
-                    for k in range(M):
-                        pi[k] = np.exp(h[k] - hmax)
-                        z += pi[k]
-                    fpi = 0.0
-                    for k in range(M):
-                        pi[k] /= z
-                        f[k] = counts[r, k] / t
-                        fpi += f[k] * pi[k]
                     dn = 0.0
                     for i in range(d):
                         dn += delta[i] * delta[i]
                     dn = np.sqrt(dn)
                     scale = alpha * M / t if decay else alpha * M
-                    pw = pi[m]
-                    for k in range(M):
-                        c[k] = scale * pi[k] * (f[k] - fpi) - (dn * pw) * pi[k]
-                    c[m] += dn * pw
+                    router_coefficients_run(h, m, counts[r], t, dn, scale, pi, f, c)
                     for q in range(N):
                         acc = 0.0
                         for i in range(d):
