@@ -236,7 +236,7 @@ def records_from_notebooks(paths: Iterable[Path]) -> dict[str, Record]:
 def expected_path(chapter: str, root: Path | None = None) -> Path:
     """``<repo>/notebooks/expected/<chapter>.json`` (repository root found from the working directory)."""
     if root is None:
-        from moecl_lib.tools.runner import find_repo_root
+        from moecl_lib.paths import find_repo_root
 
         root = find_repo_root()
     return root / EXPECTED_DIR / f"{chapter}.json"

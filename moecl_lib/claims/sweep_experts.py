@@ -56,6 +56,7 @@ from moecl_lib.analysis.metrics import mean_se
 from moecl_lib.claims.record import Record
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
+from moecl_lib.linear import forced
 from moecl_lib.linear.engine import simulate
 from moecl_lib.linear.tasks import cluster_assignment, make_task_pool
 from moecl_lib.theory import isotropic as theory
@@ -288,7 +289,7 @@ def run(p: Params = Params()) -> Result:
             )
         )
         cfg = base.replace(n_experts=M)
-        sim = tm.simulate_specialised(cfg, t0=t0, task_group=groups_for(M))
+        sim = forced.simulate_specialised(cfg, t0=t0, task_group=groups_for(M))
         cond = moe_exact_given_routing(
             sim.pool.W,
             unit_signal_directions(sim.pool),

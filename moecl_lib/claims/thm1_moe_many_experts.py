@@ -73,6 +73,7 @@ from moecl_lib.claims.prop4_single_expert import (
 from moecl_lib.claims.record import Record
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
+from moecl_lib.linear import forced
 from moecl_lib.linear.engine import SimulationResult, simulate
 from moecl_lib.theory import moe as tm
 from moecl_lib.theory.exact import (
@@ -368,7 +369,7 @@ def _ideal(p: Params, cfgs: Mapping[str, ExperimentConfig]) -> Ideal:
     sim: dict[int, Any] = {1: res_single}
     exact: dict[int, Any] = {1: single_expert_exact(W0, vh0, s, T)}
     for M in p.experts:
-        sim[M] = tm.simulate_specialised(cfgs[f"ideal|M={M}"])
+        sim[M] = forced.simulate_specialised(cfgs[f"ideal|M={M}"])
         if not np.allclose(sim[M].pool.W[0], W0):
             raise AssertionError("the ideal-MoE simulations must share one pool")
         exact[M] = tm.oracle_moe_exact(W0, vh0, s, T, M)
@@ -393,7 +394,7 @@ def _ideal(p: Params, cfgs: Mapping[str, ExperimentConfig]) -> Ideal:
 
 def _post(p: Params, cfgs: Mapping[str, ExperimentConfig]) -> Post:
     cfg2 = cfgs[f"post_specialisation|M={p.M_post}"]
-    sim2 = tm.simulate_specialised(cfg2, t0=p.t0)
+    sim2 = forced.simulate_specialised(cfg2, t0=p.t0)
     vh2 = unit_signal_directions(sim2.pool)
     post = tm.post_specialisation_curves(
         sim2.w_t0,

@@ -71,6 +71,7 @@ from moecl_lib.claims.thm1_moe_many_experts import (
     least_margin,
 )
 from moecl_lib.config import ExperimentConfig
+from moecl_lib.linear import forced
 from moecl_lib.linear.engine import SimulationResult, simulate
 from moecl_lib.theory import moe as tm
 from moecl_lib.theory.exact import (
@@ -335,7 +336,7 @@ def run(params: Params = Params()) -> Result:
     sim: dict[int, Any] = {1: res_single}
     exact: dict[int, Any] = {1: single_expert_exact(W0, vh0, s, T)}
     for M in p.experts:
-        sim[M] = tm.simulate_specialised(cfgs[f"ideal|M={M}"])
+        sim[M] = forced.simulate_specialised(cfgs[f"ideal|M={M}"])
         if not np.allclose(sim[M].pool.W[0], W0):
             raise AssertionError("the ideal-MoE simulations must share one pool")
         exact[M] = tm.oracle_moe_exact(W0, vh0, s, T, M, cluster_of=cl)

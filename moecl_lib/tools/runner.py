@@ -33,6 +33,8 @@ from typing import Any, TextIO
 
 import yaml
 
+from moecl_lib.paths import RunnerError
+
 QUICK = "quick"
 """The profile that runs the stored parameters cell unchanged."""
 
@@ -47,32 +49,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
 
 
-class RunnerError(Exception):
-    """A user-facing error of the notebook runner (bad stem, profile, profiles.yml entry, ...).
-
-    The message is meant to be printed as is, on one or a few lines, without a traceback.
-    """
-
-
 # --------------------------------------------------------------------------------------------------
 # repository layout
 # --------------------------------------------------------------------------------------------------
-
-
-def find_repo_root(start: Path | None = None) -> Path:
-    """Return the repository root: the nearest folder (from ``start``, default cwd, upwards) holding both
-    ``pyproject.toml`` and ``notebooks/``; falls back to the folder that contains this package."""
-    here = (start or Path.cwd()).resolve()
-    for cand in (here, *here.parents):
-        if (cand / "pyproject.toml").is_file() and (cand / "notebooks").is_dir():
-            return cand
-    pkg_parent = Path(__file__).resolve().parents[2]
-    if (pkg_parent / "notebooks").is_dir():
-        return pkg_parent
-    raise RunnerError(
-        f"cannot find the repository root (a folder with pyproject.toml and notebooks/) above {here}; "
-        "run moecl from inside the repository or pass --root"
-    )
 
 
 def discover_notebooks(notebooks_dir: Path) -> dict[str, Path]:
