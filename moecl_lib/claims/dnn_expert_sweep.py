@@ -48,7 +48,6 @@ from moecl_lib.claims.dnn_moe_vs_single import (
     FLOORS,
     Data,
     _factory,
-    _text_table,
     load_tasks,
     per_seed,
     seed_cell,
@@ -60,6 +59,7 @@ from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_n
 from moecl_lib.deep.learners import StreamResult
 from moecl_lib.deep.moe import DeepMoEConfig, set_determinism
 from moecl_lib.deep.study import Results, run_paired
+from moecl_lib.figures.tables import text_table
 
 CHAPTER = "dnn_expert_sweep"
 #: Tolerance floors of the convergence-round quantities (see FLOORS for the measurement): the per-seed t_conv
@@ -207,7 +207,7 @@ class Result:
                 ]
             else:
                 head = ["M"] + keys
-            out += [title + ":", _text_table(head, rows)]
+            out += [title + ":", text_table(head, rows)]
         return "\n".join(out)
 
     def t_conv_text(self) -> str:

@@ -82,6 +82,7 @@ from moecl_lib.deep.datasets import (
 from moecl_lib.deep.learners import StreamResult, TaskData
 from moecl_lib.deep.moe import DeepMoE, DeepMoEConfig, set_determinism, single_network
 from moecl_lib.deep.study import Results, run_paired, run_stats
+from moecl_lib.figures.tables import text_table
 
 CHAPTER = "dnn_moe_vs_single"
 #: Learner keys (used in quantity names) and their display names (``{M}`` and ``{few}`` filled in).
@@ -325,7 +326,7 @@ class Result:
                 [self.names[k]] + [self.cell(k, s, digits) for s in keys]
                 for k in self.names
             ]
-            out += [title + ":", _text_table(["learner"] + keys, rows)]
+            out += [title + ":", text_table(["learner"] + keys, rows)]
         return "\n".join(out)
 
     def final_accuracy_text(self) -> str:
@@ -400,7 +401,7 @@ class Result:
                     ]
                     + [_ms_text(st[k][s]) for s in keys]
                 )
-        return _text_table(["learner"] + keys, rows)
+        return text_table(["learner"] + keys, rows)
 
     def csv_summary(self) -> dict[str, list[Any]]:
         """Per learner: mean and s.e. of every statistic (NaN where not defined)."""
@@ -485,13 +486,6 @@ def seed_mean_se(x: np.ndarray) -> tuple[float, float]:
 def _ms_text(x: np.ndarray, digits: int = 1) -> str:
     m, se = seed_mean_se(x)
     return f"{m:.{digits}f} ± {se:.{digits}f}"
-
-
-def _text_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ run

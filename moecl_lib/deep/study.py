@@ -26,6 +26,7 @@ from moecl_lib.deep.learners import (
     sample_stream,
 )
 from moecl_lib.figures.style import band
+from moecl_lib.figures.tables import text_table
 
 Results = dict[str, list[StreamResult]]
 
@@ -122,10 +123,7 @@ def format_rows(
         + [f"{r[k]:.{digits}f} +- {r[k + '_se']:.{digits}f}" for k in keys]
         for r in rows
     ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
+    return text_table(head, cells)
 
 
 def curves(

@@ -7,6 +7,8 @@ re-exported here (``from moecl_lib import figures``).
 May import: nothing of ``moecl_lib`` (numpy and matplotlib only).
 """
 
-from moecl_lib.figures.style import apply_style, band, save_csv, save_figure, table
+from moecl_lib.figures.io import save_csv, save_figure
+from moecl_lib.figures.style import apply_style, band
+from moecl_lib.figures.tables import table, text_table
 
-__all__ = ["apply_style", "band", "save_csv", "save_figure", "table"]
+__all__ = ["apply_style", "band", "save_csv", "save_figure", "table", "text_table"]

@@ -52,6 +52,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from moecl_lib.config import ExperimentConfig
+from moecl_lib.figures.tables import text_table
 from moecl_lib.linear.engine import draw_rounds, simulate
 from moecl_lib.linear.reference import (
     REFERENCE_ATOL,
@@ -610,28 +611,32 @@ def _si(x: float) -> str:
 
 
 def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Printable table: batched and reference throughput (run-rounds/s, CPU and wall) and the ratios."""
-    head = (
-        f"{'case':<15} {'backend':<7} {'R':>4} {'T':>5}  {'batched rr/s':>13} {'(wall)':>9}  "
-        f"{'reference rr/s':>14} {'(wall)':>8}  {'ratio cpu':>9} {'ratio wall':>10}  {'draws share':>11} "
-        f"{'ceiling':>7}"
-    )
-    lines = [head, "-" * len(head)]
+    """Printable table: batched and reference throughput (run-rounds/s, CPU and wall)
+    and the ratios."""
+    head = [
+        "case", "backend", "R", "T", "batched rr/s", "(wall)", "reference rr/s",
+        "(wall)", "ratio cpu", "ratio wall", "draws share", "ceiling",
+    ]  # fmt: skip
+    cells = []
     for r in rows:
         ref = "ref_rr_per_s_cpu" in r
-        lines.append(
-            f"{r['case']:<15} {r.get('backend', '-'):<7} {r['R']:>4} {r['T']:>5}  {_si(r['batched_rr_per_s_cpu']):>13} "
-            f"{_si(r['batched_rr_per_s_wall']):>9}  "
-            + (
-                f"{_si(r['ref_rr_per_s_cpu']):>14} {_si(r['ref_rr_per_s_wall']):>8}  "
-                f"{r['speedup_cpu']:>9.1f} {r['speedup_wall']:>10.1f}"
-                if ref
-                else f"{'-':>14} {'-':>8}  {'-':>9} {'-':>10}"
-            )
-            + f"  {r['draws_share_of_batched_cpu']:>11.0%} "
-            + (f"{r['ratio_ceiling_cpu']:>7.0f}" if ref else f"{'-':>7}")
+        cells.append(
+            [
+                str(r["case"]),
+                str(r.get("backend", "-")),
+                str(r["R"]),
+                str(r["T"]),
+                _si(r["batched_rr_per_s_cpu"]),
+                _si(r["batched_rr_per_s_wall"]),
+                _si(r["ref_rr_per_s_cpu"]) if ref else "-",
+                _si(r["ref_rr_per_s_wall"]) if ref else "-",
+                f"{r['speedup_cpu']:.1f}" if ref else "-",
+                f"{r['speedup_wall']:.1f}" if ref else "-",
+                f"{r['draws_share_of_batched_cpu']:.0%}",
+                f"{r['ratio_ceiling_cpu']:.0f}" if ref else "-",
+            ]
         )
-    return "\n".join(lines)
+    return text_table(head, cells, align="<<", rule=True)
 
 
 def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
@@ -646,7 +651,8 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    from moecl_lib.figures.style import apply_style, save_figure
+    from moecl_lib.figures.io import save_figure
+    from moecl_lib.figures.style import apply_style
 
     apply_style()
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))

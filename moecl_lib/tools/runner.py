@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from moecl_lib.figures.tables import text_table
 from moecl_lib.paths import RunnerError
 
 QUICK = "quick"
@@ -397,26 +398,17 @@ def summary_table(
 ) -> str:
     """Plain-text summary: notebook, profile, status, wall time, total (sum of the notebooks' times); with
     ``elapsed`` and ``jobs > 1`` also the elapsed time of the parallel run."""
-    w = max([len("notebook")] + [len(r.stem) for r in results])
-    lines = [
-        f"{'notebook':<{w}}  {'profile':<8}  {'status':<6}  {'wall [s]':>9}",
-        "-" * (w + 31),
+    rows = [
+        [r.stem, r.profile, "ok" if r.ok else "FAILED", f"{r.seconds:.1f}"]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"{r.stem:<{w}}  {r.profile:<8}  {'ok' if r.ok else 'FAILED':<6}  {r.seconds:9.1f}"
-        )
-    lines.append("-" * (w + 31))
     n_bad = sum(not r.ok for r in results)
     total = sum(r.seconds for r in results)
-    lines.append(
-        f"{'total (' + str(len(results)) + ' run, ' + str(n_bad) + ' failed)':<{w + 20}}  {total:9.1f}"
-    )
+    footer = [(f"total ({len(results)} run, {n_bad} failed)", f"{total:.1f}")]
     if elapsed is not None and jobs > 1:
-        lines.append(
-            f"{'elapsed (' + str(jobs) + ' at once)':<{w + 20}}  {elapsed:9.1f}"
-        )
-    return "\n".join(lines)
+        footer.append((f"elapsed ({jobs} at once)", f"{elapsed:.1f}"))
+    head = ["notebook", "profile", "status", "wall [s]"]
+    return text_table(head, rows, align="<<<>", rule=True, footer=footer)
 
 
 def _strip_volatile_metadata(path: Path) -> None:
