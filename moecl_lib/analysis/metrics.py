@@ -11,6 +11,7 @@ sample variance).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -150,13 +151,22 @@ def mean_se(x: ArrayLike, axis: int = 0) -> tuple[FloatArray, FloatArray]:
     return mean, se
 
 
-def load_entropy(loads: ArrayLike) -> float:
-    """Shannon entropy (nats) of expert loads normalised to fractions; ``log M`` = perfectly balanced."""
+def load_entropy(loads: ArrayLike, *, normalised: bool = False) -> FloatArray:
+    """Shannon entropy (nats) of expert loads along the last axis; ``log M`` = balanced.
+
+    Loads (counts or fractions, any leading shape) are renormalised to sum to one; an
+    all-zero row gives NaN; ``normalised`` divides by ``log M``. A 1-D load vector gives a
+    0-d array (``float(...)`` for a number).
+    """
     p = np.asarray(loads, dtype=float)
-    if p.ndim != 1 or np.any(p < 0) or p.sum() <= 0:
-        raise ValueError(
-            "loads must be a 1-D array of non-negative counts with a positive sum"
-        )
-    p = p / p.sum()
-    nz = p[p > 0]
-    return float(-(nz * np.log(nz)).sum())
+    if np.any(p < 0):
+        raise ValueError("loads must be non-negative")
+    tot = p.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = p / tot
+        h = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
+    h = np.where(tot[..., 0] > 0, h, np.nan)
+    if normalised:
+        M = p.shape[-1]
+        h = h / math.log(M) if M > 1 else np.full_like(h, np.nan)
+    return h

@@ -15,7 +15,7 @@ Conventions used throughout (all are this project's choices, SPEC tag [C]):
   set (label ``-1``). The sets are therefore disjoint by construction; whether an expert also serves other tasks
   is what the purity measures.
 * **Load entropy** uses natural logarithms; the *normalised* entropy divides by ``log M`` (1 = balanced).
-  It agrees with :func:`moecl_lib.analysis.metrics.load_entropy` on a single load vector.
+  It is computed by :func:`moecl_lib.analysis.metrics.load_entropy` (any leading shape).
 * **Gate gaps** are computed on the engine's gate snapshots ``g[r, s, n, m] = theta^(m) . (E[beta] v_n)`` (the
   noise-free gate of expert ``m`` on task ``n``'s signal after snapshot round ``s``), for fixed expert sets:
   *within-set gap* of task ``n``: ``max_{m, m' in M_n} |g[n, m] - g[n, m']|`` (0 for a single-expert set);
@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from tqdm.auto import tqdm
 
-from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.analysis.metrics import load_entropy, mean_se
 from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.linear.engine import SimulationResult, simulate
 
@@ -312,26 +312,6 @@ def expert_loads(
     e = e[:, : nw * window].reshape(R, nw, window)
     onehot = (e[..., None] == np.arange(n_experts)).sum(axis=2)
     return onehot / window, window * np.arange(1, nw + 1)
-
-
-def load_entropy(loads: ArrayLike, *, normalised: bool = False) -> FloatArray:
-    """Shannon entropy (nats) of load fractions along the last axis; ``normalised`` divides by ``log M``.
-
-    Same convention as :func:`moecl_lib.analysis.metrics.load_entropy` (which takes one 1-D load vector); here any
-    leading shape is allowed. Loads are renormalised to sum to one; an all-zero row gives NaN.
-    """
-    p = np.asarray(loads, dtype=float)
-    if np.any(p < 0):
-        raise ValueError("loads must be non-negative")
-    tot = p.sum(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = p / tot
-        h = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
-    h = np.where(tot[..., 0] > 0, h, np.nan)
-    if normalised:
-        M = p.shape[-1]
-        h = h / math.log(M) if M > 1 else np.full_like(h, np.nan)
-    return h
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def run_stats(res: StreamResult, after: int | None = None) -> dict[str, float]:
         "final_acc_router": float(res.acc_routed[-1].mean()),
         "purity": res.routing_purity(after),
         "switches": float(res.route_switches(after)),
-        "load_entropy": load_entropy(loads) if loads.sum() > 0 else float("nan"),
+        "load_entropy": float(load_entropy(loads)),
         "T2": float(res.info.get("T2", -1)),
         "wall_time": res.wall_time,
     }
