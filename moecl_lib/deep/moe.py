@@ -42,7 +42,15 @@ import torch
 import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
-from moecl_lib.config import AUX_GRADS, TERMINATIONS, ConfigError, replace_fields
+from moecl_lib.config import (
+    AUX_GRADS,
+    TERMINATIONS,
+    ConfigError,
+    check_choice,
+    check_float,
+    check_int,
+    replace_fields,
+)
 from moecl_lib.linear.routing import gap_test
 
 RouterInput = Literal["sum", "mean"]
@@ -257,26 +265,11 @@ class DeepMoEConfig:
             ("t1_per_expert", 0),
             ("seed", 0),
         ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ConfigError(f"{name}={v!r} must be an integer >= {lo}")
-        if self.T1 is not None and (
-            not isinstance(self.T1, (int, np.integer)) or self.T1 < 0
-        ):
-            raise ConfigError(f"T1={self.T1!r} must be an integer >= 0 or None")
+            check_int(self, name, lo)
+        check_int(self, "T1", 0, optional=True)
         for name in ("lr", "eta", "alpha", "lam", "momentum"):
-            v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float))
-                or not np.isfinite(v)
-                or v < 0
-            ):
-                raise ConfigError(f"{name}={v!r} must be a finite number >= 0")
-        if self.gamma is not None and (not np.isfinite(self.gamma) or self.gamma < 0):
-            raise ConfigError(
-                f"gamma={self.gamma!r} must be a finite number >= 0 or None"
-            )
+            check_float(self, name)
+        check_float(self, "gamma", optional=True)
         if len(self.in_shape) != 3 or any(int(s) < 1 for s in self.in_shape):
             raise ConfigError(
                 f"in_shape={self.in_shape!r} must be (C, H, W) with positive sizes"
@@ -291,10 +284,7 @@ class DeepMoEConfig:
             ("router_input", ROUTER_INPUTS),
             ("downsample", ("stride", "maxpool")),
         ):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(
-                    f"{name}={getattr(self, name)!r} must be one of {list(allowed)}"
-                )
+            check_choice(self, name, allowed)
 
     @property
     def gamma_value(self) -> float:

@@ -55,7 +55,14 @@ import torch
 import torch.nn.functional as Fnn
 from torch import Tensor, nn
 
-from moecl_lib.config import ConfigError, replace_fields
+from moecl_lib.config import (
+    ConfigError,
+    as_float,
+    as_int,
+    check_float,
+    check_int,
+    replace_fields,
+)
 from moecl_lib.deep.moe import expert_loss, minibatch_steps, train_classifier
 
 AELoss = Literal["bce", "mse"]
@@ -120,7 +127,7 @@ class ExpertGateConfig:
 
     def __post_init__(self) -> None:
         if self.code_size is not None:
-            _req_int(self.code_size, "code_size", 1)
+            check_int(self, "code_size", 1)
         for name in (
             "temperature",
             "lwf_temperature",
@@ -128,14 +135,14 @@ class ExpertGateConfig:
             "expert_lr",
             "std_floor",
         ):
-            _req_pos(getattr(self, name), name)
+            check_float(self, name, positive=True)
         for name in ("lwf_lambda", "ae_weight_decay", "expert_momentum"):
-            _req_nonneg(getattr(self, name), name)
-        _req_finite(self.rel_threshold, "rel_threshold")
+            check_float(self, name)
+        check_float(self, "rel_threshold", signed=True)
         for name in ("ae_epochs", "expert_epochs", "batch_size", "expert_batch_size"):
-            _req_int(getattr(self, name), name, 1)
-        _req_int(self.ae_update_epochs, "ae_update_epochs", 0)
-        _req_int(self.seed, "seed", 0)
+            check_int(self, name, 1)
+        check_int(self, "ae_update_epochs", 0)
+        check_int(self, "seed", 0)
         if not (
             isinstance(self.val_fraction, (int, float))
             and 0.0 < self.val_fraction < 1.0
@@ -148,7 +155,7 @@ class ExpertGateConfig:
                 f"novelty_ratio={self.novelty_ratio!r} must be a number > 1"
             )
         if self.max_experts is not None:
-            _req_int(self.max_experts, "max_experts", 1)
+            check_int(self, "max_experts", 1)
         if self.ae_loss not in AE_LOSSES:
             raise ConfigError(
                 f"ae_loss={self.ae_loss!r} must be one of {list(AE_LOSSES)}"
@@ -161,35 +168,6 @@ class ExpertGateConfig:
     def replace(self, **changes: Any) -> ExpertGateConfig:
         """Validated copy with some fields changed (unknown names raise :class:`ConfigError`)."""
         return replace_fields(self, changes)
-
-
-def _req_int(value: Any, name: str, minimum: int) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < minimum
-    ):
-        raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
-
-
-def _req_finite(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(
-        value, (int, float, np.floating, np.integer)
-    ):
-        raise ConfigError(f"{name}={value!r} must be a finite number")
-    if not math.isfinite(float(value)):
-        raise ConfigError(f"{name}={value!r} must be a finite number")
-    return float(value)
-
-
-def _req_pos(value: Any, name: str) -> None:
-    if _req_finite(value, name) <= 0:
-        raise ConfigError(f"{name}={value!r} must be a finite number > 0")
-
-
-def _req_nonneg(value: Any, name: str) -> None:
-    if _req_finite(value, name) < 0:
-        raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
 
 
 def _as_float_tensor(x: Any, name: str) -> Tensor:
@@ -240,7 +218,7 @@ def gate_probabilities(errors: Any, temperature: float = 2.0) -> np.ndarray:
         probabilities of the same shape, summing to 1 along the last axis. The argmax (lowest error) does
         not depend on T; T only sharpens or flattens the soft output.
     """
-    _req_pos(temperature, "temperature")
+    as_float(temperature, "temperature", positive=True)
     e = np.asarray(errors, dtype=float)
     if e.ndim not in (1, 2) or e.shape[-1] == 0:
         raise ConfigError(
@@ -292,7 +270,7 @@ def distillation_loss(
     This is LwF's "modified cross-entropy" ``L_old``; it equals ``KL(q || p) + H(q)``, so its gradient in the
     student equals that of the KL divergence.
     """
-    _req_pos(temperature, "temperature")
+    as_float(temperature, "temperature", positive=True)
     if student_logits.shape != teacher_logits.shape or student_logits.ndim != 2:
         raise ConfigError(
             f"student_logits {tuple(student_logits.shape)} and teacher_logits {tuple(teacher_logits.shape)} "
@@ -322,7 +300,7 @@ def lwf_loss(
         temperature: distillation temperature (2).
         lambda_old: weight of the distillation term (1).
     """
-    _req_nonneg(lambda_old, "lambda_old")
+    as_float(lambda_old, "lambda_old")
     ce = Fnn.cross_entropy(new_logits, targets)
     return ce + float(lambda_old) * distillation_loss(
         old_head_logits, teacher_logits, temperature
@@ -346,7 +324,7 @@ class InputNormaliser:
             raise ConfigError(
                 f"normalisation={mode!r} must be one of {list(NORMALISATIONS)}"
             )
-        _req_pos(std_floor, "std_floor")
+        as_float(std_floor, "std_floor", positive=True)
         self.mode = mode
         self.std_floor = float(std_floor)
         self.mean: Tensor | None = None
@@ -387,8 +365,8 @@ class GateAutoencoder(nn.Module):
 
     def __init__(self, d: int, code_size: int) -> None:
         super().__init__()
-        _req_int(d, "d", 2)
-        _req_int(code_size, "code_size", 1)
+        d = as_int(d, "d", 2)
+        code_size = as_int(code_size, "code_size", 1)
         if code_size >= d:
             raise ConfigError(
                 f"code_size={code_size} must be < input dimension d={d} (undercomplete)"
@@ -452,9 +430,9 @@ def reconstruction_errors(autoencoders: Sequence[GateAutoencoder], z: Tensor) ->
 # which is also how it is distilled by LwF.
 def mlp_expert(in_dim: int, n_classes: int, hidden: int = 64) -> nn.Sequential:
     """Small default expert: ``Flatten -> Linear(in, hidden) -> ReLU -> Linear(hidden, n_classes)``."""
-    _req_int(in_dim, "in_dim", 1)
-    _req_int(n_classes, "n_classes", 2)
-    _req_int(hidden, "hidden", 1)
+    in_dim = as_int(in_dim, "in_dim", 1)
+    n_classes = as_int(n_classes, "n_classes", 2)
+    hidden = as_int(hidden, "hidden", 1)
     return nn.Sequential(
         nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
     )
@@ -627,7 +605,7 @@ class ExpertGate:
             raise ConfigError(
                 f"in_shape={in_shape!r} must be a non-empty shape of positive sizes"
             )
-        _req_int(n_classes, "n_classes", 2)
+        n_classes = as_int(n_classes, "n_classes", 2)
         self.n_classes = int(n_classes)
         self.name = name
         self.in_dim = int(np.prod(self.in_shape))

@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 from moecl_lib.analysis.routing import routing_matrix
 from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.linear.engine import draw_rounds, round_inputs
-from moecl_lib.linear.experts import LinearExperts, RunCurves, curve_buffers
+from moecl_lib.linear.experts import LinearExperts
+from moecl_lib.linear.results import RunCurves, curve_buffers
 from moecl_lib.linear.tasks import TaskPool, make_task_pool, mean_signal_strength
 
 _BLOCK = 64  # rounds drawn at once (the draws do not depend on the block length)
