@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+import tomllib  # standard library: requires-python is >= 3.11, as the lock
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
-
-tomllib = pytest.importorskip(
-    "tomllib"
-)  # standard library from Python 3.11 (the project pins 3.11)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +73,9 @@ def test_pyproject_pins():
     from packaging.specifiers import SpecifierSet
 
     assert SpecifierSet(proj["requires-python"]).contains("3.11")
+    # the lock is for 3.11: an older Python is refused at install, not skipped here
+    assert not SpecifierSet(proj["requires-python"]).contains("3.10")
+    assert sys.version_info >= (3, 11)
 
 
 def test_console_script_points_at_cli():
@@ -81,7 +83,24 @@ def test_console_script_points_at_cli():
     assert scripts["moecl"] == "moecl_lib.tools.cli:main"
     from moecl_lib.tools.cli import main
 
-    assert callable(main)
+    # the installed entry point is the declared one and loads that very function
+    (ep,) = metadata.entry_points(group="console_scripts", name="moecl")
+    assert ep.value == scripts["moecl"]
+    assert ep.load() is main
+    # and the command works: its help lists the subcommands
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+
+
+def test_console_script_help_lists_commands(capsys: pytest.CaptureFixture) -> None:
+    from moecl_lib.tools.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("notebooks", "book", "bench", "portability"):
+        assert command in out
 
 
 def test_mathjax_pinned_and_locked():

@@ -109,9 +109,7 @@ class Record:
     wall_time_s: float | None = None
     machine: dict[str, Any] = field(default_factory=machine_info)
     created: str = field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(
-            timespec="seconds"
-        )
+        default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     )
 
     def __post_init__(self) -> None:
