@@ -900,7 +900,7 @@ def _machine() -> dict[str, Any]:
 
 
 def _repo_root() -> Path:
-    from moecl_lib.tools.runner import find_repo_root
+    from moecl_lib.paths import find_repo_root
 
     return find_repo_root()
 

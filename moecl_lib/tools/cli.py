@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from moecl_lib.paths import find_repo_root
+
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
 
@@ -166,7 +168,7 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
 def _run_notebooks(args: argparse.Namespace) -> int:
     from moecl_lib.tools import runner
 
-    root = args.root.resolve() if args.root else runner.find_repo_root()
+    root = args.root.resolve() if args.root else find_repo_root()
     extra = {name: runner.parse_cli_value(value) for name, value in args.parameter}
     if args.inplace and args.profile != runner.QUICK:
         print(
@@ -223,7 +225,7 @@ def _run_expect(args: argparse.Namespace) -> int:
     )
     from moecl_lib.tools import runner
 
-    root = args.root.resolve() if args.root else runner.find_repo_root()
+    root = args.root.resolve() if args.root else find_repo_root()
     for stem in args.stems:
         nb_path = root / "notebooks" / f"{stem}.ipynb"
         if not nb_path.is_file():
@@ -271,7 +273,7 @@ def _run_book(args: argparse.Namespace) -> int:
     from moecl_lib.tools import runner
     from moecl_lib.tools.status import unmatched_numbers, write_status_page
 
-    root = args.root.resolve() if args.root else runner.find_repo_root()
+    root = args.root.resolve() if args.root else find_repo_root()
     runner.check_book_inputs(root)
     write_status_page(root / "book")
     missing = unmatched_numbers(root / "book")

@@ -185,7 +185,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     configure=_configure,
 )
 def run(args: argparse.Namespace) -> int:
-    from moecl_lib.tools.runner import RunnerError, find_repo_root
+    from moecl_lib.paths import RunnerError, find_repo_root
 
     table = variants()
     if args.list:
