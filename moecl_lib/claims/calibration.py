@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,7 +66,7 @@ from moecl_lib.analysis.calibration import (
     setting_config,
 )
 from moecl_lib.analysis.routing import ROUTER_ONLY, specialisation
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Outcome, Quantity, Reading
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.linear.engine import simulate
@@ -459,8 +459,10 @@ def cell_key(signal_scale: float, eta: float) -> str:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: the sweeps (cells), the point checks, quantities and claim checks."""
+
+    chapter = CHAPTER
 
     params: Params
     recalled: list[Cell]
@@ -476,18 +478,6 @@ class Result:
     counts: dict[str, dict[str, int]]
     wall_time_s: float
     thresholds: ClaimThresholds = field(default_factory=ClaimThresholds)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=[self.params.seed],
-            wall_time_s=self.wall_time_s,
-        )
 
     def rows(self, cells: Sequence[Cell]) -> list[dict[str, Any]]:
         return [c.row() for c in cells]

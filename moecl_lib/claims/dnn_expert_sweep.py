@@ -54,7 +54,7 @@ from moecl_lib.claims.dnn_moe_vs_single import (
     seed_mean_se,
     small_sample_se,
 )
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
 from moecl_lib.deep.learners import StreamResult
 from moecl_lib.deep.moe import DeepMoEConfig, set_determinism
@@ -128,8 +128,10 @@ def router_curve(run: StreamResult) -> np.ndarray:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: runs, per-seed statistics, quantities, claim checks and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     data: Data
@@ -147,21 +149,6 @@ class Result:
     @property
     def N(self) -> int:
         return len(self.data.tasks)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def T1(self, M: int) -> int:
         return self.base.replace(n_experts=M).T1_value if M > 1 else 0

@@ -62,7 +62,7 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import (
     MARGIN,
     ClaimCheck,
@@ -254,8 +254,10 @@ def eta_key(eta: float) -> str:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: runs, per-seed statistics, quantities, claim checks and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     data: Data
@@ -277,21 +279,6 @@ class Result:
     @property
     def T1(self) -> int:
         return self.base.T1_value
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     # ---------------------------------------------------------------------------------------- tables
     def cell(self, key: str, stat: str, digits: int = 1) -> str:

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from moecl_lib import figures as plotting
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.deep.datasets import (
     ImageDataset,
@@ -261,8 +261,10 @@ def _rho(x: np.ndarray, y: np.ndarray) -> float:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """What the chapter's figures, tables and claim checks need."""
+
+    chapter = CHAPTER
 
     params: Params
     families: dict[str, FamilyRuns]
@@ -272,23 +274,8 @@ class Result:
     wall_time_s: float
     data_names: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=list(self.params.seeds),
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        for q in self.quantities:
-            if q.name == name:
-                return q
-        raise KeyError(name)
+    def record_seeds(self) -> list[int]:
+        return list(self.params.seeds)
 
 
 # ----------------------------------------------------------------------------------------------- running

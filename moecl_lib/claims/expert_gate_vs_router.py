@@ -53,7 +53,7 @@ import numpy as np
 from moecl_lib import figures as plotting
 from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.analysis.metrics import mean_se
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.deep.datasets import (
@@ -249,8 +249,10 @@ class LinearRun:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """What the chapter's figures, tables and claim checks need."""
+
+    chapter = CHAPTER
 
     params: Params
     linear: dict[str, tuple[ExperimentConfig, dict[str, LinearRun]]]
@@ -263,26 +265,10 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
 
-    @property
-    def record(self) -> Record:
-        seeds = [self.params.seed] + [
+    def record_seeds(self) -> list[int]:
+        return [self.params.seed] + [
             s for s in self.params.image_seeds if s != self.params.seed
         ]
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        for q in self.quantities:
-            if q.name == name:
-                return q
-        raise KeyError(name)
 
 
 # ----------------------------------------------------------------------------------------------- running

@@ -46,7 +46,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,7 @@ from numpy.typing import ArrayLike, NDArray
 from moecl_lib import figures as plotting
 from moecl_lib.analysis.calibration import setting_config, setting_T1_per_expert
 from moecl_lib.analysis.routing import FamilyRun, run_family
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
 from moecl_lib.claims.sweep_experts import (
     boot_quantity,
@@ -132,7 +132,11 @@ class SettingRun:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
+    """One chapter run: per-setting runs, quantities, checks, configurations."""
+
+    chapter = CHAPTER
+
     params: Params
     settings: dict[str, SettingRun]
     quantities: list[Quantity]
@@ -140,18 +144,6 @@ class Result:
     configs: dict[str, Any]
     texts: dict[str, str]
     wall_time_s: float
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=[self.params.seed],
-            wall_time_s=self.wall_time_s,
-        )
 
     def config_text(self) -> str:
         return configs_text(self.configs)

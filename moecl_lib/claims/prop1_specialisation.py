@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ from moecl_lib.analysis.routing import (
     run_family,
     set_sizes,
 )
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.linear.engine import SimulationResult
 
@@ -191,8 +191,10 @@ def bootstrap_time(
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: per-setting data, the time-to-specialise rows, quantities and claim checks."""
+
+    chapter = CHAPTER
 
     params: Params
     settings: dict[str, SettingData]
@@ -201,18 +203,6 @@ class Result:
     checks: list[ClaimCheck]
     configs: dict[str, Any]
     wall_time_s: float
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=[self.params.seed],
-            wall_time_s=self.wall_time_s,
-        )
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """One row per setting (means over runs) for the chapter's table."""

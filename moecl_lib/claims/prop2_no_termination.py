@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,7 @@ from moecl_lib.analysis.routing import (
     run_family,
     windowed_routing_matrices,
 )
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.linear.engine import SimulationResult
 
@@ -210,8 +210,10 @@ class SettingData:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: per-setting data, quantities, claim checks and the configurations run."""
+
+    chapter = CHAPTER
 
     params: Params
     data: dict[str, SettingData]
@@ -220,21 +222,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def rows(self) -> list[dict[str, Any]]:
         """Summary table: one row per setting and variant (G_T, F_T, ratio)."""

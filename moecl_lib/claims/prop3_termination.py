@@ -38,7 +38,7 @@ any data is NaN (its reading inconclusive).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ from moecl_lib.claims.prop2_no_termination import (
     outcome_texts,
     reading_of,
 )
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity
 
 __all__ = [
@@ -112,8 +112,10 @@ class SettingData:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: per-setting data, quantities, claim checks and the configurations run."""
+
+    chapter = CHAPTER
 
     params: Params
     data: dict[str, SettingData]
@@ -122,21 +124,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def termination_rows(self) -> list[dict[str, Any]]:
         """When the router froze, per setting (for display)."""

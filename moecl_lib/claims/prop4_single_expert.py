@@ -41,14 +41,14 @@ import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.analysis.metrics import mean_se
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.linear.engine import simulate
@@ -209,8 +209,10 @@ class Curves:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: curves for the figures, quantities, claim check and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     r: float
@@ -227,21 +229,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def rows_isotropic(self) -> list[dict[str, Any]]:
         """Table of section 1 at the checked rounds."""

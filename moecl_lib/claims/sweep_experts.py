@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,7 @@ from scipy.stats import rankdata
 from moecl_lib import figures as plotting
 from moecl_lib.analysis import calibration
 from moecl_lib.analysis.metrics import mean_se
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.linear import forced
@@ -169,7 +169,11 @@ class ModelRow:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
+    """One chapter run: per-model data, quantities, checks, configurations."""
+
+    chapter = CHAPTER
+
     params: Params
     N: int
     rho: float
@@ -183,18 +187,6 @@ class Result:
     configs: dict[str, Any]
     phase_exact_ok: bool
     wall_time_s: float
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=[self.params.seed],
-            wall_time_s=self.wall_time_s,
-        )
 
     def config_text(self) -> str:
         """Every configuration the chapter ran: shared fields once, then the fields that vary per model/M."""

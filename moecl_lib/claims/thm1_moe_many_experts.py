@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -70,7 +70,7 @@ from moecl_lib.claims.prop4_single_expert import (
     nanmean0,
     paired_ratio,
 )
-from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.linear import forced
@@ -269,8 +269,10 @@ class Alg1:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: data for the figures, quantities, claim check and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     ideal: Ideal
@@ -282,21 +284,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def rows_ideal(self) -> list[dict[str, Any]]:
         rows = []
