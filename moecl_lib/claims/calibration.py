@@ -66,6 +66,7 @@ from moecl_lib.analysis.calibration import (
     setting_config,
 )
 from moecl_lib.analysis.routing import ROUTER_ONLY, specialisation
+from moecl_lib.claims.estimators import ratio_of_means
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Outcome, Quantity, Reading
 from moecl_lib.config import ExperimentConfig
@@ -211,14 +212,8 @@ def mean_se(x: Iterable[float] | np.ndarray) -> tuple[float, float, int]:
 
 
 def paired_ratio(num: np.ndarray, den: np.ndarray) -> tuple[float, float, int]:
-    """``mean(num) / mean(den)`` over paired runs with its delta-method s.e."""
-    a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    r = float(a.mean() / b.mean())
-    z = (a - r * b) / b.mean()
-    se = float(z.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
-    return r, se, int(a.size)
+    """``mean(num) / mean(den)`` over paired runs (finite pairs), delta-method s.e."""
+    return ratio_of_means(num, den, drop="nonfinite")
 
 
 def independent_ratio(num: np.ndarray, den: np.ndarray) -> tuple[float, float, int]:

@@ -17,7 +17,7 @@ threshold at ``T`` is censored at ``T + 1`` (it needs more than ``T`` rounds). `
 ``M`` by construction (``T1 ∝ M``), so it is not evidence; ``t_conv`` is.
 
 **Readings** (each must clear its threshold by 2 standard errors, :mod:`moecl_lib.claims.rule`, with the
-small-sample s.e. of :func:`moecl_lib.claims.dnn_moe_vs_single.small_sample_se`; over the MoEs
+small-sample s.e. of :func:`moecl_lib.claims.estimators.small_sample_se`; over the MoEs
 with ``M >= N``, where the theory's "more experts" statement applies: with ``M < N`` an expert must serve
 conflicting tasks and the accuracy has a floor, which is a different effect):
 
@@ -51,9 +51,8 @@ from moecl_lib.claims.dnn_moe_vs_single import (
     load_tasks,
     per_seed,
     seed_cell,
-    seed_mean_se,
-    small_sample_se,
 )
+from moecl_lib.claims.estimators import seed_mean_se, small_sample_se
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
 from moecl_lib.deep.learners import StreamResult

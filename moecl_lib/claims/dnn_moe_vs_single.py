@@ -59,12 +59,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
+from moecl_lib.claims.estimators import paired_difference, seed_mean_se, small_sample_se
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import (
-    MARGIN,
     ClaimCheck,
     Quantity,
     Reading,
@@ -214,26 +212,6 @@ def per_seed(runs: Sequence[StreamResult], after: int) -> dict[str, np.ndarray]:
         out["T2"] < 0, np.nan, out["T2"]
     )  # -1 = never frozen: not a round
     return out
-
-
-def paired(
-    name: str, a: np.ndarray, b: np.ndarray, *, floor: float, label: str = ""
-) -> Quantity:
-    """Mean of the per-seed differences ``a - b`` (same seeds, same streams) with its s.e."""
-    return estimate(
-        name, np.asarray(a, float) - np.asarray(b, float), floor=floor, label=label
-    )
-
-
-def small_sample_se(se: float, n: int) -> float:
-    """The s.e. of a mean over ``n`` seeds as a reading uses it: ``se * t_{n-1}(q) / z(q)`` with ``q`` the
-    one-sided level of the rule's margin (``Phi(MARGIN)``), so that clearing ``MARGIN`` adjusted standard
-    errors is as strong evidence with a standard deviation estimated from ``n - 1`` degrees of freedom as
-    ``MARGIN`` known standard errors (factor 2.15 for 3 seeds, 1.43 for 5, 1.13 for 10, -> 1)."""
-    if n < 2 or se == 0:
-        return se
-    level = float(norm.cdf(MARGIN))
-    return float(se * student_t.ppf(level, n - 1) / MARGIN)
 
 
 def reading(
@@ -459,17 +437,6 @@ def seed_cell(x: np.ndarray, digits: int = 1) -> str:
     return text if ok.size == x.size else f"{text} ({ok.size} of {x.size})"
 
 
-def seed_mean_se(x: np.ndarray) -> tuple[float, float]:
-    """Mean over seeds and its standard error (NaN seeds left out; 0 for one seed, NaN for none)."""
-    x = np.asarray(x, float)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return math.nan, math.nan
-    return float(x.mean()), (
-        float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0
-    )
-
-
 def _ms_text(x: np.ndarray, digits: int = 1) -> str:
     m, se = seed_mean_se(x)
     return f"{m:.{digits}f} ± {se:.{digits}f}"
@@ -594,7 +561,7 @@ def derive(
                 add(estimate(name, st[s], floor=FLOORS[s], label=f"{s} ({key})"))
     s, m, n, f = stats["single"], stats["moe"], stats["never"], stats["few"]
     d_F = add(
-        paired(
+        paired_difference(
             "dF_T_single_moe",
             s["F_T"],
             m["F_T"],
@@ -603,7 +570,7 @@ def derive(
         )
     )
     d_Fr = add(
-        paired(
+        paired_difference(
             "dF_T_router_single_moe",
             s["F_T"],
             m["F_T_router"],
@@ -612,7 +579,7 @@ def derive(
         )
     )
     d_forg = add(
-        paired(
+        paired_difference(
             "dforgetting_single_moe",
             s["forgetting"],
             m["forgetting"],
@@ -621,7 +588,7 @@ def derive(
         )
     )
     d_Ff = add(
-        paired(
+        paired_difference(
             "dF_T_single_few",
             s["F_T"],
             f["F_T"],
@@ -630,7 +597,7 @@ def derive(
         )
     )
     d_Ffr = add(
-        paired(
+        paired_difference(
             "dF_T_router_single_few",
             s["F_T"],
             f["F_T_router"],
@@ -639,7 +606,7 @@ def derive(
         )
     )
     d_sw = add(
-        paired(
+        paired_difference(
             "dswitches_never_moe",
             n["switches"],
             m["switches"],
@@ -648,7 +615,7 @@ def derive(
         )
     )
     d_acc = add(
-        paired(
+        paired_difference(
             "dfinal_acc_router_moe_never",
             m["final_acc_router"],
             n["final_acc_router"],
@@ -674,7 +641,7 @@ def derive(
             (
                 eta,
                 add(
-                    paired(
+                    paired_difference(
                         f"dfinal_acc_router_moe_never_{k}",
                         st["moe"]["final_acc_router"],
                         st["never"]["final_acc_router"],

@@ -55,6 +55,7 @@ from numpy.typing import ArrayLike, NDArray
 from moecl_lib import figures as plotting
 from moecl_lib.analysis.calibration import setting_config, setting_T1_per_expert
 from moecl_lib.analysis.routing import FamilyRun, run_family
+from moecl_lib.claims.estimators import paired_ratio
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
 from moecl_lib.claims.sweep_experts import (
@@ -168,15 +169,6 @@ class Result(ChapterResult):
 
 
 # --------------------------------------------------------------------------- statistics
-def paired_ratio(name: str, a: ArrayLike, b: ArrayLike, label: str = "") -> Quantity:
-    """``mean(a) / mean(b)`` over paired runs, delta-method s.e."""
-    av, bv = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    r = av.mean() / bv.mean()
-    z = (av - r * bv) / bv.mean()
-    se = float(z.std(ddof=1) / np.sqrt(z.size))
-    return Quantity(name, float(r), se, int(z.size), "estimate", 0.0, label)
-
-
 def descent_round(curves: ArrayLike, level: ArrayLike) -> FloatArray:
     """First round after the peak of each curve (..., T) at which it is ``<= level`` (...,); NaN if never."""
     c = np.asarray(curves, dtype=float)
@@ -346,6 +338,7 @@ def _setting_checks(
             one["G_T"],
             arrays[rG]["G_T"],
             label=f"{setting}: G_T(1) / G_T(M={rG[0]}, {rG[1]}) (highest MoE curve)",
+            drop="none",
         )
     )
     rf = add(
@@ -354,6 +347,7 @@ def _setting_checks(
             one["F_T"],
             arrays[rF]["F_T"],
             label=f"{setting}: F_T(1) / F_T(M={rF[0]}, {rF[1]}) (highest MoE curve)",
+            drop="none",
         )
     )
     plateau = add(
@@ -362,6 +356,7 @@ def _setting_checks(
             one["G_q4"] - one["G_q3"],
             one["G_q3"],
             label=f"{setting}: M=1, mean G_t over the last quarter / third quarter - 1",
+            drop="none",
         )
     )
     checks = [
@@ -402,6 +397,7 @@ def _setting_checks(
                 arrays[(M, "gap")]["G_T"],
                 one["G_T"],
                 label=f"{setting}: G_T(M={M}, gap) / G_T(M=1)",
+                drop="none",
             )
         )
         conv.append(
@@ -505,6 +501,7 @@ def _setting_checks(
                 arrays[(M, "never")]["G_T"],
                 arrays[(M, "gap")]["G_T"],
                 label=f"{setting}: G_T(M={M}, never) / G_T(M={M}, gap)",
+                drop="none",
             )
         )
         if M > N * np.log(N):
@@ -550,6 +547,7 @@ def _setting_checks(
                 arrays[(M, "gap")]["Gpool_T"],
                 one["Delta"],
                 label=f"{setting}: G_pool,T(M={M}, gap) / Delta",
+                drop="none",
             )
         )
         readings_iv += [
@@ -570,6 +568,7 @@ def _setting_checks(
                 arrays[(M, "gap")]["Gpool_T"],
                 one["Delta"],
                 label=f"{setting}: G_pool,T(M={M}, gap) / Delta",
+                drop="none",
             )
         )
     if readings_iv:

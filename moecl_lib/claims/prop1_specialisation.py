@@ -39,7 +39,6 @@ over the runs of a batch with its standard error (``ddof = 1``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ from moecl_lib.analysis.routing import (
     run_family,
     set_sizes,
 )
+from moecl_lib.claims.estimators import paired_ratio
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.linear.engine import SimulationResult
@@ -156,19 +156,6 @@ def measure(setting: str, res: SimulationResult, window: int) -> dict[str, Any]:
     )
 
 
-def paired_ratio(
-    name: str, num: np.ndarray, den: np.ndarray, label: str = ""
-) -> Quantity:
-    """``mean(num) / mean(den)`` over paired runs (finite pairs) with its delta-method s.e."""
-    a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    r = float(a.mean() / b.mean())
-    z = (a - r * b) / b.mean()
-    se = float(z.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
-    return Quantity(name, r, se, int(a.size), "estimate", 0.0, label)
-
-
 def time_to_plateau(purity: np.ndarray, ends: np.ndarray) -> tuple[int, float]:
     """First window end where the mean purity over runs reaches ``PLATEAU_FRACTION`` of its plateau, and the
     plateau (mean of the last ``PLATEAU_WINDOWS`` windows)."""
@@ -241,7 +228,7 @@ class Result(ChapterResult):
 
 
 def _check(d: SettingData, th: ClaimThresholds) -> ClaimCheck:
-    q_dist = paired_ratio("r", d.own_dist, d.other_dist)
+    q_dist = paired_ratio("r", d.own_dist, d.other_dist, drop="nonfinite")
     pur = estimate("p", d.purity_T1)
     ins = estimate("i", d.in_sets)
     cov = estimate("c", d.coverage)
@@ -297,7 +284,7 @@ def _quantities(
             estimate(f"{s}_largest_set", d.largest_set),
             estimate(f"{s}_own_dist_T", d.own_dist),
             estimate(f"{s}_other_dist_T", d.other_dist),
-            paired_ratio(f"{s}_dist_ratio", d.own_dist, d.other_dist),
+            paired_ratio(f"{s}_dist_ratio", d.own_dist, d.other_dist, drop="nonfinite"),
         ]
     for row in spec_rows:
         M = row["M"]

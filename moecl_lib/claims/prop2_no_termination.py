@@ -73,6 +73,7 @@ from moecl_lib.analysis.routing import (
     run_family,
     windowed_routing_matrices,
 )
+from moecl_lib.claims.estimators import paired_ratio
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.linear.engine import SimulationResult
@@ -142,19 +143,6 @@ def reading_of(
         no_data = statement + " [no data]"
         return Reading(name, no_data, threshold, threshold, 0.0, sense)  # type: ignore[arg-type]
     return Reading(name, statement, q.value, threshold, q.se, sense)  # type: ignore[arg-type]
-
-
-def paired_ratio(
-    name: str, num: Sequence[float], den: Sequence[float], *, label: str = ""
-) -> Quantity:
-    """``mean(num) / mean(den)`` with the delta-method s.e. of paired samples (same runs)."""
-    a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    ok = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[ok], b[ok]
-    r = float(a.mean() / b.mean())
-    z = (a - r * b) / b.mean()
-    se = float(z.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
-    return Quantity(name, r, se, int(a.size), "estimate", 0.0, label)
 
 
 def independent_ratio(

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -48,6 +47,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.estimators import nanmean0, paired_ratio
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
@@ -97,25 +97,6 @@ class Params:
 
 # ------------------------------------------------------------------------------------------------ estimators
 # (shared by the theory chapters thm1_moe_many_experts and thm2_moe_few_experts)
-
-
-def paired_ratio(
-    name: str,
-    num: Sequence[float] | np.ndarray,
-    den: Sequence[float] | np.ndarray,
-    *,
-    label: str = "",
-    floor: float = 0.0,
-) -> Quantity:
-    """``mean(num) / mean(den)`` of paired samples (same runs), delta-method s.e.; NaN pairs dropped."""
-    a = np.asarray(num, dtype=float).ravel()
-    b = np.broadcast_to(np.asarray(den, dtype=float), a.shape).ravel()
-    ok = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[ok], b[ok]
-    r = float(a.mean() / b.mean())
-    z = (a - r * b) / b.mean()
-    se = float(z.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
-    return Quantity(name, r, se, int(a.size), "estimate", floor, label)
 
 
 def agreement(
@@ -169,13 +150,6 @@ def independent_ratio(
     r = qa.value / qb.value
     se = math.hypot(qa.se, r * qb.se) / abs(qb.value)
     return Quantity(name, r, se, min(qa.n, qb.n), "estimate", floor, label)
-
-
-def nanmean0(x: np.ndarray) -> np.ndarray:
-    """Mean over runs (axis 0) ignoring NaN (``F_1``), without all-NaN warnings."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(np.asarray(x, dtype=float), axis=0)
 
 
 # ------------------------------------------------------------------------------------------------ configs

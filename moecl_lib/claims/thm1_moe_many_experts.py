@@ -54,7 +54,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -62,13 +62,12 @@ from matplotlib.figure import Figure
 from moecl_lib.analysis import calibration
 from moecl_lib.analysis import routing as diagnostics
 from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.estimators import least_margin, nanmean0, paired_ratio
 from moecl_lib.claims.prop4_single_expert import (
     agreement,
     agreement_quantity,
     config_lines,
     independent_ratio,
-    nanmean0,
-    paired_ratio,
 )
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
@@ -145,45 +144,6 @@ class Params:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def least_margin(
-    name: str,
-    statement: str,
-    cands: Mapping[int, Quantity],
-    threshold: float,
-    sense: Literal[">=", "<="] = "<=",
-    *,
-    absolute: bool = False,
-    center: float = 0.0,
-) -> Reading:
-    """The reading ``q_M (sense) threshold`` with the least margin over ``M`` (all hold iff it holds);
-    ``absolute`` compares ``|q_M - center|`` (same s.e.). The statement names the ``M`` set and the
-    least-margin ``M``."""
-    if not cands:
-        raise ValueError(f"reading {name!r}: no candidate M")
-    rs = {
-        M: Reading(
-            name,
-            statement,
-            abs(q.value - center) if absolute else q.value,
-            threshold,
-            q.se,
-            sense,
-        )
-        for M, q in cands.items()
-    }
-    M = min(rs, key=lambda m: rs[m].z)
-    ms = ", ".join(str(m) for m in cands)
-    r = rs[M]
-    return Reading(
-        name,
-        f"{statement}, every M in {{{ms}}} (least margin: M = {M})",
-        r.estimate,
-        r.threshold,
-        r.se,
-        r.sense,
-    )
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:

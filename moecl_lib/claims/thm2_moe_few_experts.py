@@ -55,12 +55,11 @@ from matplotlib.figure import Figure
 from moecl_lib.analysis import calibration
 from moecl_lib.analysis import routing as diagnostics
 from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.estimators import least_margin, nanmean0, paired_ratio
 from moecl_lib.claims.prop4_single_expert import (
     agreement,
     agreement_quantity,
     independent_ratio,
-    nanmean0,
-    paired_ratio,
 )
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
@@ -68,7 +67,6 @@ from moecl_lib.claims.thm1_moe_many_experts import (
     FRACTION_FLOOR,
     _clean,
     config_lines,
-    least_margin,
 )
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.linear import forced
