@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from moecl_lib.analysis.calibration import ClaimThresholds, check_claims, setting_config
-from moecl_lib.analysis.routing import FamilyRun, Specialisation
+from moecl_lib.analysis.routing import Specialisation
+from moecl_lib.analysis.sweeps import FamilyRun
 from moecl_lib.config import ConfigError, ExperimentConfig
 
 

@@ -11,18 +11,17 @@ from moecl_lib.analysis.routing import (
     expert_loads,
     expert_sets,
     gate_gaps,
-    grid,
     load_entropy,
     purity_over_time,
     routing_matrix,
     routing_purity,
-    run_family,
     set_sizes,
     specialisation,
     termination_stats,
     window_mask,
     within_set_uniformity,
 )
+from moecl_lib.analysis.sweeps import grid, run_family
 from moecl_lib.config import ExperimentConfig
 
 # One run, M = 3 experts, N = 2 tasks, T = 8 rounds.

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from moecl_lib.analysis.routing import Family, FamilyRun, grid, run_family
+from moecl_lib.analysis.sweeps import Family, FamilyRun, grid, run_family
 from moecl_lib.config import ConfigError, ExperimentConfig
 
 #: Shared problem size and generator of the synthetic experiment (SPEC §7.2).
@@ -168,7 +168,7 @@ def claim_sweep(
     """Check P1-P3 in every cell of a parameter grid (each cell simulated with ``gap`` and ``never``).
 
     The single-expert baseline is simulated once per distinct generator setting (the router parameters do not
-    affect ``M = 1``; :func:`moecl_lib.analysis.routing.run_family` de-duplicates it). Pass the same ``cache`` dict to
+    affect ``M = 1``; :func:`moecl_lib.analysis.sweeps.run_family` de-duplicates it). Pass the same ``cache`` dict to
     several sweeps to re-use cells they share.
 
     Returns:

@@ -65,7 +65,8 @@ from moecl_lib.analysis.calibration import (
     phase_heatmap,
     setting_config,
 )
-from moecl_lib.analysis.routing import ROUTER_ONLY, specialisation
+from moecl_lib.analysis.routing import specialisation
+from moecl_lib.analysis.sweeps import ROUTER_ONLY
 from moecl_lib.claims.estimators import ratio_of_means
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Outcome, Quantity, Reading
@@ -155,7 +156,7 @@ class Simulator:
 
     A member is given by config overrides (``labels``); ``T1 = ceil(T1_per_expert * M)`` unless the labels set
     ``T1`` (``None``: the config formula), and ``M = 1`` ignores router-only knobs (as
-    :func:`moecl_lib.analysis.routing.run_family`).
+    :func:`moecl_lib.analysis.sweeps.run_family`).
     """
 
     def __init__(self, base: ExperimentConfig, window: int | None = None) -> None:
@@ -676,7 +677,7 @@ def table_rows(
     stats: Sequence[str] = TABLE_STATS,
     claims: Sequence[str] = CLAIMS,
 ) -> list[dict[str, Any]]:
-    """Rows for :func:`moecl_lib.figures.style.table`: labels, statistic means and claim outcomes."""
+    """Rows for :func:`moecl_lib.figures.tables.table`: labels, statistic means and claim outcomes."""
     out = []
     for c in cells:
         row = c.row()

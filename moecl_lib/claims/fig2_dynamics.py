@@ -54,7 +54,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from moecl_lib import figures as plotting
 from moecl_lib.analysis.calibration import setting_config, setting_T1_per_expert
-from moecl_lib.analysis.routing import FamilyRun, run_family
+from moecl_lib.analysis.sweeps import FamilyRun, run_family
 from moecl_lib.claims.estimators import paired_ratio
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number

@@ -56,9 +56,9 @@ from moecl_lib.analysis.routing import (
     purity_over_time,
     result_routing_matrix,
     routing_purity,
-    run_family,
     set_sizes,
 )
+from moecl_lib.analysis.sweeps import run_family
 from moecl_lib.claims.estimators import paired_ratio
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate

@@ -63,16 +63,15 @@ from matplotlib.figure import Figure
 
 from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
 from moecl_lib.analysis.routing import (
-    FamilyRun,
     expert_sets,
     gate_gaps,
     primary_task_changes,
     purity_over_time,
     result_routing_matrix,
     routing_purity,
-    run_family,
     windowed_routing_matrices,
 )
+from moecl_lib.analysis.sweeps import FamilyRun, run_family
 from moecl_lib.claims.estimators import paired_ratio
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate

@@ -46,15 +46,14 @@ from matplotlib.figure import Figure
 
 from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
 from moecl_lib.analysis.routing import (
-    FamilyRun,
     expert_loads,
     expert_sets,
     gate_gaps,
     load_entropy,
     result_routing_matrix,
-    run_family,
     set_sizes,
 )
+from moecl_lib.analysis.sweeps import FamilyRun, run_family
 from moecl_lib.claims.prop2_no_termination import (
     estimate_or_nan,
     independent_ratio,

@@ -57,7 +57,7 @@ BoolArray = NDArray[np.bool_]
 class SimulationResult(RunCurves):
     """Output of :func:`simulate`. Index ``t - 1`` of a round axis holds the value after round t.
 
-    Attributes (besides the :class:`~moecl_lib.linear.experts.RunCurves` fields ``F, G, G_pool, err_new,
+    Attributes (besides the :class:`~moecl_lib.linear.results.RunCurves` fields ``F, G, G_pool, err_new,
     experts, tasks``; ``G_pool`` uses the noise-free router choice on the mean signal ``E[beta] v_n``):
         config: the configuration that produced it.
         T2: round at which the router was frozen (-1 if never), (R,).
