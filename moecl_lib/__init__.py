@@ -1,7 +1,7 @@
-"""moecl_lib: companion library of "Theory on Mixture-of-Experts in Continual Learning".
+"""moecl_lib: companion of "Theory on Mixture-of-Experts in Continual Learning".
 
-Subpackages by concept, each importing only the layers below it (``tests/test_layout.py``
-holds the order and checks that there is no import cycle):
+Subpackages by concept, each importing only the layers below it
+(``tests/test_layout.py`` holds the order and checks that there is no import cycle):
 
 ====================  ============================================================
 ``config``            configurations and their validation (bottom layer)

@@ -11,15 +11,18 @@ from pathlib import Path
 
 
 class RunnerError(Exception):
-    """A user-facing error of the notebook runner (bad stem, profile, profiles.yml entry, ...).
+    """A user-facing error of the notebook runner (bad stem, profile, profiles.yml
+    entry, no repository root, ...).
 
-    The message is meant to be printed as is, on one or a few lines, without a traceback.
+    The message is meant to be printed as is, on one or a few lines, without a
+    traceback.
     """
 
 
 def find_repo_root(start: Path | None = None) -> Path:
-    """Return the repository root: the nearest folder (from ``start``, default cwd, upwards) holding both
-    ``pyproject.toml`` and ``notebooks/``; falls back to the folder that contains this package."""
+    """The repository root: the nearest folder (from ``start``, default cwd, upwards)
+    holding both ``pyproject.toml`` and ``notebooks/``; falls back to the folder that
+    contains this package."""
     here = (start or Path.cwd()).resolve()
     for cand in (here, *here.parents):
         if (cand / "pyproject.toml").is_file() and (cand / "notebooks").is_dir():
@@ -28,6 +31,7 @@ def find_repo_root(start: Path | None = None) -> Path:
     if (pkg_parent / "notebooks").is_dir():
         return pkg_parent
     raise RunnerError(
-        f"cannot find the repository root (a folder with pyproject.toml and notebooks/) above {here}; "
+        "cannot find the repository root (a folder with pyproject.toml and "
+        f"notebooks/) above {here}; "
         "run moecl from inside the repository or pass --root"
     )

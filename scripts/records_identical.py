@@ -26,7 +26,7 @@ VOLATILE = ("wall_time_s", "machine", "created")
 
 
 def _differences(a: Any, b: Any, where: str) -> list[str]:
-    """Paths where ``a`` and ``b`` differ; floats by ``repr`` (bit for bit, NaN == NaN)."""
+    """Paths where ``a`` and ``b`` differ; floats by ``repr`` (bit for bit)."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b), key=str):

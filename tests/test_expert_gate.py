@@ -193,7 +193,7 @@ def _tasks(pairs=((0, 1), (2, 3), (4, 5)), n_train: int = 150) -> list[TaskData]
     out = []
     for a, b in pairs:
 
-        def sub(sl):
+        def sub(sl, a=a, b=b):
             m = (Y[sl] == a) | (Y[sl] == b)
             return X[sl][m], (Y[sl][m] == b).to(torch.int64)
 

@@ -94,7 +94,7 @@ def modules() -> dict[str, Path]:
 
 
 def imports_of(name: str, path: Path) -> Iterator[str]:
-    """``moecl_lib`` modules imported by a module (absolute names; submodules resolved)."""
+    """``moecl_lib`` modules a module imports (absolute names; submodules resolved)."""
     known = modules()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -135,7 +135,7 @@ def layering_violations(g: dict[str, set[str]]) -> list[str]:
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
-    """Import cycles between modules (package ``__init__`` re-exports included)."""
+    """Import cycles between modules (``__init__`` re-exports included)."""
     found, state, stack = [], {}, []
 
     def visit(n: str) -> None:

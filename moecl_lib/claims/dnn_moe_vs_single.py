@@ -296,7 +296,7 @@ class Result(ChapterResult):
 
     def final_accuracy_text(self) -> str:
         lines = ["final accuracy per task (router view, %), mean over seeds:"]
-        for key, name in self.names.items():
+        for name in self.names.values():
             acc = np.mean([r.acc_routed[-1] for r in self.results[name]], axis=0)
             per_task = "  ".join(
                 f"{tn}: {a:.1f}" for tn, a in zip(self.data.task_names, acc)

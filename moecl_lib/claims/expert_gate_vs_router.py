@@ -870,7 +870,7 @@ def image_table(result: Result) -> str:
     for key, items in result.image.items():
         outs = [o for _, o in items]
 
-        def ms(m: str) -> str:
+        def ms(m: str, key: str = key) -> str:
             q = result.quantity(f"img_{key}_{m}")
             return f"{q.value:.1f} ± {q.se:.1f}"
 

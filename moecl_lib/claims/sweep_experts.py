@@ -244,7 +244,6 @@ def run(p: Params = Params()) -> Result:
     )
     vh_x = unit_signal_directions(pool_x)
     Delta_pools = theory.pool_moments(pool_x.W)[1]
-    wb_x = bootstrap_weights(p.n_pools_exact, N_BOOT, p.seed)
     ideal: dict[int, ModelRow] = {}
     ideal_pool: dict[int, FloatArray] = {}
     for M in p.experts:

@@ -657,7 +657,7 @@ def domain_tasks(
             conv = (
                 (lambda x: x)
                 if tuple(tk.x_train.shape[-2:]) == tuple(size)
-                else (lambda x: resize_images(x, size))
+                else (lambda x, size=size: resize_images(x, size))
             )  # noqa: E731
             out.append(
                 TaskData(

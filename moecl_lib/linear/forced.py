@@ -74,7 +74,7 @@ def simulate_specialised(
     """
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
-    R, M, N, d, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
+    R, M, N, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.T
     if not 0 <= t0 <= T:
         raise ConfigError(f"t0={t0} must lie in [0, T={T}]")
     pool = make_task_pool(cfg, rng)

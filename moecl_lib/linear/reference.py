@@ -67,7 +67,7 @@ def reference_simulate(
         cfg, rng, cfg.T
     )  # (T, R, ...): the same stream the engine consumes block by block
     run_ids = list(range(cfg.n_runs)) if runs is None else [int(r) for r in runs]
-    M, N, d, T = cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
+    M, d, T = cfg.n_experts, cfg.d, cfg.T
     gamma, T1 = cfg.gamma_value, cfg.T1_value
     out = {
         k: []

@@ -1,14 +1,13 @@
-"""The router of Algorithm 1: routing rule, router gradient and the gap termination test.
+"""The router of Algorithm 1: routing rule, router gradient, gap termination test.
 
-One implementation of each rule, used by the numpy loop of :mod:`moecl_lib.linear.engine`,
-the naive reference (:mod:`moecl_lib.linear.reference`) and the deep-network learner
-(:mod:`moecl_lib.deep.moe`). The compiled kernel (:mod:`moecl_lib.linear.kernel`) calls
-the jitted one-run twins :func:`gap_passes_run` and :func:`router_coefficients_run`
-defined here; ``tests/test_routing.py`` holds each twin equal to its numpy version.
-
-Conventions (SPEC §4.5-§4.6): gate ``h_m = theta_m . xbar_t``; noisy top-1 routing
-``argmax_m (h_m + Unif[0, lambda])`` with the first maximum on ties; the router's
-gradient is ``grad_{theta^(k)} L^tr = c^(k) xbar_t``.
+One implementation of each rule, used by the numpy loop of
+:mod:`moecl_lib.linear.engine`, the naive reference (:mod:`moecl_lib.linear.reference`)
+and the deep-network learner (:mod:`moecl_lib.deep.moe`). The compiled kernel
+(:mod:`moecl_lib.linear.kernel`) calls the jitted one-run twins :func:`gap_passes_run`
+and :func:`router_coefficients_run` defined here; ``tests/test_routing.py`` holds each
+twin equal to its numpy version. Conventions (SPEC §4.5-§4.6): gate ``h_m = theta_m .
+xbar_t``; noisy top-1 routing ``argmax_m (h_m + Unif[0, lambda])`` with the first
+maximum on ties; the router's gradient is ``grad_{theta^(k)} L^tr = c^(k) xbar_t``.
 """
 
 from __future__ import annotations
@@ -53,8 +52,8 @@ def argmax_first(a: FloatArray) -> IntArray:
 
     The routing rule's tie break, vectorised over the trailing axes: two reductions over
     axis 0 (fast when the trailing axes are contiguous) instead of numpy's per-row
-    argmax. Rows containing NaN (a diverged run) give index ``len(a) - 1`` rather than an
-    out-of-range index.
+    argmax. Rows containing NaN (a diverged run) give index ``len(a) - 1`` rather
+    than an out-of-range index.
     """
     K = a.shape[0]
     if K == 1:
@@ -77,8 +76,8 @@ def gap_passes(
 ) -> BoolArray:
     """Gap termination test of SPEC §4.6 along the expert axis ``axis``.
 
-    With ``S_t = {m : |h_m - h_{m_t}| <= lambda}`` (experts tied with the winner up to the
-    routing noise) the test passes when ``S_t`` is not all experts and every expert
+    With ``S_t = {m : |h_m - h_{m_t}| <= lambda}`` (experts tied with the winner up to
+    the routing noise) the test passes when ``S_t`` is not all experts and every expert
     outside it is below the winner by more than ``Gamma``. ``h_win`` is the winner's
     gate, broadcastable against ``h``.
     """
@@ -116,7 +115,7 @@ def coefficients_runs_last(
 def aux_scale(
     alpha: float, n_experts: int, t: int, aux_grad: Literal["decay", "no_decay"]
 ) -> float:
-    """``s_t alpha M`` with ``s_t = 1/t`` (``"decay"``) or 1 (``"no_decay"``, SPEC A3)."""
+    """``s_t alpha M``: ``s_t = 1/t`` (``"decay"``) or 1 (``"no_decay"``, SPEC A3)."""
     return alpha * n_experts / t if aux_grad == "decay" else alpha * n_experts
 
 

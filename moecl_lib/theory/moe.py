@@ -297,7 +297,6 @@ def post_specialisation_curves(
 
 def _post_closed_form(w0, W, V, s, t0, T, ec, C, S0, p) -> PostSpecialisation:
     R, M, d = w0.shape
-    N = W.shape[1]
     runs = np.arange(R)[:, None]
     task = np.where(ec >= 0, ec, 0)
     wn = W[runs, task]  # (R, M, d) ground truth each expert converges to

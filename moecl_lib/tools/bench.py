@@ -284,7 +284,7 @@ def throughput_rows(
     rows = []
     for name, case_cfg in cases:
         ref: Timing | None = None
-        rng_t = time_call(lambda: draw_only(case_cfg), 1)
+        rng_t = time_call(lambda case_cfg=case_cfg: draw_only(case_cfg), 1)
         for i, backend in enumerate(backends):
             cfg = case_cfg.replace(backend=backend)
             timed_ref = with_reference and i == 0
@@ -297,8 +297,8 @@ def throughput_rows(
                 )
             )
             eng, ref_i = _alternate(
-                lambda: simulate_fn(cfg),
-                (lambda: reference_simulate(cfg.replace(n_runs=plan.ref_runs)))
+                lambda cfg=cfg: simulate_fn(cfg),
+                (lambda cfg=cfg: reference_simulate(cfg.replace(n_runs=plan.ref_runs)))
                 if timed_ref
                 else None,
                 plan.repeats,
