@@ -349,7 +349,15 @@ def _numba_loop(
     prefetch: bool = True,
 ) -> dict[str, np.ndarray | None]:
     """Round loop of :func:`simulate` in the compiled kernel (runs-first state, one kernel call per block)."""
-    from moecl_lib.linear.kernel import TERMINATION_CODES, run_block
+    from moecl_lib.linear.kernel import (
+        TERMINATION_CODES,
+        BlockDraws,
+        KernelKnobs,
+        KernelOutputs,
+        KernelState,
+        PoolArrays,
+        run_block,
+    )
 
     dtype = np.dtype(cfg.dtype)
     R, M, N, d, T = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T
@@ -380,6 +388,22 @@ def _numba_loop(
     no_route = np.zeros((1, 1, 1))
     term = TERMINATION_CODES[cfg.termination]
 
+    pool_arrays = PoolArrays(W, V, signal_in)
+    state = KernelState(w, theta, counts, D, C, P, S, active, T2, gates, gp)
+    outputs = KernelOutputs(
+        F, G, G_pool, err_new, experts, tasks_hist, weights, snap_slot, snapshots
+    )
+    knobs = KernelKnobs(
+        float(cfg.lam),
+        float(cfg.eta),
+        float(cfg.alpha),
+        float(cfg.gamma_value),
+        int(cfg.T1_value),
+        term,
+        cfg.aux_grad == "decay",
+        has_signal,
+        record_weights,
+    )
     block = block_length(cfg)
     sizes = [min(block, T - t0) for t0 in range(0, T, block)]
     bar = tqdm(total=T, disable=not progress, desc=f"M={M} rounds", leave=False)
@@ -397,43 +421,17 @@ def _numba_loop(
                 )
             run_block(
                 t,
-                draws.tasks,
-                draws.noise,
-                draws.beta if has_signal else no_float,
-                draws.pos if has_signal else no_int,
-                draws.route_noise if routed else no_route,
-                has_signal,
-                W,
-                V,
-                signal_in,
-                w,
-                theta,
-                counts,
-                D,
-                C,
-                P,
-                S,
-                active,
-                T2,
-                gates,
-                gp,
-                F,
-                G,
-                G_pool,
-                err_new,
-                experts,
-                tasks_hist,
-                weights,
-                record_weights,
-                snap_slot,
-                snapshots,
-                float(cfg.lam),
-                float(cfg.eta),
-                float(cfg.alpha),
-                float(cfg.gamma_value),
-                int(cfg.T1_value),
-                term,
-                cfg.aux_grad == "decay",
+                BlockDraws(
+                    draws.tasks,
+                    draws.noise,
+                    draws.beta if has_signal else no_float,
+                    draws.pos if has_signal else no_int,
+                    draws.route_noise if routed else no_route,
+                ),
+                pool_arrays,
+                state,
+                outputs,
+                knobs,
             )
             if not prefetch and i + 1 < len(sizes):
                 pending = worker.submit(

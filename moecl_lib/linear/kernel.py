@@ -18,6 +18,8 @@ numpy path (``backend="auto"``) or raises (``backend="numba"``).
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from moecl_lib.linear.routing import (
@@ -34,55 +36,83 @@ TERMINATION_CODES = {"never": 0, "gap": 1, "freeze_at_T1": 2}
 """Integer codes of ``ExperimentConfig.termination`` passed to the kernel."""
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def run_block(
-    t0,
-    tasks,
-    noise,
-    beta,
-    pos,
-    route_noise,
-    has_signal,
-    W,
-    V,
-    signal_in,  # inputs of the block
-    w,
-    theta,
-    counts,
-    D,
-    C,
-    P,
-    S,
-    active,
-    T2,
-    gates,
-    gp,  # state (runs first), in place
-    F,
-    G,
-    G_pool,
-    err_new,
-    experts,
-    tasks_hist,
-    weights,
-    record_weights,  # outputs (runs first)
-    snap_slot,
-    snapshots,
-    lam,
-    eta,
-    alpha,
-    gamma,
-    T1,
-    termination,
-    decay,
-):  # pragma: no cover - compiled; covered through the engine tests
-    """Advance every run by the ``B = tasks.shape[0]`` rounds ``t0 + 1 .. t0 + B`` of a block of draws.
+class BlockDraws(NamedTuple):
+    """A block's random draws: ``tasks, beta, pos`` (B, R); ``noise`` (B, R, d, s)
+    (already times ``sigma_t``); ``route_noise`` (B, R, M) (a dummy if M = 1)."""
 
-    Shapes: ``tasks, beta, pos`` (B, R); ``noise`` (B, R, d, s) (already times ``sigma_t``); ``route_noise``
-    (B, R, M) (ignored if M = 1); ``W, V, signal_in`` (R, N, d); ``w, theta`` (R, M, d); ``counts, P`` (R, M);
-    ``D, C, gates`` (R, M, N); ``S, T2, active`` (R,); ``gp`` (R, N) noise-free choice of expert per task;
-    per-round outputs (R, T); ``weights`` (R, T, M, d) or a dummy; ``snap_slot`` (T + 1,) position of round t in
-    ``snapshots`` (R, n_snap, N, M) or -1. ``termination``: :data:`TERMINATION_CODES`.
-    """
+    tasks: Any
+    noise: Any
+    beta: Any
+    pos: Any
+    route_noise: Any
+
+
+class PoolArrays(NamedTuple):
+    """The task pool, runs first: ``W, V, signal_in`` (R, N, d)."""
+
+    W: Any
+    V: Any
+    signal_in: Any
+
+
+class KernelState(NamedTuple):
+    """The state of every run, runs first, updated in place: ``w, theta`` (R, M, d);
+    ``counts, P`` (R, M); ``D, C, gates`` (R, M, N); ``S, T2, active`` (R,); ``gp``
+    (R, N) noise-free choice of expert per task."""
+
+    w: Any
+    theta: Any
+    counts: Any
+    D: Any
+    C: Any
+    P: Any
+    S: Any
+    active: Any
+    T2: Any
+    gates: Any
+    gp: Any
+
+
+class KernelOutputs(NamedTuple):
+    """Per-round outputs (R, T); ``weights`` (R, T, M, d) or a dummy; ``snap_slot``
+    (T + 1,) position of round t in ``snapshots`` (R, n_snap, N, M) or -1."""
+
+    F: Any
+    G: Any
+    G_pool: Any
+    err_new: Any
+    experts: Any
+    tasks_hist: Any
+    weights: Any
+    snap_slot: Any
+    snapshots: Any
+
+
+class KernelKnobs(NamedTuple):
+    """Scalars: ``lam, eta, alpha, gamma`` (float), ``T1`` (int), ``termination``
+    (:data:`TERMINATION_CODES`), ``decay``, ``has_signal``, ``record_weights`` (bool)."""
+
+    lam: float
+    eta: float
+    alpha: float
+    gamma: float
+    T1: int
+    termination: int
+    decay: bool
+    has_signal: bool
+    record_weights: bool
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def run_block(t0, draws, pool, state, out, knobs):  # pragma: no cover - compiled
+    """Advance every run by the ``B = tasks.shape[0]`` rounds ``t0 + 1 .. t0 + B`` of a
+    block of draws (:class:`BlockDraws`), updating :class:`KernelState` and writing
+    :class:`KernelOutputs` in place; the scalars come in :class:`KernelKnobs`."""
+    tasks, noise, beta, pos, route_noise = draws
+    W, V, signal_in = pool
+    w, theta, counts, D, C, P, S, active, T2, gates, gp = state
+    F, G, G_pool, err_new, experts, tasks_hist, weights, snap_slot, snapshots = out
+    lam, eta, alpha, gamma, T1, termination, decay, has_signal, record_weights = knobs
     B, R = tasks.shape
     d, s = noise.shape[2], noise.shape[3]
     M, N = w.shape[1], W.shape[1]
