@@ -1,7 +1,7 @@
 """Validated, frozen experiment configuration for the linear MoE-CL simulation.
 
 Every uncertain element of the paper is a field here, with the SPEC's recommended default
-(``../shared/paper/SPEC.md``; the provenance of each default is listed in the book's fidelity ledger).
+(``spec/SPEC.md``; the provenance of each default is listed in the book's fidelity ledger).
 Invalid values raise :class:`ConfigError` with one line naming the parameter and the allowed range.
 """
 

@@ -11,7 +11,7 @@ from moecl_lib.deep.datasets import (
     class_split_tasks,
     load_sklearn_digits,
     one_vs_rest_tasks,
-    standardize,
+    standardise,
 )
 from moecl_lib.deep.learners import RoundLearner, run_stream, sample_stream
 from moecl_lib.deep.moe import (
@@ -30,7 +30,7 @@ TINY = dict(in_shape=(1, 8, 8), channels=(2, 3), hidden=(8, 4), epochs=1, miniba
 
 @pytest.fixture(scope="module")
 def digit_tasks():
-    ds = standardize(load_sklearn_digits())
+    ds = standardise(load_sklearn_digits())
     return one_vs_rest_tasks(
         ds, (1, 4, 7), np.random.default_rng(0), max_train=120, max_test=60
     )
@@ -240,7 +240,7 @@ def test_single_network_learns_a_task(digit_tasks) -> None:
 
 
 def test_route_and_class_split_tasks() -> None:
-    ds = standardize(load_sklearn_digits())
+    ds = standardise(load_sklearn_digits())
     tasks = class_split_tasks(
         ds, [(0, 1, 2), (3, 4, 5)], np.random.default_rng(0), max_test=30
     )

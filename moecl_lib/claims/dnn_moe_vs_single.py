@@ -75,7 +75,7 @@ from moecl_lib.deep.datasets import (
     load_mnist,
     load_sklearn_digits,
     one_vs_rest_tasks,
-    standardize,
+    standardise,
 )
 from moecl_lib.deep.learners import StreamResult, TaskData
 from moecl_lib.deep.moe import DeepMoE, DeepMoEConfig, set_determinism, single_network
@@ -188,12 +188,12 @@ def load_tasks(
     dataset: str, data_dir: str | None, positives: Sequence[int], max_test: int
 ) -> Data:
     """One-vs-rest tasks of ``dataset`` (``"digits"``, ``"fashion_mnist"`` or ``"mnist"`` from ``data_dir``),
-    inputs standardised with the pooled mean image (``standardize(raw, "pixel")``), balanced test sets of
+    inputs standardised with the pooled mean image (``standardise(raw, "pixel")``), balanced test sets of
     ``max_test`` images drawn with ``numpy.random.default_rng(0)`` (the same for every seed)."""
     if dataset not in LOADERS:
         raise ValueError(f"dataset={dataset!r} must be one of {list(LOADERS)}")
     raw = LOADERS[dataset](data_dir)
-    ds = standardize(raw, "pixel")
+    ds = standardise(raw, "pixel")
     tasks = one_vs_rest_tasks(
         ds, list(positives), np.random.default_rng(0), max_test=max_test
     )

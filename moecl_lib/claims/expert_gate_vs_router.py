@@ -60,7 +60,7 @@ from moecl_lib.deep.datasets import (
     load_fashion_mnist,
     load_sklearn_digits,
     one_vs_rest_tasks,
-    standardize,
+    standardise,
 )
 from moecl_lib.deep.learners import StreamResult, run_stream, sample_stream
 from moecl_lib.deep.moe import (
@@ -360,7 +360,7 @@ def image_runs(
         if params.image_data == "fashion-mnist"
         else load_sklearn_digits()
     )
-    ds = standardize(raw, "pixel")
+    ds = standardise(raw, "pixel")
     shape = ds.image_shape
     image: dict[str, list[tuple[StreamResult, dict[str, Any]]]] = {}
     task_names: list[str] = []
@@ -459,7 +459,7 @@ def run(params: Params = Params()) -> Result:
             "batch": params.batch,
             "max_train": params.max_train,
             "max_test": params.max_test,
-            "standardize": "pixel",
+            "standardise": "pixel",
         },
     }
     return Result(

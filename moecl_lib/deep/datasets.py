@@ -422,7 +422,7 @@ def _check_classes(ds: ImageDataset, classes: Sequence[int]) -> None:
         )
 
 
-def standardize(ds: ImageDataset, mode: str = "pixel") -> ImageDataset:
+def standardise(ds: ImageDataset, mode: str = "pixel") -> ImageDataset:
     """Standard input normalisation with training-set statistics (all classes pooled, so no task information).
 
     ``mode="pixel"``: subtract the per-pixel mean image and divide by the overall std (mean-image

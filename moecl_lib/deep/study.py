@@ -98,7 +98,7 @@ def run_stats(res: StreamResult, after: int | None = None) -> dict[str, float]:
     }
 
 
-def summarize(
+def summarise(
     results: Results, keys: Sequence[str] | None = None, after: int | None = None
 ) -> list[dict[str, Any]]:
     """One row per learner: ``<key>`` (mean over seeds) and ``<key>_se`` for every stat of :func:`run_stats`."""
