@@ -37,7 +37,7 @@ UV_LOCK := lock/uv.txt
 INSTALLER ?= uv
 UV_DIR := $(VENV)/.uv
 UV := $(UV_DIR)/bin/uv
-LOCKPY := moecl_lib/lockfile.py
+LOCKPY := moecl_lib/tools/lockfile.py
 # uv does not read pip.conf: `$(LOCKPY) sources` turns pip's configured index / extra indexes / find-links (local
 # folders only where they exist) into uv arguments, plus PyTorch's CPU index where no local source has the CPU torch.
 # unsafe-best-match = pip's behaviour (every index searched for every package); safe here, as every file is hashed.

@@ -1,7 +1,7 @@
 """Validated, frozen experiment configuration for the linear MoE-CL simulation.
 
 Every uncertain element of the paper is a field here, with the SPEC's recommended default
-(``../shared/paper/SPEC.md``; the provenance of each default is listed in the book's fidelity ledger).
+(``spec/SPEC.md``; the provenance of each default is listed in the book's fidelity ledger).
 Invalid values raise :class:`ConfigError` with one line naming the parameter and the allowed range.
 """
 
@@ -65,7 +65,7 @@ class ExperimentConfig:
         n_runs: R, independent runs simulated together (batched).
         seed: seed of the single ``numpy.random.Generator`` that drives the whole batch.
         dtype: floating type of the simulation (``"float64"`` default).
-        backend: implementation of :func:`moecl_lib.engine.simulate`: ``"numba"`` (compiled kernel),
+        backend: implementation of :func:`moecl_lib.linear.engine.simulate`: ``"numba"`` (compiled kernel),
             ``"numpy"`` (vectorised over runs) or ``"auto"`` (numba when importable). Same random draws, so the
             same tasks, routing and termination; float outputs agree to rounding (``tests/test_kernels.py``).
         snapshot_every: rounds between snapshots of the gate values on the task signals (0 = only final).
@@ -99,40 +99,40 @@ class ExperimentConfig:
     backend: Backend = "auto"
 
     def __post_init__(self) -> None:
-        _check_int(self, "n_tasks", 1)
-        _check_int(self, "n_experts", 1)
-        _check_int(self, "d", 2)
-        _check_int(self, "s", 1)
+        check_int(self, "n_tasks", 1)
+        check_int(self, "n_experts", 1)
+        check_int(self, "d", 2)
+        check_int(self, "s", 1)
         if self.s >= self.d:
             raise ConfigError(
                 f"s={self.s} must be < d={self.d}: the over-parameterised regime (s < d) is required"
             )
-        _check_int(self, "T", 1)
-        _check_int(self, "n_runs", 1)
-        _check_int(self, "seed", 0)
-        _check_int(self, "snapshot_every", 0)
+        check_int(self, "T", 1)
+        check_int(self, "n_runs", 1)
+        check_int(self, "seed", 0)
+        check_int(self, "snapshot_every", 0)
         for name in ("sigma0", "sigma_t", "beta", "signal_scale"):
-            _check_float(self, name, positive=True)
+            check_float(self, name, positive=True)
         for name in ("eta", "alpha", "lam"):
-            _check_float(self, name, positive=False)
+            check_float(self, name, positive=False)
         if self.gamma is not None:
-            _check_float(self, "gamma", positive=False)
+            check_float(self, "gamma", positive=False)
         if self.cluster_spread is not None:
-            _check_float(self, "cluster_spread", positive=False)
+            check_float(self, "cluster_spread", positive=False)
         if self.T1 is not None:
-            _check_int(self, "T1", 0)
+            check_int(self, "T1", 0)
         if self.n_clusters is not None:
-            _check_int(self, "n_clusters", 1)
+            check_int(self, "n_clusters", 1)
             if self.n_clusters > self.n_tasks:
                 raise ConfigError(
                     f"n_clusters={self.n_clusters} must be <= n_tasks={self.n_tasks}"
                 )
-        _check_choice(self, "termination", TERMINATIONS)
-        _check_choice(self, "aux_grad", AUX_GRADS)
-        _check_choice(self, "signal", SIGNALS)
-        _check_choice(self, "beta_dist", BETAS)
-        _check_choice(self, "dtype", DTYPES)
-        _check_choice(self, "backend", BACKENDS)
+        check_choice(self, "termination", TERMINATIONS)
+        check_choice(self, "aux_grad", AUX_GRADS)
+        check_choice(self, "signal", SIGNALS)
+        check_choice(self, "beta_dist", BETAS)
+        check_choice(self, "dtype", DTYPES)
+        check_choice(self, "backend", BACKENDS)
         if not isinstance(self.shared_pool, bool):
             raise ConfigError(f"shared_pool={self.shared_pool!r} must be True or False")
         if self.signal == "orthonormal" and self.K > self.d:
@@ -197,42 +197,78 @@ def replace_fields(obj: T_Config, changes: dict[str, Any]) -> T_Config:
     return dataclasses.replace(obj, **changes)
 
 
-def _check_int(cfg: ExperimentConfig, name: str, minimum: int) -> None:
-    value = getattr(cfg, name)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int,))
-        and not _is_integral(value)
-    ):
-        raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
-    if int(value) < minimum:
-        raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
-    object.__setattr__(cfg, name, int(value))
+def as_int(value: Any, name: str, minimum: int, *, optional: bool = False) -> Any:
+    """The one integer rule of every configuration: ``value`` as an ``int``.
+
+    An ``int``, a numpy integer or an integral float (``100.0``, as YAML or papermill may
+    pass it) is accepted and returned as ``int``; ``bool``, strings, fractional numbers
+    and values below ``minimum`` raise :class:`ConfigError`. ``optional``: ``None`` is
+    accepted and returned.
+    """
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not _is_integral(value) or int(value) < minimum:
+        extra = " or None" if optional else ""
+        raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}{extra}")
+    return int(value)
 
 
 def _is_integral(value: Any) -> bool:
     try:
         return float(value).is_integer() and not isinstance(value, str)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
 
 
-def _check_float(cfg: ExperimentConfig, name: str, *, positive: bool) -> None:
-    value = getattr(cfg, name)
+def as_float(
+    value: Any,
+    name: str,
+    *,
+    positive: bool = False,
+    signed: bool = False,
+    optional: bool = False,
+) -> Any:
+    """The one real-number rule: a finite number (not a bool or a string) as ``float``;
+    ``>= 0`` unless ``signed``, ``> 0`` when ``positive``; ``optional`` accepts ``None``."""
+    if optional and value is None:
+        return None
     try:
         fval = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}={value!r} must be a finite number") from None
-    if isinstance(value, bool) or not math.isfinite(fval):
+    if isinstance(value, (bool, str)) or not math.isfinite(fval):
         raise ConfigError(f"{name}={value!r} must be a finite number")
     if positive and fval <= 0:
         raise ConfigError(f"{name}={value!r} must be a finite number > 0")
-    if not positive and fval < 0:
+    if not positive and not signed and fval < 0:
         raise ConfigError(f"{name}={value!r} must be a finite number >= 0")
-    object.__setattr__(cfg, name, fval)
+    return fval
 
 
-def _check_choice(cfg: ExperimentConfig, name: str, allowed: tuple[str, ...]) -> None:
-    value = getattr(cfg, name)
+def check_int(obj: Any, name: str, minimum: int, *, optional: bool = False) -> None:
+    """Validate the integer field ``name`` of the frozen dataclass ``obj`` by
+    :func:`as_int` and store it as ``int`` (every configuration class uses this)."""
+    value = as_int(getattr(obj, name), name, minimum, optional=optional)
+    object.__setattr__(obj, name, value)
+
+
+def check_float(
+    obj: Any,
+    name: str,
+    *,
+    positive: bool = False,
+    signed: bool = False,
+    optional: bool = False,
+) -> None:
+    """Validate the real field ``name`` of ``obj`` by :func:`as_float`; store a ``float``."""
+    value = as_float(
+        getattr(obj, name), name, positive=positive, signed=signed, optional=optional
+    )
+    object.__setattr__(obj, name, value)
+
+
+def check_choice(obj: Any, name: str, allowed: tuple[str, ...]) -> None:
+    """Validate that the field ``name`` of ``obj`` is one of ``allowed``."""
+    value = getattr(obj, name)
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} must be one of {list(allowed)}")

@@ -8,17 +8,18 @@ import json
 import numpy as np
 import pytest
 
-from moecl_lib import bench
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import (
-    _argmax0,
+from moecl_lib.linear import reference
+from moecl_lib.linear.engine import (
     _block_bases,
     draw_rounds,
     orthonormal_rows,
     round_inputs,
     simulate,
 )
-from moecl_lib.tasks import make_task_pool, sample_rounds, sample_tasks
+from moecl_lib.linear.routing import argmax_first
+from moecl_lib.linear.tasks import make_task_pool, sample_rounds, sample_tasks
+from moecl_lib.tools import bench
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -29,20 +30,20 @@ from moecl_lib.tasks import make_task_pool, sample_rounds, sample_tasks
 )
 def test_reference_equals_engine(cfg, backend):
     """Same tasks, experts and termination rounds; float metrics within REFERENCE_RTOL (rounding only)."""
-    errors = bench.check_reference(cfg.replace(backend=backend))
-    assert max(errors.values()) < bench.REFERENCE_RTOL
+    errors = reference.check_reference(cfg.replace(backend=backend))
+    assert max(errors.values()) < reference.REFERENCE_RTOL
 
 
 def test_reference_subset_of_runs_matches_batch():
     cfg = ExperimentConfig(n_tasks=3, n_experts=3, d=8, s=3, T=60, n_runs=5, seed=9)
-    bench.check_reference(cfg, runs=[1, 4])
+    reference.check_reference(cfg, runs=[1, 4])
 
 
 def test_check_reference_can_fail():
     """With zero tolerance the rounding differences between the two implementations are caught."""
     cfg = ExperimentConfig(n_tasks=3, n_experts=3, d=8, s=3, T=60, n_runs=2, seed=9)
     with pytest.raises(AssertionError):
-        bench.check_reference(cfg, rtol=0.0, atol=0.0)
+        reference.check_reference(cfg, rtol=0.0, atol=0.0)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_draws_reproduce_the_original_per_round_stream(kw):
 def test_draws_into_reused_buffers_are_the_same_stream(kw):
     """draw_rounds(out=...) fills reused buffers (a shorter last block uses their first rounds) with the same
     numbers as fresh arrays; a buffer that is too small is refused."""
-    from moecl_lib.engine import empty_draws
+    from moecl_lib.linear.engine import empty_draws
 
     cfg = ExperimentConfig(n_tasks=5, d=9, s=4, T=7, n_runs=6, seed=21, **kw)
     rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
@@ -135,12 +136,14 @@ def test_orthonormal_rows_matches_qr():
 def test_argmax0_first_maximum_like_numpy():
     rng = np.random.default_rng(4)
     a = rng.integers(0, 3, size=(6, 5, 40)).astype(float)  # many ties
-    np.testing.assert_array_equal(_argmax0(a), np.argmax(a, axis=0))
-    np.testing.assert_array_equal(_argmax0(np.zeros((4, 7))), np.zeros(7, dtype=int))
+    np.testing.assert_array_equal(argmax_first(a), np.argmax(a, axis=0))
+    np.testing.assert_array_equal(
+        argmax_first(np.zeros((4, 7))), np.zeros(7, dtype=int)
+    )
     b = rng.normal(size=(3, 10))
     b[:, 0] = np.nan
-    assert _argmax0(b)[0] == 2  # never out of range
-    np.testing.assert_array_equal(_argmax0(b)[1:], np.argmax(b[:, 1:], axis=0))
+    assert argmax_first(b)[0] == 2  # never out of range
+    np.testing.assert_array_equal(argmax_first(b)[1:], np.argmax(b[:, 1:], axis=0))
 
 
 FLOAT32_RTOL, FLOAT32_ATOL = 1e-4, 1e-6

@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from moecl_lib.calibration import ClaimThresholds, check_claims, setting_config
+from moecl_lib.analysis.calibration import ClaimThresholds, check_claims, setting_config
+from moecl_lib.analysis.routing import Specialisation
+from moecl_lib.analysis.sweeps import FamilyRun
 from moecl_lib.config import ConfigError, ExperimentConfig
-from moecl_lib.diagnostics import FamilyRun, Specialisation
 
 
 def test_setting_configs():

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moecl_lib.calibration import ClaimThresholds, claim_sweep, setting_config
+from moecl_lib.analysis.calibration import ClaimThresholds, claim_sweep, setting_config
 from moecl_lib.claims import Reading, compare
 from moecl_lib.claims import calibration as chapter
 from moecl_lib.claims.record import ExpectationError, write_expected
@@ -177,7 +177,7 @@ def test_run_produces_checks_quantities_and_configs(small: chapter.Result):
 
 
 def test_cell_statistics_agree_with_check_claims(small: chapter.Result):
-    """The chapter's cell means are the numbers moecl_lib.calibration.check_claims computes."""
+    """The chapter's cell means are the numbers moecl_lib.analysis.calibration.check_claims computes."""
     base = setting_config(
         "calibrated", SMALL.n_experts, T=SMALL.T, n_runs=SMALL.n_runs, seed=SMALL.seed
     )

@@ -8,12 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from moecl_lib.calibration import setting_config
+from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
 from moecl_lib.claims import fig2_dynamics as chapter
 from moecl_lib.claims.record import ExpectationError, expected_path, write_expected
 from moecl_lib.claims.rule import verdict_of
-from moecl_lib.engine import simulate
+from moecl_lib.linear.engine import simulate
 
 SMALL = chapter.Params(
     experts=(1, 5, 10, 20), T=700, n_runs=6, recalled_runs=4, n_theory_pools=2, seed=3

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moecl_lib.calibration import ClaimThresholds
+from moecl_lib.analysis.calibration import ClaimThresholds
 from moecl_lib.claims import compare
 from moecl_lib.claims import prop1_specialisation as chapter
 from moecl_lib.claims.record import ExpectationError, write_expected

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from moecl_lib.calibration import ClaimThresholds, setting_config
+from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
 from moecl_lib.claims import prop2_no_termination as chapter
 from moecl_lib.claims.record import ExpectationError, expected_path
 from moecl_lib.claims.rule import verdict_of
-from moecl_lib.engine import simulate
+from moecl_lib.linear.engine import simulate
 
 SMALL = chapter.Params(n_experts=4, T=400, n_runs=8, seed=3, window=50)
 READINGS = [

@@ -8,12 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from moecl_lib.calibration import setting_config
+from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
 from moecl_lib.claims import sweep_experts as chapter
 from moecl_lib.claims.record import ExpectationError, expected_path, write_expected
 from moecl_lib.claims.rule import verdict_of
-from moecl_lib.engine import simulate
+from moecl_lib.linear.engine import simulate
 
 SMALL = chapter.Params(
     experts=(1, 6, 12, 24), T=800, n_pools_exact=2, n_runs=6, alg1_runs=8, seed=2

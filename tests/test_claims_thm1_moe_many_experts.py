@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moecl_lib.claims import ClaimCheck, Quantity, compare
+from moecl_lib.claims import ClaimCheck, Quantity, compare, estimators
 from moecl_lib.claims import thm1_moe_many_experts as chapter
 from moecl_lib.claims.record import ExpectationError, record_from_notebook
 
@@ -24,21 +24,21 @@ def test_least_margin_picks_the_weakest_M_and_names_it():
         12: Quantity("b", 0.9, 0.01),
         24: Quantity("c", 0.2, 0.01),
     }
-    r = chapter.least_margin("x", "ratio", cands, 1.0)
+    r = estimators.least_margin("x", "ratio", cands, 1.0)
     assert r.estimate == 0.5 and r.z == pytest.approx(5.0) and r.outcome == "holds"
     assert (
         "every M in {6, 12, 24}" in r.statement and "least margin: M = 6" in r.statement
     )
     # one M on the wrong side makes the reading fail
     cands[24] = Quantity("c", 1.5, 0.01)
-    assert chapter.least_margin("x", "ratio", cands, 1.0).outcome == "fails"
+    assert estimators.least_margin("x", "ratio", cands, 1.0).outcome == "fails"
     # absolute value around a centre
-    r = chapter.least_margin(
+    r = estimators.least_margin(
         "x", "|q - 1|", {2: Quantity("a", 0.9, 0.01)}, 0.2, absolute=True, center=1.0
     )
     assert r.estimate == pytest.approx(0.1) and r.outcome == "holds"
     with pytest.raises(ValueError):
-        chapter.least_margin("x", "", {}, 1.0)
+        estimators.least_margin("x", "", {}, 1.0)
 
 
 @pytest.fixture(scope="module")

@@ -58,3 +58,22 @@ def test_derived_constants_follow_spec_a15():
 def test_integral_floats_are_accepted_as_ints():
     cfg = ExperimentConfig(T=100.0, n_runs=3.0)
     assert cfg.T == 100 and isinstance(cfg.T, int)
+
+
+# --------------------------------------------------------- one validation rule for every config
+def test_every_config_class_follows_one_integer_rule() -> None:
+    """Integral floats are accepted and stored as int; bools and fractions are refused."""
+    from moecl_lib.deep.moe import DeepMoEConfig
+    from moecl_lib.expert_gate.gate import ExpertGateConfig
+
+    cases = [
+        (ExperimentConfig, "T"),
+        (DeepMoEConfig, "epochs"),
+        (ExpertGateConfig, "ae_epochs"),
+    ]
+    for cls, name in cases:
+        cfg = cls(**{name: 100.0})
+        assert getattr(cfg, name) == 100 and type(getattr(cfg, name)) is int
+        for bad in (2.5, True, "3"):
+            with pytest.raises(ConfigError, match=name):
+                cls(**{name: bad})

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from moecl_lib.config import ConfigError
-from moecl_lib.datasets import (
+from moecl_lib.deep.datasets import (
     FASHION_MNIST_DIR,
     DatasetError,
     class_split_tasks,
@@ -23,9 +23,9 @@ from moecl_lib.datasets import (
     load_sklearn_digits,
     one_vs_rest_tasks,
     read_idx,
-    standardize,
+    standardise,
 )
-from moecl_lib.learners import sample_stream
+from moecl_lib.deep.learners import sample_stream
 
 
 def write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
@@ -264,12 +264,12 @@ def test_one_vs_rest_balanced() -> None:
     assert all(any(torch.equal(x, s) for s in src4) for x in pos[:5])
 
 
-def test_standardize_pixel() -> None:
-    ds = standardize(load_sklearn_digits(), "pixel")
+def test_standardise_pixel() -> None:
+    ds = standardise(load_sklearn_digits(), "pixel")
     assert ds.x_train.mean(dim=0).abs().max().item() < 1e-5
     assert ds.x_train.std().item() == pytest.approx(1.0, rel=1e-3)
     with pytest.raises(ConfigError, match="mode="):
-        standardize(ds, "zca")
+        standardise(ds, "zca")
 
 
 def test_sample_stream() -> None:

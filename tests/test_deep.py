@@ -7,21 +7,21 @@ import pytest
 import torch
 
 from moecl_lib.config import ConfigError
-from moecl_lib.datasets import (
+from moecl_lib.deep.datasets import (
     class_split_tasks,
     load_sklearn_digits,
     one_vs_rest_tasks,
-    standardize,
+    standardise,
 )
-from moecl_lib.deep import (
+from moecl_lib.deep.learners import RoundLearner, run_stream, sample_stream
+from moecl_lib.deep.moe import (
     CNNExpert,
     DeepMoE,
     DeepMoEConfig,
     set_determinism,
     single_network,
 )
-from moecl_lib.engine import router_coefficients
-from moecl_lib.learners import RoundLearner, run_stream, sample_stream
+from moecl_lib.linear.routing import gap_test, router_coefficients
 
 set_determinism()
 
@@ -30,7 +30,7 @@ TINY = dict(in_shape=(1, 8, 8), channels=(2, 3), hidden=(8, 4), epochs=1, miniba
 
 @pytest.fixture(scope="module")
 def digit_tasks():
-    ds = standardize(load_sklearn_digits())
+    ds = standardise(load_sklearn_digits())
     return one_vs_rest_tasks(
         ds, (1, 4, 7), np.random.default_rng(0), max_train=120, max_test=60
     )
@@ -117,11 +117,12 @@ def test_termination_rules(digit_tasks, rule: str) -> None:
         assert T2 == 5
     elif rule == "never":
         assert T2 == -1
-    else:
-        assert T2 == -1 or T2 > 4
     gates = res.info[
         "gates"
     ]  # gate outputs h_t (theta_t before round t's step) on each round's input
+    if rule == "gap":
+        # T2 is the first round t > T1 whose gates pass the gap test (-1 if none)
+        assert T2 == first_gap_round(gates, res.experts, cfg)
     if T2 > 0:
         # after the freeze the router no longer moves: recompute the gates with the final theta
         assert moe.active is False
@@ -130,6 +131,27 @@ def test_termination_rules(digit_tasks, rule: str) -> None:
         assert torch.equal(theta_final, moe2.theta)
     assert gates.shape == (12, 3)
     assert isinstance(moe, RoundLearner)
+
+
+def first_gap_round(gates: np.ndarray, experts: np.ndarray, cfg: DeepMoEConfig) -> int:
+    """First round ``t > T1`` whose recorded gates pass :func:`gap_test` (-1: none)."""
+    for t in range(cfg.T1_value + 1, len(gates) + 1):
+        h, m = gates[t - 1][None], np.array([experts[t - 1]])
+        if gap_test(h, m, cfg.lam, cfg.gamma_value)[0]:
+            return t
+    return -1
+
+
+def test_gap_rule_fires_in_the_deep_learner(digit_tasks) -> None:
+    """With Gamma = 0 a clear winner passes the test soon after T1: the router freezes."""
+    cfg = DeepMoEConfig(
+        n_experts=3, termination="gap", T1=4, eta=0.5, lam=0.05, gamma=0.0, **TINY
+    )
+    moe, res = run(digit_tasks, cfg)
+    T2 = res.info["T2"]
+    assert T2 > 4, "the gap rule never fired"
+    assert T2 == first_gap_round(res.info["gates"], res.experts, cfg)
+    assert moe.active is False
 
 
 def test_frozen_router_does_not_move(digit_tasks) -> None:
@@ -218,7 +240,7 @@ def test_single_network_learns_a_task(digit_tasks) -> None:
 
 
 def test_route_and_class_split_tasks() -> None:
-    ds = standardize(load_sklearn_digits())
+    ds = standardise(load_sklearn_digits())
     tasks = class_split_tasks(
         ds, [(0, 1, 2), (3, 4, 5)], np.random.default_rng(0), max_test=30
     )

@@ -5,25 +5,24 @@ import math
 import numpy as np
 import pytest
 
-from moecl_lib import metrics
-from moecl_lib.config import ExperimentConfig
-from moecl_lib.diagnostics import (
+from moecl_lib.analysis import metrics
+from moecl_lib.analysis.routing import (
     coverage,
     expert_loads,
     expert_sets,
     gate_gaps,
-    grid,
     load_entropy,
     purity_over_time,
     routing_matrix,
     routing_purity,
-    run_family,
     set_sizes,
     specialisation,
     termination_stats,
     window_mask,
     within_set_uniformity,
 )
+from moecl_lib.analysis.sweeps import grid, run_family
+from moecl_lib.config import ExperimentConfig
 
 # One run, M = 3 experts, N = 2 tasks, T = 8 rounds.
 #   round t : 1  2  3  4  5  6  7  8
@@ -262,7 +261,7 @@ def test_run_family_cache_shared_between_calls():
 
 
 def test_expert_task_distance_hand_values():
-    from moecl_lib.diagnostics import expert_task_distance
+    from moecl_lib.analysis.routing import expert_task_distance
 
     W = np.array([[[0.0, 0.0], [2.0, 0.0]]])  # two tasks
     w = np.array(
@@ -276,7 +275,7 @@ def test_expert_task_distance_hand_values():
 
 
 def test_primary_task_changes_hand_values():
-    from moecl_lib.diagnostics import primary_task_changes
+    from moecl_lib.analysis.routing import primary_task_changes
 
     # M = 2, N = 2, windows of 2 rounds:
     #   window 1: e0<-t0, e1<-t1   window 2: e0<-t1, e1<-t1   window 3: e0<-t1 twice (e1 idle)

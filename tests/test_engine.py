@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from moecl_lib import metrics
+from moecl_lib.analysis import metrics
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import gap_test, router_coefficients, simulate, softmax
+from moecl_lib.linear.engine import simulate
+from moecl_lib.linear.routing import gap_test, router_coefficients, softmax
 
 
 def _autograd_router_grad(

@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+import tomllib  # standard library: requires-python is >= 3.11, as the lock
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
-
-tomllib = pytest.importorskip(
-    "tomllib"
-)  # standard library from Python 3.11 (the project pins 3.11)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +31,9 @@ def _reqs(items: list[str]) -> dict[str, Requirement]:
 def test_environment_yml_installs_the_lock():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     deps = env["dependencies"]
-    assert "python=3.11" in deps  # the lock's target (moecl_lib.lockfile.TARGET_PYTHON)
+    assert (
+        "python=3.11" in deps
+    )  # the lock's target (moecl_lib.tools.lockfile.TARGET_PYTHON)
     assert "pip" in deps
     pip_entries = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
     assert pip_entries == [
@@ -47,7 +48,7 @@ def test_environment_yml_installs_the_lock():
         if isinstance(d, str) and not re.match(r"^(python=3\.11|pip|nodejs)$", d)
     ]
     assert extra == []
-    from moecl_lib import lockfile
+    from moecl_lib.tools import lockfile
 
     assert lockfile.TARGET_PYTHON == "3.11"
     assert (ROOT / "lock" / "dev.txt").is_file()
@@ -72,14 +73,34 @@ def test_pyproject_pins():
     from packaging.specifiers import SpecifierSet
 
     assert SpecifierSet(proj["requires-python"]).contains("3.11")
+    # the lock is for 3.11: an older Python is refused at install, not skipped here
+    assert not SpecifierSet(proj["requires-python"]).contains("3.10")
+    assert sys.version_info >= (3, 11)
 
 
 def test_console_script_points_at_cli():
     scripts = _pyproject()["project"]["scripts"]
-    assert scripts["moecl"] == "moecl_lib.cli:main"
-    from moecl_lib.cli import main
+    assert scripts["moecl"] == "moecl_lib.tools.cli:main"
+    from moecl_lib.tools.cli import main
 
-    assert callable(main)
+    # the installed entry point is the declared one and loads that very function
+    (ep,) = metadata.entry_points(group="console_scripts", name="moecl")
+    assert ep.value == scripts["moecl"]
+    assert ep.load() is main
+    # and the command works: its help lists the subcommands
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+
+
+def test_console_script_help_lists_commands(capsys: pytest.CaptureFixture) -> None:
+    from moecl_lib.tools.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("notebooks", "book", "bench", "portability"):
+        assert command in out
 
 
 def test_mathjax_pinned_and_locked():
@@ -92,7 +113,7 @@ def test_mathjax_pinned_and_locked():
 
 
 def test_makefile_and_runner_agree_on_mathjax_location():
-    from moecl_lib import runner
+    from moecl_lib.tools import runner
 
     make = (ROOT / "Makefile").read_text()
     assert f"MATHJAX := {runner.MATHJAX_FILE.as_posix()}" in make

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from moecl_lib.experts import LinearExperts
+from moecl_lib.linear.experts import LinearExperts
 
 
 def test_hand_computed_two_rounds():

@@ -8,9 +8,9 @@ and F/G come out bit for bit equal in practice; the router parameters differ by 
 import numpy as np
 import pytest
 
-from moecl_lib import kernels
 from moecl_lib.config import ConfigError, ExperimentConfig
-from moecl_lib.engine import resolve_backend, simulate
+from moecl_lib.linear import kernel as kernels
+from moecl_lib.linear.engine import resolve_backend, simulate
 
 pytestmark = pytest.mark.skipif(
     not kernels.AVAILABLE, reason=f"numba unavailable: {kernels.IMPORT_ERROR}"
@@ -86,7 +86,7 @@ def test_float32_kernel_close_to_numpy_float32():
 def test_prefetch_thread_does_not_change_the_stream():
     """Draws made in the worker thread (prefetch) or in turn give identical results and leave the generator
     in the same state as the numpy engine (a caller's generator can be reused)."""
-    from moecl_lib import engine
+    from moecl_lib.linear import engine
 
     cfg = ExperimentConfig(
         n_tasks=4, n_experts=3, d=8, s=3, T=90, n_runs=700, seed=5, backend="numba"
@@ -134,9 +134,9 @@ def test_backends_agree_in_distribution_where_runs_diverge():
     differ in the last bit for a few % of inputs, and after a near-tie a run may follow another, equally valid
     trajectory. Then the two backends must still agree in distribution: paired mean differences of G_T, F_T and
     the routing purity within 4 standard errors at this fixed seed."""
-    from moecl_lib.calibration import setting_config
-    from moecl_lib.diagnostics import result_routing_matrix, routing_purity
-    from moecl_lib.metrics import mean_se
+    from moecl_lib.analysis.calibration import setting_config
+    from moecl_lib.analysis.metrics import mean_se
+    from moecl_lib.analysis.routing import result_routing_matrix, routing_purity
 
     cfg = setting_config("calibrated", 20, T=900, n_runs=64, seed=11)
     a, b = (

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from moecl_lib import lockfile
-from moecl_lib.lockfile import Pin, freeze_problems, pin_problems, read_lock
+from moecl_lib.tools import lockfile
+from moecl_lib.tools.lockfile import Pin, freeze_problems, pin_problems, read_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKEFILE = (ROOT / "Makefile").read_text()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from moecl_lib import metrics
+from moecl_lib.analysis import metrics
 
 NAN = np.nan
 # accuracy matrix: row = after step i, column = task j

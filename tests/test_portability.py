@@ -1,11 +1,11 @@
-"""The portability matrix's variants (moecl_lib.portability)."""
+"""The portability matrix's variants (moecl_lib.tools.portability)."""
 
 from __future__ import annotations
 
 import pytest
 
-from moecl_lib import portability
-from moecl_lib.cli import main
+from moecl_lib.tools import portability
+from moecl_lib.tools.cli import main
 
 
 def test_variants_cover_each_kernel_family(monkeypatch: pytest.MonkeyPatch):

@@ -1,5 +1,5 @@
-"""The questions page: every open claim of the build has questions; unknown ids and malformed entries
-fail."""
+"""The questions page: every open claim of the build has questions; unknown ids and
+malformed entries fail."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from moecl_lib.claims.record import record_from_notebook
-from moecl_lib.questions import load_questions, parse_questions, render_questions
-from moecl_lib.status import load_status
+from moecl_lib.tools.questions import load_questions, parse_questions, render_questions
+from moecl_lib.tools.status import load_status
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"

@@ -1,4 +1,5 @@
-"""Reader-facing details of the generated book: papermill's injected cell, key figures."""
+"""Reader-facing details of the generated book: papermill's injected cell, key
+figures."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import base64
 import json
 from pathlib import Path
 
-from moecl_lib.glance import claim_label, key_figure_png
-from moecl_lib.runner import label_injected_parameters
+from moecl_lib.tools.glance import claim_label, key_figure_png
+from moecl_lib.tools.runner import label_injected_parameters
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

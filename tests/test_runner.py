@@ -1,4 +1,4 @@
-"""Tests of the notebook runner and the ``moecl`` CLI (moecl_lib.runner, moecl_lib.cli).
+"""Tests of the notebook runner and the ``moecl`` CLI (moecl_lib.tools.runner, moecl_lib.tools.cli).
 
 Pure parts (profiles, stem selection, parameter-cell inspection, failure formatting, toc checks) are tested
 directly; one end-to-end test runs two tiny notebooks through papermill (one passes, one fails).
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from moecl_lib import cli, runner
-from moecl_lib.runner import RunnerError
+from moecl_lib.tools import cli, runner
+from moecl_lib.tools.runner import RunnerError
 
 # --------------------------------------------------------------------------------------------------
 # helpers

@@ -1,4 +1,4 @@
-"""The generated reproduction-status page (moecl_lib.status): verdicts and evidence from the build's records."""
+"""The generated reproduction-status page (moecl_lib.tools.status): verdicts and evidence from the build's records."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record
 from moecl_lib.claims.record import RECORD_KEY
 from moecl_lib.claims.rule import reading_line
-from moecl_lib.status import (
+from moecl_lib.tools.status import (
     load_status,
     render_settings_table,
     render_status,
@@ -138,7 +138,7 @@ def test_repository_csv_renders_every_claim(tmp_path: Path):
 
 
 def test_settings_table_comes_from_the_code():
-    from moecl_lib.calibration import CALIBRATED, RECALLED
+    from moecl_lib.analysis.calibration import CALIBRATED, RECALLED
 
     table = render_settings_table()
     row = next(
@@ -152,7 +152,7 @@ def test_settings_table_comes_from_the_code():
 
 
 def test_build_info_lists_every_chapter(tmp_path: Path):
-    from moecl_lib.status import render_build_info
+    from moecl_lib.tools.status import render_build_info
 
     rec = _record("nb_a")
     rec.wall_time_s = 12.34

@@ -1,4 +1,5 @@
-"""Study grids (moecl_lib.sweep): validation, cell seeds, storage, resumption, Dask vs inline."""
+"""Study grids (moecl_lib.sweep): validation, cell seeds, storage, resumption, Dask vs
+inline."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from moecl_lib.cli import main
-from moecl_lib.diagnostics import specialisation
-from moecl_lib.engine import simulate
+from moecl_lib.analysis.routing import specialisation
+from moecl_lib.linear.engine import simulate
 from moecl_lib.sweep import (
     GridError,
     assemble,
@@ -25,6 +25,7 @@ from moecl_lib.sweep import execute as sweep_execute
 from moecl_lib.sweep.execute import SweepError, local_cluster
 from moecl_lib.sweep.grid import cell_key
 from moecl_lib.sweep.store import METRICS
+from moecl_lib.tools.cli import main
 
 TINY = {
     "name": "tiny",
@@ -191,6 +192,7 @@ def test_local_cluster_listens_on_localhost_only(cluster2):
         addresses = [cluster2.scheduler_address, *info["workers"]]
     assert len(addresses) == 3
     assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+    assert cluster2.dashboard_link.startswith("http://127.0.0.1:")
 
 
 def test_default_local_cluster_runs_the_grid(tmp_path, monkeypatch):
@@ -234,8 +236,8 @@ def test_example_grid_is_valid():
 
 
 def test_loopback_cluster_from_the_command_line_equals_inline(tmp_path):
-    """A scheduler and two worker processes started as commands (`dask scheduler`, `dask worker`) on
-    127.0.0.1 give the in-process results bit for bit."""
+    """A scheduler and two worker processes started as commands (`dask scheduler`, `dask
+    worker`) on 127.0.0.1 give the in-process results bit for bit."""
     import subprocess
     import sys
     import time

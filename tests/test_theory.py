@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from moecl_lib import theory
+from moecl_lib.analysis.metrics import mean_se
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import simulate
-from moecl_lib.metrics import mean_se
+from moecl_lib.linear.engine import simulate
+from moecl_lib.theory import isotropic as theory
 
 
 def test_pool_moments_hand_values():

@@ -1,4 +1,4 @@
-"""Exact Definition-1 recursion (moecl_lib.theory_exact; this project's derivation) vs hand values, an independent
+"""Exact Definition-1 recursion (moecl_lib.theory.exact; this project's derivation) vs hand values, an independent
 naive implementation, exhaustive enumeration, the isotropic closed forms, and Monte-Carlo of the library's generator.
 
 Statistical tests use fixed seeds and the tolerance ``|mean - exact| < 4 s.e. + 1e-9 (1 + |exact|)``.
@@ -12,12 +12,12 @@ import itertools
 import numpy as np
 import pytest
 
-from moecl_lib import theory
+from moecl_lib.analysis.metrics import mean_se
 from moecl_lib.config import ConfigError, ExperimentConfig
-from moecl_lib.engine import draw_rounds, round_inputs, simulate
-from moecl_lib.metrics import mean_se
-from moecl_lib.tasks import make_task_pool
-from moecl_lib.theory_exact import (
+from moecl_lib.linear.engine import draw_rounds, round_inputs, simulate
+from moecl_lib.linear.tasks import make_task_pool
+from moecl_lib.theory import isotropic as theory
+from moecl_lib.theory.exact import (
     expected_update,
     haar_projector_sandwich,
     moe_exact_given_routing,

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from moecl_lib import theory
-from moecl_lib import theory_moe as tm
+from moecl_lib.analysis.metrics import mean_se
 from moecl_lib.config import ConfigError, ExperimentConfig
-from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import single_expert_exact, unit_signal_directions
+from moecl_lib.linear import forced
+from moecl_lib.theory import isotropic as theory
+from moecl_lib.theory import moe as tm
+from moecl_lib.theory.exact import single_expert_exact, unit_signal_directions
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ def test_oracle_moe_exact_matches_forced_routing(signal, M, K):
         shared_pool=True,
         seed=11,
     )
-    sim = tm.simulate_specialised(cfg)
+    sim = forced.simulate_specialised(cfg)
     vh = unit_signal_directions(sim.pool)
     th = tm.oracle_moe_exact(
         sim.pool.W[0],
@@ -234,7 +235,7 @@ def test_post_specialisation_matches_forced_routing(signal, K):
         n_clusters=K,
         seed=12,
     )
-    sim = tm.simulate_specialised(cfg, t0=t0)
+    sim = forced.simulate_specialised(cfg, t0=t0)
     vh = unit_signal_directions(sim.pool)
     th = tm.post_specialisation_curves(
         sim.w_t0,

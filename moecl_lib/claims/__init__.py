@@ -9,8 +9,15 @@ May import: every science module of ``moecl_lib``; nothing imports ``claims`` ex
 book tooling (status page).
 """
 
-from .record import Record, compare, publish
-from .rule import ClaimCheck, Quantity, Reading, estimate, fmt_number, verdict_of
+from moecl_lib.claims.record import Record, compare, publish
+from moecl_lib.claims.rule import (
+    ClaimCheck,
+    Quantity,
+    Reading,
+    estimate,
+    fmt_number,
+    verdict_of,
+)
 
 __all__ = [
     "ClaimCheck",

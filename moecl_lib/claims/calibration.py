@@ -5,8 +5,8 @@ Figure-2 parameters (SPEC §7.2, tag [R-L]: unit signal ``c = 1``, ``eta = 0.5``
 ``lambda = 0.3``) the router does **not** specialise, and that a stronger signal or a larger ``eta``
 makes it specialise. This chapter checks that observation and maps, over a phase diagram (signal scale
 ``c`` x router learning rate ``eta``) and slices (aux-gradient variant, ``lambda``, ``alpha``), where
-the claim checks P1, P2, P3a (and P3b) of :mod:`moecl_lib.calibration` hold. It selects the calibrated
-defaults (``moecl_lib.calibration.CALIBRATED``, tag [C]) that the other linear chapters use.
+the claim checks P1, P2, P3a (and P3b) of :mod:`moecl_lib.analysis.calibration` hold. It selects the calibrated
+defaults (``moecl_lib.analysis.calibration.CALIBRATED``, tag [C]) that the other linear chapters use.
 
 **Claim checks** (:mod:`moecl_lib.claims.rule`: a reading holds when it clears its threshold by 2 s.e.):
 
@@ -17,7 +17,7 @@ defaults (``moecl_lib.calibration.CALIBRATED``, tag [C]) that the other linear c
   ``T`` rounds of router training).
 * ``calibration_note [calibrated]`` -- the calibrated point (``CALIBRATED``, ``T1 = 30 M``) lies where
   P1, P2 and P3a hold; one reading per part of each (the parts of
-  ``moecl_lib.calibration.check_claims``):
+  ``moecl_lib.analysis.calibration.check_claims``):
 
   - P1: purity after ``T1`` ``>= 0.9``; fraction of tasks owning an expert set ``>= 0.9``;
   - P2: ``G_T(never) / G_T(gap) >= 1.25`` (paired delta-method s.e.); ``G_T(never) - G_T(gap) >= 0``
@@ -40,7 +40,7 @@ the prose (:func:`phase_sentence`) but not recorded as compared quantities: with
 some cells sit near the 2-s.e. margin, and those counts moved when the same runs were simulated with the
 numpy backend (a stand-in for another CPU's rounding).
 
-**Conventions.** Diagnostics are those of :func:`moecl_lib.diagnostics.specialisation` with its default
+**Conventions.** Diagnostics are those of :func:`moecl_lib.analysis.routing.specialisation` with its default
 window (``max(200, 20 M)`` rounds, at most ``T / 4``): *purity after T1* is the purity of the routing in
 ``(T1, T1 + window]`` of the ``gap`` run, *purity after T2* that of ``(T2, T]``, expert sets come from
 the post-``T2`` routing (primary task of every expert). ``G_{T/2}`` is ``G_t`` at ``t = T // 2``.
@@ -52,25 +52,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.calibration import (
+from moecl_lib.analysis.calibration import (
     CALIBRATED,
     CALIBRATED_T1_PER_EXPERT,
     ClaimThresholds,
     phase_heatmap,
     setting_config,
 )
+from moecl_lib.analysis.routing import specialisation
+from moecl_lib.analysis.sweeps import ROUTER_ONLY
+from moecl_lib.claims.estimators import ratio_of_means
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Outcome, Quantity, Reading
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.diagnostics import ROUTER_ONLY, specialisation
-from moecl_lib.engine import simulate
-
-from .record import Record
-from .rule import ClaimCheck, Outcome, Quantity, Reading
+from moecl_lib.linear.engine import simulate
 
 CHAPTER = "calibration"
 CLAIM = "calibration_note"
@@ -155,7 +156,7 @@ class Simulator:
 
     A member is given by config overrides (``labels``); ``T1 = ceil(T1_per_expert * M)`` unless the labels set
     ``T1`` (``None``: the config formula), and ``M = 1`` ignores router-only knobs (as
-    :func:`moecl_lib.diagnostics.run_family`).
+    :func:`moecl_lib.analysis.sweeps.run_family`).
     """
 
     def __init__(self, base: ExperimentConfig, window: int | None = None) -> None:
@@ -212,14 +213,8 @@ def mean_se(x: Iterable[float] | np.ndarray) -> tuple[float, float, int]:
 
 
 def paired_ratio(num: np.ndarray, den: np.ndarray) -> tuple[float, float, int]:
-    """``mean(num) / mean(den)`` over paired runs with its delta-method s.e."""
-    a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    r = float(a.mean() / b.mean())
-    z = (a - r * b) / b.mean()
-    se = float(z.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
-    return r, se, int(a.size)
+    """``mean(num) / mean(den)`` over paired runs (finite pairs), delta-method s.e."""
+    return ratio_of_means(num, den, drop="nonfinite")
 
 
 def independent_ratio(num: np.ndarray, den: np.ndarray) -> tuple[float, float, int]:
@@ -460,8 +455,10 @@ def cell_key(signal_scale: float, eta: float) -> str:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: the sweeps (cells), the point checks, quantities and claim checks."""
+
+    chapter = CHAPTER
 
     params: Params
     recalled: list[Cell]
@@ -477,18 +474,6 @@ class Result:
     counts: dict[str, dict[str, int]]
     wall_time_s: float
     thresholds: ClaimThresholds = field(default_factory=ClaimThresholds)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=[self.params.seed],
-            wall_time_s=self.wall_time_s,
-        )
 
     def rows(self, cells: Sequence[Cell]) -> list[dict[str, Any]]:
         return [c.row() for c in cells]
@@ -692,7 +677,7 @@ def table_rows(
     stats: Sequence[str] = TABLE_STATS,
     claims: Sequence[str] = CLAIMS,
 ) -> list[dict[str, Any]]:
-    """Rows for :func:`moecl_lib.plotting.table`: labels, statistic means and claim outcomes."""
+    """Rows for :func:`moecl_lib.figures.tables.table`: labels, statistic means and claim outcomes."""
     out = []
     for c in cells:
         row = c.row()

@@ -17,7 +17,7 @@ threshold at ``T`` is censored at ``T + 1`` (it needs more than ``T`` rounds). `
 ``M`` by construction (``T1 ∝ M``), so it is not evidence; ``t_conv`` is.
 
 **Readings** (each must clear its threshold by 2 standard errors, :mod:`moecl_lib.claims.rule`, with the
-small-sample s.e. of :func:`moecl_lib.claims.dnn_moe_vs_single.small_sample_se`; over the MoEs
+small-sample s.e. of :func:`moecl_lib.claims.estimators.small_sample_se`; over the MoEs
 with ``M >= N``, where the theory's "more experts" statement applies: with ``M < N`` an expert must serve
 conflicting tasks and the accuracy has a floor, which is a different effect):
 
@@ -44,23 +44,21 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from moecl_lib.deep import DeepMoEConfig, set_determinism
-from moecl_lib.deep_study import Results, run_paired
-from moecl_lib.learners import StreamResult
-
-from .dnn_moe_vs_single import (
+from moecl_lib.claims.dnn_moe_vs_single import (
     FLOORS,
     Data,
     _factory,
-    _text_table,
     load_tasks,
     per_seed,
     seed_cell,
-    seed_mean_se,
-    small_sample_se,
 )
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
+from moecl_lib.claims.estimators import seed_mean_se, small_sample_se
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
+from moecl_lib.deep.learners import StreamResult
+from moecl_lib.deep.moe import DeepMoEConfig, set_determinism
+from moecl_lib.deep.study import Results, run_paired
+from moecl_lib.figures.tables import text_table
 
 CHAPTER = "dnn_expert_sweep"
 #: Tolerance floors of the convergence-round quantities (see FLOORS for the measurement): the per-seed t_conv
@@ -129,8 +127,10 @@ def router_curve(run: StreamResult) -> np.ndarray:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: runs, per-seed statistics, quantities, claim checks and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     data: Data
@@ -148,21 +148,6 @@ class Result:
     @property
     def N(self) -> int:
         return len(self.data.tasks)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def T1(self, M: int) -> int:
         return self.base.replace(n_experts=M).T1_value if M > 1 else 0
@@ -208,7 +193,7 @@ class Result:
                 ]
             else:
                 head = ["M"] + keys
-            out += [title + ":", _text_table(head, rows)]
+            out += [title + ":", text_table(head, rows)]
         return "\n".join(out)
 
     def t_conv_text(self) -> str:

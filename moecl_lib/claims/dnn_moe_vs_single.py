@@ -5,7 +5,7 @@ the linear theory carry over to deep networks. An MoE of CNN experts forgets les
 ``M >= N`` and with ``M < N`` experts), and terminating the router's training after convergence gives a stable
 routing that helps, whereas a router that keeps training keeps changing the routing.
 
-**What this module runs** (our protocol [C]; :mod:`moecl_lib.deep`, :mod:`moecl_lib.deep_study`): ``N = 3``
+**What this module runs** (our protocol [C]; :mod:`moecl_lib.deep.moe`, :mod:`moecl_lib.deep.study`): ``N = 3``
 one-vs-rest tasks (classes ``positives``) of a substitute data set (sklearn digits in the quick profile,
 Fashion-MNIST for MNIST in the paper profile), inputs standardised with the pooled mean image. For every seed
 the same stream (task drawn uniformly per round, fresh batch) is played by four learners: the single network,
@@ -39,7 +39,7 @@ quantities keep the plain s.e.:
 4. the same at every extra router learning rate of ``eta_sweep`` (paper profile only; the quick profile's
    ``eta_sweep`` is empty).
 
-**Conventions.** Metrics are in % on held-out test images (:class:`moecl_lib.learners.StreamResult`): ``F_T``
+**Conventions.** Metrics are in % on held-out test images (:class:`moecl_lib.deep.learners.StreamResult`): ``F_T``
 and ``G_T`` are the paper's analogues on the test error, ``forgetting`` is Chaudhry's (>= 0), ``final_acc``
 the router-view accuracy after round ``T`` averaged over tasks. Switches and purity count the rounds after
 ``T1`` of the ``n_experts`` MoE (the earliest freeze); they are not defined for the single network, which has
@@ -59,23 +59,28 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
-from moecl_lib.datasets import (
+from moecl_lib.claims.estimators import paired_difference, seed_mean_se, small_sample_se
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import (
+    ClaimCheck,
+    Quantity,
+    Reading,
+    estimate,
+    fmt_number,
+)
+from moecl_lib.deep.datasets import (
     ImageDataset,
     load_fashion_mnist,
     load_mnist,
     load_sklearn_digits,
     one_vs_rest_tasks,
-    standardize,
+    standardise,
 )
-from moecl_lib.deep import DeepMoE, DeepMoEConfig, set_determinism, single_network
-from moecl_lib.deep_study import Results, run_paired, run_stats
-from moecl_lib.learners import StreamResult, TaskData
-
-from .record import Record
-from .rule import MARGIN, ClaimCheck, Quantity, Reading, estimate, fmt_number
+from moecl_lib.deep.learners import StreamResult, TaskData
+from moecl_lib.deep.moe import DeepMoE, DeepMoEConfig, set_determinism, single_network
+from moecl_lib.deep.study import Results, run_paired, run_stats
+from moecl_lib.figures.tables import text_table
 
 CHAPTER = "dnn_moe_vs_single"
 #: Learner keys (used in quantity names) and their display names (``{M}`` and ``{few}`` filled in).
@@ -183,12 +188,12 @@ def load_tasks(
     dataset: str, data_dir: str | None, positives: Sequence[int], max_test: int
 ) -> Data:
     """One-vs-rest tasks of ``dataset`` (``"digits"``, ``"fashion_mnist"`` or ``"mnist"`` from ``data_dir``),
-    inputs standardised with the pooled mean image (``standardize(raw, "pixel")``), balanced test sets of
+    inputs standardised with the pooled mean image (``standardise(raw, "pixel")``), balanced test sets of
     ``max_test`` images drawn with ``numpy.random.default_rng(0)`` (the same for every seed)."""
     if dataset not in LOADERS:
         raise ValueError(f"dataset={dataset!r} must be one of {list(LOADERS)}")
     raw = LOADERS[dataset](data_dir)
-    ds = standardize(raw, "pixel")
+    ds = standardise(raw, "pixel")
     tasks = one_vs_rest_tasks(
         ds, list(positives), np.random.default_rng(0), max_test=max_test
     )
@@ -209,26 +214,6 @@ def per_seed(runs: Sequence[StreamResult], after: int) -> dict[str, np.ndarray]:
     return out
 
 
-def paired(
-    name: str, a: np.ndarray, b: np.ndarray, *, floor: float, label: str = ""
-) -> Quantity:
-    """Mean of the per-seed differences ``a - b`` (same seeds, same streams) with its s.e."""
-    return estimate(
-        name, np.asarray(a, float) - np.asarray(b, float), floor=floor, label=label
-    )
-
-
-def small_sample_se(se: float, n: int) -> float:
-    """The s.e. of a mean over ``n`` seeds as a reading uses it: ``se * t_{n-1}(q) / z(q)`` with ``q`` the
-    one-sided level of the rule's margin (``Phi(MARGIN)``), so that clearing ``MARGIN`` adjusted standard
-    errors is as strong evidence with a standard deviation estimated from ``n - 1`` degrees of freedom as
-    ``MARGIN`` known standard errors (factor 2.15 for 3 seeds, 1.43 for 5, 1.13 for 10, -> 1)."""
-    if n < 2 or se == 0:
-        return se
-    level = float(norm.cdf(MARGIN))
-    return float(se * student_t.ppf(level, n - 1) / MARGIN)
-
-
 def reading(
     q: Quantity, statement: str, threshold: float, sense: str = ">="
 ) -> Reading:
@@ -247,8 +232,10 @@ def eta_key(eta: float) -> str:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: runs, per-seed statistics, quantities, claim checks and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     data: Data
@@ -270,21 +257,6 @@ class Result:
     @property
     def T1(self) -> int:
         return self.base.T1_value
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     # ---------------------------------------------------------------------------------------- tables
     def cell(self, key: str, stat: str, digits: int = 1) -> str:
@@ -319,12 +291,12 @@ class Result:
                 [self.names[k]] + [self.cell(k, s, digits) for s in keys]
                 for k in self.names
             ]
-            out += [title + ":", _text_table(["learner"] + keys, rows)]
+            out += [title + ":", text_table(["learner"] + keys, rows)]
         return "\n".join(out)
 
     def final_accuracy_text(self) -> str:
         lines = ["final accuracy per task (router view, %), mean over seeds:"]
-        for key, name in self.names.items():
+        for name in self.names.values():
             acc = np.mean([r.acc_routed[-1] for r in self.results[name]], axis=0)
             per_task = "  ".join(
                 f"{tn}: {a:.1f}" for tn, a in zip(self.data.task_names, acc)
@@ -394,7 +366,7 @@ class Result:
                     ]
                     + [_ms_text(st[k][s]) for s in keys]
                 )
-        return _text_table(["learner"] + keys, rows)
+        return text_table(["learner"] + keys, rows)
 
     def csv_summary(self) -> dict[str, list[Any]]:
         """Per learner: mean and s.e. of every statistic (NaN where not defined)."""
@@ -465,27 +437,9 @@ def seed_cell(x: np.ndarray, digits: int = 1) -> str:
     return text if ok.size == x.size else f"{text} ({ok.size} of {x.size})"
 
 
-def seed_mean_se(x: np.ndarray) -> tuple[float, float]:
-    """Mean over seeds and its standard error (NaN seeds left out; 0 for one seed, NaN for none)."""
-    x = np.asarray(x, float)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return math.nan, math.nan
-    return float(x.mean()), (
-        float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0
-    )
-
-
 def _ms_text(x: np.ndarray, digits: int = 1) -> str:
     m, se = seed_mean_se(x)
     return f"{m:.{digits}f} ± {se:.{digits}f}"
-
-
-def _text_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -607,7 +561,7 @@ def derive(
                 add(estimate(name, st[s], floor=FLOORS[s], label=f"{s} ({key})"))
     s, m, n, f = stats["single"], stats["moe"], stats["never"], stats["few"]
     d_F = add(
-        paired(
+        paired_difference(
             "dF_T_single_moe",
             s["F_T"],
             m["F_T"],
@@ -616,7 +570,7 @@ def derive(
         )
     )
     d_Fr = add(
-        paired(
+        paired_difference(
             "dF_T_router_single_moe",
             s["F_T"],
             m["F_T_router"],
@@ -625,7 +579,7 @@ def derive(
         )
     )
     d_forg = add(
-        paired(
+        paired_difference(
             "dforgetting_single_moe",
             s["forgetting"],
             m["forgetting"],
@@ -634,7 +588,7 @@ def derive(
         )
     )
     d_Ff = add(
-        paired(
+        paired_difference(
             "dF_T_single_few",
             s["F_T"],
             f["F_T"],
@@ -643,7 +597,7 @@ def derive(
         )
     )
     d_Ffr = add(
-        paired(
+        paired_difference(
             "dF_T_router_single_few",
             s["F_T"],
             f["F_T_router"],
@@ -652,7 +606,7 @@ def derive(
         )
     )
     d_sw = add(
-        paired(
+        paired_difference(
             "dswitches_never_moe",
             n["switches"],
             m["switches"],
@@ -661,7 +615,7 @@ def derive(
         )
     )
     d_acc = add(
-        paired(
+        paired_difference(
             "dfinal_acc_router_moe_never",
             m["final_acc_router"],
             n["final_acc_router"],
@@ -687,7 +641,7 @@ def derive(
             (
                 eta,
                 add(
-                    paired(
+                    paired_difference(
                         f"dfinal_acc_router_moe_never_{k}",
                         st["moe"]["final_acc_router"],
                         st["never"]["final_acc_router"],

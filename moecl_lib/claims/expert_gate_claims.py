@@ -1,12 +1,12 @@
 """Chapter ``expert_gate_claims``: Expert Gate's three claims on substitute image tasks.
 
 Expert Gate (Aljundi, Chakravarty & Tuytelaars, CVPR 2017) is run as re-implemented in
-:mod:`moecl_lib.expert_gate` (raw-pixel autoencoder gate, MLP experts) on two task families built for every
+:mod:`moecl_lib.expert_gate.gate` (raw-pixel autoencoder gate, MLP experts) on two task families built for every
 seed: **split** (Split Fashion-MNIST, five 2-class tasks of one data set) and **mixed** (two Fashion-MNIST
 tasks and two scikit-learn digits tasks resized to 28x28, i.e. tasks from different domains). Per seed and
 family: the classic sequential protocol with its baselines
-(:func:`moecl_lib.expert_gate_experiments.run_classic`) and the relatedness study
-(:func:`~moecl_lib.expert_gate_experiments.relatedness_study`).
+(:func:`moecl_lib.expert_gate.experiments.run_classic`) and the relatedness study
+(:func:`~moecl_lib.expert_gate.experiments.relatedness_study`).
 
 **Conventions.** Accuracies in %, mean over the tasks of a family, then mean and standard error over seeds.
 Every comparison of two methods is a *paired* difference per seed (both methods see the same tasks, data
@@ -46,18 +46,18 @@ from typing import Any
 
 import numpy as np
 
-from moecl_lib import plotting
-from moecl_lib.claims.record import Record
+from moecl_lib import figures as plotting
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
-from moecl_lib.datasets import (
+from moecl_lib.deep.datasets import (
     ImageDataset,
     class_split_tasks,
     load_fashion_mnist,
     load_sklearn_digits,
 )
-from moecl_lib.deep import set_determinism
-from moecl_lib.expert_gate import ExpertGateConfig, mlp_expert
-from moecl_lib.expert_gate_experiments import (
+from moecl_lib.deep.learners import TaskData
+from moecl_lib.deep.moe import set_determinism
+from moecl_lib.expert_gate.experiments import (
     ClassicResult,
     RelatednessStudy,
     domain_tasks,
@@ -65,7 +65,7 @@ from moecl_lib.expert_gate_experiments import (
     run_classic,
     spearman,
 )
-from moecl_lib.learners import TaskData
+from moecl_lib.expert_gate.gate import ExpertGateConfig, mlp_expert
 
 CHAPTER = "expert_gate_claims"
 FAMILIES: tuple[str, ...] = ("mixed", "split")
@@ -261,8 +261,10 @@ def _rho(x: np.ndarray, y: np.ndarray) -> float:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """What the chapter's figures, tables and claim checks need."""
+
+    chapter = CHAPTER
 
     params: Params
     families: dict[str, FamilyRuns]
@@ -272,23 +274,8 @@ class Result:
     wall_time_s: float
     data_names: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=list(self.params.seeds),
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        for q in self.quantities:
-            if q.name == name:
-                return q
-        raise KeyError(name)
+    def record_seeds(self) -> list[int]:
+        return list(self.params.seeds)
 
 
 # ----------------------------------------------------------------------------------------------- running

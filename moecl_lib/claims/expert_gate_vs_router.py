@@ -3,19 +3,19 @@
 Both routers, an oracle router and a single expert play the SAME task streams.
 
 * **Linear stream** (Definition 1, linear experts; settings ``calibrated`` and ``recalled`` of
-  :mod:`moecl_lib.calibration`): the paper's router with termination (``gap``) and without (``never``) from
-  :func:`moecl_lib.engine.simulate`; Expert Gate's PCA gate (code size 0 and 1), the oracle and the replay
-  machinery from :func:`moecl_lib.expert_gate_linear.simulate_gate`, which draws the engine's own random
+  :mod:`moecl_lib.analysis.calibration`): the paper's router with termination (``gap``) and without (``never``) from
+  :func:`moecl_lib.linear.engine.simulate`; Expert Gate's PCA gate (code size 0 and 1), the oracle and the replay
+  machinery from :func:`moecl_lib.expert_gate.linear.simulate_gate`, which draws the engine's own random
   numbers, so run ``r`` of every router sees the same rounds. A signal sweep varies ``||v_n||`` in the
   calibrated setting.
-* **Image stream** (one-vs-rest tasks, CNN experts, :mod:`moecl_lib.deep`): single network, the paper's
+* **Image stream** (one-vs-rest tasks, CNN experts, :mod:`moecl_lib.deep.moe`): single network, the paper's
   router (``gap`` / ``never``), Expert Gate's pixel autoencoders, and an oracle router, one stream per seed.
 
 **Conventions.** Linear numbers: mean over runs (one run = one independent stream), s.e. over runs;
 comparisons of two routers are paired per run. Image numbers: accuracies and errors in %, learner view
 (each arrival evaluated with the expert that learned it), mean and s.e. over seeds, comparisons paired per
 seed. Routing accuracy: fraction of rounds sent to an expert whose majority task (over the whole run) is the
-arriving task (:func:`moecl_lib.expert_gate_linear.routing_accuracy`), over all rounds or in the last
+arriving task (:func:`moecl_lib.expert_gate.linear.routing_accuracy`), over all rounds or in the last
 window (as named).
 
 **Claims and readings** (ids of ``book/reproduction_status.csv``; this comparison is in neither paper):
@@ -50,38 +50,38 @@ from typing import Any
 
 import numpy as np
 
-from moecl_lib import plotting
-from moecl_lib.calibration import setting_config
-from moecl_lib.claims.record import Record
+from moecl_lib import figures as plotting
+from moecl_lib.analysis.calibration import setting_config
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.datasets import (
+from moecl_lib.deep.datasets import (
     load_fashion_mnist,
     load_sklearn_digits,
     one_vs_rest_tasks,
-    standardize,
+    standardise,
 )
-from moecl_lib.deep import (
+from moecl_lib.deep.learners import StreamResult, run_stream, sample_stream
+from moecl_lib.deep.moe import (
     CNNExpert,
     DeepMoE,
     DeepMoEConfig,
     set_determinism,
     single_network,
 )
-from moecl_lib.engine import simulate
-from moecl_lib.expert_gate import ExpertGate, ExpertGateConfig
-from moecl_lib.expert_gate_experiments import (
+from moecl_lib.expert_gate.experiments import (
     OracleRouter,
     learner_parameters,
     summarise_stream,
 )
-from moecl_lib.expert_gate_linear import (
+from moecl_lib.expert_gate.gate import ExpertGate, ExpertGateConfig
+from moecl_lib.expert_gate.linear import (
     merged_task_pairs,
     routing_accuracy,
     simulate_gate,
 )
-from moecl_lib.learners import StreamResult, run_stream, sample_stream
-from moecl_lib.metrics import mean_se
+from moecl_lib.linear.engine import simulate
 
 CHAPTER = "expert_gate_vs_router"
 CLOSE_MARGIN = 5.0
@@ -251,8 +251,10 @@ class LinearRun:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """What the chapter's figures, tables and claim checks need."""
+
+    chapter = CHAPTER
 
     params: Params
     linear: dict[str, tuple[ExperimentConfig, dict[str, LinearRun]]]
@@ -265,26 +267,10 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
 
-    @property
-    def record(self) -> Record:
-        seeds = [self.params.seed] + [
+    def record_seeds(self) -> list[int]:
+        return [self.params.seed] + [
             s for s in self.params.image_seeds if s != self.params.seed
         ]
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        for q in self.quantities:
-            if q.name == name:
-                return q
-        raise KeyError(name)
 
 
 # ----------------------------------------------------------------------------------------------- running
@@ -376,7 +362,7 @@ def image_runs(
         if params.image_data == "fashion-mnist"
         else load_sklearn_digits()
     )
-    ds = standardize(raw, "pixel")
+    ds = standardise(raw, "pixel")
     shape = ds.image_shape
     image: dict[str, list[tuple[StreamResult, dict[str, Any]]]] = {}
     task_names: list[str] = []
@@ -475,7 +461,7 @@ def run(params: Params = Params()) -> Result:
             "batch": params.batch,
             "max_train": params.max_train,
             "max_test": params.max_test,
-            "standardize": "pixel",
+            "standardise": "pixel",
         },
     }
     return Result(
@@ -886,7 +872,7 @@ def image_table(result: Result) -> str:
     for key, items in result.image.items():
         outs = [o for _, o in items]
 
-        def ms(m: str) -> str:
+        def ms(m: str, key: str = key) -> str:
             q = result.quantity(f"img_{key}_{m}")
             return f"{q.value:.1f} ± {q.se:.1f}"
 

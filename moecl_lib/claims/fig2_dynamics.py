@@ -1,7 +1,7 @@
 """Chapter ``fig2_dynamics``: Figure 2, F_t and G_t over the rounds for several M, with and without
 termination (claims ``fig2_i`` ... ``fig2_v``).
 
-**What is run.** For each setting of :mod:`moecl_lib.calibration` (``calibrated`` with ``n_runs`` runs,
+**What is run.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` with ``n_runs`` runs,
 ``recalled`` with ``recalled_runs`` runs), ``M`` in ``experts`` and termination rule ``gap`` / ``never`` (one
 run of ``M = 1``, which has no router), ``T`` rounds from seed ``seed``: ``setting_config(setting, M, T=T,
 n_runs=..., seed=seed)`` with the setting's ``T1`` rule, so a configuration here equals the one of the same
@@ -46,27 +46,28 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from moecl_lib import plotting, theory
-from moecl_lib.calibration import setting_config, setting_T1_per_expert
-from moecl_lib.diagnostics import FamilyRun, run_family
-from moecl_lib.theory_exact import single_expert_exact, unit_signal_directions
-from moecl_lib.theory_moe import convergence_round
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
-from .sweep_experts import (
+from moecl_lib import figures as plotting
+from moecl_lib.analysis.calibration import setting_config, setting_T1_per_expert
+from moecl_lib.analysis.sweeps import FamilyRun, run_family
+from moecl_lib.claims.estimators import paired_ratio
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
+from moecl_lib.claims.sweep_experts import (
     boot_quantity,
     bootstrap_weights,
     configs_text,
     ols_slope,
     reading_from,
 )
+from moecl_lib.theory import isotropic as theory
+from moecl_lib.theory.exact import single_expert_exact, unit_signal_directions
+from moecl_lib.theory.moe import convergence_round
 
 CHAPTER = "fig2_dynamics"
 SETTINGS: tuple[tuple[str, str], ...] = (("calibrated", "cal"), ("recalled", "rec"))
@@ -84,7 +85,7 @@ TRANSIENT_SLOPE = 1.0
 """(ii): least growth (rounds per expert) of the post-T1 transient that counts as growing with M."""
 P2_RATIO = 1.25
 """(iii): ``G_T(never) / G_T(gap)`` at least this (the Proposition-2 threshold of
-``moecl_lib.calibration``)."""
+``moecl_lib.analysis.calibration``)."""
 FLOOR_EPS = 0.1
 """(iv): a model keeps a floor if its pool error at T is ``>= FLOOR_EPS * Delta`` (the convergence
 threshold of chapter ``sweep_experts``)."""
@@ -132,7 +133,11 @@ class SettingRun:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
+    """One chapter run: per-setting runs, quantities, checks, configurations."""
+
+    chapter = CHAPTER
+
     params: Params
     settings: dict[str, SettingRun]
     quantities: list[Quantity]
@@ -140,18 +145,6 @@ class Result:
     configs: dict[str, Any]
     texts: dict[str, str]
     wall_time_s: float
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=[self.params.seed],
-            wall_time_s=self.wall_time_s,
-        )
 
     def config_text(self) -> str:
         return configs_text(self.configs)
@@ -176,15 +169,6 @@ class Result:
 
 
 # --------------------------------------------------------------------------- statistics
-def paired_ratio(name: str, a: ArrayLike, b: ArrayLike, label: str = "") -> Quantity:
-    """``mean(a) / mean(b)`` over paired runs, delta-method s.e."""
-    av, bv = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    r = av.mean() / bv.mean()
-    z = (av - r * bv) / bv.mean()
-    se = float(z.std(ddof=1) / np.sqrt(z.size))
-    return Quantity(name, float(r), se, int(z.size), "estimate", 0.0, label)
-
-
 def descent_round(curves: ArrayLike, level: ArrayLike) -> FloatArray:
     """First round after the peak of each curve (..., T) at which it is ``<= level`` (...,); NaN if never."""
     c = np.asarray(curves, dtype=float)
@@ -354,6 +338,7 @@ def _setting_checks(
             one["G_T"],
             arrays[rG]["G_T"],
             label=f"{setting}: G_T(1) / G_T(M={rG[0]}, {rG[1]}) (highest MoE curve)",
+            drop="none",
         )
     )
     rf = add(
@@ -362,6 +347,7 @@ def _setting_checks(
             one["F_T"],
             arrays[rF]["F_T"],
             label=f"{setting}: F_T(1) / F_T(M={rF[0]}, {rF[1]}) (highest MoE curve)",
+            drop="none",
         )
     )
     plateau = add(
@@ -370,6 +356,7 @@ def _setting_checks(
             one["G_q4"] - one["G_q3"],
             one["G_q3"],
             label=f"{setting}: M=1, mean G_t over the last quarter / third quarter - 1",
+            drop="none",
         )
     )
     checks = [
@@ -410,6 +397,7 @@ def _setting_checks(
                 arrays[(M, "gap")]["G_T"],
                 one["G_T"],
                 label=f"{setting}: G_T(M={M}, gap) / G_T(M=1)",
+                drop="none",
             )
         )
         conv.append(
@@ -513,6 +501,7 @@ def _setting_checks(
                 arrays[(M, "never")]["G_T"],
                 arrays[(M, "gap")]["G_T"],
                 label=f"{setting}: G_T(M={M}, never) / G_T(M={M}, gap)",
+                drop="none",
             )
         )
         if M > N * np.log(N):
@@ -558,6 +547,7 @@ def _setting_checks(
                 arrays[(M, "gap")]["Gpool_T"],
                 one["Delta"],
                 label=f"{setting}: G_pool,T(M={M}, gap) / Delta",
+                drop="none",
             )
         )
         readings_iv += [
@@ -578,6 +568,7 @@ def _setting_checks(
                 arrays[(M, "gap")]["Gpool_T"],
                 one["Delta"],
                 label=f"{setting}: G_pool,T(M={M}, gap) / Delta",
+                drop="none",
             )
         )
     if readings_iv:
@@ -724,7 +715,7 @@ def plot(result: Result, setting: str, out_dir: str) -> Any:
 
 def summary_lines(checks: Sequence[ClaimCheck]) -> list[str]:
     """One line per claim and setting with its verdict, then its readings (for the reader)."""
-    from .rule import reading_line
+    from moecl_lib.claims.rule import reading_line
 
     out = []
     for c in checks:

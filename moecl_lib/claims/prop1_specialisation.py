@@ -4,7 +4,7 @@
 ``M = Omega(N ln N)``), with high probability, for every ``t >= T1`` every expert belongs to exactly one
 expert set ``M_n``, is routed only tasks ``n``, and its model stays close to ``w_n``; ``T1 ∝ M``.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.calibration` (``calibrated`` and
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
 ``recalled``, ``M = n_experts``) one batch of ``n_runs`` runs with termination rule ``gap`` (the
 readings) and the same seed with ``never`` (purity-over-time figure). In the calibrated setting, batches
 with ``never`` for every ``M`` in ``spec_time_experts`` measure how long the routing takes to reach its
@@ -12,7 +12,7 @@ plateau.
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting, one reading per part of the
 statement; each must clear its threshold by 2 s.e.; thresholds from
-``moecl_lib.calibration.ClaimThresholds``):
+``moecl_lib.analysis.calibration.ClaimThresholds``):
 
 1. ``purity`` -- experts are routed one task: routing purity in the ``window`` rounds after ``T1``
    ``>= 0.9``.
@@ -29,7 +29,7 @@ rounds routed to ``m`` after ``T1`` (rounds ``T1 < t <= T``; a majority task is 
 disjoint and an expert serving several tasks about equally belongs to none); an expert with no round
 after ``T1`` is idle and belongs to no set. Under random routing no expert has a majority task, so
 readings 2 and 3 do not hold trivially. Reading 4 uses the primary task (most rounds) of every active
-expert (:func:`moecl_lib.diagnostics.expert_task_distance`). The plurality-based coverage of the
+expert (:func:`moecl_lib.analysis.routing.expert_task_distance`). The plurality-based coverage of the
 calibration chapter's P1 (every expert in the set of its primary task) is recorded as
 ``<setting>_coverage_primary``. The time to specialise is the end of the first window whose mean purity
 (over runs) reaches 95 % of the plateau (mean of the last five windows); its s.e. is a bootstrap over
@@ -39,31 +39,30 @@ over the runs of a batch with its standard error (``ddof = 1``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.calibration import ClaimThresholds, setting_config
-from moecl_lib.diagnostics import (
+from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.analysis.routing import (
     coverage,
     expert_sets,
     expert_task_distance,
     purity_over_time,
     result_routing_matrix,
     routing_purity,
-    run_family,
     set_sizes,
 )
-from moecl_lib.engine import SimulationResult
-from moecl_lib.metrics import mean_se
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.analysis.sweeps import run_family
+from moecl_lib.claims.estimators import paired_ratio
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.linear.engine import SimulationResult
 
 CHAPTER = "prop1_specialisation"
 CLAIM = "prop1"
@@ -157,19 +156,6 @@ def measure(setting: str, res: SimulationResult, window: int) -> dict[str, Any]:
     )
 
 
-def paired_ratio(
-    name: str, num: np.ndarray, den: np.ndarray, label: str = ""
-) -> Quantity:
-    """``mean(num) / mean(den)`` over paired runs (finite pairs) with its delta-method s.e."""
-    a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    r = float(a.mean() / b.mean())
-    z = (a - r * b) / b.mean()
-    se = float(z.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
-    return Quantity(name, r, se, int(a.size), "estimate", 0.0, label)
-
-
 def time_to_plateau(purity: np.ndarray, ends: np.ndarray) -> tuple[int, float]:
     """First window end where the mean purity over runs reaches ``PLATEAU_FRACTION`` of its plateau, and the
     plateau (mean of the last ``PLATEAU_WINDOWS`` windows)."""
@@ -192,8 +178,10 @@ def bootstrap_time(
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: per-setting data, the time-to-specialise rows, quantities and claim checks."""
+
+    chapter = CHAPTER
 
     params: Params
     settings: dict[str, SettingData]
@@ -202,18 +190,6 @@ class Result:
     checks: list[ClaimCheck]
     configs: dict[str, Any]
     wall_time_s: float
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=[self.params.seed],
-            wall_time_s=self.wall_time_s,
-        )
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """One row per setting (means over runs) for the chapter's table."""
@@ -252,7 +228,7 @@ class Result:
 
 
 def _check(d: SettingData, th: ClaimThresholds) -> ClaimCheck:
-    q_dist = paired_ratio("r", d.own_dist, d.other_dist)
+    q_dist = paired_ratio("r", d.own_dist, d.other_dist, drop="nonfinite")
     pur = estimate("p", d.purity_T1)
     ins = estimate("i", d.in_sets)
     cov = estimate("c", d.coverage)
@@ -308,7 +284,7 @@ def _quantities(
             estimate(f"{s}_largest_set", d.largest_set),
             estimate(f"{s}_own_dist_T", d.own_dist),
             estimate(f"{s}_other_dist_T", d.other_dist),
-            paired_ratio(f"{s}_dist_ratio", d.own_dist, d.other_dist),
+            paired_ratio(f"{s}_dist_ratio", d.own_dist, d.other_dist, drop="nonfinite"),
         ]
     for row in spec_rows:
         M = row["M"]
@@ -436,7 +412,7 @@ def purity_figure(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Purity per window (mean ± 2 s.e.), with and without termination, per setting; and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     fig, axes = plt.subplots(1, len(result.settings), figsize=(10, 3.4), sharey=True)
     axes = np.atleast_1d(axes)

@@ -6,14 +6,14 @@ by ``t2 = ceil(eta^-1 sigma0^-0.75 M)`` the load balancing has made *all* gate v
 routing is essentially random, the specialisation is lost and the errors stop converging; hence the router
 must be frozen.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.calibration` (``calibrated`` and
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
 ``recalled``; ``M = n_experts``) the same seed is simulated with the ``gap`` termination rule and with
 ``never`` (identical task streams and draws; the runs coincide up to ``T1``), once with the setting's
 ``alpha`` and once with ``alpha = 0`` (no load-balancing loss), plus the single expert ``M = 1``. In the
 calibrated setting the literal decaying aux gradient (``aux_grad="decay"``) is a further control (quantities
 only). ``t2`` of the statement is 80 rounds for ``M = 20`` (before the calibrated ``T1 = 600``), so every
 reading looks at the end of the horizon ``T`` instead. ``n_runs``, ``seed`` and ``T`` go straight into
-:func:`moecl_lib.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
+:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
 other chapters that run ``M = 20`` (same configuration and seed, same numbers).
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must clear its threshold by 2
@@ -41,8 +41,8 @@ Readings 7 and 8 are the collapse the statement describes; they fail where the d
 verdict rule then gives ``partly`` (some readings hold, some fail).
 
 **Conventions.** Expert sets "learned by ``T1``" are the primary tasks of the experts in the routing of the
-*terminated* run in the window ``(T1, T1 + window]`` (``moecl_lib.diagnostics.expert_sets``); gate gaps are
-``moecl_lib.diagnostics.gate_gaps`` on the engine's gate snapshots (every ``window`` rounds; "at ``T1``" is
+*terminated* run in the window ``(T1, T1 + window]`` (``moecl_lib.analysis.routing.expert_sets``); gate gaps are
+``moecl_lib.analysis.routing.gate_gaps`` on the engine's gate snapshots (every ``window`` rounds; "at ``T1``" is
 the first snapshot at or after ``T1`` of the terminated run), averaged over tasks, then over runs. Purity and
 churn use consecutive windows of ``window`` rounds (``purity_over_time``, ``primary_task_changes``). Every
 quantity is a mean over the ``n_runs`` runs of a configuration with its standard error; ratios of two means
@@ -55,28 +55,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.calibration import ClaimThresholds, setting_config
-from moecl_lib.diagnostics import (
-    FamilyRun,
+from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
+from moecl_lib.analysis.routing import (
     expert_sets,
     gate_gaps,
     primary_task_changes,
     purity_over_time,
     result_routing_matrix,
     routing_purity,
-    run_family,
     windowed_routing_matrices,
 )
-from moecl_lib.engine import SimulationResult
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.analysis.sweeps import FamilyRun, run_family
+from moecl_lib.claims.estimators import paired_ratio
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.linear.engine import SimulationResult
 
 __all__ = [
     "CHAPTER",
@@ -145,19 +144,6 @@ def reading_of(
     return Reading(name, statement, q.value, threshold, q.se, sense)  # type: ignore[arg-type]
 
 
-def paired_ratio(
-    name: str, num: Sequence[float], den: Sequence[float], *, label: str = ""
-) -> Quantity:
-    """``mean(num) / mean(den)`` with the delta-method s.e. of paired samples (same runs)."""
-    a, b = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    ok = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[ok], b[ok]
-    r = float(a.mean() / b.mean())
-    z = (a - r * b) / b.mean()
-    se = float(z.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
-    return Quantity(name, r, se, int(a.size), "estimate", 0.0, label)
-
-
 def independent_ratio(
     name: str, num: Sequence[float], den: Sequence[float], *, label: str = ""
 ) -> Quantity:
@@ -211,8 +197,10 @@ class SettingData:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: per-setting data, quantities, claim checks and the configurations run."""
+
+    chapter = CHAPTER
 
     params: Params
     data: dict[str, SettingData]
@@ -221,21 +209,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def rows(self) -> list[dict[str, Any]]:
         """Summary table: one row per setting and variant (G_T, F_T, ratio)."""
@@ -558,7 +531,7 @@ def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """F_t and G_t with and without termination (both settings) and the single expert; figure + CSV."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     t = np.arange(1, p.T + 1)

@@ -5,15 +5,15 @@ terminates at some ``T2 = O(eta^-1 sigma0^-0.25 M) >= T1``; afterwards every arr
 *each* expert of its set ``M_n`` with equal probability ``1 / |M_n|`` (within-set gate gaps below the noise
 range ``lambda``, across-set gaps above it), and the forgetting and generalisation error converge.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.calibration` (``calibrated`` and
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
 ``recalled``; ``M = n_experts``): the MoE with the ``gap`` termination rule (SPEC §4.6), the same seed with
 ``never`` (for the figures) and the single expert ``M = 1``. ``n_runs``, ``seed`` and ``T`` go straight into
-:func:`moecl_lib.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
+:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
 ``M = 20`` ``gap`` runs of ``prop2_no_termination``, ``fig2_dynamics`` and ``calibration`` (same
 configuration and seed, same numbers).
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must clear its threshold by 2
-standard errors, :mod:`moecl_lib.claims.rule`; thresholds of :class:`moecl_lib.calibration.ClaimThresholds`):
+standard errors, :mod:`moecl_lib.claims.rule`; thresholds of :class:`moecl_lib.analysis.calibration.ClaimThresholds`):
 
 1. ``frozen``: the router freezes: fraction of runs with ``T2 <= T`` ``>= 0.95`` (binomial s.e.).
 2. ``purity_after_T2``: the frozen router sends each task to its own experts: routing purity in the rounds
@@ -28,8 +28,8 @@ Also recorded (not readings): the fraction of runs freezing exactly at ``T1 + 1`
 ``lambda``, and ``G_t``/``F_t`` at ``T2``, ``T/2`` and ``T``.
 
 **Conventions.** Expert sets are the primary tasks of the experts in the routing after ``T2`` (frozen runs;
-the last window of :func:`moecl_lib.diagnostics.specialisation` for a run that never froze), as in
-:func:`moecl_lib.diagnostics.specialisation`. Frozen gate gaps are :func:`moecl_lib.diagnostics.gate_gaps` on
+the last window of :func:`moecl_lib.analysis.routing.specialisation` for a run that never froze), as in
+:func:`moecl_lib.analysis.routing.specialisation`. Frozen gate gaps are :func:`moecl_lib.analysis.routing.gate_gaps` on
 the last gate snapshot (after round ``T``). Per-run values are averaged over runs with their standard error;
 a run without a defined value (e.g. no set of two experts) is left out of that mean, and a quantity without
 any data is NaN (its reading inconclusive).
@@ -38,32 +38,30 @@ any data is NaN (its reading inconclusive).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.calibration import ClaimThresholds, setting_config
-from moecl_lib.diagnostics import (
-    FamilyRun,
+from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
+from moecl_lib.analysis.routing import (
     expert_loads,
     expert_sets,
     gate_gaps,
     load_entropy,
     result_routing_matrix,
-    run_family,
     set_sizes,
 )
-
-from .prop2_no_termination import (
+from moecl_lib.analysis.sweeps import FamilyRun, run_family
+from moecl_lib.claims.prop2_no_termination import (
     estimate_or_nan,
     independent_ratio,
     outcome_texts,
     reading_of,
 )
-from .record import Record
-from .rule import ClaimCheck, Quantity
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity
 
 __all__ = [
     "CHAPTER",
@@ -113,8 +111,10 @@ class SettingData:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: per-setting data, quantities, claim checks and the configurations run."""
+
+    chapter = CHAPTER
 
     params: Params
     data: dict[str, SettingData]
@@ -123,21 +123,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def termination_rows(self) -> list[dict[str, Any]]:
         """When the router froze, per setting (for display)."""
@@ -426,7 +411,7 @@ def plot_loads_convergence(result: Result) -> tuple[Figure, dict[str, np.ndarray
     """Normalised load entropy per window and G_t with and without termination; figure + CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))

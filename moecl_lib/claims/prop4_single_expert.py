@@ -5,12 +5,12 @@ forgetting ``E[F_t]`` and generalisation error ``E[G_t]`` have explicit expressi
 norms of the ground truths and the model gap; ``G_t`` plateaus at a floor set by the model gap.
 
 **What this module runs.** The paper's expressions were not available; the closed forms of
-:mod:`moecl_lib.theory` are this project's derivation (SPEC §6.5, [D]), exact for isotropic columns
+:mod:`moecl_lib.theory.isotropic` are this project's derivation (SPEC §6.5, [D]), exact for isotropic columns
 (``signal="none"``). Two simulations of ``n_runs`` runs (each run draws its own pool, tasks and data):
 
 1. *isotropic columns*: simulation vs the closed form evaluated at each run's own pool (paired);
 2. *Definition 1* (the paper's generator, ``signal = definition1_signal``, SPEC §2.3): simulation vs the exact
-   second-moment recursion of :mod:`moecl_lib.theory_exact` (this project's, exact for that generator) on the
+   second-moment recursion of :mod:`moecl_lib.theory.exact` (this project's, exact for that generator) on the
    first ``n_exact_pools`` pools, and vs the isotropic closed form.
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting ``"-"``; each must clear its threshold
@@ -32,33 +32,32 @@ paired delta-method s.e. (same runs); the model gap ``Delta`` is the per-run poo
 the ``check_rounds`` and the curves, of ``|mean(sim - theory)| / (z_tolerance s.e.)`` (below 1 = agreement
 within ``z_tolerance`` s.e.), recorded with s.e. ``1 / z_tolerance`` (a z-statistic in these units).
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.engine`.
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib import theory
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.estimators import nanmean0, paired_ratio
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import simulate
-from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import (
+from moecl_lib.linear.engine import simulate
+from moecl_lib.theory import isotropic as theory
+from moecl_lib.theory.exact import (
     single_expert_exact_for_pool,
     single_expert_limits_exact,
     unit_signal_directions,
 )
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
 
 CHAPTER = "prop4_single_expert"
 CLAIM = "prop4"
@@ -98,25 +97,6 @@ class Params:
 
 # ------------------------------------------------------------------------------------------------ estimators
 # (shared by the theory chapters thm1_moe_many_experts and thm2_moe_few_experts)
-
-
-def paired_ratio(
-    name: str,
-    num: Sequence[float] | np.ndarray,
-    den: Sequence[float] | np.ndarray,
-    *,
-    label: str = "",
-    floor: float = 0.0,
-) -> Quantity:
-    """``mean(num) / mean(den)`` of paired samples (same runs), delta-method s.e.; NaN pairs dropped."""
-    a = np.asarray(num, dtype=float).ravel()
-    b = np.broadcast_to(np.asarray(den, dtype=float), a.shape).ravel()
-    ok = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[ok], b[ok]
-    r = float(a.mean() / b.mean())
-    z = (a - r * b) / b.mean()
-    se = float(z.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0
-    return Quantity(name, r, se, int(a.size), "estimate", floor, label)
 
 
 def agreement(
@@ -172,13 +152,6 @@ def independent_ratio(
     return Quantity(name, r, se, min(qa.n, qb.n), "estimate", floor, label)
 
 
-def nanmean0(x: np.ndarray) -> np.ndarray:
-    """Mean over runs (axis 0) ignoring NaN (``F_1``), without all-NaN warnings."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(np.asarray(x, dtype=float), axis=0)
-
-
 # ------------------------------------------------------------------------------------------------ configs
 
 
@@ -210,8 +183,10 @@ class Curves:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: curves for the figures, quantities, claim check and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     r: float
@@ -228,21 +203,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def rows_isotropic(self) -> list[dict[str, Any]]:
         """Table of section 1 at the checked rounds."""
@@ -492,7 +452,7 @@ def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 1 figure (simulation band, closed form, floor) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     t = np.arange(1, p.T + 1)
@@ -528,7 +488,7 @@ def plot_definition1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 2 figure (simulation, exact recursion, isotropic formula) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     t = np.arange(1, p.T + 1)

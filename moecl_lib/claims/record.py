@@ -17,12 +17,12 @@ import os
 import platform
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from .rule import ClaimCheck, Quantity, fmt_number, verdict_lines
+from moecl_lib.claims.rule import ClaimCheck, Quantity, fmt_number, verdict_lines
 
 RECORD_KEY = "moecl_record"
 """Name of the glued record output inside an executed chapter notebook."""
@@ -109,9 +109,7 @@ class Record:
     wall_time_s: float | None = None
     machine: dict[str, Any] = field(default_factory=machine_info)
     created: str = field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(
-            timespec="seconds"
-        )
+        default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     )
 
     def __post_init__(self) -> None:
@@ -121,10 +119,7 @@ class Record:
             raise ValueError(f"record {self.chapter}: duplicate quantity names {dup}")
 
     def quantity(self, name: str) -> Quantity:
-        for q in self.quantities:
-            if q.name == name:
-                return q
-        raise KeyError(f"record {self.chapter}: no quantity {name!r}")
+        return find_quantity(self.quantities, name, self.chapter)
 
     def check(self, claim: str, setting: str) -> ClaimCheck:
         for c in self.checks:
@@ -236,7 +231,7 @@ def records_from_notebooks(paths: Iterable[Path]) -> dict[str, Record]:
 def expected_path(chapter: str, root: Path | None = None) -> Path:
     """``<repo>/notebooks/expected/<chapter>.json`` (repository root found from the working directory)."""
     if root is None:
-        from moecl_lib.runner import find_repo_root
+        from moecl_lib.paths import find_repo_root
 
         root = find_repo_root()
     return root / EXPECTED_DIR / f"{chapter}.json"
@@ -330,3 +325,49 @@ def summary_rows(
         {"quantity": q.label or q.name, "value": fmt_number(q.value, q.se, digits)}
         for q in quantities
     ]
+
+
+# ----------------------------------------------------------------------------------------- chapter results
+
+
+def find_quantity(quantities: Iterable[Quantity], name: str, chapter: str) -> Quantity:
+    """The quantity called ``name`` (``KeyError`` naming the chapter if there is none)."""
+    for q in quantities:
+        if q.name == name:
+            return q
+    raise KeyError(f"record {chapter}: no quantity {name!r}")
+
+
+class ChapterResult:
+    """Shared part of every chapter's ``Result`` dataclass: its :class:`Record` and the
+    lookup of a quantity by name.
+
+    A subclass sets the class attribute ``chapter`` and has the fields ``params`` (a
+    dataclass), ``quantities``, ``checks``, ``configs`` and ``wall_time_s``; the seeds
+    recorded are its ``seeds`` field when it has one, else ``[params.seed]``
+    (:meth:`record_seeds` may say otherwise).
+    """
+
+    chapter: ClassVar[str] = ""
+
+    def record_seeds(self) -> list[int]:
+        """Seeds named in the record."""
+        seeds = getattr(self, "seeds", None)
+        return list(seeds) if seeds is not None else [self.params.seed]  # type: ignore[attr-defined]
+
+    @property
+    def record(self) -> Record:
+        """The chapter's record (plain data)."""
+        return Record(
+            chapter=self.chapter,
+            params=asdict(self.params),  # type: ignore[attr-defined]
+            quantities=self.quantities,  # type: ignore[attr-defined]
+            checks=self.checks,  # type: ignore[attr-defined]
+            configs=self.configs,  # type: ignore[attr-defined]
+            seeds=self.record_seeds(),
+            wall_time_s=self.wall_time_s,  # type: ignore[attr-defined]
+        )
+
+    def quantity(self, name: str) -> Quantity:
+        """The quantity called ``name``."""
+        return find_quantity(self.quantities, name, self.chapter)  # type: ignore[attr-defined]

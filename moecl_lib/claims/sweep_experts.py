@@ -4,17 +4,17 @@
 **What is computed.** For ``M`` from 1 to ``4N`` at a fixed horizon ``T``, three models of the linear MoE:
 
 1. *ideal MoE* -- specialised routing from round 1, exact expectation
-   (:func:`moecl_lib.theory_moe.oracle_moe_exact`) over ``n_pools_exact`` task pools (no simulation); with
+   (:func:`moecl_lib.theory.moe.oracle_moe_exact`) over ``n_pools_exact`` task pools (no simulation); with
    ``M < N`` the tasks are split into ``M`` blocks;
 2. *learning phase + specialisation* -- forced routing, uniformly random for ``t0 = T1(M)`` rounds (or
    ``t1_per_expert * M``) and specialised afterwards (Monte-Carlo, ``n_runs`` runs), checked against its exact
-   expectation given the realised routing (:func:`moecl_lib.theory_exact.moe_exact_given_routing`);
+   expectation given the realised routing (:func:`moecl_lib.theory.exact.moe_exact_given_routing`);
 3. *Algorithm 1* -- the setting's learned router, frozen by the termination rule after ``T1(M)``
    (``alg1_runs`` runs).
 
 **Convergence round** (this project's definition, ``[C]``): with the pool-averaged error ``G_pool`` and the
 mean model gap ``Delta`` of the same runs, ``t_conv = min{t : mean G_pool(u) <= eps * mean Delta for all t <=
-u <= T}``, computed on the mean curve over runs (:func:`moecl_lib.theory_moe.convergence_round`). A curve that
+u <= T}``, computed on the mean curve over runs (:func:`moecl_lib.theory.moe.convergence_round`). A curve that
 is still above the threshold at ``T`` is *not reached*; in the trend statistic it counts as ``T + 1`` (a lower
 bound, stated).
 
@@ -43,23 +43,25 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import rankdata
 
-from moecl_lib import calibration, plotting, theory
-from moecl_lib import theory_moe as tm
+from moecl_lib import figures as plotting
+from moecl_lib.analysis import calibration
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import simulate
-from moecl_lib.metrics import mean_se
-from moecl_lib.tasks import cluster_assignment, make_task_pool
-from moecl_lib.theory_exact import moe_exact_given_routing, unit_signal_directions
-
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.linear import forced
+from moecl_lib.linear.engine import simulate
+from moecl_lib.linear.tasks import cluster_assignment, make_task_pool
+from moecl_lib.theory import isotropic as theory
+from moecl_lib.theory import moe as tm
+from moecl_lib.theory.exact import moe_exact_given_routing, unit_signal_directions
 
 CHAPTER = "sweep_experts"
 CLAIM = "more_experts"
@@ -101,7 +103,7 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
 
 
 def censored_convergence(curves: ArrayLike, threshold: ArrayLike, T: int) -> FloatArray:
-    """:func:`moecl_lib.theory_moe.convergence_round`, with "not reached" counted as ``T + 1``."""
+    """:func:`moecl_lib.theory.moe.convergence_round`, with "not reached" counted as ``T + 1``."""
     t = tm.convergence_round(curves, threshold)
     return np.where(np.isnan(t), float(T + 1), t)
 
@@ -167,7 +169,11 @@ class ModelRow:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
+    """One chapter run: per-model data, quantities, checks, configurations."""
+
+    chapter = CHAPTER
+
     params: Params
     N: int
     rho: float
@@ -181,18 +187,6 @@ class Result:
     configs: dict[str, Any]
     phase_exact_ok: bool
     wall_time_s: float
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=[self.params.seed],
-            wall_time_s=self.wall_time_s,
-        )
 
     def config_text(self) -> str:
         """Every configuration the chapter ran: shared fields once, then the fields that vary per model/M."""
@@ -250,7 +244,6 @@ def run(p: Params = Params()) -> Result:
     )
     vh_x = unit_signal_directions(pool_x)
     Delta_pools = theory.pool_moments(pool_x.W)[1]
-    wb_x = bootstrap_weights(p.n_pools_exact, N_BOOT, p.seed)
     ideal: dict[int, ModelRow] = {}
     ideal_pool: dict[int, FloatArray] = {}
     for M in p.experts:
@@ -287,7 +280,7 @@ def run(p: Params = Params()) -> Result:
             )
         )
         cfg = base.replace(n_experts=M)
-        sim = tm.simulate_specialised(cfg, t0=t0, task_group=groups_for(M))
+        sim = forced.simulate_specialised(cfg, t0=t0, task_group=groups_for(M))
         cond = moe_exact_given_routing(
             sim.pool.W,
             unit_signal_directions(sim.pool),

@@ -13,7 +13,7 @@ make the convergence slower.
 2. *specialisation at t0*: random routing for rounds ``1..t0``, specialised afterwards (``M = M_post``, one
    pool per run), against the formula conditional on the state at ``t0`` and its ``c/t`` tail;
 3. *Algorithm 1*: the learned router of the named ``setting`` (``calibrated`` [C] or ``recalled`` [R-L],
-   :mod:`moecl_lib.calibration`) for ``M = 1`` and every ``M`` in ``experts`` (``alg1_runs`` runs, one pool
+   :mod:`moecl_lib.analysis.calibration`) for ``M = 1`` and every ``M`` in ``experts`` (``alg1_runs`` runs, one pool
    per run, the same pools for every ``M``), against the exact expectation given the realised routing.
 
 **Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting = ``setting``; each must clear its
@@ -44,7 +44,7 @@ over the checked rounds and the curves (below 1 = agreement), recorded with s.e.
 Tolerance floors: :data:`ROUNDOFF_FLOOR` for the ideal-MoE estimates (``G_T`` of round-off size),
 :data:`FRACTION_FLOOR` for the routing fractions (purity, coverage, frozen runs).
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.engine`
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`
 (``G_t`` arrival-averaged, ``G^pool_t`` pool-averaged over the experts of each task's set).
 """
 
@@ -53,34 +53,34 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib import calibration, diagnostics
-from moecl_lib import theory_moe as tm
+from moecl_lib.analysis import calibration
+from moecl_lib.analysis import routing as diagnostics
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.estimators import least_margin, nanmean0, paired_ratio
+from moecl_lib.claims.prop4_single_expert import (
+    agreement,
+    agreement_quantity,
+    config_lines,
+    independent_ratio,
+)
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import SimulationResult, simulate
-from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import (
+from moecl_lib.linear import forced
+from moecl_lib.linear.engine import SimulationResult, simulate
+from moecl_lib.theory import moe as tm
+from moecl_lib.theory.exact import (
     ExactCurves,
     moe_exact_given_routing,
     single_expert_exact,
     unit_signal_directions,
 )
-
-from .prop4_single_expert import (
-    agreement,
-    agreement_quantity,
-    config_lines,
-    independent_ratio,
-    nanmean0,
-    paired_ratio,
-)
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
 
 CHAPTER = "thm1_moe_many_experts"
 CLAIM = "thm1"
@@ -144,45 +144,6 @@ class Params:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def least_margin(
-    name: str,
-    statement: str,
-    cands: Mapping[int, Quantity],
-    threshold: float,
-    sense: Literal[">=", "<="] = "<=",
-    *,
-    absolute: bool = False,
-    center: float = 0.0,
-) -> Reading:
-    """The reading ``q_M (sense) threshold`` with the least margin over ``M`` (all hold iff it holds);
-    ``absolute`` compares ``|q_M - center|`` (same s.e.). The statement names the ``M`` set and the
-    least-margin ``M``."""
-    if not cands:
-        raise ValueError(f"reading {name!r}: no candidate M")
-    rs = {
-        M: Reading(
-            name,
-            statement,
-            abs(q.value - center) if absolute else q.value,
-            threshold,
-            q.se,
-            sense,
-        )
-        for M, q in cands.items()
-    }
-    M = min(rs, key=lambda m: rs[m].z)
-    ms = ", ".join(str(m) for m in cands)
-    r = rs[M]
-    return Reading(
-        name,
-        f"{statement}, every M in {{{ms}}} (least margin: M = {M})",
-        r.estimate,
-        r.threshold,
-        r.se,
-        r.sense,
-    )
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -268,8 +229,10 @@ class Alg1:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: data for the figures, quantities, claim check and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     ideal: Ideal
@@ -281,21 +244,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def rows_ideal(self) -> list[dict[str, Any]]:
         rows = []
@@ -368,7 +316,7 @@ def _ideal(p: Params, cfgs: Mapping[str, ExperimentConfig]) -> Ideal:
     sim: dict[int, Any] = {1: res_single}
     exact: dict[int, Any] = {1: single_expert_exact(W0, vh0, s, T)}
     for M in p.experts:
-        sim[M] = tm.simulate_specialised(cfgs[f"ideal|M={M}"])
+        sim[M] = forced.simulate_specialised(cfgs[f"ideal|M={M}"])
         if not np.allclose(sim[M].pool.W[0], W0):
             raise AssertionError("the ideal-MoE simulations must share one pool")
         exact[M] = tm.oracle_moe_exact(W0, vh0, s, T, M)
@@ -393,7 +341,7 @@ def _ideal(p: Params, cfgs: Mapping[str, ExperimentConfig]) -> Ideal:
 
 def _post(p: Params, cfgs: Mapping[str, ExperimentConfig]) -> Post:
     cfg2 = cfgs[f"post_specialisation|M={p.M_post}"]
-    sim2 = tm.simulate_specialised(cfg2, t0=p.t0)
+    sim2 = forced.simulate_specialised(cfg2, t0=p.t0)
     vh2 = unit_signal_directions(sim2.pool)
     post = tm.post_specialisation_curves(
         sim2.w_t0,
@@ -814,7 +762,7 @@ def run(params: Params = Params()) -> Result:
 
 def _listing(result: Result, fmt: str, Ms: list[int]) -> str:
     """``"v (M = 6), v (M = 12)"`` for the quantities named ``fmt.format(M=M)``."""
-    from .rule import fmt_number
+    from moecl_lib.claims.rule import fmt_number
 
     parts = []
     for M in Ms:
@@ -897,7 +845,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 1 figure (simulation bands, exact curves, single-expert floor) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p, ideal = result.params, result.ideal
     t = np.arange(1, p.T + 1)
@@ -930,7 +878,7 @@ def plot_post(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 2 figure (simulation, conditional formula, c/t tail) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p, post = result.params, result.post
     t = np.arange(1, p.T + 1)
@@ -962,7 +910,7 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 3 figure (Algorithm 1 per M, exact given the routing, single floor) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     ta = np.arange(1, p.alg1_T + 1)

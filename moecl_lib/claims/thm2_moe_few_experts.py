@@ -38,7 +38,7 @@ pool as ``kind="exact"``, the companion's agreement checks as ``agree_*`` (below
 purity of the post-``T2`` routing matrix with tasks merged into their clusters (1 = every expert serves one
 cluster); the routing fractions carry the tolerance floor ``FRACTION_FLOOR`` of the thm1 module.
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.engine`.
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`.
 """
 
 from __future__ import annotations
@@ -46,34 +46,38 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib import calibration, diagnostics
-from moecl_lib import theory_moe as tm
+from moecl_lib.analysis import calibration
+from moecl_lib.analysis import routing as diagnostics
+from moecl_lib.analysis.metrics import mean_se
+from moecl_lib.claims.estimators import least_margin, nanmean0, paired_ratio
+from moecl_lib.claims.prop4_single_expert import (
+    agreement,
+    agreement_quantity,
+    independent_ratio,
+)
+from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.claims.thm1_moe_many_experts import (
+    FRACTION_FLOOR,
+    _clean,
+    config_lines,
+)
 from moecl_lib.config import ExperimentConfig
-from moecl_lib.engine import SimulationResult, simulate
-from moecl_lib.metrics import mean_se
-from moecl_lib.theory_exact import (
+from moecl_lib.linear import forced
+from moecl_lib.linear.engine import SimulationResult, simulate
+from moecl_lib.theory import moe as tm
+from moecl_lib.theory.exact import (
     ExactCurves,
     moe_exact_given_routing,
     single_expert_exact,
     unit_signal_directions,
 )
-
-from .prop4_single_expert import (
-    agreement,
-    agreement_quantity,
-    independent_ratio,
-    nanmean0,
-    paired_ratio,
-)
-from .record import Record
-from .rule import ClaimCheck, Quantity, Reading, estimate
-from .thm1_moe_many_experts import FRACTION_FLOOR, _clean, config_lines, least_margin
 
 CHAPTER = "thm2_moe_few_experts"
 CLAIM = "thm2"
@@ -175,8 +179,10 @@ class Alg1:
 
 
 @dataclass
-class Result:
+class Result(ChapterResult):
     """Output of :func:`run`: data for the figures, quantities, claim check and configurations."""
+
+    chapter = CHAPTER
 
     params: Params
     cluster_of: list[int]
@@ -191,21 +197,6 @@ class Result:
     configs: dict[str, Any]
     wall_time_s: float
     seeds: list[int] = field(default_factory=list)
-
-    @property
-    def record(self) -> Record:
-        return Record(
-            chapter=CHAPTER,
-            params=asdict(self.params),
-            quantities=self.quantities,
-            checks=self.checks,
-            configs=self.configs,
-            seeds=self.seeds,
-            wall_time_s=self.wall_time_s,
-        )
-
-    def quantity(self, name: str) -> Quantity:
-        return next(q for q in self.quantities if q.name == name)
 
     def rows_floors(self) -> list[dict[str, Any]]:
         return [
@@ -330,7 +321,7 @@ def run(params: Params = Params()) -> Result:
     sim: dict[int, Any] = {1: res_single}
     exact: dict[int, Any] = {1: single_expert_exact(W0, vh0, s, T)}
     for M in p.experts:
-        sim[M] = tm.simulate_specialised(cfgs[f"ideal|M={M}"])
+        sim[M] = forced.simulate_specialised(cfgs[f"ideal|M={M}"])
         if not np.allclose(sim[M].pool.W[0], W0):
             raise AssertionError("the ideal-MoE simulations must share one pool")
         exact[M] = tm.oracle_moe_exact(W0, vh0, s, T, M, cluster_of=cl)
@@ -624,7 +615,7 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 2 figure (simulation bands, exact curves, both floors) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     t = np.arange(1, p.T + 1)
@@ -661,7 +652,7 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     """Section 3 figure (Algorithm 1 per M, exact given the routing, both floors) and its CSV columns."""
     import matplotlib.pyplot as plt
 
-    from moecl_lib import plotting
+    from moecl_lib import figures as plotting
 
     p = result.params
     ta = np.arange(1, p.alg1_T + 1)

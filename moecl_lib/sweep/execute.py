@@ -1,9 +1,11 @@
-"""Run a grid's cells on ``dask.distributed`` (or inline), storing each cell as it finishes.
+"""Run a grid's cells on ``dask.distributed`` (or inline), storing each cell as it
+finishes.
 
-Security: a Dask scheduler runs whatever its clients send it. The local cluster of :func:`run_grid` binds
-its scheduler and workers to 127.0.0.1 only. A cluster reachable over a network must use TLS: pass a
-``distributed.security.Security`` with the CA, certificate and key of the cluster (``moecl sweep
---tls-ca-file --tls-cert --tls-key``), and never expose an unauthenticated scheduler.
+Security: a Dask scheduler runs whatever its clients send it. The local cluster of
+:func:`run_grid` binds its scheduler and workers to 127.0.0.1 only. A cluster reachable
+over a network must use TLS: pass a ``distributed.security.Security`` with the CA,
+certificate and key of the cluster (``moecl sweep --tls-ca-file --tls-cert --tls-key``),
+and never expose an unauthenticated scheduler.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..diagnostics import specialisation
-from ..engine import simulate
-from .grid import GridSpec, build_config, cell_key, cell_seed
-from .store import (
+from moecl_lib.analysis.routing import specialisation
+from moecl_lib.linear.engine import simulate
+from moecl_lib.sweep.grid import GridSpec, build_config, cell_key, cell_seed
+from moecl_lib.sweep.store import (
     METRICS,
     assemble,
     cell_dataset,
@@ -41,8 +43,8 @@ class SweepError(RuntimeError):
 def run_cell(
     params: Mapping[str, Any], runs: int, seed: int, window: int | None
 ) -> tuple[dict[str, np.ndarray], float]:
-    """Simulate one cell and return its per-run metrics (:data:`~.store.METRICS`) and wall time (s).
-    Runs on a worker: a plain module-level function of plain data."""
+    """Simulate one cell and return its per-run metrics (:data:`~.store.METRICS`) and
+    wall time (s). Runs on a worker: a plain module-level function of plain data."""
     start = time.perf_counter()
     cfg = build_config(params, runs, seed)
     sp = specialisation(simulate(cfg), window=window)
@@ -51,8 +53,8 @@ def run_cell(
 
 
 def local_cluster(workers: int | None = None) -> Any:
-    """A ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one per core),
-    scheduler and workers on 127.0.0.1, no dashboard."""
+    """A ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one
+    per core), scheduler, workers and the HTTP endpoints on 127.0.0.1."""
     from distributed import LocalCluster
 
     n = workers or os.cpu_count() or 1
@@ -62,7 +64,7 @@ def local_cluster(workers: int | None = None) -> Any:
         processes=True,
         host=LOCALHOST,
         scheduler_port=0,
-        dashboard_address=None,
+        dashboard_address=f"{LOCALHOST}:0",  # HTTP endpoints: localhost, a free port
         silence_logs=logging.ERROR,
     )
 
@@ -76,12 +78,14 @@ def run_grid(
     security: Any = None,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Run every unfinished cell of ``spec`` and return the assembled dataset (also ``out/grid.nc``).
+    """Run every unfinished cell of ``spec`` and return the assembled dataset (also
+    ``out/grid.nc``).
 
     Args:
         spec: validated grid (:func:`~.grid.load_grid`).
-        out: output folder; cells already in ``out/cells`` are skipped.
-        scheduler: ``None`` for a local cluster, ``"inline"`` to run in this process (no Dask), or the
+        out: output folder; cells already in ``out/cells`` are skipped. scheduler:
+        ``None`` for a local cluster, ``"inline"`` to run in this process (no Dask), or
+        the
             address of a running scheduler (``tcp://...`` or ``tls://...``).
         workers: processes of the local cluster (default: one per core).
         security: ``distributed.security.Security`` for a remote scheduler (TLS).

@@ -1,24 +1,25 @@
-"""The grid file: a base configuration, swept axes (Cartesian product), runs per cell and a seed.
+"""The grid file: a base configuration, swept axes (Cartesian product), runs per cell
+and a seed.
 
 Format (YAML, read with ``yaml.safe_load``; every value is data, nothing is evaluated)::
 
-    name: phase-diagram          # optional, a label stored in the result
-    base:                        # ExperimentConfig fields shared by every cell
-      setting: calibrated        # optional: "recalled" | "calibrated" (moecl_lib.calibration)
+    name: phase-diagram     # optional, a label stored in the result
+    base:                   # ExperimentConfig fields shared by every cell
+      setting: calibrated   # optional: "recalled" | "calibrated" (analysis.calibration)
       n_experts: 20
       T: 600
-    axes:                        # swept fields, one list each; cells = product, in this order
+    axes:                   # swept fields, one list each; cells = their product
       signal_scale: [1.0, 2.0, 3.0]
       eta: [0.25, 0.5, 1.0]
-    runs: 64                     # runs per cell (ExperimentConfig.n_runs)
-    seed: 0                      # the study's seed
-    window: null                 # optional: diagnostics window (moecl_lib.diagnostics.specialisation)
-    paired: [termination]        # optional: axes left out of the cell seed, so that cells differing
-                                 # only in them share their random numbers (paired comparisons)
+    runs: 64                # runs per cell (ExperimentConfig.n_runs)
+    seed: 0                 # the study's seed
+    window: null            # optional: window of analysis.routing.specialisation
+    paired: [termination]   # optional: axes left out of the cell seed, so that cells
+                            # differing only in them share their random numbers
 
-``n_runs`` and ``seed`` belong to the grid, not to ``base`` or ``axes``. Every cell's configuration is built
-and validated by :func:`parse_grid`, so an unknown field, an invalid value or an empty grid is a one-line
-:class:`GridError` before anything runs.
+``n_runs`` and ``seed`` belong to the grid, not to ``base`` or ``axes``. Every cell's
+configuration is built and validated by :func:`parse_grid`, so an unknown field, an
+invalid value or an empty grid is a one-line :class:`GridError` before anything runs.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..calibration import SETTINGS, setting_config
-from ..config import ConfigError, ExperimentConfig
+from moecl_lib.analysis.calibration import SETTINGS, setting_config
+from moecl_lib.config import ConfigError, ExperimentConfig
 
-#: Version of the cell-key and cell-seed derivation (part of both: a change makes old cells stale).
+#: Version of the cell-key and cell-seed derivation (part of both: a change makes old
+#: cells stale).
 FORMAT_VERSION = 1
 TOP_KEYS = ("name", "base", "axes", "runs", "seed", "window", "paired")
 GRID_LEVEL = ("n_runs", "seed")
@@ -48,13 +50,14 @@ FIELDS = CONFIG_FIELDS + ("setting",)
 
 
 class GridError(ValueError):
-    """A grid file is malformed (the message says where); raised before any cell runs."""
+    """A grid file is malformed (the message says where); raised before any cell
+    runs."""
 
 
 @dataclass(frozen=True)
 class GridSpec:
-    """A validated grid. ``axes`` keeps the file's order; values are plain scalars (int, float, str,
-    bool, None)."""
+    """A validated grid. ``axes`` keeps the file's order; values are plain scalars (int,
+    float, str, bool, None)."""
 
     name: str
     base: dict[str, Any]
@@ -74,7 +77,8 @@ class GridSpec:
         return math.prod(self.shape)
 
     def cells(self) -> Iterator[dict[str, Any]]:
-        """Each cell's swept values (``{axis: value}``), in row-major order of the axes."""
+        """Each cell's swept values (``{axis: value}``), in row-major order of the
+        axes."""
         names = list(self.axes)
         for values in itertools.product(*self.axes.values()):
             yield dict(zip(names, values))
@@ -84,7 +88,8 @@ class GridSpec:
         return {**self.base, **cell}
 
     def config(self, cell: Mapping[str, Any]) -> ExperimentConfig:
-        """The validated configuration of one cell (runs and the cell's own seed included)."""
+        """The validated configuration of one cell (runs and the cell's own seed
+        included)."""
         return build_config(self.params(cell), self.runs, cell_seed(self, cell))
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,8 +105,9 @@ class GridSpec:
 
 
 def build_config(params: Mapping[str, Any], runs: int, seed: int) -> ExperimentConfig:
-    """``ExperimentConfig`` of ``params`` (a ``setting`` key selects a named setting, whose values the
-    other keys override), with ``n_runs = runs`` and ``seed = seed``."""
+    """``ExperimentConfig`` of ``params`` (a ``setting`` key selects a named setting,
+    whose values the other keys override), with ``n_runs = runs`` and ``seed =
+    seed``."""
     kw = dict(params)
     setting = kw.pop("setting", None)
     if setting is None:
@@ -113,13 +119,15 @@ def build_config(params: Mapping[str, Any], runs: int, seed: int) -> ExperimentC
 
 
 def canonical(params: Mapping[str, Any]) -> str:
-    """Canonical JSON of a cell's parameters (sorted keys; ints and floats kept apart)."""
+    """Canonical JSON of a cell's parameters (sorted keys; ints and floats kept
+    apart)."""
     return json.dumps(dict(params), sort_keys=True, separators=(",", ":"))
 
 
 def cell_key(spec: GridSpec, cell: Mapping[str, Any]) -> str:
-    """16-hex-digit name of a cell's result: a hash of its parameters, runs, the study seed and the
-    window. Equal keys mean equal results, whatever grid the cell belongs to."""
+    """16-hex-digit name of a cell's result: a hash of its parameters, runs, the study
+    seed and the window. Equal keys mean equal results, whatever grid the cell belongs
+    to."""
     text = canonical(
         {
             "params": spec.params(cell),
@@ -134,9 +142,9 @@ def cell_key(spec: GridSpec, cell: Mapping[str, Any]) -> str:
 
 
 def cell_seed(spec: GridSpec, cell: Mapping[str, Any]) -> int:
-    """The seed of one cell, in [0, 2^31): ``SeedSequence`` of the study seed and a hash of the cell's
-    parameters, except the ``paired`` axes. It does not depend on the other cells, so cells can be added
-    to a grid or run anywhere."""
+    """The seed of one cell, in [0, 2^31): ``SeedSequence`` of the study seed and a hash
+    of the cell's parameters, except the ``paired`` axes. It does not depend on the
+    other cells, so cells can be added to a grid or run anywhere."""
     params = {k: v for k, v in spec.params(cell).items() if k not in spec.paired}
     digest = hashlib.sha256(canonical(params).encode()).digest()
     words = np.frombuffer(digest[:16], dtype="<u4").tolist()
@@ -157,7 +165,8 @@ def _int(value: Any, where: str, low: int) -> int:
 
 
 def parse_grid(data: Any, source: str = "grid") -> GridSpec:
-    """Validate a grid given as parsed YAML data; every cell's configuration is built once."""
+    """Validate a grid given as parsed YAML data; every cell's configuration is built
+    once."""
     if not isinstance(data, Mapping):
         raise GridError(f"{source}: must be a mapping with keys {list(TOP_KEYS)}")
     unknown = sorted(set(data) - set(TOP_KEYS))
@@ -177,11 +186,13 @@ def parse_grid(data: Any, source: str = "grid") -> GridSpec:
         for name in names:
             if name in GRID_LEVEL:
                 raise GridError(
-                    f"{source}: {where}.{name}: runs and seed are set at the top of the grid"
+                    f"{source}: {where}.{name}: runs and seed are set at the top "
+                    "of the grid"
                 )
             if name not in FIELDS:
                 raise GridError(
-                    f"{source}: {where}.{name}: unknown parameter; allowed: {list(FIELDS)}"
+                    f"{source}: {where}.{name}: unknown parameter; "
+                    f"allowed: {list(FIELDS)}"
                 )
     both = sorted(set(base) & set(axes))
     if both:

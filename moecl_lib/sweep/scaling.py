@@ -1,9 +1,10 @@
-"""Worker scaling of :func:`~.execute.run_grid`: one grid run on local clusters of 1, 2, ... workers.
+"""Worker scaling of :func:`~.execute.run_grid`: one grid run on local clusters of 1, 2,
+... workers.
 
-Reported per worker count: wall time of the cells (cluster start-up and a warm-up task on every worker
-excluded, reported apart), the sum
-of the cells' own compute times, the speed-up over one worker, and the overhead per cell,
-``(wall * workers - compute) / cells`` (scheduling, transfer and storage, in seconds of a worker).
+Reported per worker count: wall time of the cells (cluster start-up and a warm-up task
+on every worker excluded, reported apart), the sum of the cells' own compute times, the
+speed-up over one worker, and the overhead per cell, ``(wall * workers - compute) /
+cells`` (scheduling, transfer and storage, in seconds of a worker).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .execute import local_cluster, run_grid
-from .grid import GridSpec, parse_grid
+from moecl_lib.sweep.execute import local_cluster, run_grid
+from moecl_lib.sweep.grid import GridSpec, parse_grid
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class ScalingRow:
 
 
 def scaling_grid(n_side: int = 10, runs: int = 8, T: int = 300) -> GridSpec:
-    """A calibrated-setting grid of ``n_side`` x ``n_side`` cells (signal scale x eta), M = 6."""
+    """A calibrated-setting grid of ``n_side`` x ``n_side`` cells (signal scale x eta),
+    M = 6."""
     return parse_grid(
         {
             "name": "scaling",
@@ -52,8 +54,8 @@ def scaling_grid(n_side: int = 10, runs: int = 8, T: int = 300) -> GridSpec:
 
 def warm_up() -> None:
     """Import the engine and run one tiny simulation (loads numba's cached kernel)."""
-    from ..engine import simulate
-    from .grid import build_config
+    from moecl_lib.linear.engine import simulate
+    from moecl_lib.sweep.grid import build_config
 
     simulate(build_config({"n_tasks": 2, "d": 4, "s": 2, "T": 3, "n_experts": 2}, 1, 0))
 
@@ -61,8 +63,9 @@ def warm_up() -> None:
 def measure_scaling(
     spec: GridSpec | None = None, workers: Sequence[int] = (1, 2)
 ) -> tuple[list[ScalingRow], bool]:
-    """Run ``spec`` (default :func:`scaling_grid`) once per worker count, each from an empty folder.
-    Returns the rows and whether every run gave identical results (wall times aside)."""
+    """Run ``spec`` (default :func:`scaling_grid`) once per worker count, each from an
+    empty folder. Returns the rows and whether every run gave identical results (wall
+    times aside)."""
     from distributed import Client
 
     spec = spec or scaling_grid()
@@ -109,7 +112,8 @@ def scaling_table(rows: Sequence[ScalingRow], spec: GridSpec) -> str:
     ]
     for r in rows:
         lines.append(
-            f"{r.workers:>7}  {r.startup_s:>10.2f}  {r.wall_s:>8.2f}  {r.compute_s:>9.2f}  "
+            f"{r.workers:>7}  {r.startup_s:>10.2f}  {r.wall_s:>8.2f}  "
+            f"{r.compute_s:>9.2f}  "
             f"{r.speedup:>8.2f}  {r.overhead_per_cell_s:>15.4f}"
         )
     return "\n".join(lines)

@@ -1,14 +1,19 @@
-"""Results of a grid on disk: one netCDF file per finished cell, assembled into one labelled dataset.
+"""Results of a grid on disk: one netCDF file per finished cell, assembled into one
+labelled dataset.
 
 Layout of an output folder ``OUT``::
 
-    OUT/cells/<key>.nc    one finished cell: per-run metrics (dimension ``run``), its parameters, seed and
-                          wall time as attributes; written to a temporary name, then renamed (atomic)
-    OUT/grid.nc           every cell of the grid: one coordinate per swept parameter, plus ``run``
+    OUT/cells/<key>.nc    one finished cell: per-run metrics (dimension ``run``), its
+    parameters, seed and
+                          wall time as attributes; written to a temporary name, then
+                          renamed (atomic)
+    OUT/grid.nc           every cell of the grid: one coordinate per swept parameter,
+    plus ``run``
 
-A killed study loses only the cells in flight; a rerun skips every cell whose file exists, and a grid that
-gains axis values reuses the cells it already has (the key names a cell's parameters, not its position).
-netCDF files are written with the ``scipy`` engine (netCDF3: 32-bit integers).
+A killed study loses only the cells in flight; a rerun skips every cell whose file
+exists, and a grid that gains axis values reuses the cells it already has (the key names
+a cell's parameters, not its position). netCDF files are written with the ``scipy``
+engine (netCDF3: 32-bit integers).
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .grid import GridSpec, cell_key, cell_seed
+from moecl_lib.sweep.grid import GridSpec, cell_key, cell_seed
 
-#: Per-run metrics of a cell (see moecl_lib.diagnostics.Specialisation for their definitions).
+#: Per-run metrics of a cell (see moecl_lib.diagnostics.Specialisation for their
+#: definitions).
 METRICS = (
     "G_T",
     "F_T",
@@ -105,9 +111,9 @@ def _coord(values: tuple[Any, ...]) -> np.ndarray:
 
 
 def assemble(out: Path, spec: GridSpec) -> xr.Dataset:
-    """Every cell of ``spec`` from ``out/cells`` as one dataset: dimensions = the axes (in the grid's
-    order) then ``run``; plus ``seed`` and ``seconds`` per cell. Raises FileNotFoundError naming the first
-    missing cell."""
+    """Every cell of ``spec`` from ``out/cells`` as one dataset: dimensions = the axes
+    (in the grid's order) then ``run``; plus ``seed`` and ``seconds`` per cell. Raises
+    FileNotFoundError naming the first missing cell."""
     names = list(spec.axes)
     shape = spec.shape
     arrays = {

@@ -1,0 +1,12 @@
+"""The linear model of the paper: Algorithm 1 on Definition-1 data, simulated.
+
+Owns the task pool and round data (``tasks``), the result type shared by every
+simulator (``results``), the linear experts (``experts``), the router's rules
+(``routing``: routing rule, router gradient, gap termination test), the batched engine
+(``engine``) and its compiled kernel (``kernel``), the naive per-run reference the
+engine is tested against (``reference``) and the simulation under a forced routing
+(``forced``).
+
+May import: ``moecl_lib.config`` and ``moecl_lib.theory``; never ``analysis``, ``deep``,
+``expert_gate``, ``claims``, ``figures`` or ``tools``.
+"""
