@@ -53,6 +53,7 @@ REGISTRY: dict[str, Subcommand] = {}
 COMMAND_MODULES: tuple[str, ...] = (
     "moecl_lib.tools.bench",
     "moecl_lib.tools.portability",
+    "moecl_lib.tools.sweep_cli",
 )
 """Optional modules that register more subcommands when imported; a module that does not exist is skipped."""
 

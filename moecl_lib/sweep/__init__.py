@@ -1,0 +1,28 @@
+"""Study grids: configurations x runs expanded into cells and run on ``dask.distributed``.
+
+Owns the grid file format (:mod:`.grid`: YAML read with ``yaml.safe_load``, validated before anything
+runs), the per-cell store (:mod:`.store`: one netCDF file per finished cell, assembled into one labelled
+``xarray.Dataset``) and the execution (:mod:`.execute`: a ``LocalCluster`` bound to 127.0.0.1, or an
+existing scheduler). A cell's result depends only on its configuration and the grid's seed: its seed is
+derived from both (:func:`.grid.cell_seed`), never from the order or the process it runs in.
+
+May import the linear engine, the settings (:mod:`moecl_lib.calibration`) and the routing diagnostics;
+nothing of the science imports it.
+"""
+
+from moecl_lib.sweep.execute import LOCALHOST, run_grid
+from moecl_lib.sweep.grid import GridError, GridSpec, cell_seed, load_grid, parse_grid
+from moecl_lib.sweep.store import assemble, cell_path, finished_cells
+
+__all__ = [
+    "LOCALHOST",
+    "GridError",
+    "GridSpec",
+    "assemble",
+    "cell_path",
+    "cell_seed",
+    "finished_cells",
+    "load_grid",
+    "parse_grid",
+    "run_grid",
+]
