@@ -153,21 +153,37 @@ def test_a_failing_cell_keeps_the_finished_ones(tmp_path, monkeypatch):
         assemble(tmp_path, spec)
 
 
-def test_dask_local_cluster_equals_inline_bit_for_bit(tmp_path):
+@pytest.fixture(scope="module")
+def cluster2():
+    """One local cluster of two workers for the tests of this module."""
+    with local_cluster(2) as cluster:
+        yield cluster
+
+
+def test_dask_local_cluster_equals_inline_bit_for_bit(tmp_path, cluster2):
     spec = grid()
     inline = run_grid(spec, tmp_path / "inline", scheduler="inline", progress=False)
-    dask = run_grid(spec, tmp_path / "dask", workers=2, progress=False)
+    address = cluster2.scheduler_address
+    dask = run_grid(spec, tmp_path / "dask", scheduler=address, progress=False)
     xr.testing.assert_identical(inline.drop_vars("seconds"), dask.drop_vars("seconds"))
     assert all(cell_path(tmp_path / "dask", spec, c).is_file() for c in spec.cells())
 
 
-def test_local_cluster_listens_on_localhost_only():
+def test_local_cluster_listens_on_localhost_only(cluster2):
     from distributed import Client
 
-    with local_cluster(1) as cluster, Client(cluster) as client:
+    with Client(cluster2) as client:
         info = client.scheduler_info()
-        addresses = [cluster.scheduler_address, *info["workers"]]
+        addresses = [cluster2.scheduler_address, *info["workers"]]
+    assert len(addresses) == 3
     assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+
+
+def test_default_local_cluster_runs_the_grid(tmp_path, monkeypatch):
+    """scheduler=None starts (and closes) a local cluster: here of one worker."""
+    spec = grid(axes={"eta": [0.5]})
+    ds = run_grid(spec, tmp_path, workers=1, progress=False)
+    assert ds.sizes == {"eta": 1, "run": 4}
 
 
 def test_cli_bad_grid_is_one_line_exit_2(tmp_path, capsys):
@@ -201,3 +217,58 @@ def test_example_grid_is_valid():
 
     spec = load_grid(Path(__file__).resolve().parents[1] / "grids" / "example.yml")
     assert spec.n_cells == 9
+
+
+def test_loopback_cluster_from_the_command_line_equals_inline(tmp_path):
+    """A scheduler and two worker processes started as commands (`dask scheduler`, `dask worker`) on
+    127.0.0.1 give the in-process results bit for bit."""
+    import subprocess
+    import sys
+    import time
+
+    dask = Path(sys.executable).with_name("dask")
+    sched_file = tmp_path / "scheduler.json"
+    common = ["--no-dashboard"]
+    procs = [
+        subprocess.Popen(
+            [str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0"]
+            + ["--scheduler-file", str(sched_file), *common],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs.append(
+            subprocess.Popen(
+                [str(dask), "worker", address, "--host", "127.0.0.1"]
+                + ["--nworkers", "2", "--nthreads", "1", *common],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        spec = grid()
+        inline = run_grid(spec, tmp_path / "inline", scheduler="inline", progress=False)
+        loop = run_grid(spec, tmp_path / "loop", scheduler=address, progress=False)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+    xr.testing.assert_identical(inline.drop_vars("seconds"), loop.drop_vars("seconds"))
+
+
+def test_scaling_rows_add_up():
+    from moecl_lib.sweep.scaling import measure_scaling, scaling_grid, scaling_table
+
+    spec = scaling_grid(n_side=2, runs=2, T=20)
+    rows, same = measure_scaling(spec, workers=(1,))
+    assert same and len(rows) == 1 and rows[0].speedup == 1.0
+    r = rows[0]
+    assert 0 < r.compute_s <= r.wall_s
+    assert r.overhead_per_cell_s == pytest.approx((r.wall_s - r.compute_s) / 4)
+    assert "4 cells x 2 runs" in scaling_table(rows, spec)

@@ -89,3 +89,35 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
     )
     return 0
+
+
+def _configure_scaling(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--side", type=int, default=10, help="cells per axis (grid = side^2)"
+    )
+    p.add_argument("--runs", type=int, default=8, help="runs per cell")
+    p.add_argument("--T", type=int, default=300, help="rounds per run")
+    p.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker counts"
+    )
+
+
+@register(
+    "scaling",
+    help="time a study grid on local clusters of 1, 2, ... workers (moecl_lib.sweep.scaling)",
+    configure=_configure_scaling,
+)
+def run_scaling(args: argparse.Namespace) -> int:
+    from .scaling import measure_scaling, scaling_grid, scaling_table
+
+    if args.side < 1 or args.runs < 1 or args.T < 1 or min(args.workers) < 1:
+        print(
+            "moecl scaling: error: sizes and worker counts must be >= 1",
+            file=sys.stderr,
+        )
+        return 2
+    spec = scaling_grid(args.side, args.runs, args.T)
+    rows, same = measure_scaling(spec, args.workers)
+    print(scaling_table(rows, spec))
+    print("results identical across worker counts: " + ("yes" if same else "NO"))
+    return 0 if same else 1
