@@ -94,6 +94,20 @@ def test_cell_seed_depends_on_the_cell_only():
     )
 
 
+def test_paired_axes_share_seeds():
+    spec = grid(
+        axes={"termination": ["gap", "freeze_at_T1"], "eta": [0.5, 1.0]},
+        paired=["termination"],
+    )
+    seeds = {(c["termination"], c["eta"]): cell_seed(spec, c) for c in spec.cells()}
+    assert seeds["gap", 0.5] == seeds["freeze_at_T1", 0.5] != seeds["gap", 1.0]
+    assert len({cell_key(spec, c) for c in spec.cells()}) == 4
+    unpaired = grid(axes={"termination": ["gap", "freeze_at_T1"]})
+    assert len({cell_seed(unpaired, c) for c in unpaired.cells()}) == 2
+    with pytest.raises(GridError, match="paired must list axes"):
+        grid(paired=["T"])
+
+
 def test_a_cell_is_its_simulation(tmp_path):
     spec = grid()
     ds = run_grid(spec, tmp_path, scheduler="inline", progress=False)

@@ -13,6 +13,8 @@ Format (YAML, read with ``yaml.safe_load``; every value is data, nothing is eval
     runs: 64                     # runs per cell (ExperimentConfig.n_runs)
     seed: 0                      # the study's seed
     window: null                 # optional: diagnostics window (moecl_lib.diagnostics.specialisation)
+    paired: [termination]        # optional: axes left out of the cell seed, so that cells differing
+                                 # only in them share their random numbers (paired comparisons)
 
 ``n_runs`` and ``seed`` belong to the grid, not to ``base`` or ``axes``. Every cell's configuration is built
 and validated by :func:`parse_grid`, so an unknown field, an invalid value or an empty grid is a one-line
@@ -39,7 +41,7 @@ from moecl_lib.config import ConfigError, ExperimentConfig
 
 #: Version of the cell-key and cell-seed derivation (part of both: a change makes old cells stale).
 FORMAT_VERSION = 1
-TOP_KEYS = ("name", "base", "axes", "runs", "seed", "window")
+TOP_KEYS = ("name", "base", "axes", "runs", "seed", "window", "paired")
 GRID_LEVEL = ("n_runs", "seed")
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
 FIELDS = CONFIG_FIELDS + ("setting",)
@@ -60,6 +62,7 @@ class GridSpec:
     runs: int
     seed: int
     window: int | None = None
+    paired: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -92,6 +95,7 @@ class GridSpec:
             "runs": self.runs,
             "seed": self.seed,
             "window": self.window,
+            "paired": list(self.paired),
         }
 
 
@@ -122,6 +126,7 @@ def cell_key(spec: GridSpec, cell: Mapping[str, Any]) -> str:
             "runs": spec.runs,
             "seed": spec.seed,
             "window": spec.window,
+            "paired": sorted(spec.paired),
             "format": FORMAT_VERSION,
         }
     )
@@ -130,8 +135,10 @@ def cell_key(spec: GridSpec, cell: Mapping[str, Any]) -> str:
 
 def cell_seed(spec: GridSpec, cell: Mapping[str, Any]) -> int:
     """The seed of one cell, in [0, 2^31): ``SeedSequence`` of the study seed and a hash of the cell's
-    parameters. It does not depend on the other cells, so cells can be added to a grid or run anywhere."""
-    digest = hashlib.sha256(canonical(spec.params(cell)).encode()).digest()
+    parameters, except the ``paired`` axes. It does not depend on the other cells, so cells can be added
+    to a grid or run anywhere."""
+    params = {k: v for k, v in spec.params(cell).items() if k not in spec.paired}
+    digest = hashlib.sha256(canonical(params).encode()).digest()
     words = np.frombuffer(digest[:16], dtype="<u4").tolist()
     ss = np.random.SeedSequence([spec.seed, FORMAT_VERSION, *words])
     return int(ss.generate_state(1, dtype=np.uint32)[0] >> 1)
@@ -191,6 +198,9 @@ def parse_grid(data: Any, source: str = "grid") -> GridSpec:
     if setting is not None and setting not in SETTINGS:
         raise GridError(f"{source}: base.setting={setting!r}: one of {list(SETTINGS)}")
     window = data.get("window")
+    paired = data.get("paired") or []
+    if not isinstance(paired, list) or any(p not in clean_axes for p in paired):
+        raise GridError(f"{source}: paired must list axes of the grid, got {paired!r}")
     spec = GridSpec(
         name=str(data.get("name") or Path(source).stem),
         base={str(k): _scalar(v, f"{source}: base.{k}") for k, v in base.items()},
@@ -198,6 +208,7 @@ def parse_grid(data: Any, source: str = "grid") -> GridSpec:
         runs=_int(data.get("runs"), f"{source}: runs", 1),
         seed=_int(data.get("seed", 0), f"{source}: seed", 0),
         window=None if window is None else _int(window, f"{source}: window", 1),
+        paired=tuple(str(p) for p in paired),
     )
     for cell in spec.cells():
         try:
