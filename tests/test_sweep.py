@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from moecl_lib.tools.cli import main
 from moecl_lib.analysis.routing import specialisation
 from moecl_lib.linear.engine import simulate
 from moecl_lib.sweep import (
@@ -25,6 +24,7 @@ from moecl_lib.sweep import execute as sweep_execute
 from moecl_lib.sweep.execute import SweepError, local_cluster
 from moecl_lib.sweep.grid import cell_key
 from moecl_lib.sweep.store import METRICS
+from moecl_lib.tools.cli import main
 
 TINY = {
     "name": "tiny",
@@ -191,6 +191,7 @@ def test_local_cluster_listens_on_localhost_only(cluster2):
         addresses = [cluster2.scheduler_address, *info["workers"]]
     assert len(addresses) == 3
     assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+    assert cluster2.dashboard_link.startswith("http://127.0.0.1:")
 
 
 def test_default_local_cluster_runs_the_grid(tmp_path, monkeypatch):

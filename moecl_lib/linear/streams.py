@@ -15,15 +15,12 @@ stream, and integers are derived from doubles (``floor(N u)``), so a run's numbe
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from moecl_lib.config import ExperimentConfig
-
-if TYPE_CHECKING:  # pragma: no cover
-    from moecl_lib.linear.engine import RoundDraws
-    from moecl_lib.linear.tasks import TaskPool
+from moecl_lib.linear.tasks import TaskPool, make_task_pool
 
 KINDS = ("pool", "tasks", "noise", "beta", "pos", "route")
 """The streams of one run, in spawn order."""
@@ -51,8 +48,6 @@ class RunStreams:
     def pool(self, cfg: ExperimentConfig) -> TaskPool:
         """The task pool: each run's own (drawn as a one-run batch from its pool stream), or one
         shared pool from the root seed sequence."""
-        from moecl_lib.linear.tasks import TaskPool, make_task_pool
-
         one = dataclasses.replace(cfg, n_runs=1, first_run=0, streams="shared")
         if cfg.shared_pool:
             p = make_task_pool(
@@ -74,8 +69,8 @@ class RunStreams:
             cluster_of=pools[0].cluster_of,
         )
 
-    def fill(self, cfg: ExperimentConfig, out: RoundDraws, n_rounds: int) -> None:
-        """Fill the first ``n_rounds`` rounds of ``out`` (raw draws: the Gaussian columns are still
+    def fill(self, cfg: ExperimentConfig, out: Any, n_rounds: int) -> None:
+        """Fill the first ``n_rounds`` rounds of ``out`` (an engine ``RoundDraws``; raw draws: the Gaussian columns are still
         standard normal; :func:`~moecl_lib.linear.engine.draw_rounds` scales them)."""
         B, N, M, s = int(n_rounds), cfg.n_tasks, cfg.n_experts, cfg.s
         uniform_beta = out.beta is not None and cfg.beta_dist == "uniform"
@@ -94,8 +89,6 @@ def task_pool(cfg: ExperimentConfig, rng: np.random.Generator | RunStreams) -> T
     """The task pool drawn from ``rng`` (a shared generator or :class:`RunStreams`)."""
     if isinstance(rng, RunStreams):
         return rng.pool(cfg)
-    from moecl_lib.linear.tasks import make_task_pool
-
     return make_task_pool(cfg, rng)
 
 

@@ -52,7 +52,7 @@ def run_cell(
 
 def local_cluster(workers: int | None = None) -> Any:
     """A ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one per core),
-    scheduler and workers on 127.0.0.1, no dashboard."""
+    scheduler, workers and the HTTP endpoints on 127.0.0.1."""
     from distributed import LocalCluster
 
     n = workers or os.cpu_count() or 1
@@ -62,7 +62,7 @@ def local_cluster(workers: int | None = None) -> Any:
         processes=True,
         host=LOCALHOST,
         scheduler_port=0,
-        dashboard_address=None,
+        dashboard_address=f"{LOCALHOST}:0",  # HTTP endpoints: localhost, a free port
         silence_logs=logging.ERROR,
     )
 

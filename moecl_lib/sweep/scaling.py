@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .execute import local_cluster, run_grid
-from .grid import GridSpec, parse_grid
+from moecl_lib.sweep.execute import local_cluster, run_grid
+from moecl_lib.sweep.grid import GridSpec, parse_grid
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ def scaling_grid(n_side: int = 10, runs: int = 8, T: int = 300) -> GridSpec:
 
 def warm_up() -> None:
     """Import the engine and run one tiny simulation (loads numba's cached kernel)."""
-    from ..engine import simulate
-    from .grid import build_config
+    from moecl_lib.linear.engine import simulate
+    from moecl_lib.sweep.grid import build_config
 
     simulate(build_config({"n_tasks": 2, "d": 4, "s": 2, "T": 3, "n_experts": 2}, 1, 0))
 

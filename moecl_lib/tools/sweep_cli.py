@@ -108,7 +108,7 @@ def _configure_scaling(p: argparse.ArgumentParser) -> None:
     configure=_configure_scaling,
 )
 def run_scaling(args: argparse.Namespace) -> int:
-    from .scaling import measure_scaling, scaling_grid, scaling_table
+    from moecl_lib.sweep.scaling import measure_scaling, scaling_grid, scaling_table
 
     if args.side < 1 or args.runs < 1 or args.T < 1 or min(args.workers) < 1:
         print(
