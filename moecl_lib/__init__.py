@@ -10,6 +10,7 @@ Subpackages by concept, each importing only the layers below it
 ``linear``            the linear model: data, experts, router rules, engine, kernel
 ``analysis``          metrics, routing diagnostics, convergence, sweeps, settings
 ``deep``              CNN experts on Fashion-MNIST
+``sweep``             study grids on Dask: cells, seeds, netCDF store
 ``expert_gate``       the Expert Gate baseline
 ``claims``            one module per chapter: readings, verdicts, records
 ``tools``             command line, notebook runner, book status, benchmark, lock

@@ -18,6 +18,7 @@ Signal = Literal["aligned", "random", "orthonormal", "none"]
 Beta = Literal["constant", "uniform"]
 DType = Literal["float64", "float32"]
 Backend = Literal["auto", "numba", "numpy"]
+Streams = Literal["shared", "per_run"]
 T_Config = TypeVar("T_Config")
 
 TERMINATIONS: tuple[str, ...] = ("gap", "freeze_at_T1", "never")
@@ -26,6 +27,7 @@ SIGNALS: tuple[str, ...] = ("aligned", "random", "orthonormal", "none")
 BETAS: tuple[str, ...] = ("constant", "uniform")
 DTYPES: tuple[str, ...] = ("float64", "float32")
 BACKENDS: tuple[str, ...] = ("auto", "numba", "numpy")
+STREAMS: tuple[str, ...] = ("shared", "per_run")
 
 
 class ConfigError(ValueError):
@@ -63,7 +65,12 @@ class ExperimentConfig:
         shared_pool: if True all runs share one task pool (ground truths and signals); else each run
             draws its own.
         n_runs: R, independent runs simulated together (batched).
-        seed: seed of the single ``numpy.random.Generator`` that drives the whole batch.
+        seed: seed of the random streams (``streams``).
+        streams: ``"shared"`` (one generator drives the whole batch) or ``"per_run"`` (each run its own
+            streams: its numbers depend only on the configuration, the seed and its run index;
+            :mod:`moecl_lib.linear.streams`).
+        first_run: global index of the batch's first run (``streams="per_run"`` only): runs
+            ``first_run .. first_run + n_runs - 1`` are simulated, so a study can be split in batches.
         dtype: floating type of the simulation (``"float64"`` default).
         backend: implementation of :func:`moecl_lib.linear.engine.simulate`: ``"numba"`` (compiled kernel),
             ``"numpy"`` (vectorised over runs) or ``"auto"`` (numba when importable). Same random draws, so the
@@ -97,6 +104,8 @@ class ExperimentConfig:
     dtype: DType = "float64"
     snapshot_every: int = 0
     backend: Backend = "auto"
+    streams: Streams = "shared"
+    first_run: int = 0
 
     def __post_init__(self) -> None:
         check_int(self, "n_tasks", 1)
@@ -133,6 +142,13 @@ class ExperimentConfig:
         check_choice(self, "beta_dist", BETAS)
         check_choice(self, "dtype", DTYPES)
         check_choice(self, "backend", BACKENDS)
+        check_choice(self, "streams", STREAMS)
+        check_int(self, "first_run", 0)
+        if self.first_run and self.streams != "per_run":
+            raise ConfigError(
+                f"first_run={self.first_run} needs streams='per_run' "
+                "(a shared stream cannot be split)"
+            )
         if not isinstance(self.shared_pool, bool):
             raise ConfigError(f"shared_pool={self.shared_pool!r} must be True or False")
         if self.signal == "orthonormal" and self.K > self.d:

@@ -87,6 +87,7 @@ def test_prefetch_thread_does_not_change_the_stream():
     """Draws made in the worker thread (prefetch) or in turn give identical results and leave the generator
     in the same state as the numpy engine (a caller's generator can be reused)."""
     from moecl_lib.linear import engine
+    from moecl_lib.linear.tasks import make_task_pool
 
     cfg = ExperimentConfig(
         n_tasks=4, n_experts=3, d=8, s=3, T=90, n_runs=700, seed=5, backend="numba"
@@ -97,7 +98,7 @@ def test_prefetch_thread_does_not_change_the_stream():
     rngs = [np.random.default_rng(1) for _ in range(3)]
     res_numpy = simulate(cfg.replace(backend="numpy"), rng=rngs[0])
     res_pref = simulate(cfg, rng=rngs[1])
-    pool = engine.make_task_pool(cfg, rngs[2])
+    pool = make_task_pool(cfg, rngs[2])
     out = engine._numba_loop(cfg, rngs[2], pool, [cfg.T], False, False, prefetch=False)
     np.testing.assert_array_equal(out["G"], res_pref.G)
     np.testing.assert_array_equal(res_pref.experts, res_numpy.experts)

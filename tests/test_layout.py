@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "linear": 2,
     "analysis": 3,
     "deep": 4,
+    "sweep": 4,
     "expert_gate": 5,
     "claims": 6,
     "tools": 7,

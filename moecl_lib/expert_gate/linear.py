@@ -48,7 +48,8 @@ from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.linear.engine import draw_rounds, round_inputs
 from moecl_lib.linear.experts import LinearExperts
 from moecl_lib.linear.results import RunCurves, curve_buffers
-from moecl_lib.linear.tasks import TaskPool, make_task_pool, mean_signal_strength
+from moecl_lib.linear.streams import make_streams, task_pool
+from moecl_lib.linear.tasks import TaskPool, mean_signal_strength
 
 _BLOCK = 64  # rounds drawn at once (the draws do not depend on the block length)
 
@@ -202,10 +203,10 @@ def simulate_gate(
             )
 
     start = time.perf_counter()
-    rng = np.random.default_rng(cfg.seed)
+    rng = make_streams(cfg)
     dtype = np.dtype(cfg.dtype)
     runs = np.arange(R)
-    pool = make_task_pool(cfg, rng)
+    pool = task_pool(cfg, rng)
     W = pool.W
     signal_in = mean_signal_strength(cfg) * pool.V  # (R, N, d)
     oracle_map = oracle_assignment(pool.cluster_of, M)

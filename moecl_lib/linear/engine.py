@@ -43,7 +43,8 @@ from moecl_lib.linear.routing import (
     route,
     softmax,
 )
-from moecl_lib.linear.tasks import TaskPool, make_task_pool, mean_signal_strength
+from moecl_lib.linear.streams import RunStreams, make_streams, task_pool
+from moecl_lib.linear.tasks import TaskPool, mean_signal_strength
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
@@ -115,7 +116,7 @@ class RoundDraws:
 
 def draw_rounds(
     cfg: ExperimentConfig,
-    rng: np.random.Generator,
+    rng: np.random.Generator | RunStreams,
     n_rounds: int,
     *,
     out: RoundDraws | None = None,
@@ -137,6 +138,18 @@ def draw_rounds(
         out = empty_draws(cfg, B)
     elif len(out) < B:
         raise ValueError(f"out holds {len(out)} rounds, {B} requested")
+    if isinstance(rng, RunStreams):  # per-run streams (moecl_lib.linear.streams)
+        rng.fill(cfg, out, B)
+        if out.beta is not None and cfg.beta_dist != "uniform":
+            out.beta[:B] = cfg.beta
+        out.noise[:B] *= cfg.sigma_t
+        return RoundDraws(
+            tasks=out.tasks[:B],
+            noise=out.noise[:B],
+            beta=out.beta[:B] if out.beta is not None else None,
+            pos=out.pos[:B] if out.pos is not None else None,
+            route_noise=out.route_noise[:B] if out.route_noise is not None else None,
+        )
     tasks, noise = out.tasks[:B], out.noise[:B]
     beta = out.beta[:B] if out.beta is not None else None
     pos = out.pos[:B] if out.pos is not None else None
@@ -273,9 +286,11 @@ def orthonormal_rows(XT: FloatArray, overwrite: bool = False) -> FloatArray:
 
 
 def block_length(cfg: ExperimentConfig) -> int:
-    """Rounds drawn and pre-processed at once: about 2**18 entries of ``X`` per block (memory-bounded)."""
+    """Rounds drawn and pre-processed at once: about 2**18 entries of ``X`` per block (memory-bounded);
+    2**21 with per-run streams, whose cost is per block and run (their numbers do not depend on it)."""
     per_round = cfg.n_runs * cfg.d * cfg.s
-    return int(max(1, min(cfg.T, 256, (1 << 18) // per_round)))
+    budget = 1 << (21 if cfg.streams == "per_run" else 18)
+    return int(max(1, min(cfg.T, 256, budget // per_round)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,7 +301,7 @@ def simulate(
     *,
     progress: bool = False,
     record_weights: bool = False,
-    rng: np.random.Generator | None = None,
+    rng: np.random.Generator | RunStreams | None = None,
 ) -> SimulationResult:
     """Run Algorithm 1 for ``cfg.n_runs`` independent runs at once (``n_experts = 1``: single expert).
 
@@ -302,15 +317,16 @@ def simulate(
         cfg: validated configuration.
         progress: show a tqdm progress bar over rounds.
         record_weights: also return every expert's parameters after every round (memory R*T*M*d).
-        rng: random generator; defaults to ``np.random.default_rng(cfg.seed)``.
+        rng: random source; defaults to :func:`~moecl_lib.linear.streams.make_streams` of ``cfg``
+            (``cfg.streams``: one shared generator, or per-run streams).
 
     ``cfg.backend`` picks the implementation of the round loop: the compiled kernel of
     :mod:`moecl_lib.linear.kernel` (``"numba"``; ``"auto"`` when numba imports) or the numpy loop described above.
     Both consume the same draws.
     """
     start = time.perf_counter()
-    rng = np.random.default_rng(cfg.seed) if rng is None else rng
-    pool = make_task_pool(cfg, rng)
+    rng = make_streams(cfg) if rng is None else rng
+    pool = task_pool(cfg, rng)
     snap_every = cfg.snapshot_every
     snap_rounds = [t for t in range(1, cfg.T + 1) if snap_every and t % snap_every == 0]
     if not snap_rounds or snap_rounds[-1] != cfg.T:
@@ -341,7 +357,7 @@ def resolve_backend(backend: str) -> str:
 
 def _numba_loop(
     cfg: ExperimentConfig,
-    rng: np.random.Generator,
+    rng: np.random.Generator | RunStreams,
     pool: TaskPool,
     snap_rounds: list[int],
     record_weights: bool,
@@ -457,7 +473,7 @@ def _numba_loop(
 
 def _numpy_loop(
     cfg: ExperimentConfig,
-    rng: np.random.Generator,
+    rng: np.random.Generator | RunStreams,
     pool: TaskPool,
     snap_rounds: list[int],
     record_weights: bool,

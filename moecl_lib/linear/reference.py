@@ -29,7 +29,8 @@ from moecl_lib.linear.routing import (
     route,
     softmax,
 )
-from moecl_lib.linear.tasks import make_task_pool, mean_signal_strength
+from moecl_lib.linear.streams import make_streams, task_pool
+from moecl_lib.linear.tasks import mean_signal_strength
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
@@ -61,8 +62,8 @@ def reference_simulate(
     Returns:
         Arrays with a leading axis over the selected runs.
     """
-    rng = np.random.default_rng(cfg.seed)
-    pool = make_task_pool(cfg, rng)
+    rng = make_streams(cfg)
+    pool = task_pool(cfg, rng)
     draws = draw_rounds(
         cfg, rng, cfg.T
     )  # (T, R, ...): the same stream the engine consumes block by block

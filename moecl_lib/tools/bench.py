@@ -60,7 +60,7 @@ from moecl_lib.linear.reference import (
     check_reference,
     reference_simulate,
 )
-from moecl_lib.linear.tasks import make_task_pool
+from moecl_lib.linear.streams import make_streams, task_pool
 
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
@@ -144,8 +144,8 @@ def draw_only(cfg: ExperimentConfig) -> None:
     reproduces the same draws (both the engine and the reference must generate them)."""
     from moecl_lib.linear.engine import block_length
 
-    rng = np.random.default_rng(cfg.seed)
-    make_task_pool(cfg, rng)
+    rng = make_streams(cfg)
+    task_pool(cfg, rng)
     block, t = block_length(cfg), 0
     while t < cfg.T:
         b = min(block, cfg.T - t)
@@ -281,6 +281,13 @@ def throughput_rows(
         (f"fig2 M={m32} f32", plan.fig2.replace(n_experts=m32, dtype="float32"))
     )  # reference: float64
     cases.append(("large", plan.large))
+    m_last = plan.fig2_M[-1]  # per-run random streams (moecl_lib.linear.streams)
+    cases.append(
+        (
+            f"fig2 M={m_last} per-run",
+            plan.fig2.replace(n_experts=m_last, streams="per_run"),
+        )
+    )
     rows = []
     for name, case_cfg in cases:
         ref: Timing | None = None

@@ -1,0 +1,106 @@
+"""Random streams of the linear simulations: one shared generator, or one family of
+streams per run.
+
+``cfg.streams = "shared"`` (default): one ``numpy.random.Generator(PCG64(seed))`` drives
+the task pool and every round of the whole batch, consumed round by round
+(:func:`moecl_lib.linear.engine.draw_rounds`). Run r's numbers then depend on how many
+runs are drawn together.
+
+``cfg.streams = "per_run"``: run ``i = cfg.first_run + r`` draws from its own
+generators, children of ``SeedSequence(seed, spawn_key=(i,))``: one each for its task
+pool, task indices, Gaussian columns, signal strengths, signal positions and routing
+noise. Each kind of draw is consumed in round order from its own stream, and integers
+are derived from doubles (``floor(N u)``), so a run's numbers depend only on
+(configuration, seed, run index): not on the batch size, the block length, or the
+process. A shared pool (``shared_pool=True``) comes from the root ``SeedSequence(seed)``
+itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from moecl_lib.config import ExperimentConfig
+from moecl_lib.linear.tasks import TaskPool, make_task_pool
+
+KINDS = ("pool", "tasks", "noise", "beta", "pos", "route")
+"""The streams of one run, in spawn order."""
+
+
+class RunStreams:
+    """Per-run generators of ``cfg.n_runs`` runs starting at global run index
+    ``cfg.first_run``."""
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        self.seed = cfg.seed
+        self.first_run = cfg.first_run
+        self.runs = [
+            {
+                kind: np.random.Generator(np.random.PCG64(child))
+                for kind, child in zip(
+                    KINDS,
+                    np.random.SeedSequence(
+                        cfg.seed, spawn_key=(cfg.first_run + r,)
+                    ).spawn(len(KINDS)),
+                )
+            }
+            for r in range(cfg.n_runs)
+        ]
+
+    def pool(self, cfg: ExperimentConfig) -> TaskPool:
+        """The task pool: each run's own (drawn as a one-run batch from its pool
+        stream), or one shared pool from the root seed sequence."""
+        one = dataclasses.replace(cfg, n_runs=1, first_run=0, streams="shared")
+        if cfg.shared_pool:
+            p = make_task_pool(
+                one, np.random.default_rng(np.random.SeedSequence(cfg.seed))
+            )
+            W, V = p.W[:1], p.V[:1]
+            W = np.broadcast_to(W, (cfg.n_runs,) + W.shape[1:])
+            V = np.broadcast_to(V, (cfg.n_runs,) + V.shape[1:])
+            return TaskPool(
+                W=np.ascontiguousarray(W),
+                V=np.ascontiguousarray(V),
+                cluster_of=p.cluster_of,
+            )
+        one = dataclasses.replace(one, shared_pool=False)
+        pools = [make_task_pool(one, g["pool"]) for g in self.runs]
+        return TaskPool(
+            W=np.ascontiguousarray(np.concatenate([p.W for p in pools])),
+            V=np.ascontiguousarray(np.concatenate([p.V for p in pools])),
+            cluster_of=pools[0].cluster_of,
+        )
+
+    def fill(self, cfg: ExperimentConfig, out: Any, n_rounds: int) -> None:
+        """Fill the first ``n_rounds`` rounds of ``out`` (an engine ``RoundDraws``; raw
+        draws: the Gaussian columns are still standard normal;
+        :func:`~moecl_lib.linear.engine.draw_rounds` scales them)."""
+        B, N, M, s = int(n_rounds), cfg.n_tasks, cfg.n_experts, cfg.s
+        uniform_beta = out.beta is not None and cfg.beta_dist == "uniform"
+        for r, g in enumerate(self.runs):
+            out.tasks[:B, r] = np.floor(g["tasks"].random(B) * N).astype(np.int64)
+            out.noise[:B, r] = g["noise"].standard_normal((B,) + out.noise.shape[2:])
+            if out.pos is not None:
+                if uniform_beta:
+                    out.beta[:B, r] = cfg.beta * (1.0 - g["beta"].random(B))
+                out.pos[:B, r] = np.floor(g["pos"].random(B) * s).astype(np.int64)
+            if out.route_noise is not None:
+                out.route_noise[:B, r] = g["route"].uniform(0.0, cfg.lam, size=(B, M))
+
+
+def task_pool(cfg: ExperimentConfig, rng: np.random.Generator | RunStreams) -> TaskPool:
+    """The task pool drawn from ``rng`` (a shared generator or :class:`RunStreams`)."""
+    if isinstance(rng, RunStreams):
+        return rng.pool(cfg)
+    return make_task_pool(cfg, rng)
+
+
+def make_streams(cfg: ExperimentConfig) -> np.random.Generator | RunStreams:
+    """The random source of a simulation of ``cfg``: a shared generator or
+    :class:`RunStreams`."""
+    if cfg.streams == "per_run":
+        return RunStreams(cfg)
+    return np.random.default_rng(cfg.seed)
