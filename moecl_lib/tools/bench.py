@@ -262,19 +262,9 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def throughput_rows(
-    plan: Plan,
-    simulate_fn: SimulateFn = simulate,
-    *,
-    with_reference: bool = True,
-    label: str = "engine",
-    backends: Sequence[str] = ("numba", "numpy"),
-) -> list[dict[str, Any]]:
-    """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the large configurations.
-
-    One row per case and engine backend; the reference is timed once per case (alternating with the first
-    backend, so both see the same load) and shared by the rows of that case.
-    """
+def throughput_cases(plan: Plan) -> list[tuple[str, ExperimentConfig]]:
+    """The configurations of :func:`throughput_rows`: Figure 2 per M, one float32 case,
+    the large case and Figure 2 with per-run random streams."""
     cases = [(f"fig2 M={M}", plan.fig2.replace(n_experts=M)) for M in plan.fig2_M]
     m32 = 10 if 10 in plan.fig2_M else plan.fig2_M[-1]
     cases.append(
@@ -288,6 +278,23 @@ def throughput_rows(
             plan.fig2.replace(n_experts=m_last, streams="per_run"),
         )
     )
+    return cases
+
+
+def throughput_rows(
+    plan: Plan,
+    simulate_fn: SimulateFn = simulate,
+    *,
+    with_reference: bool = True,
+    label: str = "engine",
+    backends: Sequence[str] = ("numba", "numpy"),
+) -> list[dict[str, Any]]:
+    """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the large configurations.
+
+    One row per case and engine backend; the reference is timed once per case (alternating with the first
+    backend, so both see the same load) and shared by the rows of that case.
+    """
+    cases = throughput_cases(plan)
     rows = []
     for name, case_cfg in cases:
         ref: Timing | None = None
