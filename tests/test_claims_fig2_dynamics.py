@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ SMALL = chapter.Params(
     experts=(1, 5, 10, 20), T=700, n_runs=6, recalled_runs=4, n_theory_pools=2, seed=3
 )
 CLAIMS = ["fig2_i", "fig2_ii", "fig2_iii", "fig2_iv", "fig2_v"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -179,9 +182,8 @@ def test_compare_catches_a_moved_quantity(small: chapter.Result, tmp_path) -> No
 
 
 def test_stored_expectation_matches_the_quick_parameters() -> None:
-    path = expected_path("fig2_dynamics")
-    if not path.is_file():
-        pytest.skip("no stored expectation yet")
+    path = expected_path("fig2_dynamics", ROOT)
+    assert path.is_file(), path
     stored = json.loads(path.read_text(encoding="utf-8"))
     params = {
         k: (list(v) if isinstance(v, tuple) else v)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,6 +29,8 @@ READINGS = [
     "gates_equal",
     "routing_random",
 ]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +202,7 @@ def _check_with_verdict(key: str, verdict: str) -> ClaimCheck:
 
 
 def test_compare_catches_a_moved_quantity_and_a_changed_verdict() -> None:
-    path = expected_path(chapter.CHAPTER)
+    path = expected_path(chapter.CHAPTER, ROOT)
     expected = json.loads(path.read_text(encoding="utf-8"))
     assert expected["params"] == asdict(chapter.Params())
     assert set(expected["verdicts"]) == {"prop2 [calibrated]", "prop2 [recalled]"}

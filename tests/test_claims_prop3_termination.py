@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,6 +19,8 @@ from moecl_lib.linear.engine import simulate
 
 SMALL = chapter.Params(n_experts=4, T=400, n_runs=8, seed=2, window=50)
 READINGS = ["frozen", "purity_after_T2", "converged", "uniform"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +142,7 @@ def _check_with_verdict(key: str, verdict: str) -> ClaimCheck:
 
 
 def test_compare_catches_a_moved_quantity() -> None:
-    path = expected_path(chapter.CHAPTER)
+    path = expected_path(chapter.CHAPTER, ROOT)
     expected = json.loads(path.read_text(encoding="utf-8"))
     assert expected["params"] == asdict(chapter.Params())
     assert set(expected["verdicts"]) == {"prop3 [calibrated]", "prop3 [recalled]"}

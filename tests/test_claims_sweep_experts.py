@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from moecl_lib.linear.engine import simulate
 SMALL = chapter.Params(
     experts=(1, 6, 12, 24), T=800, n_pools_exact=2, n_runs=6, alg1_runs=8, seed=2
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +143,8 @@ def test_compare_catches_a_moved_quantity(small: chapter.Result, tmp_path) -> No
 
 
 def test_stored_expectation_matches_the_quick_parameters() -> None:
-    path = expected_path("sweep_experts")
-    if not path.is_file():
-        pytest.skip("no stored expectation yet")
+    path = expected_path("sweep_experts", ROOT)
+    assert path.is_file(), path
     stored = json.loads(path.read_text(encoding="utf-8"))
     params = {
         k: (list(v) if isinstance(v, tuple) else v)
