@@ -420,11 +420,11 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_run_notebooks_end_to_end_inplace(tmp_path, jobs, monkeypatch):
-    # papermill changes the process-wide cwd around each notebook; with jobs > 1 two
-    # threads can restore each other's cwd and leave it in tmp_path (a runner race, see
-    # the report of issue 13): restore it here so that later tests on this worker
-    # (nbval, expected_path) still run from the repository root.
-    monkeypatch.chdir(Path.cwd())
+    # papermill changes the working directory of its process around each notebook: the
+    # runner runs parallel notebooks in processes, so this process's cwd must not move
+    # (checked below; monkeypatch restores it for later tests even if it did).
+    before = Path.cwd()
+    monkeypatch.chdir(before)
     ok_nb = _nb(
         [
             ("code", "x = 1", ["parameters"]),
@@ -457,6 +457,7 @@ def test_run_notebooks_end_to_end_inplace(tmp_path, jobs, monkeypatch):
         root, "paper", inplace=True, stream=_Sink(), jobs=jobs
     )
     out = "".join(lines)
+    assert Path.cwd() == before
     assert [(r.stem, r.ok) for r in results] == [("a_ok", True), ("b_bad", False)]
 
     # the passing notebook was refreshed in place, with the override injected and cwd = repo root

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -657,9 +658,13 @@ def run_notebooks(
                 ):
                     break
         else:
-            # independent notebooks in parallel kernels: each keeps its own seeds and single-threaded torch, so the
-            # outputs are those of a sequential run; only the order of the progress lines differs
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
+            # independent notebooks in parallel kernels: each keeps its own seeds and
+            # single-threaded torch, so the outputs are those of a sequential run; only
+            # the order of the progress lines differs. One process per notebook run:
+            # papermill changes the working directory of its process, which threads
+            # would share.
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
                 futures = {}
                 for i, (stem, params, output) in enumerate(plan, 1):
                     print(
