@@ -350,11 +350,11 @@ def write_status_page(book_dir: str | Path) -> Path:
 
     write_glance(book, load_status(book / "reproduction_status.csv"), records, titles)
     write_downloads(book, titles)
-    from moecl_lib.tools.questions import write_questions
+    from moecl_lib.tools.questions import QUESTIONS_FILE, write_questions
 
-    write_questions(
-        book, load_status(book / "reproduction_status.csv"), records, titles
-    )
+    if (book / QUESTIONS_FILE).is_file():  # the book's questions page (questions.md)
+        rows = load_status(book / "reproduction_status.csv")
+        write_questions(book, rows, records, titles)
     root = book.resolve().parent
     info = render_build_info(records, titles, profiles, git_commit(root))
     lock = root / "lock" / "dev.txt"
