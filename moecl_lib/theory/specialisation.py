@@ -158,3 +158,16 @@ def naive_gain(
     """Naive drift-versus-noise boundary [D]: one push at uniform gates, ``G (1/M)(1 - 1/M)``, equals the
     routing-noise range ``lambda``. Kept for comparison (it scales with ``lambda``; the simulation does not)."""
     return lam * M**2 / ((M - 1) * beta**2 * switch_step(sigma0, d, s))
+
+
+def input_norm2(
+    c: float | np.ndarray, beta: float, s: int, d: int, sigma_t: float
+) -> np.ndarray:
+    """``E||xbar_t||^2 = beta^2 c^2 + (s - 1) d sigma_t^2``: squared norm of the router input.
+
+    Heuristic, not derived: using ``eta * input_norm2`` instead of ``eta * beta^2 c^2`` as the gain moves the
+    simulated boundary at small ``c`` onto :func:`critical_gain` (see the chapter); the first-sweep argument
+    itself only uses the mean ``beta^2 c^2`` of ``xbar_t . xbar_t'`` between two arrivals of a task.
+    """
+    c = np.asarray(c, dtype=float)
+    return beta**2 * c**2 + (s - 1) * d * sigma_t**2
