@@ -72,11 +72,14 @@ class Params:
     gammas: tuple[float, ...] = (0.318, 1.0, 10.0)
     gamma_T: int = 800
     gamma_runs: int = 8
+    m_values: tuple[int, ...] = ()
+    m_multiples: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5)
     boundary_grid: str | None = None
     gamma_grid: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("map_scales", "map_etas", "gammas"):
+        object.__setattr__(self, "m_values", tuple(int(v) for v in self.m_values))
+        for name in ("map_scales", "map_etas", "gammas", "m_multiples"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
@@ -256,6 +259,28 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
     )
 
 
+def m_scan(p: Params) -> tuple[list[Quantity], dict[str, Any]]:
+    """Other numbers of experts: purity after ``T1 = 30 M`` along ``gain = x gain_star(M)`` (``c = 5``) and
+    the ratio ``gain at purity 0.6 / gain_star(M)`` (quantities only; NaN without a crossing)."""
+    quantities, arrays = [], {}
+    mult = np.array(p.m_multiples)
+    for M in p.m_values:
+        cfg = setting_config("calibrated", M)
+        g_star = th.critical_gain(M, cfg.sigma0, cfg.d, cfg.s, cfg.beta)
+        pur = np.zeros((mult.size, p.n_runs))
+        for i, x in enumerate(mult):
+            q = dict(n_experts=M, n_runs=p.n_runs, seed=p.seed + 4)
+            cfg_i = _line_config(Params(**q), x * g_star, 30 * M, 30 * M + 200)
+            pur[i] = specialisation(simulate(cfg_i), window=200).purity_early
+        ratio = crossing_gains(np.array([1.0]), mult, pur[None])[0]
+        quantities.append(
+            _exact(f"m_ratio_M{M}", ratio, f"boundary / gain_star at M = {M}")
+        )
+        quantities.append(_exact(f"m_gain_star_M{M}", g_star, f"gain_star at M = {M}"))
+        arrays[f"m_purity_M{M}"] = pur
+    return quantities, arrays
+
+
 # ------------------------------------------------------------------------------------------------ part 2
 
 
@@ -384,6 +409,7 @@ def run(params: Params = Params()) -> Result:
     q1, c1, a1 = boundary_part(params)
     q2, c2, a2 = p2_part(params)
     q3, c3, a3 = gamma_part(params)
+    q4, a4 = m_scan(params)
     configs = {
         "line": _line_config(
             params, gain_star(params), params.T1, params.T1 + 200
@@ -392,9 +418,9 @@ def run(params: Params = Params()) -> Result:
     }
     return Result(
         params=params,
-        quantities=q1 + q2 + q3,
+        quantities=q1 + q2 + q3 + q4,
         checks=[c1, c2, *c3],
-        arrays={**a1, **a2, **a3},
+        arrays={**a1, **a2, **a3, **a4},
         configs=configs,
         wall_time_s=time.perf_counter() - start,
         seeds=[params.seed],
