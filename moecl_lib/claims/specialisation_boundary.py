@@ -321,6 +321,18 @@ def p2_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
     g = aux.gates[:, i1]  # (R, N, M): gates on the task signals at T1
     e = np.exp(g - g.max(axis=-1, keepdims=True))
     pmax = (e / e.sum(axis=-1, keepdims=True)).max(axis=-1).mean(axis=-1)
+    spread_T1 = aux.spread()[:, i1]
+    bound = th.aux_equalisation_rounds(
+        float(spread_T1.mean()),
+        cfg.eta,
+        cfg.alpha,
+        cfg.n_experts,
+        cfg.signal_scale,
+        cfg.beta,
+    )
+    q["aux_bound_log10"] = _exact(
+        "aux_bound_log10", math.log10(bound), "log10 rounds: aux-only lower bound"
+    )
     q["aux_pmax_T1"] = estimate(
         "aux_pmax_T1", pmax, label="largest softmax probability at T1"
     )

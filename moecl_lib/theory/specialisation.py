@@ -171,3 +171,22 @@ def input_norm2(
     """
     c = np.asarray(c, dtype=float)
     return beta**2 * c**2 + (s - 1) * d * sigma_t**2
+
+
+def aux_equalisation_rounds(
+    gap: float, eta: float, alpha: float, M: int, c: float, beta: float = 1.0
+) -> float:
+    """Lower bound [D] on the rounds the load-balancing term needs to raise by 1 the gate of an expert that
+    trails the winner of a task by ``gap``.
+
+    The expert's softmax probability is ``pi_k <= exp(-gap)``, so its aux coefficient obeys
+    ``|alpha M pi_k (f_k - sum_m f_m pi_m)| <= alpha M exp(-gap)`` (non-decaying aux gradient; the decaying one
+    adds a factor ``1/t``), and one round moves its gate by at most ``eta alpha M exp(-gap) beta^2 c^2``
+    (``|xbar . beta v| ~ beta^2 c^2``). While the gap stays above ``gap - 1``:
+    ``rounds >= exp(gap - 1) / (eta alpha M beta^2 c^2)``. The aux coefficients sum to zero, so the experts
+    with non-negligible probability can equalise among themselves but cannot, on average, come down to the
+    trailing ones: the gates of a task cannot all become equal before that many rounds.
+    """
+    if eta <= 0 or alpha <= 0:
+        return math.inf
+    return math.exp(gap - 1.0) / (eta * alpha * M * beta**2 * c**2)
