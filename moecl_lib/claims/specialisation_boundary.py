@@ -60,8 +60,8 @@ class Params:
     n_runs: int = 32
     seed: int = 0
     T1: int = 300
-    map_scales: tuple[float, ...] = (2.0, 4.0, 8.0)
-    map_etas: tuple[float, ...] = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+    map_scales: tuple[float, ...] = (1.414214, 2.0, 4.0, 8.0)
+    map_etas: tuple[float, ...] = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     map_runs: int = 8
     p2_scale: float = 14.142136
     p2_eta: float = 0.125
@@ -72,7 +72,8 @@ class Params:
     gammas: tuple[float, ...] = (0.318, 1.0, 10.0)
     gamma_T: int = 800
     gamma_runs: int = 8
-    m_values: tuple[int, ...] = ()
+    m_values: tuple[int, ...] = (10, 40)
+    m_runs: int = 8
     m_multiples: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5)
     boundary_grid: str | None = None
     gamma_grid: str | None = None
@@ -115,6 +116,24 @@ def _exact(name: str, value: float, label: str = "") -> Quantity:
     return Quantity(name, float(value), 0.0, 1, "exact", 0.0, label)
 
 
+def _need(path: str, grid: str) -> None:
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"{path}: run `moecl sweep {grid}` first (or set the path to None)"
+        )
+
+
+def outcome_texts(checks: list[ClaimCheck]) -> dict[str, str]:
+    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> holds / fails / inconclusive."""
+    return {
+        f"outcome_{c.claim}_{c.setting}_{r.name}": r.outcome
+        for c in checks
+        for r in c.readings
+    }
+
+
 def _reading(name: str, statement: str, q: Quantity, thr: float, sense: str) -> Reading:
     if math.isnan(q.value):
         return Reading(name, statement + " [no data]", thr, thr, 0.0, sense)  # type: ignore[arg-type]
@@ -142,6 +161,7 @@ def boundary_map(p: Params) -> dict[str, np.ndarray]:
     if p.boundary_grid:
         import xarray as xr
 
+        _need(p.boundary_grid, "grids/specialisation_boundary.yml")
         ds = xr.open_dataset(p.boundary_grid, engine="scipy")
         return {
             "c": ds.signal_scale.values.astype(float),
@@ -205,29 +225,29 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
     mp = boundary_map(p)
     cross = crossing_gains(mp["c"], mp["eta"], mp["never"])
     ok = (mp["c"] >= 2.0) & np.isfinite(cross)
-    ratio = cross[ok] / g_star
-    q["boundary_ratio"] = (
-        estimate("boundary_ratio", ratio)
-        if ratio.size
-        else Quantity("boundary_ratio", math.nan, 0.0, 0)
-    )
     cfg = setting_config("calibrated", M)
-    small = (mp["c"] < 2.0) & np.isfinite(cross)
-    if small.any():
-        q["boundary_ratio_small_c"] = estimate(
-            "boundary_ratio_small_c", cross[small] / g_star
-        )
     corr = (
         cross
         / mp["c"] ** 2
         * th.input_norm2(mp["c"], cfg.beta, cfg.s, cfg.d, cfg.sigma_t)
     )
-    fin = np.isfinite(corr)
-    if fin.sum() > 1:
-        q["boundary_ratio_input_norm"] = estimate(
-            "boundary_ratio_input_norm",
-            corr[fin] / g_star,
-            label="heuristic gain eta E|xbar|^2",
+    rows = {
+        "boundary_ratio": (cross[ok], "boundary / gain* (rows c >= 2)"),
+        "boundary_ratio_small_c": (
+            cross[(mp["c"] < 2.0)],
+            "boundary / gain* (rows c < 2)",
+        ),
+        "boundary_ratio_input_norm": (
+            corr,
+            "boundary / gain*, gain eta E|xbar|^2 (heuristic)",
+        ),
+    }
+    for name, (x, label) in rows.items():
+        x = x[np.isfinite(x)] / g_star
+        q[name] = (
+            estimate(name, x, label=label)
+            if x.size
+            else Quantity(name, math.nan, label=label)
         )
     readings = [
         _reading("below", f"purity at {BELOW} gain*", q["purity_below"], LOW, "<="),
@@ -267,9 +287,9 @@ def m_scan(p: Params) -> tuple[list[Quantity], dict[str, Any]]:
     for M in p.m_values:
         cfg = setting_config("calibrated", M)
         g_star = th.critical_gain(M, cfg.sigma0, cfg.d, cfg.s, cfg.beta)
-        pur = np.zeros((mult.size, p.n_runs))
+        pur = np.zeros((mult.size, p.m_runs))
         for i, x in enumerate(mult):
-            q = dict(n_experts=M, n_runs=p.n_runs, seed=p.seed + 4)
+            q = dict(n_experts=M, n_runs=p.m_runs, seed=p.seed + 4)
             cfg_i = _line_config(Params(**q), x * g_star, 30 * M, 30 * M + 200)
             pur[i] = specialisation(simulate(cfg_i), window=200).purity_early
         ratio = crossing_gains(np.array([1.0]), mult, pur[None])[0]
@@ -364,6 +384,7 @@ def gamma_table(p: Params) -> dict[str, Any]:
     if p.gamma_grid:
         import xarray as xr
 
+        _need(p.gamma_grid, "grids/gamma_termination.yml")
         ds = xr.open_dataset(p.gamma_grid, engine="scipy")
         return {
             "gamma": ds.gamma.values.astype(float),
@@ -404,7 +425,7 @@ def gamma_part(p: Params) -> tuple[list[Quantity], list[ClaimCheck], dict[str, A
         first = float(gam[hit[0]]) if hit.size else math.inf
         quantities += [
             q,
-            _exact(f"gamma_differ_{s}", first, "smallest Gamma that differs"),
+            _exact(f"gamma_differ_{s}", first, f"smallest Gamma that differs ({s})"),
         ]
         statement = (
             f"share of runs where gap differs from freeze_at_T1 at Gamma = {gam[j0]:g}"
