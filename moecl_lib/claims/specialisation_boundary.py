@@ -222,6 +222,13 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
     )
     q["onset_pred"] = _exact("onset_pred", pred, "predicted onset round")
     q["onset_relerr"] = _exact("onset_relerr", abs(half_time(rate) - pred) / pred)
+    near = simulate(_line_config(p, ABOVE * g_star, 10 * p.T1, 600))
+    q["onset_sim_near"] = _exact(
+        "onset_sim_near", half_time(repeat_rate(near.experts, near.tasks))
+    )
+    q["onset_pred_near"] = _exact(
+        "onset_pred_near", th.onset_round(ABOVE * g_star, g_star, M, N)
+    )
     mp = boundary_map(p)
     cross = crossing_gains(mp["c"], mp["eta"], mp["never"])
     ok = (mp["c"] >= 2.0) & np.isfinite(cross)
