@@ -201,77 +201,80 @@ def crossing_gains(c: np.ndarray, eta: np.ndarray, purity: np.ndarray) -> np.nda
     return out
 
 
+def onset_quantities(
+    p: Params, g_star: float
+) -> tuple[dict[str, Quantity], np.ndarray]:
+    """Half time of the repeat rate at ``2 gain_star`` and ``1.3 gain_star`` against the prediction."""
+    M = p.n_experts
+    N = setting_config("calibrated", M).n_tasks
+    res = simulate(_line_config(p, ONSET_AT * g_star, 10 * p.T1, 300))
+    rate = repeat_rate(res.experts, res.tasks)
+    pred = th.onset_round(ONSET_AT * g_star, g_star, M, N)
+    near = simulate(_line_config(p, ABOVE * g_star, 10 * p.T1, 600))
+    q = [
+        _exact("onset_sim", half_time(rate), "half time of the repeat rate"),
+        _exact("onset_pred", pred, "predicted onset round"),
+        _exact("onset_relerr", abs(half_time(rate) - pred) / pred),
+        _exact("onset_sim_near", half_time(repeat_rate(near.experts, near.tasks))),
+        _exact("onset_pred_near", th.onset_round(ABOVE * g_star, g_star, M, N)),
+    ]
+    return {x.name: x for x in q}, rate
+
+
+def map_ratios(
+    mp: dict[str, np.ndarray], cross: np.ndarray, g_star: float, M: int
+) -> dict:
+    """Map boundary / gain_star: rows ``c >= 2``, rows ``c < 2``, and with the heuristic gain
+    ``eta E|xbar|^2`` (all rows); NaN quantities without data."""
+    cfg = setting_config("calibrated", M)
+    norm2 = th.input_norm2(mp["c"], cfg.beta, cfg.s, cfg.d, cfg.sigma_t)
+    rows = {
+        "boundary_ratio": (cross[mp["c"] >= 2.0], "boundary / gain* (rows c >= 2)"),
+        "boundary_ratio_small_c": (
+            cross[mp["c"] < 2.0],
+            "boundary / gain* (rows c < 2)",
+        ),
+        "boundary_ratio_input_norm": (
+            cross / mp["c"] ** 2 * norm2,
+            "boundary / gain*, gain eta E|xbar|^2 (heuristic)",
+        ),
+    }
+    out = {}
+    for name, (x, label) in rows.items():
+        x = x[np.isfinite(x)] / g_star
+        out[name] = (
+            estimate(name, x, label=label)
+            if x.size
+            else Quantity(name, math.nan, label=label)
+        )
+    return out
+
+
 def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
     """Part 1: purity on both sides of the boundary, onset round, boundary on the map."""
     g_star, M = gain_star(p), p.n_experts
-    N = setting_config("calibrated", M).n_tasks
     q = {
         "gain_star": _exact("gain_star", g_star, "predicted boundary of eta c^2"),
         "push_star": _exact("push_star", th.critical_push(M), "critical push G*(M)"),
     }
     for name, mult in (("below", BELOW), ("above", ABOVE)):
-        sp = specialisation(
-            simulate(_line_config(p, mult * g_star, p.T1, p.T1 + 200)), window=200
-        )
+        cfg = _line_config(p, mult * g_star, p.T1, p.T1 + 200)
+        sp = specialisation(simulate(cfg), window=200)
         q[f"purity_{name}"] = estimate(f"purity_{name}", sp.purity_early)
-    res = simulate(_line_config(p, ONSET_AT * g_star, 10 * p.T1, 300))
-    rate = repeat_rate(res.experts, res.tasks)
-    pred = th.onset_round(ONSET_AT * g_star, g_star, M, N)
-    q["onset_sim"] = _exact(
-        "onset_sim", half_time(rate), "half time of the repeat rate"
-    )
-    q["onset_pred"] = _exact("onset_pred", pred, "predicted onset round")
-    q["onset_relerr"] = _exact("onset_relerr", abs(half_time(rate) - pred) / pred)
-    near = simulate(_line_config(p, ABOVE * g_star, 10 * p.T1, 600))
-    q["onset_sim_near"] = _exact(
-        "onset_sim_near", half_time(repeat_rate(near.experts, near.tasks))
-    )
-    q["onset_pred_near"] = _exact(
-        "onset_pred_near", th.onset_round(ABOVE * g_star, g_star, M, N)
-    )
+    onset, rate = onset_quantities(p, g_star)
+    q.update(onset)
     mp = boundary_map(p)
     cross = crossing_gains(mp["c"], mp["eta"], mp["never"])
-    ok = (mp["c"] >= 2.0) & np.isfinite(cross)
-    cfg = setting_config("calibrated", M)
-    corr = (
-        cross
-        / mp["c"] ** 2
-        * th.input_norm2(mp["c"], cfg.beta, cfg.s, cfg.d, cfg.sigma_t)
-    )
-    rows = {
-        "boundary_ratio": (cross[ok], "boundary / gain* (rows c >= 2)"),
-        "boundary_ratio_small_c": (
-            cross[(mp["c"] < 2.0)],
-            "boundary / gain* (rows c < 2)",
-        ),
-        "boundary_ratio_input_norm": (
-            corr,
-            "boundary / gain*, gain eta E|xbar|^2 (heuristic)",
-        ),
-    }
-    for name, (x, label) in rows.items():
-        x = x[np.isfinite(x)] / g_star
-        q[name] = (
-            estimate(name, x, label=label)
-            if x.size
-            else Quantity(name, math.nan, label=label)
-        )
+    q.update(map_ratios(mp, cross, g_star, M))
+    ratio = q["boundary_ratio"]
     readings = [
         _reading("below", f"purity at {BELOW} gain*", q["purity_below"], LOW, "<="),
         _reading("above", f"purity at {ABOVE} gain*", q["purity_above"], HIGH, ">="),
         _reading(
             "onset", "onset round: relative error", q["onset_relerr"], ONSET_TOL, "<="
         ),
-        _reading(
-            "map_low", "map boundary / gain*", q["boundary_ratio"], RATIO_RANGE[0], ">="
-        ),
-        _reading(
-            "map_high",
-            "map boundary / gain*",
-            q["boundary_ratio"],
-            RATIO_RANGE[1],
-            "<=",
-        ),
+        _reading("map_low", "map boundary / gain*", ratio, RATIO_RANGE[0], ">="),
+        _reading("map_high", "map boundary / gain*", ratio, RATIO_RANGE[1], "<="),
     ]
     arrays = {
         "map": mp,
@@ -279,11 +282,8 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
         "onset_rate": rate,
         "onset_gain": ONSET_AT * g_star,
     }
-    return (
-        list(q.values()),
-        ClaimCheck("specialisation_boundary", "calibrated", readings),
-        arrays,
-    )
+    check = ClaimCheck("specialisation_boundary", "calibrated", readings)
+    return list(q.values()), check, arrays
 
 
 def m_scan(p: Params) -> tuple[list[Quantity], dict[str, Any]]:
