@@ -6,7 +6,8 @@ Three parts, each a :class:`~moecl_lib.claims.rule.ClaimCheck` under the written
 1. ``specialisation_boundary`` [calibrated setting, ``M = n_experts``, router trained throughout]: the
    first-sweep prediction ``eta c^2 >= gain_star`` (:mod:`moecl_lib.theory.specialisation`) against
    simulation. Readings: purity right after ``T1`` is ``<= 0.5`` at ``0.75 gain_star`` and ``>= 0.75`` at
-   ``1.3 gain_star`` (signal scale ``c = 5``); the half time of the repeat rate at ``2 gain_star`` is within
+   ``1.3 gain_star`` (signal scale ``c = 5``), also at the routing-noise ranges ``lams`` (the prediction has
+   no ``lambda``; the naive drift-versus-noise boundary scales with it); the half time of the repeat rate at ``2 gain_star`` is within
    25 % of the predicted onset round; on the phase map, the gain at which purity crosses 0.6 (rows
    ``c >= 2``) divided by ``gain_star`` lies in ``[0.8, 1.25]`` (mean over rows, s.e. over rows).
 2. ``prop2_mechanism`` [regime ``T1 < t2``: ``c = p2_scale``, ``eta = p2_eta``, ``T1 = p2_T1``, otherwise
@@ -60,6 +61,7 @@ class Params:
     n_runs: int = 32
     seed: int = 0
     T1: int = 300
+    lams: tuple[float, ...] = (0.15, 0.6)
     map_scales: tuple[float, ...] = (1.414214, 2.0, 4.0, 8.0)
     map_etas: tuple[float, ...] = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     map_runs: int = 8
@@ -80,7 +82,7 @@ class Params:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "m_values", tuple(int(v) for v in self.m_values))
-        for name in ("map_scales", "map_etas", "gammas", "m_multiples"):
+        for name in ("map_scales", "map_etas", "gammas", "m_multiples", "lams"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
@@ -149,10 +151,10 @@ def gain_star(p: Params) -> float:
     return th.critical_gain(p.n_experts, cfg.sigma0, cfg.d, cfg.s, cfg.beta)
 
 
-def _line_config(p: Params, gain: float, T1: int, T: int, c: float = 5.0):
+def _line_config(p: Params, gain: float, T1: int, T: int, c: float = 5.0, **kw: Any):
     return setting_config(
         "calibrated", p.n_experts, signal_scale=c, eta=gain / c**2, T1=T1, T=T,
-        termination="never", n_runs=p.n_runs, seed=p.seed, streams="per_run",
+        termination="never", n_runs=p.n_runs, seed=p.seed, streams="per_run", **kw,
     )  # fmt: skip
 
 
@@ -257,10 +259,15 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
         "gain_star": _exact("gain_star", g_star, "predicted boundary of eta c^2"),
         "push_star": _exact("push_star", th.critical_push(M), "critical push G*(M)"),
     }
-    for name, mult in (("below", BELOW), ("above", ABOVE)):
-        cfg = _line_config(p, mult * g_star, p.T1, p.T1 + 200)
-        sp = specialisation(simulate(cfg), window=200)
-        q[f"purity_{name}"] = estimate(f"purity_{name}", sp.purity_early)
+    lam_tags = [("", {})] + [(f"_lam{i}", {"lam": v}) for i, v in enumerate(p.lams, 1)]
+    for tag, kw in lam_tags:
+        for name, mult in (("below", BELOW), ("above", ABOVE)):
+            cfg = _line_config(p, mult * g_star, p.T1, p.T1 + 200, **kw)
+            sp = specialisation(simulate(cfg), window=200)
+            label = f"purity at {mult} gain*, lambda = {cfg.lam:g}"
+            q[f"purity_{name}{tag}"] = estimate(
+                f"purity_{name}{tag}", sp.purity_early, label=label
+            )
     onset, rate = onset_quantities(p, g_star)
     q.update(onset)
     mp = boundary_map(p)
@@ -270,6 +277,17 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
     readings = [
         _reading("below", f"purity at {BELOW} gain*", q["purity_below"], LOW, "<="),
         _reading("above", f"purity at {ABOVE} gain*", q["purity_above"], HIGH, ">="),
+        *[
+            _reading(
+                f"{name}{tag}",
+                q[f"purity_{name}{tag}"].label,
+                q[f"purity_{name}{tag}"],
+                thr,
+                sense,
+            )
+            for tag, _ in lam_tags[1:]
+            for name, thr, sense in (("below", LOW, "<="), ("above", HIGH, ">="))
+        ],  # fmt: skip
         _reading(
             "onset", "onset round: relative error", q["onset_relerr"], ONSET_TOL, "<="
         ),
