@@ -1,0 +1,591 @@
+"""When does the router specialise, and which mechanisms do Propositions 2 and 3 rest on? (issue 16)
+
+Three parts, each a :class:`~moecl_lib.claims.rule.ClaimCheck` under the written verdict rule
+(:mod:`moecl_lib.claims.rule`: a reading holds or fails by 2 standard errors, else inconclusive):
+
+1. ``specialisation_boundary`` [calibrated setting, ``M = n_experts``, router trained throughout]: the
+   first-sweep prediction ``eta c^2 >= gain_star`` (:mod:`moecl_lib.theory.specialisation`) against
+   simulation. Readings: purity right after ``T1`` is ``<= 0.5`` at ``0.75 gain_star`` and ``>= 0.75`` at
+   ``1.3 gain_star`` (signal scale ``c = 5``), also at the routing-noise ranges ``lams`` (the prediction has
+   no ``lambda``; the naive drift-versus-noise boundary scales with it); the half time of the repeat rate at ``2 gain_star`` is within
+   25 % of the predicted onset round; on the phase map, the gain at which purity crosses 0.6 (rows
+   ``c >= 2``) divided by ``gain_star`` lies in ``[0.8, 1.25]`` (mean over rows, s.e. over rows).
+2. ``prop2_mechanism`` [regime ``T1 < t2``: ``c = p2_scale``, ``eta = p2_eta``, ``T1 = p2_T1``, otherwise
+   calibrated]: the load-balancing share of the never-frozen router's excess error,
+   ``[G_T(never, alpha) - G_T(gap, alpha)] - [G_T(never, 0) - G_T(gap, 0)] >= 0`` (paired runs); the excess
+   itself ``G_T(never) - G_T(gap) >= 0`` (the direction of Prop. 2); and, in an *emulation* with the
+   locality gradient switched off after ``T1`` (:mod:`moecl_lib.analysis.aux_only`, not the engine), the
+   gate spread at ``T`` is ``<= lambda`` (gates equalise under load balancing alone).
+3. ``termination_gamma`` [per setting]: the gap rule differs from ``freeze_at_T1`` (paired runs: the
+   final errors differ) in ``>= 5 %`` of the runs at the default ``Gamma = sigma0^1.25``. The quantity
+   ``gamma_differ_<setting>`` is the smallest ``Gamma`` of the grid at which it does.
+
+Heavy profiles read the study grids ``grids/specialisation_boundary.yml`` and ``grids/gamma_termination.yml``
+(``boundary_grid``, ``gamma_grid``: paths of their ``grid.nc``); without them small versions are simulated.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from moecl_lib.analysis.aux_only import simulate_aux_only
+from moecl_lib.analysis.calibration import setting_config
+from moecl_lib.analysis.onset import half_time, repeat_rate
+from moecl_lib.analysis.routing import specialisation
+from moecl_lib.claims.record import Record
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.linear.engine import simulate
+from moecl_lib.theory import specialisation as th
+
+CHAPTER = "specialisation_boundary"
+SETTINGS: tuple[str, ...] = ("calibrated", "recalled")
+LOW, HIGH, CROSS = 0.5, 0.75, 0.6  # purity thresholds of part 1
+BELOW, ABOVE, ONSET_AT, ONSET_TOL = 0.75, 1.3, 2.0, 0.25
+RATIO_RANGE = (0.8, 1.25)
+DIFFER = (
+    0.05  # share of runs in which the gap rule must differ from freeze_at_T1 (part 3)
+)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The notebook's ``parameters`` cell (quick-profile defaults)."""
+
+    n_experts: int = 20
+    n_runs: int = 32
+    seed: int = 0
+    T1: int = 300
+    lams: tuple[float, ...] = (0.15, 0.6)
+    map_scales: tuple[float, ...] = (1.414214, 2.0, 4.0, 8.0)
+    map_etas: tuple[float, ...] = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    map_runs: int = 8
+    p2_scale: float = 14.142136
+    p2_eta: float = 0.125
+    p2_T1: int = 150
+    p2_T: int = 1200
+    p2_runs: int = 32
+    aux_runs: int = 4
+    gammas: tuple[float, ...] = (0.318, 1.0, 10.0)
+    gamma_T: int = 800
+    gamma_runs: int = 8
+    m_values: tuple[int, ...] = (10, 40)
+    m_runs: int = 8
+    m_multiples: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5)
+    boundary_grid: str | None = None
+    gamma_grid: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "m_values", tuple(int(v) for v in self.m_values))
+        for name in ("map_scales", "map_etas", "gammas", "m_multiples", "lams"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+
+
+@dataclass
+class Result:
+    """Output of :func:`run`: quantities, checks and the arrays behind the figures."""
+
+    params: Params
+    quantities: list[Quantity]
+    checks: list[ClaimCheck]
+    arrays: dict[str, Any]
+    configs: dict[str, Any]
+    wall_time_s: float
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def record(self) -> Record:
+        return Record(
+            chapter=CHAPTER,
+            params=asdict(self.params),
+            quantities=self.quantities,
+            checks=self.checks,
+            configs=self.configs,
+            seeds=self.seeds,
+            wall_time_s=self.wall_time_s,
+        )
+
+    def quantity(self, name: str) -> Quantity:
+        return next(q for q in self.quantities if q.name == name)
+
+
+def _exact(name: str, value: float, label: str = "") -> Quantity:
+    return Quantity(name, float(value), 0.0, 1, "exact", 0.0, label)
+
+
+def _need(path: str, grid: str) -> None:
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"{path}: run `moecl sweep {grid}` first (or set the path to None)"
+        )
+
+
+def outcome_texts(checks: list[ClaimCheck]) -> dict[str, str]:
+    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> holds / fails / inconclusive."""
+    return {
+        f"outcome_{c.claim}_{c.setting}_{r.name}": r.outcome
+        for c in checks
+        for r in c.readings
+    }
+
+
+def _reading(name: str, statement: str, q: Quantity, thr: float, sense: str) -> Reading:
+    if math.isnan(q.value):
+        return Reading(name, statement + " [no data]", thr, thr, 0.0, sense)  # type: ignore[arg-type]
+    return Reading(name, statement, q.value, thr, q.se, sense)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------ part 1
+
+
+def gain_star(p: Params) -> float:
+    """Predicted boundary of ``eta c^2`` for the calibrated problem size (``sigma0, d, s`` of the setting)."""
+    cfg = setting_config("calibrated", p.n_experts)
+    return th.critical_gain(p.n_experts, cfg.sigma0, cfg.d, cfg.s, cfg.beta)
+
+
+def _line_config(p: Params, gain: float, T1: int, T: int, c: float = 5.0, **kw: Any):
+    return setting_config(
+        "calibrated", p.n_experts, signal_scale=c, eta=gain / c**2, T1=T1, T=T,
+        termination="never", n_runs=p.n_runs, seed=p.seed, streams="per_run", **kw,
+    )  # fmt: skip
+
+
+def boundary_map(p: Params) -> dict[str, np.ndarray]:
+    """Purity right after ``T1`` on the (c, eta) map: from ``p.boundary_grid`` or simulated (small)."""
+    if p.boundary_grid:
+        import xarray as xr
+
+        _need(p.boundary_grid, "grids/specialisation_boundary.yml")
+        ds = xr.open_dataset(p.boundary_grid, engine="scipy")
+        return {
+            "c": ds.signal_scale.values.astype(float),
+            "eta": ds.eta.values.astype(float),
+            "never": ds.purity_early.sel(termination="never").values,
+            "freeze": ds.purity_early.sel(termination="freeze_at_T1").values,
+            "T1": np.array(600),
+        }
+    cs, etas = np.array(p.map_scales), np.array(p.map_etas)
+    out = {k: np.zeros((cs.size, etas.size, p.map_runs)) for k in ("never", "freeze")}
+    for i, c in enumerate(cs):
+        for j, eta in enumerate(etas):
+            for key, term in (("never", "never"), ("freeze", "freeze_at_T1")):
+                cfg = setting_config(
+                    "calibrated", p.n_experts, signal_scale=float(c), eta=float(eta),
+                    T1=p.T1, T=p.T1 + 200, termination=term, n_runs=p.map_runs,
+                    seed=p.seed + 1, streams="per_run",
+                )  # fmt: skip
+                out[key][i, j] = specialisation(simulate(cfg), window=200).purity_early
+    return {"c": cs, "eta": etas, **out, "T1": np.array(p.T1)}
+
+
+def crossing_gains(c: np.ndarray, eta: np.ndarray, purity: np.ndarray) -> np.ndarray:
+    """Per row ``c``: gain ``eta c^2`` at which the mean purity first reaches :data:`CROSS` (log-linear
+    interpolation between cells; NaN when the row starts above it or never reaches it)."""
+    mean = purity.mean(axis=-1)
+    out = np.full(c.size, np.nan)
+    for i, ci in enumerate(c):
+        gains, row = eta * ci**2, mean[i]
+        hit = np.flatnonzero(row >= CROSS)
+        if hit.size == 0 or hit[0] == 0:
+            continue
+        j = hit[0]
+        lg = np.log(gains[j - 1 : j + 1])
+        frac = (CROSS - row[j - 1]) / (row[j] - row[j - 1])
+        out[i] = float(np.exp(lg[0] + frac * (lg[1] - lg[0])))
+    return out
+
+
+def onset_quantities(
+    p: Params, g_star: float
+) -> tuple[dict[str, Quantity], np.ndarray]:
+    """Half time of the repeat rate at ``2 gain_star`` and ``1.3 gain_star`` against the prediction."""
+    M = p.n_experts
+    N = setting_config("calibrated", M).n_tasks
+    res = simulate(_line_config(p, ONSET_AT * g_star, 10 * p.T1, 300))
+    rate = repeat_rate(res.experts, res.tasks)
+    pred = th.onset_round(ONSET_AT * g_star, g_star, M, N)
+    near = simulate(_line_config(p, ABOVE * g_star, 10 * p.T1, 600))
+    q = [
+        _exact("onset_sim", half_time(rate), "half time of the repeat rate"),
+        _exact("onset_pred", pred, "predicted onset round"),
+        _exact("onset_relerr", abs(half_time(rate) - pred) / pred),
+        _exact("onset_sim_near", half_time(repeat_rate(near.experts, near.tasks))),
+        _exact("onset_pred_near", th.onset_round(ABOVE * g_star, g_star, M, N)),
+    ]
+    return {x.name: x for x in q}, rate
+
+
+def map_ratios(
+    mp: dict[str, np.ndarray], cross: np.ndarray, g_star: float, M: int
+) -> dict:
+    """Map boundary / gain_star: rows ``c >= 2``, rows ``c < 2``, and with the heuristic gain
+    ``eta E|xbar|^2`` (all rows); NaN quantities without data."""
+    cfg = setting_config("calibrated", M)
+    norm2 = th.input_norm2(mp["c"], cfg.beta, cfg.s, cfg.d, cfg.sigma_t)
+    rows = {
+        "boundary_ratio": (cross[mp["c"] >= 2.0], "boundary / gain* (rows c >= 2)"),
+        "boundary_ratio_small_c": (
+            cross[mp["c"] < 2.0],
+            "boundary / gain* (rows c < 2)",
+        ),
+        "boundary_ratio_input_norm": (
+            cross / mp["c"] ** 2 * norm2,
+            "boundary / gain*, gain eta E|xbar|^2 (heuristic)",
+        ),
+    }
+    out = {}
+    for name, (x, label) in rows.items():
+        x = x[np.isfinite(x)] / g_star
+        out[name] = (
+            estimate(name, x, label=label)
+            if x.size
+            else Quantity(name, math.nan, label=label)
+        )
+    return out
+
+
+def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
+    """Part 1: purity on both sides of the boundary, onset round, boundary on the map."""
+    g_star, M = gain_star(p), p.n_experts
+    q = {
+        "gain_star": _exact("gain_star", g_star, "predicted boundary of eta c^2"),
+        "push_star": _exact("push_star", th.critical_push(M), "critical push G*(M)"),
+    }
+    lam_tags = [("", {})] + [(f"_lam{i}", {"lam": v}) for i, v in enumerate(p.lams, 1)]
+    for tag, kw in lam_tags:
+        for name, mult in (("below", BELOW), ("above", ABOVE)):
+            cfg = _line_config(p, mult * g_star, p.T1, p.T1 + 200, **kw)
+            sp = specialisation(simulate(cfg), window=200)
+            label = f"purity at {mult} gain*, lambda = {cfg.lam:g}"
+            q[f"purity_{name}{tag}"] = estimate(
+                f"purity_{name}{tag}", sp.purity_early, label=label
+            )
+    onset, rate = onset_quantities(p, g_star)
+    q.update(onset)
+    mp = boundary_map(p)
+    cross = crossing_gains(mp["c"], mp["eta"], mp["never"])
+    q.update(map_ratios(mp, cross, g_star, M))
+    ratio = q["boundary_ratio"]
+    readings = [
+        _reading("below", f"purity at {BELOW} gain*", q["purity_below"], LOW, "<="),
+        _reading("above", f"purity at {ABOVE} gain*", q["purity_above"], HIGH, ">="),
+        *[
+            _reading(
+                f"{name}{tag}",
+                q[f"purity_{name}{tag}"].label,
+                q[f"purity_{name}{tag}"],
+                thr,
+                sense,
+            )
+            for tag, _ in lam_tags[1:]
+            for name, thr, sense in (("below", LOW, "<="), ("above", HIGH, ">="))
+        ],  # fmt: skip
+        _reading(
+            "onset", "onset round: relative error", q["onset_relerr"], ONSET_TOL, "<="
+        ),
+        _reading("map_low", "map boundary / gain*", ratio, RATIO_RANGE[0], ">="),
+        _reading("map_high", "map boundary / gain*", ratio, RATIO_RANGE[1], "<="),
+    ]
+    arrays = {
+        "map": mp,
+        "cross": cross,
+        "onset_rate": rate,
+        "onset_gain": ONSET_AT * g_star,
+    }
+    check = ClaimCheck("specialisation_boundary", "calibrated", readings)
+    return list(q.values()), check, arrays
+
+
+def m_scan(p: Params) -> tuple[list[Quantity], dict[str, Any]]:
+    """Other numbers of experts: purity after ``T1 = 30 M`` along ``gain = x gain_star(M)`` (``c = 5``) and
+    the ratio ``gain at purity 0.6 / gain_star(M)`` (quantities only; NaN without a crossing)."""
+    quantities, arrays = [], {}
+    mult = np.array(p.m_multiples)
+    for M in p.m_values:
+        cfg = setting_config("calibrated", M)
+        g_star = th.critical_gain(M, cfg.sigma0, cfg.d, cfg.s, cfg.beta)
+        pur = np.zeros((mult.size, p.m_runs))
+        for i, x in enumerate(mult):
+            q = dict(n_experts=M, n_runs=p.m_runs, seed=p.seed + 4)
+            cfg_i = _line_config(Params(**q), x * g_star, 30 * M, 30 * M + 200)
+            pur[i] = specialisation(simulate(cfg_i), window=200).purity_early
+        ratio = crossing_gains(np.array([1.0]), mult, pur[None])[0]
+        quantities.append(
+            _exact(f"m_ratio_M{M}", ratio, f"boundary / gain_star at M = {M}")
+        )
+        quantities.append(_exact(f"m_gain_star_M{M}", g_star, f"gain_star at M = {M}"))
+        arrays[f"m_purity_M{M}"] = pur
+    return quantities, arrays
+
+
+# ------------------------------------------------------------------------------------------------ part 2
+
+
+def p2_config(p: Params, **kw: Any):
+    base = dict(signal_scale=p.p2_scale, eta=p.p2_eta, T1=p.p2_T1, T=p.p2_T)
+    base.update(n_runs=p.p2_runs, seed=p.seed + 2, streams="per_run")
+    base.update(kw)
+    return setting_config("calibrated", p.n_experts, **base)
+
+
+def t2_of(cfg) -> int:
+    """``t2 = ceil(eta^-1 sigma0^-0.75 M)`` (SPEC §4.7)."""
+    return int(math.ceil(cfg.n_experts / (cfg.eta * cfg.sigma0**0.75)))
+
+
+def p2_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
+    """Part 2: load-balancing share of the excess error (paired) and gate spread under load balancing only."""
+    cfg = p2_config(p)
+    G = {}
+    for a in (cfg.alpha, 0.0):
+        for term in ("never", "gap"):
+            G[(a, term)] = simulate(p2_config(p, alpha=a, termination=term)).G[:, -1]
+    ex = G[(cfg.alpha, "never")] - G[(cfg.alpha, "gap")]
+    ex0 = G[(0.0, "never")] - G[(0.0, "gap")]
+    q = {
+        "p2_t2": _exact("p2_t2", t2_of(cfg), "t2 of the regime"),
+        "p2_T1": _exact("p2_T1", cfg.T1_value, "T1 of the regime"),
+        "p2_excess": estimate("p2_excess", ex, label="G_T(never) - G_T(gap)"),
+        "p2_excess0": estimate("p2_excess0", ex0, label="same with alpha = 0"),
+        "p2_lb": estimate("p2_lb", ex - ex0, label="load-balancing share"),
+    }
+    aux_cfg = p2_config(p, termination="never", n_runs=p.aux_runs)
+    both = simulate_aux_only(aux_cfg, None)
+    aux = simulate_aux_only(aux_cfg, p.p2_T1)
+    i1 = int(np.searchsorted(aux.rounds, p.p2_T1))
+    q["aux_spread_T1"] = estimate("aux_spread_T1", aux.spread()[:, i1])
+    q["aux_spread_T"] = estimate("aux_spread_T", aux.spread()[:, -1])
+    g = aux.gates[:, i1]  # (R, N, M): gates on the task signals at T1
+    e = np.exp(g - g.max(axis=-1, keepdims=True))
+    pmax = (e / e.sum(axis=-1, keepdims=True)).max(axis=-1).mean(axis=-1)
+    spread_T1 = aux.spread()[:, i1]
+    bound = th.aux_equalisation_rounds(
+        float(spread_T1.mean()),
+        cfg.eta,
+        cfg.alpha,
+        cfg.n_experts,
+        cfg.signal_scale,
+        cfg.beta,
+    )
+    q["aux_bound_log10"] = _exact(
+        "aux_bound_log10", math.log10(bound), "log10 rounds: aux-only lower bound"
+    )
+    q["aux_pmax_T1"] = estimate(
+        "aux_pmax_T1", pmax, label="largest softmax probability at T1"
+    )
+    q["aux_drop"] = estimate("aux_drop", aux.spread()[:, i1] - aux.spread()[:, -1])
+    readings = [
+        Reading("regime", "T1 before t2", cfg.T1_value, t2_of(cfg), 0.0, "<="),
+        _reading("lb_excess", "load-balancing share of the excess", q["p2_lb"], 0.0, ">="),
+        _reading("excess", "G_T(never) - G_T(gap)", q["p2_excess"], 0.0, ">="),
+        _reading("equalise", "gate spread at T, load balancing only", q["aux_spread_T"],
+                 cfg.lam, "<="),
+    ]  # fmt: skip
+    arrays = {
+        "aux_rounds": aux.rounds,
+        "spread_aux": aux.spread(),
+        "spread_both": both.spread(),
+    }
+    return (
+        list(q.values()),
+        ClaimCheck("prop2_mechanism", "calibrated", readings),
+        arrays,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ part 3
+
+
+def gamma_table(p: Params) -> dict[str, Any]:
+    """Paired final errors of ``gap`` and ``freeze_at_T1`` per setting and Gamma, and the gap rule's T2."""
+    if p.gamma_grid:
+        import xarray as xr
+
+        _need(p.gamma_grid, "grids/gamma_termination.yml")
+        ds = xr.open_dataset(p.gamma_grid, engine="scipy")
+        return {
+            "gamma": ds.gamma.values.astype(float),
+            "settings": [str(s) for s in ds.setting.values],
+            "G_gap": ds.G_T.sel(termination="gap").values,
+            "G_freeze": ds.G_T.sel(termination="freeze_at_T1").values,
+            "T2": ds.T2.sel(termination="gap").values,
+        }
+    gam = np.array(p.gammas)
+    shape = (len(SETTINGS), gam.size, p.gamma_runs)
+    out = {k: np.zeros(shape) for k in ("G_gap", "G_freeze", "T2")}
+    for i, s in enumerate(SETTINGS):
+        for j, g in enumerate(gam):
+            for key, term in (("G_gap", "gap"), ("G_freeze", "freeze_at_T1")):
+                cfg = setting_config(
+                    s, p.n_experts, gamma=float(g), termination=term, T=p.gamma_T,
+                    n_runs=p.gamma_runs, seed=p.seed + 3, streams="per_run",
+                )  # fmt: skip
+                res = simulate(cfg)
+                out[key][i, j] = res.G[:, -1]
+                if term == "gap":
+                    out["T2"][i, j] = res.T2
+    return {"gamma": gam, "settings": list(SETTINGS), **out}
+
+
+def gamma_part(p: Params) -> tuple[list[Quantity], list[ClaimCheck], dict[str, Any]]:
+    """Part 3: share of runs in which the gap rule differs from freezing at T1, per setting and Gamma."""
+    tab = gamma_table(p)
+    differ = np.abs(tab["G_gap"] - tab["G_freeze"]) > 1e-12
+    share = differ.mean(axis=-1)
+    gam = tab["gamma"]
+    default = setting_config("calibrated", p.n_experts).gamma_value
+    j0 = int(np.argmin(np.abs(gam - default)))
+    quantities, checks = [], []
+    for i, s in enumerate(tab["settings"]):
+        q = estimate(f"gamma_share_{s}", differ[i, j0].astype(float))
+        hit = np.flatnonzero(share[i] >= DIFFER)
+        first = float(gam[hit[0]]) if hit.size else math.inf
+        quantities += [
+            q,
+            _exact(f"gamma_differ_{s}", first, f"smallest Gamma that differs ({s})"),
+        ]
+        statement = (
+            f"share of runs where gap differs from freeze_at_T1 at Gamma = {gam[j0]:g}"
+        )
+        checks.append(ClaimCheck("termination_gamma", s, [_reading("differs", statement, q,
+                                                                    DIFFER, ">=")]))  # fmt: skip
+    return quantities, checks, {"gamma": gam, "share": share, "settings": tab["settings"],
+                                "T2": tab["T2"]}  # fmt: skip
+
+
+def run(params: Params = Params()) -> Result:
+    """Run the three parts and collect quantities, checks and figure data."""
+    start = time.perf_counter()
+    q1, c1, a1 = boundary_part(params)
+    q2, c2, a2 = p2_part(params)
+    q3, c3, a3 = gamma_part(params)
+    q4, a4 = m_scan(params)
+    configs = {
+        "line": _line_config(
+            params, gain_star(params), params.T1, params.T1 + 200
+        ).to_dict(),
+        "p2": p2_config(params).to_dict(),
+    }
+    return Result(
+        params=params,
+        quantities=q1 + q2 + q3 + q4,
+        checks=[c1, c2, *c3],
+        arrays={**a1, **a2, **a3, **a4},
+        configs=configs,
+        wall_time_s=time.perf_counter() - start,
+        seeds=[params.seed],
+    )
+
+
+# ------------------------------------------------------------------------------------------------ figures
+
+#: Named settings drawn on the map: (signal scale c, eta) of :mod:`moecl_lib.analysis.calibration`.
+SETTING_POINTS: dict[str, tuple[float, float]] = {
+    "recalled": (1.0, 0.5),
+    "calibrated": (5.0, 0.5),
+}
+
+
+def plot_map(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
+    """Purity right after T1 on the (c, eta) map (trained and frozen router), predicted boundary
+    ``eta = gain_star / c^2``, naive ``lambda`` boundary, both settings; figure + CSV (one row per cell)."""
+    import matplotlib.pyplot as plt
+
+    mp, p = result.arrays["map"], result.params
+    g_star = result.quantity("gain_star").value
+    cfg = setting_config("calibrated", p.n_experts)
+    naive = th.naive_gain(p.n_experts, cfg.lam, cfg.sigma0, cfg.d, cfg.s, cfg.beta)
+    c, eta = mp["c"], mp["eta"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    cc = np.geomspace(c.min(), c.max(), 100)
+    for ax, key, title in zip(
+        axes, ("never", "freeze"), ("router trained", "router frozen at T1")
+    ):
+        im = ax.pcolormesh(c, eta, mp[key].mean(axis=-1).T, shading="nearest",
+                           vmin=0.2, vmax=1.0, cmap="viridis")  # fmt: skip
+        ax.plot(cc, g_star / cc**2, "w-", lw=2, label=r"predicted $\eta c^2=$ gain$^*$")
+        ax.plot(cc, naive / cc**2, "w:", lw=1.5, label=r"naive: one push $=\lambda$")
+        for name, (cs, es) in SETTING_POINTS.items():
+            ax.plot(cs, es, "o", mfc="none", mec="r", ms=9)
+            ax.annotate(
+                name, (cs, es), color="r", xytext=(5, 5), textcoords="offset points"
+            )
+        ax.set(xscale="log", yscale="log", xlabel="signal scale $c$", title=title)
+        ax.set_ylim(eta.min() / 1.2, eta.max() * 1.2)
+    axes[0].set_ylabel(r"router learning rate $\eta$")
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.colorbar(im, ax=axes, label=f"routing purity after $T_1$ = {int(mp['T1'])}")
+    C, E = np.meshgrid(c, eta, indexing="ij")
+    csv = {"c": C, "eta": E, "gain": E * C**2}
+    for key in ("never", "freeze"):
+        csv[f"purity_{key}"] = mp[key].mean(axis=-1)
+        csv[f"purity_{key}_se"] = mp[key].std(axis=-1, ddof=1) / math.sqrt(
+            mp[key].shape[-1]
+        )
+    csv["predicted_eta"] = g_star / C**2
+    return fig, csv
+
+
+def plot_onset(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
+    """Repeat rate per round at ``2 gain_star``: simulation and prediction; figure + CSV."""
+    import matplotlib.pyplot as plt
+
+    rate, gain = result.arrays["onset_rate"], result.arrays["onset_gain"]
+    g_star, M = result.quantity("gain_star").value, result.params.n_experts
+    t = np.arange(1, rate.size + 1)
+    pred = th.repeat_curve(t, gain, g_star, M, setting_config("calibrated", M).n_tasks)
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.plot(t, rate, label="simulation (mean over runs)")
+    ax.plot(t, pred, "k--", label="prediction")
+    ax.set(xlabel="round $t$", ylabel="share of repeats", title=f"gain = {gain:.1f}")
+    ax.legend(fontsize=8)
+    return fig, {"t": t, "repeat_sim": rate, "repeat_pred": pred}
+
+
+def plot_gamma(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
+    """Share of runs in which the gap rule differs from freezing at T1, against Gamma; figure + CSV."""
+    import matplotlib.pyplot as plt
+
+    gam, share = result.arrays["gamma"], result.arrays["share"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    csv: dict[str, np.ndarray] = {"gamma": gam}
+    for i, s in enumerate(result.arrays["settings"]):
+        ax.plot(gam, share[i], "o-", label=s)
+        csv[f"share_{s}"] = share[i]
+    ax.axvline(setting_config("calibrated", result.params.n_experts).gamma_value, color="grey",
+               ls=":", label=r"default $\Gamma=\sigma_0^{1.25}$")  # fmt: skip
+    ax.axhline(DIFFER, color="grey", lw=0.8)
+    ax.set(
+        xscale="log", xlabel=r"$\Gamma$", ylabel="share of runs: gap ≠ freeze at $T_1$"
+    )
+    ax.legend(fontsize=8)
+    return fig, csv
+
+
+def plot_aux(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
+    """Gate spread over time with both router terms and with load balancing only after T1 (emulation)."""
+    import matplotlib.pyplot as plt
+
+    from moecl_lib import figures as plotting
+
+    t = result.arrays["aux_rounds"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    csv: dict[str, np.ndarray] = {"t": t}
+    for key, label in (("spread_both", "locality + load balancing"),
+                       ("spread_aux", "load balancing only after $T_1$")):  # fmt: skip
+        x = result.arrays[key]
+        se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
+        plotting.band(ax, t, x.mean(axis=0), se, label=label, z=2.0)
+        csv[f"{key}_mean"], csv[f"{key}_se"] = x.mean(axis=0), se
+    ax.axvline(result.params.p2_T1, color="grey", ls=":")
+    ax.set(xlabel="round $t$", ylabel="gate spread $\\max_m g - \\min_m g$")
+    ax.legend(fontsize=8)
+    return fig, csv
