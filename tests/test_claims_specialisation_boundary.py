@@ -1,4 +1,5 @@
-"""Chapter specialisation_boundary as data: quantities, readings, figures; the aux-only emulation."""
+"""Chapter specialisation_boundary as data: quantities, readings, figures; the aux-only
+emulation."""
 
 from __future__ import annotations
 

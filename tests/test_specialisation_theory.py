@@ -1,13 +1,16 @@
 """The specialisation criterion of moecl_lib.theory.specialisation against simulation.
 
-Statistical checks (each can fail): in the calibrated setting (M = 20, c = 5, router trained throughout),
-the routing purity right after T1 is
+Statistical checks (each can fail): in the calibrated setting (M = 20, c = 5, router
+trained throughout), the routing purity right after T1 is
 
-* <= 0.5 at 0.75 gain_star and >= 0.75 at 1.3 gain_star, each by 2 standard errors over 64 runs, at the
+* <= 0.5 at 0.75 gain_star and >= 0.75 at 1.3 gain_star, each by 2 standard errors over
+64 runs, at the
   routing-noise range lambda = 0.3 of the setting and at lambda = 0.15 and 0.6;
-* the half time of the repeat rate at 2 gain_star lies within 25 % of the predicted onset round.
+* the half time of the repeat rate at 2 gain_star lies within 25 % of the predicted
+onset round.
 
-The same checks reject a wrong constant (gain_star x 1.5, x 0.6) and the naive drift-versus-noise boundary.
+The same checks reject a wrong constant (gain_star x 1.5, x 0.6) and the naive
+drift-versus-noise boundary.
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ def test_constants() -> None:
     assert th.switch_step(0.4, 10, 6) == pytest.approx(1.6)
     assert th.critical_push(20) == pytest.approx(15.494, abs=1e-3)
     assert GAIN_STAR == pytest.approx(9.684, abs=1e-3)
-    # the first sweep specialises at every push scale above the critical one (monotone criterion)
+    # the first sweep specialises at every push scale above the critical one (monotone
+    # criterion)
     assert all(
         th.first_sweep(g, M)[0]
         for g in np.linspace(th.critical_push(M) * 1.001, 80, 60)
@@ -102,8 +106,9 @@ def test_boundary_prediction_matches_simulation() -> None:
 
 @pytest.mark.parametrize("lam", [0.15, 0.6])
 def test_boundary_does_not_move_with_the_routing_noise(lam: float) -> None:
-    # the derived boundary has no lambda; the naive drift-versus-noise one scales with it (at lambda = 0.6
-    # it happens to lie near gain_star, so it is rejected only at 0.15 and, in the test below, at 0.3)
+    # the derived boundary has no lambda; the naive drift-versus-noise one scales with
+    # it (at lambda = 0.6 it happens to lie near gain_star, so it is rejected only at
+    # 0.15 and, in the test below, at 0.3)
     assert boundary_holds(GAIN_STAR, lam)
     if lam < 0.3:
         assert not boundary_holds(th.naive_gain(M, lam, SIGMA0, D, S), lam)

@@ -1,15 +1,18 @@
-"""Emulation (NOT the engine): Algorithm 1 with the locality gradient switched off after a given round.
+"""Emulation (NOT the engine): Algorithm 1 with the locality gradient switched off after
+a given round.
 
-The engine (:mod:`moecl_lib.linear.engine`) has no switch for the locality term, and its numerical behaviour
-is left unchanged. This module re-runs Algorithm 1 one run at a time, on the engine's own random draws
-(:func:`moecl_lib.linear.engine.draw_rounds`, same task pool and streams) and with the engine's routing rules
-(:mod:`moecl_lib.linear.routing`), with one addition: after round ``locality_until`` the router coefficient
-keeps only the load-balancing term (``||Delta_t||`` set to 0 in the router step). With
-``locality_until=None`` it is Algorithm 1 itself, and its routing equals the engine's run for run
-(``tests/test_specialisation_boundary.py``). Only gates and routing are recorded (no error metrics).
+The engine (:mod:`moecl_lib.linear.engine`) has no switch for the locality term, and its
+numerical behaviour is left unchanged. This module re-runs Algorithm 1 one run at a
+time, on the engine's own random draws (:func:`moecl_lib.linear.engine.draw_rounds`,
+same task pool and streams) and with the engine's routing rules
+(:mod:`moecl_lib.linear.routing`), with one addition: after round ``locality_until`` the
+router coefficient keeps only the load-balancing term (``||Delta_t||`` set to 0 in the
+router step). With ``locality_until=None`` it is Algorithm 1 itself, and its routing
+equals the engine's run for run (``tests/test_specialisation_boundary.py``). Only gates
+and routing are recorded (no error metrics).
 
-Gate values are ``g[r, k, n, m] = theta^(m) . (E[beta] v_n)`` after round ``rounds[k]`` (as the engine's
-snapshots); the *gate spread* of task ``n`` is ``max_m g - min_m g``.
+Gate values are ``g[r, k, n, m] = theta^(m) . (E[beta] v_n)`` after round ``rounds[k]``
+(as the engine's snapshots); the *gate spread* of task ``n`` is ``max_m g - min_m g``.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from moecl_lib.linear.tasks import mean_signal_strength
 
 @dataclass(frozen=True)
 class AuxOnlyRuns:
-    """Routing and gate snapshots of the emulation: ``experts``, ``tasks`` (R, T); ``rounds`` (S,);
-    ``gates`` (R, S, N, M)."""
+    """Routing and gate snapshots of the emulation: ``experts``, ``tasks`` (R, T);
+    ``rounds`` (S,); ``gates`` (R, S, N, M)."""
 
     experts: NDArray[np.integer]
     tasks: NDArray[np.integer]
@@ -37,7 +40,8 @@ class AuxOnlyRuns:
     gates: NDArray[np.floating]
 
     def spread(self) -> NDArray[np.floating]:
-        """Gate spread ``max_m g - min_m g`` averaged over tasks, per run and snapshot, (R, S)."""
+        """Gate spread ``max_m g - min_m g`` averaged over tasks, per run and snapshot,
+        (R, S)."""
         g = self.gates
         return (g.max(axis=3) - g.min(axis=3)).mean(axis=2)
 
@@ -45,7 +49,8 @@ class AuxOnlyRuns:
 def simulate_aux_only(
     cfg: ExperimentConfig, locality_until: int | None, every: int = 50
 ) -> AuxOnlyRuns:
-    """Algorithm 1 with termination ``never`` and the locality term dropped after ``locality_until``."""
+    """Algorithm 1 with termination ``never`` and the locality term dropped after
+    ``locality_until``."""
     if cfg.termination != "never" or cfg.n_experts < 2:
         raise ConfigError(
             "simulate_aux_only needs termination='never' and n_experts >= 2"

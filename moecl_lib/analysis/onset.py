@@ -1,10 +1,12 @@
-"""When does the routing of a task stop moving? The repeat indicator of the router's choices.
+"""When does the routing of a task stop moving? The repeat indicator of the router's
+choices.
 
-Convention (ours, [C]): round ``t`` is a *repeat* when its task goes to the same expert as that task's
-previous arrival; the first arrival of a task is undefined (NaN). A router that cycles through the experts
-(locality pushes repel each task from the expert that learned it) repeats almost never; a specialised router
-(one expert keeps the task) repeats almost always. The *half time* is the first round at which the repeat
-rate, averaged over runs and smoothed over ``smooth`` rounds, reaches 1/2.
+Convention (ours, [C]): round ``t`` is a *repeat* when its task goes to the same expert
+as that task's previous arrival; the first arrival of a task is undefined (NaN). A
+router that cycles through the experts (locality pushes repel each task from the expert
+that learned it) repeats almost never; a specialised router (one expert keeps the task)
+repeats almost always. The *half time* is the first round at which the repeat rate,
+averaged over runs and smoothed over ``smooth`` rounds, reaches 1/2.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from numpy.typing import ArrayLike, NDArray
 
 
 def repeat_indicator(experts: ArrayLike, tasks: ArrayLike) -> NDArray[np.floating]:
-    """Per-run, per-round repeat indicator (1.0 / 0.0; NaN at a task's first arrival), shape (R, T)."""
+    """Per-run, per-round repeat indicator (1.0 / 0.0; NaN at a task's first arrival),
+    shape (R, T)."""
     e = np.atleast_2d(np.asarray(experts))
     n = np.atleast_2d(np.asarray(tasks))
     if e.shape != n.shape:
@@ -32,7 +35,8 @@ def repeat_indicator(experts: ArrayLike, tasks: ArrayLike) -> NDArray[np.floatin
 
 
 def repeat_rate(experts: ArrayLike, tasks: ArrayLike) -> NDArray[np.floating]:
-    """Mean repeat indicator over runs per round, shape (T,) (NaN where no run has a defined value)."""
+    """Mean repeat indicator over runs per round, shape (T,) (NaN where no run has a
+    defined value)."""
     ind = repeat_indicator(experts, tasks)
     defined = ~np.isnan(ind)
     count = defined.sum(axis=0)
@@ -41,8 +45,8 @@ def repeat_rate(experts: ArrayLike, tasks: ArrayLike) -> NDArray[np.floating]:
 
 
 def half_time(rate: ArrayLike, smooth: int = 11) -> float:
-    """First round (1-based) at which the ``smooth``-round moving average of ``rate`` reaches 1/2
-    (inf if never)."""
+    """First round (1-based) at which the ``smooth``-round moving average of ``rate``
+    reaches 1/2 (inf if never)."""
     r = np.nan_to_num(np.asarray(rate, dtype=float), nan=0.0)
     k = max(1, int(smooth))
     avg = np.convolve(r, np.ones(k) / k, mode="same")

@@ -1,27 +1,37 @@
-"""When does the router specialise, and which mechanisms do Propositions 2 and 3 rest on? (issue 16)
+"""When does the router specialise, and which mechanisms do Propositions 2 and 3 rest
+on? (issue 16)
 
-Three parts, each a :class:`~moecl_lib.claims.rule.ClaimCheck` under the written verdict rule
-(:mod:`moecl_lib.claims.rule`: a reading holds or fails by 2 standard errors, else inconclusive):
+Three parts, each a :class:`~moecl_lib.claims.rule.ClaimCheck` under the written verdict
+rule (:mod:`moecl_lib.claims.rule`: a reading holds or fails by 2 standard errors, else
+inconclusive):
 
-1. ``specialisation_boundary`` [calibrated setting, ``M = n_experts``, router trained throughout]: the
-   first-sweep prediction ``eta c^2 >= gain_star`` (:mod:`moecl_lib.theory.specialisation`) against
-   simulation. Readings: purity right after ``T1`` is ``<= 0.5`` at ``0.75 gain_star`` and ``>= 0.75`` at
-   ``1.3 gain_star`` (signal scale ``c = 5``), also at the routing-noise ranges ``lams`` (the prediction has
-   no ``lambda``; the naive drift-versus-noise boundary scales with it); the half time of the repeat rate at ``2 gain_star`` is within
-   25 % of the predicted onset round; on the phase map, the gain at which purity crosses 0.6 (rows
-   ``c >= 2``) divided by ``gain_star`` lies in ``[0.8, 1.25]`` (mean over rows, s.e. over rows).
-2. ``prop2_mechanism`` [regime ``T1 < t2``: ``c = p2_scale``, ``eta = p2_eta``, ``T1 = p2_T1``, otherwise
+1. ``specialisation_boundary`` [calibrated setting, ``M = n_experts``, router trained
+throughout]: the
+   first-sweep prediction ``eta c^2 >= gain_star``
+   (:mod:`moecl_lib.theory.specialisation`) against simulation. Readings: purity right
+   after ``T1`` is ``<= 0.5`` at ``0.75 gain_star`` and ``>= 0.75`` at ``1.3 gain_star``
+   (signal scale ``c = 5``), also at the routing-noise ranges ``lams`` (the prediction
+   has no ``lambda``; the naive drift-versus-noise boundary scales with it); the half
+   time of the repeat rate at ``2 gain_star`` is within 25 % of the predicted onset
+   round; on the phase map, the gain at which purity crosses 0.6 (rows ``c >= 2``)
+   divided by ``gain_star`` lies in ``[0.8, 1.25]`` (mean over rows, s.e. over rows).
+2. ``prop2_mechanism`` [regime ``T1 < t2``: ``c = p2_scale``, ``eta = p2_eta``, ``T1 =
+p2_T1``, otherwise
    calibrated]: the load-balancing share of the never-frozen router's excess error,
-   ``[G_T(never, alpha) - G_T(gap, alpha)] - [G_T(never, 0) - G_T(gap, 0)] >= 0`` (paired runs); the excess
-   itself ``G_T(never) - G_T(gap) >= 0`` (the direction of Prop. 2); and, in an *emulation* with the
-   locality gradient switched off after ``T1`` (:mod:`moecl_lib.analysis.aux_only`, not the engine), the
-   gate spread at ``T`` is ``<= lambda`` (gates equalise under load balancing alone).
-3. ``termination_gamma`` [per setting]: the gap rule differs from ``freeze_at_T1`` (paired runs: the
-   final errors differ) in ``>= 5 %`` of the runs at the default ``Gamma = sigma0^1.25``. The quantity
-   ``gamma_differ_<setting>`` is the smallest ``Gamma`` of the grid at which it does.
+   ``[G_T(never, alpha) - G_T(gap, alpha)] - [G_T(never, 0) - G_T(gap, 0)] >= 0``
+   (paired runs); the excess itself ``G_T(never) - G_T(gap) >= 0`` (the direction of
+   Prop. 2); and, in an *emulation* with the locality gradient switched off after ``T1``
+   (:mod:`moecl_lib.analysis.aux_only`, not the engine), the gate spread at ``T`` is
+   ``<= lambda`` (gates equalise under load balancing alone).
+3. ``termination_gamma`` [per setting]: the gap rule differs from ``freeze_at_T1``
+(paired runs: the
+   final errors differ) in ``>= 5 %`` of the runs at the default ``Gamma =
+   sigma0^1.25``. The quantity ``gamma_differ_<setting>`` is the smallest ``Gamma`` of
+   the grid at which it does.
 
-Heavy profiles read the study grids ``grids/specialisation_boundary.yml`` and ``grids/gamma_termination.yml``
-(``boundary_grid``, ``gamma_grid``: paths of their ``grid.nc``); without them small versions are simulated.
+Heavy profiles read the study grids ``grids/specialisation_boundary.yml`` and
+``grids/gamma_termination.yml`` (``boundary_grid``, ``gamma_grid``: paths of their
+``grid.nc``); without them small versions are simulated.
 """
 
 from __future__ import annotations
@@ -128,7 +138,8 @@ def _need(path: str, grid: str) -> None:
 
 
 def outcome_texts(checks: list[ClaimCheck]) -> dict[str, str]:
-    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> holds / fails / inconclusive."""
+    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> holds / fails /
+    inconclusive."""
     return {
         f"outcome_{c.claim}_{c.setting}_{r.name}": r.outcome
         for c in checks
@@ -142,24 +153,36 @@ def _reading(name: str, statement: str, q: Quantity, thr: float, sense: str) -> 
     return Reading(name, statement, q.value, thr, q.se, sense)  # type: ignore[arg-type]
 
 
-# ------------------------------------------------------------------------------------------------ part 1
+# --------------------------------------------------------------------------------------
+# part 1
 
 
 def gain_star(p: Params) -> float:
-    """Predicted boundary of ``eta c^2`` for the calibrated problem size (``sigma0, d, s`` of the setting)."""
+    """Predicted boundary of ``eta c^2`` for the calibrated problem size (``sigma0, d,
+    s`` of the setting)."""
     cfg = setting_config("calibrated", p.n_experts)
     return th.critical_gain(p.n_experts, cfg.sigma0, cfg.d, cfg.s, cfg.beta)
 
 
 def _line_config(p: Params, gain: float, T1: int, T: int, c: float = 5.0, **kw: Any):
     return setting_config(
-        "calibrated", p.n_experts, signal_scale=c, eta=gain / c**2, T1=T1, T=T,
-        termination="never", n_runs=p.n_runs, seed=p.seed, streams="per_run", **kw,
-    )  # fmt: skip
+        "calibrated",
+        p.n_experts,
+        signal_scale=c,
+        eta=gain / c**2,
+        T1=T1,
+        T=T,
+        termination="never",
+        n_runs=p.n_runs,
+        seed=p.seed,
+        streams="per_run",
+        **kw,
+    )
 
 
 def boundary_map(p: Params) -> dict[str, np.ndarray]:
-    """Purity right after ``T1`` on the (c, eta) map: from ``p.boundary_grid`` or simulated (small)."""
+    """Purity right after ``T1`` on the (c, eta) map: from ``p.boundary_grid`` or
+    simulated (small)."""
     if p.boundary_grid:
         import xarray as xr
 
@@ -178,17 +201,25 @@ def boundary_map(p: Params) -> dict[str, np.ndarray]:
         for j, eta in enumerate(etas):
             for key, term in (("never", "never"), ("freeze", "freeze_at_T1")):
                 cfg = setting_config(
-                    "calibrated", p.n_experts, signal_scale=float(c), eta=float(eta),
-                    T1=p.T1, T=p.T1 + 200, termination=term, n_runs=p.map_runs,
-                    seed=p.seed + 1, streams="per_run",
-                )  # fmt: skip
+                    "calibrated",
+                    p.n_experts,
+                    signal_scale=float(c),
+                    eta=float(eta),
+                    T1=p.T1,
+                    T=p.T1 + 200,
+                    termination=term,
+                    n_runs=p.map_runs,
+                    seed=p.seed + 1,
+                    streams="per_run",
+                )
                 out[key][i, j] = specialisation(simulate(cfg), window=200).purity_early
     return {"c": cs, "eta": etas, **out, "T1": np.array(p.T1)}
 
 
 def crossing_gains(c: np.ndarray, eta: np.ndarray, purity: np.ndarray) -> np.ndarray:
-    """Per row ``c``: gain ``eta c^2`` at which the mean purity first reaches :data:`CROSS` (log-linear
-    interpolation between cells; NaN when the row starts above it or never reaches it)."""
+    """Per row ``c``: gain ``eta c^2`` at which the mean purity first reaches
+    :data:`CROSS` (log-linear interpolation between cells; NaN when the row starts above
+    it or never reaches it)."""
     mean = purity.mean(axis=-1)
     out = np.full(c.size, np.nan)
     for i, ci in enumerate(c):
@@ -206,7 +237,8 @@ def crossing_gains(c: np.ndarray, eta: np.ndarray, purity: np.ndarray) -> np.nda
 def onset_quantities(
     p: Params, g_star: float
 ) -> tuple[dict[str, Quantity], np.ndarray]:
-    """Half time of the repeat rate at ``2 gain_star`` and ``1.3 gain_star`` against the prediction."""
+    """Half time of the repeat rate at ``2 gain_star`` and ``1.3 gain_star`` against the
+    prediction."""
     M = p.n_experts
     N = setting_config("calibrated", M).n_tasks
     res = simulate(_line_config(p, ONSET_AT * g_star, 10 * p.T1, 300))
@@ -226,8 +258,8 @@ def onset_quantities(
 def map_ratios(
     mp: dict[str, np.ndarray], cross: np.ndarray, g_star: float, M: int
 ) -> dict:
-    """Map boundary / gain_star: rows ``c >= 2``, rows ``c < 2``, and with the heuristic gain
-    ``eta E|xbar|^2`` (all rows); NaN quantities without data."""
+    """Map boundary / gain_star: rows ``c >= 2``, rows ``c < 2``, and with the heuristic
+    gain ``eta E|xbar|^2`` (all rows); NaN quantities without data."""
     cfg = setting_config("calibrated", M)
     norm2 = th.input_norm2(mp["c"], cfg.beta, cfg.s, cfg.d, cfg.sigma_t)
     rows = {
@@ -253,7 +285,8 @@ def map_ratios(
 
 
 def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
-    """Part 1: purity on both sides of the boundary, onset round, boundary on the map."""
+    """Part 1: purity on both sides of the boundary, onset round, boundary on the
+    map."""
     g_star, M = gain_star(p), p.n_experts
     q = {
         "gain_star": _exact("gain_star", g_star, "predicted boundary of eta c^2"),
@@ -287,7 +320,7 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
             )
             for tag, _ in lam_tags[1:]
             for name, thr, sense in (("below", LOW, "<="), ("above", HIGH, ">="))
-        ],  # fmt: skip
+        ],
         _reading(
             "onset", "onset round: relative error", q["onset_relerr"], ONSET_TOL, "<="
         ),
@@ -305,8 +338,9 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
 
 
 def m_scan(p: Params) -> tuple[list[Quantity], dict[str, Any]]:
-    """Other numbers of experts: purity after ``T1 = 30 M`` along ``gain = x gain_star(M)`` (``c = 5``) and
-    the ratio ``gain at purity 0.6 / gain_star(M)`` (quantities only; NaN without a crossing)."""
+    """Other numbers of experts: purity after ``T1 = 30 M`` along ``gain = x
+    gain_star(M)`` (``c = 5``) and the ratio ``gain at purity 0.6 / gain_star(M)``
+    (quantities only; NaN without a crossing)."""
     quantities, arrays = [], {}
     mult = np.array(p.m_multiples)
     for M in p.m_values:
@@ -326,7 +360,8 @@ def m_scan(p: Params) -> tuple[list[Quantity], dict[str, Any]]:
     return quantities, arrays
 
 
-# ------------------------------------------------------------------------------------------------ part 2
+# --------------------------------------------------------------------------------------
+# part 2
 
 
 def p2_config(p: Params, **kw: Any):
@@ -342,7 +377,8 @@ def t2_of(cfg) -> int:
 
 
 def p2_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
-    """Part 2: load-balancing share of the excess error (paired) and gate spread under load balancing only."""
+    """Part 2: load-balancing share of the excess error (paired) and gate spread under
+    load balancing only."""
     cfg = p2_config(p)
     G = {}
     for a in (cfg.alpha, 0.0):
@@ -384,11 +420,18 @@ def p2_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
     q["aux_drop"] = estimate("aux_drop", aux.spread()[:, i1] - aux.spread()[:, -1])
     readings = [
         Reading("regime", "T1 before t2", cfg.T1_value, t2_of(cfg), 0.0, "<="),
-        _reading("lb_excess", "load-balancing share of the excess", q["p2_lb"], 0.0, ">="),
+        _reading(
+            "lb_excess", "load-balancing share of the excess", q["p2_lb"], 0.0, ">="
+        ),
         _reading("excess", "G_T(never) - G_T(gap)", q["p2_excess"], 0.0, ">="),
-        _reading("equalise", "gate spread at T, load balancing only", q["aux_spread_T"],
-                 cfg.lam, "<="),
-    ]  # fmt: skip
+        _reading(
+            "equalise",
+            "gate spread at T, load balancing only",
+            q["aux_spread_T"],
+            cfg.lam,
+            "<=",
+        ),
+    ]
     arrays = {
         "aux_rounds": aux.rounds,
         "spread_aux": aux.spread(),
@@ -401,11 +444,13 @@ def p2_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
     )
 
 
-# ------------------------------------------------------------------------------------------------ part 3
+# --------------------------------------------------------------------------------------
+# part 3
 
 
 def gamma_table(p: Params) -> dict[str, Any]:
-    """Paired final errors of ``gap`` and ``freeze_at_T1`` per setting and Gamma, and the gap rule's T2."""
+    """Paired final errors of ``gap`` and ``freeze_at_T1`` per setting and Gamma, and
+    the gap rule's T2."""
     if p.gamma_grid:
         import xarray as xr
 
@@ -425,9 +470,15 @@ def gamma_table(p: Params) -> dict[str, Any]:
         for j, g in enumerate(gam):
             for key, term in (("G_gap", "gap"), ("G_freeze", "freeze_at_T1")):
                 cfg = setting_config(
-                    s, p.n_experts, gamma=float(g), termination=term, T=p.gamma_T,
-                    n_runs=p.gamma_runs, seed=p.seed + 3, streams="per_run",
-                )  # fmt: skip
+                    s,
+                    p.n_experts,
+                    gamma=float(g),
+                    termination=term,
+                    T=p.gamma_T,
+                    n_runs=p.gamma_runs,
+                    seed=p.seed + 3,
+                    streams="per_run",
+                )
                 res = simulate(cfg)
                 out[key][i, j] = res.G[:, -1]
                 if term == "gap":
@@ -436,7 +487,8 @@ def gamma_table(p: Params) -> dict[str, Any]:
 
 
 def gamma_part(p: Params) -> tuple[list[Quantity], list[ClaimCheck], dict[str, Any]]:
-    """Part 3: share of runs in which the gap rule differs from freezing at T1, per setting and Gamma."""
+    """Part 3: share of runs in which the gap rule differs from freezing at T1, per
+    setting and Gamma."""
     tab = gamma_table(p)
     differ = np.abs(tab["G_gap"] - tab["G_freeze"]) > 1e-12
     share = differ.mean(axis=-1)
@@ -455,10 +507,18 @@ def gamma_part(p: Params) -> tuple[list[Quantity], list[ClaimCheck], dict[str, A
         statement = (
             f"share of runs where gap differs from freeze_at_T1 at Gamma = {gam[j0]:g}"
         )
-        checks.append(ClaimCheck("termination_gamma", s, [_reading("differs", statement, q,
-                                                                    DIFFER, ">=")]))  # fmt: skip
-    return quantities, checks, {"gamma": gam, "share": share, "settings": tab["settings"],
-                                "T2": tab["T2"]}  # fmt: skip
+        checks.append(
+            ClaimCheck(
+                "termination_gamma",
+                s,
+                [_reading("differs", statement, q, DIFFER, ">=")],
+            )
+        )
+    return (
+        quantities,
+        checks,
+        {"gamma": gam, "share": share, "settings": tab["settings"], "T2": tab["T2"]},
+    )
 
 
 def run(params: Params = Params()) -> Result:
@@ -485,9 +545,11 @@ def run(params: Params = Params()) -> Result:
     )
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# --------------------------------------------------------------------------------------
+# figures
 
-#: Named settings drawn on the map: (signal scale c, eta) of :mod:`moecl_lib.analysis.calibration`.
+#: Named settings drawn on the map: (signal scale c, eta) of
+#: :mod:`moecl_lib.analysis.calibration`.
 SETTING_POINTS: dict[str, tuple[float, float]] = {
     "recalled": (1.0, 0.5),
     "calibrated": (5.0, 0.5),
@@ -495,8 +557,9 @@ SETTING_POINTS: dict[str, tuple[float, float]] = {
 
 
 def plot_map(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Purity right after T1 on the (c, eta) map (trained and frozen router), predicted boundary
-    ``eta = gain_star / c^2``, naive ``lambda`` boundary, both settings; figure + CSV (one row per cell)."""
+    """Purity right after T1 on the (c, eta) map (trained and frozen router), predicted
+    boundary ``eta = gain_star / c^2``, naive ``lambda`` boundary, both settings; figure
+    + CSV (one row per cell)."""
     import matplotlib.pyplot as plt
 
     mp, p = result.arrays["map"], result.params
@@ -509,8 +572,15 @@ def plot_map(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     for ax, key, title in zip(
         axes, ("never", "freeze"), ("router trained", "router frozen at T1")
     ):
-        im = ax.pcolormesh(c, eta, mp[key].mean(axis=-1).T, shading="nearest",
-                           vmin=0.2, vmax=1.0, cmap="viridis")  # fmt: skip
+        im = ax.pcolormesh(
+            c,
+            eta,
+            mp[key].mean(axis=-1).T,
+            shading="nearest",
+            vmin=0.2,
+            vmax=1.0,
+            cmap="viridis",
+        )
         ax.plot(cc, g_star / cc**2, "w-", lw=2, label=r"predicted $\eta c^2=$ gain$^*$")
         ax.plot(cc, naive / cc**2, "w:", lw=1.5, label=r"naive: one push $=\lambda$")
         for name, (cs, es) in SETTING_POINTS.items():
@@ -535,7 +605,8 @@ def plot_map(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_onset(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Repeat rate per round at ``2 gain_star``: simulation and prediction; figure + CSV."""
+    """Repeat rate per round at ``2 gain_star``: simulation and prediction; figure +
+    CSV."""
     import matplotlib.pyplot as plt
 
     rate, gain = result.arrays["onset_rate"], result.arrays["onset_gain"]
@@ -551,7 +622,8 @@ def plot_onset(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_gamma(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Share of runs in which the gap rule differs from freezing at T1, against Gamma; figure + CSV."""
+    """Share of runs in which the gap rule differs from freezing at T1, against Gamma;
+    figure + CSV."""
     import matplotlib.pyplot as plt
 
     gam, share = result.arrays["gamma"], result.arrays["share"]
@@ -560,8 +632,12 @@ def plot_gamma(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     for i, s in enumerate(result.arrays["settings"]):
         ax.plot(gam, share[i], "o-", label=s)
         csv[f"share_{s}"] = share[i]
-    ax.axvline(setting_config("calibrated", result.params.n_experts).gamma_value, color="grey",
-               ls=":", label=r"default $\Gamma=\sigma_0^{1.25}$")  # fmt: skip
+    ax.axvline(
+        setting_config("calibrated", result.params.n_experts).gamma_value,
+        color="grey",
+        ls=":",
+        label=r"default $\Gamma=\sigma_0^{1.25}$",
+    )
     ax.axhline(DIFFER, color="grey", lw=0.8)
     ax.set(
         xscale="log", xlabel=r"$\Gamma$", ylabel="share of runs: gap ≠ freeze at $T_1$"
@@ -571,7 +647,8 @@ def plot_gamma(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_aux(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Gate spread over time with both router terms and with load balancing only after T1 (emulation)."""
+    """Gate spread over time with both router terms and with load balancing only after
+    T1 (emulation)."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
@@ -579,8 +656,10 @@ def plot_aux(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     t = result.arrays["aux_rounds"]
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     csv: dict[str, np.ndarray] = {"t": t}
-    for key, label in (("spread_both", "locality + load balancing"),
-                       ("spread_aux", "load balancing only after $T_1$")):  # fmt: skip
+    for key, label in (
+        ("spread_both", "locality + load balancing"),
+        ("spread_aux", "load balancing only after $T_1$"),
+    ):
         x = result.arrays[key]
         se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
         plotting.band(ax, t, x.mean(axis=0), se, label=label, z=2.0)
