@@ -302,6 +302,7 @@ def simulate(
     progress: bool = False,
     record_weights: bool = False,
     rng: np.random.Generator | RunStreams | None = None,
+    prefetch: bool = True,
 ) -> SimulationResult:
     """Run Algorithm 1 for ``cfg.n_runs`` independent runs at once (``n_experts = 1``: single expert).
 
@@ -319,6 +320,8 @@ def simulate(
         record_weights: also return every expert's parameters after every round (memory R*T*M*d).
         rng: random source; defaults to :func:`~moecl_lib.linear.streams.make_streams` of ``cfg``
             (``cfg.streams``: one shared generator, or per-run streams).
+        prefetch: numba backend: draw the next block in a second thread (one core per
+            simulation with False, as in a grid's worker); the numbers do not change.
 
     ``cfg.backend`` picks the implementation of the round loop: the compiled kernel of
     :mod:`moecl_lib.linear.kernel` (``"numba"``; ``"auto"`` when numba imports) or the numpy loop described above.
@@ -332,7 +335,10 @@ def simulate(
     if not snap_rounds or snap_rounds[-1] != cfg.T:
         snap_rounds.append(cfg.T)
     loop = _numba_loop if resolve_backend(cfg.backend) == "numba" else _numpy_loop
-    out = loop(cfg, rng, pool, snap_rounds, record_weights, progress)
+    if loop is _numba_loop:
+        out = loop(cfg, rng, pool, snap_rounds, record_weights, progress, prefetch)
+    else:
+        out = loop(cfg, rng, pool, snap_rounds, record_weights, progress)
     return SimulationResult(
         config=cfg,
         pool=pool,

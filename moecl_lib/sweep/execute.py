@@ -47,7 +47,8 @@ def run_cell(
     wall time (s). Runs on a worker: a plain module-level function of plain data."""
     start = time.perf_counter()
     cfg = build_config(params, runs, seed)
-    sp = specialisation(simulate(cfg), window=window)
+    # one core per worker: no prefetch thread (same numbers)
+    sp = specialisation(simulate(cfg, prefetch=False), window=window)
     metrics = {m: np.asarray(getattr(sp, m)) for m in METRICS}
     return metrics, time.perf_counter() - start
 
