@@ -11,6 +11,7 @@ import pytest
 from moecl_lib.analysis.aux_only import simulate_aux_only
 from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.claims import specialisation_boundary as chapter
+from moecl_lib.claims import specialisation_figures as chapter_figures
 from moecl_lib.config import ConfigError
 from moecl_lib.linear.engine import simulate
 
@@ -58,10 +59,10 @@ def test_figures_and_csv(small: chapter.Result, tmp_path) -> None:
     from moecl_lib import figures
 
     for fn in (
-        chapter.plot_map,
-        chapter.plot_onset,
-        chapter.plot_gamma,
-        chapter.plot_aux,
+        chapter_figures.plot_map,
+        chapter_figures.plot_onset,
+        chapter_figures.plot_gamma,
+        chapter_figures.plot_aux,
     ):
         fig, csv = fn(small)
         figures.save_csv(tmp_path, fn.__name__, csv)
