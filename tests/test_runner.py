@@ -493,3 +493,16 @@ def test_record_profile_and_generated_profiles(tmp_path):
     assert runner.generated_profiles(tmp_path) == {"a": "paper", "b": "?"}
     meta = json.loads((gen / "a.ipynb").read_text())["metadata"]["moecl"]
     assert meta == {"profile": "paper", "overrides": {"n_runs": 5}}
+
+
+def test_the_repository_profiles_name_only_parameters_of_their_notebooks():
+    """Every paper-profile override in notebooks/profiles.yml is a variable of the
+    notebook's parameters cell (the check `moecl notebooks` makes before running)."""
+    root = Path(__file__).resolve().parents[1]
+    profiles = runner.load_profiles(root / "notebooks" / "profiles.yml")
+    notebooks = runner.discover_notebooks(root / "notebooks")
+    assert set(profiles) <= set(notebooks)
+    for stem, path in notebooks.items():
+        params = runner.resolve_parameters(stem, "paper", profiles, {})
+        names = runner.parameter_names(runner.read_notebook_json(path))
+        runner.check_overrides(stem, params, names)
