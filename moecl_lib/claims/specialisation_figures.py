@@ -33,7 +33,7 @@ def plot_map(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     cfg = setting_config("calibrated", p.n_experts)
     naive = th.naive_gain(p.n_experts, cfg.lam, cfg.sigma0, cfg.d, cfg.s, cfg.beta)
     c, eta = mp["c"], mp["eta"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
     cc = np.geomspace(c.min(), c.max(), 100)
     for ax, key, title in zip(
         axes, ("never", "freeze"), ("router trained", "router frozen at T1")
