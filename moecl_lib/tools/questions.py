@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from moecl_lib.claims.record import Record
+from moecl_lib.tools.claim_tables import claim_checks, table_cell
 
 QUESTIONS_FILE = "questions.yml"
 GENERATED = Path("generated") / "_questions.md"
@@ -82,18 +83,11 @@ def open_verdicts(
     row: Mapping[str, str], records: Mapping[str, Record]
 ) -> dict[str, str]:
     """setting -> verdict of a claim in this build (all settings)."""
-    rec = records.get(row["chapter"])
-    if rec is None:
-        return {}
-    return {c.setting: c.verdict for c in rec.checks if c.claim == row["id"]}
+    return {c.setting: c.verdict for c in claim_checks(row, records)}
 
 
 def _setting(s: str) -> str:
     return "the chapter's own parameters" if s == "-" else f"{s} setting"
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
 
 
 def render_questions(
@@ -145,7 +139,7 @@ def render_questions(
                 "| if the paper says | then |",
                 "|---|---|",
             ]
-            lines += [f"| {_cell(a)} | {_cell(b)} |" for a, b in q.answers]
+            lines += [f"| {table_cell(a)} | {table_cell(b)} |" for a, b in q.answers]
             lines.append("")
     if settled:
         lines += [

@@ -21,6 +21,7 @@ from typing import Any
 
 from moecl_lib.claims.record import Record, record_from_notebook
 from moecl_lib.claims.rule import MARGIN, VERDICTS, reading_line
+from moecl_lib.tools.claim_tables import claim_checks, table_cell
 
 COLUMNS = ("id", "kind", "claim", "source", "chapter", "rule")
 KINDS = {
@@ -60,11 +61,6 @@ def load_status(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown pipe-table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
-
-
 def chapter_title(nb: Mapping[str, Any], fallback: str) -> str:
     """The first Markdown ``# `` heading of a notebook (its chapter title)."""
     for cell in nb.get("cells", []):
@@ -77,11 +73,6 @@ def chapter_title(nb: Mapping[str, Any], fallback: str) -> str:
 
 def _link(chapter: str, titles: Mapping[str, str]) -> str:
     return f"[{titles.get(chapter, chapter)}]({(GENERATED_NOTEBOOKS / chapter).as_posix()}.ipynb)"
-
-
-def claim_checks(row: Mapping[str, str], records: Mapping[str, Record]) -> list[Any]:
-    rec = records.get(row["chapter"])
-    return [c for c in rec.checks if c.claim == row["id"]] if rec else []
 
 
 def render_status(
@@ -108,7 +99,7 @@ def render_status(
         if not checks:
             cols = [f"**{PENDING}**"] * 3
         lines.append(
-            f"| [{i}](status-{i}) | {_cell(r['claim'])} | {' | '.join(cols)} "
+            f"| [{i}](status-{i}) | {table_cell(r['claim'])} | {' | '.join(cols)} "
             f"| {_link(r['chapter'], titles)} |"
         )
     lines += ["", "## Details", ""]
