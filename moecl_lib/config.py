@@ -66,9 +66,10 @@ class ExperimentConfig:
             draws its own.
         n_runs: R, independent runs simulated together (batched).
         seed: seed of the random streams (``streams``).
-        streams: ``"shared"`` (one generator drives the whole batch) or ``"per_run"`` (each run its own
-            streams: its numbers depend only on the configuration, the seed and its run index;
-            :mod:`moecl_lib.linear.streams`).
+        streams: ``"per_run"`` (default; each run its own streams: its numbers depend
+            only on the configuration, the seed and its run index) or ``"shared"`` (one
+            generator drives the whole batch, the former default);
+            :mod:`moecl_lib.linear.streams`.
         first_run: global index of the batch's first run (``streams="per_run"`` only): runs
             ``first_run .. first_run + n_runs - 1`` are simulated, so a study can be split in batches.
         dtype: floating type of the simulation (``"float64"`` default).
@@ -104,7 +105,7 @@ class ExperimentConfig:
     dtype: DType = "float64"
     snapshot_every: int = 0
     backend: Backend = "auto"
-    streams: Streams = "shared"
+    streams: Streams = "per_run"
     first_run: int = 0
 
     def __post_init__(self) -> None:

@@ -99,8 +99,9 @@ def test_small_run_quantities_and_check(small):
         "alg1_F_decreases",
         "alg1_F_to_zero",
     ]
-    # decisive at this size (margins of 4 s.e. or more)
-    for name in ("ideal_G", "ideal_F", "post_G", "post_F", "alg1_G", "alg1_F"):
+    # decisive at this size over seeds 0-3 (margins of 4 s.e. or more); ideal_F is
+    # not: at T = 80 it sits at its threshold (0.08-0.12 over seeds 0-3)
+    for name in ("ideal_G", "post_G", "post_F", "alg1_G", "alg1_F"):
         assert out[name] == "holds", name
     # the companion's own checks: simulation agrees with the exact expectations
     for name in names:

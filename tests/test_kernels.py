@@ -90,7 +90,15 @@ def test_prefetch_thread_does_not_change_the_stream():
     from moecl_lib.linear.tasks import make_task_pool
 
     cfg = ExperimentConfig(
-        n_tasks=4, n_experts=3, d=8, s=3, T=90, n_runs=700, seed=5, backend="numba"
+        n_tasks=4,
+        n_experts=3,
+        d=8,
+        s=3,
+        T=90,
+        n_runs=700,
+        seed=5,
+        backend="numba",
+        streams="shared",
     )
     assert (
         engine.block_length(cfg) < cfg.T

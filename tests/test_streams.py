@@ -110,8 +110,8 @@ def test_streams_differ_between_runs_and_seeds():
 
 
 def test_per_run_draws_have_the_right_law():
-    """Task indices uniform (chi-square, p > 1e-3) and Gaussian columns of s.d. sigma_t
-    (4 s.e.)."""
+    """Task indices uniform (chi-square, p > 1e-3); Gaussian columns of mean 0 and s.d.
+    sigma_t (4 s.e.); the signal's column is not drawn (zero until the signal fills it)."""
     cfg = ExperimentConfig(
         n_tasks=6, d=10, s=6, T=400, n_runs=50, seed=5, streams="per_run"
     )
@@ -119,14 +119,18 @@ def test_per_run_draws_have_the_right_law():
     draws = engine.draw_rounds(cfg, rng, cfg.T)
     counts = np.bincount(draws.tasks.ravel(), minlength=6)
     assert stats.chisquare(counts).pvalue > 1e-3
-    x = draws.noise.ravel()
+    signal_col = np.arange(cfg.s) == draws.pos[..., None, None]  # (B, R, 1, s)
+    signal_col = np.broadcast_to(signal_col, draws.noise.shape)
+    assert np.all(draws.noise[signal_col] == 0.0)  # not drawn: overwritten later
+    x = draws.noise[~signal_col]
     se = cfg.sigma_t / np.sqrt(2 * x.size)
     assert abs(x.std() - cfg.sigma_t) < 4 * se
+    assert abs(x.mean()) < 4 * cfg.sigma_t / np.sqrt(x.size)
     assert set(np.unique(draws.pos)) == set(range(cfg.s))
 
 
 def test_first_run_needs_per_run_streams():
     with pytest.raises(ConfigError, match="first_run=2 needs streams='per_run'"):
-        ExperimentConfig(first_run=2)
+        ExperimentConfig(first_run=2, streams="shared")
     with pytest.raises(ConfigError, match="streams"):
         ExperimentConfig(streams="per-run")

@@ -140,9 +140,6 @@ def draw_rounds(
         raise ValueError(f"out holds {len(out)} rounds, {B} requested")
     if isinstance(rng, RunStreams):  # per-run streams (moecl_lib.linear.streams)
         rng.fill(cfg, out, B)
-        if out.beta is not None and cfg.beta_dist != "uniform":
-            out.beta[:B] = cfg.beta
-        out.noise[:B] *= cfg.sigma_t
         return RoundDraws(
             tasks=out.tasks[:B],
             noise=out.noise[:B],
