@@ -25,7 +25,12 @@ from moecl_lib.claims.record import (
     record_from_notebook,
     write_expected,
 )
-from moecl_lib.claims.rule import MARGIN, Z_TOLERANCE, reading_line
+from moecl_lib.claims.rule import (
+    MARGIN,
+    Z_TOLERANCE,
+    reading_line,
+    tolerance_quantile,
+)
 
 
 def test_reading_outcomes_by_margin():
@@ -66,7 +71,10 @@ def test_estimate_mean_and_standard_error_by_hand():
 
 def test_tolerance_rule():
     a, b = Quantity("G", 1.0, se=0.03), Quantity("G", 1.1, se=0.04)
-    assert a.tolerance(b) == pytest.approx(Z_TOLERANCE * 0.05)
+    assert a.tolerance(b) == pytest.approx(Z_TOLERANCE * 0.05)  # n unknown: z
+    a64, b5 = Quantity("G", 1.0, se=0.03, n=64), Quantity("G", 1.1, se=0.04, n=5)
+    assert a64.tolerance(a64) == pytest.approx(4.29 * 0.03 * 2**0.5, rel=1e-2)
+    assert a64.tolerance(b5) == pytest.approx(17.45 * 0.05, rel=1e-2)  # t with 4 d.o.f.
     assert Quantity("G", 1.0, se=0.0, floor=0.5).tolerance(Quantity("G", 1.0)) == 0.5
     exact = Quantity("E", 1000.0, kind="exact")
     assert exact.tolerance(exact) == pytest.approx(1e-3)
@@ -74,6 +82,17 @@ def test_tolerance_rule():
         Quantity("G:T", 1.0)
     with pytest.raises(ValueError, match="kind"):
         Quantity("G", 1.0, kind="fuzzy")
+
+
+def test_tolerance_quantile_has_the_normal_false_alarm_rate():
+    """Student-t quantile at the two-sided level of 4 normal s.e.; tends to 4."""
+    from scipy import stats
+
+    for n in (2, 5, 64, 10_000):
+        q = tolerance_quantile(n)
+        assert 2 * stats.t.sf(q, n - 1) == pytest.approx(2 * stats.norm.sf(4.0))
+    assert tolerance_quantile(10_000) == pytest.approx(4.0, abs=2e-3)
+    assert tolerance_quantile(2) > 1000 > tolerance_quantile(5) > tolerance_quantile(64)
 
 
 def test_format_is_the_same_everywhere():
@@ -123,9 +142,9 @@ def test_record_roundtrip_and_compare(tmp_path: Path):
 
 def test_compare_catches_a_moved_value(tmp_path: Path):
     path = write_expected(_record(), tmp_path / "demo.json")
-    moved = _record(1.0 + 0.06)  # 0.06 > 4 * hypot(0.01, 0.01) = 0.0566
+    moved = _record(1.0 + 0.07)  # 0.07 > t_49 * hypot(0.01, 0.01) = 0.0619
     with pytest.raises(
-        ExpectationError, match=r"demo: G_T: stored 1, new 1.06, .* > tolerance 0.0566"
+        ExpectationError, match=r"demo: G_T: stored 1, new 1.07, .* > tolerance 0.0619"
     ):
         compare(moved, path)
     exact_moved = _record()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,7 +86,9 @@ class Params:
     gamma_runs: int = 8
     m_values: tuple[int, ...] = (10, 40)
     m_runs: int = 8
-    m_multiples: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5)
+    m_multiples: tuple[float, ...] = (
+        0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5
+    )
     boundary_grid: str | None = None
     gamma_grid: str | None = None
 
@@ -244,14 +247,57 @@ def onset_quantities(
     rate = repeat_rate(res.experts, res.tasks)
     pred = th.onset_round(ONSET_AT * g_star, g_star, M, N)
     near = simulate(_line_config(p, ABOVE * g_star, 10 * p.T1, 600))
+    sim, sim_near = onset_estimate(res), onset_estimate(near)
     q = [
-        _exact("onset_sim", half_time(rate), "half time of the repeat rate"),
+        Quantity("onset_sim", *sim, "estimate", 1.0, "half time of the repeat rate"),
         _exact("onset_pred", pred, "predicted onset round"),
-        _exact("onset_relerr", abs(half_time(rate) - pred) / pred),
-        _exact("onset_sim_near", half_time(repeat_rate(near.experts, near.tasks))),
+        Quantity(
+            "onset_relerr",
+            abs(sim[0] - pred) / pred,
+            sim[1] / pred,
+            sim[2],
+            "estimate",
+            1.0 / pred,
+        ),  # fmt: skip
+        Quantity("onset_sim_near", *sim_near, "estimate", 1.0),
         _exact("onset_pred_near", th.onset_round(ABOVE * g_star, g_star, M, N)),
     ]
     return {x.name: x for x in q}, rate
+
+
+def bootstrap_se(
+    stat: Callable[[np.ndarray], float], n_runs: int, n_boot: int = 200
+) -> float:
+    """Standard error of ``stat(runs)`` over ``n_boot`` resamples of the run indices
+    ``0..n_runs-1`` (fixed seed; resamples where the statistic is not finite, e.g. no
+    crossing, are dropped; ``inf`` when fewer than two remain)."""
+    rng = np.random.default_rng(0)
+    boot = np.array(
+        [stat(rng.integers(n_runs, size=n_runs)) for _ in range(n_boot)], dtype=float
+    )
+    boot = boot[np.isfinite(boot)]
+    return float(boot.std(ddof=1)) if boot.size > 1 else math.inf
+
+
+def onset_estimate(res: Any, n_boot: int = 200) -> tuple[float, float, int]:
+    """Half time of the repeat rate of a simulation, its bootstrap standard error over
+    runs (``n_boot`` resamples, fixed seed; resamples that never reach 1/2 are
+    dropped) and the number of runs."""
+    value = half_time(repeat_rate(res.experts, res.tasks))
+    R = res.experts.shape[0]
+    se = bootstrap_se(
+        lambda i: half_time(repeat_rate(res.experts[i], res.tasks[i])), R, n_boot
+    )
+    return value, se, R
+
+
+def _rows_ratio(
+    mp: dict[str, np.ndarray], g_star: float, rows: np.ndarray, runs: np.ndarray
+) -> float:
+    """Mean boundary / gain_star over the map rows ``rows`` (a mask of ``c``), from the
+    runs ``runs`` of every cell (NaN without a crossing)."""
+    cr = crossing_gains(mp["c"][rows], mp["eta"], mp["never"][rows][..., runs])
+    return float(np.nanmean(cr) / g_star) if np.isfinite(cr).any() else math.nan
 
 
 def map_ratios(
@@ -272,14 +318,21 @@ def map_ratios(
             "boundary / gain*, gain eta E|xbar|^2 (heuristic)",
         ),
     }
+    masks = {"boundary_ratio": mp["c"] >= 2.0, "boundary_ratio_small_c": mp["c"] < 2.0}
     out = {}
     for name, (x, label) in rows.items():
         x = x[np.isfinite(x)] / g_star
-        out[name] = (
-            estimate(name, x, label=label)
-            if x.size
-            else Quantity(name, math.nan, label=label)
-        )
+        if x.size == 1 and name != "boundary_ratio_input_norm":
+            # one row: the s.e. over runs, by the bootstrap
+            R, mask = mp["never"].shape[-1], masks[name]
+            se = bootstrap_se(lambda i, m=mask: _rows_ratio(mp, g_star, m, i), R)
+            out[name] = Quantity(name, float(x[0]), se, R, label=label)
+        else:
+            out[name] = (
+                estimate(name, x, label=label)
+                if x.size
+                else Quantity(name, math.nan, label=label)
+            )
     return out
 
 
@@ -350,9 +403,19 @@ def m_scan(p: Params) -> tuple[list[Quantity], dict[str, Any]]:
             q = dict(n_experts=M, n_runs=p.m_runs, seed=p.seed + 4)
             cfg_i = _line_config(Params(**q), x * g_star, 30 * M, 30 * M + 200)
             pur[i] = specialisation(simulate(cfg_i), window=200).purity_early
-        ratio = crossing_gains(np.array([1.0]), mult, pur[None])[0]
+
+        def ratio_of(i: np.ndarray, pur: np.ndarray = pur) -> float:
+            return float(crossing_gains(np.array([1.0]), mult, pur[None][..., i])[0])
+
+        runs = np.arange(p.m_runs)
         quantities.append(
-            _exact(f"m_ratio_M{M}", ratio, f"boundary / gain_star at M = {M}")
+            Quantity(
+                f"m_ratio_M{M}",
+                ratio_of(runs),
+                bootstrap_se(ratio_of, p.m_runs),
+                p.m_runs,
+                label=f"boundary / gain_star at M = {M}",
+            )  # fmt: skip
         )
         quantities.append(_exact(f"m_gain_star_M{M}", g_star, f"gain_star at M = {M}"))
         arrays[f"m_purity_M{M}"] = pur
@@ -402,17 +465,23 @@ def p2_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
     e = np.exp(g - g.max(axis=-1, keepdims=True))
     pmax = (e / e.sum(axis=-1, keepdims=True)).max(axis=-1).mean(axis=-1)
     spread_T1 = aux.spread()[:, i1]
-    bound = th.aux_equalisation_rounds(
-        float(spread_T1.mean()),
-        cfg.eta,
-        cfg.alpha,
-        cfg.n_experts,
-        cfg.signal_scale,
-        cfg.beta,
-    )
-    q["aux_bound_log10"] = _exact(
-        "aux_bound_log10", math.log10(bound), "log10 rounds: aux-only lower bound"
-    )
+
+    def log_bound(i: np.ndarray) -> float:
+        b = th.aux_equalisation_rounds(
+            float(spread_T1[i].mean()),
+            cfg.eta,
+            cfg.alpha,
+            cfg.n_experts,
+            cfg.signal_scale,
+            cfg.beta,
+        )
+        return math.log10(b)
+
+    n_aux = spread_T1.size
+    q["aux_bound_log10"] = Quantity(
+        "aux_bound_log10", log_bound(np.arange(n_aux)), bootstrap_se(log_bound, n_aux),
+        n_aux, label="log10 rounds: aux-only lower bound",
+    )  # fmt: skip
     q["aux_pmax_T1"] = estimate(
         "aux_pmax_T1", pmax, label="largest softmax probability at T1"
     )
