@@ -204,7 +204,7 @@ def test_bench_smoke(tmp_path, capsys):
     ):
         assert (tmp_path / name).is_file(), name
     data = json.loads((tmp_path / "summary.json").read_text())
-    cases = ["fig2 M=1", "fig2 M=3", "fig2 M=3 f32", "large", "fig2 M=3 per-run"]
+    cases = ["fig2 M=1", "fig2 M=3", "fig2 M=3 f32", "large", "fig2 M=3 shared"]
     assert [(r["case"], r["backend"]) for r in data["throughput"]] == [
         (c, b) for c in cases for b in ("numba", "numpy")
     ]
