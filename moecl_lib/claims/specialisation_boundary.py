@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,9 +45,10 @@ import numpy as np
 
 from moecl_lib.analysis.aux_only import simulate_aux_only
 from moecl_lib.analysis.calibration import setting_config
-from moecl_lib.analysis.onset import half_time, repeat_rate
+from moecl_lib.analysis.onset import repeat_rate
 from moecl_lib.analysis.routing import specialisation
 from moecl_lib.claims.record import Record
+from moecl_lib.claims.resampling import bootstrap_se, onset_estimate
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.linear.engine import simulate
 from moecl_lib.theory import specialisation as th
@@ -87,7 +87,18 @@ class Params:
     m_values: tuple[int, ...] = (10, 40)
     m_runs: int = 8
     m_multiples: tuple[float, ...] = (
-        0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+        1.0,
+        1.15,
+        1.3,
+        1.5,
+        1.75,
+        2.0,
+        2.5,
     )
     boundary_grid: str | None = None
     gamma_grid: str | None = None
@@ -263,32 +274,6 @@ def onset_quantities(
         _exact("onset_pred_near", th.onset_round(ABOVE * g_star, g_star, M, N)),
     ]
     return {x.name: x for x in q}, rate
-
-
-def bootstrap_se(
-    stat: Callable[[np.ndarray], float], n_runs: int, n_boot: int = 200
-) -> float:
-    """Standard error of ``stat(runs)`` over ``n_boot`` resamples of the run indices
-    ``0..n_runs-1`` (fixed seed; resamples where the statistic is not finite, e.g. no
-    crossing, are dropped; ``inf`` when fewer than two remain)."""
-    rng = np.random.default_rng(0)
-    boot = np.array(
-        [stat(rng.integers(n_runs, size=n_runs)) for _ in range(n_boot)], dtype=float
-    )
-    boot = boot[np.isfinite(boot)]
-    return float(boot.std(ddof=1)) if boot.size > 1 else math.inf
-
-
-def onset_estimate(res: Any, n_boot: int = 200) -> tuple[float, float, int]:
-    """Half time of the repeat rate of a simulation, its bootstrap standard error over
-    runs (``n_boot`` resamples, fixed seed; resamples that never reach 1/2 are
-    dropped) and the number of runs."""
-    value = half_time(repeat_rate(res.experts, res.tasks))
-    R = res.experts.shape[0]
-    se = bootstrap_se(
-        lambda i: half_time(repeat_rate(res.experts[i], res.tasks[i])), R, n_boot
-    )
-    return value, se, R
 
 
 def _rows_ratio(

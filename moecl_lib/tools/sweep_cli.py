@@ -102,6 +102,13 @@ def _configure_scaling(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers", type=int, nargs="+", default=[1, 2], help="worker counts"
     )
+    p.add_argument(
+        "--estimate",
+        metavar="GRID.yml",
+        help="then model the cost of this grid (refined 1x, 2x, 4x, 10x) on --cores "
+        "cores from the rates measured here (moecl_lib.sweep.cost)",
+    )
+    p.add_argument("--cores", type=int, default=1000, help="cores of the estimate")
 
 
 @register(
@@ -113,7 +120,7 @@ def _configure_scaling(p: argparse.ArgumentParser) -> None:
 def run_scaling(args: argparse.Namespace) -> int:
     from moecl_lib.sweep.scaling import measure_scaling, scaling_grid, scaling_table
 
-    if args.side < 1 or args.runs < 1 or args.T < 1 or min(args.workers) < 1:
+    if min(args.side, args.runs, args.T, args.cores, *args.workers) < 1:
         print(
             "moecl scaling: error: sizes and worker counts must be >= 1",
             file=sys.stderr,
@@ -123,4 +130,11 @@ def run_scaling(args: argparse.Namespace) -> int:
     rows, same = measure_scaling(spec, args.workers)
     print(scaling_table(rows, spec))
     print("results identical across worker counts: " + ("yes" if same else "NO"))
+    if args.estimate:
+        from moecl_lib.sweep.cost import cost_table, measure_rates
+        from moecl_lib.sweep.grid import load_grid
+
+        target = load_grid(args.estimate)
+        rates = measure_rates(target, rows[0].overhead_per_cell_s, rows[0].startup_s)
+        print(cost_table(target, rates, (1, 2, 4, 10), args.cores))
     return 0 if same else 1
