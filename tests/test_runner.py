@@ -1,7 +1,9 @@
-"""Tests of the notebook runner and the ``moecl`` CLI (moecl_lib.tools.runner, moecl_lib.tools.cli).
+"""Tests of the notebook runner and the ``moecl`` CLI (moecl_lib.tools.runner,
+moecl_lib.tools.cli).
 
-Pure parts (profiles, stem selection, parameter-cell inspection, failure formatting, toc checks) are tested
-directly; one end-to-end test runs two tiny notebooks through papermill (one passes, one fails).
+Pure parts (profiles, stem selection, parameter-cell inspection, failure formatting, toc
+checks) are tested directly; one end-to-end test runs two tiny notebooks through
+papermill (one passes, one fails).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import pytest
 from moecl_lib.tools import cli, runner
 from moecl_lib.tools.runner import RunnerError
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # helpers
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _nb(cells: list[tuple[str, str, list[str]]]) -> dict:
@@ -58,9 +60,9 @@ def _repo(tmp_path: Path, notebooks: dict[str, dict], profiles: str = "") -> Pat
     return tmp_path
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # profiles
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_parse_profiles_empty_and_comment_only():
@@ -132,9 +134,9 @@ def test_resolve_parameters_does_not_mutate_profiles():
     assert profiles == {"a": {"paper": {"T": 50}}}
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # parameters cell and stems
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_parameter_names_from_tagged_cell():
@@ -144,7 +146,8 @@ def test_parameter_names_from_tagged_cell():
             ("code", "import math", []),
             (
                 "code",
-                "n_runs = 20\nT: int = 50\na, b = 1, 2\n# comment\nseeds = list(range(3))",
+                "n_runs = 20\nT: int = 50\na, b = 1, 2\n# comment\nseeds = "
+                "list(range(3))",
                 ["parameters"],
             ),
             (
@@ -170,7 +173,8 @@ def test_check_overrides_catches_typos():
     runner.check_overrides("a", {"T": 1}, ["T", "n_runs"])
     with pytest.raises(
         RunnerError,
-        match=r"a: unknown parameter\(s\) n_run; the parameters cell defines: T, n_runs",
+        match=r"a: unknown parameter\(s\) n_run; the parameters cell defines: "
+        r"T, n_runs",
     ):
         runner.check_overrides("a", {"n_run": 1}, ["T", "n_runs"])
     with pytest.raises(RunnerError, match="no cell tagged 'parameters'"):
@@ -186,7 +190,8 @@ def test_select_stems():
     ]
     with pytest.raises(
         RunnerError,
-        match="unknown notebook 'prop9'; available stems: fig2, prop1, prop4_single_expert",
+        match="unknown notebook 'prop9'; available stems: fig2, prop1, "
+        "prop4_single_expert",
     ):
         runner.select_stems(avail, ["prop9"])
     with pytest.raises(RunnerError, match="no notebooks found"):
@@ -214,14 +219,18 @@ def test_parse_cli_value():
     assert runner.parse_cli_value("a: [") == "a: ["
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # failure reports
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 _TB = [
-    "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
-    "\x1b[0;31mAssertionError\x1b[0m                            Traceback (most recent call last)",
-    "Cell \x1b[0;32mIn[4], line 3\x1b[0m\n\x1b[1;32m      1\x1b[0m g = 1.0\n----> 3 assert g < 0.5, 'G_t off'",
+    "\x1b[0;31m"
+    "---------------------------------------------------------------------------"
+    "\x1b[0m",
+    "\x1b[0;31mAssertionError\x1b[0m                            Traceback (most recent "
+    "call last)",
+    "Cell \x1b[0;32mIn[4], line 3\x1b[0m\n\x1b[1;32m      1\x1b[0m g = 1.0\n----> 3 "
+    "assert g < 0.5, 'G_t off'",
     "\x1b[0;31mAssertionError\x1b[0m: G_t off",
 ]
 
@@ -234,7 +243,8 @@ def test_format_failure_is_short_and_names_cell_and_exception():
             ("code", "\n\ng = 1.0\n\nassert g < 0.5, 'G_t off'", []),
         ]
     )
-    # papermill's index counts its injected-parameters cell: 3 in the executed notebook, 2 in the input
+    # papermill's index counts its injected-parameters cell: 3 in the executed notebook,
+    # 2 in the input
     exc = SimpleNamespace(
         cell_index=3,
         source="\n\ng = 1.0\n\nassert g < 0.5, 'G_t off'",
@@ -312,9 +322,9 @@ def test_summary_table_lists_every_notebook_and_total():
     assert last.startswith("elapsed (2 at once)") and last.endswith("3.2")
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # book checks
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_toc_files_walks_parts_chapters_sections():
@@ -339,7 +349,8 @@ def test_check_book_inputs_errors(tmp_path):
     book = root / "book"
     book.mkdir()
     (book / "_toc.yml").write_text(
-        "format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n  - file: generated/p9\n"
+        "format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n  - file: "
+        "generated/p9\n"
     )
     with pytest.raises(RunnerError, match="book/generated/ does not exist"):
         runner.check_book_inputs(root)
@@ -370,9 +381,9 @@ def test_book_command_is_strict():
     assert cmd[1:5] == ["build", "-W", "-n", "--keep-going"] and cmd[-1] == "/repo/book"
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # CLI
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_cli_registry_has_builtin_commands_and_refuses_duplicates():
@@ -393,9 +404,8 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
     )
     assert cli.main(["notebooks", "--profile", "papr", "--root", str(root)]) == 2
     err = capsys.readouterr().err.strip()
-    assert (
-        err
-        == "moecl notebooks: error: unknown profile 'papr'; known profiles: quick, paper"
+    assert err == (
+        "moecl notebooks: error: unknown profile 'papr'; known profiles: quick, paper"
     )
     assert cli.main(["notebooks", "--only", "zz", "--root", str(root)]) == 2
     assert "unknown notebook 'zz'; available stems: a" in capsys.readouterr().err
@@ -413,9 +423,9 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
     )
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # end to end (two kernel starts)
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -460,7 +470,8 @@ def test_run_notebooks_end_to_end_inplace(tmp_path, jobs, monkeypatch):
     assert Path.cwd() == before
     assert [(r.stem, r.ok) for r in results] == [("a_ok", True), ("b_bad", False)]
 
-    # the passing notebook was refreshed in place, with the override injected and cwd = repo root
+    # the passing notebook was refreshed in place, with the override injected and cwd =
+    # repo root
     done = json.loads((root / "notebooks" / "a_ok.ipynb").read_text())
     printed = "".join(
         "".join(o.get("text", "")) for c in done["cells"] for o in c.get("outputs", [])

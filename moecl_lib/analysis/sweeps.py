@@ -31,12 +31,15 @@ class FamilyRun:
     """One member of a family: its grid labels, config, curves and diagnostics.
 
     Attributes:
-        labels: the grid values that define this member (e.g. ``{"n_experts": 10, "termination": "gap"}``).
+        labels: the grid values that define this member (e.g.
+            ``{"n_experts": 10, "termination": "gap"}``).
         config: the full configuration simulated.
-        F_mean, F_se, G_mean, G_se: mean and standard error over runs of ``F_t`` and ``G_t``, shape (T,).
+        F_mean, F_se, G_mean, G_se: mean and standard error over runs of ``F_t`` and
+            ``G_t``, shape (T,).
         spec: :class:`Specialisation` diagnostics.
         wall_time: seconds spent simulating it.
-        result: the full :class:`SimulationResult` when ``keep_results=True``, else None.
+        result: the full :class:`SimulationResult` when ``keep_results=True``, else
+            None.
     """
 
     labels: dict[str, Any]
@@ -50,7 +53,8 @@ class FamilyRun:
     result: SimulationResult | None = None
 
     def row(self) -> dict[str, Any]:
-        """Tidy summary row: labels, then the specialisation summary and the wall time."""
+        """Tidy summary row: labels, then the specialisation summary and the wall
+        time."""
         return {**self.labels, **self.spec.summary(), "wall_s": self.wall_time}
 
 
@@ -84,13 +88,15 @@ class Family:
 
 
 def grid(**axes: Iterable[Any]) -> list[dict[str, Any]]:
-    """Cartesian product of named value lists, as a list of label dicts (in the given axis order)."""
+    """Cartesian product of named value lists, as a list of label dicts (in the given
+    axis order)."""
     names = list(axes)
     values = [list(v) for v in axes.values()]
     return [dict(zip(names, combo)) for combo in product(*values)]
 
 
-#: Config fields that only act through the router (irrelevant for a single expert, ``M = 1``).
+#: Config fields that only act through the router (irrelevant for a single expert,
+#: ``M = 1``).
 ROUTER_ONLY: tuple[str, ...] = (
     "eta",
     "alpha",
@@ -113,20 +119,25 @@ def run_family(
     progress: bool = True,
     cache: dict[Any, FamilyRun] | None = None,
 ) -> Family:
-    """Simulate every member of a family (each batched over ``base.n_runs`` runs) and summarise it.
+    """Simulate every member of a family (each batched over ``base.n_runs`` runs) and
+    summarise it.
 
     Args:
         base: configuration shared by all members.
-        members: label dicts of config overrides, e.g. ``grid(n_experts=[1, 10], termination=["gap", "never"])``.
-            Members with ``n_experts = 1`` that differ only in router knobs (:data:`ROUTER_ONLY`) are simulated
-            once and re-used (a single expert has no router).
-        T1_per_expert: if given (and a member does not set ``T1``), ``T1 = ceil(T1_per_expert * M)``
-            (``T1 ∝ M``, SPEC §4.7) instead of the config's default formula.
+        members: label dicts of config overrides, e.g.
+            ``grid(n_experts=[1, 10], termination=["gap", "never"])``. Members with
+            ``n_experts = 1`` that differ only in router knobs (:data:`ROUTER_ONLY`) are
+            simulated once and re-used (a single expert has no router).
+        T1_per_expert: if given (and a member does not set ``T1``),
+            ``T1 = ceil(T1_per_expert * M)`` (``T1 ∝ M``, SPEC §4.7) instead of the
+            config's default formula.
         window: window length of :func:`specialisation`.
-        keep_results: keep every full :class:`SimulationResult` (memory ~ 40 R T bytes each).
+        keep_results: keep every full :class:`SimulationResult` (memory ~ 40 R T bytes
+            each).
         progress: tqdm bar over members.
-        cache: optional dict shared between calls: a member whose configuration (and ``window``) was already
-            simulated in an earlier call with the same dict is re-used instead of simulated again.
+        cache: optional dict shared between calls: a member whose configuration (and
+            ``window``) was already simulated in an earlier call with the same dict is
+            re-used instead of simulated again.
     """
     fam = Family()
     start = time.perf_counter()

@@ -1,22 +1,27 @@
-"""Experiments of the Expert Gate chapter: baselines, evaluation, relatedness study, oracle router.
+"""Experiments of the Expert Gate chapter: baselines, evaluation, relatedness study,
+oracle router.
 
-Classic protocol (Expert Gate paper, Sec. 4): tasks arrive one after the other, each with all its training
-data; after the last task every method is tested on every task. Baselines (our small-scale versions; the
-paper used AlexNet on large data sets):
+Classic protocol (Expert Gate paper, Sec. 4): tasks arrive one after the other, each
+with all its training data; after the last task every method is tested on every task.
+Baselines (our small-scale versions; the paper used AlexNet on large data sets):
 
-* **joint training**: one shared network with one head per task, trained on the data of all tasks at once
-  (not a continual learner; the usual upper reference);
-* **sequential fine-tuning**: one shared network, a new head per task, trained on each new task only (old
-  heads kept as they were, the shared layers drift: forgetting);
-* **single LwF model**: the same, with Learning-without-Forgetting distillation of every old head on the new
-  task's inputs (:func:`moecl_lib.expert_gate.gate.train_lwf`'s loss with one term per old head);
-* **oracle gate**: Expert Gate's experts, each test sample sent to its own task's expert;
-* **discriminative gate**: a task classifier trained on the inputs of ALL tasks (stores old data, not a
-  continual learner) routes each test sample; the paper's reference for the autoencoder gate.
+* **joint training**: one shared network with one head per task, trained on the data of
+  all tasks at once (not a continual learner; the usual upper reference);
+* **sequential fine-tuning**: one shared network, a new head per task, trained on each
+  new task only (old heads kept as they were, the shared layers drift: forgetting);
+* **single LwF model**: the same, with Learning-without-Forgetting distillation of every
+  old head on the new task's inputs (:func:`moecl_lib.expert_gate.gate.train_lwf`'s loss
+  with one term per old head);
+* **oracle gate**: Expert Gate's experts, each test sample sent to its own task's
+  expert;
+* **discriminative gate**: a task classifier trained on the inputs of ALL tasks (stores
+  old data, not a continual learner) routes each test sample; the paper's reference for
+  the autoencoder gate.
 
-Evaluation conventions: baselines with task heads are evaluated *task-aware* (the test sample's own head),
-as in the paper's tables; Expert Gate and the discriminative gate are *task-agnostic*: a sample counts as
-correct only if it is routed to its own task's expert AND that expert predicts its label. Accuracies in %.
+Evaluation conventions: baselines with task heads are evaluated *task-aware* (the test
+sample's own head), as in the paper's tables; Expert Gate and the discriminative gate
+are *task-agnostic*: a sample counts as correct only if it is routed to its own task's
+expert AND that expert predicts its label. Accuracies in %.
 """
 
 from __future__ import annotations
@@ -49,18 +54,20 @@ from moecl_lib.expert_gate.gate import (
 )
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Multi-head network (shared body, one head per task) for the single-model baselines
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def _replace_last_linear(model: nn.Module) -> nn.Linear:
-    """Replace the last ``nn.Linear`` of ``model`` by ``nn.Identity`` in place; return the removed layer."""
+    """Replace the last ``nn.Linear`` of ``model`` by ``nn.Identity`` in place; return
+    the removed layer."""
     last_name = None
     for name, mod in model.named_modules():
         if isinstance(mod, nn.Linear):
             last_name = name
     if last_name is None:
         raise ConfigError(
-            f"an expert must contain an nn.Linear task head; {type(model).__name__} has none"
+            f"an expert must contain an nn.Linear task head; {type(model).__name__} "
+            "has none"
         )
     parent_name, _, attr = last_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -72,8 +79,9 @@ def _replace_last_linear(model: nn.Module) -> nn.Linear:
 class MultiHeadNet(nn.Module):
     """Shared body (an expert without its head) + one linear head per task.
 
-    ``logits(x, k)`` = class logits of head ``k`` (a one-unit sigmoid head gives ``[-z/2, z/2]``, so
-    cross-entropy on these logits equals the binary cross-entropy of the sigmoid unit).
+    ``logits(x, k)`` = class logits of head ``k`` (a one-unit sigmoid head gives
+    ``[-z/2, z/2]``, so cross-entropy on these logits equals the binary cross-entropy of
+    the sigmoid unit).
     """
 
     def __init__(self, expert_factory: Callable[[], nn.Module]) -> None:
@@ -110,7 +118,8 @@ def train_joint(
     gen: torch.Generator,
     momentum: float = 0.0,
 ) -> None:
-    """Joint training: every step takes one minibatch of EVERY task and sums the per-task losses."""
+    """Joint training: every step takes one minibatch of EVERY task and sums the
+    per-task losses."""
     while len(net.heads) < len(tasks):
         net.add_head()
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
@@ -142,11 +151,13 @@ def train_sequential(
     lambda_old: float = 1.0,
     momentum: float = 0.0,
 ) -> int:
-    """Learn one new task on the shared network: new head + body (+ old heads under LwF).
+    """Learn one new task on the shared network: new head + body (+ old heads under
+    LwF).
 
-    ``lwf=False`` (fine-tuning): old heads frozen, body and new head trained on the new task's loss.
-    ``lwf=True``: old heads' outputs on the new inputs are recorded first; body, new head AND old heads are
-    trained on ``CE(new) + lambda_old * sum_j distillation(old head j, recorded j)`` (Li & Hoiem).
+    ``lwf=False`` (fine-tuning): old heads frozen, body and new head trained on the new
+    task's loss. ``lwf=True``: old heads' outputs on the new inputs are recorded first;
+    body, new head AND old heads are trained on
+    ``CE(new) + lambda_old * sum_j distillation(old head j, recorded j)`` (Li & Hoiem).
     """
     k = net.add_head()
     x, y = task.x_train, task.y_train
@@ -191,9 +202,9 @@ def multihead_accuracy(net: MultiHeadNet, tasks: Sequence[TaskData]) -> np.ndarr
     )
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Gates and Expert Gate evaluation
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def train_task_classifier(
     tasks: Sequence[TaskData],
     factory: Callable[[int], nn.Module],
@@ -203,7 +214,8 @@ def train_task_classifier(
     gen: torch.Generator,
     momentum: float = 0.9,
 ) -> nn.Module:
-    """Discriminative gate: a classifier of the TASK id trained on the training inputs of all tasks."""
+    """Discriminative gate: a classifier of the TASK id trained on the training inputs
+    of all tasks."""
     x = torch.cat([tk.x_train for tk in tasks])
     y = torch.cat(
         [
@@ -222,7 +234,8 @@ class GateEvaluation:
 
     Attributes:
         gate_acc: fraction of test samples routed to their own task's expert.
-        acc: task-agnostic accuracy (routed to the right expert AND correctly classified).
+        acc: task-agnostic accuracy (routed to the right expert AND correctly
+            classified).
         oracle_acc: accuracy of the task's own expert (gate bypassed).
     """
 
@@ -235,7 +248,8 @@ class GateEvaluation:
 def evaluate_gate(
     eg: ExpertGate, tasks: Sequence[TaskData], router: nn.Module | None = None
 ) -> GateEvaluation:
-    """Evaluate Expert Gate's experts with its autoencoder gate (``router=None``) or a task classifier."""
+    """Evaluate Expert Gate's experts with its autoencoder gate (``router=None``) or a
+    task classifier."""
     gate_acc, acc, orc = [], [], []
     for k, tk in enumerate(tasks):
         if router is None:
@@ -251,17 +265,21 @@ def evaluate_gate(
     return GateEvaluation(np.array(gate_acc), np.array(acc), np.array(orc))
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # The classic experiment
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass
 class ClassicResult:
-    """Numbers of one seed of :func:`run_classic` (accuracies in %, per task, shape (N,)).
+    """Numbers of one seed of :func:`run_classic` (accuracies in %, per task, shape
+    (N,)).
 
     Attributes:
-        expert_gate, discriminative: :class:`GateEvaluation` with the autoencoder / discriminative gate.
-        joint, finetune, lwf: task-aware accuracies of the multi-head baselines after the last task.
-        reports: Expert Gate's :class:`~moecl_lib.expert_gate.gate.TaskReport` per task (relatedness, mode).
+        expert_gate, discriminative: :class:`GateEvaluation` with the autoencoder /
+            discriminative gate.
+        joint, finetune, lwf: task-aware accuracies of the multi-head baselines after
+            the last task.
+        reports: Expert Gate's :class:`~moecl_lib.expert_gate.gate.TaskReport` per task
+            (relatedness, mode).
         params: scalar parameters held at the end by each method.
         seconds: training wall time of each method.
     """
@@ -285,10 +303,12 @@ def run_classic(
     baseline_epochs: int | None = None,
     task_classifier_factory: Callable[[int], nn.Module] | None = None,
 ) -> ClassicResult:
-    """Sequential tasks: Expert Gate vs joint / fine-tuning / LwF single models and a discriminative gate.
+    """Sequential tasks: Expert Gate vs joint / fine-tuning / LwF single models and a
+    discriminative gate.
 
-    All methods use the same expert architecture, SGD settings and epochs (``gate_config.expert_*``; the
-    baselines use ``baseline_epochs`` if given). Seeded by ``gate_config.seed``.
+    All methods use the same expert architecture, SGD settings and epochs
+    (``gate_config.expert_*``; the baselines use ``baseline_epochs`` if given). Seeded
+    by ``gate_config.seed``.
     """
     if len(tasks) < 2:
         raise ConfigError("run_classic needs at least 2 tasks")
@@ -371,21 +391,26 @@ def run_classic(
     )
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Relatedness vs. the LwF / fine-tuning decision
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass
 class RelatednessStudy:
-    """All ordered task pairs (source a -> target k) of :func:`relatedness_study`, arrays of shape (P,).
+    """All ordered task pairs (source a -> target k) of :func:`relatedness_study`,
+    arrays of shape (P,).
 
     Attributes:
         source, target: task indices.
-        rel: ``Rel(T_k, T_a)`` from the autoencoders (validation split of the target's training data).
-        acc_finetune, acc_lwf: target test accuracy (%) of an expert initialised from the source expert and
-            trained by fine-tuning / LwF on the target's (small) training set.
-        acc_scratch: per target, accuracy of an expert trained from scratch with the same budget, (N,).
-        source_retained_lwf, source_retained_finetune: accuracy (%) of the OLD head on the source task after
-            training on the target (what LwF is designed to preserve).
+        rel: ``Rel(T_k, T_a)`` from the autoencoders (validation split of the target's
+            training data).
+        acc_finetune, acc_lwf: target test accuracy (%) of an expert initialised from
+            the source expert and trained by fine-tuning / LwF on the target's (small)
+            training set.
+        acc_scratch: per target, accuracy of an expert trained from scratch with the
+            same budget, (N,).
+        source_retained_lwf, source_retained_finetune: accuracy (%) of the OLD head on
+            the source task after training on the target (what LwF is designed to
+            preserve).
     """
 
     source: np.ndarray
@@ -406,11 +431,14 @@ def relatedness_study(
     gate_config: ExpertGateConfig,
     n_target_train: int,
 ) -> RelatednessStudy:
-    """For every ordered pair (a, k): relatedness and the target accuracy of fine-tuning vs LwF from expert a.
+    """For every ordered pair (a, k): relatedness and the target accuracy of fine-tuning
+    vs LwF from expert a.
 
-    Each task gets an autoencoder and a source expert trained on the first ``1 - val_fraction`` of its training
-    set; the relatedness is measured on the held-out rest (the target's validation data). Each target is then learned from only ``n_target_train`` samples (small, so the
-    initialisation matters) starting from each source expert, by fine-tuning and by LwF.
+    Each task gets an autoencoder and a source expert trained on the first
+    ``1 - val_fraction`` of its training set; the relatedness is measured on the
+    held-out rest (the target's validation data). Each target is then learned from only
+    ``n_target_train`` samples (small, so the initialisation matters) starting from each
+    source expert, by fine-tuning and by LwF.
     """
     cfg = gate_config
     eg = ExpertGate(in_shape, n_classes, cfg, expert_factory=expert_factory)
@@ -423,7 +451,8 @@ def relatedness_study(
         val.append(eg.gate_input(tk.x_train[-n_val:]))
     N = len(tasks)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
-    # errors of every autoencoder on every task's validation inputs: E[k, a] = Err_a on task k
+    # errors of every autoencoder on every task's validation inputs: E[k, a] = Err_a on
+    # task k
     E = np.array(
         [reconstruction_errors(eg.autoencoders, v).mean(dim=0).numpy() for v in val]
     )
@@ -519,7 +548,8 @@ def _acc(model: nn.Module, x: Tensor, y: Tensor) -> float:
 
 @torch.no_grad()
 def _head_acc(model: nn.Module, head: nn.Linear, x: Tensor, y: Tensor) -> float:
-    """Accuracy of ``head`` on the features that feed ``model``'s own head (the old task's head after LwF)."""
+    """Accuracy of ``head`` on the features that feed ``model``'s own head (the old
+    task's head after LwF)."""
     feats: dict[str, Tensor] = {}
     h = task_head(model).register_forward_hook(
         lambda _m, inp, _o: feats.__setitem__("x", inp[0])
@@ -541,17 +571,19 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(spearmanr(np.asarray(x), np.asarray(y)).statistic)
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Oracle router for the round stream (head-to-head reference)
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 class OracleRouter:
-    """A :class:`~moecl_lib.deep.learners.RoundLearner` that knows the task of every sample (one expert per task).
+    """A :class:`~moecl_lib.deep.learners.RoundLearner` that knows the task of every
+    sample (one expert per task).
 
-    The task of a batch is found from a table of all training and test inputs of ``tasks`` (the benchmark's
-    task labels; this is the oracle): every sample votes for the tasks that contain it (an image can belong to
-    several tasks, e.g. as a "rest" sample of one-vs-rest tasks) and the batch goes to the most voted task
-    (lowest index on ties). Experts come from ``expert_factory`` and are
-    trained like the MoE's: SGD with ``lr``, ``epochs``, ``minibatch`` and ``momentum`` on the round's batch.
+    The task of a batch is found from a table of all training and test inputs of
+    ``tasks`` (the benchmark's task labels; this is the oracle): every sample votes for
+    the tasks that contain it (an image can belong to several tasks, e.g. as a "rest"
+    sample of one-vs-rest tasks) and the batch goes to the most voted task (lowest index
+    on ties). Experts come from ``expert_factory`` and are trained like the MoE's: SGD
+    with ``lr``, ``epochs``, ``minibatch`` and ``momentum`` on the round's batch.
     """
 
     changes_all_experts = False
@@ -627,11 +659,13 @@ class OracleRouter:
         }
 
 
-# ----------------------------------------------------------------------------------------------
-# Tasks from different "domains" (the Expert Gate paper's tasks were different data sets)
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
+# Tasks from different "domains" (the Expert Gate paper's tasks were different data
+# sets)
+# --------------------------------------------------------------------------------------
 def resize_images(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of ``(n, C, H, W)`` images to ``size`` (values stay in [0, 1])."""
+    """Bilinear resize of ``(n, C, H, W)`` images to ``size`` (values stay in [0,
+    1])."""
     if x.ndim != 4:
         raise ConfigError(f"images must have shape (n, C, H, W), got {tuple(x.shape)}")
     return Fnn.interpolate(x, size=size, mode="bilinear", align_corners=False).clamp(
@@ -643,10 +677,12 @@ def domain_tasks(
     domains: Sequence[tuple[str, Sequence[TaskData]]],
     size: tuple[int, int] | None = None,
 ) -> list[TaskData]:
-    """Concatenate task lists of several data sets ("domains"), resizing images to a common ``size``.
+    """Concatenate task lists of several data sets ("domains"), resizing images to a
+    common ``size``.
 
     Args:
-        domains: ``(domain name, tasks)`` pairs; task names become ``"<domain>: <task name>"``.
+        domains: ``(domain name, tasks)`` pairs; task names become
+            ``"<domain>: <task name>"``.
         size: target (H, W); default = the first task's image size.
     """
     out: list[TaskData] = []
@@ -677,11 +713,13 @@ def domain_tasks(
 def summarise_classic(
     results: Sequence[ClassicResult],
 ) -> dict[str, tuple[float, float]]:
-    """Mean over tasks, then mean and standard error over seeds (``ddof=1``) of every headline number (%).
+    """Mean over tasks, then mean and standard error over seeds (``ddof=1``) of every
+    headline number (%).
 
-    Keys: ``gate_ae``, ``gate_discriminative`` (gate accuracy), ``expert_gate`` (task-agnostic accuracy with the
-    autoencoder gate), ``discriminative_gate`` (same experts, discriminative gate), ``oracle_gate`` (experts
-    with the true task), ``joint``, ``finetune``, ``lwf`` (task-aware single models).
+    Keys: ``gate_ae``, ``gate_discriminative`` (gate accuracy), ``expert_gate``
+    (task-agnostic accuracy with the autoencoder gate), ``discriminative_gate`` (same
+    experts, discriminative gate), ``oracle_gate`` (experts with the true task),
+    ``joint``, ``finetune``, ``lwf`` (task-aware single models).
     """
     from moecl_lib.analysis.metrics import mean_se
 
@@ -704,15 +742,17 @@ def summarise_classic(
     return out
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Head-to-head summaries (round stream)
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def learner_parameters(learner: Any) -> dict[str, int]:
-    """Scalars stored by a round learner: ``gate`` (router / autoencoders) and ``experts``.
+    """Scalars stored by a round learner: ``gate`` (router / autoencoders) and
+    ``experts``.
 
-    Knows :class:`~moecl_lib.expert_gate.gate.ExpertGate` (autoencoders + normaliser statistics),
-    :class:`~moecl_lib.deep.moe.DeepMoE` (linear router ``theta``, M x D) and :class:`OracleRouter` (no gate
-    parameters; its task table is the oracle, not counted).
+    Knows :class:`~moecl_lib.expert_gate.gate.ExpertGate` (autoencoders + normaliser
+    statistics), :class:`~moecl_lib.deep.moe.DeepMoE` (linear router ``theta``, M x D)
+    and :class:`OracleRouter` (no gate parameters; its task table is the oracle, not
+    counted).
     """
     if isinstance(learner, ExpertGate):
         return learner.parameter_counts()
@@ -730,11 +770,14 @@ def learner_parameters(learner: Any) -> dict[str, int]:
 
 
 def summarise_stream(res: Any, window: int) -> dict[str, Any]:
-    """Headline numbers of one :class:`~moecl_lib.deep.learners.StreamResult` (accuracies / errors in %).
+    """Headline numbers of one :class:`~moecl_lib.deep.learners.StreamResult`
+    (accuracies / errors in %).
 
-    Keys: ``routing_acc`` (per window, see :func:`moecl_lib.expert_gate.linear.routing_accuracy`),
-    ``final_routed_acc`` (mean over tasks of the accuracy with the learner's own routing after the last round),
-    the community metrics of ``res.metrics()`` (learner view), ``experts_used`` and ``wall_time``.
+    Keys: ``routing_acc`` (per window, see
+    :func:`moecl_lib.expert_gate.linear.routing_accuracy`), ``final_routed_acc`` (mean
+    over tasks of the accuracy with the learner's own routing after the last round), the
+    community metrics of ``res.metrics()`` (learner view), ``experts_used`` and
+    ``wall_time``.
     """
     from moecl_lib.expert_gate.linear import routing_accuracy
 

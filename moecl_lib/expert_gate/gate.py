@@ -1,44 +1,56 @@
-"""Expert Gate (Aljundi, Chakravarty & Tuytelaars, CVPR 2017) re-implemented for the companion.
+"""Expert Gate (Aljundi, Chakravarty & Tuytelaars, CVPR 2017) re-implemented for the
+companion.
 
-Building blocks (each a separate, tested function, following Avalanche's decomposition; no code copied):
+Building blocks (each a separate, tested function, following Avalanche's decomposition;
+no code copied):
 
-* :class:`InputNormaliser` - inputs are standardised with FIXED statistics and passed through a sigmoid,
-  ``z = sigmoid((x - mean) / std)`` (the official MATLAB code does this with ImageNet statistics; we fit the
-  statistics once, on the first data the learner sees, and freeze them, so every autoencoder reads the same
-  input space and no old data is kept).
-* :class:`GateAutoencoder` - one undercomplete autoencoder per task: ``Linear(d, c) -> ReLU -> Linear(c, d)
-  -> Sigmoid`` with code size ``c < d`` (reference implementations: c = 100). Trained with binary
-  cross-entropy on ``z`` (``ae_loss="bce"``, as the official code) or MSE.
-* :func:`reconstruction_errors` - per-sample error ``err_k(x) = mean_j (zhat_j - z_j)^2`` (mean over the d
-  features, so errors of different input sizes are comparable).
-* :func:`gate_probabilities` - ``p_k(x) = softmax_k(-err_k(x) / temperature)`` with temperature 2.
-* :func:`relatedness` - ``Rel(T_k, T_a) = 1 - (Err_a - Err_k) / Err_k`` where ``Err_k`` is the error of the
-  NEW task's autoencoder and ``Err_a`` that of an old task's autoencoder, BOTH measured on the new task's
-  validation data; the denominator is the new autoencoder's error. Rel = 1 when the old autoencoder
-  reconstructs the new data as well as the new one; smaller = less related; it can be negative. (The official
-  MATLAB code reports the same number in percent.)
-* :func:`lwf_loss` - Learning without Forgetting (Li & Hoiem 2016): ``CE(new head, y) + lambda_old *
-  mean_i [ - sum_c q_ic log p_ic ]`` with ``q = softmax(teacher / T)`` (recorded outputs of the source model
-  on the new data) and ``p = softmax(old head / T)``, ``T = 2``, ``lambda_old = 1``; no ``T^2`` factor.
+* :class:`InputNormaliser` - inputs are standardised with FIXED statistics and passed
+  through a sigmoid, ``z = sigmoid((x - mean) / std)`` (the official MATLAB code does
+  this with ImageNet statistics; we fit the statistics once, on the first data the
+  learner sees, and freeze them, so every autoencoder reads the same input space and no
+  old data is kept).
+* :class:`GateAutoencoder` - one undercomplete autoencoder per task:
+  ``Linear(d, c) -> ReLU -> Linear(c, d) -> Sigmoid`` with code size ``c < d``
+  (reference implementations: c = 100). Trained with binary cross-entropy on ``z``
+  (``ae_loss="bce"``, as the official code) or MSE.
+* :func:`reconstruction_errors` - per-sample error
+  ``err_k(x) = mean_j (zhat_j - z_j)^2`` (mean over the d features, so errors of
+  different input sizes are comparable).
+* :func:`gate_probabilities` - ``p_k(x) = softmax_k(-err_k(x) / temperature)`` with
+  temperature 2.
+* :func:`relatedness` - ``Rel(T_k, T_a) = 1 - (Err_a - Err_k) / Err_k`` where ``Err_k``
+  is the error of the NEW task's autoencoder and ``Err_a`` that of an old task's
+  autoencoder, BOTH measured on the new task's validation data; the denominator is the
+  new autoencoder's error. Rel = 1 when the old autoencoder reconstructs the new data as
+  well as the new one; smaller = less related; it can be negative. (The official MATLAB
+  code reports the same number in percent.)
+* :func:`lwf_loss` - Learning without Forgetting (Li & Hoiem 2016):
+  ``CE(new head, y) + lambda_old * mean_i [ - sum_c q_ic log p_ic ]`` with
+  ``q = softmax(teacher / T)`` (recorded outputs of the source model on the new data)
+  and ``p = softmax(old head / T)``, ``T = 2``, ``lambda_old = 1``; no ``T^2`` factor.
 * :class:`ExpertGate` - the learner. Two protocols:
 
-  - classic sequential tasks (the paper): :meth:`ExpertGate.fit_task` always adds an autoencoder and an
-    expert; the new expert is initialised from the most related previous expert and trained with LwF when
-    the relatedness exceeds ``rel_threshold`` (0.85), by fine-tuning otherwise;
-  - the MoE paper's round stream (:class:`moecl_lib.deep.learners.RoundLearner`): :meth:`ExpertGate.observe`
-    first decides whether the round's batch is a known task with the NOVELTY RULE below, then either
-    trains the routed expert (and its autoencoder) on the batch or creates a new autoencoder + expert.
+  - classic sequential tasks (the paper): :meth:`ExpertGate.fit_task` always adds an
+    autoencoder and an expert; the new expert is initialised from the most related
+    previous expert and trained with LwF when the relatedness exceeds ``rel_threshold``
+    (0.85), by fine-tuning otherwise;
+  - the MoE paper's round stream (:class:`moecl_lib.deep.learners.RoundLearner`):
+    :meth:`ExpertGate.observe` first decides whether the round's batch is a known task
+    with the NOVELTY RULE below, then either trains the routed expert (and its
+    autoencoder) on the batch or creates a new autoencoder + expert.
 
-Novelty rule (ours; the paper only has the sequential protocol). Each autoencoder ``k`` keeps a reference
-error ``ref_k``: the mean reconstruction error on data of its task that it had NOT been trained on (the
-validation split of its first batch, then the pre-training error of every later batch routed to it). A round
-with batch mean errors ``e_k`` goes to ``k* = argmin_k e_k`` (the Expert Gate decision for the batch); it is
-declared NEW when ``e_{k*} / ref_{k*} > novelty_ratio`` and fewer than ``max_experts`` experts exist. In
-relatedness terms: the batch is recognised when ``1 - (e_{k*} - ref_{k*}) / ref_{k*} >= 2 - novelty_ratio``.
+Novelty rule (ours; the paper only has the sequential protocol). Each autoencoder ``k``
+keeps a reference error ``ref_k``: the mean reconstruction error on data of its task
+that it had NOT been trained on (the validation split of its first batch, then the
+pre-training error of every later batch routed to it). A round with batch mean errors
+``e_k`` goes to ``k* = argmin_k e_k`` (the Expert Gate decision for the batch); it is
+declared NEW when ``e_{k*} / ref_{k*} > novelty_ratio`` and fewer than ``max_experts``
+experts exist. In relatedness terms: the batch is recognised when
+``1 - (e_{k*} - ref_{k*}) / ref_{k*} >= 2 - novelty_ratio``.
 
-No data of old tasks is stored: only the autoencoders, the experts and scalar statistics.
-Pretrained feature extractors cannot be downloaded here; the gate reads raw (optionally PCA-projected)
-inputs, whereas the paper used AlexNet conv5 features.
+No data of old tasks is stored: only the autoencoders, the experts and scalar
+statistics. Pretrained feature extractors cannot be downloaded here; the gate reads raw
+(optionally PCA-projected) inputs, whereas the paper used AlexNet conv5 features.
 """
 
 from __future__ import annotations
@@ -72,34 +84,45 @@ AE_LOSSES: tuple[str, ...] = ("bce", "mse")
 NORMALISATIONS: tuple[str, ...] = ("feature", "global")
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Configuration
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ExpertGateConfig:
-    """Knobs of :class:`ExpertGate` (defaults: reference implementations where they exist, else ours).
+    """Knobs of :class:`ExpertGate` (defaults: reference implementations where they
+    exist, else ours).
 
     Attributes:
-        code_size: autoencoder code size c; ``None`` = ``min(100, d // 2)`` (reference: 100). Must be < d.
+        code_size: autoencoder code size c; ``None`` = ``min(100, d // 2)`` (reference:
+            100). Must be < d.
         temperature: softmax temperature of the gate (paper: 2).
-        rel_threshold: relatedness above which LwF is used instead of fine-tuning (paper/Avalanche: 0.85).
+        rel_threshold: relatedness above which LwF is used instead of fine-tuning
+            (paper/Avalanche: 0.85).
         lwf_lambda: weight of the distillation term of LwF (LwF paper: 1).
         lwf_temperature: distillation temperature (LwF / Expert Gate: 2).
         ae_epochs: epochs of autoencoder training for a new task.
-        ae_update_epochs: epochs of autoencoder training on a later batch routed to it (round protocol).
+        ae_update_epochs: epochs of autoencoder training on a later batch routed to it
+            (round protocol).
         ae_lr: Adam learning rate of the autoencoders.
         ae_loss: ``"bce"`` (official code) or ``"mse"`` training loss.
         ae_weight_decay: L2 weight decay of the autoencoders (official code: 5e-4).
-        expert_epochs: epochs of expert training per task (classic) or per round (round protocol).
+        expert_epochs: epochs of expert training per task (classic) or per round (round
+            protocol).
         expert_lr: SGD learning rate of the experts.
         expert_momentum: SGD momentum of the experts.
-        expert_batch_size: SGD minibatch of the experts (defaults match ``moecl_lib.deep.moe.DeepMoEConfig``).
+        expert_batch_size: SGD minibatch of the experts (defaults match
+            ``moecl_lib.deep.moe.DeepMoEConfig``).
         batch_size: minibatch size of the autoencoders.
-        val_fraction: fraction of a new task's batch held out to measure relatedness and ``ref_k``.
-        novelty_ratio: round protocol: a batch is new when ``e_k* / ref_k* > novelty_ratio`` (> 1).
-        max_experts: cap on the number of experts (None = unbounded); at the cap every batch is routed.
-        normalisation: ``"feature"`` (per-input-feature mean/std) or ``"global"`` (one scalar mean/std).
-        std_floor: minimum std used by the normaliser (avoids division by ~0 on constant pixels).
+        val_fraction: fraction of a new task's batch held out to measure relatedness and
+            ``ref_k``.
+        novelty_ratio: round protocol: a batch is new when
+            ``e_k* / ref_k* > novelty_ratio`` (> 1).
+        max_experts: cap on the number of experts (None = unbounded); at the cap every
+            batch is routed.
+        normalisation: ``"feature"`` (per-input-feature mean/std) or ``"global"`` (one
+            scalar mean/std).
+        std_floor: minimum std used by the normaliser (avoids division by ~0 on constant
+            pixels).
         seed: torch seed for parameter initialisation and minibatch order.
     """
 
@@ -162,11 +185,13 @@ class ExpertGateConfig:
             )
         if self.normalisation not in NORMALISATIONS:
             raise ConfigError(
-                f"normalisation={self.normalisation!r} must be one of {list(NORMALISATIONS)}"
+                f"normalisation={self.normalisation!r} must be one of "
+                f"{list(NORMALISATIONS)}"
             )
 
     def replace(self, **changes: Any) -> ExpertGateConfig:
-        """Validated copy with some fields changed (unknown names raise :class:`ConfigError`)."""
+        """Validated copy with some fields changed (unknown names raise
+        :class:`ConfigError`)."""
         return replace_fields(self, changes)
 
 
@@ -204,19 +229,22 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], -1)
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Gate functions on hand-checkable values
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def gate_probabilities(errors: Any, temperature: float = 2.0) -> np.ndarray:
-    """Expert Gate soft decision ``p_k = exp(-err_k/T) / sum_j exp(-err_j/T)`` along the last axis.
+    """Expert Gate soft decision ``p_k = exp(-err_k/T) / sum_j exp(-err_j/T)`` along the
+    last axis.
 
     Args:
-        errors: reconstruction errors, shape (K,) or (n, K) (one column per autoencoder), all finite.
+        errors: reconstruction errors, shape (K,) or (n, K) (one column per
+            autoencoder), all finite.
         temperature: T > 0 (paper: 2).
 
     Returns:
-        probabilities of the same shape, summing to 1 along the last axis. The argmax (lowest error) does
-        not depend on T; T only sharpens or flattens the soft output.
+        probabilities of the same shape, summing to 1 along the last axis. The argmax
+        (lowest error) does not depend on T; T only sharpens or flattens the soft
+        output.
     """
     as_float(temperature, "temperature", positive=True)
     e = np.asarray(errors, dtype=float)
@@ -233,28 +261,32 @@ def gate_probabilities(errors: Any, temperature: float = 2.0) -> np.ndarray:
 
 
 def relatedness(err_new_ae: Any, err_old_ae: Any) -> np.ndarray | float:
-    """Task relatedness ``Rel(T_k, T_a) = 1 - (Err_a - Err_k) / Err_k`` (Expert Gate, Sec. 3.3).
+    """Task relatedness ``Rel(T_k, T_a) = 1 - (Err_a - Err_k) / Err_k`` (Expert Gate,
+    Sec. 3.3).
 
     Args:
-        err_new_ae: ``Err_k``, mean reconstruction error of the NEW task's autoencoder on the new task's
-            validation data (the denominator; must be > 0).
-        err_old_ae: ``Err_a``, mean reconstruction error of an OLD task's autoencoder on the same data;
-            scalar or array (one entry per old task).
+        err_new_ae: ``Err_k``, mean reconstruction error of the NEW task's autoencoder
+            on the new task's validation data (the denominator; must be > 0).
+        err_old_ae: ``Err_a``, mean reconstruction error of an OLD task's autoencoder on
+            the same data; scalar or array (one entry per old task).
 
     Returns:
-        relatedness (same shape as ``err_old_ae``; a float for scalars). 1 = the old autoencoder reconstructs
-        the new task as well as its own; it decreases linearly with the relative excess error and is
-        negative once ``Err_a > 2 Err_k``. Example: ``relatedness(0.1, 0.12) = 0.8``.
+        relatedness (same shape as ``err_old_ae``; a float for scalars). 1 = the old
+        autoencoder reconstructs the new task as well as its own; it decreases linearly
+        with the relative excess error and is negative once ``Err_a > 2 Err_k``.
+        Example: ``relatedness(0.1, 0.12) = 0.8``.
     """
     ek = np.asarray(err_new_ae, dtype=float)
     ea = np.asarray(err_old_ae, dtype=float)
     if ek.ndim != 0:
         raise ConfigError(
-            f"err_new_ae must be a scalar (the new autoencoder's mean error), got shape {ek.shape}"
+            "err_new_ae must be a scalar (the new autoencoder's mean error), got "
+            f"shape {ek.shape}"
         )
     if not math.isfinite(float(ek)) or float(ek) <= 0:
         raise ConfigError(
-            f"err_new_ae={float(ek)!r} must be a finite number > 0 (it is the denominator)"
+            f"err_new_ae={float(ek)!r} must be a finite number > 0 (it is the "
+            "denominator)"
         )
     if not np.isfinite(ea).all() or (ea < 0).any():
         raise ConfigError("err_old_ae must hold finite reconstruction errors >= 0")
@@ -265,16 +297,17 @@ def relatedness(err_new_ae: Any, err_old_ae: Any) -> np.ndarray | float:
 def distillation_loss(
     student_logits: Tensor, teacher_logits: Tensor, temperature: float = 2.0
 ) -> Tensor:
-    """Soft-target cross-entropy ``mean_i [ - sum_c softmax(t_i/T)_c * log softmax(s_i/T)_c ]`` (no T^2 factor).
+    """Soft-target cross-entropy
+    ``mean_i [ - sum_c softmax(t_i/T)_c * log softmax(s_i/T)_c ]`` (no T^2 factor).
 
-    This is LwF's "modified cross-entropy" ``L_old``; it equals ``KL(q || p) + H(q)``, so its gradient in the
-    student equals that of the KL divergence.
+    This is LwF's "modified cross-entropy" ``L_old``; it equals ``KL(q || p) + H(q)``,
+    so its gradient in the student equals that of the KL divergence.
     """
     as_float(temperature, "temperature", positive=True)
     if student_logits.shape != teacher_logits.shape or student_logits.ndim != 2:
         raise ConfigError(
-            f"student_logits {tuple(student_logits.shape)} and teacher_logits {tuple(teacher_logits.shape)} "
-            "must both have shape (n, C)"
+            f"student_logits {tuple(student_logits.shape)} and teacher_logits "
+            f"{tuple(teacher_logits.shape)} must both have shape (n, C)"
         )
     q = torch.softmax(teacher_logits.detach() / temperature, dim=1)
     logp = torch.log_softmax(student_logits / temperature, dim=1)
@@ -289,14 +322,16 @@ def lwf_loss(
     temperature: float = 2.0,
     lambda_old: float = 1.0,
 ) -> Tensor:
-    """Learning-without-Forgetting loss ``CE(new_logits, y) + lambda_old * distillation(old_head, teacher, T)``.
+    """Learning-without-Forgetting loss
+    ``CE(new_logits, y) + lambda_old * distillation(old_head, teacher, T)``.
 
     Args:
         new_logits: (n, C) outputs of the new task's head.
         targets: (n,) integer labels of the new task.
-        old_head_logits: (n, C_old) outputs of the old task's head of the network being trained.
-        teacher_logits: (n, C_old) outputs of the source (old) network on the same inputs, recorded before
-            training (treated as constants).
+        old_head_logits: (n, C_old) outputs of the old task's head of the network being
+            trained.
+        teacher_logits: (n, C_old) outputs of the source (old) network on the same
+            inputs, recorded before training (treated as constants).
         temperature: distillation temperature (2).
         lambda_old: weight of the distillation term (1).
     """
@@ -307,9 +342,9 @@ def lwf_loss(
     )
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Normaliser and autoencoder
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 class InputNormaliser:
     """``z = sigmoid((x - mean) / std)`` with statistics fitted once and then frozen.
 
@@ -340,7 +375,8 @@ class InputNormaliser:
         x = _flat(_as_float_tensor(x, "x"))
         if x.shape[0] < 2:
             raise ConfigError(
-                "the normaliser needs at least 2 samples to estimate a standard deviation"
+                "the normaliser needs at least 2 samples to estimate a standard "
+                "deviation"
             )
         if self.mode == "feature":
             self.mean, std = x.mean(0), x.std(0)
@@ -355,13 +391,15 @@ class InputNormaliser:
         x = _flat(x.to(torch.float32))
         if self.mode == "feature" and x.shape[1] != self.mean.shape[0]:
             raise ConfigError(
-                f"inputs have {x.shape[1]} features, the normaliser was fitted on {self.mean.shape[0]}"
+                f"inputs have {x.shape[1]} features, the normaliser was fitted on "
+                f"{self.mean.shape[0]}"
             )
         return torch.sigmoid((x - self.mean) / self.std)
 
 
 class GateAutoencoder(nn.Module):
-    """Undercomplete one-hidden-layer autoencoder ``Linear(d,c) -> ReLU -> Linear(c,d) -> Sigmoid`` (c < d)."""
+    """Undercomplete one-hidden-layer autoencoder
+    ``Linear(d,c) -> ReLU -> Linear(c,d) -> Sigmoid`` (c < d)."""
 
     def __init__(self, d: int, code_size: int) -> None:
         super().__init__()
@@ -390,7 +428,8 @@ class GateAutoencoder(nn.Module):
         weight_decay: float = 0.0,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> torch.optim.Optimizer:
-        """Minibatch Adam on ``z`` (values in [0, 1]); returns the optimiser (reused for later updates)."""
+        """Minibatch Adam on ``z`` (values in [0, 1]); returns the optimiser (reused for
+        later updates)."""
         if loss not in AE_LOSSES:
             raise ConfigError(f"ae_loss={loss!r} must be one of {list(AE_LOSSES)}")
         opt = optimizer or torch.optim.Adam(
@@ -412,7 +451,8 @@ class GateAutoencoder(nn.Module):
 def reconstruction_errors(autoencoders: Sequence[GateAutoencoder], z: Tensor) -> Tensor:
     """Per-sample mean squared reconstruction error of every autoencoder, shape (n, K).
 
-    ``err[i, k] = (1/d) * sum_j (AE_k(z_i)_j - z_ij)^2`` on sigmoid-normalised inputs ``z`` (n, d).
+    ``err[i, k] = (1/d) * sum_j (AE_k(z_i)_j - z_ij)^2`` on sigmoid-normalised inputs
+    ``z`` (n, d).
     """
     if len(autoencoders) == 0:
         raise ConfigError("no autoencoder yet: train at least one task first")
@@ -420,16 +460,18 @@ def reconstruction_errors(autoencoders: Sequence[GateAutoencoder], z: Tensor) ->
     return torch.stack(cols, dim=1)
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Experts
-# ----------------------------------------------------------------------------------------------
-# Expert convention: any nn.Module whose LAST registered nn.Linear is the task head. If the module has
-# ``loss(x, y)`` / ``logits(x)`` methods (e.g. moecl_lib.deep.moe.CNNExpert with sigmoid units) they are used;
-# otherwise the loss is cross-entropy on ``model(x)`` and the logits are ``model(x)``. A head with ONE output
-# unit is a sigmoid unit whose class logits are ``[-z/2, z/2]`` (softmax of these = [1 - sigmoid(z), sigmoid(z)]),
-# which is also how it is distilled by LwF.
+# --------------------------------------------------------------------------------------
+# Expert convention: any nn.Module whose LAST registered nn.Linear is the task head. If
+# the module has ``loss(x, y)`` / ``logits(x)`` methods (e.g.
+# moecl_lib.deep.moe.CNNExpert with sigmoid units) they are used; otherwise the loss is
+# cross-entropy on ``model(x)`` and the logits are ``model(x)``. A head with ONE output
+# unit is a sigmoid unit whose class logits are ``[-z/2, z/2]`` (softmax of these = [1 -
+# sigmoid(z), sigmoid(z)]), which is also how it is distilled by LwF.
 def mlp_expert(in_dim: int, n_classes: int, hidden: int = 64) -> nn.Sequential:
-    """Small default expert: ``Flatten -> Linear(in, hidden) -> ReLU -> Linear(hidden, n_classes)``."""
+    """Small default expert:
+    ``Flatten -> Linear(in, hidden) -> ReLU -> Linear(hidden, n_classes)``."""
     in_dim = as_int(in_dim, "in_dim", 1)
     n_classes = as_int(n_classes, "n_classes", 2)
     hidden = as_int(hidden, "hidden", 1)
@@ -439,32 +481,37 @@ def mlp_expert(in_dim: int, n_classes: int, hidden: int = 64) -> nn.Sequential:
 
 
 def task_head(model: nn.Module) -> nn.Linear:
-    """The expert's task head: its last registered ``nn.Linear`` (ConfigError if it has none)."""
+    """The expert's task head: its last registered ``nn.Linear`` (ConfigError if it has
+    none)."""
     last: nn.Linear | None = None
     for mod in model.modules():
         if isinstance(mod, nn.Linear):
             last = mod
     if last is None:
         raise ConfigError(
-            f"an expert must contain an nn.Linear task head; {type(model).__name__} has none"
+            f"an expert must contain an nn.Linear task head; {type(model).__name__} "
+            "has none"
         )
     return last
 
 
 def as_class_logits(raw: Tensor) -> Tensor:
-    """Head outputs -> class logits: one sigmoid unit ``z`` becomes ``[-z/2, z/2]``; otherwise unchanged."""
+    """Head outputs -> class logits: one sigmoid unit ``z`` becomes ``[-z/2, z/2]``;
+    otherwise unchanged."""
     return torch.cat([-raw / 2, raw / 2], dim=1) if raw.shape[1] == 1 else raw
 
 
 def expert_logits(model: nn.Module, x: Tensor) -> Tensor:
-    """Class logits of an expert (its ``logits`` method if it has one, else ``model(x)``)."""
+    """Class logits of an expert (its ``logits`` method if it has one, else
+    ``model(x)``)."""
     fn = getattr(model, "logits", None)
     return fn(x) if callable(fn) else model(x)
 
 
 @torch.no_grad()
 def head_outputs(model: nn.Module, x: Tensor) -> Tensor:
-    """Class logits of the task head of ``model`` on ``x`` (recorded teacher outputs for LwF)."""
+    """Class logits of the task head of ``model`` on ``x`` (recorded teacher outputs for
+    LwF)."""
     store: dict[str, Tensor] = {}
     handle = task_head(model).register_forward_hook(
         lambda _m, _i, out: store.__setitem__("out", out)
@@ -491,11 +538,13 @@ def train_lwf(
     lambda_old: float = 1.0,
     momentum: float = 0.0,
 ) -> None:
-    """LwF: train ``model`` (shared body + NEW head) and ``old_head`` on the new task only.
+    """LwF: train ``model`` (shared body + NEW head) and ``old_head`` on the new task
+    only.
 
-    Loss per minibatch = new-task loss (:func:`lwf_loss` for cross-entropy experts, the expert's own ``loss``
-    otherwise) + ``lambda_old`` x :func:`distillation_loss` between ``old_head`` applied to the body's features
-    and the ``teacher_logits`` (n, C_old) recorded from the source expert before training.
+    Loss per minibatch = new-task loss (:func:`lwf_loss` for cross-entropy experts, the
+    expert's own ``loss`` otherwise) + ``lambda_old`` x :func:`distillation_loss`
+    between ``old_head`` applied to the body's features and the ``teacher_logits`` (n,
+    C_old) recorded from the source expert before training.
     """
     head = task_head(model)
     if head.in_features != old_head.in_features:
@@ -535,19 +584,22 @@ def count_parameters(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # The learner
-# ----------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass
 class TaskReport:
-    """What happened when an expert was created (classic ``fit_task`` or a new task in ``observe``).
+    """What happened when an expert was created (classic ``fit_task`` or a new task in
+    ``observe``).
 
     Attributes:
         expert: index of the new expert.
         mode: ``"scratch"`` (first expert), ``"finetune"`` or ``"lwf"``.
         source: index of the most related previous expert (None for the first).
-        relatedness: relatedness of every previous task to the new one (index = expert), empty for the first.
-        err_new: ``Err_k``, the new autoencoder's mean error on the new task's validation data.
+        relatedness: relatedness of every previous task to the new one (index = expert),
+            empty for the first.
+        err_new: ``Err_k``, the new autoencoder's mean error on the new task's
+            validation data.
         err_old: ``Err_a`` for every previous autoencoder on the same data.
     """
 
@@ -571,18 +623,22 @@ class _RoundLog:
 class ExpertGate:
     """Expert Gate learner: one autoencoder + one expert per (detected) task.
 
-    Implements :class:`moecl_lib.deep.learners.RoundLearner` (``observe``/``predict``/``route``) for the MoE paper's
-    round stream, and :meth:`fit_task` for the classic sequential protocol of the Expert Gate paper.
+    Implements :class:`moecl_lib.deep.learners.RoundLearner`
+    (``observe``/``predict``/``route``) for the MoE paper's round stream, and
+    :meth:`fit_task` for the classic sequential protocol of the Expert Gate paper.
 
     Args:
         in_shape: shape of ONE input sample, e.g. ``(1, 28, 28)`` or ``(64,)``.
-        n_classes: outputs of every expert head (tasks are relabelled ``0..n_classes-1``).
+        n_classes: outputs of every expert head (tasks are relabelled
+            ``0..n_classes-1``).
         config: :class:`ExpertGateConfig`.
-        expert_factory: ``() -> nn.Module`` following the expert convention above (last ``nn.Linear`` =
-            task head; optional ``loss``/``logits`` methods), e.g. ``lambda: CNNExpert(...)``; default
-            :func:`mlp_expert` on the flattened input.
-        gate_features: optional fixed map ``Tensor (n, ...) -> Tensor (n, d')`` applied before the normaliser
-            (e.g. a PCA projection fitted beforehand); default = flattened raw input.
+        expert_factory: ``() -> nn.Module`` following the expert convention above (last
+            ``nn.Linear`` = task head; optional ``loss``/``logits`` methods), e.g.
+            ``lambda: CNNExpert(...)``; default :func:`mlp_expert` on the flattened
+            input.
+        gate_features: optional fixed map ``Tensor (n, ...) -> Tensor (n, d')`` applied
+            before the normaliser (e.g. a PCA projection fitted beforehand); default =
+            flattened raw input.
         name: learner name used in results.
     """
 
@@ -633,13 +689,13 @@ class ExpertGate:
         self.time_experts = 0.0
         self._round = 0
 
-    # ----- protocol attributes -------------------------------------------------------------------
+    # ----- protocol attributes --------------------------------------------------------
     @property
     def n_experts(self) -> int:
         """Number of experts (= autoencoders) created so far."""
         return len(self.experts)
 
-    # ----- input handling ------------------------------------------------------------------------
+    # ----- input handling -------------------------------------------------------------
     def _check_x(self, x: Any, name: str = "x") -> Tensor:
         x = _as_float_tensor(x, name)
         if (
@@ -647,12 +703,14 @@ class ExpertGate:
             and int(np.prod(x.shape[1:])) != self.in_dim
         ):
             raise ConfigError(
-                f"{name} has sample shape {tuple(x.shape[1:])}, expected {self.in_shape}"
+                f"{name} has sample shape {tuple(x.shape[1:])}, expected "
+                f"{self.in_shape}"
             )
         return x.reshape((x.shape[0],) + self.in_shape)
 
     def gate_input(self, x: Tensor) -> Tensor:
-        """Sigmoid-normalised gate features ``z`` (n, d) of a batch (normaliser fitted on first use)."""
+        """Sigmoid-normalised gate features ``z`` (n, d) of a batch (normaliser fitted
+        on first use)."""
         feats = self._features(x) if self._features is not None else x
         feats = _flat(feats.to(torch.float32))
         if not self.normaliser.fitted:
@@ -667,32 +725,38 @@ class ExpertGate:
         )
         if c >= d:
             raise ConfigError(
-                f"code_size={c} must be < gate input dimension {d} (undercomplete autoencoder)"
+                f"code_size={c} must be < gate input dimension {d} (undercomplete "
+                "autoencoder)"
             )
         return max(1, c)
 
-    # ----- gate ----------------------------------------------------------------------------------
+    # ----- gate -----------------------------------------------------------------------
     def reconstruction_errors(self, x: Tensor) -> Tensor:
-        """(n, K) per-sample reconstruction errors of every autoencoder on the batch ``x``."""
+        """(n, K) per-sample reconstruction errors of every autoencoder on the batch
+        ``x``."""
         x = self._check_x(x)
         return reconstruction_errors(self.autoencoders, self.gate_input(x))
 
     def gate_probabilities(self, x: Tensor) -> Tensor:
-        """(n, K) Expert Gate probabilities ``softmax(-err / temperature)`` of every sample."""
+        """(n, K) Expert Gate probabilities ``softmax(-err / temperature)`` of every
+        sample."""
         e = self.reconstruction_errors(x)
         return torch.softmax(-e / self.config.temperature, dim=1)
 
     def route_samples(self, x: Tensor) -> Tensor:
-        """(n,) expert of every sample: the autoencoder with the lowest error (hard Expert Gate decision)."""
+        """(n,) expert of every sample: the autoencoder with the lowest error (hard
+        Expert Gate decision)."""
         return self.reconstruction_errors(x).argmin(dim=1)
 
     def route(self, x: Tensor) -> int:
-        """Expert for the whole batch: lowest MEAN reconstruction error over the batch."""
+        """Expert for the whole batch: lowest MEAN reconstruction error over the
+        batch."""
         return int(self.reconstruction_errors(x).mean(dim=0).argmin())
 
     @torch.no_grad()
     def predict(self, x: Tensor, expert: int | None = None) -> Tensor:
-        """Logits (n, n_classes) of ``expert``; ``None`` = batch-level routing with :meth:`route`."""
+        """Logits (n, n_classes) of ``expert``; ``None`` = batch-level routing with
+        :meth:`route`."""
         x = self._check_x(x)
         if self.n_experts == 0:
             raise RuntimeError("predict called before any training")
@@ -706,7 +770,8 @@ class ExpertGate:
 
     @torch.no_grad()
     def predict_samples(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-sample Expert Gate prediction: (logits (n, C) of each sample's routed expert, experts (n,))."""
+        """Per-sample Expert Gate prediction: (logits (n, C) of each sample's routed
+        expert, experts (n,))."""
         x = self._check_x(x)
         experts = self.route_samples(x)
         out = torch.empty(x.shape[0], self.n_classes)
@@ -715,7 +780,7 @@ class ExpertGate:
             out[sel] = expert_logits(self.experts[k], x[sel])
         return out, experts
 
-    # ----- creating an expert (shared by both protocols) -----------------------------------------
+    # ----- creating an expert (shared by both protocols) ------------------------------
     def _new_task(
         self,
         x: Tensor,
@@ -781,9 +846,8 @@ class ExpertGate:
         else:
             src = self.experts[source]
             expert = copy.deepcopy(src)
-            task_head(
-                expert
-            ).reset_parameters()  # new task = new output layer, body from the related expert
+            # new task = new output layer, body from the related expert
+            task_head(expert).reset_parameters()
             if mode == "lwf":
                 teacher = head_outputs(src, x_all)
                 old_head = copy.deepcopy(task_head(src))
@@ -824,7 +888,7 @@ class ExpertGate:
         self.reports.append(report)
         return report
 
-    # ----- classic sequential protocol -----------------------------------------------------------
+    # ----- classic sequential protocol ------------------------------------------------
     def fit_task(
         self,
         x: Tensor,
@@ -832,10 +896,12 @@ class ExpertGate:
         x_val: Tensor | None = None,
         y_val: Tensor | None = None,
     ) -> TaskReport:
-        """Learn a NEW task (classic Expert Gate protocol): new autoencoder + expert from the most related one.
+        """Learn a NEW task (classic Expert Gate protocol): new autoencoder + expert
+        from the most related one.
 
-        The relatedness is measured on ``x_val`` (the new task's validation data); if not given, a
-        ``val_fraction`` split of ``x`` is held out from the autoencoder (the expert still trains on all of ``x``).
+        The relatedness is measured on ``x_val`` (the new task's validation data); if
+        not given, a ``val_fraction`` split of ``x`` is held out from the autoencoder
+        (the expert still trains on all of ``x``).
         """
         x = self._check_x(x)
         y = _as_labels(y, x.shape[0])
@@ -847,12 +913,14 @@ class ExpertGate:
     def _check_labels(self, y: Tensor) -> None:
         if int(y.min()) < 0 or int(y.max()) >= self.n_classes:
             raise ConfigError(
-                f"labels must lie in [0, {self.n_classes - 1}], got [{int(y.min())}, {int(y.max())}]"
+                f"labels must lie in [0, {self.n_classes - 1}], got [{int(y.min())}, "
+                f"{int(y.max())}]"
             )
 
-    # ----- round protocol -------------------------------------------------------------------------
+    # ----- round protocol -------------------------------------------------------------
     def observe(self, x: Tensor, y: Tensor) -> int:
-        """Train on one round's batch; returns the expert used (a new one if the batch is a new task)."""
+        """Train on one round's batch; returns the expert used (a new one if the batch
+        is a new task)."""
         x = self._check_x(x)
         y = _as_labels(y, x.shape[0])
         self._check_labels(y)
@@ -888,7 +956,8 @@ class ExpertGate:
                 )
             )
             return rep.expert
-        # known task: update ref_k with the held-out (pre-training) error, train AE k and expert k
+        # known task: update ref_k with the held-out (pre-training) error, train AE k
+        # and expert k
         c = self._ref_count[k]
         self.ref_error[k] = (self.ref_error[k] * c + float(e[k])) / (c + 1)
         self._ref_count[k] = c + 1
@@ -922,9 +991,10 @@ class ExpertGate:
         )
         return k
 
-    # ----- accounting ----------------------------------------------------------------------------
+    # ----- accounting -----------------------------------------------------------------
     def parameter_counts(self) -> dict[str, int]:
-        """Scalar parameters held: ``gate`` (autoencoders + normaliser statistics) and ``experts``."""
+        """Scalar parameters held: ``gate`` (autoencoders + normaliser statistics) and
+        ``experts``."""
         gate = sum(count_parameters(a) for a in self.autoencoders)
         if self.normaliser.mean is not None and self.normaliser.std is not None:
             gate += int(self.normaliser.mean.numel() + self.normaliser.std.numel())

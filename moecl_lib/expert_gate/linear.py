@@ -1,36 +1,46 @@
-"""Expert Gate's router on the paper's linear synthetic stream, on the SAME streams as ``engine.simulate``.
+"""Expert Gate's router on the paper's linear synthetic stream, on the SAME streams as
+``engine.simulate``.
 
-Why a separate simulator: :func:`moecl_lib.linear.engine.simulate` hard-wires the paper's trained linear router. Here
-the experts, the data and the metrics are identical (Definition-1 rounds from :mod:`moecl_lib.linear.tasks`, Eq. (4)
-minimum-change expert update, arrival-averaged ``F_t``/``G_t`` and pool-averaged ``G_pool``, SPEC §5.1), only
-the routing differs. The random numbers come from the engine's own :func:`moecl_lib.linear.engine.draw_rounds` (pool,
-then per round: task draw, round data, and the ``Unif[0, lambda]`` routing noise, drawn and unused here), so
-for the same ``ExperimentConfig`` every router sees the same task sequence and the same ``X_t``
-(``tests/test_expert_gate.py`` checks this against the engine, and checks that replaying the engine's routing
-decisions reproduces its ``F``, ``G`` and ``G_pool`` exactly).
+Why a separate simulator: :func:`moecl_lib.linear.engine.simulate` hard-wires the
+paper's trained linear router. Here the experts, the data and the metrics are identical
+(Definition-1 rounds from :mod:`moecl_lib.linear.tasks`, Eq. (4) minimum-change expert
+update, arrival-averaged ``F_t``/``G_t`` and pool-averaged ``G_pool``, SPEC §5.1), only
+the routing differs. The random numbers come from the engine's own
+:func:`moecl_lib.linear.engine.draw_rounds` (pool, then per round: task draw, round
+data, and the ``Unif[0, lambda]`` routing noise, drawn and unused here), so for the same
+``ExperimentConfig`` every router sees the same task sequence and the same ``X_t``
+(``tests/test_expert_gate.py`` checks this against the engine, and checks that replaying
+the engine's routing decisions reproduces its ``F``, ``G`` and ``G_pool`` exactly).
 
 Routers (``router=``):
 
-* ``"expert_gate"`` (ours, adapted from Expert Gate): one linear "autoencoder" per expert on the router input
-  ``xbar_t = X_t 1`` (the summed round input, as the paper's router). A linear autoencoder with code size ``c``
-  is optimally the PCA of its data, so expert ``k`` keeps the running mean ``mu_k`` and scatter matrix of the
-  ``xbar`` routed to it and reconstructs ``xbar`` by ``mu_k + U_k U_k^T (xbar - mu_k)`` with ``U_k`` its top-``c``
-  principal directions. Default ``c = 0`` (nearest running mean): in Definition 1 the within-task variation of
-  ``xbar`` is isotropic noise (``beta`` constant), so extra principal directions only fit noise, and a gate
-  that merged two tasks early would align its first direction with their difference and keep absorbing
-  both (measured in the chapter). No sigmoid: the model is linear. Reconstruction
-  error ``err_k = ||xbar - recon_k||^2``. The round goes to ``k* = argmin_k err_k`` (the hard Expert Gate
-  decision) unless it is NEW: ``err_{k*} > novelty_ratio * ref_t`` where ``ref_t = (s - 1) * (d - c) / d *
-  median_i ||X_{t,i}||^2`` estimates, from the round's own columns, the error a same-task gate would make (the
-  energy of the summed Gaussian columns left after projection). A new task gets a fresh gate and a new expert
-  initialised from the most related expert (``init="related"``: Expert Gate; the most related expert is the
-  one with the lowest error, since relatedness decreases with ``Err_a``) or from zero (``init="zero"``, as the
-  paper's experts), as long as fewer than ``max_experts`` (default ``M``) exist. LwF does not apply: the expert
-  update is the closed-form interpolation of Eq. (4), which leaves no freedom for a distillation term.
-* ``"oracle"``: the task identity is used (:func:`oracle_assignment`): with ``M >= N`` task ``n`` always goes to
-  expert ``n``; with ``M < N`` the experts are split evenly over the task clusters and the tasks of a cluster
-  share its experts round-robin (the best a router can do, as in Theorem 2's setting).
-* ``"replay"``: the expert sequence ``experts`` (R, T) given by the caller (e.g. ``engine.simulate``'s).
+* ``"expert_gate"`` (ours, adapted from Expert Gate): one linear "autoencoder" per
+  expert on the router input ``xbar_t = X_t 1`` (the summed round input, as the paper's
+  router). A linear autoencoder with code size ``c`` is optimally the PCA of its data,
+  so expert ``k`` keeps the running mean ``mu_k`` and scatter matrix of the ``xbar``
+  routed to it and reconstructs ``xbar`` by ``mu_k + U_k U_k^T (xbar - mu_k)`` with
+  ``U_k`` its top-``c`` principal directions. Default ``c = 0`` (nearest running mean):
+  in Definition 1 the within-task variation of ``xbar`` is isotropic noise (``beta``
+  constant), so extra principal directions only fit noise, and a gate that merged two
+  tasks early would align its first direction with their difference and keep absorbing
+  both (measured in the chapter). No sigmoid: the model is linear. Reconstruction error
+  ``err_k = ||xbar - recon_k||^2``. The round goes to ``k* = argmin_k err_k`` (the hard
+  Expert Gate decision) unless it is NEW: ``err_{k*} > novelty_ratio * ref_t`` where
+  ``ref_t = (s - 1) * (d - c) / d * median_i ||X_{t,i}||^2`` estimates, from the round's
+  own columns, the error a same-task gate would make (the energy of the summed Gaussian
+  columns left after projection). A new task gets a fresh gate and a new expert
+  initialised from the most related expert (``init="related"``: Expert Gate; the most
+  related expert is the one with the lowest error, since relatedness decreases with
+  ``Err_a``) or from zero (``init="zero"``, as the paper's experts), as long as fewer
+  than ``max_experts`` (default ``M``) exist. LwF does not apply: the expert update is
+  the closed-form interpolation of Eq. (4), which leaves no freedom for a distillation
+  term.
+* ``"oracle"``: the task identity is used (:func:`oracle_assignment`): with ``M >= N``
+  task ``n`` always goes to expert ``n``; with ``M < N`` the experts are split evenly
+  over the task clusters and the tasks of a cluster share its experts round-robin (the
+  best a router can do, as in Theorem 2's setting).
+* ``"replay"``: the expert sequence ``experts`` (R, T) given by the caller (e.g.
+  ``engine.simulate``'s).
 """
 
 from __future__ import annotations
@@ -62,17 +72,21 @@ IntArray = NDArray[np.integer]
 
 @dataclass
 class GateSimulationResult(RunCurves):
-    """Output of :func:`simulate_gate`; round axes hold the value after round ``t`` at index ``t - 1``.
+    """Output of :func:`simulate_gate`; round axes hold the value after round ``t`` at
+    index ``t - 1``.
 
     Attributes:
         config: the engine configuration (streams, experts, metrics).
         router: which router produced the run.
-        F, G, G_pool, err_new: as :class:`moecl_lib.linear.engine.SimulationResult` (SPEC §5.1), (R, T).
+        F, G, G_pool, err_new: as :class:`moecl_lib.linear.engine.SimulationResult`
+            (SPEC §5.1), (R, T).
         experts: expert used at each round, (R, T); tasks: arriving task, (R, T).
-        n_experts: experts created after each round, (R, T) (constant M for oracle/replay).
+        n_experts: experts created after each round, (R, T) (constant M for
+            oracle/replay).
         new_task: whether the round created an expert, (R, T) bool (Expert Gate only).
         final_w: expert parameters after round T, (R, M_max, d).
-        gate_params: scalars stored by the gate per run after round T (means, scatters), (R,).
+        gate_params: scalars stored by the gate per run after round T (means, scatters),
+            (R,).
         wall_time: seconds.
     """
 
@@ -93,7 +107,8 @@ class GateSimulationResult(RunCurves):
 
 
 def _gate_basis(scatter: FloatArray | None, c: int) -> FloatArray | None:
-    """Top-``c`` principal directions of every gate's scatter matrix, (R, M, d, c) (None when c = 0)."""
+    """Top-``c`` principal directions of every gate's scatter matrix, (R, M, d, c) (None
+    when c = 0)."""
     if c == 0 or scatter is None:
         return None
     _, vecs = np.linalg.eigh(scatter)  # ascending eigenvalues
@@ -107,9 +122,11 @@ def _pca_errors(
     U: FloatArray | None,
     alive: NDArray[np.bool_],
 ) -> FloatArray:
-    """Reconstruction error ``||xbar - mu_k - U_k U_k^T (xbar - mu_k)||^2`` of every gate, (R, M); inf if not alive.
+    """Reconstruction error ``||xbar - mu_k - U_k U_k^T (xbar - mu_k)||^2`` of every
+    gate, (R, M); inf if not alive.
 
-    Principal directions are used only for gates that have seen >= 2 rounds (a single point has no spread).
+    Principal directions are used only for gates that have seen >= 2 rounds (a single
+    point has no spread).
     """
     diff = xbar[:, None, :] - mu  # (R, M, d)
     err = (diff**2).sum(-1)
@@ -121,10 +138,12 @@ def _pca_errors(
 
 
 def oracle_assignment(cluster_of: IntArray, n_experts: int) -> IntArray:
-    """Expert of every task for the oracle router, shape (N,) (see the module docstring).
+    """Expert of every task for the oracle router, shape (N,) (see the module
+    docstring).
 
     ``M >= N``: task ``n`` -> expert ``n``. ``K <= M < N``: cluster ``k`` owns experts
-    ``[k * M // K, (k + 1) * M // K)`` and its j-th task uses the ``j mod size``-th of them. ``M < K``: ``n mod M``.
+    ``[k * M // K, (k + 1) * M // K)`` and its j-th task uses the ``j mod size``-th of
+    them. ``M < K``: ``n mod M``.
     """
     cluster_of = np.asarray(cluster_of)
     N, M = cluster_of.shape[0], int(n_experts)
@@ -152,16 +171,19 @@ def simulate_gate(
     experts: IntArray | None = None,
     progress: bool = False,
 ) -> GateSimulationResult:
-    """Play ``cfg``'s streams (identical to ``engine.simulate(cfg)``'s) with another router.
+    """Play ``cfg``'s streams (identical to ``engine.simulate(cfg)``'s) with another
+    router.
 
     Args:
-        cfg: engine configuration; ``cfg.n_experts`` is M (capacity of the oracle/replay routers and the
-            default cap of Expert Gate).
-        router: ``"expert_gate"``, ``"oracle"`` or ``"replay"`` (see the module docstring).
-        code_size: c, principal directions per Expert-Gate gate (default 0 = nearest running mean); < d.
+        cfg: engine configuration; ``cfg.n_experts`` is M (capacity of the oracle/replay
+            routers and the default cap of Expert Gate).
+        router: ``"expert_gate"``, ``"oracle"`` or ``"replay"`` (see the module
+            docstring).
+        code_size: c, principal directions per Expert-Gate gate (default 0 = nearest
+            running mean); < d.
         novelty_ratio: Expert Gate novelty threshold on ``err / ref_t`` (> 1).
-        init: initialisation of a new Expert-Gate expert: ``"related"`` (copy of the most related expert) or
-            ``"zero"``.
+        init: initialisation of a new Expert-Gate expert: ``"related"`` (copy of the
+            most related expert) or ``"zero"``.
         max_experts: cap on Expert-Gate experts (default ``cfg.n_experts``).
         experts: (R, T) expert indices in ``[0, M)`` for ``router="replay"``.
         progress: tqdm bar over rounds.
@@ -228,9 +250,9 @@ def simulate_gate(
         range(1, T + 1), disable=not progress, desc=f"{router} rounds", leave=False
     ):
         b = (t - 1) % _BLOCK
-        if (
-            b == 0
-        ):  # the engine's draws (routing noise included, unused here), so the streams are identical
+        if b == 0:
+            # the engine's draws (routing noise included, unused here), so the streams
+            # are identical
             draws = draw_rounds(cfg, rng, min(_BLOCK, T - t + 1))
             X_block = round_inputs(cfg, pool, draws)  # (B, R, d, s)
         n = draws.tasks[b]  # type: ignore[union-attr]
@@ -273,14 +295,16 @@ def simulate_gate(
                 )
             count[runs, m] = cnt
             U = _gate_basis(scatter, code_size)
-        # expert update, Eq. (4), and the incremental metrics (moecl_lib.linear.experts, shared with theory_moe)
+        # expert update, Eq. (4), and the incremental metrics (moecl_lib.linear.experts,
+        # shared with theory_moe)
         step = bank.learn(m, n, X, y)
         F[:, t - 1] = step.F
         G[:, t - 1] = step.G
         err_new[:, t - 1] = step.err_new
         exp_hist[:, t - 1] = m
         task_hist[:, t - 1] = n
-        # pool-averaged error with the router's noise-free choice on the mean signal of each task
+        # pool-averaged error with the router's noise-free choice on the mean signal of
+        # each task
         if router == "oracle":
             mhat = np.broadcast_to(oracle_map, (R, N))
         elif router == "replay":
@@ -324,13 +348,15 @@ def simulate_gate(
 def routing_accuracy(
     experts: IntArray, tasks: IntArray, n_experts: int, n_tasks: int, window: int = 1
 ) -> FloatArray:
-    """Fraction of rounds routed to an expert that belongs to the arriving task, per window of rounds.
+    """Fraction of rounds routed to an expert that belongs to the arriving task, per
+    window of rounds.
 
-    An expert "belongs" to the task that it learned most often over the WHOLE run (its majority task, so a
-    task may own several experts: the paper's expert sets). A round counts as correctly routed when its
-    expert's majority task is the arriving task. Unlike windowed purity
-    (:func:`moecl_lib.analysis.routing.purity_over_time`), ownership is fixed by the whole run, so early random
-    routing is scored against the final specialisation. Input (R, T) arrays; output (R, ceil(T / window)).
+    An expert "belongs" to the task that it learned most often over the WHOLE run (its
+    majority task, so a task may own several experts: the paper's expert sets). A round
+    counts as correctly routed when its expert's majority task is the arriving task.
+    Unlike windowed purity (:func:`moecl_lib.analysis.routing.purity_over_time`),
+    ownership is fixed by the whole run, so early random routing is scored against the
+    final specialisation. Input (R, T) arrays; output (R, ceil(T / window)).
     """
     if not isinstance(window, (int, np.integer)) or window < 1:
         raise ConfigError(f"window={window!r} must be an integer >= 1")
@@ -348,9 +374,11 @@ def routing_accuracy(
 def merged_task_pairs(
     experts: IntArray, tasks: IntArray, n_experts: int, n_tasks: int, after: int = 0
 ) -> FloatArray:
-    """Per run, fraction of pairs of seen tasks whose majority experts coincide (rounds ``t > after``).
+    """Per run, fraction of pairs of seen tasks whose majority experts coincide (rounds
+    ``t > after``).
 
-    A merged pair shares one expert, which then alternates between two ground truths: forgetting.
+    A merged pair shares one expert, which then alternates between two ground truths:
+    forgetting.
     """
     rm = routing_matrix(experts, tasks, n_experts, n_tasks, after=after)  # (R, M, N)
     seen = rm.sum(axis=1) > 0  # (R, N)

@@ -1,44 +1,56 @@
-"""Exact expected forgetting / generalisation error under the Definition-1 generator (this project's derivation).
+"""Exact expected forgetting / generalisation error under the Definition-1 generator
+(this project's derivation).
 
-The isotropic closed forms of SPEC §6.5 (``moecl_lib.theory.isotropic``) assume that all ``s`` columns of ``X_t`` are
-isotropic Gaussian, so that ``E[P_t] = (s/d) I``. The generator we simulate (Definition 1, SPEC §2.3) puts the
-task's feature signal ``beta * v_n`` in one column and ``s - 1`` isotropic Gaussian columns next to it. The
+The isotropic closed forms of SPEC §6.5 (``moecl_lib.theory.isotropic``) assume that all
+``s`` columns of ``X_t`` are isotropic Gaussian, so that ``E[P_t] = (s/d) I``. The
+generator we simulate (Definition 1, SPEC §2.3) puts the task's feature signal
+``beta * v_n`` in one column and ``s - 1`` isotropic Gaussian columns next to it. The
 projector onto the column span is then
 
     P_t = vhat vhat^T + P_g,     vhat = v_{n_t} / ||v_{n_t}||,
 
-with ``P_g`` a uniformly (Haar) distributed ``(s-1)``-dimensional orthogonal projector inside ``vhat^perp``
-(``beta`` and ``sigma_t`` drop out of the span). Equivalently ``R_t = I - P_t`` is a uniformly random
-``(d-s)``-dimensional projector inside ``vhat^perp``. For isotropic columns (``signal="none"``) ``R_t`` is a
-uniformly random ``(d-s)``-dimensional projector in ``R^d``; both cases are handled by passing a unit
+with ``P_g`` a uniformly (Haar) distributed ``(s-1)``-dimensional orthogonal projector
+inside ``vhat^perp`` (``beta`` and ``sigma_t`` drop out of the span). Equivalently
+``R_t = I - P_t`` is a uniformly random ``(d-s)``-dimensional projector inside
+``vhat^perp``. For isotropic columns (``signal="none"``) ``R_t`` is a uniformly random
+``(d-s)``-dimensional projector in ``R^d``; both cases are handled by passing a unit
 ``vhat`` (signal) or the zero vector (no signal column) per task.
 
-Haar moments used (``Q`` uniform rank-``k`` projector in a ``D``-dimensional space with projector ``Pi``):
+Haar moments used (``Q`` uniform rank-``k`` projector in a ``D``-dimensional space with
+projector ``Pi``):
 
     E[Q] = (k/D) Pi,
-    E[Q_ij Q_kl] = alpha Pi_ij Pi_kl + gamma (Pi_ik Pi_jl + Pi_il Pi_jk)   (in an orthonormal basis of the space),
+    E[Q_ij Q_kl] = alpha Pi_ij Pi_kl + gamma (Pi_ik Pi_jl + Pi_il Pi_jk)
+                   (in an orthonormal basis of the space),
     gamma = k (D-k) / (D (D-1) (D+2)),   alpha = k/D - (D+1) gamma,
     E[Q A Q] = alpha Pi A Pi + gamma Pi A^T Pi + gamma tr(Pi A) Pi,
 
-so for symmetric ``A``: ``E[Q A Q] = a Pi A Pi + b tr(Pi A) Pi`` with ``a = alpha + gamma``, ``b = gamma``.
+so for symmetric ``A``: ``E[Q A Q] = a Pi A Pi + b tr(Pi A) Pi`` with
+``a = alpha + gamma``, ``b = gamma``.
 
-One min-norm update on task ``n`` maps the error ``e = w - w_n`` to ``R e``; hence, for the mean ``m`` and the
-second moment ``S`` of ``w`` (expectation over the data of the round, ``w`` independent of it),
+One min-norm update on task ``n`` maps the error ``e = w - w_n`` to ``R e``; hence, for
+the mean ``m`` and the second moment ``S`` of ``w`` (expectation over the data of the
+round, ``w`` independent of it),
 
-    E[e'] = rho Pi (m - w_n),                          rho = (d-s)/D,
-    E[e' e'^T] = a Pi C Pi + b tr(Pi C) Pi,              C = S - m w_n^T - w_n m^T + w_n w_n^T,
+    E[e'] = rho Pi (m - w_n),                    rho = (d-s)/D,
+    E[e' e'^T] = a Pi C Pi + b tr(Pi C) Pi,
+    C = S - m w_n^T - w_n m^T + w_n w_n^T,
 
-and ``m' = w_n + E[e']``, ``S' = w_n w_n^T + w_n E[e']^T + E[e'] w_n^T + E[e' e'^T]``. The map is linear in
-the homogeneous triple ``(omega, omega*m, omega*S)``, which lets the code propagate *sums* of conditioned states
-(one per past arrival) at the cost of one state per task: the arrival-averaged ``G_t`` and ``F_t`` of SPEC §5.1
-cost ``O(T N^2 k^2)`` per curve, where ``k = dim span(W, vhat) <= 2N`` (exact reduction: every second moment is
-``B_U B B_U^T + c I``, see :func:`_reduced_pool`), whatever ``d``. Derivation: book page ``derivations_exact``.
+and ``m' = w_n + E[e']``, ``S' = w_n w_n^T + w_n E[e']^T + E[e'] w_n^T + E[e' e'^T]``.
+The map is linear in the homogeneous triple ``(omega, omega*m, omega*S)``, which lets
+the code propagate *sums* of conditioned states (one per past arrival) at the cost of
+one state per task: the arrival-averaged ``G_t`` and ``F_t`` of SPEC §5.1 cost
+``O(T N^2 k^2)`` per curve, where ``k = dim span(W, vhat) <= 2N`` (exact reduction:
+every second moment is ``B_U B B_U^T + c I``, see :func:`_reduced_pool`), whatever
+``d``. Derivation: book page ``derivations_exact``.
 
-Metric conventions (same as ``moecl_lib.linear.engine``; SPEC §5.1): arrays have length ``T`` with index ``t-1`` =
-after round ``t``; errors are squared Euclidean parameter distances ``||w_t^{(m_tau)} - w_{n_tau}||^2``;
-``G_t = (1/t) sum_{tau<=t}``, ``F_t = (1/(t-1)) sum_{tau<t} (err_tau(t) - err_tau(tau))`` (``F[..., 0]`` is NaN),
-``G_t^pool = (1/N) sum_n ||w_t^{(mhat(n))} - w_n||^2``. Expectations are over the task draws (single expert) and
-the data of every round, for a fixed pool ``(W, vhat)``; a leading batch axis of pools is supported.
+Metric conventions (same as ``moecl_lib.linear.engine``; SPEC §5.1): arrays have length
+``T`` with index ``t-1`` = after round ``t``; errors are squared Euclidean parameter
+distances ``||w_t^{(m_tau)} - w_{n_tau}||^2``; ``G_t = (1/t) sum_{tau<=t}``,
+``F_t = (1/(t-1)) sum_{tau<t} (err_tau(t) - err_tau(tau))`` (``F[..., 0]`` is NaN),
+``G_t^pool = (1/N) sum_n ||w_t^{(mhat(n))} - w_n||^2``. Expectations are over the task
+draws (single expert) and the data of every round, for a fixed pool ``(W, vhat)``; a
+leading batch axis of pools is supported.
 """
 
 from __future__ import annotations
@@ -79,10 +91,13 @@ class ExactCurves:
     Attributes
     ----------
     G: ``E[G_t]`` arrival-averaged generalisation error, shape ``(..., T)``.
-    F: ``E[F_t]`` forgetting (SPEC §5.1, denominator ``t-1``), shape ``(..., T)``; ``F[..., 0]`` is NaN.
-    G_pool: ``E[G_t^pool]``, shape ``(..., T)`` (NaN where no pool assignment was given).
+    F: ``E[F_t]`` forgetting (SPEC §5.1, denominator ``t-1``), shape ``(..., T)``;
+        ``F[..., 0]`` is NaN.
+    G_pool: ``E[G_t^pool]``, shape ``(..., T)`` (NaN where no pool assignment was
+        given).
     task_error: ``E||w_t^{(mhat(n))} - w_n||^2`` per pool task, shape ``(..., T, N)``.
-    self_error: ``E||w_t^{(m_t)} - w_{n_t}||^2`` (error of the task just learned), shape ``(..., T)``.
+    self_error: ``E||w_t^{(m_t)} - w_{n_t}||^2`` (error of the task just learned), shape
+        ``(..., T)``.
     """
 
     G: FloatArray
@@ -92,16 +107,18 @@ class ExactCurves:
     self_error: FloatArray
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Haar moments of a random projector
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def projector_moment_coeffs(D: int, k: int) -> tuple[float, float]:
-    """Return ``(alpha, gamma)`` with ``E[Q_ij Q_kl] = alpha d_ij d_kl + gamma (d_ik d_jl + d_il d_jk)``.
+    """Return ``(alpha, gamma)`` with
+    ``E[Q_ij Q_kl] = alpha d_ij d_kl + gamma (d_ik d_jl + d_il d_jk)``.
 
-    ``Q`` is a uniformly random rank-``k`` orthogonal projector in ``R^D`` (``0 <= k <= D``). Derived from
-    ``Q^2 = Q`` (gives ``alpha + (D+1) gamma = k/D``) and ``tr(Q)^2 = k^2`` (gives ``D^2 alpha + 2 D gamma = k^2``).
+    ``Q`` is a uniformly random rank-``k`` orthogonal projector in ``R^D``
+    (``0 <= k <= D``). Derived from ``Q^2 = Q`` (gives ``alpha + (D+1) gamma = k/D``)
+    and ``tr(Q)^2 = k^2`` (gives ``D^2 alpha + 2 D gamma = k^2``).
     """
     D = int(D)
     k = int(k)
@@ -115,7 +132,8 @@ def projector_moment_coeffs(D: int, k: int) -> tuple[float, float]:
 
 
 def haar_projector_sandwich(A: ArrayLike, k: int) -> FloatArray:
-    """``E[Q A Q]`` for a uniformly random rank-``k`` projector ``Q`` in ``R^D`` (``A`` of shape ``(..., D, D)``)."""
+    """``E[Q A Q]`` for a uniformly random rank-``k`` projector ``Q`` in ``R^D`` (``A``
+    of shape ``(..., D, D)``)."""
     A = np.asarray(A, dtype=float)
     D = A.shape[-1]
     alpha, gamma = projector_moment_coeffs(D, k)
@@ -128,9 +146,10 @@ def update_coefficients(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Coefficients ``(rho, a, b)`` of one min-norm update, per task.
 
-    ``R = I - P`` is a uniform rank-``(d-s)`` projector in a space of dimension ``D = d-1`` (signal column
-    present, the space is ``vhat^perp``) or ``D = d`` (all columns isotropic). Returns ``rho = (d-s)/D`` and the
-    symmetric-sandwich coefficients ``a = alpha + gamma``, ``b = gamma``.
+    ``R = I - P`` is a uniform rank-``(d-s)`` projector in a space of dimension
+    ``D = d-1`` (signal column present, the space is ``vhat^perp``) or ``D = d`` (all
+    columns isotropic). Returns ``rho = (d-s)/D`` and the symmetric-sandwich
+    coefficients ``a = alpha + gamma``, ``b = gamma``.
     """
     hs = np.asarray(has_signal, dtype=bool)
     rho = np.empty(hs.shape)
@@ -145,9 +164,9 @@ def update_coefficients(
     return rho, a, b
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # One exact update
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _outer(x: FloatArray, y: FloatArray) -> FloatArray:
@@ -165,19 +184,23 @@ def _task_terms(
     b: FloatArray,
     trS: FloatArray | None = None,
 ) -> dict[str, FloatArray]:
-    """Vectors of the exact update of every state ``k`` on every task ``n`` (all in O(d^2) per state).
+    """Vectors of the exact update of every state ``k`` on every task ``n`` (all in
+    O(d^2) per state).
 
-    States: ``omega (..., K)``, ``m (..., K, d)``, ``S (..., K, d, d)``; tasks: ``W, V (..., N, d)``,
-    ``rho, a, b (..., N)``. With ``e = m - omega u``, ``C = S - e u^T - u e^T - omega u u^T`` (the second moment
-    of ``w - u``), ``x = C v - (v^T C v / 2) v`` one has ``Pi C Pi = C - v x^T - x v^T`` and
+    States: ``omega (..., K)``, ``m (..., K, d)``, ``S (..., K, d, d)``; tasks:
+    ``W, V (..., N, d)``, ``rho, a, b (..., N)``. With ``e = m - omega u``,
+    ``C = S - e u^T - u e^T - omega u u^T`` (the second moment of ``w - u``),
+    ``x = C v - (v^T C v / 2) v`` one has ``Pi C Pi = C - v x^T - x v^T`` and
 
         S'_{kn} = a_n S_k + b_n tr(Pi C) I + (u p^T + p u^T) + (v r^T + r v^T),
-        p = E[e'] - a e + (1 - a) omega u / 2,   r = -a x - b tr(Pi C) v / 2,   E[e'] = rho Pi e,
+        p = E[e'] - a e + (1 - a) omega u / 2,   r = -a x - b tr(Pi C) v / 2,
+        E[e'] = rho Pi e,
         m'_{kn} = omega u + E[e'].
 
-    Returns the arrays ``Ee, p, r`` of shape ``(..., K, N, d)`` and ``trPC`` of shape ``(..., K, N)``.
-    ``S`` may be the restriction of the second moment to a subspace containing every ``u`` and ``v`` (then
-    ``trS (..., K)``, the trace of the full matrix, must be given; see :func:`_reduced_pool`).
+    Returns the arrays ``Ee, p, r`` of shape ``(..., K, N, d)`` and ``trPC`` of shape
+    ``(..., K, N)``. ``S`` may be the restriction of the second moment to a subspace
+    containing every ``u`` and ``v`` (then ``trS (..., K)``, the trace of the full
+    matrix, must be given; see :func:`_reduced_pool`).
     """
     om = omega[..., :, None]  # (..., K, 1)
     u = W[..., None, :, :]  # (..., 1, N, d)
@@ -224,8 +247,9 @@ def _apply_map(
     a: FloatArray,
     b: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
-    """Homogeneous exact update of states ``(omega, m, S)`` (shapes ``(...,)``, ``(..., d)``, ``(..., d, d)``)
-    on one task each (``u, v (..., d)``, ``rho, a, b (...,)``); returns ``(m', S')``."""
+    """Homogeneous exact update of states ``(omega, m, S)`` (shapes ``(...,)``,
+    ``(..., d)``, ``(..., d, d)``) on one task each (``u, v (..., d)``,
+    ``rho, a, b (...,)``); returns ``(m', S')``."""
     tt = _task_terms(
         omega[..., None],
         m[..., None, :],
@@ -254,10 +278,12 @@ def _apply_map(
 def expected_update(
     mean: ArrayLike, second: ArrayLike, w_task: ArrayLike, vhat: ArrayLike, s: int
 ) -> tuple[FloatArray, FloatArray]:
-    """Exact ``(E[w'], E[w' w'^T])`` after one min-norm update on a task with ground truth ``w_task``.
+    """Exact ``(E[w'], E[w' w'^T])`` after one min-norm update on a task with ground
+    truth ``w_task``.
 
-    ``mean``/``second`` are ``E[w]``/``E[w w^T]`` before the round (``w`` independent of the round's data);
-    ``vhat`` is the unit signal direction of the task, or the zero vector for all-isotropic columns.
+    ``mean``/``second`` are ``E[w]``/``E[w w^T]`` before the round (``w`` independent of
+    the round's data); ``vhat`` is the unit signal direction of the task, or the zero
+    vector for all-isotropic columns.
     """
     m = np.asarray(mean, dtype=float)
     S = np.asarray(second, dtype=float)
@@ -270,15 +296,16 @@ def expected_update(
     return _apply_map(omega, m, S, u, v, rho, a, b)
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Inputs
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _check_s(d: int, s: int) -> None:
     if not (isinstance(s, (int, np.integer)) and 1 <= s < d):
         _fail(
-            f"s must be an integer with 1 <= s < d (overparameterised), got s={s!r}, d={d}"
+            f"s must be an integer with 1 <= s < d (overparameterised), got s={s!r}, "
+            f"d={d}"
         )
 
 
@@ -302,20 +329,23 @@ def _prepare_pool(
         nrm = np.sum(V * V, axis=-1)
         if not np.all((np.abs(nrm - 1.0) < 1e-8) | (nrm == 0.0)):
             _fail(
-                "every vhat row must be a unit vector (signal column) or zero (isotropic columns)"
+                "every vhat row must be a unit vector (signal column) or zero "
+                "(isotropic columns)"
             )
         W = np.broadcast_to(W, V.shape).copy()
     return W, V
 
 
 def _reduced_pool(W: FloatArray, V: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Coordinates of ``W`` and ``V`` (``(..., N, d)``) in an orthonormal basis of a subspace ``U`` containing them.
+    """Coordinates of ``W`` and ``V`` (``(..., N, d)``) in an orthonormal basis of a
+    subspace ``U`` containing them.
 
-    Exact dimension reduction: starting from ``w_0 = 0``, every second moment the recursion meets has the form
-    ``S = Bs B Bs^T + c I_d`` and every mean lies in ``U = span(Bs)`` (all maps only add outer products of
-    ``u_n, v_n`` and vectors built from them, multiples of ``I``, and ``Pi_n = I - v_n v_n^T``). The state is
-    then ``(m in R^k, B in R^{k x k}, c)`` with ``k = dim U <= min(2N, d)`` (``N`` for aligned signals or
-    isotropic columns), whatever ``d``.
+    Exact dimension reduction: starting from ``w_0 = 0``, every second moment the
+    recursion meets has the form ``S = Bs B Bs^T + c I_d`` and every mean lies in
+    ``U = span(Bs)`` (all maps only add outer products of ``u_n, v_n`` and vectors built
+    from them, multiples of ``I``, and ``Pi_n = I - v_n v_n^T``). The state is then
+    ``(m in R^k, B in R^{k x k}, c)`` with ``k = dim U <= min(2N, d)`` (``N`` for
+    aligned signals or isotropic columns), whatever ``d``.
     """
     d = W.shape[-1]
     A = np.concatenate([W, V], axis=-2)  # (..., 2N, d)
@@ -332,9 +362,9 @@ def _reduced_pool(W: FloatArray, V: FloatArray) -> tuple[FloatArray, FloatArray]
     return W @ basis, V @ basis
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Single expert: expectation over task draws and data
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def single_expert_exact(
@@ -344,20 +374,25 @@ def single_expert_exact(
     T: int,
     task_probs: ArrayLike | None = None,
 ) -> ExactCurves:
-    """Exact ``E[G_t]``, ``E[F_t]``, ``E[G_t^pool]`` for one expert (``w_0 = 0``), ``t = 1..T``.
+    """Exact ``E[G_t]``, ``E[F_t]``, ``E[G_t^pool]`` for one expert (``w_0 = 0``),
+    ``t = 1..T``.
 
     Parameters
     ----------
-    W: ground truths, shape ``(N, d)`` or batched ``(R, N, d)`` (one fixed pool per leading index).
-    vhat: unit signal directions ``v_n / ||v_n||`` of the same shape, or ``None`` for all-isotropic columns
-        (``signal="none"``; reproduces the closed forms of SPEC §6.5 exactly). Zero rows mean "no signal column".
+    W: ground truths, shape ``(N, d)`` or batched ``(R, N, d)`` (one fixed pool per
+        leading index).
+    vhat: unit signal directions ``v_n / ||v_n||`` of the same shape, or ``None`` for
+        all-isotropic columns (``signal="none"``; reproduces the closed forms of SPEC
+        §6.5 exactly). Zero rows mean "no signal column".
     s: samples per round (``1 <= s < d``).
     T: horizon.
-    task_probs: probabilities of the ``N`` tasks per round (default uniform ``1/N``, SPEC §2.1).
+    task_probs: probabilities of the ``N`` tasks per round (default uniform ``1/N``,
+        SPEC §2.1).
 
-    Cost ``O(T N^2 k^2)`` per pool with ``k = min(2N, d)`` (it propagates the unconditional state and, per task
-    ``n``, the sum over past arrivals of the state conditioned on that arrival being task ``n``, in the subspace
-    spanned by the ground truths and signals; see :func:`_reduced_pool`).
+    Cost ``O(T N^2 k^2)`` per pool with ``k = min(2N, d)`` (it propagates the
+    unconditional state and, per task ``n``, the sum over past arrivals of the state
+    conditioned on that arrival being task ``n``, in the subspace spanned by the ground
+    truths and signals; see :func:`_reduced_pool`).
     """
     W, V = _prepare_pool(W, vhat)
     batch = W.shape[:-2]
@@ -375,11 +410,13 @@ def single_expert_exact(
         _fail(f"task_probs must be N={N} non-negative numbers summing to 1")
     rho, a, b = update_coefficients(d, s, np.sum(V * V, axis=-1) > 0.5)  # (..., N)
 
-    # exact reduction to U = span(W, V): second moments are Bs B Bs^T + c I_d (see _reduced_pool)
+    # exact reduction to U = span(W, V): second moments are Bs B Bs^T + c I_d (see
+    # _reduced_pool)
     Wc, Vc = _reduced_pool(W, V)
     k = Wc.shape[-1]
     eye_k = np.eye(k)
-    # state 0: unconditional; states 1..N: sums over past arrivals tau of the state conditioned on n_tau = n
+    # state 0: unconditional; states 1..N: sums over past arrivals tau of the state
+    # conditioned on n_tau = n
     m = np.zeros(batch + (N + 1, k))
     B = np.zeros(batch + (N + 1, k, k))
     c = np.zeros(batch + (N + 1,))
@@ -409,7 +446,8 @@ def single_expert_exact(
             q,
             omega[..., None, None] * Wc[..., None, :, :] + tt["Ee"],
         )
-        # sum_n q_n (u p^T + p u^T + v r^T + r v^T) as one product of (k x 4N) and (4N x k) factors
+        # sum_n q_n (u p^T + p u^T + v r^T + r v^T) as one product of (k x 4N) and (4N x
+        # k) factors
         pr = np.concatenate([tt["p"], tt["r"]], axis=-2)  # (..., K, 2N, k)
         lhs = np.concatenate(
             [np.broadcast_to(left[..., None, :, :], pr.shape), pr * q2], axis=-2
@@ -420,7 +458,8 @@ def single_expert_exact(
         B_new = np.swapaxes(lhs, -1, -2) @ rhs
         B_new += qa * B
         c_new = qa_s[..., None] * c + np.einsum("n,...n,...kn->...k", q, b, tt["trPC"])
-        # the arrival of round t, conditioned on n_t = n (fresh state k = 0 on task n), joins the n-th sum
+        # the arrival of round t, conditioned on n_t = n (fresh state k = 0 on task n),
+        # joins the n-th sum
         Ee0, p0, r0 = (
             tt["Ee"][..., 0, :, :],
             tt["p"][..., 0, :, :],
@@ -446,7 +485,8 @@ def single_expert_exact(
         )
         task_error[..., t - 1, :] = err_uncond
         G_pool[..., t - 1] = err_uncond.mean(axis=-1)
-        # E||w_t - w_{n_t}||^2 = sum_n q_n rho_n tr(Pi_n C_n) (trace identity of one update)
+        # E||w_t - w_{n_t}||^2 = sum_n q_n rho_n tr(Pi_n C_n) (trace identity of one
+        # update)
         self_now = np.einsum("n,...n->...", q, rho * tt["trPC"][..., 0, :])
         self_error[..., t - 1] = self_now
         # sum_{tau <= t} E||w_t - w_{n_tau}||^2
@@ -471,11 +511,14 @@ class ExactLimits:
 
     Attributes
     ----------
-    G: ``lim E[G_t] = sum_n q_n lim E||w_t - w_n||^2`` (the single expert's floor; ``q_n = 1/N``), ``(...)``.
+    G: ``lim E[G_t] = sum_n q_n lim E||w_t - w_n||^2`` (the single expert's floor;
+        ``q_n = 1/N``), ``(...)``.
     F: ``lim E[F_t] = G - self_error``, ``(...)``.
-    G_pool: ``lim E[G_t^pool] = (1/N) sum_n lim E||w_t - w_n||^2`` (equals ``G`` for uniform tasks), ``(...)``.
+    G_pool: ``lim E[G_t^pool] = (1/N) sum_n lim E||w_t - w_n||^2`` (equals ``G`` for
+        uniform tasks), ``(...)``.
     task_error: ``lim E||w_t - w_n||^2`` per task, ``(..., N)``.
-    self_error: ``lim E||w_t - w_{n_t}||^2`` (error of the task just learned), ``(...)``.
+    self_error: ``lim E||w_t - w_{n_t}||^2`` (error of the task just learned),
+        ``(...)``.
     """
 
     G: FloatArray
@@ -493,12 +536,15 @@ def single_expert_limits_exact(
     tol: float = 1e-13,
     max_rounds: int = 200_000,
 ) -> ExactLimits:
-    """Stationary limits of :func:`single_expert_exact` (iterates the unconditional map to its fixed point).
+    """Stationary limits of :func:`single_expert_exact` (iterates the unconditional map
+    to its fixed point).
 
-    The arrival average forgets any finite number of recent arrivals, so ``lim E[G_t]`` is the ``q``-weighted
-    average of the stationary errors and ``lim E[F_t] = lim E[G_t] - lim E||w_t - w_{n_t}||^2``. For isotropic
-    columns these are ``Delta`` and ``(1 - r) Delta`` (SPEC §6.5). Convergence is geometric (factor about
-    ``(d-s)/(d-1)`` per round); raises ``ConfigError`` if ``max_rounds`` is not enough.
+    The arrival average forgets any finite number of recent arrivals, so ``lim E[G_t]``
+    is the ``q``-weighted average of the stationary errors and
+    ``lim E[F_t] = lim E[G_t] - lim E||w_t - w_{n_t}||^2``. For isotropic columns these
+    are ``Delta`` and ``(1 - r) Delta`` (SPEC §6.5). Convergence is geometric (factor
+    about ``(d-s)/(d-1)`` per round); raises ``ConfigError`` if ``max_rounds`` is not
+    enough.
     """
     W, V = _prepare_pool(W, vhat)
     N, d = W.shape[-2:]
@@ -566,12 +612,15 @@ def single_expert_limits_exact(
 def single_expert_exact_for_pool(
     pool: Any, s: int, T: int, runs: ArrayLike | None = None
 ) -> ExactCurves:
-    """:func:`single_expert_exact` for the pools of a simulation (``SimulationResult.pool``, a ``TaskPool``).
+    """:func:`single_expert_exact` for the pools of a simulation
+    (``SimulationResult.pool``, a ``TaskPool``).
 
-    Returns curves with a leading run axis, shape ``(len(runs), T)`` (all runs if ``runs`` is None), so that a
-    run-by-run (paired) comparison ``res.G[runs] - exact.G`` isolates the Monte-Carlo noise of the task draws and
-    data. A shared pool (``ExperimentConfig.shared_pool=True``) is computed once. Cost: see
-    :func:`single_expert_exact` (about 1 s per 100 pools at ``N=4, T=200``; pass a subset of runs for large ``R``).
+    Returns curves with a leading run axis, shape ``(len(runs), T)`` (all runs if
+    ``runs`` is None), so that a run-by-run (paired) comparison
+    ``res.G[runs] - exact.G`` isolates the Monte-Carlo noise of the task draws and data.
+    A shared pool (``ExperimentConfig.shared_pool=True``) is computed once. Cost: see
+    :func:`single_expert_exact` (about 1 s per 100 pools at ``N=4, T=200``; pass a
+    subset of runs for large ``R``).
     """
     W = np.asarray(pool.W, dtype=float)
     vh = unit_signal_directions(pool)
@@ -594,9 +643,9 @@ def single_expert_exact_for_pool(
     return single_expert_exact(W[idx], None if vh is None else V[idx], s, T)
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # MoE conditional on a realised routing sequence: expectation over the data only
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def moe_exact_given_routing(
@@ -608,18 +657,22 @@ def moe_exact_given_routing(
     M: int,
     pool_experts: ArrayLike | None = None,
 ) -> ExactCurves:
-    """Exact ``E[F_t | routing]``, ``E[G_t | routing]`` for ``M`` experts (all ``w_0^{(m)} = 0``).
+    """Exact ``E[F_t | routing]``, ``E[G_t | routing]`` for ``M`` experts (all
+    ``w_0^{(m)} = 0``).
 
-    The task sequence ``tasks`` (``n_tau``) and the routing ``experts`` (``m_tau``), shapes ``(T,)`` or
-    ``(R, T)`` (with ``W``/``vhat`` of shape ``(R, N, d)`` or a shared ``(N, d)``), are held fixed; only
-    the data of every round is averaged. Exact when the routing is independent of the Gaussian columns of the
-    rounds (e.g. a forced routing); for Algorithm 1 the router also sees the Gaussian columns through
-    ``X_t 1``, so this is then an approximation (see the book page ``derivations_exact``).
+    The task sequence ``tasks`` (``n_tau``) and the routing ``experts`` (``m_tau``),
+    shapes ``(T,)`` or ``(R, T)`` (with ``W``/``vhat`` of shape ``(R, N, d)`` or a
+    shared ``(N, d)``), are held fixed; only the data of every round is averaged. Exact
+    when the routing is independent of the Gaussian columns of the rounds (e.g. a forced
+    routing); for Algorithm 1 the router also sees the Gaussian columns through
+    ``X_t 1``, so this is then an approximation (see the book page
+    ``derivations_exact``).
 
-    ``pool_experts`` gives ``mhat(n)``, the expert that serves task ``n`` in ``G_t^pool``: shape ``(N,)``,
-    ``(R, N)``, or time-varying ``(R, T, N)`` / ``(T, N)`` (value used after round ``t`` at index ``t-1``).
-    Without it ``G_pool`` is NaN; ``task_error[..., t-1, n]`` is then the error of the expert that learned
-    task ``n`` last (or of expert 0 if ``n`` never arrived).
+    ``pool_experts`` gives ``mhat(n)``, the expert that serves task ``n`` in
+    ``G_t^pool``: shape ``(N,)``, ``(R, N)``, or time-varying ``(R, T, N)`` / ``(T, N)``
+    (value used after round ``t`` at index ``t-1``). Without it ``G_pool`` is NaN;
+    ``task_error[..., t-1, n]`` is then the error of the expert that learned task ``n``
+    last (or of expert 0 if ``n`` never arrived).
     """
     W0, V0 = _prepare_pool(W, vhat)
     N, d = W0.shape[-2:]
@@ -628,7 +681,8 @@ def moe_exact_given_routing(
     experts = np.asarray(experts)
     if tasks.shape != experts.shape or tasks.ndim not in (1, 2):
         _fail(
-            f"tasks and experts must have the same shape (T,) or (R, T), got {tasks.shape}, {experts.shape}"
+            "tasks and experts must have the same shape (T,) or (R, T), got "
+            f"{tasks.shape}, {experts.shape}"
         )
     squeeze = tasks.ndim == 1
     if squeeze:
@@ -668,7 +722,8 @@ def moe_exact_given_routing(
             pe = np.broadcast_to(pe[None], (Rr, T, N))
         if pe.shape != (Rr, T, N) or pe.min() < 0 or pe.max() >= M:
             _fail(
-                f"pool_experts must be expert indices in [0, M={M}) of shape (N,), (R, N), (T, N) or (R, T, N)"
+                f"pool_experts must be expert indices in [0, M={M}) of shape (N,), (R, "
+                "N), (T, N) or (R, T, N)"
             )
 
     rho, a, b = update_coefficients(d, s, np.sum(V0 * V0, axis=-1) > 0.5)  # (R, N)
@@ -759,16 +814,18 @@ def moe_exact_given_routing(
     return out
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Adapter to the Definition-1 generator
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def unit_signal_directions(pool: Any) -> FloatArray | None:
-    """Unit signal directions ``vhat`` (shape of ``pool.W``, ``(R, N, d)``) of a ``moecl_lib.linear.tasks.TaskPool``.
+    """Unit signal directions ``vhat`` (shape of ``pool.W``, ``(R, N, d)``) of a
+    ``moecl_lib.linear.tasks.TaskPool``.
 
-    Returns ``None`` when the pool has no signal column at all (``signal="none"``: all-isotropic columns), so
-    that the result can be passed straight to :func:`single_expert_exact` / :func:`moe_exact_given_routing`.
+    Returns ``None`` when the pool has no signal column at all (``signal="none"``:
+    all-isotropic columns), so that the result can be passed straight to
+    :func:`single_expert_exact` / :func:`moe_exact_given_routing`.
     """
     if hasattr(pool, "signal_directions"):
         vhat = np.asarray(pool.signal_directions(), dtype=float)

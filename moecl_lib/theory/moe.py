@@ -1,50 +1,62 @@
-"""MoE after specialisation: decay, pre-specialisation residual and cluster floors (Theorems 1-2; SPEC §6.6-§6.7).
+"""MoE after specialisation: decay, pre-specialisation residual and cluster floors
+(Theorems 1-2; SPEC §6.6-§6.7).
 
-Everything here is **this project's derivation** (SPEC tag ``[D]``), not a quote of the paper, whose exact
-Theorem 1/2 expressions were not available to us. Derivations: book page ``derivations_moe``.
+Everything here is **this project's derivation** (SPEC tag ``[D]``), not a quote of the
+paper, whose exact Theorem 1/2 expressions were not available to us. Derivations: book
+page ``derivations_moe``.
 
-Setting ("specialised routing"): from round ``t0`` on, every round's task is uniform over the pool (probability
-``q_n = 1/N``) and is sent to an expert of its expert set, each member with equal probability (Proposition 3), with
-the choice **independent of the data of the round**. Expert ``m`` of set ``M_k`` (serving cluster ``k``, or the single
+Setting ("specialised routing"): from round ``t0`` on, every round's task is uniform
+over the pool (probability ``q_n = 1/N``) and is sent to an expert of its expert set,
+each member with equal probability (Proposition 3), with the choice **independent of the
+data of the round**. Expert ``m`` of set ``M_k`` (serving cluster ``k``, or the single
 task ``n`` when clusters are singletons) is then updated in a round with probability
-``p_m = (N_k/N) / |M_k|`` (``= 1/(N |M_n|)`` for single tasks), independently across rounds.
+``p_m = (N_k/N) / |M_k|`` (``= 1/(N |M_n|)`` for single tasks), independently across
+rounds.
 
-One min-norm update on task ``n`` maps the error ``e = w - w_n`` to ``R e`` with ``R = I - P_t`` a uniformly random
-projector (exact Haar moments, see :mod:`moecl_lib.theory.exact`):
+One min-norm update on task ``n`` maps the error ``e = w - w_n`` to ``R e`` with
+``R = I - P_t`` a uniformly random projector (exact Haar moments, see
+:mod:`moecl_lib.theory.exact`):
 
-* isotropic columns (``signal="none"``): ``E[R] = E[R^T R] = rho I`` with ``rho = r = (d-s)/d``;
-* Definition 1 (one column ``beta v_n``): ``R`` lives in ``vhat_n^perp``, ``E[R] = E[R^T R] = rho Pi_n`` with
-  ``rho = (d-s)/(d-1)`` and ``Pi_n = I - vhat_n vhat_n^T``: the first update removes the signal component of the
+* isotropic columns (``signal="none"``): ``E[R] = E[R^T R] = rho I`` with
+  ``rho = r = (d-s)/d``;
+* Definition 1 (one column ``beta v_n``): ``R`` lives in ``vhat_n^perp``,
+  ``E[R] = E[R^T R] = rho Pi_n`` with ``rho = (d-s)/(d-1)`` and
+  ``Pi_n = I - vhat_n vhat_n^T``: the first update removes the signal component of the
   error, every later one shrinks the rest by ``rho`` on average.
 
-Hence (single-task expert, ``k = t - t0`` rounds, ``K ~ Bin(k, p)`` updates, ``delta = w_n - u`` for a fixed target
-``u``, ``e0 = w_{t0} - w_n``)::
+Hence (single-task expert, ``k = t - t0`` rounds, ``K ~ Bin(k, p)`` updates,
+``delta = w_n - u`` for a fixed target ``u``, ``e0 = w_{t0} - w_n``)::
 
-    E||w_t - u||^2 = (1-p)^k ||e0 + delta||^2 + [a^k - (1-p)^k] (||Pi e0||^2 + 2 (Pi e0).delta) + [1 - (1-p)^k] ||delta||^2,
+    E||w_t - u||^2 = (1-p)^k ||e0 + delta||^2
+                     + [a^k - (1-p)^k] (||Pi e0||^2 + 2 (Pi e0).delta)
+                     + [1 - (1-p)^k] ||delta||^2,
     a = 1 - p (1 - rho).
 
-For isotropic columns (``Pi = I``) this is ``a^k ||w_{t0} - u||^2 + (1 - a^k) ||w_n - u||^2``: the geometric decay
-``(1 - p_m(1 - r))^{t - t0}`` of SPEC §6.6. Which formula is exact for which generator:
+For isotropic columns (``Pi = I``) this is
+``a^k ||w_{t0} - u||^2 + (1 - a^k) ||w_n - u||^2``: the geometric decay
+``(1 - p_m(1 - r))^{t - t0}`` of SPEC §6.6. Which formula is exact for which generator
+(isotropic columns, ``vhat=None`` | Definition 1, any ``vhat``):
 
-============================================  ===================================  ======================================
-quantity                                      isotropic columns (``vhat=None``)    Definition 1 (any ``vhat``)
-============================================  ===================================  ======================================
-single-task decay / post-specialisation       exact (closed form)                  exact (closed form above)
-clustered experts from a realised state       exact (scalar recursion)             not here: use ``moe_exact_given_routing``
-ideal MoE from round 1 (:func:`oracle_moe_exact`)  exact                           exact (via ``single_expert_exact``)
-cluster floor, SPEC formula                   exact                                exact for G if the cluster shares one
-                                                                                   signal direction; otherwise approximate
-cluster floors, :func:`cluster_floors_exact`  exact                                exact
-============================================  ===================================  ======================================
+* single-task decay / post-specialisation: exact (closed form) | exact (closed form
+  above);
+* clustered experts from a realised state: exact (scalar recursion) | not here: use
+  ``moe_exact_given_routing``;
+* ideal MoE from round 1 (:func:`oracle_moe_exact`): exact | exact (via
+  ``single_expert_exact``);
+* cluster floor, SPEC formula: exact | exact for G if the cluster shares one signal
+  direction; otherwise approximate;
+* cluster floors, :func:`cluster_floors_exact`: exact | exact.
 
-"Exact" means: equal to the expectation over the data (and the random in-set routing) for a fixed pool, given that
-the routing does not depend on the round's data. Algorithm 1's frozen router sees the Gaussian columns through
-``X_t 1``, so for Algorithm-1 runs these formulas are (very good) approximations.
+"Exact" means: equal to the expectation over the data (and the random in-set routing)
+for a fixed pool, given that the routing does not depend on the round's data. Algorithm
+1's frozen router sees the Gaussian columns through ``X_t 1``, so for Algorithm-1 runs
+these formulas are (very good) approximations.
 
-Metric conventions are those of :mod:`moecl_lib.linear.engine` (SPEC §5.1): arrays of length ``T``, index ``t-1`` = after
-round ``t``; ``G_t = (1/t) sum_{tau<=t} ||w_t^{(m_tau)} - w_{n_tau}||^2`` (arrival-averaged), ``F_t = (1/(t-1))
-sum_{tau<t} (err_tau(t) - err_tau(tau))`` (NaN at ``t = 1``; may be negative), so that
-``(t-1) F_t = t G_t - sum_{tau<=t} err_tau(tau)``.
+Metric conventions are those of :mod:`moecl_lib.linear.engine` (SPEC §5.1): arrays of
+length ``T``, index ``t-1`` = after round ``t``;
+``G_t = (1/t) sum_{tau<=t} ||w_t^{(m_tau)} - w_{n_tau}||^2`` (arrival-averaged),
+``F_t = (1/(t-1)) sum_{tau<t} (err_tau(t) - err_tau(tau))`` (NaN at ``t = 1``; may be
+negative), so that ``(t-1) F_t = t G_t - sum_{tau<=t} err_tau(tau)``.
 """
 
 from __future__ import annotations
@@ -79,14 +91,15 @@ __all__ = [
 ]
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Constants
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def update_factor(d: int, s: int, signal: bool) -> float:
     """Per-update factor ``rho`` with ``E||R e||^2 = rho ||Pi e||^2``.
 
-    ``(d-s)/d`` (= ``r = 1 - s/d``) for isotropic columns; ``(d-s)/(d-1)`` for a Definition-1 round (one signal
-    column), acting on the error component orthogonal to the task's signal direction.
+    ``(d-s)/d`` (= ``r = 1 - s/d``) for isotropic columns; ``(d-s)/(d-1)`` for a
+    Definition-1 round (one signal column), acting on the error component orthogonal to
+    the task's signal direction.
     """
     if not (
         isinstance(d, (int, np.integer))
@@ -98,10 +111,11 @@ def update_factor(d: int, s: int, signal: bool) -> float:
 
 
 def specialised_decay_rate(p: ArrayLike, rho: float) -> FloatArray:
-    """``a = 1 - p (1 - rho)``: expected per-round factor of a specialised expert's error (SPEC §6.6).
+    """``a = 1 - p (1 - rho)``: expected per-round factor of a specialised expert's
+    error (SPEC §6.6).
 
-    With ``p = 1/M`` (balanced sets, ``|M_n| = M/N``) the error shrinks by ``1 - (1 - rho)/M`` per round: the more
-    experts, the slower the convergence.
+    With ``p = 1/M`` (balanced sets, ``|M_n| = M/N``) the error shrinks by
+    ``1 - (1 - rho)/M`` per round: the more experts, the slower the convergence.
     """
     p = np.asarray(p, dtype=float)
     if np.any((p < 0) | (p > 1)):
@@ -109,20 +123,23 @@ def specialised_decay_rate(p: ArrayLike, rho: float) -> FloatArray:
     return 1.0 - p * (1.0 - rho)
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Expert sets
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def balanced_expert_sets(n_experts: int, cluster_of: ArrayLike) -> IntArray:
-    """Cluster served by each expert when ``M`` experts split as evenly as possible over the ``K`` clusters.
+    """Cluster served by each expert when ``M`` experts split as evenly as possible over
+    the ``K`` clusters.
 
-    Expert ``m`` serves cluster ``m mod K`` (so ``|M_k|`` is ``floor(M/K)`` or ``ceil(M/K)``). Requires ``M >= K``.
-    With singleton clusters (``K = N``) the cluster index is the task index.
+    Expert ``m`` serves cluster ``m mod K`` (so ``|M_k|`` is ``floor(M/K)`` or
+    ``ceil(M/K)``). Requires ``M >= K``. With singleton clusters (``K = N``) the cluster
+    index is the task index.
     """
     cluster_of = np.asarray(cluster_of)
     K = int(cluster_of.max()) + 1
     if n_experts < K:
         raise ConfigError(
-            f"n_experts={n_experts} must be >= the number of clusters K={K} for a specialised routing"
+            f"n_experts={n_experts} must be >= the number of clusters K={K} for a "
+            "specialised routing"
         )
     return np.arange(n_experts) % K
 
@@ -132,10 +149,12 @@ def selection_probabilities(
     cluster_of: ArrayLike,
     task_probs: ArrayLike | None = None,
 ) -> FloatArray:
-    """``P[n, m]``: probability that a round brings task ``n`` and sends it to expert ``m`` (specialised routing).
+    """``P[n, m]``: probability that a round brings task ``n`` and sends it to expert
+    ``m`` (specialised routing).
 
-    ``P[n, m] = q_n / |M_k(n)|`` if expert ``m`` serves the cluster of ``n``, else 0 (``q_n = 1/N`` by default).
-    Shapes: ``expert_cluster`` (..., M) with -1 for experts that serve nothing; result (..., N, M).
+    ``P[n, m] = q_n / |M_k(n)|`` if expert ``m`` serves the cluster of ``n``, else 0
+    (``q_n = 1/N`` by default). Shapes: ``expert_cluster`` (..., M) with -1 for experts
+    that serve nothing; result (..., N, M).
     """
     ec = np.asarray(expert_cluster)
     cluster_of = np.asarray(cluster_of)
@@ -154,9 +173,9 @@ def selection_probabilities(
     return q[..., :, None] * member / size
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Single-task experts: closed forms
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def specialised_error(
     k: ArrayLike,
     p: ArrayLike,
@@ -166,18 +185,21 @@ def specialised_error(
     cross: ArrayLike = 0.0,
     target_gap: ArrayLike = 0.0,
 ) -> FloatArray:
-    """``E||w_{t0+k} - u||^2`` for an expert that only learns task ``n`` from ``t0`` on (updated w.p. ``p`` per round).
+    """``E||w_{t0+k} - u||^2`` for an expert that only learns task ``n`` from ``t0`` on
+    (updated w.p. ``p`` per round).
 
     Args:
         k: rounds since ``t0`` (>= 0).
         p: per-round selection probability of the expert.
         rho: per-update factor (:func:`update_factor`).
         err0: ``||w_{t0} - u||^2``.
-        err0_perp: ``||Pi e0||^2`` with ``e0 = w_{t0} - w_n`` (``= ||e0||^2`` for isotropic columns).
+        err0_perp: ``||Pi e0||^2`` with ``e0 = w_{t0} - w_n`` (``= ||e0||^2`` for
+            isotropic columns).
         cross: ``(Pi e0) . (w_n - u)`` (0 when ``u = w_n``).
         target_gap: ``||w_n - u||^2`` (0 when ``u = w_n``).
 
-    With ``u = w_n`` and isotropic columns this is ``(1 - p(1 - r))^k ||w_{t0} - w_n||^2`` (SPEC §6.6).
+    With ``u = w_n`` and isotropic columns this is
+    ``(1 - p(1 - r))^k ||w_{t0} - w_n||^2`` (SPEC §6.6).
     """
     k = np.asarray(k, dtype=float)
     p = np.asarray(p, dtype=float)
@@ -192,14 +214,17 @@ def specialised_error(
 
 @dataclass(frozen=True)
 class PostSpecialisation:
-    """Expected curves after a specialisation round ``t0`` (conditional on the state after ``t0``).
+    """Expected curves after a specialisation round ``t0`` (conditional on the state
+    after ``t0``).
 
     Attributes (shape (R, T), NaN for ``t <= t0``; ``F`` also NaN at ``t = 1``):
         G: ``E[G_t | state at t0]``.
         F: ``E[F_t | state at t0]``.
-        pre: expected summed error of the arrivals ``tau <= t0``, ``sum_{tau<=t0} E||w_t^{(m_tau)} - w_{n_tau}||^2``.
+        pre: expected summed error of the arrivals ``tau <= t0``,
+            ``sum_{tau<=t0} E||w_t^{(m_tau)} - w_{n_tau}||^2``.
         post: expected summed error of the arrivals ``t0 < tau <= t``.
-        post_self: expected sum of the errors right after learning, ``sum_{t0<tau<=t} E err_tau(tau)``.
+        post_self: expected sum of the errors right after learning,
+            ``sum_{t0<tau<=t} E err_tau(tau)``.
         t0: the specialisation round per run, (R,).
     """
 
@@ -217,7 +242,8 @@ def _batch(x: ArrayLike, ndim: int, name: str) -> FloatArray:
         a = a[None]
     if a.ndim != ndim:
         raise ConfigError(
-            f"{name} must have {ndim - 1} or {ndim} (batched) dimensions, got shape {np.shape(x)}"
+            f"{name} must have {ndim - 1} or {ndim} (batched) dimensions, got shape "
+            f"{np.shape(x)}"
         )
     return a
 
@@ -236,25 +262,32 @@ def post_specialisation_curves(
     p: ArrayLike | None = None,
     method: str = "auto",
 ) -> PostSpecialisation:
-    """Exact ``E[G_t]``, ``E[F_t]`` for ``t > t0`` given the state after round ``t0`` and a specialised routing.
+    """Exact ``E[G_t]``, ``E[F_t]`` for ``t > t0`` given the state after round ``t0``
+    and a specialised routing.
 
     Args (leading run axis R optional everywhere):
         w0: expert parameters after round ``t0``, (R, M, d).
         W: ground truths, (R, N, d).
-        vhat: unit signal directions (R, N, d) for the Definition-1 generator, or ``None`` for isotropic columns.
+        vhat: unit signal directions (R, N, d) for the Definition-1 generator, or
+            ``None`` for isotropic columns.
         s: samples per round.
         t0: specialisation round per run (0 <= t0 < T), scalar or (R,).
         T: horizon.
-        expert_cluster: cluster (= task if singletons) each expert serves from ``t0`` on, (R, M); -1 = none.
-        counts0: ``C[m, n]`` = arrivals ``tau <= t0`` of task ``n`` learned by expert ``m``, (R, M, N).
+        expert_cluster: cluster (= task if singletons) each expert serves from ``t0``
+            on, (R, M); -1 = none.
+        counts0: ``C[m, n]`` = arrivals ``tau <= t0`` of task ``n`` learned by expert
+            ``m``, (R, M, N).
         self_sum0: ``sum_{tau<=t0} err_tau(tau)`` (errors right after learning), (R,).
         cluster_of: cluster of each task (N,); default singletons (``K = N``).
-        p: per-round selection probability of each expert, (R, M); default from :func:`selection_probabilities`.
-        method: ``"closed_form"`` (single-task experts, both generators), ``"recursion"`` (isotropic columns, any
-            clusters; scalar recursion on ``E||w^(m) - w_n||^2``), or ``"auto"``.
+        p: per-round selection probability of each expert, (R, M); default from
+            :func:`selection_probabilities`.
+        method: ``"closed_form"`` (single-task experts, both generators),
+            ``"recursion"`` (isotropic columns, any clusters; scalar recursion on
+            ``E||w^(m) - w_n||^2``), or ``"auto"``.
 
-    Raises ``ConfigError`` for clustered experts under the Definition-1 generator (the error second moment does not
-    close on scalars there; use :func:`moecl_lib.theory.exact.moe_exact_given_routing` on a realised routing).
+    Raises ``ConfigError`` for clustered experts under the Definition-1 generator (the
+    error second moment does not close on scalars there; use
+    :func:`moecl_lib.theory.exact.moe_exact_given_routing` on a realised routing).
     """
     w0 = _batch(w0, 3, "w0")
     W = _batch(W, 3, "W")
@@ -280,14 +313,16 @@ def post_specialisation_curves(
     if method == "closed_form":
         if not singletons:
             raise ConfigError(
-                "method='closed_form' needs singleton clusters (one task per expert set)"
+                "method='closed_form' needs singleton clusters (one task per expert "
+                "set)"
             )
         return _post_closed_form(w0, W, V, s, t0, T, ec, C, S0, p)
     if method == "recursion":
         if V is not None:
             raise ConfigError(
-                "the scalar recursion is exact for isotropic columns only (vhat=None); for clustered experts under "
-                "Definition 1 use theory_exact.moe_exact_given_routing on a realised routing"
+                "the scalar recursion is exact for isotropic columns only (vhat=None); "
+                "for clustered experts under Definition 1 use "
+                "theory_exact.moe_exact_given_routing on a realised routing"
             )
         return _post_recursion(w0, W, s, t0, T, ec, C, S0, p, cl)
     raise ConfigError(
@@ -333,7 +368,8 @@ def _post_closed_form(w0, W, V, s, t0, T, ec, C, S0, p) -> PostSpecialisation:
         + (ak - none) * c2[:, :, None]
         + (1 - none) * c3[:, :, None]
     ).sum(1)
-    # E[K rho^K] = k p rho a^(k-1)   and   E[sum_{j<=K} rho^j] = rho (1 - a^k) / (1 - rho)
+    # E[K rho^K] = k p rho a^(k-1)   and   E[sum_{j<=K} rho^j] = rho (1 - a^k) / (1 -
+    # rho)
     post = (kk * pp * rr * a ** np.maximum(kk - 1, 0) * perp[:, :, None]).sum(1)
     post_self = (rr / (1 - rr) * (1 - ak) * perp[:, :, None]).sum(1)
     return _assemble(pre, post, post_self, S0, t0, T, valid)
@@ -403,14 +439,17 @@ def _assemble(pre, post, post_self, S0, t0, T, valid) -> PostSpecialisation:
 def pre_specialisation_residual(
     counts0: ArrayLike, W: ArrayLike, expert_task: ArrayLike
 ) -> FloatArray:
-    """``c = sum_{m, n'} C[m, n'] ||w_{n(m)} - w_{n'}||^2``: what the arrivals before ``t0`` leave behind for ever.
+    """``c = sum_{m, n'} C[m, n'] ||w_{n(m)} - w_{n'}||^2``: what the arrivals before
+    ``t0`` leave behind for ever.
 
-    For single-task experts ``t E[G_t] -> c`` as ``t -> infinity``: an arrival of task ``n'`` learned (before
-    specialisation) by an expert that later specialises on task ``n(m)`` keeps the error ``||w_{n(m)} - w_{n'}||^2``,
-    but weighs ``1/t`` in ``G_t``; hence ``E[G_t] = c/t + o(1/t)``, the ``O(T2/t)`` term of SPEC §6.6 (``c`` grows
-    linearly with the number of misrouted arrivals, i.e. with ``T2``). Shapes: counts (R, M, N), W (R, N, d),
-    expert_task (R, M) (-1: an expert that receives nothing afterwards contributes its current error instead, which
-    this function cannot know, so it is rejected).
+    For single-task experts ``t E[G_t] -> c`` as ``t -> infinity``: an arrival of task
+    ``n'`` learned (before specialisation) by an expert that later specialises on task
+    ``n(m)`` keeps the error ``||w_{n(m)} - w_{n'}||^2``, but weighs ``1/t`` in ``G_t``;
+    hence ``E[G_t] = c/t + o(1/t)``, the ``O(T2/t)`` term of SPEC §6.6 (``c`` grows
+    linearly with the number of misrouted arrivals, i.e. with ``T2``). Shapes: counts
+    (R, M, N), W (R, N, d), expert_task (R, M) (-1: an expert that receives nothing
+    afterwards contributes its current error instead, which this function cannot know,
+    so it is rejected).
     """
     C = _batch(counts0, 3, "counts0")
     W = _batch(W, 3, "W")
@@ -431,17 +470,20 @@ def pre_specialisation_residual(
     return (C * gap).sum((1, 2))
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Cluster floors
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def cluster_floor(W: ArrayLike, cluster_of: ArrayLike) -> FloatArray:
-    """SPEC §6.7 floor ``E[G_inf] = sum_k (N_k/N) (1/N_k^2) sum_{n != n' in W_k} ||w_n - w_n'||^2``.
+    """SPEC §6.7 floor
+    ``E[G_inf] = sum_k (N_k/N) (1/N_k^2) sum_{n != n' in W_k} ||w_n - w_n'||^2``.
 
-    Exact limit of ``E[G_t]`` (and ``E[G_t^pool]``) for isotropic columns when every expert serves one cluster with
-    tasks uniform inside it; then ``E[F_t] -> (1 - r) * floor``. Under Definition 1 it is exact for ``G`` when the
-    tasks of a cluster share one signal direction (``signal="random"`` / ``"orthonormal"``), not for ``F``. With
-    singleton clusters it is 0 (Theorem 1); with one cluster it is the single expert's model gap ``Delta``.
-    Shapes: W (N, d) or (R, N, d); returns a scalar array or (R,).
+    Exact limit of ``E[G_t]`` (and ``E[G_t^pool]``) for isotropic columns when every
+    expert serves one cluster with tasks uniform inside it; then
+    ``E[F_t] -> (1 - r) * floor``. Under Definition 1 it is exact for ``G`` when the
+    tasks of a cluster share one signal direction (``signal="random"`` /
+    ``"orthonormal"``), not for ``F``. With singleton clusters it is 0 (Theorem 1); with
+    one cluster it is the single expert's model gap ``Delta``. Shapes: W (N, d) or (R,
+    N, d); returns a scalar array or (R,).
     """
     W = np.asarray(W, dtype=float)
     cl = np.asarray(cluster_of, dtype=int)
@@ -460,10 +502,12 @@ def cluster_floor(W: ArrayLike, cluster_of: ArrayLike) -> FloatArray:
 
 
 def _cluster_batches(W: FloatArray, vhat: ArrayLike | None, cl: IntArray):
-    """Yield ``(idx, W_sub, V_sub)`` for groups of equal-size clusters, stacked on a new leading axis.
+    """Yield ``(idx, W_sub, V_sub)`` for groups of equal-size clusters, stacked on a new
+    leading axis.
 
-    ``idx`` (G, N_k) are the task indices of the G clusters of size N_k; ``W_sub`` has shape (G, ..., N_k, d).
-    Batching equal-size clusters lets one call of the exact recursion serve all of them.
+    ``idx`` (G, N_k) are the task indices of the G clusters of size N_k; ``W_sub`` has
+    shape (G, ..., N_k, d). Batching equal-size clusters lets one call of the exact
+    recursion serve all of them.
     """
     labels = np.unique(cl)
     members = [np.flatnonzero(cl == k) for k in labels]
@@ -485,14 +529,18 @@ def _horizon(rho: float, tol: float = 1e-13) -> int:
 def cluster_floors_exact(
     W: ArrayLike, vhat: ArrayLike | None, s: int, cluster_of: ArrayLike
 ) -> tuple[FloatArray, FloatArray]:
-    """Exact limits ``(lim E[G_t], lim E[F_t])`` of an MoE whose experts each serve one cluster (tasks uniform).
+    """Exact limits ``(lim E[G_t], lim E[F_t])`` of an MoE whose experts each serve one
+    cluster (tasks uniform).
 
-    A specialised expert of cluster ``k`` is a single expert on the sub-pool ``W_k``; its stationary moments are
-    obtained by running the exact recursion of :func:`moecl_lib.theory.exact.single_expert_exact` on ``W_k`` until it
-    has converged (geometric rate ``rho``). The arrival-averaged limits are
-    ``G_inf = sum_k (N_k/N) mean_{n in W_k} err_k(n)`` and ``F_inf = G_inf - sum_k (N_k/N) self_k`` (``self_k``: the
-    stationary error right after an update). Works for isotropic columns (``vhat=None``) and Definition 1.
-    ``cluster_of = zeros(N)`` gives the single expert's exact floors. Shapes: W (N, d) or (R, N, d).
+    A specialised expert of cluster ``k`` is a single expert on the sub-pool ``W_k``;
+    its stationary moments are obtained by running the exact recursion of
+    :func:`moecl_lib.theory.exact.single_expert_exact` on ``W_k`` until it has converged
+    (geometric rate ``rho``). The arrival-averaged limits are
+    ``G_inf = sum_k (N_k/N) mean_{n in W_k} err_k(n)`` and
+    ``F_inf = G_inf - sum_k (N_k/N) self_k`` (``self_k``: the stationary error right
+    after an update). Works for isotropic columns (``vhat=None``) and Definition 1.
+    ``cluster_of = zeros(N)`` gives the single expert's exact floors. Shapes: W (N, d)
+    or (R, N, d).
     """
     W = np.asarray(W, dtype=float)
     cl = np.asarray(cluster_of, dtype=int)
@@ -511,18 +559,20 @@ def cluster_floors_exact(
     return G, F
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # The ideal MoE: specialised routing from round 1 (exact for both generators)
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OracleCurves:
-    """Exact expected curves of the ideal (oracle-routed) MoE, shape (..., T); index ``t-1`` = after round ``t``.
+    """Exact expected curves of the ideal (oracle-routed) MoE, shape (..., T); index
+    ``t-1`` = after round ``t``.
 
     Attributes:
-        G, F, G_pool: ``E[G_t]``, ``E[F_t]`` (NaN at t = 1), ``E[G_t^pool]`` (pool average over the experts of each
-            task's set).
+        G, F, G_pool: ``E[G_t]``, ``E[F_t]`` (NaN at t = 1), ``E[G_t^pool]`` (pool
+            average over the experts of each task's set).
         G_floor, F_floor: the limits (cluster floors; 0 for singleton clusters).
-        rate: per-round decay factor ``1 - p(1 - rho)`` of the experts of each cluster (indexed by cluster), (K,).
+        rate: per-round decay factor ``1 - p(1 - rho)`` of the experts of each cluster
+            (indexed by cluster), (K,).
     """
 
     G: FloatArray
@@ -534,7 +584,8 @@ class OracleCurves:
 
 
 def _binomial_table(T: int, p: float) -> FloatArray:
-    """``B[t-1, K] = P(Bin(t, p) = K)`` for ``t = 1..T``, ``K = 0..T`` (stable forward recursion)."""
+    """``B[t-1, K] = P(Bin(t, p) = K)`` for ``t = 1..T``, ``K = 0..T`` (stable forward
+    recursion)."""
     B = np.zeros((T, T + 1))
     row = np.zeros(T + 1)
     row[0] = 1.0
@@ -554,18 +605,24 @@ def oracle_moe_exact(
     cluster_of: ArrayLike | None = None,
     expert_cluster: ArrayLike | None = None,
 ) -> OracleCurves:
-    """Exact ``E[G_t]``, ``E[F_t]``, ``E[G_t^pool]`` of the MoE with specialised routing from round 1.
+    """Exact ``E[G_t]``, ``E[F_t]``, ``E[G_t^pool]`` of the MoE with specialised routing
+    from round 1.
 
-    Every round: task uniform over the pool; expert uniform inside the set of the task's cluster (independent of the
-    data); ``w_0 = 0``. Expert ``m`` of cluster ``k`` is updated ``K_m(t) ~ Bin(t, p_k)`` times, ``p_k = (N_k/N)/|M_k|``,
-    each time on a uniform task of ``W_k``; given ``K_m = K`` it is a single expert on ``W_k`` after ``K`` rounds. So
+    Every round: task uniform over the pool; expert uniform inside the set of the task's
+    cluster (independent of the data); ``w_0 = 0``. Expert ``m`` of cluster ``k`` is
+    updated ``K_m(t) ~ Bin(t, p_k)`` times, ``p_k = (N_k/N)/|M_k|``, each time on a
+    uniform task of ``W_k``; given ``K_m = K`` it is a single expert on ``W_k`` after
+    ``K`` rounds. So
 
-        t E[G_t] = sum_m E[K_m G^{(k)}_{K_m}],   sum_tau E err_tau(tau) = sum_m E[sum_{j<=K_m} self^{(k)}_j],
+        t E[G_t] = sum_m E[K_m G^{(k)}_{K_m}],
+        sum_tau E err_tau(tau) = sum_m E[sum_{j<=K_m} self^{(k)}_j],
 
-    with ``G^{(k)}``, ``self^{(k)}`` from the exact single-expert recursion (:mod:`moecl_lib.theory.exact`) on the
-    sub-pool; ``E[F_t] = (t E[G_t] - E sum self) / (t - 1)``. Exact for isotropic columns (``vhat=None``) and for
-    Definition 1. Singleton clusters and ``M >= N`` give Theorem 1's setting (floor 0); ``M < N`` with clustered
-    tasks gives Theorem 2's (floor = within-cluster gap). Shapes: W (N, d) or (R, N, d).
+    with ``G^{(k)}``, ``self^{(k)}`` from the exact single-expert recursion
+    (:mod:`moecl_lib.theory.exact`) on the sub-pool;
+    ``E[F_t] = (t E[G_t] - E sum self) / (t - 1)``. Exact for isotropic columns
+    (``vhat=None``) and for Definition 1. Singleton clusters and ``M >= N`` give Theorem
+    1's setting (floor 0); ``M < N`` with clustered tasks gives Theorem 2's (floor =
+    within-cluster gap). Shapes: W (N, d) or (R, N, d).
     """
     W = np.asarray(W, dtype=float)
     N, d = W.shape[-2:]
@@ -627,9 +684,9 @@ def oracle_moe_exact(
     )
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Helpers for Algorithm-1 results and sweeps
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def state_at(
     weights: ArrayLike,
     experts: ArrayLike,
@@ -638,10 +695,12 @@ def state_at(
     t0: ArrayLike,
     n_tasks: int,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """State after round ``t0`` (per run) of a recorded simulation, for :func:`post_specialisation_curves`.
+    """State after round ``t0`` (per run) of a recorded simulation, for
+    :func:`post_specialisation_curves`.
 
-    Args: ``weights`` (R, T, M, d) from ``simulate(..., record_weights=True)``; ``experts``, ``tasks``, ``err_new``
-    (R, T); ``t0`` (R,) with ``1 <= t0 <= T``. Returns ``(w_t0 (R, M, d), counts (R, M, N), self_sum (R,))``.
+    Args: ``weights`` (R, T, M, d) from ``simulate(..., record_weights=True)``;
+    ``experts``, ``tasks``, ``err_new`` (R, T); ``t0`` (R,) with ``1 <= t0 <= T``.
+    Returns ``(w_t0 (R, M, d), counts (R, M, N), self_sum (R,))``.
     """
     Wt = np.asarray(weights)
     R, T, M, _ = Wt.shape
@@ -667,11 +726,13 @@ def state_at(
 
 
 def convergence_round(curve: ArrayLike, threshold: float | ArrayLike) -> FloatArray:
-    """First round ``t`` from which ``curve`` stays ``<= threshold`` up to the horizon (NaN if never).
+    """First round ``t`` from which ``curve`` stays ``<= threshold`` up to the horizon
+    (NaN if never).
 
-    This project's definition of the empirical convergence round (used by the sweep over M): with the pool-averaged
-    error ``G_t^pool`` and ``threshold = eps * Delta`` (a fixed fraction of the single expert's model gap) it is the
-    number of rounds an MoE needs until every task is served by an expert that is ``eps``-close to it, for good.
+    This project's definition of the empirical convergence round (used by the sweep over
+    M): with the pool-averaged error ``G_t^pool`` and ``threshold = eps * Delta`` (a
+    fixed fraction of the single expert's model gap) it is the number of rounds an MoE
+    needs until every task is served by an expert that is ``eps``-close to it, for good.
     ``curve`` has shape (..., T); ``threshold`` broadcasts against (...,).
     """
     c = np.asarray(curve, dtype=float)

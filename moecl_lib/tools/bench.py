@@ -1,36 +1,42 @@
-"""Benchmark of the batched simulation engine against a naive per-run reference (``moecl bench``).
+"""Benchmark of the batched simulation engine against a naive per-run reference
+(``moecl bench``).
 
 Two implementations of Algorithm 1 (SPEC §3-§5) live side by side:
 
-* :func:`moecl_lib.linear.engine.simulate`: the batched engine (all runs of a batch per call, incremental metrics),
-  with two backends: the compiled numba kernel (default) and the numpy loop vectorised over runs. Both are
-  timed and both are checked against the reference.
-* :func:`reference_simulate` (here): a deliberately straightforward loop, **one run at a time**, that solves
-  the ``s x s`` normal equations with ``numpy.linalg.solve`` every round and **recomputes** ``F_t`` and
-  ``G_t`` from the whole history of arrivals every round (``O(t d)`` work in round ``t``, so ``O(T^2 d)`` per
-  run). It is kept as the reference: :func:`check_reference` asserts that both give the same numbers.
+* :func:`moecl_lib.linear.engine.simulate`: the batched engine (all runs of a batch per
+  call, incremental metrics), with two backends: the compiled numba kernel (default) and
+  the numpy loop vectorised over runs. Both are timed and both are checked against the
+  reference.
+* :func:`reference_simulate` (here): a deliberately straightforward loop, **one run at a
+  time**, that solves the ``s x s`` normal equations with ``numpy.linalg.solve`` every
+  round and **recomputes** ``F_t`` and ``G_t`` from the whole history of arrivals every
+  round (``O(t d)`` work in round ``t``, so ``O(T^2 d)`` per run). It is kept as the
+  reference: :func:`check_reference` asserts that both give the same numbers.
 
 Both consume the *same random numbers*: the reference draws the task pool with
-:func:`moecl_lib.linear.tasks.make_task_pool` and then all rounds with :func:`moecl_lib.linear.engine.draw_rounds`, the
-function the engine calls block by block; ``draw_rounds`` consumes the generator round by round in a fixed
-order, so the block length does not change the stream. Hence at a fixed seed the discrete trajectory
-(tasks, chosen experts, termination rounds) is identical and the float metrics agree to rounding
-(the engine projects with an orthonormal basis and updates metrics incrementally; the reference solves and
-re-sums; see :data:`REFERENCE_RTOL`).
+:func:`moecl_lib.linear.tasks.make_task_pool` and then all rounds with
+:func:`moecl_lib.linear.engine.draw_rounds`, the function the engine calls block by
+block; ``draw_rounds`` consumes the generator round by round in a fixed order, so the
+block length does not change the stream. Hence at a fixed seed the discrete trajectory
+(tasks, chosen experts, termination rounds) is identical and the float metrics agree to
+rounding (the engine projects with an orthonormal basis and updates metrics
+incrementally; the reference solves and re-sums; see :data:`REFERENCE_RTOL`).
 
-What ``moecl bench`` measures (wall-clock and process CPU time; the machine is shared, so every timing is the
-MINIMUM over repeats, and the numbers are noisy):
+What ``moecl bench`` measures (wall-clock and process CPU time; the machine is shared,
+so every timing is the MINIMUM over repeats, and the numbers are noisy):
 
-1. throughput in run-rounds per second for the Figure-2 configuration (N=6, M in {1,5,10,20}, d=10, s=6,
-   T=2000, R=500) and a large one (d=200, s=20, M=40, N=10), batched vs reference. The reference is timed
-   on a few runs at the full T and extrapolated linearly in R (it is a loop over independent runs);
+1. throughput in run-rounds per second for the Figure-2 configuration (N=6, M in
+   {1,5,10,20}, d=10, s=6, T=2000, R=500) and a large one (d=200, s=20, M=40, N=10),
+   batched vs reference. The reference is timed on a few runs at the full T and
+   extrapolated linearly in R (it is a loop over independent runs);
 2. time versus T, R, M and d (one figure, PNG+PDF, and a CSV);
-3. peak memory of one batched run (``tracemalloc``, which also sees numpy's buffers) and the process'
-   maximum resident set size;
-4. optionally (``--notebooks``) the wall time of every notebook under the quick and paper profiles and of
-   the book build, through the notebook runner.
+3. peak memory of one batched run (``tracemalloc``, which also sees numpy's buffers) and
+   the process' maximum resident set size;
+4. optionally (``--notebooks``) the wall time of every notebook under the quick and
+   paper profiles and of the book build, through the notebook runner.
 
-Results go to ``results/bench/`` (git-ignored). ``--quick`` runs tiny sizes (about a minute; a smoke test).
+Results go to ``results/bench/`` (git-ignored). ``--quick`` runs tiny sizes (about a
+minute; a smoke test).
 """
 
 from __future__ import annotations
@@ -72,15 +78,16 @@ LARGE = ExperimentConfig(n_tasks=10, n_experts=40, d=200, s=20, T=1000, n_runs=1
 """The large configuration of issue 7 (T and R are our choice)."""
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # The naive per-run reference
-# ------------------------------------------------------------------------------------------------------------
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Timing helpers
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass
 class Timing:
-    """Best-of-``repeats`` timing of one call: wall-clock and process CPU seconds (each minimised separately)."""
+    """Best-of-``repeats`` timing of one call: wall-clock and process CPU seconds (each
+    minimised separately)."""
 
     wall: float
     cpu: float
@@ -90,8 +97,9 @@ class Timing:
 def time_call(fn: Callable[[], Any], repeats: int = 3) -> Timing:
     """Run ``fn`` ``repeats`` times; return the minimum wall and the minimum CPU time.
 
-    The minimum is the least-disturbed estimate on a shared machine. CPU time (``time.process_time``) is less
-    sensitive than wall time to other people's jobs, but not immune (shared caches and cores).
+    The minimum is the least-disturbed estimate on a shared machine. CPU time
+    (``time.process_time``) is less sensitive than wall time to other people's jobs, but
+    not immune (shared caches and cores).
     """
     wall = cpu = float("inf")
     for _ in range(max(1, repeats)):
@@ -108,7 +116,8 @@ SimulateFn = Callable[[ExperimentConfig], Any]
 def _alternate(
     fa: Callable[[], Any], fb: Callable[[], Any] | None, na: int, nb: int
 ) -> tuple[Timing, Timing | None]:
-    """Time ``fa`` and ``fb`` alternately (a, b, a, b, ...) so that both see the same load; best of repeats."""
+    """Time ``fa`` and ``fb`` alternately (a, b, a, b, ...) so that both see the same
+    load; best of repeats."""
     ta: list[Timing] = []
     tb: list[Timing] = []
     for i in range(max(na, nb if fb is not None else 0)):
@@ -128,20 +137,23 @@ def _alternate(
 def time_engine(
     cfg: ExperimentConfig, repeats: int, simulate_fn: SimulateFn = simulate
 ) -> Timing:
-    """Best-of-``repeats`` time of one batched simulation of ``cfg`` (all ``cfg.n_runs`` runs)."""
+    """Best-of-``repeats`` time of one batched simulation of ``cfg`` (all ``cfg.n_runs``
+    runs)."""
     return time_call(lambda: simulate_fn(cfg), repeats)
 
 
 def time_reference(cfg: ExperimentConfig, n_runs: int, repeats: int) -> Timing:
-    """Best-of-``repeats`` time of the reference on ``n_runs`` runs (a batch of that size, so that only their
-    random numbers are drawn). Per-run cost = result / ``n_runs``; the reference is linear in R."""
+    """Best-of-``repeats`` time of the reference on ``n_runs`` runs (a batch of that
+    size, so that only their random numbers are drawn). Per-run cost = result /
+    ``n_runs``; the reference is linear in R."""
     small = cfg.replace(n_runs=n_runs)
     return time_call(lambda: reference_simulate(small), repeats)
 
 
 def draw_only(cfg: ExperimentConfig) -> None:
-    """Draw every random number of ``simulate(cfg)`` and nothing else: the floor of any implementation that
-    reproduces the same draws (both the engine and the reference must generate them)."""
+    """Draw every random number of ``simulate(cfg)`` and nothing else: the floor of any
+    implementation that reproduces the same draws (both the engine and the reference
+    must generate them)."""
     from moecl_lib.linear.engine import block_length
 
     rng = make_streams(cfg)
@@ -153,12 +165,13 @@ def draw_only(cfg: ExperimentConfig) -> None:
         t += b
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # The benchmark plan
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass
 class Plan:
-    """Sizes of one benchmark run (``full`` = the issue's configurations; ``quick`` = a smoke test)."""
+    """Sizes of one benchmark run (``full`` = the issue's configurations; ``quick`` = a
+    smoke test)."""
 
     name: str
     fig2: ExperimentConfig
@@ -178,7 +191,8 @@ class Plan:
 
 
 def full_plan() -> Plan:
-    """The issue-7 benchmark: about 5-10 minutes of wall time on the shared 2-core machine."""
+    """The issue-7 benchmark: about 5-10 minutes of wall time on the shared 2-core
+    machine."""
     base = FIG2.replace(n_runs=100, T=500)
     return Plan(
         name="full",
@@ -200,7 +214,8 @@ def full_plan() -> Plan:
 
 
 def quick_plan() -> Plan:
-    """Tiny sizes (well under a minute): a smoke test of every code path, not a measurement."""
+    """Tiny sizes (well under a minute): a smoke test of every code path, not a
+    measurement."""
     base = FIG2.replace(n_runs=20, T=100)
     return Plan(
         name="quick",
@@ -222,7 +237,8 @@ def quick_plan() -> Plan:
 
 
 def _check_cfgs() -> tuple[ExperimentConfig, ...]:
-    """Small configurations covering every code path, for the engine-vs-reference check."""
+    """Small configurations covering every code path, for the engine-vs-reference
+    check."""
     return (
         ExperimentConfig(n_tasks=6, n_experts=10, d=10, s=6, T=300, n_runs=4, seed=1),
         ExperimentConfig(n_tasks=6, n_experts=1, d=10, s=6, T=200, n_runs=3, seed=2),
@@ -255,9 +271,9 @@ def _check_cfgs() -> tuple[ExperimentConfig, ...]:
     )
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Measurements
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def _log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -289,10 +305,12 @@ def throughput_rows(
     label: str = "engine",
     backends: Sequence[str] = ("numba", "numpy"),
 ) -> list[dict[str, Any]]:
-    """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the large configurations.
+    """Batched vs reference throughput (run-rounds per second) for the Figure-2 and the
+    large configurations.
 
-    One row per case and engine backend; the reference is timed once per case (alternating with the first
-    backend, so both see the same load) and shared by the rows of that case.
+    One row per case and engine backend; the reference is timed once per case
+    (alternating with the first backend, so both see the same load) and shared by the
+    rows of that case.
     """
     cases = throughput_cases(plan)
     rows = []
@@ -305,7 +323,8 @@ def throughput_rows(
             _log(
                 f"  {name} [{backend}]: batched R={cfg.n_runs} T={cfg.T}"
                 + (
-                    f", reference on {plan.ref_runs} run(s) (alternating, best of repeats) ..."
+                    f", reference on {plan.ref_runs} run(s) (alternating, best of "
+                    "repeats) ..."
                     if timed_ref
                     else " ..."
                 )
@@ -356,7 +375,8 @@ def throughput_rows(
 
 
 def scaling_rows(plan: Plan) -> list[dict[str, Any]]:
-    """Time versus T, R, M and d, batched and reference (reference on ``R = 1`` unless the sweep is over R)."""
+    """Time versus T, R, M and d, batched and reference (reference on ``R = 1`` unless
+    the sweep is over R)."""
     base = plan.sweep_base
     rows: list[dict[str, Any]] = []
 
@@ -424,7 +444,8 @@ def scaling_rows(plan: Plan) -> list[dict[str, Any]]:
 
 
 def growth_exponents(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Local log-log slope of time versus T between the two largest T of each implementation (1 = linear)."""
+    """Local log-log slope of time versus T between the two largest T of each
+    implementation (1 = linear)."""
     out = {}
     for impl in ("batched", "reference"):
         pts = sorted(
@@ -439,8 +460,9 @@ def growth_exponents(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 def reference_quadratic_fit(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Least-squares fit ``cpu = a T + b T^2`` of the reference's T sweep; returns a, b and the quadratic share
-    ``b T / (a + b T)`` of the per-round cost at the largest T."""
+    """Least-squares fit ``cpu = a T + b T^2`` of the reference's T sweep; returns a, b
+    and the quadratic share ``b T / (a + b T)`` of the per-round cost at the largest
+    T."""
     pts = sorted(
         (r["value"], r["cpu_s"])
         for r in rows
@@ -461,8 +483,9 @@ def reference_quadratic_fit(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 def memory_rows(cfg: ExperimentConfig, ref_runs: int) -> list[dict[str, Any]]:
-    """Peak traced memory (``tracemalloc``; numpy reports its buffers to it) of one batched run and of the
-    reference on ``ref_runs`` runs, plus the size of the batched result arrays. Untimed (tracing is slow)."""
+    """Peak traced memory (``tracemalloc``; numpy reports its buffers to it) of one
+    batched run and of the reference on ``ref_runs`` runs, plus the size of the batched
+    result arrays. Untimed (tracing is slow)."""
     rows = []
     for impl, fn, runs in (
         ("batched", lambda: simulate(cfg), cfg.n_runs),
@@ -499,14 +522,16 @@ def memory_rows(cfg: ExperimentConfig, ref_runs: int) -> list[dict[str, Any]]:
 
 
 def max_rss_mib() -> float:
-    """Maximum resident set size of this process so far (``getrusage``; Linux reports KiB)."""
+    """Maximum resident set size of this process so far (``getrusage``; Linux reports
+    KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def check_rows(
     cfgs: Sequence[ExperimentConfig], backends: Sequence[str] = ("numba", "numpy")
 ) -> list[dict[str, Any]]:
-    """Run :func:`check_reference` on each configuration and engine backend; one row each (raises on mismatch)."""
+    """Run :func:`check_reference` on each configuration and engine backend; one row
+    each (raises on mismatch)."""
     rows = []
     for cfg in cfgs:
         for backend in backends:
@@ -530,9 +555,9 @@ def check_rows(
     return rows
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Notebooks and book
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def notebook_rows(
     root: Path,
     profiles: Sequence[str],
@@ -540,9 +565,10 @@ def notebook_rows(
     timeout: int | None = None,
     jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Execute every notebook under each profile with the runner; one row per notebook and profile (wall time,
-    status). Outputs go to ``out_dir/<profile>``; ``out_dir=None`` means the runner's default ``book/generated``
-    (what the book build uses). Never into ``notebooks/``."""
+    """Execute every notebook under each profile with the runner; one row per notebook
+    and profile (wall time, status). Outputs go to ``out_dir/<profile>``;
+    ``out_dir=None`` means the runner's default ``book/generated`` (what the book build
+    uses). Never into ``notebooks/``."""
     from moecl_lib.tools import runner
 
     rows = []
@@ -570,9 +596,10 @@ def book_rows(
     paper_rows: Sequence[dict[str, Any]],
     notebooks_elapsed: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Time ``jupyter-book build`` (as ``moecl book``) on the paper-profile notebooks already executed into
-    ``book/generated``; the full book build = the notebooks' elapsed time (``notebooks_elapsed``; default the
-    sum of their times, i.e. a sequential run) + this build."""
+    """Time ``jupyter-book build`` (as ``moecl book``) on the paper-profile notebooks
+    already executed into ``book/generated``; the full book build = the notebooks'
+    elapsed time (``notebooks_elapsed``; default the sum of their times, i.e. a
+    sequential run) + this build."""
     from moecl_lib.tools import runner
 
     nb_s = (
@@ -595,11 +622,12 @@ def book_rows(
     return rows
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Output
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Write dict rows (union of keys, in first-seen order) as CSV; floats with 6 significant digits."""
+    """Write dict rows (union of keys, in first-seen order) as CSV; floats with 6
+    significant digits."""
     import csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -654,10 +682,12 @@ def throughput_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """One figure, four panels: CPU microseconds per run-round versus T, R, M and d, batched vs reference.
+    """One figure, four panels: CPU microseconds per run-round versus T, R, M and d,
+    batched vs reference.
 
-    Per run-round cost is total CPU time / (runs x rounds): flat in T means time linear in T; the reference's
-    cost per round grows with T because it re-scans the history (time quadratic in T).
+    Per run-round cost is total CPU time / (runs x rounds): flat in T means time linear
+    in T; the reference's cost per round grows with T because it re-scans the history
+    (time quadratic in T).
     """
     import matplotlib
 
@@ -708,7 +738,8 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
         ax.legend(fontsize=7)
     axes[0].set_ylabel("CPU us per run-round")
     fig.suptitle(
-        "Cost per run-round: batched engine vs naive per-run reference (best of repeats)",
+        "Cost per run-round: batched engine vs naive per-run reference (best of "
+        "repeats)",
         fontsize=10,
     )
     fig.tight_layout()
@@ -717,9 +748,9 @@ def plot_scaling(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     return paths
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Entry points
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def run_benchmark(
     plan: Plan,
     out_dir: Path,
@@ -730,7 +761,8 @@ def run_benchmark(
     nb_timeout: int | None = None,
     jobs: int = 1,
 ) -> dict[str, Any]:
-    """Run the whole benchmark under ``plan``; write CSVs, the figure and ``summary.json`` into ``out_dir``."""
+    """Run the whole benchmark under ``plan``; write CSVs, the figure and
+    ``summary.json`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -785,7 +817,9 @@ def run_benchmark(
             nb += notebook_rows(
                 root, ("quick",), out_dir / "notebooks", nb_timeout, jobs
             )
-        if book:  # paper profile into book/generated (as `moecl notebooks --profile paper`), then the build
+        if book:
+            # paper profile into book/generated (as `moecl notebooks --profile paper`),
+            # then the build
             t_nb = time.perf_counter()
             paper = notebook_rows(root, ("paper",), None, nb_timeout, jobs)
             bk = book_rows(root, paper, time.perf_counter() - t_nb)
@@ -815,13 +849,15 @@ def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
     _log("")
     _log(
         "Throughput in run-rounds per second (best of repeats; reference timed on "
-        f"{summary['throughput'][0].get('ref_runs_timed', '-')} run(s) at full T, extrapolated linearly to R):"
+        f"{summary['throughput'][0].get('ref_runs_timed', '-')} run(s) at full T, "
+        "extrapolated linearly to R):"
     )
     _log(throughput_table(summary["throughput"]))
     _log(
-        "ratio = reference time / batched time for the same R and T (cpu: process CPU time of all threads; "
-        "wall: elapsed; the numba backend draws the next block's random numbers in a second thread, so its wall "
-        "time can be below its CPU time). draws share = CPU time spent drawing the random numbers / batched CPU "
+        "ratio = reference time / batched time for the same R and T (cpu: process CPU "
+        "time of all threads; wall: elapsed; the numba backend draws the next block's "
+        "random numbers in a second thread, so its wall time can be below its CPU "
+        "time). draws share = CPU time spent drawing the random numbers / batched CPU "
         "time; ceiling = the CPU ratio of an engine that only drew them."
     )
     g = summary.get("growth_exponent_T", {})
@@ -831,19 +867,21 @@ def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
             "(--quick: tiny sizes for a smoke test; these numbers are not measurements)"
         )
     _log(
-        f"\nTime vs T, local log-log slope at the largest T: batched {g.get('batched', float('nan')):.2f}, "
-        f"reference {g.get('reference', float('nan')):.2f}"
+        "\nTime vs T, local log-log slope at the largest T: batched "
+        f"{g.get('batched', float('nan')):.2f}, reference "
+        f"{g.get('reference', float('nan')):.2f}"
         + (
-            f" (fit a T + b T^2: quadratic share of the per-round cost at T={q['T_max']:.0f}: "
-            f"{q['quadratic_share_at_T_max']:.0%})"
+            " (fit a T + b T^2: quadratic share of the per-round cost at "
+            f"T={q['T_max']:.0f}: {q['quadratic_share_at_T_max']:.0%})"
             if q and 0 <= q["quadratic_share_at_T_max"] <= 1
             else ""
         )
     )
     for m in summary["memory"]:
         _log(
-            f"Peak traced memory, {m['implementation']} (R={m['R']}, T={m['T']}, M={m['M']}): "
-            f"{m['peak_traced_MiB']:.1f} MiB (result arrays {m['result_arrays_MiB']:.1f} MiB)"
+            f"Peak traced memory, {m['implementation']} (R={m['R']}, T={m['T']}, "
+            f"M={m['M']}): {m['peak_traced_MiB']:.1f} MiB (result arrays "
+            f"{m['result_arrays_MiB']:.1f} MiB)"
         )
     _log(f"Max RSS of the benchmark process: {summary['max_rss_MiB']:.0f} MiB")
     if "notebooks" in summary:
@@ -864,14 +902,16 @@ def _print_report(summary: dict[str, Any], out_dir: Path) -> None:
         _log("Book build (paper profile):")
         for r in summary["book"]:
             _log(
-                f"  {r['step']:<28} {r['wall_s']:8.1f} s {'ok' if r['ok'] else 'FAILED'}"
+                f"  {r['step']:<28} {r['wall_s']:8.1f} s "
+                f"{'ok' if r['ok'] else 'FAILED'}"
             )
     _log(
-        f"\nLoad average at start/end: {summary['load_average_start']} / {summary['load_average_end']} "
-        "(2 shared cores: timings are noisy)"
+        f"\nLoad average at start/end: {summary['load_average_start']} / "
+        f"{summary['load_average_end']} (2 shared cores: timings are noisy)"
     )
     _log(
-        f"Benchmark wall time {summary['benchmark_wall_s']:.0f} s; results in {out_dir}/"
+        f"Benchmark wall time {summary['benchmark_wall_s']:.0f} s; results in "
+        f"{out_dir}/"
     )
 
 
@@ -928,13 +968,15 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--notebooks",
         action="store_true",
-        help="also time every notebook under the quick and paper profiles (outputs into the --out folder)",
+        help="also time every notebook under the quick and paper profiles (outputs "
+        "into the --out folder)",
     )
     p.add_argument(
         "--book",
         action="store_true",
-        help="also time the full book build: paper-profile notebooks into book/generated (as `moecl "
-        "notebooks --profile paper`) + jupyter-book build; with --notebooks the paper times come from it",
+        help="also time the full book build: paper-profile notebooks into "
+        "book/generated (as `moecl notebooks --profile paper`) + jupyter-book "
+        "build; with --notebooks the paper times come from it",
     )
     p.add_argument(
         "--out",
@@ -955,12 +997,14 @@ def _configure(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="notebooks executed at once (as `moecl notebooks --jobs`; `make book` uses 2)",
+        help="notebooks executed at once (as `moecl notebooks --jobs`; `make book` "
+        "uses 2)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """``moecl bench``: run the benchmark; exit status 0 (a reference mismatch raises AssertionError)."""
+    """``moecl bench``: run the benchmark; exit status 0 (a reference mismatch raises
+    AssertionError)."""
     plan = quick_plan() if args.quick else full_plan()
     run_benchmark(
         plan,
@@ -984,7 +1028,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:  # register `moecl bench` (moecl_lib.tools.cli imports this module through COMMAND_MODULES)
+else:
+    # register `moecl bench` (moecl_lib.tools.cli imports this module through
+    # COMMAND_MODULES)
     try:
         from moecl_lib.tools.cli import register
     except ImportError:  # pragma: no cover - the CLI module is optional for the library

@@ -2,17 +2,21 @@
 
 Profiles
 --------
-* ``quick``: the ``parameters`` cell exactly as stored in the notebook (fast; what CI and nbval use).
-* ``paper`` (or any other name used in ``notebooks/profiles.yml``): the stored parameters overridden by the
-  mapping ``<stem>: {<profile>: {name: value, ...}}`` of ``notebooks/profiles.yml``. A notebook without an entry
-  runs with its stored parameters.
+* ``quick``: the ``parameters`` cell exactly as stored in the notebook (fast; what CI
+  and nbval use).
+* ``paper`` (or any other name used in ``notebooks/profiles.yml``): the stored
+  parameters overridden by the mapping ``<stem>: {<profile>: {name: value, ...}}`` of
+  ``notebooks/profiles.yml``. A notebook without an entry runs with its stored
+  parameters.
 
-Every notebook runs with kernel ``python3`` and working directory = repository root, so ``results/...`` paths
-resolve there. Output goes to ``book/generated/<stem>.ipynb`` (default), another folder, or back into
-``notebooks/<stem>.ipynb`` (``inplace``; used to refresh the committed quick-profile outputs).
+Every notebook runs with kernel ``python3`` and working directory = repository root, so
+``results/...`` paths resolve there. Output goes to ``book/generated/<stem>.ipynb``
+(default), another folder, or back into ``notebooks/<stem>.ipynb`` (``inplace``; used to
+refresh the committed quick-profile outputs).
 
-The pure helpers (profile loading and merging, stem selection, parameter-cell inspection, error formatting)
-do not import papermill and are unit-tested in ``tests/test_runner.py``.
+The pure helpers (profile loading and merging, stem selection, parameter-cell
+inspection, error formatting) do not import papermill and are unit-tested in
+``tests/test_runner.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ QUICK = "quick"
 """The profile that runs the stored parameters cell unchanged."""
 
 DEFAULT_PROFILES: tuple[str, ...] = (QUICK, "paper")
-"""Profiles always accepted on the command line (others are accepted when profiles.yml uses them)."""
+"""Profiles always accepted on the command line (others are accepted when profiles.yml
+uses them)."""
 
 KERNEL_NAME = "python3"
 PROFILES_FILE = Path("notebooks") / "profiles.yml"
@@ -51,13 +56,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # repository layout
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def discover_notebooks(notebooks_dir: Path) -> dict[str, Path]:
-    """Map stem -> path for every ``*.ipynb`` directly in ``notebooks_dir``, sorted by stem.
+    """Map stem -> path for every ``*.ipynb`` directly in ``notebooks_dir``, sorted by
+    stem.
 
     Checkpoint copies and hidden files are ignored.
     """
@@ -69,19 +75,21 @@ def discover_notebooks(notebooks_dir: Path) -> dict[str, Path]:
     return {p.stem: p for p in found}
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # profiles
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def parse_profiles(
     text: str, source: str = "profiles.yml"
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Parse the YAML text of ``profiles.yml`` into ``{stem: {profile: {param: value}}}``.
+    """Parse the YAML text of ``profiles.yml`` into
+    ``{stem: {profile: {param: value}}}``.
 
-    An empty file (or one holding only comments) gives ``{}``. A stem entry may be empty (``stem:``) and a
-    profile mapping may be empty. Anything else that is not a mapping of mappings is a ``RunnerError``
-    naming the offending key. The ``quick`` profile may not be overridden (it *is* the stored cell).
+    An empty file (or one holding only comments) gives ``{}``. A stem entry may be empty
+    (``stem:``) and a profile mapping may be empty. Anything else that is not a mapping
+    of mappings is a ``RunnerError`` naming the offending key. The ``quick`` profile may
+    not be overridden (it *is* the stored cell).
     """
     try:
         data = yaml.safe_load(text)
@@ -93,7 +101,8 @@ def parse_profiles(
         return {}
     if not isinstance(data, dict):
         raise RunnerError(
-            f"{source}: top level must be a mapping 'notebook stem -> profiles', got {type(data).__name__}"
+            f"{source}: top level must be a mapping 'notebook stem -> profiles', got "
+            f"{type(data).__name__}"
         )
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for stem, entry in data.items():
@@ -104,7 +113,8 @@ def parse_profiles(
             continue
         if not isinstance(entry, dict):
             raise RunnerError(
-                f"{source}: entry '{stem}' must be a mapping like 'paper: {{n_runs: 500}}', got {entry!r}"
+                f"{source}: entry '{stem}' must be a mapping like 'paper: {{n_runs: "
+                f"500}}', got {entry!r}"
             )
         profiles: dict[str, dict[str, Any]] = {}
         for prof, overrides in entry.items():
@@ -114,19 +124,22 @@ def parse_profiles(
                 )
             if prof == QUICK:
                 raise RunnerError(
-                    f"{source}: '{stem}': the '{QUICK}' profile cannot be overridden; it is the notebook's stored "
-                    "parameters cell (edit the notebook instead)"
+                    f"{source}: '{stem}': the '{QUICK}' profile cannot be overridden; "
+                    "it is the notebook's stored parameters cell (edit the notebook "
+                    "instead)"
                 )
             if overrides is None:
                 overrides = {}
             if not isinstance(overrides, dict):
                 raise RunnerError(
-                    f"{source}: '{stem}.{prof}' must be a mapping of parameter -> value, got {overrides!r}"
+                    f"{source}: '{stem}.{prof}' must be a mapping of parameter -> "
+                    f"value, got {overrides!r}"
                 )
             for name in overrides:
                 if not isinstance(name, str) or not name.isidentifier():
                     raise RunnerError(
-                        f"{source}: '{stem}.{prof}': parameter name {name!r} is not a Python identifier"
+                        f"{source}: '{stem}.{prof}': parameter name {name!r} is not a "
+                        "Python identifier"
                     )
             profiles[prof] = dict(overrides)
         out[stem] = profiles
@@ -141,7 +154,8 @@ def load_profiles(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def known_profiles(profiles: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """All profile names accepted: ``quick``, ``paper`` and any profile used in profiles.yml."""
+    """All profile names accepted: ``quick``, ``paper`` and any profile used in
+    profiles.yml."""
     names = list(DEFAULT_PROFILES)
     for entry in profiles.values():
         for prof in entry:
@@ -167,8 +181,9 @@ def resolve_parameters(
 ) -> dict[str, Any]:
     """Parameters papermill must inject for ``stem`` under ``profile``.
 
-    ``quick`` -> no profile overrides; other profiles -> ``profiles[stem][profile]`` (empty if absent).
-    ``extra`` (command-line ``-p name value``) is applied last and wins.
+    ``quick`` -> no profile overrides; other profiles -> ``profiles[stem][profile]``
+    (empty if absent). ``extra`` (command-line ``-p name value``) is applied last and
+    wins.
     """
     check_profile(profile, profiles)
     params: dict[str, Any] = {}
@@ -179,9 +194,9 @@ def resolve_parameters(
     return params
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # notebook inspection
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _cell_source(cell: Mapping[str, Any]) -> str:
@@ -198,7 +213,8 @@ def read_notebook_json(path: Path) -> dict[str, Any]:
 
 
 def parameter_names(nb: Mapping[str, Any]) -> list[str] | None:
-    """Names assigned at top level of the first cell tagged ``parameters`` (``None`` if there is no such cell)."""
+    """Names assigned at top level of the first cell tagged ``parameters`` (``None`` if
+    there is no such cell)."""
     for cell in nb.get("cells", []):
         tags = cell.get("metadata", {}).get("tags", []) or []
         if "parameters" in tags:
@@ -226,24 +242,27 @@ def parameter_names(nb: Mapping[str, Any]) -> list[str] | None:
 def check_overrides(
     stem: str, params: Mapping[str, Any], allowed: Sequence[str] | None
 ) -> None:
-    """Every override must name a variable of the notebook's parameters cell (catches typos in profiles.yml)."""
+    """Every override must name a variable of the notebook's parameters cell (catches
+    typos in profiles.yml)."""
     if not params:
         return
     if allowed is None:
         raise RunnerError(
-            f"{stem}: has no cell tagged 'parameters', so overrides {sorted(params)} cannot be injected; "
-            "tag the cell holding the knobs with 'parameters'"
+            f"{stem}: has no cell tagged 'parameters', so overrides {sorted(params)} "
+            "cannot be injected; tag the cell holding the knobs with 'parameters'"
         )
     unknown = [k for k in params if k not in allowed]
     if unknown:
         raise RunnerError(
-            f"{stem}: unknown parameter(s) {', '.join(unknown)}; the parameters cell defines: {', '.join(allowed) or '(nothing)'}"
+            f"{stem}: unknown parameter(s) {', '.join(unknown)}; the parameters cell "
+            f"defines: {', '.join(allowed) or '(nothing)'}"
         )
 
 
 def select_stems(available: Sequence[str], only: Sequence[str] | None) -> list[str]:
-    """Stems to run, in sorted order. ``only`` (if given) must name existing notebooks; a ``.ipynb`` suffix
-    or a ``notebooks/`` prefix is tolerated. Duplicates are dropped."""
+    """Stems to run, in sorted order. ``only`` (if given) must name existing notebooks;
+    a ``.ipynb`` suffix or a ``notebooks/`` prefix is tolerated. Duplicates are
+    dropped."""
     avail = sorted(available)
     if not only:
         if not avail:
@@ -265,14 +284,15 @@ def select_stems(available: Sequence[str], only: Sequence[str] | None) -> list[s
 def stale_profile_entries(
     profiles: Mapping[str, Any], available: Iterable[str]
 ) -> list[str]:
-    """profiles.yml keys that match no notebook (probably a typo or a renamed notebook)."""
+    """profiles.yml keys that match no notebook (probably a typo or a renamed
+    notebook)."""
     avail = set(available)
     return sorted(k for k in profiles if k not in avail)
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # failures
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def strip_ansi(text: str) -> str:
@@ -281,7 +301,8 @@ def strip_ansi(text: str) -> str:
 
 
 def first_code_line(source: str) -> str:
-    """First non-blank line of a cell's source, stripped and shortened to 100 characters."""
+    """First non-blank line of a cell's source, stripped and shortened to 100
+    characters."""
     for line in source.splitlines():
         if line.strip():
             line = line.strip()
@@ -292,7 +313,8 @@ def first_code_line(source: str) -> str:
 def source_cell_index(
     input_nb: Mapping[str, Any], failing_source: str, fallback: int
 ) -> int:
-    """Index of the failing cell in the *input* notebook (papermill's index counts its injected cell)."""
+    """Index of the failing cell in the *input* notebook (papermill's index counts its
+    injected cell)."""
     for i, cell in enumerate(input_nb.get("cells", [])):
         if cell.get("cell_type") == "code" and _cell_source(cell) == failing_source:
             return i
@@ -301,7 +323,8 @@ def source_cell_index(
 
 @dataclass
 class CellFailure:
-    """What broke: the input-notebook cell index, its source, and the exception (name + one-line message)."""
+    """What broke: the input-notebook cell index, its source, and the exception (name +
+    one-line message)."""
 
     cell_index: int | None
     source: str
@@ -311,7 +334,8 @@ class CellFailure:
 
     @property
     def line_in_cell(self) -> int | None:
-        """Line number inside the failing cell, from the IPython traceback (``Cell In[7], line 3``)."""
+        """Line number inside the failing cell, from the IPython traceback
+        (``Cell In[7], line 3``)."""
         hits = _CELL_LINE.findall(strip_ansi("\n".join(self.traceback)))
         return int(hits[-1]) if hits else None
 
@@ -339,8 +363,9 @@ def failure_from_exception(
 
 
 def format_failure(stem: str, failure: CellFailure, output: Path | None = None) -> str:
-    """A short, readable failure report (no traceback wall). ``cell N`` is the 0-based index of the cell in
-    the *source* notebook, counting markdown cells (papermill's injected cell is not counted)::
+    """A short, readable failure report (no traceback wall). ``cell N`` is the 0-based
+    index of the cell in the *source* notebook, counting markdown cells (papermill's
+    injected cell is not counted)::
 
         FAILED prop4_single_expert: cell 7 `assert abs(g - g_th) < tol` (line 2)
           AssertionError: G_t off by 0.12 > tol 0.05
@@ -370,9 +395,9 @@ def format_failure(stem: str, failure: CellFailure, output: Path | None = None) 
     return "\n".join(out)
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # execution
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -397,8 +422,9 @@ def format_value(v: Any) -> str:
 def summary_table(
     results: Sequence[NotebookResult], elapsed: float | None = None, jobs: int = 1
 ) -> str:
-    """Plain-text summary: notebook, profile, status, wall time, total (sum of the notebooks' times); with
-    ``elapsed`` and ``jobs > 1`` also the elapsed time of the parallel run."""
+    """Plain-text summary: notebook, profile, status, wall time, total (sum of the
+    notebooks' times); with ``elapsed`` and ``jobs > 1`` also the elapsed time of the
+    parallel run."""
     rows = [
         [r.stem, r.profile, "ok" if r.ok else "FAILED", f"{r.seconds:.1f}"]
         for r in results
@@ -413,7 +439,8 @@ def summary_table(
 
 
 def _strip_volatile_metadata(path: Path) -> None:
-    """Drop papermill's per-run timestamps/durations so that an in-place refresh gives small git diffs."""
+    """Drop papermill's per-run timestamps/durations so that an in-place refresh gives
+    small git diffs."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     pm = nb.get("metadata", {}).get("papermill")
     if isinstance(pm, dict):
@@ -444,7 +471,8 @@ def execute_one(
     inplace: bool = False,
     timeout: int | None = None,
 ) -> tuple[bool, str]:
-    """Run one notebook with papermill (kernel python3, cwd=root). Returns (ok, failure message)."""
+    """Run one notebook with papermill (kernel python3, cwd=root). Returns (ok, failure
+    message)."""
     import papermill as pm  # slow import: only when executing
 
     input_nb = read_notebook_json(src)
@@ -499,12 +527,14 @@ def _timed_execute(
 
 
 PROFILE_METADATA_KEY = "moecl"
-"""Notebook-level metadata key where the runner records the profile of a generated notebook."""
+"""Notebook-level metadata key where the runner records the profile of a generated
+notebook."""
 
 
 def record_profile(path: Path, profile: str, parameters: Mapping[str, Any]) -> None:
-    """Store ``{"profile": ..., "overrides": ...}`` under ``metadata.moecl`` of an executed notebook, so that
-    ``moecl book`` can say which profile produced each chapter."""
+    """Store ``{"profile": ..., "overrides": ...}`` under ``metadata.moecl`` of an
+    executed notebook, so that ``moecl book`` can say which profile produced each
+    chapter."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     nb.setdefault("metadata", {})[PROFILE_METADATA_KEY] = {
         "profile": profile,
@@ -517,7 +547,8 @@ def record_profile(path: Path, profile: str, parameters: Mapping[str, Any]) -> N
 
 
 def label_injected_parameters(nb: dict[str, Any], profile: str) -> None:
-    """Collapse papermill's injected-parameters cell and say in its first line what it is."""
+    """Collapse papermill's injected-parameters cell and say in its first line what it
+    is."""
     for cell in nb.get("cells", []):
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "injected-parameters" in tags:
@@ -532,7 +563,8 @@ def label_injected_parameters(nb: dict[str, Any], profile: str) -> None:
 
 
 def generated_profiles(root: Path) -> dict[str, str]:
-    """stem -> profile recorded in each ``book/generated/*.ipynb`` (``"?"`` when not recorded)."""
+    """stem -> profile recorded in each ``book/generated/*.ipynb`` (``"?"`` when not
+    recorded)."""
     out: dict[str, str] = {}
     gen = root / GENERATED_DIR
     for path in sorted(gen.glob("*.ipynb")) if gen.is_dir() else []:
@@ -557,10 +589,12 @@ def run_notebooks(
     stream: TextIO | None = None,
     jobs: int = 1,
 ) -> list[NotebookResult]:
-    """Execute the selected notebooks under ``profile``; print progress and a summary to ``stream``.
+    """Execute the selected notebooks under ``profile``; print progress and a summary to
+    ``stream``.
 
-    ``jobs > 1`` runs that many notebooks at once (one kernel process each). Raises ``RunnerError`` for bad input
-    (unknown stem/profile/parameter, ``jobs < 1``) before anything runs.
+    ``jobs > 1`` runs that many notebooks at once (one kernel process each). Raises
+    ``RunnerError`` for bad input (unknown stem/profile/parameter, ``jobs < 1``) before
+    anything runs.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise RunnerError(f"jobs={jobs!r} must be an integer >= 1")
@@ -573,7 +607,8 @@ def run_notebooks(
     stems = select_stems(list(notebooks), only)
     for stale in stale_profile_entries(profiles, notebooks):
         print(
-            f"warning: {PROFILES_FILE} has an entry '{stale}' but there is no notebooks/{stale}.ipynb",
+            f"warning: {PROFILES_FILE} has an entry '{stale}' but there is no "
+            f"notebooks/{stale}.ipynb",
             file=stream,
         )
 
@@ -592,7 +627,8 @@ def run_notebooks(
 
     dest = "in place" if inplace else str(out_dir or GENERATED_DIR)
     print(
-        f"moecl notebooks: profile={profile}, {len(plan)} notebook(s), output -> {dest}",
+        f"moecl notebooks: profile={profile}, {len(plan)} notebook(s), output -> "
+        f"{dest}",
         file=stream,
         flush=True,
     )
@@ -618,7 +654,8 @@ def run_notebooks(
         message: str,
         dt: float,
     ) -> bool:
-        """Record one result and print it; returns True when the run should stop (fail-fast)."""
+        """Record one result and print it; returns True when the run should stop
+        (fail-fast)."""
         results.append(NotebookResult(stem, profile, params, output, dt, ok, message))
         if ok and not inplace:
             record_profile(output, profile, params)
@@ -717,28 +754,30 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def parse_cli_value(text: str) -> Any:
-    """Parse a ``-p name value`` value like YAML does (``2000`` -> int, ``0.5`` -> float, ``true`` -> bool,
-    ``[1, 2]`` -> list); anything unparsable stays a string."""
+    """Parse a ``-p name value`` value like YAML does (``2000`` -> int, ``0.5`` ->
+    float, ``true`` -> bool, ``[1, 2]`` -> list); anything unparsable stays a string."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # book
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 BOOK_DIR = Path("book")
 MATHJAX_FILE = BOOK_DIR / "_vendor" / "mathjax" / "tex-svg-full.js"
-"""Locally served MathJax 3 (TeX input with every extension, SVG output), git-ignored, copied by ``make setup``.
-It is not under ``book/_static``: jupyter-book adds every ``*.js`` found there to every page, which would load
-MathJax twice (a console error) on every page; ``_vendor`` is listed in ``html_static_path`` instead."""
+"""Locally served MathJax 3 (TeX input with every extension, SVG output), git-ignored,
+copied by ``make setup``. It is not under ``book/_static``: jupyter-book adds every
+``*.js`` found there to every page, which would load MathJax twice (a console error) on
+every page; ``_vendor`` is listed in ``html_static_path`` instead."""
 MATHJAX_NPM = Path("node_modules") / "mathjax" / "es5" / "tex-svg-full.js"
 
 
 def toc_files(toc: Any) -> list[str]:
-    """All ``file:`` entries of a parsed ``_toc.yml`` (any nesting of parts/chapters/sections)."""
+    """All ``file:`` entries of a parsed ``_toc.yml`` (any nesting of
+    parts/chapters/sections)."""
     found: list[str] = []
     if isinstance(toc, dict):
         f = toc.get("file")
@@ -757,7 +796,8 @@ def toc_files(toc: Any) -> list[str]:
 
 
 def missing_generated(root: Path) -> list[str]:
-    """``generated/...`` pages named in ``book/_toc.yml`` whose notebook has not been produced yet."""
+    """``generated/...`` pages named in ``book/_toc.yml`` whose notebook has not been
+    produced yet."""
     toc_path = root / BOOK_DIR / "_toc.yml"
     if not toc_path.is_file():
         raise RunnerError(f"{toc_path} does not exist")
@@ -773,7 +813,8 @@ def missing_generated(root: Path) -> list[str]:
 
 
 def ensure_mathjax(root: Path) -> Path:
-    """Make sure the locally served MathJax exists (copy it from node_modules if needed)."""
+    """Make sure the locally served MathJax exists (copy it from node_modules if
+    needed)."""
     dst = root / MATHJAX_FILE
     if dst.is_file():
         return dst
@@ -783,25 +824,27 @@ def ensure_mathjax(root: Path) -> Path:
         shutil.copy2(src, dst)
         return dst
     raise RunnerError(
-        f"{MATHJAX_FILE} is missing (the book serves MathJax locally, never from a CDN); run `make setup` "
-        "(npm ci + copy) first"
+        f"{MATHJAX_FILE} is missing (the book serves MathJax locally, never from a "
+        "CDN); run `make setup` (npm ci + copy) first"
     )
 
 
 def book_command(root: Path, extra: Sequence[str] = ()) -> list[str]:
-    """The jupyter-book command line: warnings are errors, nitpicky, keep going to list every problem."""
+    """The jupyter-book command line: warnings are errors, nitpicky, keep going to list
+    every problem."""
     exe = Path(sys.executable).parent / "jupyter-book"
     jb = str(exe) if exe.exists() else (shutil.which("jupyter-book") or "jupyter-book")
     return [jb, "build", "-W", "-n", "--keep-going", *extra, str(root / BOOK_DIR)]
 
 
 def check_book_inputs(root: Path) -> None:
-    """Fail early, with the fix, when book/generated is absent or incomplete or MathJax is missing."""
+    """Fail early, with the fix, when book/generated is absent or incomplete or MathJax
+    is missing."""
     gen = root / GENERATED_DIR
     if not gen.is_dir():
         raise RunnerError(
-            f"{GENERATED_DIR}/ does not exist; execute the notebooks first: `moecl notebooks --profile paper` "
-            "(or `make book`, which does both)"
+            f"{GENERATED_DIR}/ does not exist; execute the notebooks first: `moecl "
+            "notebooks --profile paper` (or `make book`, which does both)"
         )
     missing = missing_generated(root)
     no_source = [
@@ -809,12 +852,14 @@ def check_book_inputs(root: Path) -> None:
     ]
     if no_source:
         raise RunnerError(
-            f"book/_toc.yml lists generated/{no_source[0]} but notebooks/{no_source[0]}.ipynb does not exist "
-            "(add the notebook or remove the toc entry)"
+            f"book/_toc.yml lists generated/{no_source[0]} but "
+            f"notebooks/{no_source[0]}.ipynb does not exist (add the notebook or "
+            "remove the toc entry)"
         )
     if missing:
         raise RunnerError(
-            f"{GENERATED_DIR}/ lacks {', '.join(m + '.ipynb' for m in missing)} (listed in book/_toc.yml); run "
-            f"`moecl notebooks --profile paper --only {' '.join(missing)}`"
+            f"{GENERATED_DIR}/ lacks {', '.join(m + '.ipynb' for m in missing)} "
+            "(listed in book/_toc.yml); run `moecl notebooks --profile paper --only "
+            f"{' '.join(missing)}`"
         )
     ensure_mathjax(root)
