@@ -109,6 +109,31 @@ ROUTER_ONLY: tuple[str, ...] = (
 )
 
 
+def _member_config(
+    base: ExperimentConfig,
+    labels: Mapping[str, Any],
+    T1_per_expert: float | None,
+) -> ExperimentConfig:
+    """``base`` with a member's overrides (and ``T1 = ceil(T1_per_expert * M)``)."""
+    changes = dict(labels)
+    M = int(changes.get("n_experts", base.n_experts))
+    if T1_per_expert is not None and "T1" not in changes:
+        changes["T1"] = int(math.ceil(T1_per_expert * M))
+    if M == 1:
+        changes["termination"] = "never"  # no router: every rule gives the same run
+    return base.replace(**changes)
+
+
+def _config_key(cfg: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
+    """Hashable identity of a simulation; a single expert ignores the router knobs."""
+    key_items = cfg.to_dict()
+    if cfg.n_experts == 1:
+        # router-only knobs do not influence a single expert (checked in tests)
+        for name in ROUTER_ONLY:
+            key_items.pop(name)
+    return tuple(sorted(key_items.items()))
+
+
 def run_family(
     base: ExperimentConfig,
     members: Sequence[Mapping[str, Any]],
@@ -143,20 +168,8 @@ def run_family(
     start = time.perf_counter()
     cache = {} if cache is None else cache
     for labels in tqdm(list(members), disable=not progress, desc="family", leave=False):
-        changes = dict(labels)
-        M = int(changes.get("n_experts", base.n_experts))
-        if T1_per_expert is not None and "T1" not in changes:
-            changes["T1"] = int(math.ceil(T1_per_expert * M))
-        if M == 1:
-            changes["termination"] = "never"  # no router: every rule gives the same run
-        cfg = base.replace(**changes)
-        key_items = cfg.to_dict()
-        if (
-            M == 1
-        ):  # router-only knobs do not influence a single expert (checked in tests)
-            for name in ROUTER_ONLY:
-                key_items.pop(name)
-        key = (tuple(sorted(key_items.items())), window, keep_results)
+        cfg = _member_config(base, labels, T1_per_expert)
+        key = (_config_key(cfg), window, keep_results)
         if key in cache:
             prev = cache[key]
             fam.runs.append(
