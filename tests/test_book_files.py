@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from moecl_lib.tools.runner import toc_files
+from moecl_lib.tools.book_build import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"

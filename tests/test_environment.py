@@ -116,11 +116,11 @@ def test_mathjax_pinned_and_locked():
 
 
 def test_makefile_and_runner_agree_on_mathjax_location():
-    from moecl_lib.tools import runner
+    from moecl_lib.tools import book_build
 
     make = (ROOT / "Makefile").read_text()
-    assert f"MATHJAX := {runner.MATHJAX_FILE.as_posix()}" in make
-    assert f"MATHJAX_SRC := {runner.MATHJAX_NPM.as_posix()}" in make
+    assert f"MATHJAX := {book_build.MATHJAX_FILE.as_posix()}" in make
+    assert f"MATHJAX_SRC := {book_build.MATHJAX_NPM.as_posix()}" in make
     cfg = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())["sphinx"][
         "config"
     ]
@@ -128,7 +128,8 @@ def test_makefile_and_runner_agree_on_mathjax_location():
     # mathjax_path is relative to the output _static/, which receives the contents of
     # each html_static_path
     assert any(
-        (Path("book") / s / cfg["mathjax_path"]) == runner.MATHJAX_FILE for s in static
+        (Path("book") / s / cfg["mathjax_path"]) == book_build.MATHJAX_FILE
+        for s in static
     )
     assert "_static" not in static, (
         "jupyter-book injects every *.js under book/_static into every page"

@@ -48,7 +48,6 @@ OVERSIZED_MODULES: set[str] = {
     "moecl_lib.expert_gate.experiments",
     "moecl_lib.expert_gate.gate",
     "moecl_lib.linear.engine",
-    "moecl_lib.tools.runner",
 }
 OVERSIZED_FUNCTIONS: set[str] = {
     "moecl_lib.claims.dnn_expert_sweep.derive",
@@ -74,7 +73,6 @@ OVERSIZED_FUNCTIONS: set[str] = {
     "moecl_lib.linear.forced.simulate_specialised",
     "moecl_lib.linear.reference.reference_simulate",
     "moecl_lib.tools.lockfile.main",
-    "moecl_lib.tools.runner.run_notebooks",
 }
 
 

@@ -127,7 +127,7 @@ def book_rows(
     already executed into ``book/generated``; the full book build = the notebooks'
     elapsed time (``notebooks_elapsed``; default the sum of their times, i.e. a
     sequential run) + this build."""
-    from moecl_lib.tools import runner
+    from moecl_lib.tools import book_build, runner
 
     nb_s = (
         float(sum(r["wall_s"] for r in paper_rows))
@@ -139,8 +139,8 @@ def book_rows(
     t1 = time.perf_counter()
     ok = False
     try:
-        runner.check_book_inputs(root)
-        ok = subprocess.call(runner.book_command(root), cwd=root) == 0
+        book_build.check_book_inputs(root)
+        ok = subprocess.call(book_build.book_command(root), cwd=root) == 0
     except runner.RunnerError as exc:
         _log(f"  book build not possible: {exc}")
     jb = time.perf_counter() - t1

@@ -180,11 +180,13 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
     configure=_configure_notebooks,
 )
 def _run_notebooks(args: argparse.Namespace) -> int:
-    from moecl_lib.tools import runner
+    from moecl_lib.tools import notebook_profiles, runner
 
     root = args.root.resolve() if args.root else find_repo_root()
-    extra = {name: runner.parse_cli_value(value) for name, value in args.parameter}
-    if args.inplace and args.profile != runner.QUICK:
+    extra = {
+        name: notebook_profiles.parse_cli_value(value) for name, value in args.parameter
+    }
+    if args.inplace and args.profile != notebook_profiles.QUICK:
         print(
             f"warning: --inplace with profile '{args.profile}': committed notebooks "
             "should hold QUICK outputs (nbval compares them)",
@@ -287,11 +289,11 @@ def _configure_book(p: argparse.ArgumentParser) -> None:
     configure=_configure_book,
 )
 def _run_book(args: argparse.Namespace) -> int:
-    from moecl_lib.tools import runner
+    from moecl_lib.tools import book_build, runner
     from moecl_lib.tools.status import unmatched_numbers, write_status_page
 
     root = args.root.resolve() if args.root else find_repo_root()
-    runner.check_book_inputs(root)
+    book_build.check_book_inputs(root)
     write_status_page(root / "book")
     missing = unmatched_numbers(root / "book")
     if missing:
@@ -315,7 +317,7 @@ def _run_book(args: argparse.Namespace) -> int:
             flush=True,
         )
     extra = [a for a in args.extra if a != "--"]
-    cmd = runner.book_command(root, extra)
+    cmd = book_build.book_command(root, extra)
     print("$ " + " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     rc = subprocess.call(cmd, cwd=root)
