@@ -72,7 +72,6 @@ OVERSIZED_FUNCTIONS: set[str] = {
     "moecl_lib.linear.engine._numpy_loop",
     "moecl_lib.linear.forced.simulate_specialised",
     "moecl_lib.linear.reference.reference_simulate",
-    "moecl_lib.tools.lockfile.main",
 }
 
 

@@ -463,7 +463,8 @@ def _report(problems: Sequence[str], ok: str, fix: str) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line of this script (one subcommand per check)."""
     ap = argparse.ArgumentParser(
         prog="lockfile.py", description=__doc__.split("\n\n")[0]
     )
@@ -511,7 +512,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("extra")
     p = sub.add_parser("hash", help="sha256 of a lock file")
     p.add_argument("lock", type=Path, nargs="?", default=DEV_LOCK)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _check_python(python: str) -> int:
+    """0 when ``python`` is the locks' target interpreter, else 1 with the fix."""
+    code = (
+        "import sys, platform; print(sys.implementation.name, '%d.%d' % "
+        "sys.version_info[:2], sys.platform, platform.machine())"
+    )
+    out = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    want = ["cpython", TARGET_PYTHON, "linux", "x86_64"]
+    if out != want:
+        print(
+            f"the locks are for CPython {TARGET_PYTHON} on Linux x86-64, but "
+            f"{python} is {' '.join(out)}: use PYTHON=python{TARGET_PYTHON} "
+            "(or `pip install -e '.[dev]'` for an unlocked environment)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand (see the module docstring); returns the exit status."""
+    args = _parser().parse_args(argv)
 
     if args.cmd == "check-venv":
         pins = read_lock(args.lock)
@@ -532,23 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pyproject.toml and the lock disagree: run `make lock`",
         )
     if args.cmd == "check-python":
-        code = (
-            "import sys, platform; print(sys.implementation.name, '%d.%d' % "
-            "sys.version_info[:2], sys.platform, platform.machine())"
-        )
-        out = subprocess.run(
-            [args.python, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.split()
-        want = ["cpython", TARGET_PYTHON, "linux", "x86_64"]
-        if out != want:
-            print(
-                f"the locks are for CPython {TARGET_PYTHON} on Linux x86-64, but "
-                f"{args.python} is {' '.join(out)}: use PYTHON=python{TARGET_PYTHON} "
-                "(or `pip install -e '.[dev]'` for an unlocked environment)",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return _check_python(args.python)
     if args.cmd == "sources":
         print(
             " ".join(
