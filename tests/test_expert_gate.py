@@ -12,20 +12,21 @@ from torch import nn
 
 from moecl_lib.config import ConfigError
 from moecl_lib.deep.learners import RoundLearner, TaskData, run_stream, sample_stream
-from moecl_lib.expert_gate.gate import (
-    ExpertGate,
-    ExpertGateConfig,
+from moecl_lib.expert_gate.autoencoders import (
     GateAutoencoder,
     InputNormaliser,
-    as_class_logits,
-    distillation_loss,
     gate_probabilities,
-    head_outputs,
-    lwf_loss,
     reconstruction_errors,
     relatedness,
+)
+from moecl_lib.expert_gate.experts import (
+    as_class_logits,
+    distillation_loss,
+    head_outputs,
+    lwf_loss,
     task_head,
 )
+from moecl_lib.expert_gate.gate import ExpertGate, ExpertGateConfig
 
 
 # -------------------------------------------------------------------------- relatedness
@@ -468,16 +469,17 @@ def test_simulate_gate_rejects_bad_input(kw) -> None:
 
 
 # ------------------------------------------------------------------- experiments module
-from moecl_lib.expert_gate.experiments import (  # noqa: E402
+from moecl_lib.expert_gate.baselines import (  # noqa: E402
     MultiHeadNet,
-    OracleRouter,
-    domain_tasks,
     evaluate_gate,
-    learner_parameters,
     multihead_accuracy,
-    resize_images,
     train_joint,
     train_sequential,
+)
+from moecl_lib.expert_gate.experiments import domain_tasks, resize_images  # noqa: E402
+from moecl_lib.expert_gate.round_stream import (  # noqa: E402
+    OracleRouter,
+    learner_parameters,
 )
 
 

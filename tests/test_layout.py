@@ -45,8 +45,6 @@ OVERSIZED_MODULES: set[str] = {
     "moecl_lib.claims.prop2_no_termination",
     "moecl_lib.claims.thm1_moe_many_experts",
     "moecl_lib.claims.thm2_moe_few_experts",
-    "moecl_lib.expert_gate.experiments",
-    "moecl_lib.expert_gate.gate",
     "moecl_lib.linear.engine",
 }
 OVERSIZED_FUNCTIONS: set[str] = {
@@ -63,11 +61,6 @@ OVERSIZED_FUNCTIONS: set[str] = {
     "moecl_lib.claims.sweep_experts.run",
     "moecl_lib.claims.thm1_moe_many_experts.run",
     "moecl_lib.claims.thm2_moe_few_experts.run",
-    "moecl_lib.deep.learners.run_stream",
-    "moecl_lib.expert_gate.experiments.relatedness_study",
-    "moecl_lib.expert_gate.experiments.run_classic",
-    "moecl_lib.expert_gate.gate._new_task",
-    "moecl_lib.expert_gate.linear.simulate_gate",
     "moecl_lib.linear.engine._numba_loop",
     "moecl_lib.linear.engine._numpy_loop",
     "moecl_lib.linear.forced.simulate_specialised",

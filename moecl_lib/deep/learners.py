@@ -364,6 +364,82 @@ def _correct(
     return np.concatenate(out)
 
 
+def _eval_sets(
+    tasks: Sequence[TaskData],
+    stream: Stream,
+    route_batch_size: int | None,
+    max_test: int | None,
+) -> tuple[int, list[tuple[Tensor, Tensor]]]:
+    """Checked evaluation settings of :func:`run_stream`: the routing chunk size and the
+    (inputs, labels) test set of every task."""
+    N = len(tasks)
+    if N == 0:
+        raise ConfigError("tasks must not be empty")
+    if int(stream.task_ids.max()) >= N:
+        raise ConfigError(
+            f"stream uses task id {int(stream.task_ids.max())} but only {N} tasks given"
+        )
+    B = int(stream.batch_idx[0].shape[0])
+    chunk = int(route_batch_size) if route_batch_size is not None else B
+    if chunk < 1:
+        raise ConfigError(f"route_batch_size={route_batch_size!r} must be >= 1")
+    if max_test is not None and max_test < 1:
+        raise ConfigError(f"max_test={max_test!r} must be >= 1 or None")
+    tests = [
+        (tk.x_test[:max_test], tk.y_test[:max_test])
+        if max_test
+        else (tk.x_test, tk.y_test)
+        for tk in tasks
+    ]
+    return chunk, tests
+
+
+def _expert_accuracy(
+    learner: RoundLearner,
+    tests: Sequence[tuple[Tensor, Tensor]],
+    correct: dict[tuple[int, int], np.ndarray],
+    m: int,
+    M: int,
+    all_experts: bool,
+) -> np.ndarray:
+    """Accuracy (%) of every expert on every task, (M, N), after a round that trained
+    expert ``m``: re-evaluates expert ``m`` and the new experts (every expert with
+    ``all_experts``) into ``correct``."""
+    stale = (
+        range(M)
+        if all_experts
+        else [m] + [e for e in range(M) if (e, 0) not in correct]
+    )
+    for e in stale:
+        for j, (xt, yt) in enumerate(tests):
+            correct[(e, j)] = _correct(learner, xt, yt, e, 1024)
+    return np.array(
+        [[100.0 * correct[(e, j)].mean() for j in range(len(tests))] for e in range(M)]
+    )
+
+
+def _routed_accuracy(
+    learner: RoundLearner,
+    tests: Sequence[tuple[Tensor, Tensor]],
+    correct: dict[tuple[int, int], np.ndarray],
+    chunk: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy (%) on every task with the learner's own routing of each ``chunk`` of
+    its test set (from the per-expert correctness ``correct``), and the expert chosen
+    for the first chunk."""
+    acc = np.zeros(len(tests))
+    first = np.zeros(len(tests), dtype=np.int64)
+    for j, (xt, _) in enumerate(tests):
+        hits = []
+        for c0 in range(0, xt.shape[0], chunk):
+            e = int(learner.route(xt[c0 : c0 + chunk]))
+            if c0 == 0:
+                first[j] = e
+            hits.append(correct[(e, j)][c0 : c0 + chunk])
+        acc[j] = 100.0 * np.concatenate(hits).mean()
+    return acc, first
+
+
 def run_stream(
     learner: RoundLearner,
     tasks: Sequence[TaskData],
@@ -392,29 +468,11 @@ def run_stream(
     from tqdm.auto import tqdm
 
     T, N = stream.n_rounds, len(tasks)
-    if N == 0:
-        raise ConfigError("tasks must not be empty")
-    if int(stream.task_ids.max()) >= N:
-        raise ConfigError(
-            f"stream uses task id {int(stream.task_ids.max())} but only {N} tasks given"
-        )
-    B = int(stream.batch_idx[0].shape[0])
-    chunk = int(route_batch_size) if route_batch_size is not None else B
-    if chunk < 1:
-        raise ConfigError(f"route_batch_size={route_batch_size!r} must be >= 1")
-    if max_test is not None and max_test < 1:
-        raise ConfigError(f"max_test={max_test!r} must be >= 1 or None")
-    tests = [
-        (tk.x_test[:max_test], tk.y_test[:max_test])
-        if max_test
-        else (tk.x_test, tk.y_test)
-        for tk in tasks
-    ]
+    chunk, tests = _eval_sets(tasks, stream, route_batch_size, max_test)
     all_experts = bool(getattr(learner, "changes_all_experts", False))
 
-    correct: dict[
-        tuple[int, int], np.ndarray
-    ] = {}  # (expert, task) -> per-sample correctness
+    # (expert, task) -> per-sample correctness
+    correct: dict[tuple[int, int], np.ndarray] = {}
     acc_rows: list[np.ndarray] = []
     acc_routed = np.zeros((T, N))
     routed_expert = np.zeros((T, N), dtype=np.int64)
@@ -432,26 +490,10 @@ def run_stream(
                 f"{learner.name}.observe returned expert {m} outside [0, {M - 1}]"
             )
         experts[t], n_exp[t] = m, M
-        stale = (
-            range(M)
-            if all_experts
-            else [m] + [e for e in range(M) if (e, 0) not in correct]
+        acc_rows.append(_expert_accuracy(learner, tests, correct, m, M, all_experts))
+        acc_routed[t], routed_expert[t] = _routed_accuracy(
+            learner, tests, correct, chunk
         )
-        for e in stale:
-            for j, (xt, yt) in enumerate(tests):
-                correct[(e, j)] = _correct(learner, xt, yt, e, 1024)
-        row = np.array(
-            [[100.0 * correct[(e, j)].mean() for j in range(N)] for e in range(M)]
-        )
-        acc_rows.append(row)
-        for j, (xt, _) in enumerate(tests):
-            hits = []
-            for c0 in range(0, xt.shape[0], chunk):
-                e = int(learner.route(xt[c0 : c0 + chunk]))
-                if c0 == 0:
-                    routed_expert[t, j] = e
-                hits.append(correct[(e, j)][c0 : c0 + chunk])
-            acc_routed[t, j] = 100.0 * np.concatenate(hits).mean()
     wall = time.perf_counter() - t0
 
     M_max = int(n_exp.max())

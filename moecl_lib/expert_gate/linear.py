@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -188,60 +188,56 @@ def simulate_gate(
         experts: (R, T) expert indices in ``[0, M)`` for ``router="replay"``.
         progress: tqdm bar over rounds.
     """
-    if router not in ROUTERS:
-        raise ConfigError(f"router={router!r} must be one of {list(ROUTERS)}")
-    if init not in ("related", "zero"):
-        raise ConfigError(f"init={init!r} must be 'related' or 'zero'")
-    if (
-        isinstance(code_size, bool)
-        or not isinstance(code_size, (int, np.integer))
-        or not 0 <= code_size < cfg.d
-    ):
-        raise ConfigError(
-            f"code_size={code_size!r} must be an integer in [0, d-1] = [0, {cfg.d - 1}]"
-        )
-    if (
-        not isinstance(novelty_ratio, (int, float))
-        or not np.isfinite(novelty_ratio)
-        or novelty_ratio <= 1
-    ):
-        raise ConfigError(
-            f"novelty_ratio={novelty_ratio!r} must be a finite number > 1"
-        )
-    R, M, N, d, T, s = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.d, cfg.T, cfg.s
-    cap = M if max_experts is None else max_experts
-    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
-        raise ConfigError(
-            f"max_experts={max_experts!r} must be an integer >= 1 or None"
-        )
-    Mx = int(cap) if router == "expert_gate" else M
-    if router == "replay":
-        if experts is None:
-            raise ConfigError("router='replay' needs experts=(R, T) expert indices")
-        experts = np.asarray(experts)
-        if experts.shape != (R, T) or (experts < 0).any() or (experts >= M).any():
-            raise ConfigError(
-                f"experts must have shape ({R}, {T}) with values in [0, {M - 1}]"
-            )
-
+    Mx, experts = _check_gate_args(
+        cfg, router, code_size, novelty_ratio, init, max_experts, experts
+    )
+    R, d = cfg.n_runs, cfg.d
     start = time.perf_counter()
     rng = make_streams(cfg)
     dtype = np.dtype(cfg.dtype)
-    runs = np.arange(R)
     pool = task_pool(cfg, rng)
+    bank = LinearExperts(pool.W, Mx, dtype=dtype)
+    gate = _LinearGates(R, Mx, d, dtype, code_size, novelty_ratio, init)
+    hist = _play(cfg, rng, pool, bank, gate, router, experts, progress)
+    if router == "expert_gate":
+        per_gate = d + (d * d if code_size > 0 else 0) + 1  # mean, scatter, count
+        gate_params = gate.n_created * per_gate
+    else:
+        gate_params = np.zeros(R, dtype=np.int64)
+    return GateSimulationResult(
+        config=cfg,
+        router=router,
+        **hist,
+        final_w=bank.w,
+        pool=pool,
+        gate_params=np.asarray(gate_params),
+        wall_time=time.perf_counter() - start,
+    )
+
+
+def _play(
+    cfg: ExperimentConfig,
+    rng: Any,
+    pool: TaskPool,
+    bank: LinearExperts,
+    gate: _LinearGates,
+    router: str,
+    experts: IntArray | None,
+    progress: bool,
+) -> dict[str, np.ndarray]:
+    """The rounds of :func:`simulate_gate`: route, update the chosen experts, record.
+
+    Returns the per-round histories (R, T): ``F``, ``G``, ``G_pool``, ``err_new``,
+    ``experts``, ``tasks``, ``n_experts`` and ``new_task``.
+    """
+    R, M, N, T, s = cfg.n_runs, cfg.n_experts, cfg.n_tasks, cfg.T, cfg.s
+    runs = np.arange(R)
     W = pool.W
     signal_in = mean_signal_strength(cfg) * pool.V  # (R, N, d)
     oracle_map = oracle_assignment(pool.cluster_of, M)
-
-    bank = LinearExperts(W, Mx, dtype=dtype)
-    # Expert-Gate state
-    count = np.zeros((R, Mx), dtype=dtype)
-    mu = np.zeros((R, Mx, d), dtype=dtype)
-    scatter = np.zeros((R, Mx, d, d), dtype=dtype) if code_size > 0 else None
-    n_created = np.zeros(R, dtype=np.int64)
-    U = None  # principal directions of the gates, refreshed after every gate update
-
-    F, G, G_pool, err_new, exp_hist, task_hist = curve_buffers((R, T), dtype)
+    F, G, G_pool, err_new, exp_hist, task_hist = curve_buffers(
+        (R, T), np.dtype(cfg.dtype)
+    )
     ncr_hist = np.empty((R, T), dtype=np.int64)
     new_hist = np.zeros((R, T), dtype=bool)
 
@@ -264,37 +260,7 @@ def simulate_gate(
         elif router == "replay":
             m = experts[:, t - 1].astype(np.int64)  # type: ignore[index]
         else:
-            alive = np.arange(Mx)[None, :] < n_created[:, None]
-            err = _pca_errors(xbar, count, mu, U, alive)
-            best = np.argmin(err, axis=1)
-            best_err = err[runs, best]
-            ref = (s - 1) * (d - code_size) / d * np.median((X**2).sum(axis=1), axis=1)
-            novel = (n_created == 0) | (
-                (best_err > novelty_ratio * ref) & (n_created < Mx)
-            )
-            m = np.where(novel, n_created, best)
-            nr = runs[novel]
-            if nr.size:
-                src = best[novel]
-                has_src = n_created[novel] > 0
-                if init == "related":
-                    bank.set_experts(
-                        nr,
-                        n_created[novel],
-                        np.where(has_src[:, None], bank.w[nr, src], 0.0),
-                    )
-                n_created[novel] += 1
-            new_hist[:, t - 1] = novel
-            # gate update of the chosen expert (running mean + scatter, Welford)
-            cnt = count[runs, m] + 1.0
-            delta_mu = xbar - mu[runs, m]
-            mu[runs, m] += delta_mu / cnt[:, None]
-            if scatter is not None:
-                scatter[runs, m] += np.einsum(
-                    "ri,rj->rij", delta_mu, xbar - mu[runs, m]
-                )
-            count[runs, m] = cnt
-            U = _gate_basis(scatter, code_size)
+            m, new_hist[:, t - 1] = gate.route(xbar, X, bank, s)
         # expert update, Eq. (4), and the incremental metrics (moecl_lib.linear.experts,
         # shared with theory_moe)
         step = bank.learn(m, n, X, y)
@@ -310,39 +276,150 @@ def simulate_gate(
         elif router == "replay":
             mhat = None
         else:
-            alive = np.arange(Mx)[None, :] < n_created[:, None]
-            errs = np.stack(
-                [_pca_errors(signal_in[:, j], count, mu, U, alive) for j in range(N)],
-                axis=1,
-            )  # (R, N, Mx)
-            mhat = np.argmin(errs, axis=2)
+            mhat = gate.pool_choice(signal_in)
         if mhat is not None:
             G_pool[:, t - 1] = bank.pool_error(mhat)
         else:
             G_pool[:, t - 1] = np.nan
-        ncr_hist[:, t - 1] = n_created if router == "expert_gate" else M
+        ncr_hist[:, t - 1] = gate.n_created if router == "expert_gate" else M
+    return {
+        "F": F,
+        "G": G,
+        "G_pool": G_pool,
+        "err_new": err_new,
+        "experts": exp_hist,
+        "tasks": task_hist,
+        "n_experts": ncr_hist,
+        "new_task": new_hist,
+    }
 
-    if router == "expert_gate":
-        per_gate = d + (d * d if code_size > 0 else 0) + 1  # mean, scatter, count
-        gate_params = n_created * per_gate
-    else:
-        gate_params = np.zeros(R, dtype=np.int64)
-    return GateSimulationResult(
-        config=cfg,
-        router=router,
-        F=F,
-        G=G,
-        G_pool=G_pool,
-        err_new=err_new,
-        experts=exp_hist,
-        tasks=task_hist,
-        n_experts=ncr_hist,
-        new_task=new_hist,
-        final_w=bank.w,
-        pool=pool,
-        gate_params=np.asarray(gate_params),
-        wall_time=time.perf_counter() - start,
-    )
+
+def _check_gate_args(
+    cfg: ExperimentConfig,
+    router: str,
+    code_size: int,
+    novelty_ratio: float,
+    init: str,
+    max_experts: int | None,
+    experts: IntArray | None,
+) -> tuple[int, IntArray | None]:
+    """Checked arguments of :func:`simulate_gate`: ``(Mx, experts)``, with ``Mx`` the
+    number of expert slots (the Expert-Gate cap, else ``M``)."""
+    if router not in ROUTERS:
+        raise ConfigError(f"router={router!r} must be one of {list(ROUTERS)}")
+    if init not in ("related", "zero"):
+        raise ConfigError(f"init={init!r} must be 'related' or 'zero'")
+    if (
+        isinstance(code_size, bool)
+        or not isinstance(code_size, (int, np.integer))
+        or not 0 <= code_size < cfg.d
+    ):
+        raise ConfigError(
+            f"code_size={code_size!r} must be an integer in [0, d-1] = [0, {cfg.d - 1}]"
+        )
+    if (
+        not isinstance(novelty_ratio, (int, float))
+        or not np.isfinite(novelty_ratio)
+        or novelty_ratio <= 1
+    ):
+        raise ConfigError(
+            f"novelty_ratio={novelty_ratio!r} must be a finite number > 1"
+        )
+    R, M, T = cfg.n_runs, cfg.n_experts, cfg.T
+    cap = M if max_experts is None else max_experts
+    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+        raise ConfigError(
+            f"max_experts={max_experts!r} must be an integer >= 1 or None"
+        )
+    Mx = int(cap) if router == "expert_gate" else M
+    if router == "replay":
+        if experts is None:
+            raise ConfigError("router='replay' needs experts=(R, T) expert indices")
+        experts = np.asarray(experts)
+        if experts.shape != (R, T) or (experts < 0).any() or (experts >= M).any():
+            raise ConfigError(
+                f"experts must have shape ({R}, {T}) with values in [0, {M - 1}]"
+            )
+    return Mx, experts
+
+
+class _LinearGates:
+    """Expert Gate's linear gates of every run: per expert slot the count, running mean
+    ``mu`` (R, Mx, d) and, with ``code_size > 0``, scatter matrix of the router inputs
+    routed to it; ``n_created`` (R,) experts exist per run."""
+
+    def __init__(
+        self,
+        R: int,
+        Mx: int,
+        d: int,
+        dtype: np.dtype,
+        code_size: int,
+        novelty_ratio: float,
+        init: str,
+    ) -> None:
+        self.count = np.zeros((R, Mx), dtype=dtype)
+        self.mu = np.zeros((R, Mx, d), dtype=dtype)
+        self.scatter = np.zeros((R, Mx, d, d), dtype=dtype) if code_size > 0 else None
+        self.n_created = np.zeros(R, dtype=np.int64)
+        self.U = None  # principal directions of the gates, refreshed after each update
+        self.Mx, self.d, self.code_size = Mx, d, code_size
+        self.novelty_ratio, self.init = novelty_ratio, init
+
+    def _alive(self) -> NDArray[np.bool_]:
+        return np.arange(self.Mx)[None, :] < self.n_created[:, None]
+
+    def route(
+        self, xbar: FloatArray, X: FloatArray, bank: LinearExperts, s: int
+    ) -> tuple[IntArray, NDArray[np.bool_]]:
+        """Expert of every run for the round's router input ``xbar`` (R, d): the gate
+        with the lowest error, or a new expert (initialised per ``init``) when even that
+        error is novel. Updates the chosen gate; returns ``(experts, novel)``."""
+        runs = np.arange(len(xbar))
+        d = self.d
+        err = _pca_errors(xbar, self.count, self.mu, self.U, self._alive())
+        best = np.argmin(err, axis=1)
+        best_err = err[runs, best]
+        ref = (s - 1) * (d - self.code_size) / d * np.median((X**2).sum(axis=1), axis=1)
+        novel = (self.n_created == 0) | (
+            (best_err > self.novelty_ratio * ref) & (self.n_created < self.Mx)
+        )
+        m = np.where(novel, self.n_created, best)
+        nr = runs[novel]
+        if nr.size:
+            src = best[novel]
+            has_src = self.n_created[novel] > 0
+            if self.init == "related":
+                bank.set_experts(
+                    nr,
+                    self.n_created[novel],
+                    np.where(has_src[:, None], bank.w[nr, src], 0.0),
+                )
+            self.n_created[novel] += 1
+        # gate update of the chosen expert (running mean + scatter, Welford)
+        cnt = self.count[runs, m] + 1.0
+        delta_mu = xbar - self.mu[runs, m]
+        self.mu[runs, m] += delta_mu / cnt[:, None]
+        if self.scatter is not None:
+            self.scatter[runs, m] += np.einsum(
+                "ri,rj->rij", delta_mu, xbar - self.mu[runs, m]
+            )
+        self.count[runs, m] = cnt
+        self.U = _gate_basis(self.scatter, self.code_size)
+        return m, novel
+
+    def pool_choice(self, signal_in: FloatArray) -> IntArray:
+        """Noise-free choice (R, N) of every run's gate on each task's mean signal
+        ``signal_in`` (R, N, d)."""
+        alive = self._alive()
+        errs = np.stack(
+            [
+                _pca_errors(signal_in[:, j], self.count, self.mu, self.U, alive)
+                for j in range(signal_in.shape[1])
+            ],
+            axis=1,
+        )  # (R, N, Mx)
+        return np.argmin(errs, axis=2)
 
 
 def routing_accuracy(
