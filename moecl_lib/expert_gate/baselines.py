@@ -10,8 +10,8 @@ Baselines (our small-scale versions; the paper used AlexNet on large data sets):
 * **sequential fine-tuning**: one shared network, a new head per task, trained on each
   new task only (old heads kept as they were, the shared layers drift: forgetting);
 * **single LwF model**: the same, with Learning-without-Forgetting distillation of every
-  old head on the new task's inputs (:func:`moecl_lib.expert_gate.gate.train_lwf`'s loss
-  with one term per old head);
+  old head on the new task's inputs (:func:`moecl_lib.expert_gate.experts.train_lwf`'s
+  loss with one term per old head);
 * **oracle gate**: Expert Gate's experts, each test sample sent to its own task's
   expert;
 * **discriminative gate**: a task classifier trained on the inputs of ALL tasks (stores

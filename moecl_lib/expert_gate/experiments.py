@@ -4,26 +4,9 @@ and tasks from several domains. The baselines and the evaluation of a gate live 
 learner in :mod:`moecl_lib.expert_gate.round_stream` (re-exported here).
 
 Classic protocol (Expert Gate paper, Sec. 4): tasks arrive one after the other, each
-with all its training data; after the last task every method is tested on every task.
-Baselines (our small-scale versions; the paper used AlexNet on large data sets):
-
-* **joint training**: one shared network with one head per task, trained on the data of
-  all tasks at once (not a continual learner; the usual upper reference);
-* **sequential fine-tuning**: one shared network, a new head per task, trained on each
-  new task only (old heads kept as they were, the shared layers drift: forgetting);
-* **single LwF model**: the same, with Learning-without-Forgetting distillation of every
-  old head on the new task's inputs (:func:`moecl_lib.expert_gate.gate.train_lwf`'s loss
-  with one term per old head);
-* **oracle gate**: Expert Gate's experts, each test sample sent to its own task's
-  expert;
-* **discriminative gate**: a task classifier trained on the inputs of ALL tasks (stores
-  old data, not a continual learner) routes each test sample; the paper's reference for
-  the autoencoder gate.
-
-Evaluation conventions: baselines with task heads are evaluated *task-aware* (the test
-sample's own head), as in the paper's tables; Expert Gate and the discriminative gate
-are *task-agnostic*: a sample counts as correct only if it is routed to its own task's
-expert AND that expert predicts its label. Accuracies in %.
+with all its training data; after the last task every method is tested on every task
+(:func:`run_classic`; baselines and evaluation conventions: see
+:mod:`moecl_lib.expert_gate.baselines`). Accuracies in %.
 """
 
 from __future__ import annotations
