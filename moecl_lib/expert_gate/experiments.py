@@ -391,8 +391,8 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 # sets)
 # --------------------------------------------------------------------------------------
 def resize_images(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of ``(n, C, H, W)`` images to ``size`` (values stay in [0,
-    1])."""
+    """Bilinear resize of ``(n, C, H, W)`` images to ``size`` (values stay in
+    [0, 1])."""
     if x.ndim != 4:
         raise ConfigError(f"images must have shape (n, C, H, W), got {tuple(x.shape)}")
     return Fnn.interpolate(x, size=size, mode="bilinear", align_corners=False).clamp(

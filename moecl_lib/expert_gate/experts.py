@@ -86,8 +86,8 @@ def lwf_loss(
 # the module has ``loss(x, y)`` / ``logits(x)`` methods (e.g.
 # moecl_lib.deep.moe.CNNExpert with sigmoid units) they are used; otherwise the loss is
 # cross-entropy on ``model(x)`` and the logits are ``model(x)``. A head with ONE output
-# unit is a sigmoid unit whose class logits are ``[-z/2, z/2]`` (softmax of these = [1 -
-# sigmoid(z), sigmoid(z)]), which is also how it is distilled by LwF.
+# unit is a sigmoid unit whose class logits are ``[-z/2, z/2]`` (softmax of these =
+# [1 - sigmoid(z), sigmoid(z)]), which is also how it is distilled by LwF.
 def mlp_expert(in_dim: int, n_classes: int, hidden: int = 64) -> nn.Sequential:
     """Small default expert:
     ``Flatten -> Linear(in, hidden) -> ReLU -> Linear(hidden, n_classes)``."""
@@ -162,8 +162,8 @@ def train_lwf(
 
     Loss per minibatch = new-task loss (:func:`lwf_loss` for cross-entropy experts, the
     expert's own ``loss`` otherwise) + ``lambda_old`` x :func:`distillation_loss`
-    between ``old_head`` applied to the body's features and the ``teacher_logits`` (n,
-    C_old) recorded from the source expert before training.
+    between ``old_head`` applied to the body's features and the ``teacher_logits``
+    (n, C_old) recorded from the source expert before training.
     """
     head = task_head(model)
     if head.in_features != old_head.in_features:

@@ -45,8 +45,8 @@ def cluster_floor(W: ArrayLike, cluster_of: ArrayLike) -> FloatArray:
     ``E[F_t] -> (1 - r) * floor``. Under Definition 1 it is exact for ``G`` when the
     tasks of a cluster share one signal direction (``signal="random"`` /
     ``"orthonormal"``), not for ``F``. With singleton clusters it is 0 (Theorem 1); with
-    one cluster it is the single expert's model gap ``Delta``. Shapes: W (N, d) or (R,
-    N, d); returns a scalar array or (R,).
+    one cluster it is the single expert's model gap ``Delta``. Shapes: W (N, d) or
+    (R, N, d); returns a scalar array or (R,).
     """
     W = np.asarray(W, dtype=float)
     cl = np.asarray(cluster_of, dtype=int)

@@ -187,8 +187,8 @@ def _post_closed_form(w0, W, V, s, t0, T, ec, C, S0, p) -> PostSpecialisation:
         + (ak - none) * c2[:, :, None]
         + (1 - none) * c3[:, :, None]
     ).sum(1)
-    # E[K rho^K] = k p rho a^(k-1)   and   E[sum_{j<=K} rho^j] = rho (1 - a^k) / (1 -
-    # rho)
+    # E[K rho^K] = k p rho a^(k-1)   and
+    # E[sum_{j<=K} rho^j] = rho (1 - a^k) / (1 - rho)
     post = (kk * pp * rr * a ** np.maximum(kk - 1, 0) * perp[:, :, None]).sum(1)
     post_self = (rr / (1 - rr) * (1 - ak) * perp[:, :, None]).sum(1)
     return _assemble(pre, post, post_self, S0, t0, T, valid)
