@@ -1,8 +1,9 @@
 """Validated, frozen experiment configuration for the linear MoE-CL simulation.
 
-Every uncertain element of the paper is a field here, with the SPEC's recommended default
-(``spec/SPEC.md``; the provenance of each default is listed in the book's fidelity ledger).
-Invalid values raise :class:`ConfigError` with one line naming the parameter and the allowed range.
+Every uncertain element of the paper is a field here, with the SPEC's recommended
+default (``spec/SPEC.md``; the provenance of each default is listed in the book's
+fidelity ledger). Invalid values raise :class:`ConfigError` with one line naming the
+parameter and the allowed range.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ STREAMS: tuple[str, ...] = ("shared", "per_run")
 
 
 class ConfigError(ValueError):
-    """A configuration value is outside its allowed range (message names the parameter)."""
+    """A configuration value is outside its allowed range (message names the
+    parameter)."""
 
 
 @dataclass(frozen=True)
@@ -40,43 +42,65 @@ class ExperimentConfig:
 
     Attributes:
         n_tasks: N, number of tasks in the pool.
-        n_experts: M, number of experts; ``M = 1`` is the single-expert baseline (no router).
+        n_experts: M, number of experts; ``M = 1`` is the single-expert baseline (no
+            router).
         d: feature dimension (parameters per linear expert).
         s: samples per round; over-parameterised, so ``s < d`` is required.
         T: number of rounds.
-        sigma0: scale of the ground-truth entries, ``w_n ~ N(0, sigma0^2 I)`` (SPEC §2.2).
+        sigma0: scale of the ground-truth entries, ``w_n ~ N(0, sigma0^2 I)`` (SPEC
+            §2.2).
         sigma_t: standard deviation of the Gaussian (non-signal) columns of ``X_t``.
-        beta: feature-signal strength ``beta_t`` (constant, or the upper end C of ``Unif(0, C]``).
+        beta: feature-signal strength ``beta_t`` (constant, or the upper end C of
+            ``Unif(0, C]``).
         beta_dist: ``"constant"`` (default, SPEC A2) or ``"uniform"`` on ``(0, beta]``.
-        signal: direction of the feature signal ``v_n``: ``"aligned"`` (``v_n = c w_n/||w_n||``,
-            SPEC §2.3 (a)), ``"random"`` (random unit direction per cluster), ``"orthonormal"`` (one
-            canonical basis vector per cluster, SPEC §2.3 (b)), or ``"none"`` (all ``s`` columns
-            isotropic Gaussian: no signal; the setting where the isotropic closed forms are exact).
+        signal: direction of the feature signal ``v_n``: ``"aligned"``
+            (``v_n = c w_n/||w_n||``, SPEC §2.3 (a)), ``"random"`` (random unit
+            direction per cluster), ``"orthonormal"`` (one canonical basis vector per
+            cluster, SPEC §2.3 (b)), or ``"none"`` (all ``s`` columns isotropic
+            Gaussian: no signal; the setting where the isotropic closed forms are
+            exact).
         signal_scale: c, the norm of ``v_n`` (SPEC A2 calibration knob).
-        n_clusters: K clusters of tasks (SPEC A6); ``None`` means K = N (every task its own cluster).
-        cluster_spread: std of the within-cluster perturbation; ``None`` means ``sigma0**1.5`` (SPEC A6).
+        n_clusters: K clusters of tasks (SPEC A6); ``None`` means K = N (every task its
+            own cluster).
+        cluster_spread: std of the within-cluster perturbation; ``None`` means
+            ``sigma0**1.5`` (SPEC A6).
         eta: router learning rate.
         alpha: weight of the load-balancing loss.
         lam: lambda, routing noise ``Unif[0, lambda]``.
         gamma: Gamma, termination threshold; ``None`` means ``sigma0**1.25`` (SPEC A15).
-        T1: rounds before termination may start; ``None`` means ``ceil(M / (eta * sigma0**0.25))``.
-        termination: ``"gap"`` (SPEC §4.6 recommended), ``"freeze_at_T1"`` or ``"never"``.
-        aux_grad: ``"decay"`` (literal gradient, scaled by 1/t) or ``"no_decay"`` (SPEC A3).
-        shared_pool: if True all runs share one task pool (ground truths and signals); else each run
-            draws its own.
+        T1: rounds before termination may start; ``None`` means
+            ``ceil(M / (eta * sigma0**0.25))``.
+        termination: ``"gap"`` (SPEC §4.6 recommended), ``"freeze_at_T1"`` or
+            ``"never"``.
+        aux_grad: ``"decay"`` (literal gradient, scaled by 1/t) or ``"no_decay"`` (SPEC
+            A3).
+        shared_pool: if True all runs share one task pool (ground truths and signals);
+            else each run draws its own.
         n_runs: R, independent runs simulated together (batched).
         seed: seed of the random streams (``streams``).
+<<<<<<< HEAD
         streams: ``"per_run"`` (default; each run its own streams: its numbers depend
             only on the configuration, the seed and its run index) or ``"shared"`` (one
             generator drives the whole batch, the former default);
             :mod:`moecl_lib.linear.streams`.
         first_run: global index of the batch's first run (``streams="per_run"`` only): runs
             ``first_run .. first_run + n_runs - 1`` are simulated, so a study can be split in batches.
+=======
+        streams: ``"shared"`` (one generator drives the whole batch) or ``"per_run"``
+            (each run its own
+            streams: its numbers depend only on the configuration, the seed and its run
+            index; :mod:`moecl_lib.linear.streams`).
+        first_run: global index of the batch's first run (``streams="per_run"`` only):
+            runs ``first_run .. first_run + n_runs - 1`` are simulated, so a study can
+            be split in batches.
+>>>>>>> h13rest
         dtype: floating type of the simulation (``"float64"`` default).
-        backend: implementation of :func:`moecl_lib.linear.engine.simulate`: ``"numba"`` (compiled kernel),
-            ``"numpy"`` (vectorised over runs) or ``"auto"`` (numba when importable). Same random draws, so the
-            same tasks, routing and termination; float outputs agree to rounding (``tests/test_kernels.py``).
-        snapshot_every: rounds between snapshots of the gate values on the task signals (0 = only final).
+        backend: implementation of :func:`moecl_lib.linear.engine.simulate`: ``"numba"``
+            (compiled kernel), ``"numpy"`` (vectorised over runs) or ``"auto"`` (numba
+            when importable). Same random draws, so the same tasks, routing and
+            termination; float outputs agree to rounding (``tests/test_kernels.py``).
+        snapshot_every: rounds between snapshots of the gate values on the task signals
+            (0 = only final).
     """
 
     n_tasks: int = 6
@@ -115,7 +139,8 @@ class ExperimentConfig:
         check_int(self, "s", 1)
         if self.s >= self.d:
             raise ConfigError(
-                f"s={self.s} must be < d={self.d}: the over-parameterised regime (s < d) is required"
+                f"s={self.s} must be < d={self.d}: the over-parameterised regime (s < "
+                "d) is required"
             )
         check_int(self, "T", 1)
         check_int(self, "n_runs", 1)
@@ -154,10 +179,11 @@ class ExperimentConfig:
             raise ConfigError(f"shared_pool={self.shared_pool!r} must be True or False")
         if self.signal == "orthonormal" and self.K > self.d:
             raise ConfigError(
-                f"signal='orthonormal' needs n_clusters <= d (got K={self.K}, d={self.d})"
+                f"signal='orthonormal' needs n_clusters <= d (got K={self.K}, "
+                f"d={self.d})"
             )
 
-    # ----- derived constants -------------------------------------------------------------------
+    # ----- derived constants ----------------------------------------------------------
     @property
     def K(self) -> int:
         """Number of task clusters (N when ``n_clusters`` is None)."""
@@ -165,7 +191,8 @@ class ExperimentConfig:
 
     @property
     def r(self) -> float:
-        """``r = 1 - s/d``: expected fraction of an isotropic error left by one update (SPEC §6.5)."""
+        """``r = 1 - s/d``: expected fraction of an isotropic error left by one update
+        (SPEC §6.5)."""
         return 1.0 - self.s / self.d
 
     @property
@@ -175,7 +202,8 @@ class ExperimentConfig:
 
     @property
     def T1_value(self) -> int:
-        """Rounds before termination may start: ``ceil(M / (eta sigma0^0.25))`` unless set (SPEC A15)."""
+        """Rounds before termination may start: ``ceil(M / (eta sigma0^0.25))`` unless
+        set (SPEC A15)."""
         if self.T1 is not None:
             return int(self.T1)
         if self.eta == 0:
@@ -184,7 +212,8 @@ class ExperimentConfig:
 
     @property
     def cluster_spread_value(self) -> float:
-        """Std of the within-cluster perturbation of the ground truths (``sigma0**1.5`` unless set)."""
+        """Std of the within-cluster perturbation of the ground truths (``sigma0**1.5``
+        unless set)."""
         return (
             self.sigma0**1.5
             if self.cluster_spread is None
@@ -192,7 +221,8 @@ class ExperimentConfig:
         )
 
     def replace(self, **changes: Any) -> ExperimentConfig:
-        """Return a validated copy with some fields changed (unknown names raise ConfigError)."""
+        """Return a validated copy with some fields changed (unknown names raise
+        ConfigError)."""
         return replace_fields(self, changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,15 +231,18 @@ class ExperimentConfig:
 
 
 def replace_fields(obj: T_Config, changes: dict[str, Any]) -> T_Config:
-    """Validated copy of the frozen dataclass ``obj`` with ``changes``; unknown names raise one ConfigError.
+    """Validated copy of the frozen dataclass ``obj`` with ``changes``; unknown names
+    raise one ConfigError.
 
-    Shared by every configuration class of the library (validation re-runs in ``__post_init__``).
+    Shared by every configuration class of the library (validation re-runs in
+    ``__post_init__``).
     """
     names = {f.name for f in dataclasses.fields(obj)}
     unknown = sorted(set(changes) - names)
     if unknown:
         raise ConfigError(
-            f"unknown parameter(s) {unknown} for {type(obj).__name__}; valid names: {sorted(names)}"
+            f"unknown parameter(s) {unknown} for {type(obj).__name__}; valid names: "
+            f"{sorted(names)}"
         )
     return dataclasses.replace(obj, **changes)
 
@@ -217,10 +250,10 @@ def replace_fields(obj: T_Config, changes: dict[str, Any]) -> T_Config:
 def as_int(value: Any, name: str, minimum: int, *, optional: bool = False) -> Any:
     """The one integer rule of every configuration: ``value`` as an ``int``.
 
-    An ``int``, a numpy integer or an integral float (``100.0``, as YAML or papermill may
-    pass it) is accepted and returned as ``int``; ``bool``, strings, fractional numbers
-    and values below ``minimum`` raise :class:`ConfigError`. ``optional``: ``None`` is
-    accepted and returned.
+    An ``int``, a numpy integer or an integral float (``100.0``, as YAML or papermill
+    may pass it) is accepted and returned as ``int``; ``bool``, strings, fractional
+    numbers and values below ``minimum`` raise :class:`ConfigError`. ``optional``:
+    ``None`` is accepted and returned.
     """
     if optional and value is None:
         return None
@@ -246,7 +279,8 @@ def as_float(
     optional: bool = False,
 ) -> Any:
     """The one real-number rule: a finite number (not a bool or a string) as ``float``;
-    ``>= 0`` unless ``signed``, ``> 0`` when ``positive``; ``optional`` accepts ``None``."""
+    ``>= 0`` unless ``signed``, ``> 0`` when ``positive``; ``optional`` accepts
+    ``None``."""
     if optional and value is None:
         return None
     try:
@@ -277,7 +311,8 @@ def check_float(
     signed: bool = False,
     optional: bool = False,
 ) -> None:
-    """Validate the real field ``name`` of ``obj`` by :func:`as_float`; store a ``float``."""
+    """Validate the real field ``name`` of ``obj`` by :func:`as_float`; store a
+    ``float``."""
     value = as_float(
         getattr(obj, name), name, positive=positive, signed=signed, optional=optional
     )

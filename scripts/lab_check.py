@@ -1,15 +1,20 @@
-"""Headless end-to-end check of ``make lab`` (``make lab-check``; not part of CI, which never installs JupyterLab).
+"""Headless end-to-end check of ``make lab`` (``make lab-check``; not part of CI, which
+never installs JupyterLab).
 
 1. starts ``make lab`` in the background on a free port with a random token;
-2. waits for the server, then checks that the port listens on 127.0.0.1 and on no other address;
-3. opens a chapter notebook through the server (contents API), starts a session on it (kernel ``python3``, which
-   ``make lab`` maps to the project's venv), and runs every code cell over the kernel's websocket, in order;
-4. checks that the kernel is the project's venv python and runs in notebooks/ (as under nbval), that no cell
-   fails, and that the cells marked ``# NBVAL_CHECK_OUTPUT`` print what the stored notebook holds (after the
-   sanitizers of notebooks/nbval_sanitize.cfg, as nbval compares them);
+2. waits for the server, then checks that the port listens on 127.0.0.1 and on no other
+   address;
+3. opens a chapter notebook through the server (contents API), starts a session on it
+   (kernel ``python3``, which ``make lab`` maps to the project's venv), and runs every
+   code cell over the kernel's websocket, in order;
+4. checks that the kernel is the project's venv python and runs in notebooks/ (as under
+   nbval), that no cell fails, and that the cells marked ``# NBVAL_CHECK_OUTPUT`` print
+   what the stored notebook holds (after the sanitizers of notebooks/nbval_sanitize.cfg,
+   as nbval compares them);
 5. stops the server (``/api/shutdown``, then SIGTERM to its process group if needed).
 
-Runs with the lab venv's python (it needs ``websocket-client``, a dependency of jupyter-server).
+Runs with the lab venv's python (it needs ``websocket-client``, a dependency of
+jupyter-server).
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ def free_port() -> int:
 
 
 def listening_addresses(port: int) -> set[str]:
-    """Local addresses with a LISTEN socket on ``port`` (from /proc/net/tcp and tcp6)."""
+    """Local addresses with a LISTEN socket on ``port`` (from /proc/net/tcp and
+    tcp6)."""
     found = set()
     for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
         try:
@@ -100,7 +106,8 @@ def sanitizers() -> list[tuple[str, str]]:
 
 
 def text_of(outputs: list[dict]) -> str:
-    """The text nbval compares: streams and text/plain results (images are never compared)."""
+    """The text nbval compares: streams and text/plain results (images are never
+    compared)."""
     parts = []
     for o in outputs:
         if o.get("output_type") == "stream":
@@ -117,7 +124,8 @@ def text_of(outputs: list[dict]) -> str:
 def run_cell(
     ws: websocket.WebSocket, session: str, code: str, timeout: float
 ) -> tuple[str, list[dict]]:
-    """Send one execute_request; collect iopub outputs until the kernel is idle again."""
+    """Send one execute_request; collect iopub outputs until the kernel is idle
+    again."""
     msg_id = uuid.uuid4().hex
     ws.send(
         json.dumps(
@@ -195,7 +203,8 @@ def main() -> int:
         for _ in range(240):
             if proc.poll() is not None:
                 raise RuntimeError(
-                    f"make lab exited with {proc.returncode}; see .venv-lab/lab-check.log"
+                    f"make lab exited with {proc.returncode}; see "
+                    ".venv-lab/lab-check.log"
                 )
             try:
                 version = server.api("GET", "/api/status", timeout=2)
@@ -206,7 +215,8 @@ def main() -> int:
             raise RuntimeError("the server did not answer within 120 s")
         print(
             f"server up on 127.0.0.1:{port} after {time.monotonic() - t0:.1f} s "
-            f"(connections: {version.get('connections')}, kernels: {version.get('kernels')})"
+            f"(connections: {version.get('connections')}, kernels: "
+            f"{version.get('kernels')})"
         )
         addrs = listening_addresses(port)
         print(f"listening on: {sorted(addrs)}")
@@ -242,7 +252,8 @@ def main() -> int:
         )
         kernel_id, session_id = sess["kernel"]["id"], uuid.uuid4().hex
         ws = websocket.create_connection(
-            f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={session_id}",
+            f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels"
+            f"?session_id={session_id}",
             header=[f"Authorization: token {token}"],
             timeout=60,
         )
@@ -280,7 +291,8 @@ def main() -> int:
             if status != "ok":
                 err = next((o for o in out if o["output_type"] == "error"), {})
                 failures.append(
-                    f"cell {i} `{first}` failed: {err.get('ename')}: {err.get('evalue')}"
+                    f"cell {i} `{first}` failed: {err.get('ename')}: "
+                    f"{err.get('evalue')}"
                 )
                 break
             if first.startswith("# NBVAL_CHECK_OUTPUT"):
@@ -293,12 +305,13 @@ def main() -> int:
                     )
                 if want != got:
                     failures.append(
-                        f"cell {i}: checked output differs from the stored one:\n--- stored\n{want}\n"
-                        f"--- via make lab\n{got}"
+                        f"cell {i}: checked output differs from the stored one:\n--- "
+                        f"stored\n{want}\n--- via make lab\n{got}"
                     )
         print(
-            f"ran {len(code_cells)} code cells through the kernel in {time.monotonic() - t_run:.1f} s; "
-            f"{checked} checked cells ({compared} characters) equal to the stored outputs"
+            f"ran {len(code_cells)} code cells through the kernel in "
+            f"{time.monotonic() - t_run:.1f} s; {checked} checked cells ({compared} "
+            "characters) equal to the stored outputs"
         )
         ws.close()
         server.api("DELETE", f"/api/sessions/{sess['id']}")
@@ -329,7 +342,8 @@ def main() -> int:
         )
         return 1
     print(
-        f"lab check passed: {args.notebook} ran end to end through make lab on 127.0.0.1"
+        f"lab check passed: {args.notebook} ran end to end through make lab on "
+        "127.0.0.1"
     )
     return 0
 

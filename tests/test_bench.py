@@ -1,4 +1,5 @@
-"""The benchmark's naive reference equals the batched engine; engine building blocks; a quick smoke run.
+"""The benchmark's naive reference equals the batched engine; engine building blocks; a
+quick smoke run.
 
 No timing is asserted here (speed is measured by ``moecl bench``, never by tests).
 """
@@ -29,7 +30,8 @@ from moecl_lib.tools import bench
     ids=lambda c: f"M{c.n_experts}-{c.termination}-{c.signal}-d{c.d}",
 )
 def test_reference_equals_engine(cfg, backend):
-    """Same tasks, experts and termination rounds; float metrics within REFERENCE_RTOL (rounding only)."""
+    """Same tasks, experts and termination rounds; float metrics within REFERENCE_RTOL
+    (rounding only)."""
     errors = reference.check_reference(cfg.replace(backend=backend))
     assert max(errors.values()) < reference.REFERENCE_RTOL
 
@@ -40,7 +42,8 @@ def test_reference_subset_of_runs_matches_batch():
 
 
 def test_check_reference_can_fail():
-    """With zero tolerance the rounding differences between the two implementations are caught."""
+    """With zero tolerance the rounding differences between the two implementations are
+    caught."""
     cfg = ExperimentConfig(n_tasks=3, n_experts=3, d=8, s=3, T=60, n_runs=2, seed=9)
     with pytest.raises(AssertionError):
         reference.check_reference(cfg, rtol=0.0, atol=0.0)
@@ -55,8 +58,9 @@ def test_check_reference_can_fail():
     ],
 )
 def test_draws_reproduce_the_original_per_round_stream(kw):
-    """draw_rounds + round_inputs give bit for bit the draws of the original engine (sample_tasks,
-    sample_rounds, then the routing noise), so seeds keep their meaning across the optimisation."""
+    """draw_rounds + round_inputs give bit for bit the draws of the original engine
+    (sample_tasks, sample_rounds, then the routing noise), so seeds keep their meaning
+    across the optimisation."""
     cfg = ExperimentConfig(n_tasks=5, d=9, s=4, T=7, n_runs=6, seed=21, **kw)
     rng_a, rng_b = np.random.default_rng(cfg.seed), np.random.default_rng(cfg.seed)
     pool_a, pool_b = make_task_pool(cfg, rng_a), make_task_pool(cfg, rng_b)
@@ -79,8 +83,9 @@ def test_draws_reproduce_the_original_per_round_stream(kw):
     "kw", [dict(n_experts=4, beta_dist="uniform"), dict(n_experts=1, signal="none")]
 )
 def test_draws_into_reused_buffers_are_the_same_stream(kw):
-    """draw_rounds(out=...) fills reused buffers (a shorter last block uses their first rounds) with the same
-    numbers as fresh arrays; a buffer that is too small is refused."""
+    """draw_rounds(out=...) fills reused buffers (a shorter last block uses their first
+    rounds) with the same numbers as fresh arrays; a buffer that is too small is
+    refused."""
     from moecl_lib.linear.engine import empty_draws
 
     cfg = ExperimentConfig(n_tasks=5, d=9, s=4, T=7, n_runs=6, seed=21, **kw)
@@ -147,7 +152,8 @@ def test_argmax0_first_maximum_like_numpy():
 
 
 FLOAT32_RTOL, FLOAT32_ATOL = 1e-4, 1e-6
-"""Stated float32 tolerance: |x32 - x64| <= ATOL + RTOL |x64| for F, G, G_pool, err_new (observed: ~1e-5 rel)."""
+"""Stated float32 tolerance: |x32 - x64| <= ATOL + RTOL |x64| for F, G, G_pool, err_new
+(observed: ~1e-5 rel)."""
 
 
 @pytest.mark.parametrize(
@@ -160,7 +166,8 @@ FLOAT32_RTOL, FLOAT32_ATOL = 1e-4, 1e-6
     ],
 )
 def test_float32_agrees_with_float64(kw):
-    """float32 sees the same (rounded) random draws: identical routing at this seed, metrics within tolerance."""
+    """float32 sees the same (rounded) random draws: identical routing at this seed,
+    metrics within tolerance."""
     cfg = ExperimentConfig(n_runs=20, seed=7, **kw)
     a, b = simulate(cfg), simulate(cfg.replace(dtype="float32"))
     assert b.G.dtype == np.float32
@@ -173,7 +180,8 @@ def test_float32_agrees_with_float64(kw):
 
 
 def test_bench_smoke(tmp_path, capsys):
-    """The benchmark runs end to end on tiny sizes and writes its tables, figure and summary."""
+    """The benchmark runs end to end on tiny sizes and writes its tables, figure and
+    summary."""
     base = ExperimentConfig(n_tasks=3, n_experts=3, d=8, s=3, T=20, n_runs=4)
     plan = bench.Plan(
         name="test",

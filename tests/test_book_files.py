@@ -1,5 +1,5 @@
-"""Consistency of the book sources: toc entries exist, the status CSV keeps its schema and verdict vocabulary,
-and the configuration loads nothing from a CDN."""
+"""Consistency of the book sources: toc entries exist, the status CSV keeps its schema
+and verdict vocabulary, and the configuration loads nothing from a CDN."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from moecl_lib.tools.runner import toc_files
+from moecl_lib.tools.book_build import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -30,7 +30,8 @@ def test_toc_entries_exist():
 
 
 def test_reproduction_status_schema():
-    """The CSV holds claim text, source, chapter and rule only: no verdict, no evidence numbers."""
+    """The CSV holds claim text, source, chapter and rule only: no verdict, no evidence
+    numbers."""
     with open(BOOK / "reproduction_status.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["id", "kind", "claim", "source", "chapter", "rule"]
@@ -38,7 +39,8 @@ def test_reproduction_status_schema():
     notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     for i, row in enumerate(rows[1:], start=2):
         assert len(row) == 6, (
-            f"reproduction_status.csv line {i}: {len(row)} fields, expected 6 (quote commas)"
+            f"reproduction_status.csv line {i}: {len(row)} fields, expected 6 (quote "
+            "commas)"
         )
         claim_id, kind, claim, _source, chapter, rule = row
         assert claim_id.isidentifier(), (

@@ -74,7 +74,8 @@ def test_check_claims_hand_values():
     assert out["ratio_never_gap"] == pytest.approx(1.1 / 0.5)
     assert out["P1"] and out["P2"] and out["P3a"] and not out["P3b"]
     assert out["G_half_gap"] == pytest.approx(1.0)  # G at round T/2 = 2
-    # the single expert is only 2x worse -> G_T(gap) = 0.5 > 0.25 * 1.0: not converged enough
+    # the single expert is only 2x worse -> G_T(gap) = 0.5 > 0.25 * 1.0: not converged
+    # enough
     assert not check_claims(gap, never, single_G_T=0.9)["P3a"]
     # P2 needs the gap to be significant: huge spread between runs -> fails
     never_noisy = _member(

@@ -60,9 +60,10 @@ def test_integral_floats_are_accepted_as_ints():
     assert cfg.T == 100 and isinstance(cfg.T, int)
 
 
-# --------------------------------------------------------- one validation rule for every config
+# ------------------------------------------------- one validation rule for every config
 def test_every_config_class_follows_one_integer_rule() -> None:
-    """Integral floats are accepted and stored as int; bools and fractions are refused."""
+    """Integral floats are accepted and stored as int; bools and fractions are
+    refused."""
     from moecl_lib.deep.moe import DeepMoEConfig
     from moecl_lib.expert_gate.gate import ExpertGateConfig
 

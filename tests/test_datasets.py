@@ -1,4 +1,5 @@
-"""Loaders for the paper's formats (IDX, CIFAR pickles) on tiny files written here, and task builders."""
+"""Loaders for the paper's formats (IDX, CIFAR pickles) on tiny files written here, and
+task builders."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from moecl_lib.deep.learners import sample_stream
 
 
 def write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
-    """IDX: 00 00 08 <ndim>, big-endian uint32 dims, uint8 data (the MNIST file format)."""
+    """IDX: 00 00 08 <ndim>, big-endian uint32 dims, uint8 data (the MNIST file
+    format)."""
     arr = np.asarray(arr, dtype=np.uint8)
     raw = (
         bytes([0, 0, 0x08, arr.ndim])

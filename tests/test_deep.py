@@ -1,4 +1,5 @@
-"""Deep MoE learner: autograd router gradient vs SPEC §4.5, termination rules, determinism, stream runner."""
+"""Deep MoE learner: autograd router gradient vs SPEC §4.5, termination rules,
+determinism, stream runner."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def digit_tasks():
 @pytest.mark.parametrize("aux_grad", ["decay", "no_decay"])
 @pytest.mark.parametrize("task_loss", [False, True])
 def test_router_gradient_matches_spec(aux_grad: str, task_loss: bool) -> None:
-    """autograd on router_loss == c^(k) xbar with c from the explicit SPEC §4.5 formula (engine helper)."""
+    """autograd on router_loss == c^(k) xbar with c from the explicit SPEC §4.5 formula
+    (engine helper)."""
     M, t, alpha = 4, 7, 0.6
     moe = DeepMoE(
         DeepMoEConfig(
@@ -56,7 +58,8 @@ def test_router_gradient_matches_spec(aux_grad: str, task_loss: bool) -> None:
     th = theta.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(moe.router_loss(th, xbar, m, delta, tl), th)
     pi = torch.softmax(theta @ xbar, 0).numpy()[None]
-    # the task-loss term pi_m * L^tsk has the same gradient shape as the locality term (scalar L^tsk)
+    # the task-loss term pi_m * L^tsk has the same gradient shape as the locality term
+    # (scalar L^tsk)
     eff = delta + (tl if task_loss else 0.0)
     c = router_coefficients(
         np.array([eff]), pi, np.array([m]), moe.counts[None] / t, t, alpha, aux_grad
@@ -124,7 +127,8 @@ def test_termination_rules(digit_tasks, rule: str) -> None:
         # T2 is the first round t > T1 whose gates pass the gap test (-1 if none)
         assert T2 == first_gap_round(gates, res.experts, cfg)
     if T2 > 0:
-        # after the freeze the router no longer moves: recompute the gates with the final theta
+        # after the freeze the router no longer moves: recompute the gates with the
+        # final theta
         assert moe.active is False
         theta_final = moe.theta.clone()
         moe2, _ = run(digit_tasks, cfg)
@@ -143,7 +147,8 @@ def first_gap_round(gates: np.ndarray, experts: np.ndarray, cfg: DeepMoEConfig) 
 
 
 def test_gap_rule_fires_in_the_deep_learner(digit_tasks) -> None:
-    """With Gamma = 0 a clear winner passes the test soon after T1: the router freezes."""
+    """With Gamma = 0 a clear winner passes the test soon after T1: the router
+    freezes."""
     cfg = DeepMoEConfig(
         n_experts=3, termination="gap", T1=4, eta=0.5, lam=0.05, gamma=0.0, **TINY
     )
@@ -218,7 +223,8 @@ def test_stream_result_metrics(digit_tasks) -> None:
 
 
 def test_incremental_eval_equals_full_eval(digit_tasks) -> None:
-    """run_stream only re-evaluates the expert trained in a round; a full re-evaluation gives the same."""
+    """run_stream only re-evaluates the expert trained in a round; a full re-evaluation
+    gives the same."""
     cfg = DeepMoEConfig(n_experts=3, **TINY)
     stream = sample_stream(digit_tasks, 8, 40, np.random.default_rng(2))
     fast = run_stream(DeepMoE(cfg), digit_tasks, stream)
@@ -230,7 +236,8 @@ def test_incremental_eval_equals_full_eval(digit_tasks) -> None:
 
 
 def test_single_network_learns_a_task(digit_tasks) -> None:
-    """A CNN expert trained on one digit task for a few rounds beats chance clearly (the learner works)."""
+    """A CNN expert trained on one digit task for a few rounds beats chance clearly (the
+    learner works)."""
     cfg = DeepMoEConfig(in_shape=(1, 8, 8), lr=0.1, epochs=3, seed=0)
     stream = sample_stream(
         digit_tasks, 8, 60, np.random.default_rng(0), task_ids=[0] * 8

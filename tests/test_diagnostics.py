@@ -1,4 +1,5 @@
-"""Routing/specialisation diagnostics on hand-made routing sequences (hand-computed values)."""
+"""Routing/specialisation diagnostics on hand-made routing sequences (hand-computed
+values)."""
 
 import math
 
@@ -38,7 +39,8 @@ def test_routing_matrix_hand_counts():
         [[[2, 1], [2, 0], [0, 3]]]
     )  # expert 0: t=1,7 (task 0), t=2 (task 1)
     np.testing.assert_array_equal(rm, expected)
-    # window: rounds 2 < t <= 6 -> t = 3,4,5,6 -> expert1 x task0 twice, expert2 x task1 twice
+    # window: rounds 2 < t <= 6 -> t = 3,4,5,6 -> expert1 x task0 twice, expert2 x task1
+    # twice
     rm_w = routing_matrix(EXPERTS, TASKS, 3, 2, after=2, until=6)
     np.testing.assert_array_equal(rm_w, [[[0, 0], [2, 0], [0, 2]]])
 
@@ -47,7 +49,8 @@ def test_routing_purity_hand_values():
     rm = routing_matrix(EXPERTS, TASKS, 3, 2)
     # sum_m max_n = 2 + 2 + 3 = 7 over 8 rounds
     assert routing_purity(rm)[0] == pytest.approx(7 / 8)
-    # rounds 2..8: expert 0 gets task 1 (t=2) and task 0 (t=7) -> max 1; expert 1: 2; expert 2: 3 -> 6/7
+    # rounds 2..8: expert 0 gets task 1 (t=2) and task 0 (t=7) -> max 1; expert 1: 2;
+    # expert 2: 3 -> 6/7
     assert routing_purity(routing_matrix(EXPERTS, TASKS, 3, 2, after=1))[
         0
     ] == pytest.approx(6 / 7)
@@ -90,7 +93,8 @@ def test_expert_sets_coverage_sizes():
 
 
 def test_within_set_uniformity_hand_entropy():
-    # task 0 set = {0, 1} with counts 3 and 1: H = -(3/4 ln 3/4 + 1/4 ln 1/4), normalised by ln 2
+    # task 0 set = {0, 1} with counts 3 and 1: H = -(3/4 ln 3/4 + 1/4 ln 1/4),
+    # normalised by ln 2
     rm = np.array([[[3, 0], [1, 0], [0, 5]]])
     sets = expert_sets(rm)
     h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(2)
@@ -129,12 +133,14 @@ def test_expert_loads_and_load_entropy_windowed():
 def test_purity_over_time_windows():
     p, ends = purity_over_time(EXPERTS, TASKS, 3, 2, window=4)
     np.testing.assert_array_equal(ends, [4, 8])
-    # rounds 1-4: e0 gets tasks 0,1 (max 1), e1 task 0, e2 task 1 -> 3/4 ; rounds 5-8: e1:0, e2:1,1, e0:0 -> 1
+    # rounds 1-4: e0 gets tasks 0,1 (max 1), e1 task 0, e2 task 1 -> 3/4 ; rounds 5-8:
+    # e1:0, e2:1,1, e0:0 -> 1
     np.testing.assert_allclose(p[0], [0.75, 1.0])
 
 
 def test_gate_gaps_hand_values():
-    # one run, one snapshot, N = 2 tasks, M = 4 experts; sets: experts 0,1 -> task 0; 2 -> task 1; 3 idle
+    # one run, one snapshot, N = 2 tasks, M = 4 experts; sets: experts 0,1 -> task 0; 2
+    # -> task 1; 3 idle
     g = np.array(
         [
             [
@@ -212,7 +218,8 @@ def test_run_family_and_specialisation_on_engine():
     )
     rows = fam.rows()
     assert {"n_experts", "termination", "purity_early", "G_T", "wall_s"} <= set(rows[0])
-    # the per-run purity equals the purity of the routing matrix of the same window, recomputed by hand
+    # the per-run purity equals the purity of the routing matrix of the same window,
+    # recomputed by hand
     res = run_family(
         base, [{"termination": "never"}], window=20, keep_results=True, progress=False
     ).runs[0]
@@ -278,10 +285,13 @@ def test_primary_task_changes_hand_values():
     from moecl_lib.analysis.routing import primary_task_changes
 
     # M = 2, N = 2, windows of 2 rounds:
-    #   window 1: e0<-t0, e1<-t1   window 2: e0<-t1, e1<-t1   window 3: e0<-t1 twice (e1 idle)
+    #   window 1: e0<-t0, e1<-t1
+    #   window 2: e0<-t1, e1<-t1
+    #   window 3: e0<-t1 twice (e1 idle)
     experts = np.array([[0, 1, 0, 1, 0, 0]])
     tasks = np.array([[0, 1, 1, 1, 1, 1]])
     ch, ends = primary_task_changes(experts, tasks, 2, 2, window=2)
     np.testing.assert_array_equal(ends, [4, 6])
-    # w1->w2: e0 changed 0->1, e1 stayed 1 -> 1/2 ; w2->w3: only e0 active in both, stayed 1 -> 0
+    # w1->w2: e0 changed 0->1, e1 stayed 1 -> 1/2 ; w2->w3: only e0 active in both,
+    # stayed 1 -> 0
     np.testing.assert_allclose(ch[0], [0.5, 0.0])

@@ -1,4 +1,5 @@
-"""The batched Algorithm-1 engine: router gradient, incremental metrics, termination rules."""
+"""The batched Algorithm-1 engine: router gradient, incremental metrics, termination
+rules."""
 
 import numpy as np
 import pytest
@@ -89,14 +90,16 @@ def test_incremental_metrics_equal_naive_error_matrix(M):
 
 
 def test_expert_update_interpolates_and_moves_minimally():
-    """After its update the selected expert fits the round exactly; the change lies in span(X_t)."""
+    """After its update the selected expert fits the round exactly; the change lies in
+    span(X_t)."""
     cfg = ExperimentConfig(n_tasks=2, n_experts=1, d=6, s=2, T=2, n_runs=1, seed=11)
     res = simulate(cfg, record_weights=True)
     w1, w2 = res.weights[0, 0, 0], res.weights[0, 1, 0]
     # w_1 = P_1 w_{n_1} is a projection: ||w_1||^2 = <w_1, w_{n_1}>
     wn1 = res.pool.W[0, res.tasks[0, 0]]
     assert w1 @ w1 == pytest.approx(w1 @ wn1)
-    # min-change update: w_2 - w_1 is orthogonal to w_2 - w_{n_2} (Pythagoras of a projection)
+    # min-change update: w_2 - w_1 is orthogonal to w_2 - w_{n_2} (Pythagoras of a
+    # projection)
     wn2 = res.pool.W[0, res.tasks[0, 1]]
     assert (w2 - w1) @ (w2 - wn2) == pytest.approx(0.0, abs=1e-12)
 

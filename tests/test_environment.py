@@ -1,6 +1,7 @@
-"""Keep the set-up files in sync: pyproject.toml (single source of truth for the requirements), lock/ (the exact
-versions; tests/test_lock.py), environment.yml (conda wrapper around lock/dev.txt), package.json/package-lock.json
-(MathJax), the Makefile, .ci/run and the nbval sanitizers."""
+"""Keep the set-up files in sync: pyproject.toml (single source of truth for the
+requirements), lock/ (the exact versions; tests/test_lock.py), environment.yml (conda
+wrapper around lock/dev.txt), package.json/package-lock.json (MathJax), the Makefile,
+.ci/run and the nbval sanitizers."""
 
 from __future__ import annotations
 
@@ -39,9 +40,11 @@ def test_environment_yml_installs_the_lock():
     assert pip_entries == [
         ["--extra-index-url https://download.pytorch.org/whl/cpu", "-r lock/dev.txt"]
     ], (
-        "environment.yml must install exactly lock/dev.txt (torch's CPU build from PyTorch's CPU index)"
+        "environment.yml must install exactly lock/dev.txt (torch's CPU build from "
+        "PyTorch's CPU index)"
     )
-    # nothing else pinned in environment.yml: the lock (from pyproject.toml) is the single source of versions
+    # nothing else pinned in environment.yml: the lock (from pyproject.toml) is the
+    # single source of versions
     extra = [
         d
         for d in deps
@@ -113,18 +116,20 @@ def test_mathjax_pinned_and_locked():
 
 
 def test_makefile_and_runner_agree_on_mathjax_location():
-    from moecl_lib.tools import runner
+    from moecl_lib.tools import book_build
 
     make = (ROOT / "Makefile").read_text()
-    assert f"MATHJAX := {runner.MATHJAX_FILE.as_posix()}" in make
-    assert f"MATHJAX_SRC := {runner.MATHJAX_NPM.as_posix()}" in make
+    assert f"MATHJAX := {book_build.MATHJAX_FILE.as_posix()}" in make
+    assert f"MATHJAX_SRC := {book_build.MATHJAX_NPM.as_posix()}" in make
     cfg = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())["sphinx"][
         "config"
     ]
     static = cfg["html_static_path"]
-    # mathjax_path is relative to the output _static/, which receives the contents of each html_static_path
+    # mathjax_path is relative to the output _static/, which receives the contents of
+    # each html_static_path
     assert any(
-        (Path("book") / s / cfg["mathjax_path"]) == runner.MATHJAX_FILE for s in static
+        (Path("book") / s / cfg["mathjax_path"]) == book_build.MATHJAX_FILE
+        for s in static
     )
     assert "_static" not in static, (
         "jupyter-book injects every *.js under book/_static into every page"

@@ -1,4 +1,5 @@
-"""Expert Gate: hand-computed gate/relatedness/LwF values, autoencoder behaviour, learner protocol."""
+"""Expert Gate: hand-computed gate/relatedness/LwF values, autoencoder behaviour,
+learner protocol."""
 
 from __future__ import annotations
 
@@ -11,27 +12,29 @@ from torch import nn
 
 from moecl_lib.config import ConfigError
 from moecl_lib.deep.learners import RoundLearner, TaskData, run_stream, sample_stream
-from moecl_lib.expert_gate.gate import (
-    ExpertGate,
-    ExpertGateConfig,
+from moecl_lib.expert_gate.autoencoders import (
     GateAutoencoder,
     InputNormaliser,
-    as_class_logits,
-    distillation_loss,
     gate_probabilities,
-    head_outputs,
-    lwf_loss,
     reconstruction_errors,
     relatedness,
+)
+from moecl_lib.expert_gate.experts import (
+    as_class_logits,
+    distillation_loss,
+    head_outputs,
+    lwf_loss,
     task_head,
 )
+from moecl_lib.expert_gate.gate import ExpertGate, ExpertGateConfig
 
 
-# ------------------------------------------------------------------------------------ relatedness
+# -------------------------------------------------------------------------- relatedness
 def test_relatedness_hand_values() -> None:
     # Err_k (new AE) = 0.1, Err_a (old AE) = 0.12: 1 - 0.02/0.1 = 0.8
     assert relatedness(0.1, 0.12) == pytest.approx(0.8)
-    # equal errors -> 1; old AE better than the new one -> above 1; Err_a = 3 Err_k -> -1
+    # equal errors -> 1; old AE better than the new one -> above 1; Err_a = 3 Err_k ->
+    # -1
     assert relatedness(0.2, 0.2) == pytest.approx(1.0)
     assert relatedness(0.2, 0.1) == pytest.approx(1.5)
     assert relatedness(0.1, 0.3) == pytest.approx(-1.0)
@@ -39,7 +42,8 @@ def test_relatedness_hand_values() -> None:
 
 
 def test_relatedness_denominator_is_the_new_autoencoder() -> None:
-    # swapping the arguments changes the value: (0.12, 0.1) -> 1 - (0.1 - 0.12)/0.12 = 7/6
+    # swapping the arguments changes the value: (0.12, 0.1) -> 1 - (0.1 - 0.12)/0.12 =
+    # 7/6
     assert relatedness(0.12, 0.1) == pytest.approx(7.0 / 6.0)
     assert relatedness(0.12, 0.1) != pytest.approx(relatedness(0.1, 0.12))
 
@@ -53,7 +57,7 @@ def test_relatedness_bad_input(new, old) -> None:
         relatedness(new, old)
 
 
-# ------------------------------------------------------------------------------------ gate softmax
+# ------------------------------------------------------------------------- gate softmax
 def test_gate_probabilities_temperature_two_hand_values() -> None:
     # exp(-0.05), exp(-0.15), exp(-0.10) normalised
     p = gate_probabilities([0.1, 0.3, 0.2], temperature=2.0)
@@ -76,7 +80,7 @@ def test_gate_probabilities_bad_input() -> None:
         gate_probabilities(np.zeros((2, 2, 2)))
 
 
-# ------------------------------------------------------------------------------------ LwF loss
+# ----------------------------------------------------------------------------- LwF loss
 def test_lwf_loss_hand_computation() -> None:
     new = torch.tensor([[2.0, 0.0]])
     y = torch.tensor([0])
@@ -104,7 +108,8 @@ def test_distillation_minimised_by_teacher_and_sigmoid_unit_convention() -> None
     assert float(
         distillation_loss(teacher + torch.tensor([[0.5, 0.0, 0.0]]), teacher)
     ) > float(at_teacher)
-    # one sigmoid unit z: class logits [-z/2, z/2] have softmax [1 - sigmoid(z), sigmoid(z)]
+    # one sigmoid unit z: class logits [-z/2, z/2] have softmax [1 - sigmoid(z),
+    # sigmoid(z)]
     z = torch.tensor([[1.3]])
     p = torch.softmax(as_class_logits(z), dim=1)
     assert float(p[0, 1]) == pytest.approx(float(torch.sigmoid(z)), rel=1e-6)
@@ -112,7 +117,7 @@ def test_distillation_minimised_by_teacher_and_sigmoid_unit_convention() -> None
         distillation_loss(torch.zeros(2, 3), torch.zeros(2, 2))
 
 
-# ------------------------------------------------------------------------------------ autoencoder
+# -------------------------------------------------------------------------- autoencoder
 def _digit_tasks():
     from sklearn.datasets import load_digits
 
@@ -158,7 +163,7 @@ def test_autoencoder_and_normaliser_validate() -> None:
         reconstruction_errors([], z)
 
 
-# ------------------------------------------------------------------------------------ config
+# ------------------------------------------------------------------------------- config
 @pytest.mark.parametrize(
     "kw",
     [
@@ -183,7 +188,7 @@ def test_config_replace_unknown_name() -> None:
         ExpertGateConfig().replace(code_sise=3)
 
 
-# ------------------------------------------------------------------------------------ learner
+# ------------------------------------------------------------------------------ learner
 def _tasks(pairs=((0, 1), (2, 3), (4, 5)), n_train: int = 150) -> list[TaskData]:
     X, Y = _digit_tasks()
     g = torch.Generator().manual_seed(0)
@@ -315,7 +320,8 @@ def test_learner_rejects_bad_input() -> None:
 
 
 def test_expert_convention_sigmoid_unit_experts() -> None:
-    """Experts with one sigmoid unit and their own loss/logits (as moecl_lib.deep.moe.CNNExpert) are supported."""
+    """Experts with one sigmoid unit and their own loss/logits (as
+    moecl_lib.deep.moe.CNNExpert) are supported."""
 
     class OneUnit(nn.Module):
         def __init__(self) -> None:
@@ -365,7 +371,7 @@ def test_determinism_at_fixed_seed() -> None:
     assert float(outs[0].std()) > 0
 
 
-# ------------------------------------------------------------------------------------ linear stream
+# ------------------------------------------------------------------------ linear stream
 from moecl_lib.config import ExperimentConfig  # noqa: E402
 from moecl_lib.expert_gate.linear import (  # noqa: E402
     merged_task_pairs,
@@ -420,7 +426,8 @@ def test_linear_expert_gate_finds_the_tasks_and_beats_a_single_expert() -> None:
 
 def test_oracle_assignment_hand_cases() -> None:
     np.testing.assert_array_equal(oracle_assignment(np.array([0, 1, 2]), 5), [0, 1, 2])
-    # N=6 in K=2 clusters, M=4: cluster 0 owns experts {0,1}, cluster 1 owns {2,3}, round-robin inside
+    # N=6 in K=2 clusters, M=4: cluster 0 owns experts {0,1}, cluster 1 owns {2,3},
+    # round-robin inside
     np.testing.assert_array_equal(
         oracle_assignment(np.array([0, 0, 0, 1, 1, 1]), 4), [0, 1, 0, 2, 3, 2]
     )
@@ -432,7 +439,8 @@ def test_oracle_assignment_hand_cases() -> None:
 def test_routing_accuracy_and_merges_hand_case() -> None:
     experts = np.array([[0, 0, 1, 1, 0, 2]])
     tasks = np.array([[0, 0, 1, 0, 0, 1]])
-    # owners: expert 0 -> task 0 (3 rounds), expert 1 -> tie(0,1) -> task 0, expert 2 -> task 1
+    # owners: expert 0 -> task 0 (3 rounds), expert 1 -> tie(0,1) -> task 0, expert 2 ->
+    # task 1
     np.testing.assert_allclose(
         routing_accuracy(experts, tasks, 3, 2, window=3), [[2 / 3, 1.0]]
     )
@@ -460,17 +468,18 @@ def test_simulate_gate_rejects_bad_input(kw) -> None:
         simulate_gate(LIN, **kw)
 
 
-# ------------------------------------------------------------------------------------ experiments module
-from moecl_lib.expert_gate.experiments import (  # noqa: E402
+# ------------------------------------------------------------------- experiments module
+from moecl_lib.expert_gate.baselines import (  # noqa: E402
     MultiHeadNet,
-    OracleRouter,
-    domain_tasks,
     evaluate_gate,
-    learner_parameters,
     multihead_accuracy,
-    resize_images,
     train_joint,
     train_sequential,
+)
+from moecl_lib.expert_gate.experiments import domain_tasks, resize_images  # noqa: E402
+from moecl_lib.expert_gate.round_stream import (  # noqa: E402
+    OracleRouter,
+    learner_parameters,
 )
 
 

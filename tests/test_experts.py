@@ -1,4 +1,5 @@
-"""LinearExperts: the min-change update and the incremental F_t / G_t on hand-computed values."""
+"""LinearExperts: the min-change update and the incremental F_t / G_t on hand-computed
+values."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ def test_hand_computed_two_rounds():
     r1 = bank.learn(np.array([0]), np.array([0]), e1, np.array([[1.0]]))
     assert np.isnan(r1.F[0]) and r1.G[0] == 0.0 and r1.err_new[0] == 0.0
     np.testing.assert_allclose(bank.w[0, 0], [1.0, 0.0])
-    # round 2: same expert learns task 1 from x = e2 -> w = (1, 1): the past arrival's error rises 0 -> 1
+    # round 2: same expert learns task 1 from x = e2 -> w = (1, 1): the past arrival's
+    # error rises 0 -> 1
     r2 = bank.learn(np.array([0]), np.array([1]), e2, np.array([[1.0]]))
     np.testing.assert_allclose(bank.w[0, 0], [1.0, 1.0])
     assert r2.F[0] == pytest.approx(1.0)  # (1 - 0) / (t - 1)

@@ -1,8 +1,10 @@
-"""The compiled kernel (backend="numba") against the numpy engine (backend="numpy"): same draws, same outputs.
+"""The compiled kernel (backend="numba") against the numpy engine (backend="numpy"):
+same draws, same outputs.
 
-Discrete outputs (tasks, experts, termination rounds) must be equal; float outputs agree to rounding. Both
-implementations orthonormalise with the same modified Gram-Schmidt in the same order, so the expert parameters
-and F/G come out bit for bit equal in practice; the router parameters differ by summation order only.
+Discrete outputs (tasks, experts, termination rounds) must be equal; float outputs agree
+to rounding. Both implementations orthonormalise with the same modified Gram-Schmidt in
+the same order, so the expert parameters and F/G come out bit for bit equal in practice;
+the router parameters differ by summation order only.
 """
 
 import numpy as np
@@ -72,7 +74,8 @@ def test_numba_equals_numpy(kw):
 
 
 def test_float32_kernel_close_to_numpy_float32():
-    """float32 state in both implementations (the kernel accumulates in float64): same routing, close metrics."""
+    """float32 state in both implementations (the kernel accumulates in float64): same
+    routing, close metrics."""
     a, b = _pair(dict(n_experts=5, dtype="float32", T=300))
     assert b.G.dtype == np.float32
     for key in ("tasks", "experts", "T2"):
@@ -84,8 +87,9 @@ def test_float32_kernel_close_to_numpy_float32():
 
 
 def test_prefetch_thread_does_not_change_the_stream():
-    """Draws made in the worker thread (prefetch) or in turn give identical results and leave the generator
-    in the same state as the numpy engine (a caller's generator can be reused)."""
+    """Draws made in the worker thread (prefetch) or in turn give identical results and
+    leave the generator in the same state as the numpy engine (a caller's generator can
+    be reused)."""
     from moecl_lib.linear import engine
     from moecl_lib.linear.tasks import make_task_pool
 
@@ -114,7 +118,8 @@ def test_prefetch_thread_does_not_change_the_stream():
 
 
 def test_kernel_catches_a_changed_update():
-    """The comparison can fail: a kernel run with a different step size disagrees with the numpy engine."""
+    """The comparison can fail: a kernel run with a different step size disagrees with
+    the numpy engine."""
     cfg = ExperimentConfig(n_tasks=4, n_experts=4, d=10, s=4, T=120, n_runs=6, seed=3)
     a = simulate(cfg.replace(backend="numpy"))
     b = simulate(cfg.replace(backend="numba", eta=cfg.eta * (1 + 1e-6)))
@@ -139,10 +144,11 @@ def test_unknown_backend_is_a_config_error():
 
 
 def test_backends_agree_in_distribution_where_runs_diverge():
-    """Strongly driven routers (calibrated setting, M=20) amplify rounding: numpy's SIMD exp and libm's exp
-    differ in the last bit for a few % of inputs, and after a near-tie a run may follow another, equally valid
-    trajectory. Then the two backends must still agree in distribution: paired mean differences of G_T, F_T and
-    the routing purity within 4 standard errors at this fixed seed."""
+    """Strongly driven routers (calibrated setting, M=20) amplify rounding: numpy's SIMD
+    exp and libm's exp differ in the last bit for a few % of inputs, and after a
+    near-tie a run may follow another, equally valid trajectory. Then the two backends
+    must still agree in distribution: paired mean differences of G_T, F_T and the
+    routing purity within 4 standard errors at this fixed seed."""
     from moecl_lib.analysis.calibration import setting_config
     from moecl_lib.analysis.metrics import mean_se
     from moecl_lib.analysis.routing import result_routing_matrix, routing_purity

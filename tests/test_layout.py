@@ -45,13 +45,7 @@ OVERSIZED_MODULES: set[str] = {
     "moecl_lib.claims.prop2_no_termination",
     "moecl_lib.claims.thm1_moe_many_experts",
     "moecl_lib.claims.thm2_moe_few_experts",
-    "moecl_lib.expert_gate.experiments",
-    "moecl_lib.expert_gate.gate",
     "moecl_lib.linear.engine",
-    "moecl_lib.theory.exact",
-    "moecl_lib.theory.moe",
-    "moecl_lib.tools.bench",
-    "moecl_lib.tools.runner",
 }
 OVERSIZED_FUNCTIONS: set[str] = {
     "moecl_lib.claims.dnn_expert_sweep.derive",
@@ -67,20 +61,10 @@ OVERSIZED_FUNCTIONS: set[str] = {
     "moecl_lib.claims.sweep_experts.run",
     "moecl_lib.claims.thm1_moe_many_experts.run",
     "moecl_lib.claims.thm2_moe_few_experts.run",
-    "moecl_lib.deep.learners.run_stream",
-    "moecl_lib.expert_gate.experiments.relatedness_study",
-    "moecl_lib.expert_gate.experiments.run_classic",
-    "moecl_lib.expert_gate.gate._new_task",
-    "moecl_lib.expert_gate.linear.simulate_gate",
     "moecl_lib.linear.engine._numba_loop",
     "moecl_lib.linear.engine._numpy_loop",
     "moecl_lib.linear.forced.simulate_specialised",
     "moecl_lib.linear.reference.reference_simulate",
-    "moecl_lib.theory.exact.moe_exact_given_routing",
-    "moecl_lib.theory.exact.single_expert_exact",
-    "moecl_lib.tools.bench.run_benchmark",
-    "moecl_lib.tools.lockfile.main",
-    "moecl_lib.tools.runner.run_notebooks",
 }
 
 

@@ -1,4 +1,5 @@
-"""Community and paper metrics on hand-computed matrices (sign and denominator conventions)."""
+"""Community and paper metrics on hand-computed matrices (sign and denominator
+conventions)."""
 
 import numpy as np
 import pytest
@@ -21,7 +22,8 @@ def test_average_accuracy():
 
 
 def test_backward_transfer_divides_by_T_minus_1():
-    # (0.7 - 0.9) + (0.5 - 0.8) = -0.5 ; / (T - 1) = 2  -> -0.25 (GEM's code would give -0.5/3)
+    # (0.7 - 0.9) + (0.5 - 0.8) = -0.5 ; / (T - 1) = 2  -> -0.25 (GEM's code would give
+    # -0.5/3)
     assert metrics.backward_transfer(A) == pytest.approx(-0.25)
 
 
@@ -30,7 +32,8 @@ def test_forgetting_chaudhry_uses_max_over_previous_steps():
     assert metrics.forgetting_chaudhry(A) == pytest.approx(0.25)
     B = np.array([[0.5, NAN, NAN], [0.9, 0.8, NAN], [0.7, 0.8, 0.9]])
     # task 0: max(0.5, 0.9) - 0.7 = 0.2, task 1: 0.8 - 0.8 = 0 -> 0.1 of forgetting,
-    # while BWT = ((0.7 - 0.5) + 0) / 2 = +0.1 reports positive transfer on the same matrix
+    # while BWT = ((0.7 - 0.5) + 0) / 2 = +0.1 reports positive transfer on the same
+    # matrix
     assert metrics.forgetting_chaudhry(B) == pytest.approx(0.1)
     assert metrics.backward_transfer(B) == pytest.approx(0.1)
 

@@ -1,7 +1,9 @@
-"""Tests of the notebook runner and the ``moecl`` CLI (moecl_lib.tools.runner, moecl_lib.tools.cli).
+"""Tests of the notebook runner and the ``moecl`` CLI (moecl_lib.tools.runner,
+moecl_lib.tools.cli).
 
-Pure parts (profiles, stem selection, parameter-cell inspection, failure formatting, toc checks) are tested
-directly; one end-to-end test runs two tiny notebooks through papermill (one passes, one fails).
+Pure parts (profiles, stem selection, parameter-cell inspection, failure formatting, toc
+checks) are tested directly; one end-to-end test runs two tiny notebooks through
+papermill (one passes, one fails).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from moecl_lib.tools import cli, runner
+from moecl_lib.tools import book_build, cell_failures, cli, notebook_profiles, runner
 from moecl_lib.tools.runner import RunnerError
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # helpers
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _nb(cells: list[tuple[str, str, list[str]]]) -> dict:
@@ -58,19 +60,19 @@ def _repo(tmp_path: Path, notebooks: dict[str, dict], profiles: str = "") -> Pat
     return tmp_path
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # profiles
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_parse_profiles_empty_and_comment_only():
-    assert runner.parse_profiles("") == {}
-    assert runner.parse_profiles("# only a comment\n") == {}
+    assert notebook_profiles.parse_profiles("") == {}
+    assert notebook_profiles.parse_profiles("# only a comment\n") == {}
 
 
 def test_parse_profiles_valid_and_empty_entries():
     text = "a:\n  paper:\n    n_runs: 200\n    T: 50\nb:\nc:\n  paper:\n"
-    assert runner.parse_profiles(text) == {
+    assert notebook_profiles.parse_profiles(text) == {
         "a": {"paper": {"n_runs": 200, "T": 50}},
         "b": {},
         "c": {"paper": {}},
@@ -92,49 +94,54 @@ def test_parse_profiles_rejects_bad_structure(text, fragment):
     with pytest.raises(
         RunnerError, match=fragment.replace("[", r"\[").replace(".", r"\.")
     ):
-        runner.parse_profiles(text)
+        notebook_profiles.parse_profiles(text)
 
 
 def test_load_profiles_missing_file_means_no_overrides(tmp_path):
-    assert runner.load_profiles(tmp_path / "nope.yml") == {}
+    assert notebook_profiles.load_profiles(tmp_path / "nope.yml") == {}
 
 
 def test_known_profiles_and_unknown_profile_error():
     profiles = {"a": {"paper": {"n": 1}, "huge": {"n": 9}}}
-    assert runner.known_profiles(profiles) == ["quick", "paper", "huge"]
-    runner.check_profile("huge", profiles)
+    assert notebook_profiles.known_profiles(profiles) == ["quick", "paper", "huge"]
+    notebook_profiles.check_profile("huge", profiles)
     with pytest.raises(
         RunnerError, match=r"unknown profile 'papr'; known profiles: quick, paper, huge"
     ):
-        runner.check_profile("papr", profiles)
+        notebook_profiles.check_profile("papr", profiles)
 
 
 def test_resolve_parameters_merging_order():
     profiles = {"a": {"paper": {"n_runs": 200, "T": 50}}}
-    assert runner.resolve_parameters("a", "quick", profiles) == {}
-    assert runner.resolve_parameters("a", "paper", profiles) == {"n_runs": 200, "T": 50}
+    assert notebook_profiles.resolve_parameters("a", "quick", profiles) == {}
+    assert notebook_profiles.resolve_parameters("a", "paper", profiles) == {
+        "n_runs": 200,
+        "T": 50,
+    }
     assert (
-        runner.resolve_parameters("b", "paper", profiles) == {}
+        notebook_profiles.resolve_parameters("b", "paper", profiles) == {}
     )  # no entry: stored parameters
     # command-line extras are applied last and win, in every profile
-    assert runner.resolve_parameters("a", "paper", profiles, {"T": 7}) == {
+    assert notebook_profiles.resolve_parameters("a", "paper", profiles, {"T": 7}) == {
         "n_runs": 200,
         "T": 7,
     }
-    assert runner.resolve_parameters("a", "quick", profiles, {"T": 7}) == {"T": 7}
+    assert notebook_profiles.resolve_parameters("a", "quick", profiles, {"T": 7}) == {
+        "T": 7
+    }
     with pytest.raises(RunnerError, match="unknown profile"):
-        runner.resolve_parameters("a", "nope", profiles)
+        notebook_profiles.resolve_parameters("a", "nope", profiles)
 
 
 def test_resolve_parameters_does_not_mutate_profiles():
     profiles = {"a": {"paper": {"T": 50}}}
-    runner.resolve_parameters("a", "paper", profiles, {"T": 1, "x": 2})
+    notebook_profiles.resolve_parameters("a", "paper", profiles, {"T": 1, "x": 2})
     assert profiles == {"a": {"paper": {"T": 50}}}
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # parameters cell and stems
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_parameter_names_from_tagged_cell():
@@ -144,7 +151,8 @@ def test_parameter_names_from_tagged_cell():
             ("code", "import math", []),
             (
                 "code",
-                "n_runs = 20\nT: int = 50\na, b = 1, 2\n# comment\nseeds = list(range(3))",
+                "n_runs = 20\nT: int = 50\na, b = 1, 2\n# comment\nseeds = "
+                "list(range(3))",
                 ["parameters"],
             ),
             (
@@ -154,74 +162,88 @@ def test_parameter_names_from_tagged_cell():
             ),  # only the first tagged cell counts (as in papermill)
         ]
     )
-    assert runner.parameter_names(nb) == ["n_runs", "T", "a", "b", "seeds"]
+    assert notebook_profiles.parameter_names(nb) == ["n_runs", "T", "a", "b", "seeds"]
 
 
 def test_parameter_names_absent_and_broken():
-    assert runner.parameter_names(_nb([("code", "x = 1", [])])) is None
+    assert notebook_profiles.parameter_names(_nb([("code", "x = 1", [])])) is None
     with pytest.raises(RunnerError, match="parameters cell does not parse"):
-        runner.parameter_names(_nb([("code", "x = (", ["parameters"])]))
+        notebook_profiles.parameter_names(_nb([("code", "x = (", ["parameters"])]))
 
 
 def test_check_overrides_catches_typos():
-    runner.check_overrides(
+    notebook_profiles.check_overrides(
         "a", {}, None
     )  # nothing to inject: fine even without a parameters cell
-    runner.check_overrides("a", {"T": 1}, ["T", "n_runs"])
+    notebook_profiles.check_overrides("a", {"T": 1}, ["T", "n_runs"])
     with pytest.raises(
         RunnerError,
-        match=r"a: unknown parameter\(s\) n_run; the parameters cell defines: T, n_runs",
+        match=r"a: unknown parameter\(s\) n_run; the parameters cell defines: "
+        r"T, n_runs",
     ):
-        runner.check_overrides("a", {"n_run": 1}, ["T", "n_runs"])
+        notebook_profiles.check_overrides("a", {"n_run": 1}, ["T", "n_runs"])
     with pytest.raises(RunnerError, match="no cell tagged 'parameters'"):
-        runner.check_overrides("a", {"T": 1}, None)
+        notebook_profiles.check_overrides("a", {"T": 1}, None)
 
 
 def test_select_stems():
     avail = ["prop4_single_expert", "fig2", "prop1"]
-    assert runner.select_stems(avail, None) == ["fig2", "prop1", "prop4_single_expert"]
-    assert runner.select_stems(avail, ["prop1", "notebooks/fig2.ipynb", "prop1"]) == [
+    assert notebook_profiles.select_stems(avail, None) == [
+        "fig2",
+        "prop1",
+        "prop4_single_expert",
+    ]
+    assert notebook_profiles.select_stems(
+        avail, ["prop1", "notebooks/fig2.ipynb", "prop1"]
+    ) == [
         "fig2",
         "prop1",
     ]
     with pytest.raises(
         RunnerError,
-        match="unknown notebook 'prop9'; available stems: fig2, prop1, prop4_single_expert",
+        match="unknown notebook 'prop9'; available stems: fig2, prop1, "
+        "prop4_single_expert",
     ):
-        runner.select_stems(avail, ["prop9"])
+        notebook_profiles.select_stems(avail, ["prop9"])
     with pytest.raises(RunnerError, match="no notebooks found"):
-        runner.select_stems([], None)
+        notebook_profiles.select_stems([], None)
 
 
 def test_discover_notebooks_sorted_and_ignores_hidden(tmp_path):
     for name in ["b.ipynb", "a.ipynb", ".hidden.ipynb", "notes.md"]:
         (tmp_path / name).write_text("{}")
-    assert list(runner.discover_notebooks(tmp_path)) == ["a", "b"]
+    assert list(notebook_profiles.discover_notebooks(tmp_path)) == ["a", "b"]
     with pytest.raises(RunnerError, match="does not exist"):
-        runner.discover_notebooks(tmp_path / "missing")
+        notebook_profiles.discover_notebooks(tmp_path / "missing")
 
 
 def test_stale_profile_entries():
-    assert runner.stale_profile_entries({"a": {}, "zz": {}}, ["a", "b"]) == ["zz"]
+    assert notebook_profiles.stale_profile_entries({"a": {}, "zz": {}}, ["a", "b"]) == [
+        "zz"
+    ]
 
 
 def test_parse_cli_value():
-    assert runner.parse_cli_value("2000") == 2000
-    assert runner.parse_cli_value("0.5") == 0.5
-    assert runner.parse_cli_value("true") is True
-    assert runner.parse_cli_value("[1, 2]") == [1, 2]
-    assert runner.parse_cli_value("gap") == "gap"
-    assert runner.parse_cli_value("a: [") == "a: ["
+    assert notebook_profiles.parse_cli_value("2000") == 2000
+    assert notebook_profiles.parse_cli_value("0.5") == 0.5
+    assert notebook_profiles.parse_cli_value("true") is True
+    assert notebook_profiles.parse_cli_value("[1, 2]") == [1, 2]
+    assert notebook_profiles.parse_cli_value("gap") == "gap"
+    assert notebook_profiles.parse_cli_value("a: [") == "a: ["
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # failure reports
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 _TB = [
-    "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
-    "\x1b[0;31mAssertionError\x1b[0m                            Traceback (most recent call last)",
-    "Cell \x1b[0;32mIn[4], line 3\x1b[0m\n\x1b[1;32m      1\x1b[0m g = 1.0\n----> 3 assert g < 0.5, 'G_t off'",
+    "\x1b[0;31m"
+    "---------------------------------------------------------------------------"
+    "\x1b[0m",
+    "\x1b[0;31mAssertionError\x1b[0m                            Traceback (most recent "
+    "call last)",
+    "Cell \x1b[0;32mIn[4], line 3\x1b[0m\n\x1b[1;32m      1\x1b[0m g = 1.0\n----> 3 "
+    "assert g < 0.5, 'G_t off'",
     "\x1b[0;31mAssertionError\x1b[0m: G_t off",
 ]
 
@@ -234,7 +256,8 @@ def test_format_failure_is_short_and_names_cell_and_exception():
             ("code", "\n\ng = 1.0\n\nassert g < 0.5, 'G_t off'", []),
         ]
     )
-    # papermill's index counts its injected-parameters cell: 3 in the executed notebook, 2 in the input
+    # papermill's index counts its injected-parameters cell: 3 in the executed notebook,
+    # 2 in the input
     exc = SimpleNamespace(
         cell_index=3,
         source="\n\ng = 1.0\n\nassert g < 0.5, 'G_t off'",
@@ -242,10 +265,10 @@ def test_format_failure_is_short_and_names_cell_and_exception():
         evalue="G_t off",
         traceback=_TB,
     )
-    failure = runner.failure_from_exception(exc, input_nb)
+    failure = cell_failures.failure_from_exception(exc, input_nb)
     assert failure.cell_index == 2
     assert failure.line_in_cell == 3
-    msg = runner.format_failure(
+    msg = cell_failures.format_failure(
         "prop4_single_expert", failure, Path("book/generated/prop4_single_expert.ipynb")
     )
     lines = msg.splitlines()
@@ -266,20 +289,20 @@ def test_format_failure_real_papermill_exception_and_long_messages():
         evalue="first line\nsecond line",
         traceback=[],
     )
-    msg = runner.format_failure("nb", runner.failure_from_exception(exc))
+    msg = cell_failures.format_failure("nb", cell_failures.failure_from_exception(exc))
     assert msg.splitlines() == [
         "FAILED nb: cell 5 `x = f()`",
         "  ValueError: first line [...]",
     ]
-    long = runner.CellFailure(1, "y = 2", "RuntimeError", "z" * 1000)
-    assert len(runner.format_failure("nb", long).splitlines()[1]) <= 302
+    long = cell_failures.CellFailure(1, "y = 2", "RuntimeError", "z" * 1000)
+    assert len(cell_failures.format_failure("nb", long).splitlines()[1]) <= 302
 
 
 def test_format_failure_without_cell():
-    failure = runner.failure_from_exception(
+    failure = cell_failures.failure_from_exception(
         RuntimeError("Kernel died before replying\nmore")
     )
-    msg = runner.format_failure("nb", failure)
+    msg = cell_failures.format_failure("nb", failure)
     assert msg.splitlines() == [
         "FAILED nb: during execution (no cell)",
         "  RuntimeError: more",
@@ -287,9 +310,9 @@ def test_format_failure_without_cell():
 
 
 def test_first_code_line():
-    assert runner.first_code_line("\n  \n  x = 1  \ny") == "x = 1"
-    assert runner.first_code_line("") == "(empty cell)"
-    assert runner.first_code_line("a" * 200).endswith("...")
+    assert cell_failures.first_code_line("\n  \n  x = 1  \ny") == "x = 1"
+    assert cell_failures.first_code_line("") == "(empty cell)"
+    assert cell_failures.first_code_line("a" * 200).endswith("...")
 
 
 def test_summary_table_lists_every_notebook_and_total():
@@ -312,9 +335,9 @@ def test_summary_table_lists_every_notebook_and_total():
     assert last.startswith("elapsed (2 at once)") and last.endswith("3.2")
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # book checks
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_toc_files_walks_parts_chapters_sections():
@@ -331,7 +354,7 @@ def test_toc_files_walks_parts_chapters_sections():
             },
         ],
     }
-    assert runner.toc_files(toc) == ["intro", "setting", "generated/p4", "s1"]
+    assert book_build.toc_files(toc) == ["intro", "setting", "generated/p4", "s1"]
 
 
 def test_check_book_inputs_errors(tmp_path):
@@ -339,40 +362,41 @@ def test_check_book_inputs_errors(tmp_path):
     book = root / "book"
     book.mkdir()
     (book / "_toc.yml").write_text(
-        "format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n  - file: generated/p9\n"
+        "format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n  - file: "
+        "generated/p9\n"
     )
     with pytest.raises(RunnerError, match="book/generated/ does not exist"):
-        runner.check_book_inputs(root)
+        book_build.check_book_inputs(root)
     (book / "generated").mkdir()
     with pytest.raises(
         RunnerError, match="lists generated/p9 but notebooks/p9.ipynb does not exist"
     ):
-        runner.check_book_inputs(root)
+        book_build.check_book_inputs(root)
     (book / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: generated/p4\n"
     )
     with pytest.raises(
         RunnerError, match="lacks p4.ipynb .*moecl notebooks --profile paper --only p4"
     ):
-        runner.check_book_inputs(root)
+        book_build.check_book_inputs(root)
     (book / "generated" / "p4.ipynb").write_text("{}")
     with pytest.raises(RunnerError, match="MathJax"):
-        runner.check_book_inputs(root)
-    npm = root / runner.MATHJAX_NPM
+        book_build.check_book_inputs(root)
+    npm = root / book_build.MATHJAX_NPM
     npm.parent.mkdir(parents=True)
     npm.write_text("// mathjax")
-    runner.check_book_inputs(root)  # copies MathJax from node_modules
-    assert (root / runner.MATHJAX_FILE).read_text() == "// mathjax"
+    book_build.check_book_inputs(root)  # copies MathJax from node_modules
+    assert (root / book_build.MATHJAX_FILE).read_text() == "// mathjax"
 
 
 def test_book_command_is_strict():
-    cmd = runner.book_command(Path("/repo"))
+    cmd = book_build.book_command(Path("/repo"))
     assert cmd[1:5] == ["build", "-W", "-n", "--keep-going"] and cmd[-1] == "/repo/book"
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # CLI
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_cli_registry_has_builtin_commands_and_refuses_duplicates():
@@ -393,9 +417,8 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
     )
     assert cli.main(["notebooks", "--profile", "papr", "--root", str(root)]) == 2
     err = capsys.readouterr().err.strip()
-    assert (
-        err
-        == "moecl notebooks: error: unknown profile 'papr'; known profiles: quick, paper"
+    assert err == (
+        "moecl notebooks: error: unknown profile 'papr'; known profiles: quick, paper"
     )
     assert cli.main(["notebooks", "--only", "zz", "--root", str(root)]) == 2
     assert "unknown notebook 'zz'; available stems: a" in capsys.readouterr().err
@@ -413,9 +436,9 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, capsys):
     )
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # end to end (two kernel starts)
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -460,7 +483,8 @@ def test_run_notebooks_end_to_end_inplace(tmp_path, jobs, monkeypatch):
     assert Path.cwd() == before
     assert [(r.stem, r.ok) for r in results] == [("a_ok", True), ("b_bad", False)]
 
-    # the passing notebook was refreshed in place, with the override injected and cwd = repo root
+    # the passing notebook was refreshed in place, with the override injected and cwd =
+    # repo root
     done = json.loads((root / "notebooks" / "a_ok.ipynb").read_text())
     printed = "".join(
         "".join(o.get("text", "")) for c in done["cells"] for o in c.get("outputs", [])
@@ -499,10 +523,12 @@ def test_the_repository_profiles_name_only_parameters_of_their_notebooks():
     """Every paper-profile override in notebooks/profiles.yml is a variable of the
     notebook's parameters cell (the check `moecl notebooks` makes before running)."""
     root = Path(__file__).resolve().parents[1]
-    profiles = runner.load_profiles(root / "notebooks" / "profiles.yml")
-    notebooks = runner.discover_notebooks(root / "notebooks")
+    profiles = notebook_profiles.load_profiles(root / "notebooks" / "profiles.yml")
+    notebooks = notebook_profiles.discover_notebooks(root / "notebooks")
     assert set(profiles) <= set(notebooks)
     for stem, path in notebooks.items():
-        params = runner.resolve_parameters(stem, "paper", profiles, {})
-        names = runner.parameter_names(runner.read_notebook_json(path))
-        runner.check_overrides(stem, params, names)
+        params = notebook_profiles.resolve_parameters(stem, "paper", profiles, {})
+        names = notebook_profiles.parameter_names(
+            notebook_profiles.read_notebook_json(path)
+        )
+        notebook_profiles.check_overrides(stem, params, names)

@@ -1,4 +1,5 @@
-"""The generated reproduction-status page (moecl_lib.tools.status): verdicts and evidence from the build's records."""
+"""The generated reproduction-status page (moecl_lib.tools.status): verdicts and
+evidence from the build's records."""
 
 from __future__ import annotations
 
@@ -81,16 +82,17 @@ def test_render_from_records(tmp_path: Path):
     text = write_status_page(book).read_text()
     assert "profile **paper**" in text
     assert (
-        "- **Claims of the paper (Li et al., ICLR 2025)** (1): calibrated setting: 1 reproduced; "
+        "- **Claims of the paper (Li et al., ICLR 2025)** (1): calibrated setting: 1 "
+        "reproduced; "
         "recalled setting: 1 not reproduced." in text
     )
     assert (
-        "Claims of the Expert Gate paper (Aljundi et al., CVPR 2017)** (1): own parameters: 1 pending"
-        in text
+        "Claims of the Expert Gate paper (Aljundi et al., CVPR 2017)** (1): own "
+        "parameters: 1 pending" in text
     )
     assert (
-        "| [1](status-1) | Claim A with \\|M_n\\| | **reproduced** | **not reproduced** | — "
-        "| [Chapter A](generated/nb_a.ipynb) |"
+        "| [1](status-1) | Claim A with \\|M_n\\| | **reproduced** | **not "
+        "reproduced** | — | [Chapter A](generated/nb_a.ipynb) |"
     ) in text
     assert (
         "| [2](status-2) | Claim B | **pending** | **pending** | **pending** |" in text
@@ -144,10 +146,8 @@ def test_settings_table_comes_from_the_code():
     row = next(
         line for line in table.splitlines() if line.startswith("| `signal_scale`")
     )
-    assert (
-        row
-        == f"| `signal_scale` | `1.0` | `{RECALLED['signal_scale']}` | `{CALIBRATED['signal_scale']}` |"
-    )
+    recalled, calibrated = RECALLED["signal_scale"], CALIBRATED["signal_scale"]
+    assert row == f"| `signal_scale` | `1.0` | `{recalled}` | `{calibrated}` |"
     assert "$30\\,M$" in table
 
 

@@ -1,4 +1,5 @@
-"""Isotropic single-expert closed forms (SPEC §6.5, our derivation [D]) vs direct sums and simulation."""
+"""Isotropic single-expert closed forms (SPEC §6.5, our derivation [D]) vs direct sums
+and simulation."""
 
 import numpy as np
 import pytest
@@ -50,7 +51,8 @@ def test_limits_are_the_model_gap_floor():
 @pytest.mark.statistical
 @pytest.mark.parametrize(("d", "s", "N"), [(20, 6, 4), (8, 7, 3)])
 def test_isotropic_closed_form_matches_monte_carlo(d, s, N):
-    """Exact for isotropic columns: |mean - formula| < 4 s.e. + 1e-3 at every checked round."""
+    """Exact for isotropic columns: |mean - formula| < 4 s.e. + 1e-3 at every checked
+    round."""
     cfg = ExperimentConfig(
         n_tasks=N,
         n_experts=1,

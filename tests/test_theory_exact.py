@@ -1,7 +1,9 @@
-"""Exact Definition-1 recursion (moecl_lib.theory.exact; this project's derivation) vs hand values, an independent
-naive implementation, exhaustive enumeration, the isotropic closed forms, and Monte-Carlo of the library's generator.
+"""Exact Definition-1 recursion (moecl_lib.theory.exact; this project's derivation) vs
+hand values, an independent naive implementation, exhaustive enumeration, the isotropic
+closed forms, and Monte-Carlo of the library's generator.
 
-Statistical tests use fixed seeds and the tolerance ``|mean - exact| < 4 s.e. + 1e-9 (1 + |exact|)``.
+Statistical tests use fixed seeds and the tolerance
+``|mean - exact| < 4 s.e. + 1e-9 (1 + |exact|)``.
 """
 
 from __future__ import annotations
@@ -52,11 +54,12 @@ def _haar_projectors(rng: np.random.Generator, n: int, D: int, k: int) -> np.nda
     return basis @ np.swapaxes(basis, 1, 2)
 
 
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Haar moments
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def test_projector_moment_coeffs_hand_values_and_identities():
-    # random line in R^3: E[Q_11^2] = E[x_1^4] = 1/5 = alpha + 2 gamma, E[Q_11 Q_22] = E[x1^2 x2^2] = 1/15 = alpha
+    # random line in R^3: E[Q_11^2] = E[x_1^4] = 1/5 = alpha + 2 gamma, E[Q_11 Q_22] =
+    # E[x1^2 x2^2] = 1/15 = alpha
     alpha, gamma = projector_moment_coeffs(3, 1)
     assert alpha == pytest.approx(1 / 15) and gamma == pytest.approx(1 / 15)
     assert projector_moment_coeffs(5, 0) == (0.0, 0.0)
@@ -76,7 +79,8 @@ def test_projector_moment_coeffs_hand_values_and_identities():
 @pytest.mark.statistical
 @pytest.mark.parametrize(("D", "k"), [(6, 2), (7, 6)])
 def test_haar_sandwich_matches_sampling(D, k):
-    """E[Q A Q] for a non-symmetric A: every entry within 4 s.e. of the average of 20 000 sampled projectors."""
+    """E[Q A Q] for a non-symmetric A: every entry within 4 s.e. of the average of 20
+    000 sampled projectors."""
     rng = np.random.default_rng(11)
     A = rng.normal(size=(D, D))
     Q = _haar_projectors(rng, 20_000, D, k)
@@ -88,7 +92,8 @@ def test_haar_sandwich_matches_sampling(D, k):
 
 
 def _naive_update(m, S, u, v, s):
-    """Independent reference: explicit orthonormal basis B of the space of R = I - P and the D-dim Haar moments."""
+    """Independent reference: explicit orthonormal basis B of the space of R = I - P and
+    the D-dim Haar moments."""
     d = u.size
     if v is None or not np.any(v):
         B = np.eye(d)
@@ -121,7 +126,8 @@ def test_expected_update_equals_naive_reference(signal):
 @pytest.mark.statistical
 @pytest.mark.parametrize("signal", ["aligned", "random", "none"])
 def test_expected_update_matches_sampled_min_norm_update(signal):
-    """One Eq.-(4) update of a random w (independent of X_t) with Definition-1 columns, 40 000 samples."""
+    """One Eq.-(4) update of a random w (independent of X_t) with Definition-1 columns,
+    40 000 samples."""
     rng = np.random.default_rng(8)
     d, s, n = 6, 3, 40_000
     W, V = _random_pool(rng, 1, d, signal)
@@ -146,12 +152,13 @@ def test_expected_update_matches_sampled_min_norm_update(signal):
     assert np.all(_within(*mean_se(w_new[:, :, None] * w_new[:, None, :]), S1))
 
 
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Deterministic checks of the recursions
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("d", "s", "N"), [(20, 6, 4), (8, 7, 3), (5, 1, 2)])
 def test_isotropic_columns_reproduce_closed_forms(d, s, N):
-    """signal="none" (vhat=None): the exact recursion equals the SPEC §6.5 closed forms to rounding."""
+    """signal="none" (vhat=None): the exact recursion equals the SPEC §6.5 closed forms
+    to rounding."""
     rng = np.random.default_rng(1)
     W = rng.normal(size=(N, d))
     T = 40
@@ -173,7 +180,8 @@ def test_isotropic_columns_reproduce_closed_forms(d, s, N):
 
 
 def test_single_task_aligned_signal_is_learned_in_one_round():
-    """N = 1, signal along w_1: the first update recovers w_1 exactly, so G_t = F_t = 0 (hand value)."""
+    """N = 1, signal along w_1: the first update recovers w_1 exactly, so G_t = F_t = 0
+    (hand value)."""
     w = np.array([[3.0, -1.0, 2.0, 0.5]])
     ex = single_expert_exact(w, w / np.linalg.norm(w), 2, 6)
     np.testing.assert_allclose(ex.G, 0.0, atol=1e-12)
@@ -187,8 +195,9 @@ def test_single_task_aligned_signal_is_learned_in_one_round():
 
 @pytest.mark.parametrize("signal", ["aligned", "random", "none"])
 def test_single_expert_equals_average_over_all_task_sequences(signal):
-    """The aggregated conditioning of single_expert_exact equals the average, over all N^T equally likely task
-    sequences, of the sequence-conditional recursion (moe_exact_given_routing with M = 1)."""
+    """The aggregated conditioning of single_expert_exact equals the average, over all
+    N^T equally likely task sequences, of the sequence-conditional recursion
+    (moe_exact_given_routing with M = 1)."""
     rng = np.random.default_rng(3)
     N, d, s, T = (
         3,
@@ -244,9 +253,9 @@ def test_bad_inputs_raise_config_error():
         moe_exact_given_routing(W, None, 2, np.array([0, 1]), np.array([0, 3]), 2)
 
 
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Monte-Carlo of the library's generator and engine
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 SINGLE_SETTINGS = [
     # (d, s, N, T, signal, runs)
     (30, 5, 3, 15, "aligned", 3000),
@@ -262,7 +271,8 @@ SINGLE_SETTINGS = [
 @pytest.mark.statistical
 @pytest.mark.parametrize(("d", "s", "N", "T", "signal", "runs"), SINGLE_SETTINGS)
 def test_single_expert_exact_matches_engine(d, s, N, T, signal, runs):
-    """simulate() with M = 1 on one shared pool: mean F_t, G_t, G_t^pool within 4 s.e. of the exact recursion."""
+    """simulate() with M = 1 on one shared pool: mean F_t, G_t, G_t^pool within 4 s.e.
+    of the exact recursion."""
     cfg = ExperimentConfig(
         n_tasks=N,
         n_experts=1,
@@ -289,7 +299,8 @@ def test_single_expert_exact_matches_engine(d, s, N, T, signal, runs):
 
 @pytest.mark.statistical
 def test_isotropic_formula_is_rejected_for_aligned_signals():
-    """Power check: the same Monte-Carlo tells the isotropic formula apart from the Definition-1 generator."""
+    """Power check: the same Monte-Carlo tells the isotropic formula apart from the
+    Definition-1 generator."""
     cfg = ExperimentConfig(
         n_tasks=3,
         n_experts=1,
@@ -314,7 +325,8 @@ def test_isotropic_formula_is_rejected_for_aligned_signals():
 def _forced_routing_simulation(
     cfg: ExperimentConfig, tasks: np.ndarray, experts: np.ndarray, mhat: np.ndarray
 ):
-    """Eq. (4) updates with the library's Definition-1 data, the routing (m_t, n_t) forced (same in every run).
+    """Eq. (4) updates with the library's Definition-1 data, the routing (m_t, n_t)
+    forced (same in every run).
 
     Returns per-run G_t, F_t, G_t^pool computed by brute force over the arrival history.
     """
@@ -353,7 +365,8 @@ def _forced_routing_simulation(
 @pytest.mark.statistical
 @pytest.mark.parametrize("signal", ["aligned", "random", "none"])
 def test_moe_given_routing_matches_forced_routing_simulation(signal):
-    """M = 3 experts, N = 4 tasks, one fixed routing sequence (tasks and experts drawn once), 2500 runs."""
+    """M = 3 experts, N = 4 tasks, one fixed routing sequence (tasks and experts drawn
+    once), 2500 runs."""
     d, s, N, M, T = 10, 4, 4, 3, 25
     cfg = ExperimentConfig(
         n_tasks=N,
@@ -392,8 +405,9 @@ def test_moe_given_routing_matches_forced_routing_simulation(signal):
 
 @pytest.mark.parametrize("signal", ["aligned", "random", "none"])
 def test_moe_given_routing_equals_full_space_chain(signal):
-    """The reduced recursion (span of W and V) equals a chain of full-space expected_update calls, with the
-    arrival-averaged G_t, F_t summed by brute force over the history."""
+    """The reduced recursion (span of W and V) equals a chain of full-space
+    expected_update calls, with the arrival-averaged G_t, F_t summed by brute force over
+    the history."""
     rng = np.random.default_rng(21)
     N, M, d, s, T = 3, 2, 11, 4, 9
     W, V = _random_pool(rng, N, d, signal)

@@ -1,4 +1,5 @@
-"""MoE post-specialisation theory (Theorems 1-2, our derivations [D]) vs hand values and forced-routing Monte-Carlo."""
+"""MoE post-specialisation theory (Theorems 1-2, our derivations [D]) vs hand values and
+forced-routing Monte-Carlo."""
 
 import numpy as np
 import pytest
@@ -11,9 +12,9 @@ from moecl_lib.theory import moe as tm
 from moecl_lib.theory.exact import single_expert_exact, unit_signal_directions
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # hand-computed values
-# ---------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def test_update_factor_and_decay_rate():
     assert tm.update_factor(10, 4, False) == pytest.approx(0.6)
     assert tm.update_factor(10, 4, True) == pytest.approx(6 / 9)
@@ -40,13 +41,15 @@ def test_expert_sets_and_selection_probabilities():
 
 def test_cluster_floor_hand_values():
     W = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
-    # cluster {0,1}: ordered-pair sum 2*4 = 8 -> (2/4)(1/4) 8 = 1 ; cluster {2,3}: same -> total 2
+    # cluster {0,1}: ordered-pair sum 2*4 = 8 -> (2/4)(1/4) 8 = 1 ; cluster {2,3}: same
+    # -> total 2
     assert tm.cluster_floor(W, [0, 0, 1, 1]) == pytest.approx(2.0)
     # singletons (Theorem 1): no floor
     assert tm.cluster_floor(W, [0, 1, 2, 3]) == pytest.approx(0.0)
     # one cluster: the single expert's model gap Delta
     assert tm.cluster_floor(W, [0, 0, 0, 0]) == pytest.approx(theory.pool_moments(W)[1])
-    # unequal clusters {0,1,2}, {3}: pairs 4, 1, 5 (x2 ordered) = 20 -> (3/4)(1/9) 20 = 5/3
+    # unequal clusters {0,1,2}, {3}: pairs 4, 1, 5 (x2 ordered) = 20 -> (3/4)(1/9) 20 =
+    # 5/3
     assert tm.cluster_floor(W, [0, 0, 0, 1]) == pytest.approx(5 / 3)
     batch = tm.cluster_floor(np.stack([W, 2 * W]), [0, 0, 1, 1])
     assert batch == pytest.approx([2.0, 8.0])
@@ -69,7 +72,8 @@ def test_exact_floors_isotropic_equal_spec_formula():
 
 
 def test_shared_signal_cluster_floor():
-    """Definition 1 with one signal direction per cluster: the G floor is still the SPEC formula, F is not."""
+    """Definition 1 with one signal direction per cluster: the G floor is still the SPEC
+    formula, F is not."""
     rng = np.random.default_rng(4)
     W = rng.normal(size=(6, 8))
     cl = np.array([0, 0, 0, 1, 1, 1])
@@ -166,9 +170,10 @@ def test_convergence_round():
     assert out[0] == 5 and out[1] == 1 and np.isnan(out[2])
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Monte-Carlo (forced routing, real Definition-1 generator): |mean - formula| < 4 s.e. + 1e-9
-# ---------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
+# Monte-Carlo (forced routing, real Definition-1 generator): |mean - formula| < 4 s.e. +
+# 1e-9
+# --------------------------------------------------------------------------------------
 Z_TOL = 4.0
 
 
@@ -185,7 +190,8 @@ def _check(sim_curve, theory_curve, rounds, label):
     [("none", 6, None), ("random", 6, None), ("none", 3, 2), ("aligned", 3, 2)],
 )
 def test_oracle_moe_exact_matches_forced_routing(signal, M, K):
-    """Ideal MoE (specialised from round 1): exact expectation vs simulation, Theorem 1 (K=N) and 2 (K<N)."""
+    """Ideal MoE (specialised from round 1): exact expectation vs simulation, Theorem 1
+    (K=N) and 2 (K<N)."""
     cfg = ExperimentConfig(
         n_tasks=4,
         n_experts=M,
@@ -222,7 +228,8 @@ def test_oracle_moe_exact_matches_forced_routing(signal, M, K):
     ("signal", "K"), [("none", None), ("aligned", None), ("none", 2)]
 )
 def test_post_specialisation_matches_forced_routing(signal, K):
-    """Random routing until t0 = 25, then specialised: E[G_t | state at t0] and E[F_t | state at t0]."""
+    """Random routing until t0 = 25, then specialised: E[G_t | state at t0] and E[F_t |
+    state at t0]."""
     t0 = 25
     cfg = ExperimentConfig(
         n_tasks=4,

@@ -1,27 +1,33 @@
-"""Recalled vs calibrated parameter settings of the synthetic experiment, and the P1-P3 claim checks.
+"""Recalled vs calibrated parameter settings of the synthetic experiment, and the P1-P3
+claim checks.
 
-Two named settings (both for N = 6 tasks, d = 10, s = 6, sigma0 = 0.4, sigma_t = 0.1, aligned signals
-``v_n = c w_n / ||w_n||``, SPEC §7.2):
+Two named settings (both for N = 6 tasks, d = 10, s = 6, sigma0 = 0.4, sigma_t = 0.1,
+aligned signals ``v_n = c w_n / ||w_n||``, SPEC §7.2):
 
-* **recalled** -- the Figure-2 values recalled in SPEC §7.2 (tag [R-L], not verified): unit signal ``c = 1``,
-  ``eta = 0.5``, ``alpha = 0.5``, ``lambda = 0.3``, literal 1/t aux gradient, ``T1`` from the SPEC A15 formula
-  ``ceil(M / (eta sigma0^0.25))`` (= ``ceil(2.52 M)``).
-* **calibrated** -- this project's calibration (notebook ``calibration``; tag [C], NOT the paper's values): the
-  same, except signal scale ``c = 5``, the non-decaying aux gradient (SPEC A3 ``aux_grad="no_decay"``),
-  ``alpha = 0.25`` and ``T1 = 30 M`` (still ``T1 ∝ M``; the A15 formula with constant 12 instead of 1).
+* **recalled** -- the Figure-2 values recalled in SPEC §7.2 (tag [R-L], not verified):
+  unit signal ``c = 1``, ``eta = 0.5``, ``alpha = 0.5``, ``lambda = 0.3``, literal 1/t
+  aux gradient, ``T1`` from the SPEC A15 formula ``ceil(M / (eta sigma0^0.25))`` (=
+  ``ceil(2.52 M)``).
+* **calibrated** -- this project's calibration (notebook ``calibration``; tag [C], NOT
+  the paper's values): the same, except signal scale ``c = 5``, the non-decaying aux
+  gradient (SPEC A3 ``aux_grad="no_decay"``), ``alpha = 0.25`` and ``T1 = 30 M`` (still
+  ``T1 ∝ M``; the A15 formula with constant 12 instead of 1).
 
-Claim checks (thresholds are ours, fixed before looking at the Figure-2 runs; see :class:`ClaimThresholds`):
+Claim checks (thresholds are ours, fixed before looking at the Figure-2 runs; see
+:class:`ClaimThresholds`):
 
-* **P1** (Prop. 1, specialisation; meaningful for ``M >= N``): with termination rule ``gap``, the routing purity
-  in the window right after ``T1`` is >= ``purity`` and the fraction of tasks owning an expert set is
-  >= ``coverage``.
-* **P2** (Prop. 2, no termination): the final error without termination exceeds the one with termination,
-  ``G_T(never) >= p2_ratio * G_T(gap)`` and the difference exceeds ``p2_z`` combined standard errors.
-* **P3** (Prop. 3, termination), split in two:
-  *P3a* (freeze + right set + convergence): >= ``frozen`` of the runs freeze, purity after ``T2`` >= ``purity``,
-  ``G_T < G_{T/2}`` (still decreasing or flat) and ``G_T <= converge_frac * G_T(single expert)``;
-  *P3b* (uniform choice inside the right set): >= ``frozen`` of the runs freeze, purity after ``T2`` >= ``purity``
-  and the mean normalised within-set routing entropy after ``T2`` is >= ``uniform``.
+* **P1** (Prop. 1, specialisation; meaningful for ``M >= N``): with termination rule
+  ``gap``, the routing purity in the window right after ``T1`` is >= ``purity`` and the
+  fraction of tasks owning an expert set is >= ``coverage``.
+* **P2** (Prop. 2, no termination): the final error without termination exceeds the one
+  with termination, ``G_T(never) >= p2_ratio * G_T(gap)`` and the difference exceeds
+  ``p2_z`` combined standard errors.
+* **P3** (Prop. 3, termination), split in two: *P3a* (freeze + right set + convergence):
+  >= ``frozen`` of the runs freeze, purity after ``T2`` >= ``purity``, ``G_T < G_{T/2}``
+  (still decreasing or flat) and ``G_T <= converge_frac * G_T(single expert)``; *P3b*
+  (uniform choice inside the right set): >= ``frozen`` of the runs freeze, purity after
+  ``T2`` >= ``purity`` and the mean normalised within-set routing entropy after ``T2``
+  is >= ``uniform``.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ COMMON: dict[str, Any] = dict(
 
 #: Figure-2 values recalled in SPEC §7.2 ([R-L]).
 RECALLED: dict[str, Any] = dict(COMMON, signal_scale=1.0, aux_grad="decay")
-#: ``T1`` of the recalled setting: ``None`` = config formula ``ceil(M / (eta sigma0^0.25))``.
+#: ``T1`` of the recalled setting: ``None`` = config formula
+#: ``ceil(M / (eta sigma0^0.25))``.
 RECALLED_T1_PER_EXPERT: float | None = None
 
 #: This project's calibrated values ([C]; chosen in notebooks/calibration.ipynb).
@@ -67,10 +74,11 @@ SETTINGS: dict[str, tuple[dict[str, Any], float | None]] = {
 
 
 def setting_config(setting: str, n_experts: int, **overrides: Any) -> ExperimentConfig:
-    """Validated config of a named setting (``"recalled"`` or ``"calibrated"``) for ``M = n_experts``.
+    """Validated config of a named setting (``"recalled"`` or ``"calibrated"``) for
+    ``M = n_experts``.
 
-    ``overrides`` (e.g. ``T``, ``n_runs``, ``seed``, ``termination``) are applied last; an explicit ``T1``
-    override wins over the setting's ``T1`` rule.
+    ``overrides`` (e.g. ``T``, ``n_runs``, ``seed``, ``termination``) are applied last;
+    an explicit ``T1`` override wins over the setting's ``T1`` rule.
     """
     if setting not in SETTINGS:
         raise ConfigError(f"setting={setting!r} must be one of {list(SETTINGS)}")
@@ -83,7 +91,8 @@ def setting_config(setting: str, n_experts: int, **overrides: Any) -> Experiment
 
 
 def setting_T1_per_expert(setting: str) -> float | None:
-    """The ``T1`` rule of a setting (rounds per expert), ``None`` for the config formula."""
+    """The ``T1`` rule of a setting (rounds per expert), ``None`` for the config
+    formula."""
     if setting not in SETTINGS:
         raise ConfigError(f"setting={setting!r} must be one of {list(SETTINGS)}")
     return SETTINGS[setting][1]
@@ -91,7 +100,8 @@ def setting_T1_per_expert(setting: str) -> float | None:
 
 @dataclass(frozen=True)
 class ClaimThresholds:
-    """Numerical thresholds that turn the qualitative claims P1-P3 into pass/fail checks (ours, [C])."""
+    """Numerical thresholds that turn the qualitative claims P1-P3 into pass/fail checks
+    (ours, [C])."""
 
     purity: float = 0.9
     coverage: float = 0.9
@@ -108,12 +118,14 @@ def check_claims(
     single_G_T: float,
     thresholds: ClaimThresholds = ClaimThresholds(),
 ) -> dict[str, Any]:
-    """Evaluate P1, P2, P3a, P3b for one setting from its ``gap`` and ``never`` family members.
+    """Evaluate P1, P2, P3a, P3b for one setting from its ``gap`` and ``never`` family
+    members.
 
     Args:
         gap: member simulated with ``termination="gap"``.
         never: member simulated with ``termination="never"`` (same config otherwise).
-        single_G_T: mean final ``G_T`` of the single expert (``M = 1``) in the same setting.
+        single_G_T: mean final ``G_T`` of the single expert (``M = 1``) in the same
+            setting.
         thresholds: the pass/fail thresholds.
 
     Returns:
@@ -165,14 +177,17 @@ def claim_sweep(
     progress: bool = True,
     cache: dict[Any, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], Family]:
-    """Check P1-P3 in every cell of a parameter grid (each cell simulated with ``gap`` and ``never``).
+    """Check P1-P3 in every cell of a parameter grid (each cell simulated with ``gap``
+    and ``never``).
 
-    The single-expert baseline is simulated once per distinct generator setting (the router parameters do not
-    affect ``M = 1``; :func:`moecl_lib.analysis.sweeps.run_family` de-duplicates it). Pass the same ``cache`` dict to
-    several sweeps to re-use cells they share.
+    The single-expert baseline is simulated once per distinct generator setting (the
+    router parameters do not affect ``M = 1``;
+    :func:`moecl_lib.analysis.sweeps.run_family` de-duplicates it). Pass the same
+    ``cache`` dict to several sweeps to re-use cells they share.
 
     Returns:
-        ``(rows, family)``: one tidy row per cell (cell labels + :func:`check_claims` output) and the family.
+        ``(rows, family)``: one tidy row per cell (cell labels + :func:`check_claims`
+            output) and the family.
     """
     members: list[dict[str, Any]] = []
     for cell in cells:
@@ -219,15 +234,17 @@ __all__ = [
 ]
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Phase-diagram helpers
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def pivot(
     rows: Sequence[dict[str, Any]], x: str, y: str, key: str
 ) -> tuple[list[Any], list[Any], Any]:
-    """Arrange ``rows[key]`` on the grid ``y`` (rows) x ``x`` (columns); missing cells are NaN.
+    """Arrange ``rows[key]`` on the grid ``y`` (rows) x ``x`` (columns); missing cells
+    are NaN.
 
-    Returns ``(x_values, y_values, table)`` with sorted axis values and a float array (len(y), len(x)).
+    Returns ``(x_values, y_values, table)`` with sorted axis values and a float array
+    (len(y), len(x)).
     """
     import numpy as np
 
@@ -253,7 +270,8 @@ def phase_heatmap(
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> Any:
-    """Heatmap of ``key`` over the ``x`` x ``y`` grid; cells where boolean ``passed`` holds are outlined in red.
+    """Heatmap of ``key`` over the ``x`` x ``y`` grid; cells where boolean ``passed``
+    holds are outlined in red.
 
     Returns the image (for a colour bar).
     """

@@ -1,12 +1,13 @@
 """Continual-learning metrics, with the sign and denominator of each stated.
 
-Matrix convention (GEM, Avalanche, FACIL, Mammoth): ``A[i, j]`` is the score on task (or arrival) ``j``
-measured after training step ``i`` (0-based here; step i learned task i). Entries above the diagonal
-(tasks not yet learned) are ignored and may be NaN. Accuracy matrices: higher is better. Error matrices:
-lower is better. The paper's metrics (SPEC §5.1) are written on error matrices ``E``.
+Matrix convention (GEM, Avalanche, FACIL, Mammoth): ``A[i, j]`` is the score on task (or
+arrival) ``j`` measured after training step ``i`` (0-based here; step i learned task i).
+Entries above the diagonal (tasks not yet learned) are ignored and may be NaN. Accuracy
+matrices: higher is better. Error matrices: lower is better. The paper's metrics (SPEC
+§5.1) are written on error matrices ``E``.
 
-Summary statistics over runs: :func:`mean_se` (mean and standard error, denominator ``R - 1`` in the
-sample variance).
+Summary statistics over runs: :func:`mean_se` (mean and standard error, denominator
+``R - 1`` in the sample variance).
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ def average_accuracy(A: ArrayLike) -> float:
 
 
 def backward_transfer(A: ArrayLike) -> float:
-    """Backward transfer ``BWT = (1/(T-1)) sum_{i<T-1} (A[T-1, i] - A[i, i])`` (Lopez-Paz & Ranzato 2017).
+    """Backward transfer ``BWT = (1/(T-1)) sum_{i<T-1} (A[T-1, i] - A[i, i])``
+    (Lopez-Paz & Ranzato 2017).
 
-    Denominator ``T - 1`` (the paper's; GEM's own code divides by ``T``). Negative = forgetting for an
-    accuracy matrix. Requires ``T >= 2``.
+    Denominator ``T - 1`` (the paper's; GEM's own code divides by ``T``). Negative =
+    forgetting for an accuracy matrix. Requires ``T >= 2``.
     """
     A = _square(A, "A")
     T = A.shape[0]
@@ -51,8 +53,9 @@ def backward_transfer(A: ArrayLike) -> float:
 def forgetting_chaudhry(A: ArrayLike) -> float:
     """Chaudhry et al. (2018) forgetting of an accuracy matrix, ``>= 0``.
 
-    ``f_j = max_{j <= l < T-1} A[l, j] - A[T-1, j]`` for ``j < T - 1``; returns ``(1/(T-1)) sum_j f_j``
-    (denominator ``T - 1``). The max runs over the steps after task j was learned and before the last one.
+    ``f_j = max_{j <= l < T-1} A[l, j] - A[T-1, j]`` for ``j < T - 1``; returns
+    ``(1/(T-1)) sum_j f_j`` (denominator ``T - 1``). The max runs over the steps after
+    task j was learned and before the last one.
     """
     A = _square(A, "A")
     T = A.shape[0]
@@ -63,7 +66,8 @@ def forgetting_chaudhry(A: ArrayLike) -> float:
 
 
 def forward_transfer(A: ArrayLike, b: ArrayLike) -> float:
-    """Forward transfer ``FWT = (1/(T-1)) sum_{i=1}^{T-1} (A[i-1, i] - b[i])`` with ``b`` the scores at init.
+    """Forward transfer ``FWT = (1/(T-1)) sum_{i=1}^{T-1} (A[i-1, i] - b[i])`` with
+    ``b`` the scores at init.
 
     Denominator ``T - 1``. Positive = learning earlier tasks helped later ones.
     """
@@ -80,9 +84,9 @@ def forward_transfer(A: ArrayLike, b: ArrayLike) -> float:
 def paper_forgetting(E: ArrayLike) -> float:
     """The paper's forgetting at the last step of an error matrix (SPEC §5.1).
 
-    ``F_T = (1/(T-1)) sum_{tau < T} (E[T-1, tau] - E[tau, tau])``: average increase of the error of past
-    arrivals. Denominator ``T - 1``; positive = forgetting, negative = backward transfer. Equals
-    ``-backward_transfer(-E)``.
+    ``F_T = (1/(T-1)) sum_{tau < T} (E[T-1, tau] - E[tau, tau])``: average increase of
+    the error of past arrivals. Denominator ``T - 1``; positive = forgetting, negative =
+    backward transfer. Equals ``-backward_transfer(-E)``.
     """
     E = _square(E, "E")
     if E.shape[0] < 2:
@@ -91,7 +95,8 @@ def paper_forgetting(E: ArrayLike) -> float:
 
 
 def paper_generalization(E: ArrayLike) -> float:
-    """The paper's overall generalisation error ``G_T = (1/T) sum_{tau <= T} E[T-1, tau]`` (SPEC §5.1)."""
+    """The paper's overall generalisation error
+    ``G_T = (1/T) sum_{tau <= T} E[T-1, tau]`` (SPEC §5.1)."""
     E = _square(E, "E")
     return float(E[-1].mean())
 
@@ -99,9 +104,11 @@ def paper_generalization(E: ArrayLike) -> float:
 def error_matrix(
     weights: ArrayLike, experts: ArrayLike, tasks: ArrayLike, W: ArrayLike
 ) -> FloatArray:
-    """Naive O(T^2 d) error matrix of one linear run: ``E[t, tau] = ||w_t^(m_tau) - w_{n_tau}||^2``.
+    """Naive O(T^2 d) error matrix of one linear run:
+    ``E[t, tau] = ||w_t^(m_tau) - w_{n_tau}||^2``.
 
-    Reference implementation (used by tests and the benchmark); entries with ``tau > t`` are NaN.
+    Reference implementation (used by tests and the benchmark); entries with ``tau > t``
+    are NaN.
 
     Args:
         weights: expert parameters after each round, (T, M, d).
@@ -135,9 +142,11 @@ def curves_from_error_matrix(E: ArrayLike) -> tuple[FloatArray, FloatArray]:
 
 
 def mean_se(x: ArrayLike, axis: int = 0) -> tuple[FloatArray, FloatArray]:
-    """Mean and standard error of the mean over ``axis`` (sample std with ``ddof=1``, over sqrt(R)).
+    """Mean and standard error of the mean over ``axis`` (sample std with ``ddof=1``,
+    over sqrt(R)).
 
-    NaNs are ignored (each column uses its own count). With a single run the standard error is NaN.
+    NaNs are ignored (each column uses its own count). With a single run the standard
+    error is NaN.
     """
     x = np.asarray(x, dtype=float)
     n = np.sum(~np.isnan(x), axis=axis)
@@ -155,8 +164,8 @@ def load_entropy(loads: ArrayLike, *, normalised: bool = False) -> FloatArray:
     """Shannon entropy (nats) of expert loads along the last axis; ``log M`` = balanced.
 
     Loads (counts or fractions, any leading shape) are renormalised to sum to one; an
-    all-zero row gives NaN; ``normalised`` divides by ``log M``. A 1-D load vector gives a
-    0-d array (``float(...)`` for a number).
+    all-zero row gives NaN; ``normalised`` divides by ``log M``. A 1-D load vector gives
+    a 0-d array (``float(...)`` for a number).
     """
     p = np.asarray(loads, dtype=float)
     if np.any(p < 0):

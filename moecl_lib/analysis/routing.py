@@ -1,29 +1,37 @@
-"""Routing and specialisation diagnostics of the linear MoE (SPEC §5.2, Propositions 1-3), batched over runs.
+"""Routing and specialisation diagnostics of the linear MoE (SPEC §5.2, Propositions
+1-3), batched over runs.
 
 Conventions used throughout (all are this project's choices, SPEC tag [C]):
 
-* **Rounds** are 1-based; a round axis of length ``T`` stores round ``t`` at index ``t - 1`` (as in
-  :class:`moecl_lib.linear.engine.SimulationResult`). A **window** ``(after, until)`` selects the rounds
-  ``after < t <= until``; ``after`` and ``until`` may be scalars or per-run arrays of shape (R,)
-  (e.g. ``after = T2``); ``until=None`` means ``T``.
-* **Routing matrix** ``Rm[r, m, n]`` = number of rounds of the window in which run ``r`` routed task ``n`` to
-  expert ``m``.
-* **Routing purity** ``sum_m max_n Rm[m, n] / sum_{m,n} Rm[m, n]`` (SPEC §5.2): 1 when every expert receives a
-  single task, about ``1/N`` (plus a small-count bias) for random routing. NaN for an empty window.
-* **Expert sets** are defined from a routing matrix: expert ``m`` belongs to the set ``M_n`` of its *primary
-  task* ``n = argmax_n' Rm[m, n']`` (ties: lowest index); an expert with no rounds in the window belongs to no
-  set (label ``-1``). The sets are therefore disjoint by construction; whether an expert also serves other tasks
-  is what the purity measures.
-* **Load entropy** uses natural logarithms; the *normalised* entropy divides by ``log M`` (1 = balanced).
-  It is computed by :func:`moecl_lib.analysis.metrics.load_entropy` (any leading shape).
-* **Gate gaps** are computed on the engine's gate snapshots ``g[r, s, n, m] = theta^(m) . (E[beta] v_n)`` (the
-  noise-free gate of expert ``m`` on task ``n``'s signal after snapshot round ``s``), for fixed expert sets:
-  *within-set gap* of task ``n``: ``max_{m, m' in M_n} |g[n, m] - g[n, m']|`` (0 for a single-expert set);
-  *across-set margin* of task ``n``: ``min_{m in M_n} g[n, m] - max_{m' not in M_n} g[n, m']`` (signed; > 0
-  means every member of the set beats every outsider on task ``n``; NaN if the set is empty or holds all
-  experts); *gate spread*: ``max_m g[n, m] - min_m g[n, m]`` over all experts. Task-level values are averaged
-  over the tasks with a non-empty set (``nanmean``).
-* Summary statistics over runs are mean and standard error (``ddof = 1``), as :func:`moecl_lib.analysis.metrics.mean_se`.
+* **Rounds** are 1-based; a round axis of length ``T`` stores round ``t`` at index
+  ``t - 1`` (as in :class:`moecl_lib.linear.engine.SimulationResult`). A **window**
+  ``(after, until)`` selects the rounds ``after < t <= until``; ``after`` and ``until``
+  may be scalars or per-run arrays of shape (R,) (e.g. ``after = T2``); ``until=None``
+  means ``T``.
+* **Routing matrix** ``Rm[r, m, n]`` = number of rounds of the window in which run ``r``
+  routed task ``n`` to expert ``m``.
+* **Routing purity** ``sum_m max_n Rm[m, n] / sum_{m,n} Rm[m, n]`` (SPEC §5.2): 1 when
+  every expert receives a single task, about ``1/N`` (plus a small-count bias) for
+  random routing. NaN for an empty window.
+* **Expert sets** are defined from a routing matrix: expert ``m`` belongs to the set
+  ``M_n`` of its *primary task* ``n = argmax_n' Rm[m, n']`` (ties: lowest index); an
+  expert with no rounds in the window belongs to no set (label ``-1``). The sets are
+  therefore disjoint by construction; whether an expert also serves other tasks is what
+  the purity measures.
+* **Load entropy** uses natural logarithms; the *normalised* entropy divides by
+  ``log M`` (1 = balanced). It is computed by
+  :func:`moecl_lib.analysis.metrics.load_entropy` (any leading shape).
+* **Gate gaps** are computed on the engine's gate snapshots
+  ``g[r, s, n, m] = theta^(m) . (E[beta] v_n)`` (the noise-free gate of expert ``m`` on
+  task ``n``'s signal after snapshot round ``s``), for fixed expert sets: *within-set
+  gap* of task ``n``: ``max_{m, m' in M_n} |g[n, m] - g[n, m']|`` (0 for a single-expert
+  set); *across-set margin* of task ``n``:
+  ``min_{m in M_n} g[n, m] - max_{m' not in M_n} g[n, m']`` (signed; > 0 means every
+  member of the set beats every outsider on task ``n``; NaN if the set is empty or holds
+  all experts); *gate spread*: ``max_m g[n, m] - min_m g[n, m]`` over all experts.
+  Task-level values are averaged over the tasks with a non-empty set (``nanmean``).
+* Summary statistics over runs are mean and standard error (``ddof = 1``), as
+  :func:`moecl_lib.analysis.metrics.mean_se`.
 """
 
 from __future__ import annotations
@@ -44,9 +52,9 @@ BoolArray = NDArray[np.bool_]
 Bound = int | ArrayLike | None
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Windows and routing matrices
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def _as_2d_int(x: ArrayLike, name: str) -> IntArray:
     a = np.asarray(x)
     if a.ndim == 1:
@@ -61,10 +69,12 @@ def _as_2d_int(x: ArrayLike, name: str) -> IntArray:
 def window_mask(
     n_runs: int, T: int, after: Bound = 0, until: Bound = None
 ) -> BoolArray:
-    """Boolean mask (R, T) of the rounds ``after < t <= until`` (per-run bounds allowed; ``None`` = T).
+    """Boolean mask (R, T) of the rounds ``after < t <= until`` (per-run bounds allowed;
+    ``None`` = T).
 
-    A negative per-run ``after`` (e.g. ``T2 = -1`` for a run that never terminated) selects nothing for that
-    run, so statistics of such runs are NaN rather than silently taken over the whole horizon.
+    A negative per-run ``after`` (e.g. ``T2 = -1`` for a run that never terminated)
+    selects nothing for that run, so statistics of such runs are NaN rather than
+    silently taken over the whole horizon.
     """
     t = np.arange(1, T + 1)[None, :]
     lo = np.broadcast_to(np.asarray(0 if after is None else after), (n_runs,))[:, None]
@@ -81,7 +91,8 @@ def routing_matrix(
     after: Bound = 0,
     until: Bound = None,
 ) -> IntArray:
-    """Counts ``Rm[r, m, n]`` of rounds ``after < t <= until`` routed from task ``n`` to expert ``m``.
+    """Counts ``Rm[r, m, n]`` of rounds ``after < t <= until`` routed from task ``n`` to
+    expert ``m``.
 
     Args:
         experts: selected expert per round, shape (R, T) (or (T,) for one run).
@@ -120,7 +131,8 @@ def result_routing_matrix(
 
 
 def routing_purity(rm: ArrayLike) -> FloatArray:
-    """Purity ``sum_m max_n Rm[m, n] / sum Rm`` per run, shape (R,) (NaN for an empty window)."""
+    """Purity ``sum_m max_n Rm[m, n] / sum Rm`` per run, shape (R,) (NaN for an empty
+    window)."""
     rm = np.asarray(rm, dtype=float)
     if rm.ndim == 2:
         rm = rm[None]
@@ -136,9 +148,9 @@ def purity_over_time(
     """Routing purity in consecutive windows of ``window`` rounds.
 
     Returns:
-        ``(purity, ends)``: purity (R, n_windows) and the last round of each window (a trailing partial window
-        is dropped). Small windows bias purity upwards (few rounds per expert); compare settings at equal
-        window length.
+        ``(purity, ends)``: purity (R, n_windows) and the last round of each window (a
+        trailing partial window is dropped). Small windows bias purity upwards (few
+        rounds per expert); compare settings at equal window length.
     """
     rms, ends = windowed_routing_matrices(experts, tasks, n_experts, n_tasks, window)
     R, nw, M, N = rms.shape
@@ -146,7 +158,8 @@ def purity_over_time(
 
 
 def _n_windows(T: int, window: int) -> int:
-    """Number of complete windows of ``window`` rounds in ``T`` rounds (a trailing partial window is dropped)."""
+    """Number of complete windows of ``window`` rounds in ``T`` rounds (a trailing
+    partial window is dropped)."""
     if not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window={window!r} must be an integer >= 1")
     if window > T:
@@ -157,7 +170,8 @@ def _n_windows(T: int, window: int) -> int:
 def windowed_routing_matrices(
     experts: ArrayLike, tasks: ArrayLike, n_experts: int, n_tasks: int, window: int
 ) -> tuple[IntArray, IntArray]:
-    """Routing matrices of consecutive windows of ``window`` rounds: ``(rms (R, n_windows, M, N), ends)``."""
+    """Routing matrices of consecutive windows of ``window`` rounds:
+    ``(rms (R, n_windows, M, N), ends)``."""
     e = _as_2d_int(experts, "experts")
     n = _as_2d_int(tasks, "tasks")
     if e.shape != n.shape:
@@ -177,12 +191,15 @@ def windowed_routing_matrices(
 def primary_task_changes(
     experts: ArrayLike, tasks: ArrayLike, n_experts: int, n_tasks: int, window: int
 ) -> tuple[FloatArray, IntArray]:
-    """Churn of the expert sets: fraction of experts whose primary task changed since the previous window.
+    """Churn of the expert sets: fraction of experts whose primary task changed since
+    the previous window.
 
-    Only experts active (>= 1 round) in both consecutive windows count; NaN where there is none.
+    Only experts active (>= 1 round) in both consecutive windows count; NaN where there
+    is none.
 
     Returns:
-        ``(changes, ends)``: shape (R, n_windows - 1) and the last round of the later window of each pair.
+        ``(changes, ends)``: shape (R, n_windows - 1) and the last round of the later
+        window of each pair.
     """
     rms, ends = windowed_routing_matrices(experts, tasks, n_experts, n_tasks, window)
     R, nw, M, N = rms.shape
@@ -196,9 +213,11 @@ def primary_task_changes(
 
 
 def expert_sets(rm: ArrayLike) -> IntArray:
-    """Primary task of every expert, shape (R, M); ``-1`` for an expert with no rounds in the window.
+    """Primary task of every expert, shape (R, M); ``-1`` for an expert with no rounds
+    in the window.
 
-    Expert ``m`` is put in the set ``M_n`` with ``n = argmax_n' Rm[m, n']`` (lowest index on ties).
+    Expert ``m`` is put in the set ``M_n`` with ``n = argmax_n' Rm[m, n']`` (lowest
+    index on ties).
     """
     rm = np.asarray(rm)
     if rm.ndim == 2:
@@ -221,10 +240,11 @@ def coverage(sets: ArrayLike, n_tasks: int) -> FloatArray:
 def within_set_uniformity(rm: ArrayLike, sets: ArrayLike) -> FloatArray:
     """How uniformly each task is spread over its own expert set (Prop. 3), shape (R,).
 
-    For task ``n`` with ``|M_n| >= 2``: normalised entropy ``H(p) / log |M_n|`` of ``p_m ∝ Rm[m, n]``,
-    ``m in M_n`` (1 = uniform, 0 = one member takes everything). Averaged over such tasks; NaN if no task has a
-    set of two or more experts or its set received no rounds. Finite counts bias the entropy downwards
-    (about ``(|M_n| - 1) / (2 n_rounds)`` nats).
+    For task ``n`` with ``|M_n| >= 2``: normalised entropy ``H(p) / log |M_n|`` of
+    ``p_m ∝ Rm[m, n]``, ``m in M_n`` (1 = uniform, 0 = one member takes everything).
+    Averaged over such tasks; NaN if no task has a set of two or more experts or its set
+    received no rounds. Finite counts bias the entropy downwards (about
+    ``(|M_n| - 1) / (2 n_rounds)`` nats).
     """
     rm = np.asarray(rm, dtype=float)
     if rm.ndim == 2:
@@ -252,7 +272,8 @@ def within_set_uniformity(rm: ArrayLike, sets: ArrayLike) -> FloatArray:
 def expert_task_distance(
     w: ArrayLike, W: ArrayLike, sets: ArrayLike
 ) -> tuple[FloatArray, FloatArray]:
-    """How close each expert's model is to its own task's ground truth, relative to the other tasks.
+    """How close each expert's model is to its own task's ground truth, relative to the
+    other tasks.
 
     Args:
         w: expert parameters, shape (R, M, d) (e.g. ``SimulationResult.final_w``).
@@ -260,8 +281,10 @@ def expert_task_distance(
         sets: primary task of each expert, shape (R, M) (``-1`` = idle expert, ignored).
 
     Returns:
-        ``(own, other)``, each shape (R,): mean over non-idle experts of ``||w^(m) - w_{n(m)}||^2`` (own task) and
-        of ``min_{n' != n(m)} ||w^(m) - w_{n'}||^2`` (nearest other task). NaN for a run without active experts.
+        ``(own, other)``, each shape (R,): mean over non-idle experts of
+        ``||w^(m) - w_{n(m)}||^2`` (own task) and of
+        ``min_{n' != n(m)} ||w^(m) - w_{n'}||^2`` (nearest other task). NaN for a run
+        without active experts.
     """
     w = np.asarray(w, dtype=float)
     W = np.asarray(W, dtype=float)
@@ -289,17 +312,18 @@ def expert_task_distance(
     return own_m, other_m
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Loads over time
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def expert_loads(
     experts: ArrayLike, n_experts: int, window: int
 ) -> tuple[FloatArray, IntArray]:
-    """Fraction of rounds routed to each expert in consecutive windows of ``window`` rounds.
+    """Fraction of rounds routed to each expert in consecutive windows of ``window``
+    rounds.
 
     Returns:
-        ``(loads, ends)``: loads of shape (R, n_windows, M) (rows sum to 1) and the last round of each window
-        (n_windows,). A trailing partial window is dropped.
+        ``(loads, ends)``: loads of shape (R, n_windows, M) (rows sum to 1) and the last
+        round of each window (n_windows,). A trailing partial window is dropped.
     """
     e = _as_2d_int(experts, "experts")
     R, T = e.shape
@@ -309,16 +333,17 @@ def expert_loads(
     return onehot / window, window * np.arange(1, nw + 1)
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Gate gaps
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GateGaps:
     """Gate gaps per run, snapshot and task (see module docstring); shapes (R, S, N).
 
     Attributes:
         within: within-set gap (0 for singleton sets, NaN for empty sets).
-        across: signed across-set margin (NaN for empty sets or sets holding every expert).
+        across: signed across-set margin (NaN for empty sets or sets holding every
+            expert).
         spread: max - min gate over all experts (defined for every task).
     """
 
@@ -327,7 +352,8 @@ class GateGaps:
     spread: FloatArray
 
     def task_mean(self) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """``(within, across, spread)`` averaged over tasks with a defined value, each (R, S)."""
+        """``(within, across, spread)`` averaged over tasks with a defined value, each
+        (R, S)."""
         import warnings
 
         with warnings.catch_warnings():
@@ -343,8 +369,10 @@ def gate_gaps(gate_snapshots: ArrayLike, sets: ArrayLike) -> GateGaps:
     """Within-set, across-set and overall gate gaps for fixed expert sets.
 
     Args:
-        gate_snapshots: ``g[r, s, n, m]``, shape (R, S, N, M) (or (S, N, M) for one run).
-        sets: primary task of each expert, shape (R, M) (or (M,)), from :func:`expert_sets`.
+        gate_snapshots: ``g[r, s, n, m]``, shape (R, S, N, M) (or (S, N, M) for one
+            run).
+        sets: primary task of each expert, shape (R, M) (or (M,)), from
+            :func:`expert_sets`.
     """
     g = np.asarray(gate_snapshots, dtype=float)
     if g.ndim == 3:
@@ -368,14 +396,14 @@ def gate_gaps(gate_snapshots: ArrayLike, sets: ArrayLike) -> GateGaps:
     return GateGaps(within=within, across=across, spread=spread)
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Termination
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 def termination_stats(T2: ArrayLike, T1: int) -> dict[str, float]:
     """Empirical termination round ``T2`` (``-1`` = never frozen) against ``T1``.
 
-    Returns ``frac_terminated``, ``T2_median`` / ``T2_mean`` over terminated runs (NaN if none),
-    ``T2_over_T1_median`` and ``T2_minus_T1_median``.
+    Returns ``frac_terminated``, ``T2_median`` / ``T2_mean`` over terminated runs (NaN
+    if none), ``T2_over_T1_median`` and ``T2_minus_T1_median``.
     """
     T2 = np.asarray(T2)
     done = T2 >= 0
@@ -397,17 +425,18 @@ def termination_stats(T2: ArrayLike, T1: int) -> dict[str, float]:
     }
 
 
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Specialisation summary of one result
-# ------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Specialisation:
     """Per-run specialisation diagnostics of one simulation (arrays of shape (R,)).
 
-    Windows (``W = window`` rounds): *early* ``(T1, T1 + W]`` (Prop. 1: right after ``T1``); *late*
-    ``(T - W, T]`` (end of the horizon; Prop. 2); *post* ``(T2, T]`` for runs whose router was frozen (NaN for the
-    others; Prop. 3). Expert sets for ``coverage`` and ``uniformity`` come from the post-``T2`` routing when the
-    run was frozen, else from the late window.
+    Windows (``W = window`` rounds): *early* ``(T1, T1 + W]`` (Prop. 1: right after
+    ``T1``); *late* ``(T - W, T]`` (end of the horizon; Prop. 2); *post* ``(T2, T]`` for
+    runs whose router was frozen (NaN for the others; Prop. 3). Expert sets for
+    ``coverage`` and ``uniformity`` come from the post-``T2`` routing when the run was
+    frozen, else from the late window.
     """
 
     T1: int
@@ -424,7 +453,8 @@ class Specialisation:
     G_early: FloatArray
 
     def summary(self) -> dict[str, float]:
-        """Means over runs (``nanmean``) of every per-run diagnostic, plus termination statistics."""
+        """Means over runs (``nanmean``) of every per-run diagnostic, plus termination
+        statistics."""
         import warnings
 
         out: dict[str, float] = {"T1": float(self.T1)}
@@ -452,11 +482,13 @@ class Specialisation:
 def specialisation(
     res: SimulationResult, *, window: int | None = None
 ) -> Specialisation:
-    """Compute :class:`Specialisation` diagnostics of a result (single-expert results give trivial values).
+    """Compute :class:`Specialisation` diagnostics of a result (single-expert results
+    give trivial values).
 
     Args:
         res: simulation result.
-        window: window length in rounds; default ``max(200, 20 M)`` capped at ``T // 4`` (at least 1).
+        window: window length in rounds; default ``max(200, 20 M)`` capped at ``T // 4``
+            (at least 1).
     """
     cfg = res.config
     T, M, N = cfg.T, cfg.n_experts, cfg.n_tasks

@@ -31,12 +31,15 @@ class FamilyRun:
     """One member of a family: its grid labels, config, curves and diagnostics.
 
     Attributes:
-        labels: the grid values that define this member (e.g. ``{"n_experts": 10, "termination": "gap"}``).
+        labels: the grid values that define this member (e.g.
+            ``{"n_experts": 10, "termination": "gap"}``).
         config: the full configuration simulated.
-        F_mean, F_se, G_mean, G_se: mean and standard error over runs of ``F_t`` and ``G_t``, shape (T,).
+        F_mean, F_se, G_mean, G_se: mean and standard error over runs of ``F_t`` and
+            ``G_t``, shape (T,).
         spec: :class:`Specialisation` diagnostics.
         wall_time: seconds spent simulating it.
-        result: the full :class:`SimulationResult` when ``keep_results=True``, else None.
+        result: the full :class:`SimulationResult` when ``keep_results=True``, else
+            None.
     """
 
     labels: dict[str, Any]
@@ -50,7 +53,8 @@ class FamilyRun:
     result: SimulationResult | None = None
 
     def row(self) -> dict[str, Any]:
-        """Tidy summary row: labels, then the specialisation summary and the wall time."""
+        """Tidy summary row: labels, then the specialisation summary and the wall
+        time."""
         return {**self.labels, **self.spec.summary(), "wall_s": self.wall_time}
 
 
@@ -84,13 +88,15 @@ class Family:
 
 
 def grid(**axes: Iterable[Any]) -> list[dict[str, Any]]:
-    """Cartesian product of named value lists, as a list of label dicts (in the given axis order)."""
+    """Cartesian product of named value lists, as a list of label dicts (in the given
+    axis order)."""
     names = list(axes)
     values = [list(v) for v in axes.values()]
     return [dict(zip(names, combo)) for combo in product(*values)]
 
 
-#: Config fields that only act through the router (irrelevant for a single expert, ``M = 1``).
+#: Config fields that only act through the router (irrelevant for a single expert,
+#: ``M = 1``).
 ROUTER_ONLY: tuple[str, ...] = (
     "eta",
     "alpha",
@@ -103,6 +109,31 @@ ROUTER_ONLY: tuple[str, ...] = (
 )
 
 
+def _member_config(
+    base: ExperimentConfig,
+    labels: Mapping[str, Any],
+    T1_per_expert: float | None,
+) -> ExperimentConfig:
+    """``base`` with a member's overrides (and ``T1 = ceil(T1_per_expert * M)``)."""
+    changes = dict(labels)
+    M = int(changes.get("n_experts", base.n_experts))
+    if T1_per_expert is not None and "T1" not in changes:
+        changes["T1"] = int(math.ceil(T1_per_expert * M))
+    if M == 1:
+        changes["termination"] = "never"  # no router: every rule gives the same run
+    return base.replace(**changes)
+
+
+def _config_key(cfg: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
+    """Hashable identity of a simulation; a single expert ignores the router knobs."""
+    key_items = cfg.to_dict()
+    if cfg.n_experts == 1:
+        # router-only knobs do not influence a single expert (checked in tests)
+        for name in ROUTER_ONLY:
+            key_items.pop(name)
+    return tuple(sorted(key_items.items()))
+
+
 def run_family(
     base: ExperimentConfig,
     members: Sequence[Mapping[str, Any]],
@@ -113,39 +144,32 @@ def run_family(
     progress: bool = True,
     cache: dict[Any, FamilyRun] | None = None,
 ) -> Family:
-    """Simulate every member of a family (each batched over ``base.n_runs`` runs) and summarise it.
+    """Simulate every member of a family (each batched over ``base.n_runs`` runs) and
+    summarise it.
 
     Args:
         base: configuration shared by all members.
-        members: label dicts of config overrides, e.g. ``grid(n_experts=[1, 10], termination=["gap", "never"])``.
-            Members with ``n_experts = 1`` that differ only in router knobs (:data:`ROUTER_ONLY`) are simulated
-            once and re-used (a single expert has no router).
-        T1_per_expert: if given (and a member does not set ``T1``), ``T1 = ceil(T1_per_expert * M)``
-            (``T1 ∝ M``, SPEC §4.7) instead of the config's default formula.
+        members: label dicts of config overrides, e.g.
+            ``grid(n_experts=[1, 10], termination=["gap", "never"])``. Members with
+            ``n_experts = 1`` that differ only in router knobs (:data:`ROUTER_ONLY`) are
+            simulated once and re-used (a single expert has no router).
+        T1_per_expert: if given (and a member does not set ``T1``),
+            ``T1 = ceil(T1_per_expert * M)`` (``T1 ∝ M``, SPEC §4.7) instead of the
+            config's default formula.
         window: window length of :func:`specialisation`.
-        keep_results: keep every full :class:`SimulationResult` (memory ~ 40 R T bytes each).
+        keep_results: keep every full :class:`SimulationResult` (memory ~ 40 R T bytes
+            each).
         progress: tqdm bar over members.
-        cache: optional dict shared between calls: a member whose configuration (and ``window``) was already
-            simulated in an earlier call with the same dict is re-used instead of simulated again.
+        cache: optional dict shared between calls: a member whose configuration (and
+            ``window``) was already simulated in an earlier call with the same dict is
+            re-used instead of simulated again.
     """
     fam = Family()
     start = time.perf_counter()
     cache = {} if cache is None else cache
     for labels in tqdm(list(members), disable=not progress, desc="family", leave=False):
-        changes = dict(labels)
-        M = int(changes.get("n_experts", base.n_experts))
-        if T1_per_expert is not None and "T1" not in changes:
-            changes["T1"] = int(math.ceil(T1_per_expert * M))
-        if M == 1:
-            changes["termination"] = "never"  # no router: every rule gives the same run
-        cfg = base.replace(**changes)
-        key_items = cfg.to_dict()
-        if (
-            M == 1
-        ):  # router-only knobs do not influence a single expert (checked in tests)
-            for name in ROUTER_ONLY:
-                key_items.pop(name)
-        key = (tuple(sorted(key_items.items())), window, keep_results)
+        cfg = _member_config(base, labels, T1_per_expert)
+        key = (_config_key(cfg), window, keep_results)
         if key in cache:
             prev = cache[key]
             fam.runs.append(

@@ -1,17 +1,20 @@
 """Offline image data sets and continual-learning task builders (SPEC §7.4).
 
-The paper uses MNIST (three tasks built from digits 1, 4, 7; 100 samples per round) and, after review,
-CIFAR-10/100. This machine cannot download them, so:
+The paper uses MNIST (three tasks built from digits 1, 4, 7; 100 samples per round) and,
+after review, CIFAR-10/100. This machine cannot download them, so:
 
 * :func:`load_fashion_mnist` reads the Debian package ``dataset-fashion-mnist``
-  (``/usr/share/datasets/fashion-mnist``) — our **substitute** for MNIST in the book (same 28x28 grey format,
-  same IDX files, different images);
-* :func:`load_sklearn_digits` gives scikit-learn's bundled 8x8 digits (fast tests and the quick profile);
-* :func:`load_mnist`, :func:`load_cifar10`, :func:`load_cifar100` read the paper's formats from a folder the user
-  provides (IDX, gzipped or not; CIFAR python pickle batches).
+  (``/usr/share/datasets/fashion-mnist``) — our **substitute** for MNIST in the book
+  (same 28x28 grey format, same IDX files, different images);
+* :func:`load_sklearn_digits` gives scikit-learn's bundled 8x8 digits (fast tests and
+  the quick profile);
+* :func:`load_mnist`, :func:`load_cifar10`, :func:`load_cifar100` read the paper's
+  formats from a folder the user provides (IDX, gzipped or not; CIFAR python pickle
+  batches).
 
-All loaders return an :class:`ImageDataset` with float32 images in ``[0, 1]`` of shape ``(n, C, H, W)`` and
-int64 labels. Missing or malformed files raise :class:`DatasetError` naming the file and what was expected.
+All loaders return an :class:`ImageDataset` with float32 images in ``[0, 1]`` of shape
+``(n, C, H, W)`` and int64 labels. Missing or malformed files raise
+:class:`DatasetError` naming the file and what was expected.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "Ankle boot",
 )
 PAPER_MNIST_DIGITS: tuple[int, ...] = (1, 4, 7)
-"""Digits of the paper's three MNIST tasks (SPEC §7.4, [R-L]); we reuse the same class ids on substitutes."""
+"""Digits of the paper's three MNIST tasks (SPEC §7.4, [R-L]); we reuse the same class
+ids on substitutes."""
 
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -58,16 +62,19 @@ _IDX_DTYPES = {
 
 
 class DatasetError(ConfigError):
-    """A data file is missing or not in the expected format (the message names the file)."""
+    """A data file is missing or not in the expected format (the message names the
+    file)."""
 
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """Images ``(n, C, H, W)`` float32 in [0, 1] and int64 labels, with a train/test split.
+    """Images ``(n, C, H, W)`` float32 in [0, 1] and int64 labels, with a train/test
+    split.
 
     Attributes:
         name: e.g. ``"Fashion-MNIST"``.
-        substitute_for: the paper's data set this one stands in for (``None`` if it is the paper's own).
+        substitute_for: the paper's data set this one stands in for (``None`` if it is
+            the paper's own).
     """
 
     name: str
@@ -89,12 +96,13 @@ class ImageDataset:
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
 
 
-# ---------------------------------------------------------------------------------------------- IDX
+# ---------------------------------------------------------------------------------- IDX
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (MNIST format; ``.gz`` is decompressed transparently).
 
-    Format: magic = two zero bytes, a type byte (0x08 = unsigned byte, ...), a byte giving the number of
-    dimensions, then one big-endian uint32 per dimension, then the data.
+    Format: magic = two zero bytes, a type byte (0x08 = unsigned byte, ...), a byte
+    giving the number of dimensions, then one big-endian uint32 per dimension, then the
+    data.
     """
     path = Path(path)
     if not path.is_file():
@@ -107,8 +115,9 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DatasetError(f"cannot read IDX file {path}: {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DatasetError(
-            f"{path} is not an IDX file: expected magic bytes 00 00 <type in {sorted(_IDX_DTYPES)}> <ndim>, "
-            f"got {raw[:4].hex(' ') if raw else 'an empty file'}"
+            f"{path} is not an IDX file: expected magic bytes 00 00 <type in "
+            f"{sorted(_IDX_DTYPES)}> <ndim>, got "
+            f"{raw[:4].hex(' ') if raw else 'an empty file'}"
         )
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
@@ -118,8 +127,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
         raise DatasetError(
-            f"{path}: IDX header announces shape {shape} ({expected} data bytes) but the file holds "
-            f"{len(raw) - header} data bytes"
+            f"{path}: IDX header announces shape {shape} ({expected} data bytes) but "
+            f"the file holds {len(raw) - header} data bytes"
         )
     return (
         np.frombuffer(raw, dtype=dtype, offset=header)
@@ -154,8 +163,8 @@ def _idx_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise DatasetError(
-            f"{lab_path}: expected {images.shape[0]} labels (one per image in {img_path.name}),"
-            f" got shape {labels.shape}"
+            f"{lab_path}: expected {images.shape[0]} labels (one per image in "
+            f"{img_path.name}), got shape {labels.shape}"
         )
     return images, labels
 
@@ -186,7 +195,8 @@ def _to_dataset(
 
 
 def load_mnist(folder: str | Path) -> ImageDataset:
-    """MNIST from ``folder`` holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (paper's data)."""
+    """MNIST from ``folder`` holding
+    ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (paper's data)."""
     folder = Path(folder)
     return _to_dataset(
         "MNIST",
@@ -198,12 +208,14 @@ def load_mnist(folder: str | Path) -> ImageDataset:
 
 
 def load_fashion_mnist(folder: str | Path = FASHION_MNIST_DIR) -> ImageDataset:
-    """Fashion-MNIST (Debian ``dataset-fashion-mnist``): a **substitute** for the paper's MNIST."""
+    """Fashion-MNIST (Debian ``dataset-fashion-mnist``): a **substitute** for the
+    paper's MNIST."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(
-            f"Fashion-MNIST folder {folder} not found: run `apt-get install -y dataset-fashion-mnist`"
-            " or pass the folder holding the four *-ubyte.gz files"
+            f"Fashion-MNIST folder {folder} not found: run `apt-get install -y "
+            "dataset-fashion-mnist` or pass the folder holding the four *-ubyte.gz "
+            "files"
         )
     return _to_dataset(
         "Fashion-MNIST",
@@ -215,9 +227,11 @@ def load_fashion_mnist(folder: str | Path = FASHION_MNIST_DIR) -> ImageDataset:
 
 
 def load_sklearn_digits(test_fraction: float = 1 / 3, seed: int = 0) -> ImageDataset:
-    """scikit-learn's 8x8 digits (1797 images, bundled): a small **substitute** for MNIST.
+    """scikit-learn's 8x8 digits (1797 images, bundled): a small **substitute** for
+    MNIST.
 
-    There is no official split: a stratified split with ``test_fraction`` of each class in the test set.
+    There is no official split: a stratified split with ``test_fraction`` of each class
+    in the test set.
     """
     from sklearn.datasets import load_digits
 
@@ -240,14 +254,15 @@ def load_sklearn_digits(test_fraction: float = 1 / 3, seed: int = 0) -> ImageDat
     )
 
 
-# -------------------------------------------------------------------------------------------- CIFAR
+# -------------------------------------------------------------------------------- CIFAR
 def _unpickle(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"CIFAR batch file not found: {path}")
     try:
         with open(path, "rb") as fh:
             d = pickle.load(fh, encoding="bytes")
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a malformed file
+    except Exception as exc:  # noqa: BLE001
+        # any unpickling failure means a malformed file
         raise DatasetError(
             f"{path} is not a CIFAR python pickle batch: {type(exc).__name__}: {exc}"
         ) from None
@@ -260,12 +275,13 @@ def _unpickle(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(d[label_key], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
         raise DatasetError(
-            f"{path}: b'data' must be a uint8 array of shape (n, 3072), got {data.dtype} "
-            f"{data.shape}"
+            f"{path}: b'data' must be a uint8 array of shape (n, 3072), got "
+            f"{data.dtype} {data.shape}"
         )
     if labels.shape != (data.shape[0],):
         raise DatasetError(
-            f"{path}: {label_key!r} must hold {data.shape[0]} labels, got shape {labels.shape}"
+            f"{path}: {label_key!r} must hold {data.shape[0]} labels, got shape "
+            f"{labels.shape}"
         )
     return data.reshape(-1, 3, 32, 32), labels
 
@@ -277,8 +293,9 @@ def _cifar_folder(folder: Path, sub: str) -> Path:
 
 
 def load_cifar10(folder: str | Path) -> ImageDataset:
-    """CIFAR-10 python version: ``data_batch_1..5`` and ``test_batch`` in ``folder`` (or its
-    ``cifar-10-batches-py`` subfolder); class names from ``batches.meta`` if present."""
+    """CIFAR-10 python version: ``data_batch_1..5`` and ``test_batch`` in ``folder`` (or
+    its ``cifar-10-batches-py`` subfolder); class names from ``batches.meta`` if
+    present."""
     folder = _cifar_folder(Path(folder), "cifar-10-batches-py")
     parts = [_unpickle(folder / f"data_batch_{i}", b"labels") for i in range(1, 6)]
     tr = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
@@ -288,8 +305,9 @@ def load_cifar10(folder: str | Path) -> ImageDataset:
 
 
 def load_cifar100(folder: str | Path, labels: str = "fine") -> ImageDataset:
-    """CIFAR-100 python version: ``train`` and ``test`` in ``folder`` (or ``cifar-100-python``);
-    ``labels="fine"`` (100 classes, key b'fine_labels') or ``"coarse"`` (20, b'coarse_labels')."""
+    """CIFAR-100 python version: ``train`` and ``test`` in ``folder`` (or
+    ``cifar-100-python``); ``labels="fine"`` (100 classes, key b'fine_labels') or
+    ``"coarse"`` (20, b'coarse_labels')."""
     if labels not in ("fine", "coarse"):
         raise ConfigError(f"labels={labels!r} must be 'fine' or 'coarse'")
     folder = _cifar_folder(Path(folder), "cifar-100-python")
@@ -315,7 +333,7 @@ def _meta_names(path: Path, key: bytes, n: int) -> tuple[str, ...]:
     return tuple(str(i) for i in range(n))
 
 
-# -------------------------------------------------------------------------------------- task builders
+# ------------------------------------------------------------------------ task builders
 def _subsample(
     x: Tensor, y: Tensor, n: int | None, rng: np.random.Generator
 ) -> tuple[Tensor, Tensor]:
@@ -332,9 +350,11 @@ def class_split_tasks(
     max_train: int | None = None,
     max_test: int | None = None,
 ) -> list[TaskData]:
-    """One task per class subset (labels relabelled ``subset[k] -> k``), samples shuffled by ``rng``.
+    """One task per class subset (labels relabelled ``subset[k] -> k``), samples
+    shuffled by ``rng``.
 
-    ``max_train`` / ``max_test`` cap the number of samples kept per task (after shuffling).
+    ``max_train`` / ``max_test`` cap the number of samples kept per task (after
+    shuffling).
     """
     _check_classes(ds, [c for s in class_subsets for c in s])
     names = ["/".join(ds.class_names[c] for c in s) for s in class_subsets]
@@ -357,12 +377,13 @@ def one_vs_rest_tasks(
     max_train: int | None = None,
     max_test: int | None = None,
 ) -> list[TaskData]:
-    """Binary task "recognise class p" for every ``p`` in ``positives`` (our reading of the paper's
-    "recognising digits 1, 4 and 7" as three tasks, SPEC §7.4 [R-L]).
+    """Binary task "recognise class p" for every ``p`` in ``positives`` (our reading of
+    the paper's "recognising digits 1, 4 and 7" as three tasks, SPEC §7.4 [R-L]).
 
-    Label 1 = class ``p``, label 0 = a sample of the ``negatives`` classes (default: every other class),
-    drawn uniformly so that each task is balanced 50/50. ``TaskData.classes = (-1, p)`` (-1 = "rest").
-    ``max_train`` / ``max_test`` cap the samples per task (balanced).
+    Label 1 = class ``p``, label 0 = a sample of the ``negatives`` classes (default:
+    every other class), drawn uniformly so that each task is balanced 50/50.
+    ``TaskData.classes = (-1, p)`` (-1 = "rest"). ``max_train`` / ``max_test`` cap the
+    samples per task (balanced).
     """
     rng = np.random.default_rng(0) if rng is None else rng
     _check_classes(ds, list(positives) + list(negatives or []))
@@ -423,12 +444,14 @@ def _check_classes(ds: ImageDataset, classes: Sequence[int]) -> None:
 
 
 def standardise(ds: ImageDataset, mode: str = "pixel") -> ImageDataset:
-    """Standard input normalisation with training-set statistics (all classes pooled, so no task information).
+    """Standard input normalisation with training-set statistics (all classes pooled, so
+    no task information).
 
-    ``mode="pixel"``: subtract the per-pixel mean image and divide by the overall std (mean-image
-    subtraction); ``"channel"``: subtract the per-channel mean and divide by the per-channel std (torchvision
-    ``Normalize`` style); ``"none"``: unchanged. Centering matters for the linear router: raw images share a large
-    positive mean component, so the batch-summed inputs of different tasks are nearly parallel.
+    ``mode="pixel"``: subtract the per-pixel mean image and divide by the overall std
+    (mean-image subtraction); ``"channel"``: subtract the per-channel mean and divide by
+    the per-channel std (torchvision ``Normalize`` style); ``"none"``: unchanged.
+    Centering matters for the linear router: raw images share a large positive mean
+    component, so the batch-summed inputs of different tasks are nearly parallel.
     """
     if mode == "none":
         return ds

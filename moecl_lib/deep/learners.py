@@ -1,23 +1,29 @@
-"""Shared interface and stream runner for deep continual learners (single network, MoE, Expert Gate).
+"""Shared interface and stream runner for deep continual learners (single network, MoE,
+Expert Gate).
 
-Protocol (SPEC §7.3-§7.4, §5.3): a *task* is a labelled data set (typically a subset of the classes of a
-data set, relabelled ``0..K-1``); a *stream* is a sequence of task ids, one task per round. At round ``t`` the
-learner receives one batch of that task's training samples (task identity NOT given), trains on it
-(:meth:`RoundLearner.observe`), and is then evaluated on the held-out test samples of every task.
+Protocol (SPEC §7.3-§7.4, §5.3): a *task* is a labelled data set (typically a subset of
+the classes of a data set, relabelled ``0..K-1``); a *stream* is a sequence of task ids,
+one task per round. At round ``t`` the learner receives one batch of that task's
+training samples (task identity NOT given), trains on it (:meth:`RoundLearner.observe`),
+and is then evaluated on the held-out test samples of every task.
 
 Conventions used by :class:`StreamResult` (all accuracies/errors in percent):
 
-* ``acc_expert[t, m, n]``: test accuracy of expert ``m`` on task ``n`` after round ``t + 1`` (0-based row ``t``).
-* ``acc_routed[t, n]``: test accuracy on task ``n`` after round ``t + 1`` when the learner routes by itself:
-  the test set of task ``n`` is cut into chunks of ``route_batch_size`` samples (the training batch size by
-  default, so a summed-input router sees inputs of the training scale), each chunk is routed with
+* ``acc_expert[t, m, n]``: test accuracy of expert ``m`` on task ``n`` after round
+  ``t + 1`` (0-based row ``t``).
+* ``acc_routed[t, n]``: test accuracy on task ``n`` after round ``t + 1`` when the
+  learner routes by itself: the test set of task ``n`` is cut into chunks of
+  ``route_batch_size`` samples (the training batch size by default, so a summed-input
+  router sees inputs of the training scale), each chunk is routed with
   :meth:`RoundLearner.route` (noise-free) and predicted by the chosen expert.
-* Arrival-indexed accuracy matrix ``A[t, tau]`` (``T x T``, NaN above the diagonal): accuracy after round
-  ``t`` on the task that arrived at round ``tau``, either with the expert ``m_tau`` that learned that arrival
-  (``view="learner"``, SPEC A8 default) or with the router's current choice (``view="router"``). Row = after
-  round/step ``t``, column = arrival ``tau`` (CONVENTIONS). The paper's ``F_t`` and ``G_t`` (SPEC §5.3) are
-  computed on the error matrix ``E = 100 - A``.
-* Pool-indexed accuracy ``acc_routed`` (``T x N``): one column per distinct task (heat-map view).
+* Arrival-indexed accuracy matrix ``A[t, tau]`` (``T x T``, NaN above the diagonal):
+  accuracy after round ``t`` on the task that arrived at round ``tau``, either with the
+  expert ``m_tau`` that learned that arrival (``view="learner"``, SPEC A8 default) or
+  with the router's current choice (``view="router"``). Row = after round/step ``t``,
+  column = arrival ``tau`` (CONVENTIONS). The paper's ``F_t`` and ``G_t`` (SPEC §5.3)
+  are computed on the error matrix ``E = 100 - A``.
+* Pool-indexed accuracy ``acc_routed`` (``T x N``): one column per distinct task
+  (heat-map view).
 """
 
 from __future__ import annotations
@@ -46,23 +52,27 @@ VIEWS: tuple[str, ...] = ("learner", "router")
 
 @runtime_checkable
 class RoundLearner(Protocol):
-    """A continual learner that is trained one round (one batch of one unknown task) at a time.
+    """A continual learner that is trained one round (one batch of one unknown task) at
+    a time.
 
-    Contract used by :func:`run_stream`: ``observe`` changes the parameters of at most the expert whose
-    index it returns (plus routing state), so the runner only re-evaluates that expert. Learners that
-    break this (e.g. shared parameters) must set ``changes_all_experts = True`` as an attribute.
-    ``n_experts`` may grow over time (Expert Gate adds experts).
+    Contract used by :func:`run_stream`: ``observe`` changes the parameters of at most
+    the expert whose index it returns (plus routing state), so the runner only
+    re-evaluates that expert. Learners that break this (e.g. shared parameters) must set
+    ``changes_all_experts = True`` as an attribute. ``n_experts`` may grow over time
+    (Expert Gate adds experts).
     """
 
     name: str
     n_experts: int
 
     def observe(self, x: Tensor, y: Tensor) -> int:
-        """Train on one round's batch ``x`` (B, ...) with labels ``y`` (B,); return the expert trained."""
+        """Train on one round's batch ``x`` (B, ...) with labels ``y`` (B,); return the
+        expert trained."""
         ...
 
     def predict(self, x: Tensor, expert: int | None = None) -> Tensor:
-        """Logits (B, K) of ``expert`` (None = the learner's own noise-free routing of the batch ``x``)."""
+        """Logits (B, K) of ``expert`` (None = the learner's own noise-free routing of
+        the batch ``x``)."""
         ...
 
     def route(self, x: Tensor) -> int:
@@ -72,11 +82,13 @@ class RoundLearner(Protocol):
 
 @dataclass(frozen=True)
 class TaskData:
-    """One task: training and test samples with labels already relabelled to ``0..n_classes-1``.
+    """One task: training and test samples with labels already relabelled to
+    ``0..n_classes-1``.
 
     Attributes:
         name: short label, e.g. ``"T-shirt/Trouser/Pullover"``.
-        classes: original class ids of the source data set, in the order of the new labels.
+        classes: original class ids of the source data set, in the order of the new
+            labels.
         x_train, y_train: float inputs (n, ...) and int64 labels (n,).
         x_test, y_test: same for the held-out test samples.
     """
@@ -97,8 +109,8 @@ class TaskData:
                 )
             if x.shape[0] != y.shape[0] or y.ndim != 1:
                 raise ConfigError(
-                    f"task {self.name!r}: x_{split} has {x.shape[0]} samples but y_{split} has shape "
-                    f"{tuple(y.shape)} (expected ({x.shape[0]},))"
+                    f"task {self.name!r}: x_{split} has {x.shape[0]} samples but "
+                    f"y_{split} has shape {tuple(y.shape)} (expected ({x.shape[0]},))"
                 )
             if x.shape[0] == 0:
                 raise ConfigError(f"task {self.name!r}: no {split} samples")
@@ -119,8 +131,9 @@ def make_class_tasks(
 ) -> list[TaskData]:
     """Build one task per class subset; labels are relabelled ``subset[k] -> k``.
 
-    Subsets may overlap (a class then appears in several tasks). Raises :class:`ConfigError` for an empty
-    subset, a repeated class inside a subset, or a class with no training/test sample.
+    Subsets may overlap (a class then appears in several tasks). Raises
+    :class:`ConfigError` for an empty subset, a repeated class inside a subset, or a
+    class with no training/test sample.
     """
     if len(class_subsets) == 0:
         raise ConfigError("class_subsets must hold at least one subset of class ids")
@@ -164,7 +177,8 @@ def make_class_tasks(
 
 @dataclass(frozen=True)
 class Stream:
-    """A task stream: ``task_ids[t]`` is the task of round ``t+1``; ``batch_idx[t]`` indexes its train set."""
+    """A task stream: ``task_ids[t]`` is the task of round ``t+1``; ``batch_idx[t]``
+    indexes its train set."""
 
     task_ids: np.ndarray
     batch_idx: tuple[np.ndarray, ...]
@@ -182,10 +196,12 @@ def sample_stream(
     rng: np.random.Generator,
     task_ids: Sequence[int] | None = None,
 ) -> Stream:
-    """Draw a stream: each round a task uniformly at random (or ``task_ids`` if given) and a fresh batch.
+    """Draw a stream: each round a task uniformly at random (or ``task_ids`` if given)
+    and a fresh batch.
 
-    The batch is ``batch_size`` training samples of that task drawn without replacement (the paper: 100
-    samples per round). Raises :class:`ConfigError` if a task has fewer than ``batch_size`` samples.
+    The batch is ``batch_size`` training samples of that task drawn without replacement
+    (the paper: 100 samples per round). Raises :class:`ConfigError` if a task has fewer
+    than ``batch_size`` samples.
     """
     if not isinstance(n_rounds, (int, np.integer)) or n_rounds < 1:
         raise ConfigError(f"n_rounds={n_rounds!r} must be an integer >= 1")
@@ -197,8 +213,8 @@ def sample_stream(
     for task in tasks:
         if task.x_train.shape[0] < batch_size:
             raise ConfigError(
-                f"batch_size={batch_size} exceeds the {task.x_train.shape[0]} training samples of task "
-                f"{task.name!r}"
+                f"batch_size={batch_size} exceeds the {task.x_train.shape[0]} training "
+                f"samples of task {task.name!r}"
             )
     if task_ids is None:
         ids = rng.integers(N, size=int(n_rounds))
@@ -217,19 +233,22 @@ def sample_stream(
 
 @dataclass
 class StreamResult:
-    """Everything measured while playing one stream (see the module docstring for conventions).
+    """Everything measured while playing one stream (see the module docstring for
+    conventions).
 
     Attributes:
         name: learner name.
-        task_ids: (T,) task of each round; experts: (T,) expert trained at each round (``m_t``).
-        acc_expert: (T, M_max, N) accuracy (%) of every expert on every task after each round (NaN for
-            experts that did not exist yet).
+        task_ids: (T,) task of each round; experts: (T,) expert trained at each round
+            (``m_t``).
+        acc_expert: (T, M_max, N) accuracy (%) of every expert on every task after each
+            round (NaN for experts that did not exist yet).
         acc_routed: (T, N) accuracy (%) with the learner's own routing after each round.
-        routed_expert: (T, N) expert chosen by ``route`` for the FIRST test chunk of each task after each
-            round (a routing-stability trace).
+        routed_expert: (T, N) expert chosen by ``route`` for the FIRST test chunk of
+            each task after each round (a routing-stability trace).
         n_experts: (T,) number of experts after each round.
         wall_time: seconds spent in :func:`run_stream` (training + evaluation).
-        info: learner-specific summary (``learner.summary()`` if the learner has it; e.g. termination round).
+        info: learner-specific summary (``learner.summary()`` if the learner has it;
+            e.g. termination round).
     """
 
     name: str
@@ -253,10 +272,12 @@ class StreamResult:
         return int(self.acc_routed.shape[1])
 
     def accuracy_matrix(self, view: View = "learner") -> np.ndarray:
-        """Arrival-indexed accuracy matrix ``A[t, tau]`` in %, (T, T), NaN above the diagonal.
+        """Arrival-indexed accuracy matrix ``A[t, tau]`` in %, (T, T), NaN above the
+        diagonal.
 
-        ``view="learner"``: evaluated with the expert ``m_tau`` that learned arrival ``tau`` (SPEC A8 default).
-        ``view="router"``: evaluated with the learner's current routing of task ``n_tau``'s test set.
+        ``view="learner"``: evaluated with the expert ``m_tau`` that learned arrival
+        ``tau`` (SPEC A8 default). ``view="router"``: evaluated with the learner's
+        current routing of task ``n_tau``'s test set.
         """
         if view not in VIEWS:
             raise ConfigError(f"view={view!r} must be one of {list(VIEWS)}")
@@ -272,23 +293,29 @@ class StreamResult:
         return A
 
     def error_matrix(self, view: View = "learner") -> np.ndarray:
-        """``E = 100 - A`` (test error in %), same indexing as :meth:`accuracy_matrix`."""
+        """``E = 100 - A`` (test error in %), same indexing as
+        :meth:`accuracy_matrix`."""
         return 100.0 - self.accuracy_matrix(view)
 
     def curves(self, view: View = "learner") -> tuple[np.ndarray, np.ndarray]:
-        """Paper ``(F_t, G_t)`` analogues in error % (SPEC §5.3), each (T,), index t-1 = after round t.
+        """Paper ``(F_t, G_t)`` analogues in error % (SPEC §5.3), each (T,), index t-1 =
+        after round t.
 
-        ``F_t = 1/(t-1) sum_{tau<t} (E[t,tau] - E[tau,tau])`` (F[0] = NaN; positive = forgetting, negative =
-        backward transfer) and ``G_t = 1/t sum_{tau<=t} E[t,tau]``, on the error matrix of ``view``
-        (``"learner"``: expert that learned each arrival; ``"router"``: the learner's current routing).
+        ``F_t = 1/(t-1) sum_{tau<t} (E[t,tau] - E[tau,tau])`` (F[0] = NaN; positive =
+        forgetting, negative = backward transfer) and
+        ``G_t = 1/t sum_{tau<=t} E[t,tau]``, on the error matrix of ``view``
+        (``"learner"``: expert that learned each arrival; ``"router"``: the learner's
+        current routing).
         """
         return curves_from_error_matrix(self.error_matrix(view))
 
     def metrics(self, view: View = "learner") -> dict[str, float]:
-        """Final community metrics on the arrival-indexed accuracy matrix of ``view`` (in %).
+        """Final community metrics on the arrival-indexed accuracy matrix of ``view``
+        (in %).
 
-        ``ACC`` (= 100 - G_T), ``BWT`` (denominator T-1, negative = forgetting), ``forgetting`` (Chaudhry,
-        >= 0), ``F_T`` and ``G_T`` (paper analogues, error %). Arrivals of the same task count separately.
+        ``ACC`` (= 100 - G_T), ``BWT`` (denominator T-1, negative = forgetting),
+        ``forgetting`` (Chaudhry, >= 0), ``F_T`` and ``G_T`` (paper analogues, error %).
+        Arrivals of the same task count separately.
         """
         A = self.accuracy_matrix(view)
         F, G = self.curves(view)
@@ -306,18 +333,21 @@ class StreamResult:
         return np.bincount(self.experts, minlength=M)[:M] / self.T
 
     def routing_matrix(self, start: int = 0) -> np.ndarray:
-        """``R[m, n]`` = number of rounds ``t > start`` in which task ``n`` was routed to expert ``m``."""
+        """``R[m, n]`` = number of rounds ``t > start`` in which task ``n`` was routed
+        to expert ``m``."""
         M = self.acc_expert.shape[1]
         return routing_matrix(
             self.experts, self.task_ids, M, self.n_tasks, after=start
         )[0]
 
     def routing_purity(self, start: int = 0) -> float:
-        """``sum_m max_n R[m,n] / sum R`` over rounds ``t > start`` (1 = every expert sees one task)."""
+        """``sum_m max_n R[m,n] / sum R`` over rounds ``t > start`` (1 = every expert
+        sees one task)."""
         return float(routing_purity(self.routing_matrix(start))[0])
 
     def route_switches(self, start: int = 0) -> int:
-        """Number of changes of the noise-free routed expert of any task between consecutive rounds > start."""
+        """Number of changes of the noise-free routed expert of any task between
+        consecutive rounds > start."""
         r = self.routed_expert[start:]
         return int((r[1:] != r[:-1]).sum()) if r.shape[0] > 1 else 0
 
@@ -334,31 +364,15 @@ def _correct(
     return np.concatenate(out)
 
 
-def run_stream(
-    learner: RoundLearner,
+def _eval_sets(
     tasks: Sequence[TaskData],
     stream: Stream,
-    *,
-    route_batch_size: int | None = None,
-    max_test: int | None = None,
-    progress: bool = False,
-) -> StreamResult:
-    """Play ``stream`` on ``learner`` and evaluate every task after every round.
-
-    Args:
-        learner: any :class:`RoundLearner`.
-        tasks: the task list that ``stream.task_ids`` index into (their test sets are the eval sets).
-        stream: from :func:`sample_stream`.
-        route_batch_size: chunk size for routed evaluation (default: the stream's training batch size).
-        max_test: use only the first ``max_test`` test samples of each task (None = all).
-        progress: show a tqdm progress bar.
-
-    Cost: after round t only the expert returned by ``observe`` is re-evaluated (see the protocol's
-    contract), unless the learner sets ``changes_all_experts = True``.
-    """
-    from tqdm.auto import tqdm
-
-    T, N = stream.n_rounds, len(tasks)
+    route_batch_size: int | None,
+    max_test: int | None,
+) -> tuple[int, list[tuple[Tensor, Tensor]]]:
+    """Checked evaluation settings of :func:`run_stream`: the routing chunk size and the
+    (inputs, labels) test set of every task."""
+    N = len(tasks)
     if N == 0:
         raise ConfigError("tasks must not be empty")
     if int(stream.task_ids.max()) >= N:
@@ -377,11 +391,88 @@ def run_stream(
         else (tk.x_test, tk.y_test)
         for tk in tasks
     ]
+    return chunk, tests
+
+
+def _expert_accuracy(
+    learner: RoundLearner,
+    tests: Sequence[tuple[Tensor, Tensor]],
+    correct: dict[tuple[int, int], np.ndarray],
+    m: int,
+    M: int,
+    all_experts: bool,
+) -> np.ndarray:
+    """Accuracy (%) of every expert on every task, (M, N), after a round that trained
+    expert ``m``: re-evaluates expert ``m`` and the new experts (every expert with
+    ``all_experts``) into ``correct``."""
+    stale = (
+        range(M)
+        if all_experts
+        else [m] + [e for e in range(M) if (e, 0) not in correct]
+    )
+    for e in stale:
+        for j, (xt, yt) in enumerate(tests):
+            correct[(e, j)] = _correct(learner, xt, yt, e, 1024)
+    return np.array(
+        [[100.0 * correct[(e, j)].mean() for j in range(len(tests))] for e in range(M)]
+    )
+
+
+def _routed_accuracy(
+    learner: RoundLearner,
+    tests: Sequence[tuple[Tensor, Tensor]],
+    correct: dict[tuple[int, int], np.ndarray],
+    chunk: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy (%) on every task with the learner's own routing of each ``chunk`` of
+    its test set (from the per-expert correctness ``correct``), and the expert chosen
+    for the first chunk."""
+    acc = np.zeros(len(tests))
+    first = np.zeros(len(tests), dtype=np.int64)
+    for j, (xt, _) in enumerate(tests):
+        hits = []
+        for c0 in range(0, xt.shape[0], chunk):
+            e = int(learner.route(xt[c0 : c0 + chunk]))
+            if c0 == 0:
+                first[j] = e
+            hits.append(correct[(e, j)][c0 : c0 + chunk])
+        acc[j] = 100.0 * np.concatenate(hits).mean()
+    return acc, first
+
+
+def run_stream(
+    learner: RoundLearner,
+    tasks: Sequence[TaskData],
+    stream: Stream,
+    *,
+    route_batch_size: int | None = None,
+    max_test: int | None = None,
+    progress: bool = False,
+) -> StreamResult:
+    """Play ``stream`` on ``learner`` and evaluate every task after every round.
+
+    Args:
+        learner: any :class:`RoundLearner`.
+        tasks: the task list that ``stream.task_ids`` index into (their test sets are
+            the eval sets).
+        stream: from :func:`sample_stream`.
+        route_batch_size: chunk size for routed evaluation (default: the stream's
+            training batch size).
+        max_test: use only the first ``max_test`` test samples of each task (None =
+            all).
+        progress: show a tqdm progress bar.
+
+    Cost: after round t only the expert returned by ``observe`` is re-evaluated (see the
+    protocol's contract), unless the learner sets ``changes_all_experts = True``.
+    """
+    from tqdm.auto import tqdm
+
+    T, N = stream.n_rounds, len(tasks)
+    chunk, tests = _eval_sets(tasks, stream, route_batch_size, max_test)
     all_experts = bool(getattr(learner, "changes_all_experts", False))
 
-    correct: dict[
-        tuple[int, int], np.ndarray
-    ] = {}  # (expert, task) -> per-sample correctness
+    # (expert, task) -> per-sample correctness
+    correct: dict[tuple[int, int], np.ndarray] = {}
     acc_rows: list[np.ndarray] = []
     acc_routed = np.zeros((T, N))
     routed_expert = np.zeros((T, N), dtype=np.int64)
@@ -399,26 +490,10 @@ def run_stream(
                 f"{learner.name}.observe returned expert {m} outside [0, {M - 1}]"
             )
         experts[t], n_exp[t] = m, M
-        stale = (
-            range(M)
-            if all_experts
-            else [m] + [e for e in range(M) if (e, 0) not in correct]
+        acc_rows.append(_expert_accuracy(learner, tests, correct, m, M, all_experts))
+        acc_routed[t], routed_expert[t] = _routed_accuracy(
+            learner, tests, correct, chunk
         )
-        for e in stale:
-            for j, (xt, yt) in enumerate(tests):
-                correct[(e, j)] = _correct(learner, xt, yt, e, 1024)
-        row = np.array(
-            [[100.0 * correct[(e, j)].mean() for j in range(N)] for e in range(M)]
-        )
-        acc_rows.append(row)
-        for j, (xt, _) in enumerate(tests):
-            hits = []
-            for c0 in range(0, xt.shape[0], chunk):
-                e = int(learner.route(xt[c0 : c0 + chunk]))
-                if c0 == 0:
-                    routed_expert[t, j] = e
-                hits.append(correct[(e, j)][c0 : c0 + chunk])
-            acc_routed[t, j] = 100.0 * np.concatenate(hits).mean()
     wall = time.perf_counter() - t0
 
     M_max = int(n_exp.max())

@@ -1,34 +1,43 @@
-"""Deep-network MoE for continual learning (SPEC §7.3-§7.4): CNN experts, linear router, Algorithm 1.
+"""Deep-network MoE for continual learning (SPEC §7.3-§7.4): CNN experts, linear router,
+Algorithm 1.
 
 Model (our reconstruction; the paper's DNN details are [R-L]):
 
-* **Expert** (:class:`CNNExpert`): the paper's five-layer network, two convolutions + three fully connected
-  layers with ReLU. Widths are not known; we use small ones for CPU speed (conv 5x5 -> 4 ch, conv 5x5 -> 8 ch,
-  each with stride 2 instead of a pooling layer, FC 32, FC 16, FC out; padding 2 so 8x8 digits also fit).
-  ``downsample="maxpool"`` and ``channels=(6, 16), hidden=(120, 84)`` give the LeNet-5 layout. **Sigmoid output**: a binary task has ONE sigmoid unit
-  trained with binary cross-entropy (the paper's setting); a task with K > 2 labels has K sigmoid units trained
-  one-vs-rest with BCE on one-hot targets (our extension; prediction = argmax of the K logits).
-  ``predict`` returns two-column logits ``[-z/2, z/2]`` for a single unit so that ``argmax`` = ``sigmoid(z) > 1/2``.
-* **Router**: linear gate ``h_m = theta_m . xbar_t`` on the round's flattened inputs summed over the batch
-  (``router_input="sum"``, SPEC §3.2) or averaged (``"mean"``: the same up to a rescaling of ``eta`` by ``1/B``,
-  SPEC A13), ``theta = 0`` at the start; noisy top-1 routing ``argmax_m h_m + Unif[0, lambda]`` for the whole
-  round.
-* **Expert update**: only the selected expert is trained, by SGD (``epochs`` passes over the round's batch in
-  mini-batches of ``minibatch``).
-* **Router loss** after the expert update (SPEC §4.2-4.4): locality ``pi_{m_t} * ||Delta w||_2`` (L2 norm of
-  the change of ALL parameters of the trained expert, not squared) + load balancing ``alpha M sum_m f_m P_m``
-  with the two gradient variants of the linear engine (``aux_grad="decay"``: only the current round's term of
-  ``P_t = (1/t) sum_tau pi(X_tau)`` depends on theta, so its gradient carries ``1/t``; ``"no_decay"``: the
-  gradient of ``alpha M sum_m f_m pi_m(X_t)``), + optionally the task loss ``pi_{m_t} * BCE`` of the trained
-  expert on the round's batch (``task_loss=True``; SPEC A9). One gradient step ``theta -= eta * grad``
-  computed by torch autograd (checked against the explicit SPEC §4.5 gradient in ``tests/test_deep.py``).
-* **Termination** (SPEC §4.6), same names and semantics as :func:`moecl_lib.linear.engine.simulate`: ``"gap"`` (at the
-  first round ``t > T1`` whose gate outputs pass :func:`moecl_lib.linear.routing.gap_test`, tested before that round's
-  router step), ``"freeze_at_T1"`` (frozen at round ``T1 + 1``), ``"never"``. ``M = 1`` is the single network
-  (no router).
+* **Expert** (:class:`CNNExpert`): the paper's five-layer network, two convolutions +
+  three fully connected layers with ReLU. Widths are not known; we use small ones for
+  CPU speed (conv 5x5 -> 4 ch, conv 5x5 -> 8 ch, each with stride 2 instead of a pooling
+  layer, FC 32, FC 16, FC out; padding 2 so 8x8 digits also fit).
+  ``downsample="maxpool"`` and ``channels=(6, 16), hidden=(120, 84)`` give the LeNet-5
+  layout. **Sigmoid output**: a binary task has ONE sigmoid unit trained with binary
+  cross-entropy (the paper's setting); a task with K > 2 labels has K sigmoid units
+  trained one-vs-rest with BCE on one-hot targets (our extension; prediction = argmax of
+  the K logits). ``predict`` returns two-column logits ``[-z/2, z/2]`` for a single unit
+  so that ``argmax`` = ``sigmoid(z) > 1/2``.
+* **Router**: linear gate ``h_m = theta_m . xbar_t`` on the round's flattened inputs
+  summed over the batch (``router_input="sum"``, SPEC §3.2) or averaged (``"mean"``: the
+  same up to a rescaling of ``eta`` by ``1/B``, SPEC A13), ``theta = 0`` at the start;
+  noisy top-1 routing ``argmax_m h_m + Unif[0, lambda]`` for the whole round.
+* **Expert update**: only the selected expert is trained, by SGD (``epochs`` passes over
+  the round's batch in mini-batches of ``minibatch``).
+* **Router loss** after the expert update (SPEC §4.2-4.4): locality
+  ``pi_{m_t} * ||Delta w||_2`` (L2 norm of the change of ALL parameters of the trained
+  expert, not squared) + load balancing ``alpha M sum_m f_m P_m`` with the two gradient
+  variants of the linear engine (``aux_grad="decay"``: only the current round's term of
+  ``P_t = (1/t) sum_tau pi(X_tau)`` depends on theta, so its gradient carries ``1/t``;
+  ``"no_decay"``: the gradient of ``alpha M sum_m f_m pi_m(X_t)``), + optionally the
+  task loss ``pi_{m_t} * BCE`` of the trained expert on the round's batch
+  (``task_loss=True``; SPEC A9). One gradient step ``theta -= eta * grad`` computed by
+  torch autograd (checked against the explicit SPEC §4.5 gradient in
+  ``tests/test_deep.py``).
+* **Termination** (SPEC §4.6), same names and semantics as
+  :func:`moecl_lib.linear.engine.simulate`: ``"gap"`` (at the first round ``t > T1``
+  whose gate outputs pass :func:`moecl_lib.linear.routing.gap_test`, tested before that
+  round's router step), ``"freeze_at_T1"`` (frozen at round ``T1 + 1``), ``"never"``.
+  ``M = 1`` is the single network (no router).
 
-Determinism: :func:`set_determinism` (``torch.set_num_threads(1)``, deterministic algorithms) and a seed per
-learner (torch init via ``torch.manual_seed(seed)``, routing noise from ``numpy.random.default_rng(seed)``).
+Determinism: :func:`set_determinism` (``torch.set_num_threads(1)``, deterministic
+algorithms) and a seed per learner (torch init via ``torch.manual_seed(seed)``, routing
+noise from ``numpy.random.default_rng(seed)``).
 """
 
 from __future__ import annotations
@@ -58,21 +67,25 @@ ROUTER_INPUTS: tuple[str, ...] = ("sum", "mean")
 
 
 def set_determinism(threads: int = 1) -> None:
-    """Fix torch's thread count and force deterministic kernels (CPU results identical run to run)."""
+    """Fix torch's thread count and force deterministic kernels (CPU results identical
+    run to run)."""
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
 
 
 class CNNExpert(nn.Module):
-    """Five-layer CNN: 2 conv (5x5, ReLU) + 3 fully connected (ReLU), sigmoid output units.
+    """Five-layer CNN: 2 conv (5x5, ReLU) + 3 fully connected (ReLU), sigmoid output
+    units.
 
     Args:
         in_shape: ``(C, H, W)`` of the inputs.
-        n_classes: labels of the task; 2 -> one sigmoid unit, K > 2 -> K one-vs-rest sigmoid units.
+        n_classes: labels of the task; 2 -> one sigmoid unit, K > 2 -> K one-vs-rest
+            sigmoid units.
         channels: output channels of the two convolutions.
         hidden: widths of the first two fully connected layers.
-        downsample: ``"stride"`` (each convolution has stride 2; default, our choice for CPU speed) or
-            ``"maxpool"`` (stride 1 + 2x2 max-pooling, the LeNet-5 layout).
+        downsample: ``"stride"`` (each convolution has stride 2; default, our choice for
+            CPU speed) or ``"maxpool"`` (stride 1 + 2x2 max-pooling, the LeNet-5
+            layout).
     """
 
     def __init__(
@@ -134,14 +147,16 @@ class CNNExpert(nn.Module):
         return self.head(self.features(x))
 
     def logits(self, x: Tensor) -> Tensor:
-        """Class logits (B, n_classes) whose argmax is the prediction (see module docstring)."""
+        """Class logits (B, n_classes) whose argmax is the prediction (see module
+        docstring)."""
         z = self.forward(x)
         if self.n_out == 1:
             return torch.cat([-z / 2, z / 2], dim=1)
         return z
 
     def loss(self, x: Tensor, y: Tensor) -> Tensor:
-        """Mean binary cross-entropy of the sigmoid outputs (one-hot targets when K > 2)."""
+        """Mean binary cross-entropy of the sigmoid outputs (one-hot targets when K >
+        2)."""
         z = self.forward(x)
         target = (
             y.to(z.dtype)[:, None]
@@ -157,7 +172,8 @@ def flat_params(module: nn.Module) -> Tensor:
 
 
 def expert_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Training loss of an expert (its ``loss`` method if it has one, else cross-entropy on ``model(x)``)."""
+    """Training loss of an expert (its ``loss`` method if it has one, else cross-entropy
+    on ``model(x)``)."""
     fn = getattr(model, "loss", None)
     return fn(x, y) if callable(fn) else Fnn.cross_entropy(model(x), y)
 
@@ -172,10 +188,11 @@ def train_classifier(
     generator: torch.Generator,
     momentum: float = 0.0,
 ) -> None:
-    """Plain minibatch SGD on the expert's loss (one shuffled pass per epoch; ends in eval mode).
+    """Plain minibatch SGD on the expert's loss (one shuffled pass per epoch; ends in
+    eval mode).
 
-    The one expert-training loop of the library: the paper's MoE experts, the single network and Expert Gate's
-    experts all train through it.
+    The one expert-training loop of the library: the paper's MoE experts, the single
+    network and Expert Gate's experts all train through it.
     """
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     model.train()
@@ -198,11 +215,13 @@ def minibatch_steps(
     generator: torch.Generator,
     batch_loss: Callable[[Tensor], Tensor],
 ) -> None:
-    """The minibatch loop of every network the library trains (experts, LwF, Expert Gate's autoencoders).
+    """The minibatch loop of every network the library trains (experts, LwF, Expert
+    Gate's autoencoders).
 
-    Each epoch draws one permutation of the ``n`` samples (``torch.randperm`` with ``generator``) and takes one
-    ``opt`` step on ``batch_loss(idx)`` for each consecutive block of ``batch_size`` indices (the last one may be
-    shorter). Train/eval mode is left to the caller.
+    Each epoch draws one permutation of the ``n`` samples (``torch.randperm`` with
+    ``generator``) and takes one ``opt`` step on ``batch_loss(idx)`` for each
+    consecutive block of ``batch_size`` indices (the last one may be shorter).
+    Train/eval mode is left to the caller.
     """
     for _ in range(int(epochs)):
         perm = torch.randperm(n, generator=generator)
@@ -219,18 +238,23 @@ class DeepMoEConfig:
 
     Attributes:
         n_experts: M (1 = single network, no router).
-        in_shape: ``(C, H, W)`` of the inputs; n_classes: labels per task (shared output head).
+        in_shape: ``(C, H, W)`` of the inputs; n_classes: labels per task (shared output
+            head).
         channels, hidden, downsample: CNN layout (see :class:`CNNExpert`).
         lr, epochs, minibatch, momentum: SGD of the selected expert on the round's batch
             (``minibatch=0`` = full batch).
-        eta: router learning rate; alpha: load-balancing weight; lam: routing noise ``Unif[0, lam]``.
+        eta: router learning rate; alpha: load-balancing weight; lam: routing noise
+            ``Unif[0, lam]``.
         gamma: termination threshold Gamma (None = ``lam``).
-        T1: rounds before termination may start (None = ``t1_per_expert * M``, i.e. ``T1 ∝ M`` as SPEC §4.7).
+        T1: rounds before termination may start (None = ``t1_per_expert * M``, i.e.
+            ``T1 ∝ M`` as SPEC §4.7).
         t1_per_expert: see ``T1``.
         termination: ``"gap"``, ``"freeze_at_T1"``, ``"never"`` (SPEC §4.6).
         aux_grad: ``"decay"`` or ``"no_decay"`` (SPEC A3).
-        router_input: ``"sum"`` or ``"mean"`` of the flattened inputs over the batch (SPEC A13).
-        task_loss: add ``pi_{m_t} * BCE`` of the trained expert to the router loss (SPEC A9).
+        router_input: ``"sum"`` or ``"mean"`` of the flattened inputs over the batch
+            (SPEC A13).
+        task_loss: add ``pi_{m_t} * BCE`` of the trained expert to the router loss (SPEC
+            A9).
         seed: torch init seed and routing-noise seed.
     """
 
@@ -302,11 +326,12 @@ class DeepMoEConfig:
 
 
 class DeepMoE:
-    """MoE of CNN experts with a linear router trained by Algorithm 1 (a :class:`~moecl_lib.deep.learners.RoundLearner`).
+    """MoE of CNN experts with a linear router trained by Algorithm 1 (a
+    :class:`~moecl_lib.deep.learners.RoundLearner`).
 
-    Attributes after training: ``t`` (rounds seen), ``counts`` (rounds per expert), ``T2`` (termination round,
-    -1 if never), ``gate_history`` (list of (M,) gate outputs per round), ``delta_history`` (||Delta w|| per
-    round).
+    Attributes after training: ``t`` (rounds seen), ``counts`` (rounds per expert),
+    ``T2`` (termination round, -1 if never), ``gate_history`` (list of (M,) gate outputs
+    per round), ``delta_history`` (||Delta w|| per round).
     """
 
     changes_all_experts = False
@@ -337,7 +362,7 @@ class DeepMoE:
         self.gate_history: list[np.ndarray] = []
         self.delta_history: list[float] = []
 
-    # ---------------------------------------------------------------------------------------- router
+    # --------------------------------------------------------------------------- router
     def router_input(self, x: Tensor) -> Tensor:
         """``xbar``: flattened inputs summed (or averaged) over the batch, (D,)."""
         flat = x.reshape(x.shape[0], -1).to(self.theta.dtype)
@@ -348,7 +373,8 @@ class DeepMoE:
         return self.theta @ self.router_input(x)
 
     def route(self, x: Tensor) -> int:
-        """Noise-free routing choice ``argmax_m h_m`` for the batch ``x`` (0 for a single network)."""
+        """Noise-free routing choice ``argmax_m h_m`` for the batch ``x`` (0 for a
+        single network)."""
         if self.n_experts == 1:
             return 0
         return int(torch.argmax(self.gates(x)))
@@ -361,11 +387,14 @@ class DeepMoE:
         delta_norm: float,
         task_loss: float = 0.0,
     ) -> Tensor:
-        """Router training loss of the current round as a differentiable function of ``theta`` (SPEC §4.2-4.4).
+        """Router training loss of the current round as a differentiable function of
+        ``theta`` (SPEC §4.2-4.4).
 
-        ``pi_m * ||Delta|| + alpha M sum_k f_k P_k (+ pi_m * task_loss)``, where ``f`` includes this round and
-        ``P_k = (sum_{tau<t} pi_k(X_tau) + pi_k(X_t; theta)) / t`` (``aux_grad="decay"``) or
-        ``P_k = pi_k(X_t; theta)`` (``"no_decay"``); past probabilities are constants.
+        ``pi_m * ||Delta|| + alpha M sum_k f_k P_k (+ pi_m * task_loss)``, where ``f``
+        includes this round and
+        ``P_k = (sum_{tau<t} pi_k(X_tau) + pi_k(X_t; theta)) / t``
+        (``aux_grad="decay"``) or ``P_k = pi_k(X_t; theta)`` (``"no_decay"``); past
+        probabilities are constants.
         """
         cfg, t = self.cfg, self.t
         pi = torch.softmax(theta @ xbar, dim=0)
@@ -379,7 +408,7 @@ class DeepMoE:
             loss = loss + pi[m] * task_loss
         return loss
 
-    # -------------------------------------------------------------------------------------- learning
+    # ------------------------------------------------------------------------- learning
     def _train_expert(self, m: int, x: Tensor, y: Tensor) -> tuple[float, float]:
         """SGD on expert ``m``; returns ``(||Delta w||_2, loss after training)``."""
         cfg, net = self.cfg, self.experts[m]
@@ -393,7 +422,8 @@ class DeepMoE:
         return float(torch.linalg.vector_norm(flat_params(net) - before)), after_loss
 
     def observe(self, x: Tensor, y: Tensor) -> int:
-        """One round of Algorithm 1 on the batch ``(x, y)``; returns the expert trained."""
+        """One round of Algorithm 1 on the batch ``(x, y)``; returns the expert
+        trained."""
         cfg = self.cfg
         self.t += 1
         t, M = self.t, cfg.n_experts
@@ -427,20 +457,23 @@ class DeepMoE:
                 (grad,) = torch.autograd.grad(loss, theta)
                 self.theta = (self.theta - cfg.eta * grad).detach()
             with torch.no_grad():
-                # P_t bookkeeping uses pi(X_t; theta_t), the probabilities the loss of round t was built on
+                # P_t bookkeeping uses pi(X_t; theta_t), the probabilities the loss of
+                # round t was built on
                 self.pi_sum += torch.softmax(h, dim=0).numpy()
         return m
 
     @torch.no_grad()
     def predict(self, x: Tensor, expert: int | None = None) -> Tensor:
-        """Logits (B, n_classes) of ``expert`` (None = noise-free routing of the batch ``x``)."""
+        """Logits (B, n_classes) of ``expert`` (None = noise-free routing of the batch
+        ``x``)."""
         e = self.route(x) if expert is None else int(expert)
         net = self.experts[e]
         net.eval()
         return net.logits(x)
 
     def summary(self) -> dict[str, Any]:
-        """Learner-specific results for :class:`~moecl_lib.deep.learners.StreamResult.info`."""
+        """Learner-specific results for
+        :class:`~moecl_lib.deep.learners.StreamResult.info`."""
         return {
             "T2": self.T2,
             "T1": self.cfg.T1_value if self.n_experts > 1 else -1,

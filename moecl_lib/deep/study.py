@@ -1,9 +1,12 @@
-"""Multi-seed experiments with deep continual learners: paired runs, summary tables, figures.
+"""Multi-seed experiments with deep continual learners: paired runs, summary tables,
+figures.
 
-Every learner of a comparison sees the SAME stream for a given seed (same task sequence and batches), so
-differences between learners are paired. Summary statistics are ``mean`` and ``se`` (standard error over
-seeds, :func:`moecl_lib.analysis.metrics.mean_se`). Views (see :mod:`moecl_lib.deep.learners`): ``"learner"`` evaluates each
-arrival with the expert that learned it (SPEC A8 default); ``"router"`` with the learner's current routing.
+Every learner of a comparison sees the SAME stream for a given seed (same task sequence
+and batches), so differences between learners are paired. Summary statistics are
+``mean`` and ``se`` (standard error over seeds,
+:func:`moecl_lib.analysis.metrics.mean_se`). Views (see :mod:`moecl_lib.deep.learners`):
+``"learner"`` evaluates each arrival with the expert that learned it (SPEC A8 default);
+``"router"`` with the learner's current routing.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ def run_paired(
 ) -> Results:
     """Run every learner ``factories[name](seed)`` on the stream of every seed.
 
-    The stream of seed ``s`` is ``sample_stream(tasks, n_rounds, batch_size, numpy.random.default_rng(s))``.
-    Returns ``{name: [StreamResult per seed]}`` in the order of ``seeds``.
+    The stream of seed ``s`` is
+    ``sample_stream(tasks, n_rounds, batch_size, numpy.random.default_rng(s))``. Returns
+    ``{name: [StreamResult per seed]}`` in the order of ``seeds``.
     """
     from tqdm.auto import tqdm
 
@@ -72,10 +76,13 @@ def _ms(values: Sequence[float]) -> tuple[float, float]:
 
 
 def run_stats(res: StreamResult, after: int | None = None) -> dict[str, float]:
-    """Per-run scalars: community metrics in both views, routing stability and load statistics.
+    """Per-run scalars: community metrics in both views, routing stability and load
+    statistics.
 
-    ``after``: rounds ``t > after`` count for purity and switches (default: the second half, ``T // 2``).
-    ``route_switches``: changes of the noise-free routed expert of any task between consecutive rounds.
+    ``after``: rounds ``t > after`` count for purity and switches (default: the second
+        half, ``T // 2``).
+    ``route_switches``: changes of the noise-free routed expert of any task between
+        consecutive rounds.
     """
     after = res.T // 2 if after is None else after
     ml, mr = res.metrics("learner"), res.metrics("router")
@@ -101,7 +108,8 @@ def run_stats(res: StreamResult, after: int | None = None) -> dict[str, float]:
 def summarise(
     results: Results, keys: Sequence[str] | None = None, after: int | None = None
 ) -> list[dict[str, Any]]:
-    """One row per learner: ``<key>`` (mean over seeds) and ``<key>_se`` for every stat of :func:`run_stats`."""
+    """One row per learner: ``<key>`` (mean over seeds) and ``<key>_se`` for every stat
+    of :func:`run_stats`."""
     rows = []
     for name, runs in results.items():
         stats = [run_stats(r, after) for r in runs]
@@ -116,7 +124,8 @@ def summarise(
 def format_rows(
     rows: Sequence[Mapping[str, Any]], keys: Sequence[str], digits: int = 1
 ) -> str:
-    """Fixed-width text table ``key = mean +- se`` (rounded to ``digits``) for printing in notebooks."""
+    """Fixed-width text table ``key = mean +- se`` (rounded to ``digits``) for printing
+    in notebooks."""
     head = ["learner"] + list(keys)
     cells = [
         [str(r["learner"])]
@@ -129,7 +138,8 @@ def format_rows(
 def curves(
     results: Results, view: View = "learner"
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{name: (F, G)}`` with ``F, G`` of shape (seeds, T) in error % (paper analogues, SPEC §5.3)."""
+    """``{name: (F, G)}`` with ``F, G`` of shape (seeds, T) in error % (paper analogues,
+    SPEC §5.3)."""
     out = {}
     for name, runs in results.items():
         fg = [r.curves(view) for r in runs]
@@ -137,7 +147,7 @@ def curves(
     return out
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 def plot_curves(
     results: Results, view: View = "learner", title: str | None = None
 ) -> Figure:
@@ -169,7 +179,8 @@ def plot_curves(
 def plot_accuracy_matrices(
     results: Mapping[str, StreamResult], task_names: Sequence[str]
 ) -> Figure:
-    """Heat-maps of the pool-indexed accuracy (router view) ``acc_routed[t, n]``: rows = after round t."""
+    """Heat-maps of the pool-indexed accuracy (router view) ``acc_routed[t, n]``: rows =
+    after round t."""
     names = list(results)
     fig, axes = plt.subplots(
         1, len(names), figsize=(3.2 * len(names), 3.8), sharey=True, squeeze=False
@@ -195,7 +206,8 @@ def plot_accuracy_matrices(
 
 
 def plot_arrival_matrix(res: StreamResult, view: View = "learner") -> Figure:
-    """Heat-map of the arrival-indexed accuracy matrix ``A[t, tau]`` (community convention)."""
+    """Heat-map of the arrival-indexed accuracy matrix ``A[t, tau]`` (community
+    convention)."""
     fig, ax = plt.subplots(figsize=(4.6, 3.8))
     im = ax.imshow(
         res.accuracy_matrix(view),
@@ -214,7 +226,8 @@ def plot_arrival_matrix(res: StreamResult, view: View = "learner") -> Figure:
 
 
 def plot_loads_and_routing(results: Mapping[str, StreamResult]) -> Figure:
-    """Per learner: expert chosen at every round (colour = task, marker size = 1) and its expert loads."""
+    """Per learner: expert chosen at every round (colour = task, marker size = 1) and
+    its expert loads."""
     names = [n for n in results if results[n].acc_expert.shape[1] > 1]
     fig, axes = plt.subplots(
         2, max(len(names), 1), figsize=(3.6 * max(len(names), 1), 5.2), squeeze=False

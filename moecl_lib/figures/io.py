@@ -15,7 +15,8 @@ from moecl_lib.figures.style import COLUMN_IN, MIN_DISPLAY_PT
 
 
 def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Save ``fig`` as ``out_dir/name.png`` and ``out_dir/name.pdf``; returns the two paths."""
+    """Save ``fig`` as ``out_dir/name.png`` and ``out_dir/name.pdf``; returns the two
+    paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     legible(fig)
@@ -58,7 +59,8 @@ def legible(fig: Figure, column_in: float = COLUMN_IN) -> None:
 
 
 def save_csv(out_dir: str | Path, name: str, columns: Mapping[str, ArrayLike]) -> Path:
-    """Write equal-length 1-D columns to ``out_dir/name.csv`` (header = column names)."""
+    """Write equal-length 1-D columns to ``out_dir/name.csv`` (header = column
+    names)."""
     cols = {k: np.asarray(v).ravel() for k, v in columns.items()}
     lengths = {len(v) for v in cols.values()}
     if len(lengths) > 1:

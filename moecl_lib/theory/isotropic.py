@@ -1,12 +1,14 @@
-"""Closed forms for the single expert (M = 1) with ISOTROPIC Gaussian columns (SPEC §6.5, tag [D]).
+"""Closed forms for the single expert (M = 1) with ISOTROPIC Gaussian columns (SPEC
+§6.5, tag [D]).
 
-These are this project's derivations, not quotes of the paper. They are exact when every one of the ``s``
-columns of ``X_t`` is isotropic Gaussian (``signal="none"``), so that ``E[P_t] = (s/d) I``; under the
-Definition-1 generator (one signal column) they are only approximations -- see
-:mod:`moecl_lib.theory.exact` for the exact recursion of that generator.
+These are this project's derivations, not quotes of the paper. They are exact when every
+one of the ``s`` columns of ``X_t`` is isotropic Gaussian (``signal="none"``), so that
+``E[P_t] = (s/d) I``; under the Definition-1 generator (one signal column) they are only
+approximations -- see :mod:`moecl_lib.theory.exact` for the exact recursion of that
+generator.
 
-Assumptions: ``w_0 = 0``, tasks i.i.d. uniform over the pool, ``s_t = s``, ``r = 1 - s/d``.
-Pool moments: ``wbar2 = (1/N) sum_n ||w_n||^2`` and the model gap
+Assumptions: ``w_0 = 0``, tasks i.i.d. uniform over the pool, ``s_t = s``,
+``r = 1 - s/d``. Pool moments: ``wbar2 = (1/N) sum_n ||w_n||^2`` and the model gap
 ``Delta = (1/N^2) sum_{n != n'} ||w_n - w_n'||^2`` (ordered pairs).
 """
 
@@ -31,7 +33,8 @@ def pool_moments(W: ArrayLike) -> tuple[FloatArray, FloatArray]:
 
 
 def expected_pool_moments(d: int, n_tasks: int, sigma0: float) -> tuple[float, float]:
-    """``E[wbar2] = d sigma0^2`` and ``E[Delta] = 2 d sigma0^2 (N-1)/N`` for i.i.d. ``N(0, sigma0^2)`` entries."""
+    """``E[wbar2] = d sigma0^2`` and ``E[Delta] = 2 d sigma0^2 (N-1)/N`` for i.i.d.
+    ``N(0, sigma0^2)`` entries."""
     return d * sigma0**2, 2.0 * d * sigma0**2 * (n_tasks - 1) / n_tasks
 
 
@@ -43,7 +46,8 @@ def _rounds(t: ArrayLike) -> FloatArray:
 
 
 def single_expert_G(t: ArrayLike, r: float, wbar2: float, delta: float) -> FloatArray:
-    """``E[G_t] = r^t wbar2 + ((t-1)/t) (1 - r^t) Delta`` (arrival-averaged, SPEC §5.1)."""
+    """``E[G_t] = r^t wbar2 + ((t-1)/t) (1 - r^t) Delta`` (arrival-averaged, SPEC
+    §5.1)."""
     t = _rounds(t)
     return r**t * wbar2 + (t - 1) / t * (1 - r**t) * delta
 
@@ -59,8 +63,9 @@ def single_expert_G_pool(
 def single_expert_F(t: ArrayLike, r: float, wbar2: float, delta: float) -> FloatArray:
     """``E[F_t]`` for t >= 2 (NaN at t = 1), SPEC §6.5.
 
-    ``E[F_t] = (1/(t-1)) sum_{tau<t} [(r^t - r^tau) wbar2 + (1 - r - r^t + r^tau - (1-r) r^(t-tau)) Delta]``,
-    evaluated in closed form via geometric sums (O(1) per t). Broadcasts over ``t``, ``wbar2``, ``delta``.
+    ``E[F_t] = (1/(t-1)) sum_{tau<t} [(r^t - r^tau) wbar2 + (1 - r - r^t + r^tau - (1-r)
+    r^(t-tau)) Delta]``, evaluated in closed form via geometric sums (O(1) per t).
+    Broadcasts over ``t``, ``wbar2``, ``delta``.
     """
     t = _rounds(t)
     m = np.where(t >= 2, t - 1, 1.0)  # number of past arrivals (guarded at t = 1)
@@ -74,5 +79,6 @@ def single_expert_F(t: ArrayLike, r: float, wbar2: float, delta: float) -> Float
 
 
 def single_expert_limits(r: float, delta: float) -> tuple[float, float]:
-    """``(lim E[G_t], lim E[F_t]) = (Delta, (1 - r) Delta)``: the model-gap floor of a single expert."""
+    """``(lim E[G_t], lim E[F_t]) = (Delta, (1 - r) Delta)``: the model-gap floor of a
+    single expert."""
     return delta, (1 - r) * delta

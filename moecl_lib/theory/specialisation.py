@@ -174,9 +174,9 @@ def onset_round(gain: float, gain_star: float, M: int, N: int) -> float:
 def naive_gain(
     M: int, lam: float, sigma0: float, d: int, s: int, beta: float = 1.0
 ) -> float:
-    """Naive drift-versus-noise boundary [D]: one push at uniform gates, ``G (1/M)(1 -
-    1/M)``, equals the routing-noise range ``lambda``. Kept for comparison (it scales
-    with ``lambda``; the simulation does not)."""
+    """Naive drift-versus-noise boundary [D]: one push at uniform gates,
+    ``G (1/M)(1 - 1/M)``, equals the routing-noise range ``lambda``. Kept for comparison
+    (it scales with ``lambda``; the simulation does not)."""
     return lam * M**2 / ((M - 1) * beta**2 * switch_step(sigma0, d, s))
 
 

@@ -1,13 +1,16 @@
-"""Command-line entry point ``moecl`` (declared in pyproject.toml as ``moecl_lib.tools.cli:main``).
+"""Command-line entry point ``moecl`` (declared in pyproject.toml as
+``moecl_lib.tools.cli:main``).
 
 Subcommands::
 
-    moecl notebooks --profile {quick,paper} [--only STEM ...] [--inplace | --out DIR] [-p NAME VALUE ...]
+    moecl notebooks --profile {quick,paper} [--only STEM ...] [--inplace | --out DIR]
+                    [-p NAME VALUE ...]
     moecl book [-- extra jupyter-book args]
 
-Adding a subcommand (e.g. ``moecl bench``): write a ``configure(parser)`` function that adds its arguments and a
-``run(args) -> int`` function (exit status), then register both with :func:`register`, either with the
-decorator in this module or from another module listed in :data:`COMMAND_MODULES`::
+Adding a subcommand (e.g. ``moecl bench``): write a ``configure(parser)`` function that
+adds its arguments and a ``run(args) -> int`` function (exit status), then register both
+with :func:`register`, either with the decorator in this module or from another module
+listed in :data:`COMMAND_MODULES`::
 
     # moecl_lib/tools/bench.py
     from moecl_lib.tools.cli import register
@@ -17,9 +20,10 @@ decorator in this module or from another module listed in :data:`COMMAND_MODULES
     @register("bench", help="time the engine", configure=_configure)
     def run(args) -> int: ...
 
-Imports of heavy packages (papermill, torch) belong inside ``run`` so that ``moecl --help`` stays fast.
-User errors (:class:`moecl_lib.tools.runner.RunnerError`, :class:`moecl_lib.config.ConfigError`) are printed as one
-short message with exit status 2, never as a traceback.
+Imports of heavy packages (papermill, torch) belong inside ``run`` so that
+``moecl --help`` stays fast. User errors (:class:`moecl_lib.tools.runner.RunnerError`,
+:class:`moecl_lib.config.ConfigError`) are printed as one short message with exit status
+2, never as a traceback.
 """
 
 from __future__ import annotations
@@ -57,13 +61,15 @@ COMMAND_MODULES: tuple[str, ...] = (
     "moecl_lib.tools.portability",
     "moecl_lib.tools.sweep_cli",
 )
-"""Optional modules that register more subcommands when imported; a module that does not exist is skipped."""
+"""Optional modules that register more subcommands when imported; a module that does not
+exist is skipped."""
 
 
 def register(
     name: str, help: str, configure: Configure | None = None
 ) -> Callable[[Run], Run]:
-    """Decorator registering ``run`` as subcommand ``name`` (a second registration of a name is an error)."""
+    """Decorator registering ``run`` as subcommand ``name`` (a second registration of a
+    name is an error)."""
 
     def deco(run: Run) -> Run:
         if name in REGISTRY:
@@ -84,26 +90,30 @@ def _load_command_modules() -> None:
             ):  # optional module not written (yet): nothing to register
                 continue
             print(
-                f"moecl: warning: subcommands of {mod} unavailable: {type(exc).__name__}: {exc}",
+                f"moecl: warning: subcommands of {mod} unavailable: "
+                f"{type(exc).__name__}: {exc}",
                 file=sys.stderr,
             )
-        except Exception as exc:  # noqa: BLE001 - a broken optional module must not break the other commands
+        except Exception as exc:  # noqa: BLE001
+            # a broken optional module must not break the other commands
             print(
-                f"moecl: warning: subcommands of {mod} unavailable: {type(exc).__name__}: {exc}",
+                f"moecl: warning: subcommands of {mod} unavailable: "
+                f"{type(exc).__name__}: {exc}",
                 file=sys.stderr,
             )
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # moecl notebooks
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _configure_notebooks(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--profile",
         default="quick",
-        help="quick = parameters cell as stored (default); paper = overrides from notebooks/profiles.yml",
+        help="quick = parameters cell as stored (default); paper = overrides from "
+        "notebooks/profiles.yml",
     )
     p.add_argument(
         "--only",
@@ -115,7 +125,8 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
     dest.add_argument(
         "--inplace",
         action="store_true",
-        help="write outputs back into notebooks/<stem>.ipynb (refresh the committed quick outputs)",
+        help="write outputs back into notebooks/<stem>.ipynb (refresh the committed "
+        "quick outputs)",
     )
     dest.add_argument(
         "--out",
@@ -130,7 +141,8 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar=("NAME", "VALUE"),
         default=[],
-        help="extra override applied after the profile, value parsed as YAML (e.g. -p n_runs 2000)",
+        help="extra override applied after the profile, value parsed as YAML (e.g. -p "
+        "n_runs 2000)",
     )
     p.add_argument(
         "-x",
@@ -151,7 +163,8 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="notebooks executed at once, one kernel each (default 1; outputs do not depend on it)",
+        help="notebooks executed at once, one kernel each (default 1; outputs do not "
+        "depend on it)",
     )
     p.add_argument(
         "--root",
@@ -167,14 +180,16 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
     configure=_configure_notebooks,
 )
 def _run_notebooks(args: argparse.Namespace) -> int:
-    from moecl_lib.tools import runner
+    from moecl_lib.tools import notebook_profiles, runner
 
     root = args.root.resolve() if args.root else find_repo_root()
-    extra = {name: runner.parse_cli_value(value) for name, value in args.parameter}
-    if args.inplace and args.profile != runner.QUICK:
+    extra = {
+        name: notebook_profiles.parse_cli_value(value) for name, value in args.parameter
+    }
+    if args.inplace and args.profile != notebook_profiles.QUICK:
         print(
-            f"warning: --inplace with profile '{args.profile}': committed notebooks should hold QUICK outputs "
-            "(nbval compares them)",
+            f"warning: --inplace with profile '{args.profile}': committed notebooks "
+            "should hold QUICK outputs (nbval compares them)",
             file=sys.stderr,
         )
     results = runner.run_notebooks(
@@ -191,9 +206,9 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     return 0 if results and all(r.ok for r in results) else 1
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # moecl expect
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _configure_expect(p: argparse.ArgumentParser) -> None:
@@ -234,21 +249,24 @@ def _run_expect(args: argparse.Namespace) -> int:
         rec = record_from_notebook(json.loads(nb_path.read_text(encoding="utf-8")))
         if rec is None:
             raise runner.RunnerError(
-                f"{stem}: the stored outputs hold no record (run it with --inplace first)"
+                f"{stem}: the stored outputs hold no record (run it with --inplace "
+                "first)"
             )
         path = write_expected(rec, expected_path(stem, root))
         print(
-            f"{stem}: {len(rec.quantities)} quantities, {len(rec.checks)} checks -> {path.relative_to(root)}"
+            f"{stem}: {len(rec.quantities)} quantities, {len(rec.checks)} checks -> "
+            f"{path.relative_to(root)}"
         )
     print(
-        "re-run the notebooks with --inplace so that their stored comparison line matches"
+        "re-run the notebooks with --inplace so that their stored comparison line "
+        "matches"
     )
     return 0
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # moecl book
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _configure_book(p: argparse.ArgumentParser) -> None:
@@ -271,11 +289,11 @@ def _configure_book(p: argparse.ArgumentParser) -> None:
     configure=_configure_book,
 )
 def _run_book(args: argparse.Namespace) -> int:
-    from moecl_lib.tools import runner
+    from moecl_lib.tools import book_build, runner
     from moecl_lib.tools.status import unmatched_numbers, write_status_page
 
     root = args.root.resolve() if args.root else find_repo_root()
-    runner.check_book_inputs(root)
+    book_build.check_book_inputs(root)
     write_status_page(root / "book")
     missing = unmatched_numbers(root / "book")
     if missing:
@@ -294,12 +312,12 @@ def _run_book(args: argparse.Namespace) -> int:
     not_paper = sorted(k for k, v in profiles.items() if v != "paper")
     if not_paper:
         print(
-            f"note: not from the paper profile: {', '.join(not_paper)} (the published book uses "
-            "`moecl notebooks --profile paper`)",
+            f"note: not from the paper profile: {', '.join(not_paper)} (the published "
+            "book uses `moecl notebooks --profile paper`)",
             flush=True,
         )
     extra = [a for a in args.extra if a != "--"]
-    cmd = runner.book_command(root, extra)
+    cmd = book_build.book_command(root, extra)
     print("$ " + " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     rc = subprocess.call(cmd, cwd=root)
@@ -309,18 +327,20 @@ def _run_book(args: argparse.Namespace) -> int:
         print(f"book built in {dt:.1f} s: {index}")
     else:
         print(
-            f"book build FAILED (exit {rc}) after {dt:.1f} s; see the warnings above and book/_build/html/reports/",
+            f"book build FAILED (exit {rc}) after {dt:.1f} s; see the warnings above "
+            "and book/_build/html/reports/",
             file=sys.stderr,
         )
     return rc
 
 
-# moecl bench: to be added (see the module docstring; e.g. in moecl_lib/tools/bench.py, listed in COMMAND_MODULES).
+# moecl bench: to be added (see the module docstring; e.g. in moecl_lib/tools/bench.py,
+# listed in COMMAND_MODULES).
 
 
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # entry point
-# --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,7 +374,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``moecl``; returns the exit status (0 ok, 1 a notebook/book failed, 2 bad input)."""
+    """Run ``moecl``; returns the exit status (0 ok, 1 a notebook/book failed, 2 bad
+    input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -367,9 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if (
-    __name__ == "__main__"
-):  # python -m moecl_lib.tools.cli: use the registry of the importable module, not __main__'s
+if __name__ == "__main__":
+    # python -m moecl_lib.tools.cli: use the registry of the importable module, not
+    # __main__'s
     from moecl_lib.tools.cli import main as _main
 
     sys.exit(_main())

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from moecl_lib.claims.record import Record
+from moecl_lib.tools.claim_tables import checks_of, verdict_by_setting
 
 GLANCE = Path("generated") / "_glance.md"
 """The body of ``book/glance.md``, relative to ``book/``."""
@@ -57,11 +58,7 @@ def claim_label(text: str) -> str:
 
 def verdict_cells(record: Record, claim: str) -> dict[str, str]:
     """setting -> verdict of one claim (no calibrated/recalled setting: :data:`OWN`)."""
-    out = {}
-    for c in record.checks:
-        if c.claim == claim:
-            out[OWN if c.setting == "-" else c.setting] = c.verdict
-    return out
+    return verdict_by_setting(checks_of(record, claim), OWN)
 
 
 def render_glance(

@@ -1,22 +1,32 @@
-"""The lock files of the Python environment (``lock/*.txt``) and the checks that keep them honest.
+"""The lock files of the Python environment (``lock/*.txt``) and the checks that keep
+them honest.
 
-``lock/dev.txt`` pins every package of the project's venv (``pyproject.toml``'s dependencies and its ``[dev]``
-extra, plus pip and the build backend) to one version and its sha256 hashes, for CPython 3.11 on Linux x86-64.
-``make lock`` writes it with ``uv pip compile``; ``make setup`` installs exactly it (``uv pip sync``) and then the
-project itself (``--no-deps``, editable). ``lock/lab.txt`` does the same for the JupyterLab front end of
-``make lab`` (its own venv) and ``lock/uv.txt`` for the installer.
+``lock/dev.txt`` pins every package of the project's venv (``pyproject.toml``'s
+dependencies and its ``[dev]`` extra, plus pip and the build backend) to one version and
+its sha256 hashes, for CPython 3.11 on Linux x86-64. ``make lock`` writes it with
+``uv pip compile``; ``make setup`` installs exactly it (``uv pip sync``) and then the
+project itself (``--no-deps``, editable). ``lock/lab.txt`` does the same for the
+JupyterLab front end of ``make lab`` (its own venv) and ``lock/uv.txt`` for the
+installer.
 
 Used three ways:
 
-* :func:`lock_hash` gives the sha256 of ``lock/dev.txt``, for the book's build-information page;
+* :func:`lock_hash` gives the sha256 of ``lock/dev.txt``, for the book's
+  build-information page;
 * ``tests/test_lock.py`` calls :func:`pyproject_problems` and :func:`freeze_problems`;
-* the Makefile runs this file as a script (standard library only until ``packaging`` is installed)::
+* the Makefile runs this file as a script (standard library only until ``packaging`` is
+  installed)::
 
-      python moecl_lib/tools/lockfile.py check-venv --python .venv/bin/python lock/dev.txt   # pip freeze == lock
-      python moecl_lib/tools/lockfile.py check-pyproject                                    # pyproject <-> locks
-      python moecl_lib/tools/lockfile.py sources --installer uv lock/dev.txt                # uv's index arguments
-      python moecl_lib/tools/lockfile.py extra-requirements lab                             # input of lock/lab.txt
-      python moecl_lib/tools/lockfile.py hash                                               # sha256 of lock/dev.txt
+    # pip freeze == lock
+    python moecl_lib/tools/lockfile.py check-venv --python .venv/bin/python lock/dev.txt
+    # pyproject <-> locks
+    python moecl_lib/tools/lockfile.py check-pyproject
+    # uv's index arguments
+    python moecl_lib/tools/lockfile.py sources --installer uv lock/dev.txt
+    # input of lock/lab.txt
+    python moecl_lib/tools/lockfile.py extra-requirements lab
+    # sha256 of lock/dev.txt
+    python moecl_lib/tools/lockfile.py hash
 """
 
 from __future__ import annotations
@@ -37,11 +47,13 @@ LAB_LOCK = LOCK_DIR / "lab.txt"
 UV_LOCK = LOCK_DIR / "uv.txt"
 PYPROJECT = ROOT / "pyproject.toml"
 
-#: What the locks are resolved for (``make lock`` passes the same to ``uv pip compile``). Python 3.11.0, not the
-#: patch release of the machine that wrote the lock, so that the lock also installs on an older 3.11.x.
+#: What the locks are resolved for (``make lock`` passes the same to
+#: ``uv pip compile``). Python 3.11.0, not the patch release of the machine that wrote
+#: the lock, so that the lock also installs on an older 3.11.x.
 TARGET_PYTHON = "3.11"
 TARGET_PLATFORM = "x86_64-manylinux_2_28"
-#: PEP 508 marker environment of that target, for the requirements of pyproject.toml that carry a marker.
+#: PEP 508 marker environment of that target, for the requirements of pyproject.toml
+#: that carry a marker.
 MARKER_ENV: dict[str, str] = {
     "python_version": "3.11",
     "python_full_version": "3.11.0",
@@ -54,7 +66,8 @@ MARKER_ENV: dict[str, str] = {
     "platform_machine": "x86_64",
     "extra": "",
 }
-#: PyTorch's CPU wheel index: where ``torch==<v>+cpu`` comes from on a machine without a local copy of the wheel.
+#: PyTorch's CPU wheel index: where ``torch==<v>+cpu`` comes from on a machine without a
+#: local copy of the wheel.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PYPI_SIMPLE = "https://pypi.org/simple"
 
@@ -63,13 +76,15 @@ _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 
 def canonical(name: str) -> str:
-    """PEP 503 normalised project name (``Jinja2`` -> ``jinja2``, ``jupyter_client`` -> ``jupyter-client``)."""
+    """PEP 503 normalised project name (``Jinja2`` -> ``jinja2``, ``jupyter_client`` ->
+    ``jupyter-client``)."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
 class Pin:
-    """One locked package: name (canonical), exact version, sha256 hashes of its allowed files."""
+    """One locked package: name (canonical), exact version, sha256 hashes of its allowed
+    files."""
 
     name: str
     version: str
@@ -81,9 +96,11 @@ class LockError(ValueError):
 
 
 def read_lock(path: Path | str = DEV_LOCK) -> dict[str, Pin]:
-    """Parse a lock written by ``uv pip compile --generate-hashes``: canonical name -> :class:`Pin`.
+    """Parse a lock written by ``uv pip compile --generate-hashes``: canonical name ->
+    :class:`Pin`.
 
-    Every requirement must be an exact ``==`` pin; comments and option lines (``--index-url ...``) are skipped.
+    Every requirement must be an exact ``==`` pin; comments and option lines
+    (``--index-url ...``) are skipped.
     """
     path = Path(path)
     pins: dict[str, Pin] = {}
@@ -117,11 +134,12 @@ def read_lock(path: Path | str = DEV_LOCK) -> dict[str, Pin]:
 
 
 def lock_hash(path: Path | str = DEV_LOCK) -> str:
-    """sha256 (hex) of the lock file's bytes: names the exact environment a build used."""
+    """sha256 (hex) of the lock file's bytes: names the exact environment a build
+    used."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-# ------------------------------------------------------------------------------------------ pyproject <-> lock
+# ------------------------------------------------------------------- pyproject <-> lock
 
 
 def _pyproject(path: Path | str = PYPROJECT) -> dict:
@@ -136,7 +154,8 @@ def requirements(
     base: bool = True,
     build: bool = False,
 ) -> list[str]:
-    """Requirement strings of ``pyproject``: its dependencies (``base``), the given extras and build-system."""
+    """Requirement strings of ``pyproject``: its dependencies (``base``), the given
+    extras and build-system."""
     proj = pyproject["project"]
     out: list[str] = list(proj.get("dependencies", [])) if base else []
     optional = proj.get("optional-dependencies", {})
@@ -152,7 +171,8 @@ def requirements(
 def pin_problems(
     reqs: Iterable[str], pins: Mapping[str, Pin], lock_name: str
 ) -> list[str]:
-    """What in ``reqs`` the pins do not satisfy: a missing pin, or a pinned version outside the specifier."""
+    """What in ``reqs`` the pins do not satisfy: a missing pin, or a pinned version
+    outside the specifier."""
     from packaging.requirements import Requirement
     from packaging.version import Version
 
@@ -164,11 +184,13 @@ def pin_problems(
         pin = pins.get(canonical(req.name))
         if pin is None:
             problems.append(
-                f"{req.name}: required by pyproject.toml ({text}) but not pinned in {lock_name}"
+                f"{req.name}: required by pyproject.toml ({text}) but not pinned in "
+                f"{lock_name}"
             )
         elif not req.specifier.contains(Version(pin.version), prereleases=True):
             problems.append(
-                f"{req.name}=={pin.version} in {lock_name} violates pyproject.toml's {text!r}"
+                f"{req.name}=={pin.version} in {lock_name} violates pyproject.toml's "
+                f"{text!r}"
             )
     return problems
 
@@ -186,11 +208,13 @@ def pyproject_problems(
     dev_lock: Path | str = DEV_LOCK,
     lab_lock: Path | str | None = LAB_LOCK,
 ) -> list[str]:
-    """Disagreements between pyproject.toml and the locks; empty when ``make lock`` is up to date.
+    """Disagreements between pyproject.toml and the locks; empty when ``make lock`` is
+    up to date.
 
-    * every dependency, every ``[dev]`` requirement and the build backend has a pin in ``dev_lock`` that satisfies
-      its specifier, and every entry has hashes;
-    * every ``[lab]`` requirement has such a pin in ``lab_lock``, and a package in both locks has one version.
+    * every dependency, every ``[dev]`` requirement and the build backend has a pin in
+      ``dev_lock`` that satisfies its specifier, and every entry has hashes;
+    * every ``[lab]`` requirement has such a pin in ``lab_lock``, and a package in both
+      locks has one version.
     """
     pyproject = _pyproject(pyproject_path)
     dev = read_lock(dev_lock)
@@ -206,18 +230,20 @@ def pyproject_problems(
         )
         problems += hash_problems(lab, name)
         problems += [
-            f"{n}: {lab[n].version} in {name} but {dev[n].version} in {Path(dev_lock).name}"
+            f"{n}: {lab[n].version} in {name} but {dev[n].version} in "
+            f"{Path(dev_lock).name}"
             for n in sorted(set(lab) & set(dev))
             if lab[n].version != dev[n].version
         ]
     return problems
 
 
-# ------------------------------------------------------------------------------------------ venv == lock
+# ------------------------------------------------------------------------- venv == lock
 
 
 def parse_freeze(text: str) -> tuple[dict[str, str], list[str]]:
-    """``pip freeze --all`` output -> (canonical name -> version, the other lines: editables, direct URLs)."""
+    """``pip freeze --all`` output -> (canonical name -> version, the other lines:
+    editables, direct URLs)."""
     versions: dict[str, str] = {}
     other: list[str] = []
     for line in text.splitlines():
@@ -233,7 +259,8 @@ def parse_freeze(text: str) -> tuple[dict[str, str], list[str]]:
 
 
 def freeze(python: str | Path = sys.executable) -> str:
-    """``pip freeze --all`` of the environment of ``python`` (``--all`` also lists pip, setuptools and wheel)."""
+    """``pip freeze --all`` of the environment of ``python`` (``--all`` also lists pip,
+    setuptools and wheel)."""
     out = subprocess.run(
         [str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"],
         capture_output=True,
@@ -251,9 +278,11 @@ def freeze_problems(
     lock_name: str,
     editables: Sequence[str] = ("moecl-lib",),
 ) -> list[str]:
-    """Differences between a ``pip freeze --all`` output and a lock: exact versions, nothing missing or extra.
+    """Differences between a ``pip freeze --all`` output and a lock: exact versions,
+    nothing missing or extra.
 
-    The only lines allowed besides ``name==version`` are the editable installs of ``editables``.
+    The only lines allowed besides ``name==version`` are the editable installs of
+    ``editables``.
     """
     from_freeze, other = parse_freeze(freeze_text)
     problems = []
@@ -268,7 +297,8 @@ def freeze_problems(
             )
         elif from_freeze[name] != pins[name].version:
             problems.append(
-                f"{name}: installed {from_freeze[name]}, {lock_name} pins {pins[name].version}"
+                f"{name}: installed {from_freeze[name]}, {lock_name} pins "
+                f"{pins[name].version}"
             )
     allowed = {canonical(e) for e in editables}
     for line in other:
@@ -279,7 +309,8 @@ def freeze_problems(
 
 
 def _editable_name(target: str) -> str | None:
-    """The project behind a ``pip freeze`` editable line: ``...#egg=NAME``, or a path to this repository."""
+    """The project behind a ``pip freeze`` editable line: ``...#egg=NAME``, or a path to
+    this repository."""
     m = re.search(r"#egg=([A-Za-z0-9._-]+)", target)
     if m:
         return canonical(m[1])
@@ -293,15 +324,16 @@ def venv_problems(python: str | Path, lock: Path | str = DEV_LOCK) -> list[str]:
     return freeze_problems(freeze(python), read_lock(lock), Path(lock).name)
 
 
-# ------------------------------------------------------------------------------------------ where wheels come from
+# --------------------------------------------------------------- where wheels come from
 
 
 def pip_config(
     python: str | Path = sys.executable, fallback: str | Path | None = None
 ) -> dict[str, list[str]]:
-    """index-url / extra-index-url / find-links as ``pip config list`` shows them (environment variables first,
-    then the ``install`` and ``global`` sections), each split into its URLs or paths. Asks the pip of ``python``,
-    or of ``fallback`` where ``python`` has none (a venv created without pip, before the lock brings it)."""
+    """index-url / extra-index-url / find-links as ``pip config list`` shows them
+    (environment variables first, then the ``install`` and ``global`` sections), each
+    split into its URLs or paths. Asks the pip of ``python``, or of ``fallback`` where
+    ``python`` has none (a venv created without pip, before the lock brings it)."""
     out = None
     for py in (python, fallback):
         if py is None:
@@ -352,7 +384,8 @@ def _torch_pin(lock: Path | None) -> str | None:
 
 
 def _provides_torch(location: str, version: str) -> bool:
-    """Whether a local find-links folder or local simple index holds a CPU torch wheel of ``version``."""
+    """Whether a local find-links folder or local simple index holds a CPU torch wheel
+    of ``version``."""
     path = _local_path(location)
     if path is None:
         return False
@@ -371,14 +404,17 @@ def source_args(
     compile_: bool = False,
     pip_python: str | Path | None = None,
 ) -> list[str]:
-    """Index arguments that give ``installer`` the sources pip is configured with on this machine.
+    """Index arguments that give ``installer`` the sources pip is configured with on
+    this machine.
 
-    uv does not read pip.conf: the index URL, extra index URLs and find-links of ``pip config`` are passed to it
-    explicitly, those that name a local folder only when that folder exists. pip reads its configuration itself,
-    so it gets nothing from here but the torch index. For ``make lock`` (``compile_``) PyPI is searched first, so
-    that the hashes written into the lock are PyPI's (a local copy of a wheel is the same file: the install
-    verifies that). Where no configured source provides the locked CPU build of torch, PyTorch's CPU index is
-    added: PyPI has only the CUDA build of ``torch`` for Linux, and the lock pins ``+cpu``.
+    uv does not read pip.conf: the index URL, extra index URLs and find-links of
+    ``pip config`` are passed to it explicitly, those that name a local folder only when
+    that folder exists. pip reads its configuration itself, so it gets nothing from here
+    but the torch index. For ``make lock`` (``compile_``) PyPI is searched first, so
+    that the hashes written into the lock are PyPI's (a local copy of a wheel is the
+    same file: the install verifies that). Where no configured source provides the
+    locked CPU build of torch, PyTorch's CPU index is added: PyPI has only the CUDA
+    build of ``torch`` for Linux, and the lock pins ``+cpu``.
     """
     config = pip_config(python, pip_python)
     args: list[str] = []
@@ -413,7 +449,7 @@ def source_args(
     return args
 
 
-# ------------------------------------------------------------------------------------------ command line
+# ------------------------------------------------------------------------- command line
 
 
 def _report(problems: Sequence[str], ok: str, fix: str) -> int:
@@ -427,7 +463,8 @@ def _report(problems: Sequence[str], ok: str, fix: str) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line of this script (one subcommand per check)."""
     ap = argparse.ArgumentParser(
         prog="lockfile.py", description=__doc__.split("\n\n")[0]
     )
@@ -475,7 +512,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("extra")
     p = sub.add_parser("hash", help="sha256 of a lock file")
     p.add_argument("lock", type=Path, nargs="?", default=DEV_LOCK)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _check_python(python: str) -> int:
+    """0 when ``python`` is the locks' target interpreter, else 1 with the fix."""
+    code = (
+        "import sys, platform; print(sys.implementation.name, '%d.%d' % "
+        "sys.version_info[:2], sys.platform, platform.machine())"
+    )
+    out = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    want = ["cpython", TARGET_PYTHON, "linux", "x86_64"]
+    if out != want:
+        print(
+            f"the locks are for CPython {TARGET_PYTHON} on Linux x86-64, but "
+            f"{python} is {' '.join(out)}: use PYTHON=python{TARGET_PYTHON} "
+            "(or `pip install -e '.[dev]'` for an unlocked environment)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand (see the module docstring); returns the exit status."""
+    args = _parser().parse_args(argv)
 
     if args.cmd == "check-venv":
         pins = read_lock(args.lock)
@@ -484,10 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return _report(
             problems,
-            f"pip freeze == {args.lock.as_posix()}: {len(pins)} packages at their locked versions "
-            f"(lock sha256 {lock_hash(args.lock)[:16]}...)",
-            f"the environment of {args.python} differs from {args.lock}: `make distclean setup` "
-            "reinstalls it from the lock",
+            f"pip freeze == {args.lock.as_posix()}: {len(pins)} packages at their "
+            f"locked versions (lock sha256 {lock_hash(args.lock)[:16]}...)",
+            f"the environment of {args.python} differs from {args.lock}: `make "
+            "distclean setup` reinstalls it from the lock",
         )
     if args.cmd == "check-pyproject":
         return _report(
@@ -496,22 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pyproject.toml and the lock disagree: run `make lock`",
         )
     if args.cmd == "check-python":
-        code = (
-            "import sys, platform; print(sys.implementation.name, '%d.%d' % sys.version_info[:2], "
-            "sys.platform, platform.machine())"
-        )
-        out = subprocess.run(
-            [args.python, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.split()
-        want = ["cpython", TARGET_PYTHON, "linux", "x86_64"]
-        if out != want:
-            print(
-                f"the locks are for CPython {TARGET_PYTHON} on Linux x86-64, but {args.python} is {' '.join(out)}: "
-                f"use PYTHON=python{TARGET_PYTHON} (or `pip install -e '.[dev]'` for an unlocked environment)",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return _check_python(args.python)
     if args.cmd == "sources":
         print(
             " ".join(

@@ -1,10 +1,12 @@
 """``moecl portability``: the quick-profile chapter checks under other CPU kernels.
 
-Each *variant* sets environment variables that select other compute kernels in torch (``ATEN_CPU_CAPABILITY``),
-OpenBLAS (``OPENBLAS_CORETYPE``), numba (``NUMBA_CPU_NAME``) and numpy (``NPY_DISABLE_CPU_FEATURES``), then runs
-every chapter notebook under the quick profile into a scratch folder. Each chapter compares its record with the
-stored expectation (``notebooks/expected/``) and fails on a number moved beyond its tolerance or on a changed
-verdict, so a variant passes when every chapter does. Only kernels this CPU supports are offered.
+Each *variant* sets environment variables that select other compute kernels in torch
+(``ATEN_CPU_CAPABILITY``), OpenBLAS (``OPENBLAS_CORETYPE``), numba (``NUMBA_CPU_NAME``)
+and numpy (``NPY_DISABLE_CPU_FEATURES``), then runs every chapter notebook under the
+quick profile into a scratch folder. Each chapter compares its record with the stored
+expectation (``notebooks/expected/``) and fails on a number moved beyond its tolerance
+or on a changed verdict, so a variant passes when every chapter does. Only kernels this
+CPU supports are offered.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 from moecl_lib.tools.cli import register
 
-#: CPU kernel families of numpy's dispatcher that the ``no-avx512`` variant disables (numpy 2.x names).
+#: CPU kernel families of numpy's dispatcher that the ``no-avx512`` variant disables
+#: (numpy 2.x names).
 NUMPY_AVX512_FEATURES = (
     "X86_V4",
     "AVX512_ICL",
@@ -49,7 +52,8 @@ def _torch_capability() -> str:
 
 
 def _numpy_avx512() -> str:
-    """The AVX-512 dispatch targets numpy can use here, as ``NPY_DISABLE_CPU_FEATURES`` wants them."""
+    """The AVX-512 dispatch targets numpy can use here, as ``NPY_DISABLE_CPU_FEATURES``
+    wants them."""
     code = (
         "from numpy._core import _multiarray_umath as m; "
         "print(' '.join(f for f in m.__cpu_dispatch__ if m.__cpu_features__.get(f)))"
@@ -87,7 +91,8 @@ def cpu_flags() -> set[str]:
 
 
 def variants() -> dict[str, dict[str, str]]:
-    """name -> environment overrides, for the kernels this CPU supports (``as-is`` changes nothing)."""
+    """name -> environment overrides, for the kernels this CPU supports (``as-is``
+    changes nothing)."""
     flags = cpu_flags()
     avx2, avx512 = "avx2" in flags, "avx512f" in flags
     out: dict[str, dict[str, str]] = {
@@ -125,8 +130,9 @@ def run_variant(
     only: Sequence[str] | None,
     root: Path,
 ) -> tuple[bool, float]:
-    """Run the quick-profile notebooks with ``overrides`` on top of the environment (``openblas-unset`` removes
-    ``OPENBLAS_CORETYPE``); returns (passed, wall seconds)."""
+    """Run the quick-profile notebooks with ``overrides`` on top of the environment
+    (``openblas-unset`` removes ``OPENBLAS_CORETYPE``); returns (passed, wall
+    seconds)."""
     env = dict(os.environ)
     if name == "openblas-unset":
         env.pop("OPENBLAS_CORETYPE", None)
@@ -191,14 +197,16 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         for name, env in table.items():
             print(
-                f"{name:22s} {' '.join(f'{k}={v!r}' for k, v in env.items()) or '(as is)'}"
+                f"{name:22s} "
+                f"{' '.join(f'{k}={v!r}' for k, v in env.items()) or '(as is)'}"
             )
         return 0
     chosen = args.variants or list(table)
     unknown = [v for v in chosen if v not in table]
     if unknown:
         raise RunnerError(
-            f"unknown or unsupported variant(s) {unknown}; supported here: {list(table)}"
+            f"unknown or unsupported variant(s) {unknown}; supported here: "
+            f"{list(table)}"
         )
     root = find_repo_root()
     out = args.out or Path(tempfile.mkdtemp(prefix="moecl-portability-"))
@@ -207,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
         ok, dt = run_variant(name, table[name], out, args.jobs, args.only, root)
         results.append((name, ok, dt))
     print(
-        "\nportability matrix (quick profile; each chapter compares its record with notebooks/expected/):"
+        "\nportability matrix (quick profile; each chapter compares its record with "
+        "notebooks/expected/):"
     )
     for name, ok, dt in results:
         env = " ".join(f"{k}={v}" for k, v in table[name].items()) or "-"

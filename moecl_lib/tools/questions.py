@@ -19,7 +19,11 @@ from typing import Any
 import yaml
 
 from moecl_lib.claims.record import Record
-from moecl_lib.tools.claim_tables import claim_checks, table_cell
+from moecl_lib.tools.claim_tables import (
+    claim_checks,
+    table_cell,
+    verdict_by_setting,
+)
 
 QUESTIONS_FILE = "questions.yml"
 GENERATED = Path("generated") / "_questions.md"
@@ -83,7 +87,7 @@ def open_verdicts(
     row: Mapping[str, str], records: Mapping[str, Record]
 ) -> dict[str, str]:
     """setting -> verdict of a claim in this build (all settings)."""
-    return {c.setting: c.verdict for c in claim_checks(row, records)}
+    return verdict_by_setting(claim_checks(row, records))
 
 
 def _setting(s: str) -> str:

@@ -1,12 +1,15 @@
-"""The reproduction-status page, generated at build time from the records of the build's own chapters.
+"""The reproduction-status page, generated at build time from the records of the build's
+own chapters.
 
-``book/reproduction_status.csv`` (columns :data:`COLUMNS`) holds what does not depend on a run: the claim id, its
-kind (``paper``: Li et al.; ``baseline``: the Expert Gate paper; ``companion``: this companion's own findings), the
-claim text, its source, the chapter that checks it and the rule in words. The verdicts and the evidence come from
-the records glued into the executed notebooks in ``book/generated/`` (:mod:`moecl_lib.claims.record`): one verdict
-per setting, derived by the written rule of :mod:`moecl_lib.claims.rule`. ``moecl book`` writes :data:`GENERATED`
-before every build and then checks (:func:`unmatched_numbers`) that every number of the page's evidence is printed
-by the chapter it comes from.
+``book/reproduction_status.csv`` (columns :data:`COLUMNS`) holds what does not depend on
+a run: the claim id, its kind (``paper``: Li et al.; ``baseline``: the Expert Gate
+paper; ``companion``: this companion's own findings), the claim text, its source, the
+chapter that checks it and the rule in words. The verdicts and the evidence come from
+the records glued into the executed notebooks in ``book/generated/``
+(:mod:`moecl_lib.claims.record`): one verdict per setting, derived by the written rule
+of :mod:`moecl_lib.claims.rule`. ``moecl book`` writes :data:`GENERATED` before every
+build and then checks (:func:`unmatched_numbers`) that every number of the page's
+evidence is printed by the chapter it comes from.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ GENERATED_NOTEBOOKS = Path("generated")
 
 
 def load_status(path: str | Path) -> list[dict[str, str]]:
-    """Rows of the status CSV; raises ``ValueError`` naming the line of a malformed row, an unknown kind or a
-    duplicate id."""
+    """Rows of the status CSV; raises ``ValueError`` naming the line of a malformed row,
+    an unknown kind or a duplicate id."""
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != COLUMNS:
@@ -48,7 +51,8 @@ def load_status(path: str | Path) -> list[dict[str, str]]:
         for line, row in enumerate(reader, start=2):
             if None in row or any(v is None for v in row.values()):
                 raise ValueError(
-                    f"{path}:{line}: expected {len(COLUMNS)} fields (quote fields containing commas)"
+                    f"{path}:{line}: expected {len(COLUMNS)} fields (quote fields "
+                    "containing commas)"
                 )
             if row["kind"] not in KINDS:
                 raise ValueError(
@@ -72,7 +76,8 @@ def chapter_title(nb: Mapping[str, Any], fallback: str) -> str:
 
 
 def _link(chapter: str, titles: Mapping[str, str]) -> str:
-    return f"[{titles.get(chapter, chapter)}]({(GENERATED_NOTEBOOKS / chapter).as_posix()}.ipynb)"
+    target = (GENERATED_NOTEBOOKS / chapter).as_posix()
+    return f"[{titles.get(chapter, chapter)}]({target}.ipynb)"
 
 
 def render_status(
@@ -81,15 +86,16 @@ def render_status(
     titles: Mapping[str, str] | None = None,
     profiles: Mapping[str, str] | None = None,
 ) -> str:
-    """Markdown body: provenance of the build, headline counts per kind and setting, the summary table and one
-    details section per claim (in CSV order) with the readings of every setting."""
+    """Markdown body: provenance of the build, headline counts per kind and setting, the
+    summary table and one details section per claim (in CSV order) with the readings of
+    every setting."""
     titles = titles or {}
     profiles = profiles or {}
     lines = [_provenance(rows, records, profiles), ""]
     lines += _headline(rows, records) + [""]
     lines += [
-        "| # | claim | calibrated setting | recalled setting | chapter's own parameters "
-        "| chapter |",
+        "| # | claim | calibrated setting | recalled setting | chapter's own "
+        "parameters | chapter |",
         "|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(rows, start=1):
@@ -115,7 +121,8 @@ def render_status(
         checks = claim_checks(r, records)
         if not checks:
             lines.append(
-                f"- **Verdict:** {PENDING} (the chapter's record is missing from this build)"
+                f"- **Verdict:** {PENDING} (the chapter's record is missing from this "
+                "build)"
             )
         for c in checks:
             where = "" if c.setting == "-" else f" ({c.setting} setting)"
@@ -151,8 +158,9 @@ def _provenance(
         else (f"{dates[0]} to {dates[-1]}" if dates else "?")
     )
     return (
-        f"This page was generated from the chapters of this build: profile **{', '.join(profs)}**, run on "
-        f"{span}, CPU {'; '.join(cpus)}, kernel settings {'; '.join(envs)}."
+        "This page was generated from the chapters of this build: profile "
+        f"**{', '.join(profs)}**, run on {span}, CPU {'; '.join(cpus)}, kernel "
+        f"settings {'; '.join(envs)}."
     )
 
 
@@ -183,22 +191,26 @@ def _headline(
 
 
 def verdict_rule_text() -> str:
-    """The verdict rule in words (the margin comes from :data:`moecl_lib.claims.rule.MARGIN`)."""
+    """The verdict rule in words (the margin comes from
+    :data:`moecl_lib.claims.rule.MARGIN`)."""
     m = f"{MARGIN:g}"
     return (
-        f"A claim is checked through one or more readings, each comparing an estimate with a threshold. A "
-        f"reading **holds** when the estimate is on the claimed side by at least {m} standard errors, "
-        f"**fails** when it is on the other side by at least {m} standard errors, and is **inconclusive** "
-        f"otherwise. A claim is **reproduced** when every reading holds, **partly** reproduced when some "
-        f"hold and some fail, **not reproduced** when some fail and none holds, and **inconclusive** when "
-        f"none fails and some cannot be decided. Each setting gets its own verdict."
+        "A claim is checked through one or more readings, each comparing an estimate "
+        "with a threshold. A reading **holds** when the estimate is on the claimed "
+        f"side by at least {m} standard errors, **fails** when it is on the other side "
+        f"by at least {m} standard errors, and is **inconclusive** otherwise. A claim "
+        "is **reproduced** when every reading holds, **partly** reproduced when some "
+        "hold and some fail, **not reproduced** when some fail and none holds, and "
+        "**inconclusive** when none fails and some cannot be decided. Each setting "
+        "gets its own verdict."
     )
 
 
 def load_records(
     book_dir: Path,
 ) -> tuple[dict[str, Record], dict[str, str], dict[str, str]]:
-    """Records, chapter titles and profiles of the executed notebooks in ``book_dir/generated``."""
+    """Records, chapter titles and profiles of the executed notebooks in
+    ``book_dir/generated``."""
     records: dict[str, Record] = {}
     titles: dict[str, str] = {}
     profiles: dict[str, str] = {}
@@ -216,12 +228,14 @@ def load_records(
 
 
 SETTINGS_TABLE = Path("generated") / "_settings_table.md"
-"""The two parameter settings side by side (included by the fidelity ledger), relative to ``book/``."""
+"""The two parameter settings side by side (included by the fidelity ledger), relative
+to ``book/``."""
 
 
 def render_settings_table() -> str:
-    """Markdown table: every option of ``ExperimentConfig`` that a setting fixes, with the config default and the
-    values of the recalled and calibrated settings (from :mod:`moecl_lib.analysis.calibration`, never typed by hand)."""
+    """Markdown table: every option of ``ExperimentConfig`` that a setting fixes, with
+    the config default and the values of the recalled and calibrated settings (from
+    :mod:`moecl_lib.analysis.calibration`, never typed by hand)."""
     import dataclasses
 
     from moecl_lib.analysis.calibration import SETTINGS
@@ -266,7 +280,8 @@ BUILD_INFO = Path("generated") / "_build_info.md"
 
 
 def git_commit(root: Path) -> str:
-    """``<sha> (modified)`` of the repository at ``root``, or ``unknown`` outside a git checkout."""
+    """``<sha> (modified)`` of the repository at ``root``, or ``unknown`` outside a git
+    checkout."""
     import subprocess
 
     try:
@@ -295,8 +310,8 @@ def render_build_info(
     profiles: Mapping[str, str],
     commit: str,
 ) -> str:
-    """Markdown: commit, machine and package versions of the records, and one row per chapter (title, profile,
-    wall time, date)."""
+    """Markdown: commit, machine and package versions of the records, and one row per
+    chapter (title, profile, wall time, date)."""
     lines = [f"- **Commit:** `{commit}`"]
     machines = {
         json.dumps(rec.machine, sort_keys=True): rec.machine for rec in records.values()
@@ -308,8 +323,10 @@ def render_build_info(
         )
         versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v)
         lines += [
-            f"- **CPU:** {m.get('cpu', '?')} ({m.get('cores', '?')} cores); kernel variables: {env}",
-            f"- **Python** {m.get('python', '?')} on {m.get('platform', '?')}; {versions}",
+            f"- **CPU:** {m.get('cpu', '?')} ({m.get('cores', '?')} cores); kernel "
+            f"variables: {env}",
+            f"- **Python** {m.get('python', '?')} on {m.get('platform', '?')}; "
+            f"{versions}",
         ]
     lines += ["", "| chapter | profile | wall time [s] | run on |", "|---|---|---|---|"]
     total = 0.0
@@ -318,14 +335,16 @@ def render_build_info(
         total += wall or 0.0
         shown = f"{wall:.1f}" if wall is not None else "-"
         lines.append(
-            f"| {_link(chapter, titles)} | {profiles.get(chapter, '?')} | {shown} | {rec.created[:16]} |"
+            f"| {_link(chapter, titles)} | {profiles.get(chapter, '?')} | {shown} | "
+            f"{rec.created[:16]} |"
         )
     lines.append(f"| **total** | | **{total:.1f}** | |")
     return "\n".join(lines)
 
 
 def write_status_page(book_dir: str | Path) -> Path:
-    """Render ``book_dir/reproduction_status.csv`` with the build's records into ``book_dir/generated/…``."""
+    """Render ``book_dir/reproduction_status.csv`` with the build's records into
+    ``book_dir/generated/…``."""
     book = Path(book_dir)
     records, titles, profiles = load_records(book)
     body = render_status(
@@ -360,7 +379,7 @@ def write_status_page(book_dir: str | Path) -> Path:
     return out
 
 
-# ------------------------------------------------------------------------------------ evidence = printed numbers
+# ----------------------------------------------------------- evidence = printed numbers
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
@@ -378,10 +397,12 @@ def printed_text(nb: Mapping[str, Any]) -> str:
 
 
 def unmatched_numbers(book_dir: str | Path) -> list[str]:
-    """Evidence numbers of the generated status page that the chapter they belong to did not print.
+    """Evidence numbers of the generated status page that the chapter they belong to did
+    not print.
 
-    Each evidence line (a reading) is checked against the printed output of its own chapter's executed notebook;
-    returns ``"claim: number"`` for every number not found there (empty = consistent)."""
+    Each evidence line (a reading) is checked against the printed output of its own
+    chapter's executed notebook; returns ``"claim: number"`` for every number not found
+    there (empty = consistent)."""
     book = Path(book_dir)
     rows = load_status(book / "reproduction_status.csv")
     records, _, _ = load_records(book)
