@@ -78,22 +78,13 @@ class ExperimentConfig:
             else each run draws its own.
         n_runs: R, independent runs simulated together (batched).
         seed: seed of the random streams (``streams``).
-<<<<<<< HEAD
         streams: ``"per_run"`` (default; each run its own streams: its numbers depend
             only on the configuration, the seed and its run index) or ``"shared"`` (one
             generator drives the whole batch, the former default);
             :mod:`moecl_lib.linear.streams`.
-        first_run: global index of the batch's first run (``streams="per_run"`` only): runs
-            ``first_run .. first_run + n_runs - 1`` are simulated, so a study can be split in batches.
-=======
-        streams: ``"shared"`` (one generator drives the whole batch) or ``"per_run"``
-            (each run its own
-            streams: its numbers depend only on the configuration, the seed and its run
-            index; :mod:`moecl_lib.linear.streams`).
         first_run: global index of the batch's first run (``streams="per_run"`` only):
             runs ``first_run .. first_run + n_runs - 1`` are simulated, so a study can
             be split in batches.
->>>>>>> h13rest
         dtype: floating type of the simulation (``"float64"`` default).
         backend: implementation of :func:`moecl_lib.linear.engine.simulate`: ``"numba"``
             (compiled kernel), ``"numpy"`` (vectorised over runs) or ``"auto"`` (numba

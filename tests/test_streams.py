@@ -110,8 +110,9 @@ def test_streams_differ_between_runs_and_seeds():
 
 
 def test_per_run_draws_have_the_right_law():
-    """Task indices uniform (chi-square, p > 1e-3); Gaussian columns of mean 0 and s.d.
-    sigma_t (4 s.e.); the signal's column is not drawn (zero until the signal fills it)."""
+    """Task indices uniform (chi-square, p > 1e-3); Gaussian columns of mean 0 and
+    s.d. sigma_t (4 s.e.); the signal's column is not drawn (zero until the signal
+    fills it)."""
     cfg = ExperimentConfig(
         n_tasks=6, d=10, s=6, T=400, n_runs=50, seed=5, streams="per_run"
     )
