@@ -46,7 +46,6 @@ DETERMINISTIC_FLOOR = 1e-6
 """Relative floor for deterministic quantities (compared to ``max(1, |value|)``)."""
 
 
-
 def tolerance_quantile(n: int) -> float:
     """Multiple of the combined standard error allowed for estimates from ``n``
     samples: Student's t quantile with ``n - 1`` degrees of freedom at the two-sided
