@@ -84,10 +84,10 @@ def run_grid(
 
     Args:
         spec: validated grid (:func:`~.grid.load_grid`).
-        out: output folder; cells already in ``out/cells`` are skipped. scheduler:
-        ``None`` for a local cluster, ``"inline"`` to run in this process (no Dask), or
-        the
-            address of a running scheduler (``tcp://...`` or ``tls://...``).
+        out: output folder; cells already in ``out/cells`` are skipped.
+        scheduler: ``None`` for a local cluster, ``"inline"`` to run in this process
+            (no Dask), or the address of a running scheduler (``tcp://...`` or
+            ``tls://...``).
         workers: processes of the local cluster (default: one per core).
         security: ``distributed.security.Security`` for a remote scheduler (TLS).
         progress: a tqdm bar over cells.
