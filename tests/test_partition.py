@@ -85,3 +85,19 @@ def test_expert_gate_seed_does_not_depend_on_its_company():
     alone = _in_another_process(gate_runs, (1,))
     np.testing.assert_array_equal(together[1], alone[1])
     assert not np.array_equal(together[0], together[1])  # the seed matters
+
+
+def test_seeds_on_a_local_cluster_equal_inline():
+    from functools import partial
+
+    from moecl_lib.sweep.tasks import map_calls
+
+    set_determinism()
+    tasks = _deep_tasks()
+    args = (tasks, {"moe": _moe}, (0, 1), 12, 16)
+    inline = run_paired(*args, progress=False)
+    spread = partial(map_calls, scheduler="local", workers=2, progress=False)
+    dask = run_paired(*args, progress=False, map_fn=spread)
+    for a, b in zip(inline["moe"], dask["moe"]):
+        np.testing.assert_array_equal(a.acc_routed, b.acc_routed)
+        np.testing.assert_array_equal(a.experts, b.experts)

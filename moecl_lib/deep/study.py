@@ -34,6 +34,28 @@ from moecl_lib.figures.tables import text_table
 Results = dict[str, list[StreamResult]]
 
 
+MapFn = Callable[[Callable[..., Any], Sequence[tuple[Any, ...]]], list[Any]]
+"""``map_fn(fn, calls) -> [fn(*call) for call in calls]``, possibly elsewhere (for
+example :func:`moecl_lib.sweep.tasks.map_calls` on a Dask cluster)."""
+
+
+def seed_runs(
+    tasks: Sequence[TaskData],
+    factories: Mapping[str, Callable[[int], RoundLearner]],
+    seed: int,
+    n_rounds: int,
+    batch_size: int,
+    max_test: int | None = None,
+) -> dict[str, StreamResult]:
+    """Every learner on the stream of one seed (``{name: StreamResult}``). Depends on
+    nothing but its arguments, so it may run in any process."""
+    stream = sample_stream(tasks, n_rounds, batch_size, np.random.default_rng(seed))
+    return {
+        name: run_stream(make(int(seed)), tasks, stream, max_test=max_test)
+        for name, make in factories.items()
+    }
+
+
 def run_paired(
     tasks: Sequence[TaskData],
     factories: Mapping[str, Callable[[int], RoundLearner]],
@@ -43,31 +65,27 @@ def run_paired(
     *,
     max_test: int | None = None,
     progress: bool = True,
+    map_fn: MapFn | None = None,
 ) -> Results:
     """Run every learner ``factories[name](seed)`` on the stream of every seed.
 
     The stream of seed ``s`` is
     ``sample_stream(tasks, n_rounds, batch_size, numpy.random.default_rng(s))``. Returns
-    ``{name: [StreamResult per seed]}`` in the order of ``seeds``.
+    ``{name: [StreamResult per seed]}`` in the order of ``seeds``. ``map_fn``: runs the
+    seeds (:func:`seed_runs`, one call per seed) elsewhere; the results are the same.
     """
     from tqdm.auto import tqdm
 
     if len(seeds) == 0 or len(factories) == 0:
         raise ConfigError("seeds and factories must be non-empty")
-    out: Results = {name: [] for name in factories}
-    bar = tqdm(total=len(seeds) * len(factories), desc="runs", disable=not progress)
-    for seed in seeds:
-        stream = sample_stream(
-            tasks, n_rounds, batch_size, np.random.default_rng(int(seed))
-        )
-        for name, make in factories.items():
-            bar.set_postfix_str(f"seed={seed} {name}")
-            out[name].append(
-                run_stream(make(int(seed)), tasks, stream, max_test=max_test)
-            )
-            bar.update()
-    bar.close()
-    return out
+    calls = [(tasks, factories, int(s), n_rounds, batch_size, max_test) for s in seeds]
+    if map_fn is not None:
+        per_seed = map_fn(seed_runs, calls)
+    else:
+        per_seed = []
+        for call in tqdm(calls, desc="seeds", disable=not progress):
+            per_seed.append(seed_runs(*call))
+    return {name: [r[name] for r in per_seed] for name in factories}
 
 
 def _ms(values: Sequence[float]) -> tuple[float, float]:
