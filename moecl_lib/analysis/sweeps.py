@@ -99,6 +99,9 @@ ROUTER_ONLY: tuple[str, ...] = (
     "T1",
     "termination",
     "aux_grad",
+    "lb_loss",
+    "locality",
+    "route_noise",
     "snapshot_every",
 )
 
@@ -144,7 +147,7 @@ def run_family(
             M == 1
         ):  # router-only knobs do not influence a single expert (checked in tests)
             for name in ROUTER_ONLY:
-                key_items.pop(name)
+                key_items.pop(name, None)
         key = (tuple(sorted(key_items.items())), window, keep_results)
         if key in cache:
             prev = cache[key]
