@@ -561,6 +561,7 @@ def glue_texts(res: Result) -> dict[str, str]:
     n = counts(res)
     out.update({f"n_{k}": str(v) for k, v in n.items()})
     out["n_alternatives"] = str(len(res.choices()) - 1)
+    out["n_pairs"] = str(len(SETTINGS) * len(CLAIMS))
     out["n_cells"] = str(len(SETTINGS) * len(res.choices()) * len(CLAIMS))
     for setting in SETTINGS:
         tally = Counter(
