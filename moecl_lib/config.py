@@ -20,6 +20,9 @@ Beta = Literal["constant", "uniform"]
 DType = Literal["float64", "float32"]
 Backend = Literal["auto", "numba", "numpy"]
 Streams = Literal["shared", "per_run"]
+LBLoss = Literal["paper", "switch", "entropy"]
+Locality = Literal["l2", "l2sq"]
+RouteNoise = Literal["uniform", "gaussian", "gumbel"]
 T_Config = TypeVar("T_Config")
 
 TERMINATIONS: tuple[str, ...] = ("gap", "freeze_at_T1", "never")
@@ -29,6 +32,17 @@ BETAS: tuple[str, ...] = ("constant", "uniform")
 DTYPES: tuple[str, ...] = ("float64", "float32")
 BACKENDS: tuple[str, ...] = ("auto", "numba", "numpy")
 STREAMS: tuple[str, ...] = ("shared", "per_run")
+LB_LOSSES: tuple[str, ...] = ("paper", "switch", "entropy")
+LOCALITIES: tuple[str, ...] = ("l2", "l2sq")
+ROUTE_NOISES: tuple[str, ...] = ("uniform", "gaussian", "gumbel")
+#: Options added after the book's records were made, with their defaults:
+#: :meth:`ExperimentConfig.to_dict` lists them only where they differ from these, so
+#: that every configuration that existed before reads (and is recorded) as before.
+LATE_OPTIONS: dict[str, str] = {
+    "lb_loss": "paper",
+    "locality": "l2",
+    "route_noise": "uniform",
+}
 
 
 class ConfigError(ValueError):
@@ -74,6 +88,19 @@ class ExperimentConfig:
             ``"never"``.
         aux_grad: ``"decay"`` (literal gradient, scaled by 1/t) or ``"no_decay"`` (SPEC
             A3).
+        lb_loss: form of the load-balancing loss [C] (:mod:`moecl_lib.linear.routing`):
+            ``"paper"`` (Eq. 7, ``alpha M sum_m f_t^(m) P_t^(m)``, ``f`` the fraction of
+            rounds routed to ``m`` so far, ``P`` the mean router probability; default),
+            ``"switch"`` (Switch Transformer's ``alpha M sum_m f_m P_m`` with ``f`` and
+            ``P`` over one batch, the round: ``f = 1{m = m_t}``, ``P = pi(xbar_t)``,
+            gradient through ``P`` only) or ``"entropy"`` (``-alpha H(P_t)``, the
+            entropy of the mean router probability ``P_t``). ``aux_grad`` scales every
+            form's gradient (``1/t`` or 1).
+        locality: locality loss [C]: ``"l2"`` (Eq. 6, ``pi_{m_t} ||Delta_t||``,
+            default) or ``"l2sq"`` (``pi_{m_t} ||Delta_t||^2``, SPEC A10).
+        route_noise: law of the routing noise [C], all of standard deviation
+            ``lam / sqrt(12)``: ``"uniform"`` (``Unif[0, lam]``, default),
+            ``"gaussian"`` or ``"gumbel"``; the gap test's tie width stays ``lam``.
         shared_pool: if True all runs share one task pool (ground truths and signals);
             else each run draws its own.
         n_runs: R, independent runs simulated together (batched).
@@ -114,6 +141,9 @@ class ExperimentConfig:
     T1: int | None = None
     termination: Termination = "gap"
     aux_grad: AuxGrad = "decay"
+    lb_loss: LBLoss = "paper"
+    locality: Locality = "l2"
+    route_noise: RouteNoise = "uniform"
     shared_pool: bool = False
     n_runs: int = 50
     seed: int = 0
@@ -155,6 +185,9 @@ class ExperimentConfig:
                 )
         check_choice(self, "termination", TERMINATIONS)
         check_choice(self, "aux_grad", AUX_GRADS)
+        check_choice(self, "lb_loss", LB_LOSSES)
+        check_choice(self, "locality", LOCALITIES)
+        check_choice(self, "route_noise", ROUTE_NOISES)
         check_choice(self, "signal", SIGNALS)
         check_choice(self, "beta_dist", BETAS)
         check_choice(self, "dtype", DTYPES)
@@ -217,8 +250,17 @@ class ExperimentConfig:
         return replace_fields(self, changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (for printing and CSV headers)."""
-        return dataclasses.asdict(self)
+        """Plain dict of the fields (for printing, records and CSV headers).
+
+        The options of :data:`LATE_OPTIONS` appear only where they differ from their
+        default, so a configuration that existed before them is recorded as before;
+        ``ExperimentConfig(**cfg.to_dict()) == cfg`` either way.
+        """
+        out = dataclasses.asdict(self)
+        for name, default in LATE_OPTIONS.items():
+            if out[name] == default:
+                del out[name]
+        return out
 
 
 def replace_fields(obj: T_Config, changes: dict[str, Any]) -> T_Config:

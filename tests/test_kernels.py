@@ -36,6 +36,8 @@ CASES = [
     dict(n_experts=5, signal="random", beta_dist="uniform", snapshot_every=25),
     dict(n_experts=3, signal="orthonormal", n_clusters=2, shared_pool=True),
     dict(n_experts=4, n_tasks=5, d=30, s=12, T=60),
+    dict(n_experts=6, lb_loss="entropy", locality="l2sq", route_noise="gumbel"),
+    dict(n_experts=6, lb_loss="switch", route_noise="gaussian", aux_grad="no_decay"),
 ]
 
 

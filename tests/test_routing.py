@@ -30,7 +30,8 @@ def test_coefficient_twin_equals_numpy_bit_for_bit(seed: int) -> None:
     counts = rng.integers(0, 5, size=M).astype(float)
     dn, scale = float(rng.uniform(0.1, 2)), 0.3 * M / t
     pi, f, c = np.empty(M), np.empty(M), np.empty(M)
-    routing.router_coefficients_run(h, m, counts, t, dn, scale, pi, f, c)
+    pi_sum = np.zeros(M)
+    routing.router_coefficients_run(h, m, counts, t, dn, scale, pi, f, c, 0, pi_sum)
     pi_np = routing.softmax(h[:, None], axis=0)
     c_np = routing.coefficients_runs_last(
         np.array([dn]), pi_np, np.array([m]), (counts / t)[:, None], scale

@@ -55,6 +55,8 @@ def simulate_aux_only(
         raise ConfigError(
             "simulate_aux_only needs termination='never' and n_experts >= 2"
         )
+    if cfg.lb_loss != "paper" or cfg.locality != "l2":
+        raise ConfigError("simulate_aux_only emulates lb_loss='paper', locality='l2'")
     rng = make_streams(cfg)
     pool = task_pool(cfg, rng)
     draws = draw_rounds(cfg, rng, cfg.T)

@@ -105,6 +105,9 @@ ROUTER_ONLY: tuple[str, ...] = (
     "T1",
     "termination",
     "aux_grad",
+    "lb_loss",
+    "locality",
+    "route_noise",
     "snapshot_every",
 )
 
@@ -130,7 +133,7 @@ def _config_key(cfg: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
     if cfg.n_experts == 1:
         # router-only knobs do not influence a single expert (checked in tests)
         for name in ROUTER_ONLY:
-            key_items.pop(name)
+            key_items.pop(name, None)  # options at their default are not listed
     return tuple(sorted(key_items.items()))
 
 

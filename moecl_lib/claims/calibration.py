@@ -182,7 +182,7 @@ class Simulator:
         items = cfg.to_dict()
         if cfg.n_experts == 1:
             for name in ROUTER_ONLY:
-                items.pop(name)
+                items.pop(name, None)
         key = tuple(sorted(items.items()))
         if key not in self.cache:
             self.cache[key] = simulate_member(cfg, self.window)

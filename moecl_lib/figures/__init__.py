@@ -11,6 +11,7 @@ from moecl_lib.figures.io import legible, save_csv, save_figure
 from moecl_lib.figures.style import (
     M_COLORS,
     OKABE_ITO,
+    OUTCOME_COLORS,
     ROUTER_COLORS,
     apply_style,
     band,
@@ -21,6 +22,7 @@ from moecl_lib.figures.tables import table, text_table
 __all__ = [
     "M_COLORS",
     "OKABE_ITO",
+    "OUTCOME_COLORS",
     "ROUTER_COLORS",
     "apply_style",
     "band",

@@ -49,6 +49,14 @@ ROUTER_COLORS = {
     "single network": "#000000",
 }
 
+# One colour per outcome of a claim check (holds / fails / inconclusive), the same in
+# every chapter.
+OUTCOME_COLORS = {
+    "holds": "#009E73",  # bluish green
+    "fails": "#D55E00",  # vermillion
+    "inconclusive": "#F0E442",  # yellow
+}
+
 
 def m_color(M: int) -> str:
     """The colour of ``M`` experts (:data:`M_COLORS`; grey for an M not listed)."""

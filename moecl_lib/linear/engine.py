@@ -36,11 +36,15 @@ from tqdm.auto import tqdm
 from moecl_lib.config import ExperimentConfig
 from moecl_lib.linear.results import RunCurves, curve_buffers
 from moecl_lib.linear.routing import (
+    LB_CODES,
     argmax_first,
     aux_scale,
+    balance_signal,
     coefficients_runs_last,
     gap_passes,
+    locality_weight,
     route,
+    shape_route_noise,
     softmax,
 )
 from moecl_lib.linear.streams import RunStreams, make_streams, task_pool
@@ -126,7 +130,9 @@ def draw_rounds(
     The generator is consumed in exactly the order of the original per-round engine (for each round: task
     indices, Gaussian columns, [uniform signal strengths], signal positions, [routing noise]), so a seed gives
     the same stream whatever the block length. Draws are float64 whatever ``cfg.dtype`` (a float32 run sees
-    the rounded float64 draws, which is what makes the float32/float64 comparison meaningful).
+    the rounded float64 draws, which is what makes the float32/float64 comparison meaningful). The routing
+    noise is drawn as ``Unif[0, lambda]`` and shaped to ``cfg.route_noise`` afterwards (:func:`_shape_route`):
+    every law consumes the same draws.
 
     ``out``: buffers from :func:`empty_draws` with room for at least ``n_rounds`` rounds, filled in place (the
     result holds views of their first ``n_rounds`` rounds); saves allocating and page-faulting fresh arrays for
@@ -140,6 +146,7 @@ def draw_rounds(
         raise ValueError(f"out holds {len(out)} rounds, {B} requested")
     if isinstance(rng, RunStreams):  # per-run streams (moecl_lib.linear.streams)
         rng.fill(cfg, out, B)
+        _shape_route(cfg, out.route_noise, B)
         return RoundDraws(
             tasks=out.tasks[:B],
             noise=out.noise[:B],
@@ -166,7 +173,16 @@ def draw_rounds(
         if route is not None:
             route[b] = rng.uniform(0.0, cfg.lam, size=(R, M))
     noise *= cfg.sigma_t
+    _shape_route(cfg, out.route_noise, B)
     return RoundDraws(tasks=tasks, noise=noise, beta=beta, pos=pos, route_noise=route)
+
+
+def _shape_route(cfg: ExperimentConfig, route: FloatArray | None, B: int) -> None:
+    """Turn the ``Unif[0, lambda]`` routing noise of the first ``B`` rounds into the law
+    ``cfg.route_noise`` in place (:func:`~moecl_lib.linear.routing.shape_route_noise`);
+    the default law leaves the draws untouched."""
+    if route is not None and cfg.route_noise != "uniform":
+        route[:B] = shape_route_noise(route[:B], cfg.lam, cfg.route_noise)
 
 
 def empty_draws(cfg: ExperimentConfig, n_rounds: int) -> RoundDraws:
@@ -408,7 +424,8 @@ def _numba_loop(
     term = TERMINATION_CODES[cfg.termination]
 
     pool_arrays = PoolArrays(W, V, signal_in)
-    state = KernelState(w, theta, counts, D, C, P, S, active, T2, gates, gp)
+    pi_sum = np.zeros((R, M), dtype=dtype)
+    state = KernelState(w, theta, counts, D, C, P, S, active, T2, gates, gp, pi_sum)
     outputs = KernelOutputs(
         F, G, G_pool, err_new, experts, tasks_hist, weights, snap_slot, snapshots
     )
@@ -422,6 +439,8 @@ def _numba_loop(
         cfg.aux_grad == "decay",
         has_signal,
         record_weights,
+        LB_CODES[cfg.lb_loss],
+        cfg.locality == "l2sq",
     )
     block = block_length(cfg)
     sizes = [min(block, T - t0) for t0 in range(0, T, block)]
@@ -506,6 +525,8 @@ def _numpy_loop(
     C = np.zeros((M, N, R), dtype=dtype)
     P = np.zeros((M, R), dtype=dtype)
     S = np.zeros(R, dtype=dtype)  # sum of err_new over past arrivals
+    entropy = cfg.lb_loss == "entropy"
+    pi_sum = np.zeros((M, R), dtype=dtype)  # router probabilities so far (entropy)
     w_flat, D_flat, C_flat, P_flat, counts_flat = (
         w.reshape(-1),
         D.reshape(-1),
@@ -614,9 +635,14 @@ def _numpy_loop(
                     pi = softmax(hs, axis=0)
                     delta_s = delta[:, sel]
                     dn = np.sqrt(np.einsum("dr,dr->r", delta_s, delta_s))
+                    dn = locality_weight(dn, cfg.locality)
                     f = counts[:, sel] / t
-                    scale = aux_scale(cfg.alpha, M, t, cfg.aux_grad)
-                    c = coefficients_runs_last(dn, pi, ms, f, scale)
+                    if entropy:
+                        pi_sum[:, sel] += pi
+                    pbar = pi_sum[:, sel] / t if entropy else None
+                    g = balance_signal(f, ms, pbar, cfg.lb_loss)
+                    scale = aux_scale(cfg.alpha, M, t, cfg.aux_grad, cfg.lb_loss)
+                    c = coefficients_runs_last(dn, pi, ms, g, scale)
                     c *= eta
                     if full:
                         if n_active < R:

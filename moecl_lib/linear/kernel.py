@@ -58,7 +58,8 @@ class PoolArrays(NamedTuple):
 class KernelState(NamedTuple):
     """The state of every run, runs first, updated in place: ``w, theta`` (R, M, d);
     ``counts, P`` (R, M); ``D, C, gates`` (R, M, N); ``S, T2, active`` (R,); ``gp``
-    (R, N) noise-free choice of expert per task."""
+    (R, N) noise-free choice of expert per task; ``pi_sum`` (R, M) sum of the router
+    probabilities so far (entropy load balancing only)."""
 
     w: Any
     theta: Any
@@ -71,6 +72,7 @@ class KernelState(NamedTuple):
     T2: Any
     gates: Any
     gp: Any
+    pi_sum: Any
 
 
 class KernelOutputs(NamedTuple):
@@ -90,7 +92,9 @@ class KernelOutputs(NamedTuple):
 
 class KernelKnobs(NamedTuple):
     """Scalars: ``lam, eta, alpha, gamma`` (float), ``T1`` (int), ``termination``
-    (:data:`TERMINATION_CODES`), ``decay``, ``has_signal``, ``record_weights`` (bool)."""
+    (:data:`TERMINATION_CODES`), ``decay``, ``has_signal``, ``record_weights`` (bool),
+    ``lb`` (:data:`~moecl_lib.linear.routing.LB_CODES`), ``squared`` (bool: locality
+    ``"l2sq"``)."""
 
     lam: float
     eta: float
@@ -101,6 +105,8 @@ class KernelKnobs(NamedTuple):
     decay: bool
     has_signal: bool
     record_weights: bool
+    lb: int
+    squared: bool
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -110,9 +116,21 @@ def run_block(t0, draws, pool, state, out, knobs):  # pragma: no cover - compile
     :class:`KernelOutputs` in place; the scalars come in :class:`KernelKnobs`."""
     tasks, noise, beta, pos, route_noise = draws
     W, V, signal_in = pool
-    w, theta, counts, D, C, P, S, active, T2, gates, gp = state
+    w, theta, counts, D, C, P, S, active, T2, gates, gp, pi_sum = state
     F, G, G_pool, err_new, experts, tasks_hist, weights, snap_slot, snapshots = out
-    lam, eta, alpha, gamma, T1, termination, decay, has_signal, record_weights = knobs
+    (
+        lam,
+        eta,
+        alpha,
+        gamma,
+        T1,
+        termination,
+        decay,
+        has_signal,
+        record_weights,
+        lb,
+        squared,
+    ) = knobs
     B, R = tasks.shape
     d, s = noise.shape[2], noise.shape[3]
     M, N = w.shape[1], W.shape[1]
@@ -230,8 +248,15 @@ def run_block(t0, draws, pool, state, out, knobs):  # pragma: no cover - compile
                     for i in range(d):
                         dn += delta[i] * delta[i]
                     dn = np.sqrt(dn)
-                    scale = alpha * M / t if decay else alpha * M
-                    router_coefficients_run(h, m, counts[r], t, dn, scale, pi, f, c)
+                    if squared:
+                        dn = dn * dn
+                    if lb == 2:
+                        scale = alpha / t if decay else alpha
+                    else:
+                        scale = alpha * M / t if decay else alpha * M
+                    router_coefficients_run(
+                        h, m, counts[r], t, dn, scale, pi, f, c, lb, pi_sum[r]
+                    )
                     for q in range(N):
                         acc = 0.0
                         for i in range(d):

@@ -24,8 +24,10 @@ from moecl_lib.linear.engine import draw_rounds, simulate
 from moecl_lib.linear.results import RunCurves
 from moecl_lib.linear.routing import (
     aux_scale,
+    balance_signal,
     coefficients_runs_last,
     gap_passes,
+    locality_weight,
     route,
     softmax,
 )
@@ -91,6 +93,7 @@ def reference_simulate(
         w = np.zeros((M, d))
         theta = np.zeros((M, d))
         counts = np.zeros(M)
+        pi_sum = np.zeros(M)  # router probabilities so far (entropy load balancing)
         active = M > 1
         T2 = -1
         hist_m = np.zeros(T, dtype=np.int64)
@@ -136,10 +139,19 @@ def reference_simulate(
                     T2, active = t, False
                 else:
                     pi = softmax(h)
-                    scale = aux_scale(cfg.alpha, M, t, cfg.aux_grad)
-                    dn = np.array([np.linalg.norm(delta)])
+                    pi_sum += pi
+                    scale = aux_scale(cfg.alpha, M, t, cfg.aux_grad, cfg.lb_loss)
+                    dn = locality_weight(
+                        np.array([np.linalg.norm(delta)]), cfg.locality
+                    )
+                    g = balance_signal(
+                        (counts / t)[:, None],
+                        np.array([m]),
+                        (pi_sum / t)[:, None],
+                        cfg.lb_loss,
+                    )
                     c = coefficients_runs_last(
-                        dn, pi[:, None], np.array([m]), (counts / t)[:, None], scale
+                        dn, pi[:, None], np.array([m]), g, scale
                     )[:, 0]
                     theta = theta - cfg.eta * np.outer(c, xbar)
             mhat = np.argmax(

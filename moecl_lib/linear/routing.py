@@ -8,6 +8,25 @@ and :func:`router_coefficients_run` defined here; ``tests/test_routing.py`` hold
 twin equal to its numpy version. Conventions (SPEC §4.5-§4.6): gate ``h_m = theta_m .
 xbar_t``; noisy top-1 routing ``argmax_m (h_m + Unif[0, lambda])`` with the first
 maximum on ties; the router's gradient is ``grad_{theta^(k)} L^tr = c^(k) xbar_t``.
+
+Options of the router (``ExperimentConfig``, tag [C]), each defined here once:
+
+* ``route_noise``: the routing noise is drawn as ``Unif[0, lambda]`` and, for another
+  law, transformed by :func:`shape_route_noise` (same draws, same stream consumption):
+  ``"gaussian"`` ``N(0, lambda^2/12)``, ``"gumbel"`` Gumbel of scale
+  ``lambda / (pi sqrt 2)``; all three have the standard deviation ``lambda/sqrt(12)``
+  (the location does not matter for an argmax). The gap test keeps ``lambda``.
+* ``locality``: the locality term's weight is ``||Delta_t||`` (``"l2"``, Eq. 6) or
+  ``||Delta_t||^2`` (``"l2sq"``), :func:`locality_weight`.
+* ``lb_loss``: every load-balancing form has the gradient ``scale pi_k (g_k - sum_m
+  g_m pi_m)`` with a *balance signal* ``g`` (:func:`balance_signal`): ``"paper"``
+  ``g = f`` (load fractions so far, Eq. 7); ``"switch"`` ``g = 1{m = m_t}`` (Switch
+  Transformer's ``f`` over a batch of one round: Switch's ``f`` and ``P`` come from the
+  same batch; with ``f`` the fraction so far and ``P`` the round's ``pi`` it would be
+  ``"paper"`` with ``aux_grad="no_decay"``); ``"entropy"`` ``g = log P_t``, with
+  ``P_t`` the mean router probability over rounds ``1..t`` (the gradient of
+  ``-alpha H(P_t)``; only round t's term depends on Theta). ``scale`` is
+  :func:`aux_scale`.
 """
 
 from __future__ import annotations
@@ -38,6 +57,61 @@ except Exception as exc:  # pragma: no cover
 FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
 BoolArray = NDArray[np.bool_]
+
+LB_CODES = {"paper": 0, "switch": 1, "entropy": 2}
+"""Integer codes of ``ExperimentConfig.lb_loss`` (compiled twin)."""
+TINY = 1e-300
+"""Floor of ``P_t`` inside the logarithm of the entropy form (a probability that
+underflowed)."""
+NOISE_SD = 1.0 / np.sqrt(12.0)
+"""Standard deviation of ``Unif[0, 1]``; every routing-noise law has ``lambda`` times
+it."""
+
+
+def shape_route_noise(u: FloatArray, lam: float, law: str) -> FloatArray:
+    """Routing noise of law ``law`` from ``Unif[0, lam]`` draws ``u`` (any shape).
+
+    ``"uniform"`` returns ``u`` itself (the default stream, untouched); otherwise ``p =
+    u / lam`` (clipped to ``[2^-53, 1 - 2^-53]``) is mapped through the inverse
+    distribution function: ``lam/sqrt(12) Phi^-1(p)`` (``"gaussian"``) or
+    ``-b log(-log p)`` with ``b = lam / (pi sqrt 2)`` (``"gumbel"``), so that every law
+    has the standard deviation ``lam / sqrt(12)`` of ``Unif[0, lam]``.
+    """
+    if law == "uniform" or lam == 0:
+        return u
+    eps = 2.0**-53
+    p = np.clip(u / lam, eps, 1.0 - eps)
+    if law == "gaussian":
+        from scipy.special import ndtri
+
+        return lam * NOISE_SD * ndtri(p)
+    if law == "gumbel":
+        return -(lam / (np.pi * np.sqrt(2.0))) * np.log(-np.log(p))
+    raise ValueError(f"route_noise={law!r} must be uniform, gaussian or gumbel")
+
+
+def locality_weight(delta_norm: FloatArray, locality: str) -> FloatArray:
+    """Weight of the locality term: ``||Delta||`` (``"l2"``) or ``||Delta||^2``."""
+    return delta_norm if locality == "l2" else delta_norm * delta_norm
+
+
+def balance_signal(
+    f: FloatArray, chosen: IntArray, pbar: FloatArray | None, lb_loss: str
+) -> FloatArray:
+    """Balance signal ``g`` (M, R) of the load-balancing gradient, runs last.
+
+    ``f`` load fractions ``f_t`` (arrivals per expert including round t, over t);
+    ``pbar`` the mean router probabilities ``P_t`` over rounds ``1..t`` (entropy only).
+    """
+    if lb_loss == "paper":
+        return f
+    if lb_loss == "switch":
+        g = np.zeros(f.shape, dtype=f.dtype)
+        g[chosen, np.arange(f.shape[1])] = 1.0
+        return g
+    if lb_loss != "entropy" or pbar is None:
+        raise ValueError(f"lb_loss={lb_loss!r}: entropy needs pbar")
+    return np.log(np.maximum(pbar, TINY))
 
 
 def softmax(h: FloatArray, axis: int = -1) -> FloatArray:
@@ -113,10 +187,19 @@ def coefficients_runs_last(
 
 
 def aux_scale(
-    alpha: float, n_experts: int, t: int, aux_grad: Literal["decay", "no_decay"]
+    alpha: float,
+    n_experts: int,
+    t: int,
+    aux_grad: Literal["decay", "no_decay"],
+    lb_loss: str = "paper",
 ) -> float:
-    """``s_t alpha M``: ``s_t = 1/t`` (``"decay"``) or 1 (``"no_decay"``, SPEC A3)."""
-    return alpha * n_experts / t if aux_grad == "decay" else alpha * n_experts
+    """``s_t alpha M``: ``s_t = 1/t`` (``"decay"``) or 1 (``"no_decay"``, SPEC A3).
+
+    The entropy form has no factor ``M`` (``s_t alpha``): near a uniform load both give
+    ``alpha pi_k delta`` for a relative imbalance ``delta`` of expert k.
+    """
+    a = alpha if lb_loss == "entropy" else alpha * n_experts
+    return a / t if aux_grad == "decay" else a
 
 
 def router_coefficients(
@@ -127,13 +210,18 @@ def router_coefficients(
     t: int,
     alpha: float,
     aux_grad: Literal["decay", "no_decay"] = "decay",
+    *,
+    lb_loss: str = "paper",
+    locality: str = "l2",
+    pbar: FloatArray | None = None,
 ) -> FloatArray:
     """Scalars ``c^(k)`` with ``grad_{theta^(k)} L^tr = c^(k) xbar_t`` (SPEC §4.5).
 
     ``c^(k) = ||Delta_t|| pi_{m_t} (1{k = m_t} - pi_k) + s_t alpha M pi_k (f^(k) -
     sum_m f^(m) pi_m)`` with ``s_t = 1/t`` for ``aux_grad="decay"`` (only the current
     round's term of ``P_t`` depends on Theta) and ``s_t = 1`` for ``"no_decay"`` (SPEC
-    A3). The coefficients sum to zero over experts.
+    A3). The coefficients sum to zero over experts. ``lb_loss`` and ``locality`` select
+    the other forms of the module docstring.
 
     Args:
         delta_norm: ``||w_t^(m_t) - w_{t-1}^(m_t)||_2``, shape (R,).
@@ -143,9 +231,14 @@ def router_coefficients(
         t: round index (1-based).
         alpha: load-balancing weight.
         aux_grad: gradient variant of the load-balancing term.
+        lb_loss: form of the load-balancing loss.
+        locality: form of the locality loss.
+        pbar: mean router probabilities over rounds ``1..t``, (R, M) (``"entropy"``).
     """
-    scale = aux_scale(alpha, pi.shape[1], t, aux_grad)
-    return coefficients_runs_last(delta_norm, pi.T, chosen, f.T, scale).T
+    scale = aux_scale(alpha, pi.shape[1], t, aux_grad, lb_loss)
+    g = balance_signal(f.T, chosen, None if pbar is None else pbar.T, lb_loss)
+    dn = locality_weight(delta_norm, locality)
+    return coefficients_runs_last(dn, pi.T, chosen, g, scale).T
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -162,12 +255,17 @@ def gap_passes_run(h, m, lam, gamma):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def router_coefficients_run(h, m, counts, t, dn, scale, pi, f, c):  # pragma: no cover
-    """Jitted twin of :func:`coefficients_runs_last` for one run, into ``c`` (M,).
+def router_coefficients_run(
+    h, m, counts, t, dn, scale, pi, f, c, lb, pi_sum
+):  # pragma: no cover - compiled
+    """Jitted twin of :func:`coefficients_runs_last` with :func:`balance_signal` for one
+    run, into ``c`` (M,).
 
     ``h`` gates (M,), ``m`` winner, ``counts`` arrivals per expert (M,), ``t`` round,
-    ``dn = ||Delta||``, ``scale = s_t alpha M``; ``pi, f`` (M,) are work buffers (left
-    holding the softmax and the load fractions).
+    ``dn`` the locality weight (:func:`locality_weight`), ``scale`` :func:`aux_scale`,
+    ``lb`` the :data:`LB_CODES` of the form; ``pi_sum`` (M,) sums the router
+    probabilities of the rounds so far (updated here for the entropy form only); ``pi,
+    f`` (M,) are work buffers (left holding the softmax and the balance signal).
     """
     M = h.shape[0]
     hmax = h[0]
@@ -181,7 +279,13 @@ def router_coefficients_run(h, m, counts, t, dn, scale, pi, f, c):  # pragma: no
     fpi = 0.0
     for k in range(M):
         pi[k] /= z
-        f[k] = counts[k] / t
+        if lb == 0:
+            f[k] = counts[k] / t
+        elif lb == 1:
+            f[k] = 1.0 if k == m else 0.0
+        else:
+            pi_sum[k] += pi[k]
+            f[k] = np.log(max(pi_sum[k] / t, TINY))
         fpi += f[k] * pi[k]
     pw = pi[m]
     for k in range(M):
