@@ -75,6 +75,9 @@ def test_tolerance_rule():
     a64, b5 = Quantity("G", 1.0, se=0.03, n=64), Quantity("G", 1.1, se=0.04, n=5)
     assert a64.tolerance(a64) == pytest.approx(4.29 * 0.03 * 2**0.5, rel=1e-2)
     assert a64.tolerance(b5) == pytest.approx(17.45 * 0.05, rel=1e-2)  # t with 4 d.o.f.
+    one = Quantity("G", 0.3, se=0.0, n=1)  # a single sample: no s.e., not compared
+    assert one.tolerance(Quantity("G", 0.0, se=0.0, n=1)) == math.inf
+    assert a64.tolerance(one) == pytest.approx(4.0 * 0.03)  # one side has an s.e.
     assert Quantity("G", 1.0, se=0.0, floor=0.5).tolerance(Quantity("G", 1.0)) == 0.5
     exact = Quantity("E", 1000.0, kind="exact")
     assert exact.tolerance(exact) == pytest.approx(1e-3)

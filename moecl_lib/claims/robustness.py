@@ -298,9 +298,10 @@ def quantities(res: Result) -> list[Quantity]:
                 for r in cell.readings[claim]:
                     name = f"{PREFIX[setting]}_{ch.key}_{r.name}"
                     label = f"{setting}, {ch.label}: {r.statement}"
-                    out[name] = Quantity(
-                        name, r.estimate, r.se, cell_n(cell), label=label
-                    )
+                    # a reading without s.e. rests on at most one run (e.g. the
+                    # purity after T2 when one run froze): n = 1, not compared
+                    n = cell_n(cell) if r.se > 0 else 1
+                    out[name] = Quantity(name, r.estimate, r.se, n, label=label)
     return list(out.values())
 
 

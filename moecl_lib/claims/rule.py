@@ -22,7 +22,8 @@ is the quantity's own floor (``DETERMINISTIC_FLOOR`` relative to ``max(1, |value
 quantity) and ``q`` is the quantile of Student's t with ``n - 1`` degrees of freedom (``n`` the smaller of the
 two sample sizes) that a normal law reaches at ``Z_TOLERANCE`` standard errors: two-sided probability
 ``6.3e-5`` of a false alarm. ``q`` is 4.3 at 64 samples, 17.5 at 5 and about 10^4 at 2 (an estimate from
-two samples is hardly checked, because its standard error is hardly known). Two estimates of the same mean
+two samples is hardly checked, because its standard error is hardly known; one from a single sample, with no
+standard error and no floor, is not compared). Two estimates of the same mean
 made on two machines, or with two random streams, differ by less than this with overwhelming probability even
 when every run followed another trajectory. Round-off quantities (``kind="roundoff"``) are recorded, never
 compared.
@@ -119,6 +120,8 @@ class Quantity:
         if self.kind == "exact":
             floor = max(self.floor, DETERMINISTIC_FLOOR * max(1.0, abs(self.value)))
             return floor
+        if self.se == 0.0 == other.se and min(self.n, other.n) < 2 and not self.floor:
+            return math.inf  # one sample, no s.e. and no floor: not compared
         q = tolerance_quantile(min(self.n, other.n))
         return max(self.floor, q * math.hypot(self.se, other.se))
 
