@@ -1,4 +1,5 @@
-"""dnn_expert_sweep chapter: convergence round, trend reading, claim logic, small run, stored record."""
+"""dnn_expert_sweep chapter: convergence round, trend reading, claim logic, small run,
+stored record."""
 
 from __future__ import annotations
 
@@ -73,10 +74,12 @@ def test_claim_logic_on_hand_built_seeds() -> None:
         "dt_conv_M4_M3",
         "dt_conv_M8_M4",
     } <= set(names)
-    # the slope is the least-squares slope over M >= N = 3, per seed, averaged: about that of (20, 30, 50)
+    # the slope is the least-squares slope over M >= N = 3, per seed, averaged: about
+    # that of (20, 30, 50)
     slope = next(q for q in qs if q.name == "t_conv_slope").value
     assert slope == pytest.approx(np.polyfit([3, 4, 8], [20, 30, 50], 1)[0], abs=0.6)
-    # convergence is faster with more experts and the largest M is the best: every reading fails
+    # convergence is faster with more experts and the largest M is the best: every
+    # reading fails
     shrinks = _stats(
         experts,
         6,

@@ -1,4 +1,5 @@
-"""Chapter module dnn_moe_vs_single: a small run, the claim logic on hand-built seeds, stored expectation."""
+"""Chapter module dnn_moe_vs_single: a small run, the claim logic on hand-built seeds,
+stored expectation."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_run_records_quantities_checks_and_configs(small: chapter.Result) -> Non
         "dfinal_acc_router_moe_never",
     ):
         assert name in names, name
-    # the single network has no router: no router-view duplicate, no switches, purity or T2
+    # the single network has no router: no router-view duplicate, no switches, purity or
+    # T2
     undefined = ("switches", "purity", "T2", "F_T_router")
     assert not any(
         n.endswith("_single") and n.split("_single")[0] in undefined for n in names
@@ -56,7 +58,8 @@ def test_run_records_quantities_checks_and_configs(small: chapter.Result) -> Non
     rec = small.record
     back = Record.from_json(rec.to_json())
     assert back.verdicts() == rec.verdicts() and back.params["seeds"] == [0, 1]
-    # the terminated MoE froze after T1 = 4 in both seeds, so its routing did not change afterwards
+    # the terminated MoE froze after T1 = 4 in both seeds, so its routing did not change
+    # afterwards
     assert (
         small.quantity("T2_moe").value >= 5.0
         and small.quantity("switches_moe").value == 0.0
@@ -65,7 +68,8 @@ def test_run_records_quantities_checks_and_configs(small: chapter.Result) -> Non
 
 
 def _stats(seeds: int, **shift: float) -> dict[str, dict[str, np.ndarray]]:
-    """Hand-built per-seed statistics: every learner equal, then ``shift[learner_stat]`` added."""
+    """Hand-built per-seed statistics: every learner equal, then ``shift[learner_stat]``
+    added."""
     rng = np.random.default_rng(0)
     keys = (
         "ACC",
@@ -107,7 +111,8 @@ def test_claim_logic_on_hand_built_seeds() -> None:
     good["single"]["F_T_router"] = good["single"]["F_T"]
     _, checks = chapter.derive(p, good, {})
     assert [c.verdict for c in checks] == ["reproduced", "reproduced"]
-    # the single network forgets LESS (every F_T reading fails); termination does not help
+    # the single network forgets LESS (every F_T reading fails); termination does not
+    # help
     bad = _stats(
         8,
         moe__F_T=20.0,

@@ -1,4 +1,5 @@
-"""Chapter fig2_dynamics as data: statistics, the readings of fig2_i ... fig2_v, the comparison."""
+"""Chapter fig2_dynamics as data: statistics, the readings of fig2_i ... fig2_v, the
+comparison."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_paired_ratio_and_times() -> None:
     r2 = chapter.paired_ratio("r", np.array([2.0, 4.0, 7.0]), b)
     z = (np.array([2.0, 4.0, 7.0]) - r2.value * b) / b.mean()
     assert r2.se == pytest.approx(z.std(ddof=1) / np.sqrt(3))
-    # descent: first round after the peak at or below the level (the dip before the peak does not count)
+    # descent: first round after the peak at or below the level (the dip before the peak
+    # does not count)
     curves = np.array([[1.0, 3.0, 5.0, 2.0, 1.0], [1.0, 2.0, 2.5, 3.0, 2.9]])
     assert np.allclose(
         chapter.descent_round(curves, 2.0), [4.0, np.nan], equal_nan=True
@@ -69,7 +71,8 @@ def test_paired_ratio_and_times() -> None:
 
 
 def test_post_T1_transient_reading_fails_when_the_model_settles_at_T1() -> None:
-    # a transient after T1 of 0 rounds for every M cannot count as growing with M, whatever T1 = 30 M does
+    # a transient after T1 of 0 rounds for every M cannot count as growing with M,
+    # whatever T1 = 30 M does
     r = Reading("post_T1_grows", "slope", 0.0, chapter.TRANSIENT_SLOPE, se=0.0)
     conv = Reading(
         "converged_M10", "ratio", 0.1, chapter.CONVERGE_FRAC, se=0.01, sense="<="

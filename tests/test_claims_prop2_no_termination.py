@@ -1,4 +1,5 @@
-"""Chapter prop2_no_termination as data: quantities, the eight readings of claim prop2, the comparison."""
+"""Chapter prop2_no_termination as data: quantities, the eight readings of claim prop2,
+the comparison."""
 
 from __future__ import annotations
 
@@ -185,7 +186,8 @@ def test_missing_data_gives_an_inconclusive_reading() -> None:
 
 
 def _check_with_verdict(key: str, verdict: str) -> ClaimCheck:
-    """A claim check (``key`` = "claim [setting]") whose readings give ``verdict`` under the rule."""
+    """A claim check (``key`` = "claim [setting]") whose readings give ``verdict`` under
+    the rule."""
     claim, setting = key.split(" [")
     hold, fail, tie = (
         Reading("h", "h", 1.0, 0.0),

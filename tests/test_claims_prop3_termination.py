@@ -1,4 +1,5 @@
-"""Chapter prop3_termination as data: quantities, the four readings of claim prop3, the comparison."""
+"""Chapter prop3_termination as data: quantities, the four readings of claim prop3, the
+comparison."""
 
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def test_same_config_and_seed_give_the_same_numbers(small: chapter.Result) -> No
 
 
 def test_within_set_helpers_on_a_hand_built_routing() -> None:
-    # run 0: task 0 served by experts 0 and 1 (30 vs 10 rounds), task 1 by expert 2 alone
+    # run 0: task 0 served by experts 0 and 1 (30 vs 10 rounds), task 1 by expert 2
+    # alone
     routing = np.zeros((1, 3, 2))
     routing[0, 0, 0], routing[0, 1, 0], routing[0, 2, 1] = 30, 10, 20
     sd = SimpleNamespace(
@@ -98,7 +100,8 @@ def _quantities(**values: tuple[float, float]) -> dict[str, Quantity]:
 def test_claim_logic_on_hand_built_quantities() -> None:
     sd = SimpleNamespace(setting="calibrated")
     th = ClaimThresholds()
-    # as observed: freezes on the right sets and converges, but not uniform inside a set -> partly
+    # as observed: freezes on the right sets and converges, but not uniform inside a set
+    # -> partly
     q = _quantities(
         frozen=(1.0, 0.0),
         purity_post=(0.933, 0.007),

@@ -1,4 +1,5 @@
-"""Chapter sweep_experts as data: trend statistics, the readings of claim more_experts, the comparison."""
+"""Chapter sweep_experts as data: trend statistics, the readings of claim more_experts,
+the comparison."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def test_helpers() -> None:
     assert np.allclose(
         chapter.ols_slope([0, 1], np.array([[0.0, 1.0], [4.0, 0.0]])), [1.0, -4.0]
     )
-    # a curve still above the threshold at T is "not reached" = T + 1; a converging one its first good round
+    # a curve still above the threshold at T is "not reached" = T + 1; a converging one
+    # its first good round
     curves = np.array([[5.0, 4.0, 3.0, 2.0], [5.0, 0.5, 2.0, 0.5]])
     assert list(chapter.censored_convergence(curves, 2.5, 4)) == [4.0, 2.0]
     assert list(chapter.censored_convergence(curves, 0.1, 4)) == [5.0, 5.0]
@@ -46,7 +48,8 @@ def test_helpers() -> None:
 
 
 def test_non_monotone_sweep_gives_a_failing_trend_and_partly() -> None:
-    # the paper-profile pattern of Algorithm 1: never (T+1), 996, 368, 545, 745 for M = 6, 9, 12, 18, 24
+    # the paper-profile pattern of Algorithm 1: never (T+1), 996, 368, 545, 745 for M
+    # = 6, 9, 12, 18, 24
     M = [6, 9, 12, 18, 24]
     slope = float(chapter.ols_slope(M, [1001, 996, 368, 545, 745]))
     assert slope < 0
@@ -92,7 +95,8 @@ def test_run_records_quantities_checks_and_configs(small: chapter.Result) -> Non
         check.readings[1].estimate == q["alg_slope"].value
         and check.readings[1].se == q["alg_slope"].se
     )
-    # the ideal MoE converges linearly in M (1/M share of the rounds): about 1.75 rounds per expert
+    # the ideal MoE converges linearly in M (1/M share of the rounds): about 1.75 rounds
+    # per expert
     assert 1.5 < q["ideal_slope"].value < 2.1
     # n_runs, seed and T go straight into the configurations
     cfg = rec.configs["algorithm1/M=24"]

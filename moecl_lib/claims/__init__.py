@@ -1,12 +1,14 @@
-"""Claims as data: each chapter's computation, its recorded quantities and its claim checks.
+"""Claims as data: each chapter's computation, its recorded quantities and its claim
+checks.
 
-``rule`` holds the two written rules (verdict from readings with a ``MARGIN`` of standard errors; tolerance of a
-re-computed number); ``record`` the chapter record, its publication into the executed notebook and the
-comparison with ``notebooks/expected/``. One module per chapter (named after its notebook) exposes
-``Params`` (defaults = the quick profile), ``run(params) -> Result`` and ``Result.record``.
+``rule`` holds the two written rules (verdict from readings with a ``MARGIN`` of
+standard errors; tolerance of a re-computed number); ``record`` the chapter record, its
+publication into the executed notebook and the comparison with ``notebooks/expected/``.
+One module per chapter (named after its notebook) exposes ``Params`` (defaults = the
+quick profile), ``run(params) -> Result`` and ``Result.record``.
 
-May import: every science module of ``moecl_lib``; nothing imports ``claims`` except notebooks, tests and the
-book tooling (status page).
+May import: every science module of ``moecl_lib``; nothing imports ``claims`` except
+notebooks, tests and the book tooling (status page).
 """
 
 from moecl_lib.claims.record import Record, compare, publish

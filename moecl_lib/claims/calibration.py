@@ -1,50 +1,60 @@
-"""Calibration note (claim ``calibration_note``): where Propositions 1-3 hold; the recalled values fail.
+"""Calibration note (claim ``calibration_note``): where Propositions 1-3 hold; the
+recalled values fail.
 
-**What is checked.** SPEC §9 (our reconstruction, not the paper) observed that with the recalled
-Figure-2 parameters (SPEC §7.2, tag [R-L]: unit signal ``c = 1``, ``eta = 0.5``, ``alpha = 0.5``,
-``lambda = 0.3``) the router does **not** specialise, and that a stronger signal or a larger ``eta``
-makes it specialise. This chapter checks that observation and maps, over a phase diagram (signal scale
-``c`` x router learning rate ``eta``) and slices (aux-gradient variant, ``lambda``, ``alpha``), where
-the claim checks P1, P2, P3a (and P3b) of :mod:`moecl_lib.analysis.calibration` hold. It selects the calibrated
-defaults (``moecl_lib.analysis.calibration.CALIBRATED``, tag [C]) that the other linear chapters use.
+**What is checked.** SPEC §9 (our reconstruction, not the paper) observed that with the
+recalled Figure-2 parameters (SPEC §7.2, tag [R-L]: unit signal ``c = 1``,
+``eta = 0.5``, ``alpha = 0.5``, ``lambda = 0.3``) the router does **not** specialise,
+and that a stronger signal or a larger ``eta`` makes it specialise. This chapter checks
+that observation and maps, over a phase diagram (signal scale ``c`` x router learning
+rate ``eta``) and slices (aux-gradient variant, ``lambda``, ``alpha``), where the claim
+checks P1, P2, P3a (and P3b) of :mod:`moecl_lib.analysis.calibration` hold. It selects
+the calibrated defaults (``moecl_lib.analysis.calibration.CALIBRATED``, tag [C]) that
+the other linear chapters use.
 
-**Claim checks** (:mod:`moecl_lib.claims.rule`: a reading holds when it clears its threshold by 2 s.e.):
+**Claim checks** (:mod:`moecl_lib.claims.rule`: a reading holds when it clears its
+threshold by 2 s.e.):
 
-* ``calibration_note [recalled]`` -- the recalled setting (``T1`` from the SPEC A15 formula) does not
-  specialise. Readings: routing purity right after ``T1`` ``<= 0.9`` (the P1 purity threshold,
-  ``ClaimThresholds.purity``) with the literal decaying aux gradient and with the non-decaying one, and
-  purity in the last window of a router that is never frozen ``<= 0.9`` (no specialisation even with
-  ``T`` rounds of router training).
-* ``calibration_note [calibrated]`` -- the calibrated point (``CALIBRATED``, ``T1 = 30 M``) lies where
-  P1, P2 and P3a hold; one reading per part of each (the parts of
-  ``moecl_lib.analysis.calibration.check_claims``):
+* ``calibration_note [recalled]`` -- the recalled setting (``T1`` from the SPEC A15
+  formula) does not specialise. Readings: routing purity right after ``T1`` ``<= 0.9``
+  (the P1 purity threshold, ``ClaimThresholds.purity``) with the literal decaying aux
+  gradient and with the non-decaying one, and purity in the last window of a router that
+  is never frozen ``<= 0.9`` (no specialisation even with ``T`` rounds of router
+  training).
+* ``calibration_note [calibrated]`` -- the calibrated point (``CALIBRATED``,
+  ``T1 = 30 M``) lies where P1, P2 and P3a hold; one reading per part of each (the parts
+  of ``moecl_lib.analysis.calibration.check_claims``):
 
-  - P1: purity after ``T1`` ``>= 0.9``; fraction of tasks owning an expert set ``>= 0.9``;
-  - P2: ``G_T(never) / G_T(gap) >= 1.25`` (paired delta-method s.e.); ``G_T(never) - G_T(gap) >= 0``
-    (paired);
-  - P3a: fraction of runs frozen ``>= 0.95`` (binomial s.e.); purity after ``T2 >= 0.9``;
-    ``G_{T/2}(gap) - G_T(gap) >= 0`` (still decreasing; paired); ``G_T(gap) / G_T(M=1) <= 0.5``
-    (independent batches, delta-method s.e.).
+  - P1: purity after ``T1`` ``>= 0.9``; fraction of tasks owning an expert set
+    ``>= 0.9``;
+  - P2: ``G_T(never) / G_T(gap) >= 1.25`` (paired delta-method s.e.);
+    ``G_T(never) - G_T(gap) >= 0`` (paired);
+  - P3a: fraction of runs frozen ``>= 0.95`` (binomial s.e.); purity after
+    ``T2 >= 0.9``; ``G_{T/2}(gap) - G_T(gap) >= 0`` (still decreasing; paired);
+    ``G_T(gap) / G_T(M=1) <= 0.5`` (independent batches, delta-method s.e.).
 
-  The point is simulated with ``n_runs_point`` runs (more than a phase-diagram cell) so that these
-  readings are decided at every seed.
+  The point is simulated with ``n_runs_point`` runs (more than a phase-diagram cell) so
+  that these readings are decided at every seed.
 
-**Phase diagram.** Every cell is simulated with ``gap`` and ``never`` (same seed: identical task streams
-and draws up to ``T1``) and the single expert, ``n_runs`` runs each. A claim in a cell is the
-conjunction of its readings: it *holds* when every reading holds, *fails* when at least one fails, and
-is *inconclusive* otherwise (:func:`conjunction`). P3b adds to P3a's first two readings the within-set
-uniformity ``>= 0.8``; a cell without any set of two or more experts has no uniformity (NaN) and P3b
-fails there. The statistics behind the outcomes are recorded per cell
-(``pd_c<c>_eta<eta>_<statistic>``); the numbers of cells where a claim holds are printed and glued into
-the prose (:func:`phase_sentence`) but not recorded as compared quantities: with a few runs per cell
-some cells sit near the 2-s.e. margin, and those counts moved when the same runs were simulated with the
-numpy backend (a stand-in for another CPU's rounding).
+**Phase diagram.** Every cell is simulated with ``gap`` and ``never`` (same seed:
+identical task streams and draws up to ``T1``) and the single expert, ``n_runs`` runs
+each. A claim in a cell is the conjunction of its readings: it *holds* when every
+reading holds, *fails* when at least one fails, and is *inconclusive* otherwise
+(:func:`conjunction`). P3b adds to P3a's first two readings the within-set uniformity
+``>= 0.8``; a cell without any set of two or more experts has no uniformity (NaN) and
+P3b fails there. The statistics behind the outcomes are recorded per cell
+(``pd_c<c>_eta<eta>_<statistic>``); the numbers of cells where a claim holds are printed
+and glued into the prose (:func:`phase_sentence`) but not recorded as compared
+quantities: with a few runs per cell some cells sit near the 2-s.e. margin, and those
+counts moved when the same runs were simulated with the numpy backend (a stand-in for
+another CPU's rounding).
 
-**Conventions.** Diagnostics are those of :func:`moecl_lib.analysis.routing.specialisation` with its default
-window (``max(200, 20 M)`` rounds, at most ``T / 4``): *purity after T1* is the purity of the routing in
-``(T1, T1 + window]`` of the ``gap`` run, *purity after T2* that of ``(T2, T]``, expert sets come from
-the post-``T2`` routing (primary task of every expert). ``G_{T/2}`` is ``G_t`` at ``t = T // 2``.
-Every quantity is a mean over the runs of one batch with its standard error (``ddof = 1``).
+**Conventions.** Diagnostics are those of
+:func:`moecl_lib.analysis.routing.specialisation` with its default window
+(``max(200, 20 M)`` rounds, at most ``T / 4``): *purity after T1* is the purity of the
+routing in ``(T1, T1 + window]`` of the ``gap`` run, *purity after T2* that of
+``(T2, T]``, expert sets come from the post-``T2`` routing (primary task of every
+expert). ``G_{T/2}`` is ``G_t`` at ``t = T // 2``. Every quantity is a mean over the
+runs of one batch with its standard error (``ddof = 1``).
 """
 
 from __future__ import annotations
@@ -88,8 +98,8 @@ CELL_STATS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a parameter of
-    the computation)."""
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
+    parameter of the computation)."""
 
     n_experts: int = 20
     T: int = 1200
@@ -107,7 +117,7 @@ class Params:
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
-# ------------------------------------------------------------------------------------------------ simulation
+# --------------------------------------------------------------------------- simulation
 
 
 @dataclass
@@ -130,7 +140,8 @@ class MemberRuns:
 
 
 def simulate_member(cfg: ExperimentConfig, window: int | None = None) -> MemberRuns:
-    """Simulate ``cfg`` and keep the per-run statistics the claim checks need (the full result is dropped)."""
+    """Simulate ``cfg`` and keep the per-run statistics the claim checks need (the full
+    result is dropped)."""
     res = simulate(cfg)
     sp = specialisation(res, window=window)
     T = cfg.T
@@ -152,11 +163,12 @@ def simulate_member(cfg: ExperimentConfig, window: int | None = None) -> MemberR
 
 
 class Simulator:
-    """Members of one base configuration, simulated once each (cells shared by several sweeps are re-used).
+    """Members of one base configuration, simulated once each (cells shared by several
+    sweeps are re-used).
 
-    A member is given by config overrides (``labels``); ``T1 = ceil(T1_per_expert * M)`` unless the labels set
-    ``T1`` (``None``: the config formula), and ``M = 1`` ignores router-only knobs (as
-    :func:`moecl_lib.analysis.sweeps.run_family`).
+    A member is given by config overrides (``labels``); ``T1 = ceil(T1_per_expert * M)``
+    unless the labels set ``T1`` (``None``: the config formula), and ``M = 1`` ignores
+    router-only knobs (as :func:`moecl_lib.analysis.sweeps.run_family`).
     """
 
     def __init__(self, base: ExperimentConfig, window: int | None = None) -> None:
@@ -199,11 +211,12 @@ class Simulator:
         return float(sum(m.wall_time for m in self.cache.values()))
 
 
-# ------------------------------------------------------------------------------------------------ estimators
+# --------------------------------------------------------------------------- estimators
 
 
 def mean_se(x: Iterable[float] | np.ndarray) -> tuple[float, float, int]:
-    """Mean, standard error (``ddof = 1``) and count of the finite values of ``x`` (NaN, 0, 0 if none)."""
+    """Mean, standard error (``ddof = 1``) and count of the finite values of ``x`` (NaN,
+    0, 0 if none)."""
     a = np.asarray(x, dtype=float).ravel()
     a = a[np.isfinite(a)]
     if a.size == 0:
@@ -218,7 +231,8 @@ def paired_ratio(num: np.ndarray, den: np.ndarray) -> tuple[float, float, int]:
 
 
 def independent_ratio(num: np.ndarray, den: np.ndarray) -> tuple[float, float, int]:
-    """``mean(num) / mean(den)`` of two independent batches with its delta-method s.e."""
+    """``mean(num) / mean(den)`` of two independent batches with its delta-method
+    s.e."""
     ma, sa, na = mean_se(num)
     mb, sb, nb = mean_se(den)
     r = ma / mb
@@ -226,18 +240,19 @@ def independent_ratio(num: np.ndarray, den: np.ndarray) -> tuple[float, float, i
 
 
 def proportion(x: np.ndarray) -> tuple[float, float, int]:
-    """Fraction of true values with its binomial s.e. ``sqrt(p (1 - p) / n)`` (0 when p is 0 or 1)."""
+    """Fraction of true values with its binomial s.e. ``sqrt(p (1 - p) / n)`` (0 when p
+    is 0 or 1)."""
     a = np.asarray(x, dtype=bool).ravel()
     p = float(a.mean())
     return p, math.sqrt(p * (1 - p) / a.size), int(a.size)
 
 
-# ------------------------------------------------------------------------------------------------ readings
+# ----------------------------------------------------------------------------- readings
 
 
 def conjunction(readings: Iterable[Reading]) -> Outcome:
-    """Outcome of a claim that needs every reading: holds if all hold, fails if one fails, else
-    inconclusive."""
+    """Outcome of a claim that needs every reading: holds if all hold, fails if one
+    fails, else inconclusive."""
     out = [r.outcome for r in readings]
     if any(o == "fails" for o in out):
         return "fails"
@@ -253,8 +268,9 @@ def _reading(
     threshold: float,
     sense: str = ">=",
 ) -> Reading:
-    """A reading from ``(mean, se, n)``; with no finite value (e.g. purity after ``T2`` when no run froze) the
-    estimate is 0 with no s.e., which fails a ``>=`` reading with a positive threshold."""
+    """A reading from ``(mean, se, n)``; with no finite value (e.g. purity after ``T2``
+    when no run froze) the estimate is 0 with no s.e., which fails a ``>=`` reading with
+    a positive threshold."""
     if est[2] == 0:
         return Reading(
             name,
@@ -270,7 +286,8 @@ def _reading(
 def p1_readings(
     gap: MemberRuns, th: ClaimThresholds = ClaimThresholds()
 ) -> tuple[Reading, ...]:
-    """P1 (specialisation after ``T1``): purity after ``T1`` and coverage of the expert sets."""
+    """P1 (specialisation after ``T1``): purity after ``T1`` and coverage of the expert
+    sets."""
     return (
         _reading(
             "P1_purity",
@@ -290,7 +307,8 @@ def p1_readings(
 def p2_readings(
     gap: MemberRuns, never: MemberRuns, th: ClaimThresholds = ClaimThresholds()
 ) -> tuple[Reading, ...]:
-    """P2 (no termination hurts): paired ratio and paired difference of the final ``G_T``."""
+    """P2 (no termination hurts): paired ratio and paired difference of the final
+    ``G_T``."""
     return (
         _reading(
             "P2_ratio",
@@ -343,10 +361,12 @@ def p3a_readings(
 def p3b_readings(
     gap: MemberRuns, th: ClaimThresholds = ClaimThresholds()
 ) -> tuple[Reading, ...]:
-    """P3b (uniform choice inside the set): P3a's first two readings and the within-set uniformity.
+    """P3b (uniform choice inside the set): P3a's first two readings and the within-set
+    uniformity.
 
-    Runs without a set of two or more experts have no uniformity; if no run has one, the uniformity reading is
-    0 with no s.e. (it fails: there is no set to be uniform over; see :func:`_reading`).
+    Runs without a set of two or more experts have no uniformity; if no run has one, the
+    uniformity reading is 0 with no s.e. (it fails: there is no set to be uniform over;
+    see :func:`_reading`).
     """
     return p3a_readings(gap, gap, th)[:2] + (
         _reading(
@@ -358,7 +378,7 @@ def p3b_readings(
     )
 
 
-# ------------------------------------------------------------------------------------------------ cells
+# -------------------------------------------------------------------------------- cells
 
 
 @dataclass
@@ -373,7 +393,8 @@ class Cell:
 
     @property
     def outcomes(self) -> dict[str, Outcome]:
-        """P1, P2, P3a, P3b and ``all`` (= P1 and P2 and P3a) in this cell (:func:`conjunction`)."""
+        """P1, P2, P3a, P3b and ``all`` (= P1 and P2 and P3a) in this cell
+        (:func:`conjunction`)."""
         out = {k: conjunction(v) for k, v in self.readings.items()}
         out["all"] = conjunction(
             r for k in ("P1", "P2", "P3a") for r in self.readings[k]
@@ -397,7 +418,8 @@ class Cell:
         }
 
     def row(self) -> dict[str, Any]:
-        """Tidy row for tables, heat maps and CSV: labels, statistic means, outcomes (``holds`` etc.)."""
+        """Tidy row for tables, heat maps and CSV: labels, statistic means, outcomes
+        (``holds`` etc.)."""
         row: dict[str, Any] = dict(self.labels)
         row["gain"] = (
             self.gap.config.eta * self.gap.config.signal_scale**2
@@ -413,7 +435,8 @@ def run_cell(
     T1_per_expert: float | None,
     th: ClaimThresholds = ClaimThresholds(),
 ) -> Cell:
-    """Simulate one cell (``gap``, ``never``, single expert) and read P1, P2, P3a, P3b."""
+    """Simulate one cell (``gap``, ``never``, single expert) and read P1, P2, P3a,
+    P3b."""
     gap = sim.member(dict(labels, termination="gap"), T1_per_expert)
     never = sim.member(dict(labels, termination="never"), T1_per_expert)
     single = sim.member(dict(labels, n_experts=1), T1_per_expert)
@@ -451,12 +474,13 @@ def cell_key(signal_scale: float, eta: float) -> str:
     return f"c{signal_scale:g}_eta{eta:g}".replace(".", "p").replace("-", "m")
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: the sweeps (cells), the point checks, quantities and claim checks."""
+    """Output of :func:`run`: the sweeps (cells), the point checks, quantities and claim
+    checks."""
 
     chapter = CHAPTER
 
@@ -484,8 +508,8 @@ def _q(name: str, est: tuple[float, float, int], label: str = "") -> Quantity:
 
 
 def run(params: Params = Params()) -> Result:
-    """Simulate the recalled setting, the calibrated point, the phase diagram and the slices; read the
-    claims."""
+    """Simulate the recalled setting, the calibrated point, the phase diagram and the
+    slices; read the claims."""
     start = time.perf_counter()
     p, th = params, ClaimThresholds()
     kw = dict(T=p.T, n_runs=p.n_runs, seed=p.seed)
@@ -557,7 +581,8 @@ def run(params: Params = Params()) -> Result:
 def recalled_check(
     recalled: Sequence[Cell], th: ClaimThresholds = ClaimThresholds()
 ) -> ClaimCheck:
-    """``calibration_note [recalled]``: the router does not specialise with the recalled values."""
+    """``calibration_note [recalled]``: the router does not specialise with the recalled
+    values."""
     by_aux = {c.labels["aux_grad"]: c for c in recalled}
     readings = []
     for aux, words in (
@@ -587,7 +612,8 @@ def recalled_check(
 
 
 def calibrated_check(point: Cell) -> ClaimCheck:
-    """``calibration_note [calibrated]``: P1, P2 and P3a hold at the calibrated point (every part)."""
+    """``calibration_note [calibrated]``: P1, P2 and P3a hold at the calibrated point
+    (every part)."""
     return ClaimCheck(
         CLAIM,
         "calibrated",
@@ -651,15 +677,17 @@ def _quantities(
                 for k in ("purity_T1", "ratio_never_gap", "uniformity")
                 if np.isfinite(s[k][0])
             ]
-    # The numbers of cells where a claim holds are not recorded: they moved when the same runs were
-    # simulated by the numpy backend instead of the numba kernel (a stand-in for another CPU's rounding),
-    # because several 16-run cells sit near the 2-s.e. margin. The per-cell statistics above are recorded.
+    # The numbers of cells where a claim holds are not recorded: they moved when the
+    # same runs were simulated by the numpy backend instead of the numba kernel (a
+    # stand-in for another CPU's rounding), because several 16-run cells sit near the
+    # 2-s.e. margin. The per-cell statistics above are recorded.
     return qs
 
 
-# ------------------------------------------------------------------------------------------------ reporting
+# ---------------------------------------------------------------------------- reporting
 
-#: Columns of the chapter's tables (cell statistics), besides the cell labels and outcomes.
+#: Columns of the chapter's tables (cell statistics), besides the cell labels and
+#: outcomes.
 TABLE_STATS: tuple[str, ...] = (
     "purity_T1",
     "coverage",
@@ -677,7 +705,8 @@ def table_rows(
     stats: Sequence[str] = TABLE_STATS,
     claims: Sequence[str] = CLAIMS,
 ) -> list[dict[str, Any]]:
-    """Rows for :func:`moecl_lib.figures.tables.table`: labels, statistic means and claim outcomes."""
+    """Rows for :func:`moecl_lib.figures.tables.table`: labels, statistic means and
+    claim outcomes."""
     out = []
     for c in cells:
         row = c.row()
@@ -694,7 +723,8 @@ def _where(cells: Sequence[Cell], claim: str, outcome: str) -> list[str]:
 
 
 def phase_sentence(result: Result) -> str:
-    """Where P1, P2 and P3a hold together in the phase diagram (generated: true at any profile)."""
+    """Where P1, P2 and P3a hold together in the phase diagram (generated: true at any
+    profile)."""
     n = len(result.phase)
     cnt = result.counts["all"]
     s = (
@@ -710,7 +740,8 @@ def phase_sentence(result: Result) -> str:
 
 
 def p2_high_gain_sentence(result: Result) -> str:
-    """Never/gap ratio, purity after ``T1`` and P2 in the (up to) three cells of largest router gain."""
+    """Never/gap ratio, purity after ``T1`` and P2 in the (up to) three cells of largest
+    router gain."""
     rows = sorted((c.row() for c in result.phase), key=lambda r: r["gain"])
     top = rows[-min(3, len(rows)) :][::-1]
     vals = "; ".join(
@@ -726,7 +757,8 @@ def p2_high_gain_sentence(result: Result) -> str:
 
 
 def p3b_sentence(result: Result) -> str:
-    """Where P3b holds, and the within-set uniformity of the cells with a nearly pure routing."""
+    """Where P3b holds, and the within-set uniformity of the cells with a nearly pure
+    routing."""
     n = result.counts["P3b"]["holds"]
     pure = [c.row() for c in result.phase if c.row()["purity_T1"] >= 0.85]
     s = f"P3b holds in {n} of the {len(result.phase)} cells"
@@ -740,7 +772,8 @@ def p3b_sentence(result: Result) -> str:
 
 
 def aux_sentence(result: Result) -> str:
-    """Never/gap ratio with the decaying vs the non-decaying aux gradient at the calibrated signal scale."""
+    """Never/gap ratio with the decaying vs the non-decaying aux gradient at the
+    calibrated signal scale."""
     c0 = CALIBRATED["signal_scale"]
     by = {c.labels["aux_grad"]: c for c in result.aux if c.labels["signal_scale"] == c0}
     if set(by) != {"decay", "no_decay"}:
@@ -754,8 +787,8 @@ def aux_sentence(result: Result) -> str:
 
 
 def alpha_sentence(result: Result) -> str:
-    """The excess error of never freezing at ``alpha = 0`` vs the calibrated ``alpha``, and P1 at the largest
-    ``alpha`` of the slice (generated: true at any profile)."""
+    """The excess error of never freezing at ``alpha = 0`` vs the calibrated ``alpha``,
+    and P1 at the largest ``alpha`` of the slice (generated: true at any profile)."""
     by = {c.labels["alpha"]: c for c in result.alpha}
     a0 = CALIBRATED["alpha"]
     parts = []
@@ -777,8 +810,8 @@ def alpha_sentence(result: Result) -> str:
 
 
 def phase_figure(result: Result) -> tuple[Figure, dict[str, list[Any]]]:
-    """Heat maps of the phase diagram (one per claim), cells where the claim holds framed in red, undecided
-    cells in dashed orange; and the CSV columns behind them."""
+    """Heat maps of the phase diagram (one per claim), cells where the claim holds
+    framed in red, undecided cells in dashed orange; and the CSV columns behind them."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -851,8 +884,8 @@ def phase_figure(result: Result) -> tuple[Figure, dict[str, list[Any]]]:
 
 
 def slices_figure(result: Result) -> tuple[Figure, dict[str, list[Any]]]:
-    """Purity, uniformity and never/gap ratio along the ``lambda`` and ``alpha`` slices; and the CSV
-    columns."""
+    """Purity, uniformity and never/gap ratio along the ``lambda`` and ``alpha`` slices;
+    and the CSV columns."""
     import matplotlib.pyplot as plt
 
     th = result.thresholds

@@ -1,53 +1,61 @@
-"""Deep networks (claims ``dnn_forgetting``, ``dnn_termination``): an MoE of CNN experts vs a single network.
+"""Deep networks (claims ``dnn_forgetting``, ``dnn_termination``): an MoE of CNN experts
+vs a single network.
 
-**What the paper states** (abstract [V]; protocol [R-L], SPEC §6.8 items 3 and 6, §7.3-§7.4): the insights of
-the linear theory carry over to deep networks. An MoE of CNN experts forgets less than a single network (with
-``M >= N`` and with ``M < N`` experts), and terminating the router's training after convergence gives a stable
-routing that helps, whereas a router that keeps training keeps changing the routing.
+**What the paper states** (abstract [V]; protocol [R-L], SPEC §6.8 items 3 and 6,
+§7.3-§7.4): the insights of the linear theory carry over to deep networks. An MoE of CNN
+experts forgets less than a single network (with ``M >= N`` and with ``M < N`` experts),
+and terminating the router's training after convergence gives a stable routing that
+helps, whereas a router that keeps training keeps changing the routing.
 
-**What this module runs** (our protocol [C]; :mod:`moecl_lib.deep.moe`, :mod:`moecl_lib.deep.study`): ``N = 3``
-one-vs-rest tasks (classes ``positives``) of a substitute data set (sklearn digits in the quick profile,
-Fashion-MNIST for MNIST in the paper profile), inputs standardised with the pooled mean image. For every seed
-the same stream (task drawn uniformly per round, fresh batch) is played by four learners: the single network,
-the MoE of ``n_experts`` CNN experts with ``gap`` termination ("moe") and without termination ("never"), and
-an MoE with ``n_experts_few < N`` experts and ``gap`` termination ("few"). For every router learning rate of
-``eta_sweep`` the two ``n_experts`` MoEs are run again (termination sensitivity).
+**What this module runs** (our protocol [C]; :mod:`moecl_lib.deep.moe`,
+:mod:`moecl_lib.deep.study`): ``N = 3`` one-vs-rest tasks (classes ``positives``) of a
+substitute data set (sklearn digits in the quick profile, Fashion-MNIST for MNIST in the
+paper profile), inputs standardised with the pooled mean image. For every seed the same
+stream (task drawn uniformly per round, fresh batch) is played by four learners: the
+single network, the MoE of ``n_experts`` CNN experts with ``gap`` termination ("moe")
+and without termination ("never"), and an MoE with ``n_experts_few < N`` experts and
+``gap`` termination ("few"). For every router learning rate of ``eta_sweep`` the two
+``n_experts`` MoEs are run again (termination sensitivity).
 
-**Readings** (each must clear its threshold by 2 standard errors, :mod:`moecl_lib.claims.rule`). Every reading
-is a mean over seeds of a per-seed paired difference (same stream for every learner of a seed); its s.e. is
-the paired s.e. over the ``n`` seeds times the small-sample factor ``t_{n-1}(Phi(2)) / 2``
-(:func:`small_sample_se`: 1.43 for 5 seeds). With 3-5 seeds the sample s.d. is itself uncertain, and a plain
-2-s.e. margin then decides readings with no real effect in about one seed set in ten (measured on 24
-quick-profile seeds); the factor makes the margin mean the same confidence as with many runs. Recorded
-quantities keep the plain s.e.:
+**Readings** (each must clear its threshold by 2 standard errors,
+:mod:`moecl_lib.claims.rule`). Every reading is a mean over seeds of a per-seed paired
+difference (same stream for every learner of a seed); its s.e. is the paired s.e. over
+the ``n`` seeds times the small-sample factor ``t_{n-1}(Phi(2)) / 2``
+(:func:`small_sample_se`: 1.43 for 5 seeds). With 3-5 seeds the sample s.d. is itself
+uncertain, and a plain 2-s.e. margin then decides readings with no real effect in about
+one seed set in ten (measured on 24 quick-profile seeds); the factor makes the margin
+mean the same confidence as with many runs. Recorded quantities keep the plain s.e.:
 
 ``dnn_forgetting`` (setting ``-``):
 
-1. ``F_T(single) - F_T(moe) >= 0`` (paper's forgetting analogue, learner view: each arrival evaluated by the
-   expert that learned it);
-2. the same in the router view (each arrival evaluated by the expert the router picks now);
+1. ``F_T(single) - F_T(moe) >= 0`` (paper's forgetting analogue, learner view: each
+   arrival evaluated by the expert that learned it);
+2. the same in the router view (each arrival evaluated by the expert the router picks
+   now);
 3. Chaudhry forgetting ``single - moe >= 0`` (learner view);
 4. ``F_T(single) - F_T(few) >= 0`` (``M < N``, learner view);
 5. the same for ``M < N`` in the router view.
 
 ``dnn_termination`` (setting ``-``):
 
-1. with termination, the noise-free routing changes at most ``STABLE_SWITCHES`` times after ``T1`` (mean over
-   seeds; 0 when every run froze at ``T1 + 1``);
+1. with termination, the noise-free routing changes at most ``STABLE_SWITCHES`` times
+   after ``T1`` (mean over seeds; 0 when every run froze at ``T1 + 1``);
 2. without termination it keeps changing: switches after ``T1``, ``never - moe >= 0``;
 3. termination helps: final router-view test accuracy, ``moe - never >= 0``;
-4. the same at every extra router learning rate of ``eta_sweep`` (paper profile only; the quick profile's
-   ``eta_sweep`` is empty).
+4. the same at every extra router learning rate of ``eta_sweep`` (paper profile only;
+   the quick profile's ``eta_sweep`` is empty).
 
-**Conventions.** Metrics are in % on held-out test images (:class:`moecl_lib.deep.learners.StreamResult`): ``F_T``
-and ``G_T`` are the paper's analogues on the test error, ``forgetting`` is Chaudhry's (>= 0), ``final_acc``
-the router-view accuracy after round ``T`` averaged over tasks. Switches and purity count the rounds after
-``T1`` of the ``n_experts`` MoE (the earliest freeze); they are not defined for the single network, which has
-no router, and its router view is its only view. Every quantity is a mean over seeds with its s.e.;
-deep-network numbers from a few seeds can follow other trajectories on other CPU kernels (last-bit
-differences in the convolutions change which test images are right and, through the argmax router, which
-expert trains), so every estimate carries an absolute tolerance ``floor`` measured under the CPU-kernel
-variants (see :data:`FLOORS`).
+**Conventions.** Metrics are in % on held-out test images
+(:class:`moecl_lib.deep.learners.StreamResult`): ``F_T`` and ``G_T`` are the paper's
+analogues on the test error, ``forgetting`` is Chaudhry's (>= 0), ``final_acc`` the
+router-view accuracy after round ``T`` averaged over tasks. Switches and purity count
+the rounds after ``T1`` of the ``n_experts`` MoE (the earliest freeze); they are not
+defined for the single network, which has no router, and its router view is its only
+view. Every quantity is a mean over seeds with its s.e.; deep-network numbers from a few
+seeds can follow other trajectories on other CPU kernels (last-bit differences in the
+convolutions change which test images are right and, through the argmax router, which
+expert trains), so every estimate carries an absolute tolerance ``floor`` measured under
+the CPU-kernel variants (see :data:`FLOORS`).
 """
 
 from __future__ import annotations
@@ -83,27 +91,32 @@ from moecl_lib.deep.study import Results, run_paired, run_stats
 from moecl_lib.figures.tables import text_table
 
 CHAPTER = "dnn_moe_vs_single"
-#: Learner keys (used in quantity names) and their display names (``{M}`` and ``{few}`` filled in).
+#: Learner keys (used in quantity names) and their display names (``{M}`` and ``{few}``
+#: filled in).
 LEARNERS: dict[str, str] = {
     "single": "single network",
     "moe": "MoE M={M}, termination",
     "never": "MoE M={M}, no termination",
     "few": "MoE M={few}, termination",
 }
-#: Mean number of routing changes after ``T1`` up to which the terminated router counts as stable.
+#: Mean number of routing changes after ``T1`` up to which the terminated router counts
+#: as stable.
 STABLE_SWITCHES = 0.5
-#: Per-seed statistics recorded for every learner (learner view unless named ``_router``).
+#: Per-seed statistics recorded for every learner (learner view unless named
+#: ``_router``).
 LEARNER_VIEW = ("ACC", "F_T", "G_T", "forgetting")
 ROUTER_VIEW = ("F_T_router", "G_T_router", "final_acc_router")
 ROUTING = ("switches", "purity")
-#: Absolute tolerance floors of the recorded estimates, by statistic (percentage points; switches and T2:
-#: rounds; purity: share). Measured: the quick profile (seeds 0-11) re-run under the CPU-kernel variants
-#: ``ATEN_CPU_CAPABILITY=default`` (+ OpenBLAS Haswell, numba generic, numpy without AVX-512) and
-#: ``ATEN_CPU_CAPABILITY=avx2`` (+ OpenBLAS Sandybridge) reproduces most runs bit for bit; the runs that
-#: diverge move a per-seed accuracy or forgetting by up to 2.8 points and the mean over any 5 consecutive
-#: seeds by up to 0.56 points, hence 1.2 points (about twice that). Integer-valued statistics (switches, T2)
-#: moved by at most one round in one seed (0.2 on a 5-seed mean): floor 0.4; purity did not move: floor 0.02
-#: (one round in one seed). Where the s.e. is larger, ``Z_TOLERANCE`` s.e. dominate (rule.py).
+#: Absolute tolerance floors of the recorded estimates, by statistic (percentage points;
+#: switches and T2: rounds; purity: share). Measured: the quick profile (seeds 0-11)
+#: re-run under the CPU-kernel variants ``ATEN_CPU_CAPABILITY=default`` (+ OpenBLAS
+#: Haswell, numba generic, numpy without AVX-512) and ``ATEN_CPU_CAPABILITY=avx2`` (+
+#: OpenBLAS Sandybridge) reproduces most runs bit for bit; the runs that diverge move a
+#: per-seed accuracy or forgetting by up to 2.8 points and the mean over any 5
+#: consecutive seeds by up to 0.56 points, hence 1.2 points (about twice that).
+#: Integer-valued statistics (switches, T2) moved by at most one round in one seed (0.2
+#: on a 5-seed mean): floor 0.4; purity did not move: floor 0.02 (one round in one
+#: seed). Where the s.e. is larger, ``Z_TOLERANCE`` s.e. dominate (rule.py).
 PERCENT_FLOOR = 1.2
 FLOORS: dict[str, float] = {
     "ACC": PERCENT_FLOOR,
@@ -121,8 +134,8 @@ FLOORS: dict[str, float] = {
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a computation
-    parameter).
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
+    computation parameter).
 
     ``positives``, ``seeds`` and ``eta_sweep`` accept lists (stored as tuples).
     """
@@ -150,7 +163,7 @@ class Params:
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
-# ------------------------------------------------------------------------------------------------ data
+# --------------------------------------------------------------------------------- data
 
 
 LOADERS: dict[str, Callable[[str | None], ImageDataset]] = {
@@ -187,9 +200,10 @@ class Data:
 def load_tasks(
     dataset: str, data_dir: str | None, positives: Sequence[int], max_test: int
 ) -> Data:
-    """One-vs-rest tasks of ``dataset`` (``"digits"``, ``"fashion_mnist"`` or ``"mnist"`` from ``data_dir``),
-    inputs standardised with the pooled mean image (``standardise(raw, "pixel")``), balanced test sets of
-    ``max_test`` images drawn with ``numpy.random.default_rng(0)`` (the same for every seed)."""
+    """One-vs-rest tasks of ``dataset`` (``"digits"``, ``"fashion_mnist"`` or
+    ``"mnist"`` from ``data_dir``), inputs standardised with the pooled mean image
+    (``standardise(raw, "pixel")``), balanced test sets of ``max_test`` images drawn
+    with ``numpy.random.default_rng(0)`` (the same for every seed)."""
     if dataset not in LOADERS:
         raise ValueError(f"dataset={dataset!r} must be one of {list(LOADERS)}")
     raw = LOADERS[dataset](data_dir)
@@ -200,12 +214,12 @@ def load_tasks(
     return Data(raw, tasks)
 
 
-# ------------------------------------------------------------------------------------------------ estimators
+# --------------------------------------------------------------------------- estimators
 
 
 def per_seed(runs: Sequence[StreamResult], after: int) -> dict[str, np.ndarray]:
-    """``run_stats`` of each run (routing statistics over rounds ``> after``), as arrays over seeds; ``T2`` is
-    NaN for a run whose router was never frozen."""
+    """``run_stats`` of each run (routing statistics over rounds ``> after``), as arrays
+    over seeds; ``T2`` is NaN for a run whose router was never frozen."""
     stats = [run_stats(r, after) for r in runs]
     out = {k: np.array([s[k] for s in stats], dtype=float) for k in stats[0]}
     out["T2"] = np.where(
@@ -217,8 +231,8 @@ def per_seed(runs: Sequence[StreamResult], after: int) -> dict[str, np.ndarray]:
 def reading(
     q: Quantity, statement: str, threshold: float, sense: str = ">="
 ) -> Reading:
-    """A reading on a recorded quantity: its value, and its s.e. adjusted for the number of seeds
-    (:func:`small_sample_se`)."""
+    """A reading on a recorded quantity: its value, and its s.e. adjusted for the number
+    of seeds (:func:`small_sample_se`)."""
     se = small_sample_se(q.se, q.n)
     return Reading(q.name, statement, q.value, threshold, se, sense)  # type: ignore[arg-type]
 
@@ -228,12 +242,13 @@ def eta_key(eta: float) -> str:
     return "eta" + f"{eta:g}".replace(".", "p").replace("-", "m")
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: runs, per-seed statistics, quantities, claim checks and configurations."""
+    """Output of :func:`run`: runs, per-seed statistics, quantities, claim checks and
+    configurations."""
 
     chapter = CHAPTER
 
@@ -258,15 +273,17 @@ class Result(ChapterResult):
     def T1(self) -> int:
         return self.base.T1_value
 
-    # ---------------------------------------------------------------------------------------- tables
+    # --------------------------------------------------------------------------- tables
     def cell(self, key: str, stat: str, digits: int = 1) -> str:
-        """``mean ± se`` of a learner's statistic, ``—`` where it is not defined (single network's router)."""
+        """``mean ± se`` of a learner's statistic, ``—`` where it is not defined (single
+        network's router)."""
         if key == "single" and stat in ROUTING + ("T2", "load_entropy"):
             return "—"
         return seed_cell(self.stats[key][stat], digits)
 
     def summary_table(self) -> str:
-        """The learners' means over seeds (learner view, router view, routing after ``T1``)."""
+        """The learners' means over seeds (learner view, router view, routing after
+        ``T1``)."""
         blocks = [
             (
                 "learner view (each arrival evaluated by the expert that learned it), %",
@@ -342,7 +359,8 @@ class Result(ChapterResult):
         return "\n".join(lines)
 
     def sensitivity_table(self) -> str:
-        """Termination vs no termination at every router learning rate (the chapter's ``eta`` first)."""
+        """Termination vs no termination at every router learning rate (the chapter's
+        ``eta`` first)."""
         if not self.sweep:
             return "eta_sweep is empty (quick profile): sensitivity table skipped"
         keys = [
@@ -426,8 +444,9 @@ class Result(ChapterResult):
 
 
 def seed_cell(x: np.ndarray, digits: int = 1) -> str:
-    """``mean ± se`` over seeds for a table; NaN seeds (e.g. ``T2`` of a router never frozen) are left out and
-    counted: ``never`` when no seed has a value, ``… (k of n)`` when only ``k`` of ``n`` have one."""
+    """``mean ± se`` over seeds for a table; NaN seeds (e.g. ``T2`` of a router never
+    frozen) are left out and counted: ``never`` when no seed has a value, ``… (k of n)``
+    when only ``k`` of ``n`` have one."""
     x = np.asarray(x, float)
     ok = x[~np.isnan(x)]
     if ok.size == 0:
@@ -442,11 +461,12 @@ def _ms_text(x: np.ndarray, digits: int = 1) -> str:
     return f"{m:.{digits}f} ± {se:.{digits}f}"
 
 
-# ------------------------------------------------------------------------------------------------ run
+# ---------------------------------------------------------------------------------- run
 
 
 def base_config(p: Params, raw: ImageDataset) -> DeepMoEConfig:
-    """The chapter's MoE configuration (``n_experts`` experts, ``seed`` and ``termination`` set per run)."""
+    """The chapter's MoE configuration (``n_experts`` experts, ``seed`` and
+    ``termination`` set per run)."""
     return DeepMoEConfig(
         n_experts=p.n_experts,
         in_shape=tuple(raw.image_shape),
@@ -478,7 +498,8 @@ def _factory(cfg: DeepMoEConfig, name: str) -> Callable[[int], DeepMoE]:
 
 
 def run(params: Params | None = None, *, progress: bool = True) -> Result:
-    """Run every learner on every seed's stream, then the ``eta_sweep``; derive quantities and checks."""
+    """Run every learner on every seed's stream, then the ``eta_sweep``; derive
+    quantities and checks."""
     p = params or Params()
     if not 1 <= p.n_experts_few < len(p.positives) <= p.n_experts:
         raise ValueError(
@@ -539,8 +560,9 @@ def derive(
     stats: Mapping[str, Mapping[str, np.ndarray]],
     sweep: Mapping[float, Mapping[str, Mapping[str, np.ndarray]]],
 ) -> tuple[list[Quantity], list[ClaimCheck]]:
-    """Quantities and claim checks from per-seed statistics (``stats[learner][statistic]``, one value per
-    seed; learners ``single``, ``moe``, ``never``, ``few``; ``sweep[eta]["moe" | "never"]`` likewise)."""
+    """Quantities and claim checks from per-seed statistics
+    (``stats[learner][statistic]``, one value per seed; learners ``single``, ``moe``,
+    ``never``, ``few``; ``sweep[eta]["moe" | "never"]`` likewise)."""
     M, few = p.n_experts, p.n_experts_few
     qs: list[Quantity] = []
 
@@ -692,7 +714,7 @@ def derive(
     return qs, [forgetting, ClaimCheck("dnn_termination", "-", tuple(term))]
 
 
-# ------------------------------------------------------------------------------------------------ prose
+# -------------------------------------------------------------------------------- prose
 
 
 def outcome_sentence(check: ClaimCheck) -> str:
@@ -710,7 +732,8 @@ def outcome_sentence(check: ClaimCheck) -> str:
 
 
 def prose(result: Result) -> dict[str, str]:
-    """Glued sentences whose content depends on the run (``{glue:text}`key``` in the notebook)."""
+    """Glued sentences whose content depends on the run (``{glue:text}`key``` in the
+    notebook)."""
     checks = {c.claim: c for c in result.checks}
     if result.sweep:
         parts = []

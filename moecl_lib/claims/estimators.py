@@ -62,14 +62,16 @@ def paired_ratio(
 def paired_difference(
     name: str, a: np.ndarray, b: np.ndarray, *, floor: float, label: str = ""
 ) -> Quantity:
-    """Mean of the per-seed differences ``a - b`` (same seeds, same streams) with its s.e."""
+    """Mean of the per-seed differences ``a - b`` (same seeds, same streams) with its
+    s.e."""
     return estimate(
         name, np.asarray(a, float) - np.asarray(b, float), floor=floor, label=label
     )
 
 
 def seed_mean_se(x: np.ndarray) -> tuple[float, float]:
-    """Mean over seeds and its standard error (NaN seeds left out; 0 for one seed, NaN for none)."""
+    """Mean over seeds and its standard error (NaN seeds left out; 0 for one seed, NaN
+    for none)."""
     x = np.asarray(x, float)
     x = x[~np.isnan(x)]
     if x.size == 0:
@@ -80,10 +82,12 @@ def seed_mean_se(x: np.ndarray) -> tuple[float, float]:
 
 
 def small_sample_se(se: float, n: int) -> float:
-    """The s.e. of a mean over ``n`` seeds as a reading uses it: ``se * t_{n-1}(q) / z(q)`` with ``q`` the
-    one-sided level of the rule's margin (``Phi(MARGIN)``), so that clearing ``MARGIN`` adjusted standard
-    errors is as strong evidence with a standard deviation estimated from ``n - 1`` degrees of freedom as
-    ``MARGIN`` known standard errors (factor 2.15 for 3 seeds, 1.43 for 5, 1.13 for 10, -> 1)."""
+    """The s.e. of a mean over ``n`` seeds as a reading uses it:
+    ``se * t_{n-1}(q) / z(q)`` with ``q`` the one-sided level of the rule's margin
+    (``Phi(MARGIN)``), so that clearing ``MARGIN`` adjusted standard errors is as strong
+    evidence with a standard deviation estimated from ``n - 1`` degrees of freedom as
+    ``MARGIN`` known standard errors (factor 2.15 for 3 seeds, 1.43 for 5, 1.13 for 10,
+    -> 1)."""
     if n < 2 or se == 0:
         return se
     level = float(norm.cdf(MARGIN))
@@ -107,9 +111,9 @@ def least_margin(
     absolute: bool = False,
     center: float = 0.0,
 ) -> Reading:
-    """The reading ``q_M (sense) threshold`` with the least margin over ``M`` (all hold iff it holds);
-    ``absolute`` compares ``|q_M - center|`` (same s.e.). The statement names the ``M`` set and the
-    least-margin ``M``."""
+    """The reading ``q_M (sense) threshold`` with the least margin over ``M`` (all hold
+    iff it holds); ``absolute`` compares ``|q_M - center|`` (same s.e.). The statement
+    names the ``M`` set and the least-margin ``M``."""
     if not cands:
         raise ValueError(f"reading {name!r}: no candidate M")
     rs = {

@@ -1,39 +1,46 @@
 """Chapter ``expert_gate_claims``: Expert Gate's three claims on substitute image tasks.
 
 Expert Gate (Aljundi, Chakravarty & Tuytelaars, CVPR 2017) is run as re-implemented in
-:mod:`moecl_lib.expert_gate.gate` (raw-pixel autoencoder gate, MLP experts) on two task families built for every
-seed: **split** (Split Fashion-MNIST, five 2-class tasks of one data set) and **mixed** (two Fashion-MNIST
-tasks and two scikit-learn digits tasks resized to 28x28, i.e. tasks from different domains). Per seed and
-family: the classic sequential protocol with its baselines
+:mod:`moecl_lib.expert_gate.gate` (raw-pixel autoencoder gate, MLP experts) on two task
+families built for every seed: **split** (Split Fashion-MNIST, five 2-class tasks of one
+data set) and **mixed** (two Fashion-MNIST tasks and two scikit-learn digits tasks
+resized to 28x28, i.e. tasks from different domains). Per seed and family: the classic
+sequential protocol with its baselines
 (:func:`moecl_lib.expert_gate.experiments.run_classic`) and the relatedness study
 (:func:`~moecl_lib.expert_gate.experiments.relatedness_study`).
 
-**Conventions.** Accuracies in %, mean over the tasks of a family, then mean and standard error over seeds.
-Every comparison of two methods is a *paired* difference per seed (both methods see the same tasks, data
-and seed), so its s.e. is that of the per-seed differences. Spearman correlations are computed per seed
-over all ordered (source, target) task pairs, then averaged over seeds.
+**Conventions.** Accuracies in %, mean over the tasks of a family, then mean and
+standard error over seeds. Every comparison of two methods is a *paired* difference per
+seed (both methods see the same tasks, data and seed), so its s.e. is that of the
+per-seed differences. Spearman correlations are computed per seed over all ordered
+(source, target) task pairs, then averaged over seeds.
 
-**Claims and readings** (ids of ``book/reproduction_status.csv``; setting ``"-"``, one reading per family):
+**Claims and readings** (ids of ``book/reproduction_status.csv``; setting ``"-"``, one
+reading per family):
 
-* ``eg_gate``: autoencoder gate accuracy minus discriminative-gate accuracy >= -5 points ("about as well"),
-  in each family.
-* ``eg_accuracy``: Expert Gate (task-agnostic) minus the oracle gate >= -5 points and minus joint training
-  >= -5 points ("about the accuracy of"); minus the single fine-tuned model >= 0 and minus the single LwF
-  model >= 0 ("beats"); in each family. The single models are evaluated task-aware (an advantage for them).
-* ``eg_relatedness``: relatedness within a domain minus across domains >= 0 (mixed family); Spearman
-  rho(relatedness, target accuracy fine-tuned from that source) >= 0.3 (the most related expert is the best
-  starting point) and rho(relatedness, LwF minus fine-tuning on the target) >= 0.3 (relatedness decides
-  LwF vs fine-tuning), in each family. The threshold 0.3 (a weak positive rank correlation) is ours.
+* ``eg_gate``: autoencoder gate accuracy minus discriminative-gate accuracy >= -5 points
+  ("about as well"), in each family.
+* ``eg_accuracy``: Expert Gate (task-agnostic) minus the oracle gate >= -5 points and
+  minus joint training >= -5 points ("about the accuracy of"); minus the single
+  fine-tuned model >= 0 and minus the single LwF model >= 0 ("beats"); in each family.
+  The single models are evaluated task-aware (an advantage for them).
+* ``eg_relatedness``: relatedness within a domain minus across domains >= 0 (mixed
+  family); Spearman rho(relatedness, target accuracy fine-tuned from that source) >= 0.3
+  (the most related expert is the best starting point) and rho(relatedness, LwF minus
+  fine-tuning on the target) >= 0.3 (relatedness decides LwF vs fine-tuning), in each
+  family. The threshold 0.3 (a weak positive rank correlation) is ours.
 
-The verdict follows from the readings by the written rule of :mod:`moecl_lib.claims.rule`.
+The verdict follows from the readings by the written rule of
+:mod:`moecl_lib.claims.rule`.
 
-**Tolerance floors.** Autoencoder gates and SGD runs may follow another trajectory on another CPU, and with
-four seeds the s.e. itself is uncertain. Each recorded quantity therefore has an absolute ``floor``
-(:data:`FLOORS`, with how it was measured).
+**Tolerance floors.** Autoencoder gates and SGD runs may follow another trajectory on
+another CPU, and with four seeds the s.e. itself is uncertain. Each recorded quantity
+therefore has an absolute ``floor`` (:data:`FLOORS`, with how it was measured).
 
-**Quick profile.** Four seeds at 150 training samples per task: over 300 random subsets of 4 of 12 seeds
-every verdict came out the same; three seeds gave the same verdicts in 217 of 220 subsets, and 120 samples
-with 12 autoencoder epochs pushed the split-family gate reading onto its threshold.
+**Quick profile.** Four seeds at 150 training samples per task: over 300 random subsets
+of 4 of 12 seeds every verdict came out the same; three seeds gave the same verdicts in
+217 of 220 subsets, and 120 samples with 12 autoencoder epochs pushed the split-family
+gate reading onto its threshold.
 """
 
 from __future__ import annotations
@@ -71,7 +78,8 @@ CHAPTER = "expert_gate_claims"
 FAMILIES: tuple[str, ...] = ("mixed", "split")
 FAMILY_LABEL = {"mixed": "mixed domains", "split": "split Fashion-MNIST"}
 CLOSE_MARGIN = 5.0
-"""Points by which Expert Gate (or its gate) may trail a reference and still count as "about as well"."""
+"""Points by which Expert Gate (or its gate) may trail a reference and still count as
+"about as well"."""
 RHO_MIN = 0.3
 """Spearman correlation that counts as "relatedness predicts" (ours)."""
 METHODS: dict[str, str] = {
@@ -86,17 +94,18 @@ METHODS: dict[str, str] = {
 }
 """Headline numbers of the classic protocol (key -> label)."""
 
-# Absolute tolerance floors, per quantity-name suffix (units of the quantity). Measured: the kernel
-# variants (ATEN_CPU_CAPABILITY=default / avx2, OPENBLAS_CORETYPE, NUMBA_CPU_NAME, and
-# MKL_ENABLE_INSTRUCTIONS=AVX2 with DNNL_MAX_CPU_ISA=AVX2, which changes the last bits of every matrix product
-# as an AMD CPU does) left every quick-profile number unchanged or moved it by < 0.01, but another CPU has
-# been seen to move them like a change of seeds (Expert Gate's accuracy, one family: 71.0 stored, 73.2 on an
-# AMD EPYC).
-# With four seeds the s.e. of a run is itself uncertain, so each floor is two reliable standard errors of a
-# 4-seed mean, 2 sigma / sqrt(4) = sigma, with sigma the per-seed standard deviation measured over 12 seeds
-# (0-11) of the quick profile, larger of the two families, rounded up (about a third of the tolerance the
-# written rule gives with a well-estimated s.e.). lwf_inits never varied (0 in every seed): floor 0.5 = one
-# LwF start in two of the four seeds.
+# Absolute tolerance floors, per quantity-name suffix (units of the quantity). Measured:
+# the kernel variants (ATEN_CPU_CAPABILITY=default / avx2, OPENBLAS_CORETYPE,
+# NUMBA_CPU_NAME, and MKL_ENABLE_INSTRUCTIONS=AVX2 with DNNL_MAX_CPU_ISA=AVX2, which
+# changes the last bits of every matrix product as an AMD CPU does) left every
+# quick-profile number unchanged or moved it by < 0.01, but another CPU has been seen to
+# move them like a change of seeds (Expert Gate's accuracy, one family: 71.0 stored,
+# 73.2 on an AMD EPYC). With four seeds the s.e. of a run is itself uncertain, so each
+# floor is two reliable standard errors of a 4-seed mean, 2 sigma / sqrt(4) = sigma,
+# with sigma the per-seed standard deviation measured over 12 seeds (0-11) of the quick
+# profile, larger of the two families, rounded up (about a third of the tolerance the
+# written rule gives with a well-estimated s.e.). lwf_inits never varied (0 in every
+# seed): floor 0.5 = one LwF start in two of the four seeds.
 FLOORS: dict[str, float] = {
     "gate_ae": 1.6,
     "gate_disc": 3.2,
@@ -176,7 +185,8 @@ class Params:
 
 @dataclass
 class FamilyRuns:
-    """One task family over all seeds: the classic protocol and the relatedness study per seed."""
+    """One task family over all seeds: the classic protocol and the relatedness study
+    per seed."""
 
     name: str
     task_names: list[str]
@@ -186,7 +196,8 @@ class FamilyRuns:
     rel_threshold: float = 0.85
 
     def per_seed(self, key: str) -> np.ndarray:
-        """Per-seed task-mean of a headline number (a key of :data:`METHODS`), shape (n_seeds,)."""
+        """Per-seed task-mean of a headline number (a key of :data:`METHODS`), shape
+        (n_seeds,)."""
         get = {
             "gate_ae": lambda r: r.expert_gate.gate_acc,
             "gate_disc": lambda r: r.discriminative.gate_acc,
@@ -200,7 +211,8 @@ class FamilyRuns:
         return np.array([float(np.mean(get(r))) for r in self.classic])
 
     def per_task(self, key: str) -> np.ndarray:
-        """Per-task gate accuracy (``gate_ae`` / ``gate_disc``), mean over seeds, shape (N,)."""
+        """Per-task gate accuracy (``gate_ae`` / ``gate_disc``), mean over seeds, shape
+        (N,)."""
         ev = (
             (lambda r: r.expert_gate.gate_acc)
             if key == "gate_ae"
@@ -252,8 +264,8 @@ class FamilyRuns:
 
 
 def _rho(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rho; 0 (no association) when one variable is constant (rho undefined, e.g. tiny runs where
-    every target accuracy ties)."""
+    """Spearman rho; 0 (no association) when one variable is constant (rho undefined,
+    e.g. tiny runs where every target accuracy ties)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy's ConstantInputWarning: handled here
         r = spearman(x, y)
@@ -278,7 +290,7 @@ class Result(ChapterResult):
         return list(self.params.seeds)
 
 
-# ----------------------------------------------------------------------------------------------- running
+# ------------------------------------------------------------------------------ running
 
 
 def load_data() -> tuple[ImageDataset, ImageDataset]:
@@ -289,7 +301,8 @@ def load_data() -> tuple[ImageDataset, ImageDataset]:
 def make_families(
     params: Params, seed: int, fmnist: ImageDataset, digits: ImageDataset
 ) -> dict[str, list[TaskData]]:
-    """The two task families of one seed (the same draws as the notebook always used: split, then mixed)."""
+    """The two task families of one seed (the same draws as the notebook always used:
+    split, then mixed)."""
     rng = np.random.default_rng(seed)
     kw = dict(max_train=params.max_train, max_test=params.max_test)
     split = class_split_tasks(fmnist, params.split_pairs, rng, **kw)
@@ -307,7 +320,8 @@ def make_families(
 
 
 def run(params: Params = Params()) -> Result:
-    """Run the classic protocol and the relatedness study for every seed and family; derive the checks."""
+    """Run the classic protocol and the relatedness study for every seed and family;
+    derive the checks."""
     set_determinism()
     start = time.perf_counter()
     fmnist, digits = load_data()
@@ -389,7 +403,7 @@ def run(params: Params = Params()) -> Result:
     )
 
 
-# ------------------------------------------------------------------------------------- quantities, checks
+# ------------------------------------------------------------------- quantities, checks
 
 
 def _q(name: str, samples: Any, suffix: str, label: str) -> Quantity:
@@ -397,7 +411,8 @@ def _q(name: str, samples: Any, suffix: str, label: str) -> Quantity:
 
 
 def chapter_quantities(fams: dict[str, FamilyRuns]) -> list[Quantity]:
-    """Every number the chapter reports, with its s.e. over seeds (paired differences per seed)."""
+    """Every number the chapter reports, with its s.e. over seeds (paired differences
+    per seed)."""
     out: list[Quantity] = []
     for fam in FAMILIES:
         fr = fams[fam]
@@ -562,7 +577,7 @@ def claim_checks(quantities: Sequence[Quantity]) -> list[ClaimCheck]:
     ]
 
 
-# --------------------------------------------------------------------------------------- tables, figures
+# ---------------------------------------------------------------------- tables, figures
 
 
 def accuracy_table(result: Result) -> str:
@@ -590,7 +605,8 @@ def gate_table(result: Result, fam: str) -> str:
 
 
 def init_modes(result: Result, fam: str) -> list[str]:
-    """How Expert Gate initialised each task's expert at the first seed (scratch / finetune / lwf)."""
+    """How Expert Gate initialised each task's expert at the first seed (scratch
+    / finetune / lwf)."""
     return [rep.mode for rep in result.families[fam].classic[0].reports]
 
 
@@ -659,7 +675,8 @@ def plot_accuracies(result: Result, out_dir: str) -> Any:
 
 
 def plot_relatedness(result: Result, out_dir: str) -> Any:
-    """Relatedness vs fine-tuned target accuracy and vs LwF's gain, all seeds (saved with its CSV)."""
+    """Relatedness vs fine-tuned target accuracy and vs LwF's gain, all seeds (saved
+    with its CSV)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -704,7 +721,7 @@ def plot_relatedness(result: Result, out_dir: str) -> Any:
     return fig
 
 
-# ------------------------------------------------------------------------------------------ prose (glued)
+# ------------------------------------------------------------------------ prose (glued)
 
 _OUTCOME_WORDS = {"holds": "holds", "fails": "fails", "inconclusive": "inconclusive"}
 
@@ -714,7 +731,8 @@ def _fmt(q: Quantity, digits: int = 1) -> str:
 
 
 def threshold_sentence(result: Result) -> str:
-    """How often relatedness crossed the LwF threshold, in the relatedness study and in Expert Gate's runs."""
+    """How often relatedness crossed the LwF threshold, in the relatedness study and in
+    Expert Gate's runs."""
     thr = result.params.rel_threshold
     above = {fam: result.quantity(f"{fam}_rel_pairs_above").value for fam in FAMILIES}
     top = {fam: result.quantity(f"{fam}_rel_max").value for fam in FAMILIES}
@@ -746,7 +764,8 @@ def threshold_sentence(result: Result) -> str:
 
 
 def single_models_sentence(result: Result) -> str:
-    """Expert Gate against the single task-aware models, per family, with each reading's outcome."""
+    """Expert Gate against the single task-aware models, per family, with each reading's
+    outcome."""
     parts = []
     rd = {r.name: r for c in result.checks for r in c.readings}
     for fam in FAMILIES:
@@ -778,8 +797,8 @@ def domain_sentence(result: Result) -> str:
 
 
 def glue_texts(result: Result) -> dict[str, str]:
-    """Generated phrases for the chapter's prose (glue keys -> text) and every reading's outcome
-    (``outcome_<reading name>``)."""
+    """Generated phrases for the chapter's prose (glue keys -> text) and every reading's
+    outcome (``outcome_<reading name>``)."""
     out = {
         "eg_threshold_sentence": threshold_sentence(result),
         "eg_single_models_sentence": single_models_sentence(result),

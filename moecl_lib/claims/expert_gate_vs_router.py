@@ -1,44 +1,55 @@
-"""Chapter ``expert_gate_vs_router``: Expert Gate's autoencoder router vs the paper's trained router (ours).
+"""Chapter ``expert_gate_vs_router``: Expert Gate's autoencoder router vs the paper's
+trained router (ours).
 
 Both routers, an oracle router and a single expert play the SAME task streams.
 
-* **Linear stream** (Definition 1, linear experts; settings ``calibrated`` and ``recalled`` of
-  :mod:`moecl_lib.analysis.calibration`): the paper's router with termination (``gap``) and without (``never``) from
-  :func:`moecl_lib.linear.engine.simulate`; Expert Gate's PCA gate (code size 0 and 1), the oracle and the replay
-  machinery from :func:`moecl_lib.expert_gate.linear.simulate_gate`, which draws the engine's own random
-  numbers, so run ``r`` of every router sees the same rounds. A signal sweep varies ``||v_n||`` in the
-  calibrated setting.
-* **Image stream** (one-vs-rest tasks, CNN experts, :mod:`moecl_lib.deep.moe`): single network, the paper's
-  router (``gap`` / ``never``), Expert Gate's pixel autoencoders, and an oracle router, one stream per seed.
+* **Linear stream** (Definition 1, linear experts; settings ``calibrated`` and
+  ``recalled`` of :mod:`moecl_lib.analysis.calibration`): the paper's router with
+  termination (``gap``) and without (``never``) from
+  :func:`moecl_lib.linear.engine.simulate`; Expert Gate's PCA gate (code size 0 and 1),
+  the oracle and the replay machinery from
+  :func:`moecl_lib.expert_gate.linear.simulate_gate`, which draws the engine's own
+  random numbers, so run ``r`` of every router sees the same rounds. A signal sweep
+  varies ``||v_n||`` in the calibrated setting.
+* **Image stream** (one-vs-rest tasks, CNN experts, :mod:`moecl_lib.deep.moe`): single
+  network, the paper's router (``gap`` / ``never``), Expert Gate's pixel autoencoders,
+  and an oracle router, one stream per seed.
 
-**Conventions.** Linear numbers: mean over runs (one run = one independent stream), s.e. over runs;
-comparisons of two routers are paired per run. Image numbers: accuracies and errors in %, learner view
-(each arrival evaluated with the expert that learned it), mean and s.e. over seeds, comparisons paired per
-seed. Routing accuracy: fraction of rounds sent to an expert whose majority task (over the whole run) is the
-arriving task (:func:`moecl_lib.expert_gate.linear.routing_accuracy`), over all rounds or in the last
+**Conventions.** Linear numbers: mean over runs (one run = one independent stream), s.e.
+over runs; comparisons of two routers are paired per run. Image numbers: accuracies and
+errors in %, learner view (each arrival evaluated with the expert that learned it), mean
+and s.e. over seeds, comparisons paired per seed. Routing accuracy: fraction of rounds
+sent to an expert whose majority task (over the whole run) is the arriving task
+(:func:`moecl_lib.expert_gate.linear.routing_accuracy`), over all rounds or in the last
 window (as named).
 
-**Claims and readings** (ids of ``book/reproduction_status.csv``; this comparison is in neither paper):
+**Claims and readings** (ids of ``book/reproduction_status.csv``; this comparison is in
+neither paper):
 
-* ``h2h_linear`` (settings ``calibrated`` and ``recalled``): Expert Gate (c = 0) minus the paper's router
-  (gap) in routing accuracy over all rounds >= 0 (it finds the tasks sooner and keeps them); the paper's
-  router minus Expert Gate in G_T >= 0 and in F_T >= 0; calibrated only: the signal sweep's routing
-  accuracy over all rounds, Expert Gate minus the paper's router, averaged over the swept ``||v_n||``, >= 0.
-  All paired over runs. "With a weaker signal" is read as the sweep and the recalled (unit-signal) setting.
-* ``h2h_images`` (setting ``-``): the oracle router's forgetting (Chaudhry) <= 5 points (it keeps every
-  task); oracle minus Expert Gate ACC >= 5 points and oracle minus the paper's router (gap) ACC >= 5 points
-  (neither input-based router gets close; paired per seed). 5 points is the "close" margin of
-  ``expert_gate_claims``.
+* ``h2h_linear`` (settings ``calibrated`` and ``recalled``): Expert Gate (c = 0) minus
+  the paper's router (gap) in routing accuracy over all rounds >= 0 (it finds the tasks
+  sooner and keeps them); the paper's router minus Expert Gate in G_T >= 0 and in F_T
+  >= 0; calibrated only: the signal sweep's routing accuracy over all rounds, Expert
+  Gate minus the paper's router, averaged over the swept ``||v_n||``, >= 0. All paired
+  over runs. "With a weaker signal" is read as the sweep and the recalled (unit-signal)
+  setting.
+* ``h2h_images`` (setting ``-``): the oracle router's forgetting (Chaudhry) <= 5 points
+  (it keeps every task); oracle minus Expert Gate ACC >= 5 points and oracle minus the
+  paper's router (gap) ACC >= 5 points (neither input-based router gets close; paired
+  per seed). 5 points is the "close" margin of ``expert_gate_claims``.
 
-**Tolerance floors** (:data:`FLOORS`, :data:`IMAGE_FLOORS`, with how they were measured): CNN training and
-the autoencoder gates may follow another trajectory on another CPU, and three seeds give an uncertain s.e.;
-numbers whose s.e. is 0 by construction (the oracle, Expert Gate on the linear stream) need a floor too.
+**Tolerance floors** (:data:`FLOORS`, :data:`IMAGE_FLOORS`, with how they were
+measured): CNN training and the autoencoder gates may follow another trajectory on
+another CPU, and three seeds give an uncertain s.e.; numbers whose s.e. is 0 by
+construction (the oracle, Expert Gate on the linear stream) need a floor too.
 
-**Quick profile.** Fashion-MNIST as in the book (30 rounds of 50 images, 60 test images per task, router eta
-0.1), five image seeds. With the 8x8 digits Expert Gate's autoencoders separated the three tasks in 3 of 9
-seeds and merged them in the others; on Fashion-MNIST they separate them in about one seed in eight, so with
-three seeds the image verdict depended on the seeds drawn (with 100 test images: reproduced in 120 of 220
-subsets of 3 of 12 seeds), with five it did not (792 of 792 subsets, with 100 and with 60 test images).
+**Quick profile.** Fashion-MNIST as in the book (30 rounds of 50 images, 60 test images
+per task, router eta 0.1), five image seeds. With the 8x8 digits Expert Gate's
+autoencoders separated the three tasks in 3 of 9 seeds and merged them in the others; on
+Fashion-MNIST they separate them in about one seed in eight, so with three seeds the
+image verdict depended on the seeds drawn (with 100 test images: reproduced in 120 of
+220 subsets of 3 of 12 seeds), with five it did not (792 of 792 subsets, with 100 and
+with 60 test images).
 """
 
 from __future__ import annotations
@@ -85,9 +96,11 @@ from moecl_lib.linear.engine import simulate
 
 CHAPTER = "expert_gate_vs_router"
 CLOSE_MARGIN = 5.0
-"""Points of ACC by which a router must trail the oracle to count as "not close" (same margin as eg_gate)."""
+"""Points of ACC by which a router must trail the oracle to count as "not close" (same
+margin as eg_gate)."""
 ORACLE_FORGETS = 5.0
-"""Forgetting (Chaudhry, points) below which the oracle "keeps every task" (ours; the "close" margin)."""
+"""Forgetting (Chaudhry, points) below which the oracle "keeps every task" (ours; the
+"close" margin)."""
 
 # Linear routers: key -> label (the keys make the quantity names).
 LINEAR_ROUTERS: dict[str, str] = {
@@ -106,7 +119,8 @@ IMAGE_LEARNERS: dict[str, str] = {
     "oracle": "oracle router",
 }
 COLORS = plotting.ROUTER_COLORS
-# routing-accuracy panels: the oracle is a wide pale line underneath, so that routers that match it stay visible
+# routing-accuracy panels: the oracle is a wide pale line underneath, so that routers
+# that match it stay visible
 ROUTE_MARKERS = {
     "Expert Gate (c=0)": "s",
     "Expert Gate (c=1)": "^",
@@ -118,15 +132,18 @@ ROUTE_LINES: dict[str, dict[str, Any]] = {
     "Expert Gate (c=1)": {"ls": ":", "zorder": 3},
 }
 
-# Absolute tolerance floors (units of the quantity). Linear stream, by kind: the kernel variants
-# (ATEN_CPU_CAPABILITY=default / avx2, OPENBLAS_CORETYPE, NUMBA_CPU_NAME=generic / haswell, NPY features) left
-# every linear number bitwise unchanged; the floors only cover numbers whose s.e. is 0 by construction (the
-# oracle, Expert Gate at G_T = 0): 0.01 on G_T / F_T (single expert ~3) and on accuracies in [0, 1], 1 % of
-# the gate's scalars. Image stream, per quantity: the variants (and MKL_ENABLE_INSTRUCTIONS=AVX2, the matrix
-# kernels of an AMD CPU) moved the CNN learners' numbers by up to 1.4 points, within their s.e. (5-7 points);
-# with five seeds the s.e. itself is uncertain, so each floor is two reliable standard errors of a 5-seed
-# mean, 2 sigma / sqrt(5), sigma = per-seed standard deviation over 12 seeds (0-11) of the quick profile,
-# rounded up (about a third of the tolerance the written rule gives with a well-estimated s.e.).
+# Absolute tolerance floors (units of the quantity). Linear stream, by kind: the kernel
+# variants (ATEN_CPU_CAPABILITY=default / avx2, OPENBLAS_CORETYPE,
+# NUMBA_CPU_NAME=generic / haswell, NPY features) left every linear number bitwise
+# unchanged; the floors only cover numbers whose s.e. is 0 by construction (the oracle,
+# Expert Gate at G_T = 0): 0.01 on G_T / F_T (single expert ~3) and on accuracies in [0,
+# 1], 1 % of the gate's scalars. Image stream, per quantity: the variants (and
+# MKL_ENABLE_INSTRUCTIONS=AVX2, the matrix kernels of an AMD CPU) moved the CNN
+# learners' numbers by up to 1.4 points, within their s.e. (5-7 points); with five seeds
+# the s.e. itself is uncertain, so each floor is two reliable standard errors of a
+# 5-seed mean, 2 sigma / sqrt(5), sigma = per-seed standard deviation over 12 seeds
+# (0-11) of the quick profile, rounded up (about a third of the tolerance the written
+# rule gives with a well-estimated s.e.).
 FLOORS: dict[str, float] = {
     "lin_G_T": 0.01,
     "lin_F_T": 0.01,
@@ -273,7 +290,7 @@ class Result(ChapterResult):
         ]
 
 
-# ----------------------------------------------------------------------------------------------- running
+# ------------------------------------------------------------------------------ running
 
 
 def _n_slots(r: Any) -> int:
@@ -288,7 +305,8 @@ def _route_acc(r: Any, cfg: ExperimentConfig, window: int) -> np.ndarray:
 def linear_runs(
     params: Params, setting: str, **over: Any
 ) -> tuple[ExperimentConfig, dict[str, LinearRun]]:
-    """Every router on one setting's streams (same config, same seed: run r is the same stream for all)."""
+    """Every router on one setting's streams (same config, same seed: run r is the same
+    stream for all)."""
     cfg = setting_config(
         setting,
         params.n_experts_linear,
@@ -321,7 +339,8 @@ def linear_runs(
 
 
 def signal_sweep(params: Params) -> dict[float, dict[str, Any]]:
-    """Calibrated setting with ``||v_n||`` varied: final G_T and whole-run routing accuracy per run."""
+    """Calibrated setting with ``||v_n||`` varied: final G_T and whole-run routing
+    accuracy per run."""
     out: dict[float, dict[str, Any]] = {}
     for c in params.signal_scales:
         cfg = setting_config(
@@ -478,7 +497,7 @@ def run(params: Params = Params()) -> Result:
     )
 
 
-# ------------------------------------------------------------------------------------- quantities, checks
+# ------------------------------------------------------------------- quantities, checks
 
 
 def _scale_tag(c: float) -> str:
@@ -505,7 +524,8 @@ def linear_quantities(
     linear: dict[str, tuple[ExperimentConfig, dict[str, LinearRun]]],
     sweep: dict[float, dict[str, Any]],
 ) -> list[Quantity]:
-    """Linear-stream numbers: per setting and router, paired differences, the signal sweep."""
+    """Linear-stream numbers: per setting and router, paired differences, the signal
+    sweep."""
     out: list[Quantity] = []
     for s, (cfg, runs) in linear.items():
         per: dict[str, dict[str, np.ndarray]] = {}
@@ -772,7 +792,8 @@ def linear_checks(params: Params, quantities: Sequence[Quantity]) -> list[ClaimC
 
 
 def image_check(quantities: Sequence[Quantity]) -> ClaimCheck:
-    """``h2h_images``: the oracle keeps every task, neither input-based router gets close to it."""
+    """``h2h_images``: the oracle keeps every task, neither input-based router gets
+    close to it."""
     qs = {q.name: q for q in quantities}
     q = qs["img_oracle_forgetting"]
     return ClaimCheck(
@@ -803,11 +824,12 @@ def image_check(quantities: Sequence[Quantity]) -> ClaimCheck:
     )
 
 
-# --------------------------------------------------------------------------------------- tables, figures
+# ---------------------------------------------------------------------- tables, figures
 
 
 def linear_table(result: Result) -> str:
-    """Per setting and router: G_T, F_T, routing accuracy, merged pairs, experts used, gate scalars."""
+    """Per setting and router: G_T, F_T, routing accuracy, merged pairs, experts used,
+    gate scalars."""
     rows = []
     for s, (cfg, runs) in result.linear.items():
         for key, lr in runs.items():
@@ -867,7 +889,8 @@ def sweep_table(result: Result) -> str:
 
 
 def image_table(result: Result) -> str:
-    """Per learner: ACC, forgetting, F_T, G_T, routed accuracy, routing accuracy, experts, parameters."""
+    """Per learner: ACC, forgetting, F_T, G_T, routed accuracy, routing accuracy,
+    experts, parameters."""
     rows = []
     for key, items in result.image.items():
         outs = [o for _, o in items]
@@ -911,7 +934,8 @@ def wall_times(result: Result) -> str:
 
 
 def plot_linear(result: Result, out_dir: str) -> Any:
-    """G_t and windowed routing accuracy of every router, per setting (saved with its CSV)."""
+    """G_t and windowed routing accuracy of every router, per setting (saved with its
+    CSV)."""
     import matplotlib.pyplot as plt
 
     lin = result.linear
@@ -996,7 +1020,8 @@ def plot_sweep(result: Result, out_dir: str) -> Any:
 
 
 def plot_images(result: Result, out_dir: str) -> Any:
-    """Learner-view G_t and windowed routing accuracy on the image stream (saved with its CSV)."""
+    """Learner-view G_t and windowed routing accuracy on the image stream (saved with
+    its CSV)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -1034,13 +1059,14 @@ def plot_images(result: Result, out_dir: str) -> Any:
     return fig
 
 
-# ------------------------------------------------------------------------------------------ prose (glued)
+# ------------------------------------------------------------------------ prose (glued)
 
 _OUTCOME_WORDS = {"holds": "holds", "fails": "fails", "inconclusive": "inconclusive"}
 
 
 def image_sentence(result: Result) -> str:
-    """The paper's router (gap) against Expert Gate on the image stream (paired per seed)."""
+    """The paper's router (gap) against Expert Gate on the image stream (paired per
+    seed)."""
     q = result.quantity("img_gap_minus_eg_ACC")
     used = result.quantity("img_eg_experts_used").value
     d = f"{q.value:+.1f} ± {q.se:.1f} points of ACC"
@@ -1064,7 +1090,8 @@ def image_sentence(result: Result) -> str:
 
 
 def glue_texts(result: Result) -> dict[str, str]:
-    """Generated phrases for the chapter's prose and every reading's outcome (``outcome_<reading name>``)."""
+    """Generated phrases for the chapter's prose and every reading's outcome
+    (``outcome_<reading name>``)."""
     out = {"h2h_image_sentence": image_sentence(result)}
     for c in result.checks:
         for r in c.readings:

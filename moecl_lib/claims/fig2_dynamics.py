@@ -1,43 +1,52 @@
-"""Chapter ``fig2_dynamics``: Figure 2, F_t and G_t over the rounds for several M, with and without
-termination (claims ``fig2_i`` ... ``fig2_v``).
+"""Chapter ``fig2_dynamics``: Figure 2, F_t and G_t over the rounds for several M, with
+and without termination (claims ``fig2_i`` ... ``fig2_v``).
 
-**What is run.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` with ``n_runs`` runs,
-``recalled`` with ``recalled_runs`` runs), ``M`` in ``experts`` and termination rule ``gap`` / ``never`` (one
-run of ``M = 1``, which has no router), ``T`` rounds from seed ``seed``: ``setting_config(setting, M, T=T,
-n_runs=..., seed=seed)`` with the setting's ``T1`` rule, so a configuration here equals the one of the same
-name in the Proposition 2/3 and calibration chapters; the same configuration at the same ``n_runs`` and
-``seed`` gives the same numbers (with another ``n_runs`` the runs are other draws). Every member of a setting
-uses the same task pools run by run, so differences and ratios between members are *paired* over runs. ``N``
-is ``n_tasks`` (6); ``M >= N`` are the "big" MoE models, ``1 < M < N`` the "small" ones.
+**What is run.** For each setting of :mod:`moecl_lib.analysis.calibration`
+(``calibrated`` with ``n_runs`` runs, ``recalled`` with ``recalled_runs`` runs), ``M``
+in ``experts`` and termination rule ``gap`` / ``never`` (one run of ``M = 1``, which has
+no router), ``T`` rounds from seed ``seed``:
+``setting_config(setting, M, T=T, n_runs=..., seed=seed)`` with the setting's ``T1``
+rule, so a configuration here equals the one of the same name in the Proposition 2/3 and
+calibration chapters; the same configuration at the same ``n_runs`` and ``seed`` gives
+the same numbers (with another ``n_runs`` the runs are other draws). Every member of a
+setting uses the same task pools run by run, so differences and ratios between members
+are *paired* over runs. ``N`` is ``n_tasks`` (6); ``M >= N`` are the "big" MoE models,
+``1 < M < N`` the "small" ones.
 
-**Readings** (per setting; ``G_T``, ``F_T`` = errors at round ``T``, means over runs; thresholds ours
-``[C]``):
+**Readings** (per setting; ``G_T``, ``F_T`` = errors at round ``T``, means over runs;
+thresholds ours ``[C]``):
 
-* ``fig2_i`` single expert highest and flat: ``G_T(1) / G_T >= MARGIN_HIGHEST`` against the highest MoE curve
-  (both terminations; paired ratio), the same for ``F_T``; and ``|mean G_t over (3T/4, T] / mean G_t over
-  (T/2, 3T/4] - 1| <= PLATEAU_REL`` for ``M = 1`` (window means: a single run's G_t jumps with every update).
-* ``fig2_ii`` with termination, convergence after a transient that grows with ``M``: for every big ``M``,
-  ``G_T(M, gap) / G_T(1) <= CONVERGE_FRAC`` (paired ratio). Where all of these hold, two transient readings:
-  *before* ``T1`` the descent round (first round after the initial peak of the mean curve at which
-  ``G_t <= CONVERGE_FRAC * G_T(1)``; reached before ``T1``, so not set by ``T1``) grows with ``M``:
-  least-squares slope over big ``M`` >= 0; *after* ``T1`` the transient (rounds from ``T1`` until the mean
-  pool error ``G_pool`` stays within ``SETTLE_EPS * Delta`` of its final value, 0 if it already did at ``T1``)
-  grows by at least ``TRANSIENT_SLOPE`` rounds per expert (an ideal MoE trained from scratch needs about
-  ``1.75 M`` rounds, chapter ``sweep_experts``). ``T1 = 30 M`` itself is an input and is never read as
-  evidence.
-* ``fig2_iii`` without termination, no convergence: ``G_T(never) / G_T(gap) >= P2_RATIO`` (paired ratio; the
-  threshold of Proposition 2) for every ``M > N ln N`` (the regime ``M = Omega(N ln N)`` of Propositions 1-2,
-  SPEC §4.7); the ratio for ``N <= M <= N ln N`` and the difference for ``M < N`` are recorded, not read.
+* ``fig2_i`` single expert highest and flat: ``G_T(1) / G_T >= MARGIN_HIGHEST`` against
+  the highest MoE curve (both terminations; paired ratio), the same for ``F_T``; and
+  ``|mean G_t over (3T/4, T] / mean G_t over (T/2, 3T/4] - 1| <= PLATEAU_REL`` for
+  ``M = 1`` (window means: a single run's G_t jumps with every update).
+* ``fig2_ii`` with termination, convergence after a transient that grows with ``M``: for
+  every big ``M``, ``G_T(M, gap) / G_T(1) <= CONVERGE_FRAC`` (paired ratio). Where all
+  of these hold, two transient readings: *before* ``T1`` the descent round (first round
+  after the initial peak of the mean curve at which ``G_t <= CONVERGE_FRAC * G_T(1)``;
+  reached before ``T1``, so not set by ``T1``) grows with ``M``: least-squares slope
+  over big ``M`` >= 0; *after* ``T1`` the transient (rounds from ``T1`` until the mean
+  pool error ``G_pool`` stays within ``SETTLE_EPS * Delta`` of its final value, 0 if it
+  already did at ``T1``) grows by at least ``TRANSIENT_SLOPE`` rounds per expert (an
+  ideal MoE trained from scratch needs about ``1.75 M`` rounds, chapter
+  ``sweep_experts``). ``T1 = 30 M`` itself is an input and is never read as evidence.
+* ``fig2_iii`` without termination, no convergence:
+  ``G_T(never) / G_T(gap) >= P2_RATIO`` (paired ratio; the threshold of Proposition 2)
+  for every ``M > N ln N`` (the regime ``M = Omega(N ln N)`` of Propositions 1-2, SPEC
+  §4.7); the ratio for ``N <= M <= N ln N`` and the difference for ``M < N`` are
+  recorded, not read.
 * ``fig2_iv`` ``M < N`` better than one expert but with a floor: for every small ``M``,
-  ``G_T(1) - G_T(M, gap) >= 0`` (paired) and ``G_pool,T(M, gap) / Delta >= FLOOR_EPS`` (the pool error, the
-  error every task has with the expert the router picks for it, stays above the convergence threshold).
+  ``G_T(1) - G_T(M, gap) >= 0`` (paired) and ``G_pool,T(M, gap) / Delta >= FLOOR_EPS``
+  (the pool error, the error every task has with the expert the router picks for it,
+  stays above the convergence threshold).
 * ``fig2_v`` a larger ``M`` is not better: for consecutive big ``M < M'``,
   ``G_T(M', gap) - G_T(M, gap) >= 0``.
 
-Verdicts follow from the readings by the rule of :mod:`moecl_lib.claims.rule`. A paired ratio's s.e. is the
-delta-method one, ``sd(a_r - ratio * b_r) / (mean(b) sqrt(n))``. Times and slopes of times are statistics of
-mean curves; their s.e. is the bootstrap one over runs (``N_BOOT`` resamples, the same resampled runs for
-every member, see :func:`moecl_lib.claims.sweep_experts.bootstrap_weights`); "not reached" counts as
+Verdicts follow from the readings by the rule of :mod:`moecl_lib.claims.rule`. A paired
+ratio's s.e. is the delta-method one, ``sd(a_r - ratio * b_r) / (mean(b) sqrt(n))``.
+Times and slopes of times are statistics of mean curves; their s.e. is the bootstrap one
+over runs (``N_BOOT`` resamples, the same resampled runs for every member, see
+:func:`moecl_lib.claims.sweep_experts.bootstrap_weights`); "not reached" counts as
 ``T + 1``. Quantity names end in ``_cal`` / ``_rec`` (setting).
 """
 
@@ -72,28 +81,32 @@ from moecl_lib.theory.moe import convergence_round
 CHAPTER = "fig2_dynamics"
 SETTINGS: tuple[tuple[str, str], ...] = (("calibrated", "cal"), ("recalled", "rec"))
 MARGIN_HIGHEST = 1.1
-"""(i): "highest" = the single expert's G_T (F_T) is at least this factor above the highest MoE curve."""
+"""(i): "highest" = the single expert's G_T (F_T) is at least this factor above the
+highest MoE curve."""
 PLATEAU_REL = 0.05
-"""(i): largest relative change between the single expert's mean G_t over the third and the last quarter of
-the horizon that still counts as flat."""
+"""(i): largest relative change between the single expert's mean G_t over the third and
+the last quarter of the horizon that still counts as flat."""
 CONVERGE_FRAC = 0.5
-"""(ii): a terminated MoE curve has converged if ``G_T <= CONVERGE_FRAC * G_T(single)`` (as in the
-Proposition 3 chapter)."""
+"""(ii): a terminated MoE curve has converged if ``G_T <= CONVERGE_FRAC * G_T(single)``
+(as in the Proposition 3 chapter)."""
 SETTLE_EPS = 0.2
-"""(ii): the pool error has settled once it stays within ``SETTLE_EPS * Delta`` of its final value."""
+"""(ii): the pool error has settled once it stays within ``SETTLE_EPS * Delta`` of its
+final value."""
 TRANSIENT_SLOPE = 1.0
-"""(ii): least growth (rounds per expert) of the post-T1 transient that counts as growing with M."""
+"""(ii): least growth (rounds per expert) of the post-T1 transient that counts as
+growing with M."""
 P2_RATIO = 1.25
 """(iii): ``G_T(never) / G_T(gap)`` at least this (the Proposition-2 threshold of
 ``moecl_lib.analysis.calibration``)."""
 FLOOR_EPS = 0.1
-"""(iv): a model keeps a floor if its pool error at T is ``>= FLOOR_EPS * Delta`` (the convergence
-threshold of chapter ``sweep_experts``)."""
+"""(iv): a model keeps a floor if its pool error at T is ``>= FLOOR_EPS * Delta`` (the
+convergence threshold of chapter ``sweep_experts``)."""
 N_BOOT = 400
 TIME_FLOOR = 3.0
-"""Tolerance floor (rounds) of a descent round or post-T1 transient (threshold crossings of mean curves);
-needed where the bootstrap s.e. is 0 (a post-T1 transient of 0 rounds in every resample). The CPU-kernel
-variants moved no round; four other seeds stayed within the tolerance."""
+"""Tolerance floor (rounds) of a descent round or post-T1 transient (threshold crossings
+of mean curves); needed where the bootstrap s.e. is 0 (a post-T1 transient of 0 rounds
+in every resample). The CPU-kernel variants moved no round; four other seeds stayed
+within the tolerance."""
 SLOPE_FLOOR = 0.3
 """Tolerance floor (rounds per expert) of a slope of such times."""
 
@@ -122,7 +135,8 @@ class Params:
 
 @dataclass
 class SettingRun:
-    """The curves of one setting: members keyed by ``(M, termination)`` (``(1, "never")`` = single expert)."""
+    """The curves of one setting: members keyed by ``(M, termination)``
+    (``(1, "never")`` = single expert)."""
 
     setting: str
     tag: str
@@ -170,7 +184,8 @@ class Result(ChapterResult):
 
 # --------------------------------------------------------------------------- statistics
 def descent_round(curves: ArrayLike, level: ArrayLike) -> FloatArray:
-    """First round after the peak of each curve (..., T) at which it is ``<= level`` (...,); NaN if never."""
+    """First round after the peak of each curve (..., T) at which it is ``<= level``
+    (...,); NaN if never."""
     c = np.asarray(curves, dtype=float)
     lev = np.asarray(level, dtype=float)[..., None]
     t = np.arange(c.shape[-1])
@@ -179,7 +194,8 @@ def descent_round(curves: ArrayLike, level: ArrayLike) -> FloatArray:
 
 
 def settle_round(curves: ArrayLike, tol: ArrayLike) -> FloatArray:
-    """First round from which each curve (..., T) stays within ``tol`` of its final value."""
+    """First round from which each curve (..., T) stays within ``tol`` of its final
+    value."""
     c = np.asarray(curves, dtype=float)
     return convergence_round(np.abs(c - c[..., -1:]), tol)
 
@@ -187,7 +203,8 @@ def settle_round(curves: ArrayLike, tol: ArrayLike) -> FloatArray:
 def compare_text(
     a: Quantity, b: Quantity, d: Quantity, lower: str, higher: str, same: str
 ) -> str:
-    """Words for ``a`` vs ``b`` decided by the paired difference ``d = a - b`` and the 2-s.e. margin."""
+    """Words for ``a`` vs ``b`` decided by the paired difference ``d = a - b`` and the
+    2-s.e. margin."""
     if d.value <= -2 * d.se:
         word = lower
     elif d.value >= 2 * d.se:
@@ -489,7 +506,8 @@ def _setting_checks(
         ]
     checks.append(ClaimCheck("fig2_ii", setting, tuple(readings_ii)))
 
-    # (iii) no termination: worse end point than with termination (read for M > N ln N, reported for M >= N)
+    # (iii) no termination: worse end point than with termination (read for M > N ln N,
+    # reported for M >= N)
     readings_iii = []
     for M in big:
         r = add(
@@ -594,7 +612,8 @@ def _setting_checks(
 
 
 def run(p: Params = Params()) -> Result:
-    """Simulate both settings and derive the quantities and the readings of ``fig2_i`` ... ``fig2_v``."""
+    """Simulate both settings and derive the quantities and the readings of ``fig2_i``
+    ... ``fig2_v``."""
     start = time.perf_counter()
     settings: dict[str, SettingRun] = {}
     quantities: list[Quantity] = []
@@ -630,7 +649,8 @@ COLORS = plotting.M_COLORS
 
 
 def plot(result: Result, setting: str, out_dir: str) -> Any:
-    """F_t and G_t of one setting (mean +- 1 s.e.), the exact and isotropic M=1 lines, T1 of each M."""
+    """F_t and G_t of one setting (mean +- 1 s.e.), the exact and isotropic M=1 lines,
+    T1 of each M."""
     import matplotlib.pyplot as plt
 
     sr, T = result.settings[setting], result.params.T
@@ -711,7 +731,8 @@ def plot(result: Result, setting: str, out_dir: str) -> Any:
 
 
 def summary_lines(checks: Sequence[ClaimCheck]) -> list[str]:
-    """One line per claim and setting with its verdict, then its readings (for the reader)."""
+    """One line per claim and setting with its verdict, then its readings (for the
+    reader)."""
     from moecl_lib.claims.rule import reading_line
 
     out = []

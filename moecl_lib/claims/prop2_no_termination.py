@@ -1,53 +1,65 @@
-"""Proposition 2 (claim ``prop2``): without termination the load-balancing loss erases the specialisation.
+"""Proposition 2 (claim ``prop2``): without termination the load-balancing loss erases
+the specialisation.
 
-**What the paper states** (SPEC §6.3; content [V], orders [R-L]): if the gating network is trained forever,
-the load-balancing loss keeps acting on the arriving tasks. Around ``T1`` the expert sets are well separated;
-by ``t2 = ceil(eta^-1 sigma0^-0.75 M)`` the load balancing has made *all* gate values nearly equal, the
-routing is essentially random, the specialisation is lost and the errors stop converging; hence the router
-must be frozen.
+**What the paper states** (SPEC §6.3; content [V], orders [R-L]): if the gating network
+is trained forever, the load-balancing loss keeps acting on the arriving tasks. Around
+``T1`` the expert sets are well separated; by ``t2 = ceil(eta^-1 sigma0^-0.75 M)`` the
+load balancing has made *all* gate values nearly equal, the routing is essentially
+random, the specialisation is lost and the errors stop converging; hence the router must
+be frozen.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
-``recalled``; ``M = n_experts``) the same seed is simulated with the ``gap`` termination rule and with
-``never`` (identical task streams and draws; the runs coincide up to ``T1``), once with the setting's
-``alpha`` and once with ``alpha = 0`` (no load-balancing loss), plus the single expert ``M = 1``. In the
-calibrated setting the literal decaying aux gradient (``aux_grad="decay"``) is a further control (quantities
-only). ``t2`` of the statement is 80 rounds for ``M = 20`` (before the calibrated ``T1 = 600``), so every
-reading looks at the end of the horizon ``T`` instead. ``n_runs``, ``seed`` and ``T`` go straight into
-:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
-other chapters that run ``M = 20`` (same configuration and seed, same numbers).
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration`
+(``calibrated`` and ``recalled``; ``M = n_experts``) the same seed is simulated with the
+``gap`` termination rule and with ``never`` (identical task streams and draws; the runs
+coincide up to ``T1``), once with the setting's ``alpha`` and once with ``alpha = 0``
+(no load-balancing loss), plus the single expert ``M = 1``. In the calibrated setting
+the literal decaying aux gradient (``aux_grad="decay"``) is a further control
+(quantities only). ``t2`` of the statement is 80 rounds for ``M = 20`` (before the
+calibrated ``T1 = 600``), so every reading looks at the end of the horizon ``T``
+instead. ``n_runs``, ``seed`` and ``T`` go straight into
+:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member
+is the configuration of the other chapters that run ``M = 20`` (same configuration and
+seed, same numbers).
 
-**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must clear its threshold by 2
-standard errors, :mod:`moecl_lib.claims.rule`):
+**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must
+clear its threshold by 2 standard errors, :mod:`moecl_lib.claims.rule`):
 
-1. ``ratio``: ``G_T(never) / G_T(gap) >= 1.25`` (errors stop converging; ``ClaimThresholds.p2_ratio``),
-   paired delta-method s.e. over runs.
-2. ``difference``: ``G_T(never) - G_T(gap) >= 0`` (paired over runs; ``ClaimThresholds.p2_z`` = 2 s.e.).
-3. ``load_balancing``: the excess ``G_T(never) - G_T(gap)`` with the setting's ``alpha`` minus the same
-   excess with ``alpha = 0`` is ``>= 0`` (the load-balancing loss drives the loss; paired over runs). In the
-   recalled setting the ``alpha = 0`` router barely moves and (almost) never freezes, so its two arms
-   coincide and this reading repeats reading 2.
-4. ``separated_at_T1``: the expert sets learned by ``T1`` are well separated: across-set gate margin at
-   ``T1`` ``>= lambda`` (the precondition stated by the proposition).
-5. ``margin_erased``: without termination that margin falls by at least ``lambda`` between ``T1`` and ``T``.
-6. ``churn``: without termination more experts change their primary task per window at the end than with it
-   (difference ``>= 0``, mean of the last three windows).
-7. ``gates_equal``: by ``T`` the never-frozen router's gate values are all nearly equal: spread
-   ``<= lambda``.
-8. ``routing_random``: by ``T`` its routing is essentially random: normalised purity ``<= 0.5`` in the last
-   three windows (0 = purity of the same rounds with the task labels shuffled inside each window, 1 = every
-   expert serves one task).
+1. ``ratio``: ``G_T(never) / G_T(gap) >= 1.25`` (errors stop converging;
+   ``ClaimThresholds.p2_ratio``), paired delta-method s.e. over runs.
+2. ``difference``: ``G_T(never) - G_T(gap) >= 0`` (paired over runs;
+   ``ClaimThresholds.p2_z`` = 2 s.e.).
+3. ``load_balancing``: the excess ``G_T(never) - G_T(gap)`` with the setting's ``alpha``
+   minus the same excess with ``alpha = 0`` is ``>= 0`` (the load-balancing loss drives
+   the loss; paired over runs). In the recalled setting the ``alpha = 0`` router barely
+   moves and (almost) never freezes, so its two arms coincide and this reading repeats
+   reading 2.
+4. ``separated_at_T1``: the expert sets learned by ``T1`` are well separated: across-set
+   gate margin at ``T1`` ``>= lambda`` (the precondition stated by the proposition).
+5. ``margin_erased``: without termination that margin falls by at least ``lambda``
+   between ``T1`` and ``T``.
+6. ``churn``: without termination more experts change their primary task per window at
+   the end than with it (difference ``>= 0``, mean of the last three windows).
+7. ``gates_equal``: by ``T`` the never-frozen router's gate values are all nearly equal:
+   spread ``<= lambda``.
+8. ``routing_random``: by ``T`` its routing is essentially random: normalised purity
+   ``<= 0.5`` in the last three windows (0 = purity of the same rounds with the task
+   labels shuffled inside each window, 1 = every expert serves one task).
 
-Readings 7 and 8 are the collapse the statement describes; they fail where the data contradict it, and the
-verdict rule then gives ``partly`` (some readings hold, some fail).
+Readings 7 and 8 are the collapse the statement describes; they fail where the data
+contradict it, and the verdict rule then gives ``partly`` (some readings hold, some
+fail).
 
-**Conventions.** Expert sets "learned by ``T1``" are the primary tasks of the experts in the routing of the
-*terminated* run in the window ``(T1, T1 + window]`` (``moecl_lib.analysis.routing.expert_sets``); gate gaps are
-``moecl_lib.analysis.routing.gate_gaps`` on the engine's gate snapshots (every ``window`` rounds; "at ``T1``" is
-the first snapshot at or after ``T1`` of the terminated run), averaged over tasks, then over runs. Purity and
-churn use consecutive windows of ``window`` rounds (``purity_over_time``, ``primary_task_changes``). Every
-quantity is a mean over the ``n_runs`` runs of a configuration with its standard error; ratios of two means
-carry a delta-method s.e. (paired over runs when both come from the same seeds). A quantity without data
-(e.g. no set learned) is NaN and its reading inconclusive.
+**Conventions.** Expert sets "learned by ``T1``" are the primary tasks of the experts in
+the routing of the *terminated* run in the window ``(T1, T1 + window]``
+(``moecl_lib.analysis.routing.expert_sets``); gate gaps are
+``moecl_lib.analysis.routing.gate_gaps`` on the engine's gate snapshots (every
+``window`` rounds; "at ``T1``" is the first snapshot at or after ``T1`` of the
+terminated run), averaged over tasks, then over runs. Purity and churn use consecutive
+windows of ``window`` rounds (``purity_over_time``, ``primary_task_changes``). Every
+quantity is a mean over the ``n_runs`` runs of a configuration with its standard error;
+ratios of two means carry a delta-method s.e. (paired over runs when both come from the
+same seeds). A quantity without data (e.g. no set learned) is NaN and its reading
+inconclusive.
 """
 
 from __future__ import annotations
@@ -98,20 +110,22 @@ __all__ = [
 CHAPTER = "prop2_no_termination"
 CLAIM = "prop2"
 SETTINGS: tuple[str, ...] = ("calibrated", "recalled")
-#: Variants simulated per setting: name -> config overrides (each with ``gap`` and ``never``).
+#: Variants simulated per setting: name -> config overrides (each with ``gap`` and
+#: ``never``).
 VARIANTS: dict[str, dict[str, Any]] = {"base": {}, "alpha0": {"alpha": 0.0}}
 #: Extra control of the calibrated setting only: the literal decaying aux gradient.
 DECAY_VARIANT: dict[str, Any] = {"aux_grad": "decay"}
 #: Number of final windows averaged for the late purity and churn.
 LATE_WINDOWS = 3
-#: Normalised late purity at or below which the routing counts as "essentially random" (reading 8).
+#: Normalised late purity at or below which the routing counts as "essentially random"
+#: (reading 8).
 RANDOM_PURITY = 0.5
 
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a parameter of the
-    computation and stays out)."""
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
+    parameter of the computation and stays out)."""
 
     n_experts: int = 20
     T: int = 2000
@@ -120,14 +134,14 @@ class Params:
     window: int = 100
 
 
-# ------------------------------------------------------------------------------------------------ estimators
+# --------------------------------------------------------------------------- estimators
 
 
 def estimate_or_nan(
     name: str, samples: Sequence[float] | np.ndarray, *, label: str = ""
 ) -> Quantity:
-    """:func:`~moecl_lib.claims.rule.estimate`, or a NaN quantity (``n = 0``) when no sample is finite (e.g.
-    purity after ``T2`` when no run froze)."""
+    """:func:`~moecl_lib.claims.rule.estimate`, or a NaN quantity (``n = 0``) when no
+    sample is finite (e.g. purity after ``T2`` when no run froze)."""
     x = np.asarray(samples, dtype=float)
     if not np.isfinite(x).any():
         return Quantity(name, math.nan, 0.0, 0, "estimate", 0.0, label)
@@ -137,7 +151,8 @@ def estimate_or_nan(
 def reading_of(
     name: str, statement: str, q: Quantity, threshold: float, sense: str = ">="
 ) -> Reading:
-    """A reading on quantity ``q``; without data (NaN) it is a tie, hence inconclusive, and says so."""
+    """A reading on quantity ``q``; without data (NaN) it is a tie, hence inconclusive,
+    and says so."""
     if math.isnan(q.value):
         no_data = statement + " [no data]"
         return Reading(name, no_data, threshold, threshold, 0.0, sense)  # type: ignore[arg-type]
@@ -157,8 +172,9 @@ def independent_ratio(
 def shuffled_purity(
     res: SimulationResult, window: int, n_last: int, seed: int
 ) -> np.ndarray:
-    """Per-run purity of the last ``n_last`` windows with the task labels shuffled inside each window (the
-    purity random routing would give with the same expert loads and task counts), shape (R,)."""
+    """Per-run purity of the last ``n_last`` windows with the task labels shuffled
+    inside each window (the purity random routing would give with the same expert loads
+    and task counts), shape (R,)."""
     cfg = res.config
     rng = np.random.default_rng(seed)
     nw = cfg.T // window
@@ -173,12 +189,13 @@ def shuffled_purity(
     return routing_purity(rms.reshape(R * w, M, N)).reshape(R, w).mean(axis=1)
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class SettingData:
-    """Everything measured in one setting (per-run arrays of shape (R,), curves for the figures)."""
+    """Everything measured in one setting (per-run arrays of shape (R,), curves for the
+    figures)."""
 
     setting: str
     T1: int
@@ -198,7 +215,8 @@ class SettingData:
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: per-setting data, quantities, claim checks and the configurations run."""
+    """Output of :func:`run`: per-setting data, quantities, claim checks and the
+    configurations run."""
 
     chapter = CHAPTER
 
@@ -245,7 +263,8 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
 
 
 def measure_setting(setting: str, p: Params) -> SettingData:
-    """Simulate one setting (all variants, both terminations, single expert) and its routing diagnostics."""
+    """Simulate one setting (all variants, both terminations, single expert) and its
+    routing diagnostics."""
     base = setting_config(
         setting,
         p.n_experts,
@@ -307,7 +326,8 @@ def measure_setting(setting: str, p: Params) -> SettingData:
 
 
 def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
-    """The recorded quantities of one setting, keyed by short name (the recorded name adds ``_<setting>``)."""
+    """The recorded quantities of one setting, keyed by short name (the recorded name
+    adds ``_<setting>``)."""
     s = sd.setting
     q: dict[str, Quantity] = {}
 
@@ -487,7 +507,8 @@ def setting_check(
 def run(
     params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()
 ) -> Result:
-    """Simulate both settings and derive the chapter's quantities and Prop. 2 claim checks."""
+    """Simulate both settings and derive the chapter's quantities and Prop. 2 claim
+    checks."""
     start = time.perf_counter()
     data: dict[str, SettingData] = {}
     quantities: list[Quantity] = []
@@ -515,8 +536,9 @@ def run(
 
 
 def outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
-    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> ``holds`` / ``fails`` / ``inconclusive``, for
-    prose whose wording must follow the data at every profile."""
+    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> ``holds`` / ``fails``
+    / ``inconclusive``, for prose whose wording must follow the data at every
+    profile."""
     return {
         f"outcome_{c.claim}_{c.setting}_{r.name}".replace("-", "any"): r.outcome
         for c in checks
@@ -524,11 +546,12 @@ def outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
     }
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 
 
 def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """F_t and G_t with and without termination (both settings) and the single expert; figure + CSV."""
+    """F_t and G_t with and without termination (both settings) and the single expert;
+    figure + CSV."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
@@ -578,7 +601,8 @@ def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_routing(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Purity and churn per window, both terminations, both settings; figure + CSV columns."""
+    """Purity and churn per window, both terminations, both settings; figure + CSV
+    columns."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
@@ -602,7 +626,8 @@ def plot_routing(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_gate_gaps(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Within-set gap, across-set margin and spread of the sets learned by T1, over time; figure + CSV."""
+    """Within-set gap, across-set margin and spread of the sets learned by T1, over
+    time; figure + CSV."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)

@@ -1,38 +1,49 @@
 """Proposition 4 (claim ``prop4``): a single expert never gets rid of the model gap.
 
-**What the paper states** (SPEC §6.5; model-gap term [V], exact form [R-M]): for ``M = 1`` the expected
-forgetting ``E[F_t]`` and generalisation error ``E[G_t]`` have explicit expressions in ``r = 1 - s/d``, the
-norms of the ground truths and the model gap; ``G_t`` plateaus at a floor set by the model gap.
+**What the paper states** (SPEC §6.5; model-gap term [V], exact form [R-M]): for
+``M = 1`` the expected forgetting ``E[F_t]`` and generalisation error ``E[G_t]`` have
+explicit expressions in ``r = 1 - s/d``, the norms of the ground truths and the model
+gap; ``G_t`` plateaus at a floor set by the model gap.
 
-**What this module runs.** The paper's expressions were not available; the closed forms of
-:mod:`moecl_lib.theory.isotropic` are this project's derivation (SPEC §6.5, [D]), exact for isotropic columns
-(``signal="none"``). Two simulations of ``n_runs`` runs (each run draws its own pool, tasks and data):
+**What this module runs.** The paper's expressions were not available; the closed forms
+of :mod:`moecl_lib.theory.isotropic` are this project's derivation (SPEC §6.5, [D]),
+exact for isotropic columns (``signal="none"``). Two simulations of ``n_runs`` runs
+(each run draws its own pool, tasks and data):
 
-1. *isotropic columns*: simulation vs the closed form evaluated at each run's own pool (paired);
-2. *Definition 1* (the paper's generator, ``signal = definition1_signal``, SPEC §2.3): simulation vs the exact
-   second-moment recursion of :mod:`moecl_lib.theory.exact` (this project's, exact for that generator) on the
-   first ``n_exact_pools`` pools, and vs the isotropic closed form.
+1. *isotropic columns*: simulation vs the closed form evaluated at each run's own pool
+   (paired);
+2. *Definition 1* (the paper's generator, ``signal = definition1_signal``, SPEC §2.3):
+   simulation vs the exact second-moment recursion of :mod:`moecl_lib.theory.exact`
+   (this project's, exact for that generator) on the first ``n_exact_pools`` pools, and
+   vs the isotropic closed form.
 
-**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting ``"-"``; each must clear its threshold
-by 2 standard errors):
+**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting ``"-"``; each must
+clear its threshold by 2 standard errors):
 
 1. ``iso_G_form``: isotropic columns, ``|G_T(sim) / G_T(closed form) - 1| <= 0.1``;
 2. ``iso_F_form``: isotropic columns, ``|F_T(sim) / F_T(closed form) - 1| <= 0.1``;
-3. ``iso_plateau``: isotropic columns, ``|G_T / Delta - 1| <= 0.1`` (``G_t`` plateaus at the model gap);
-4. ``def1_floor``: Definition 1, ``G_T / Delta >= 0.8`` (a floor set by the pool, never zero);
-5. ``def1_plateau``: Definition 1, ``|G_T / Delta - 1| <= 0.1`` (the floor *is* the model gap);
+3. ``iso_plateau``: isotropic columns, ``|G_T / Delta - 1| <= 0.1`` (``G_t`` plateaus at
+   the model gap);
+4. ``def1_floor``: Definition 1, ``G_T / Delta >= 0.8`` (a floor set by the pool, never
+   zero);
+5. ``def1_plateau``: Definition 1, ``|G_T / Delta - 1| <= 0.1`` (the floor *is* the
+   model gap);
 6. ``def1_F_form``: Definition 1, ``|F_T(sim) / F_T(closed form) - 1| <= 0.1``.
 
-Readings 1-3 test the explicit expressions where they are exact, 4 the qualitative content, 5-6 the explicit
-expressions under the paper's own generator; where 5-6 fail the rule gives ``partly``.
+Readings 1-3 test the explicit expressions where they are exact, 4 the qualitative
+content, 5-6 the explicit expressions under the paper's own generator; where 5-6 fail
+the rule gives ``partly``.
 
-**Quantities.** Final-round means (``G_T``, ``F_T``) with their s.e. over runs; ratios of two means carry the
-paired delta-method s.e. (same runs); the model gap ``Delta`` is the per-run pool's
-(``theory.pool_moments``). The companion's own agreement checks are recorded as ``agree_*``: the largest, over
-the ``check_rounds`` and the curves, of ``|mean(sim - theory)| / (z_tolerance s.e.)`` (below 1 = agreement
-within ``z_tolerance`` s.e.), recorded with s.e. ``1 / z_tolerance`` (a z-statistic in these units).
+**Quantities.** Final-round means (``G_T``, ``F_T``) with their s.e. over runs; ratios
+of two means carry the paired delta-method s.e. (same runs); the model gap ``Delta`` is
+the per-run pool's (``theory.pool_moments``). The companion's own agreement checks are
+recorded as ``agree_*``: the largest, over the ``check_rounds`` and the curves, of
+``|mean(sim - theory)| / (z_tolerance s.e.)`` (below 1 = agreement within
+``z_tolerance`` s.e.), recorded with s.e. ``1 / z_tolerance`` (a z-statistic in these
+units).
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`.
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in
+:mod:`moecl_lib.linear.engine`.
 """
 
 from __future__ import annotations
@@ -62,15 +73,16 @@ from moecl_lib.theory.exact import (
 CHAPTER = "prop4_single_expert"
 CLAIM = "prop4"
 FORM_TOL = 0.10
-"""Relative agreement asked of a formula (closed form, plateau value): ``|ratio - 1| <= FORM_TOL``."""
+"""Relative agreement asked of a formula (closed form, plateau value):
+``|ratio - 1| <= FORM_TOL``."""
 FLOOR_MIN = 0.8
 """A non-zero floor: ``G_T >= FLOOR_MIN * Delta``."""
 
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``progress`` and ``out_dir`` are not
-    computation parameters)."""
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``progress`` and
+    ``out_dir`` are not computation parameters)."""
 
     n_tasks: int = 4
     d: int = 20
@@ -95,8 +107,9 @@ class Params:
         return tuple(t for t in self.check_rounds if 1 <= t <= self.T)
 
 
-# ------------------------------------------------------------------------------------------------ estimators
-# (shared by the theory chapters thm1_moe_many_experts and thm2_moe_few_experts)
+# ------------------------------------------------------------------------------------------------
+# estimators (shared by the theory chapters thm1_moe_many_experts and
+# thm2_moe_few_experts)
 
 
 def agreement(
@@ -106,9 +119,9 @@ def agreement(
     z_tolerance: float,
     slack: float = 0.0,
 ) -> float:
-    """``max_t |mean(sim - ref)| / (z_tolerance * s.e. + slack)`` over ``rounds`` (paired over runs): below 1
-    means that the simulation agrees with the reference at every round within ``z_tolerance`` s.e. (+
-    slack)."""
+    """``max_t |mean(sim - ref)| / (z_tolerance * s.e. + slack)`` over ``rounds``
+    (paired over runs): below 1 means that the simulation agrees with the reference at
+    every round within ``z_tolerance`` s.e. (+ slack)."""
     m, se = mean_se(np.asarray(sim, dtype=float) - np.asarray(ref, dtype=float))
     idx = np.asarray(rounds, dtype=int) - 1
     return float(np.max(np.abs(m[idx]) / (z_tolerance * se[idx] + slack)))
@@ -117,12 +130,14 @@ def agreement(
 def agreement_quantity(
     name: str, value: float, z_tolerance: float, n: int, label: str
 ) -> Quantity:
-    """An ``agree_*`` quantity: a max of ``|z| / z_tolerance``, recorded with s.e. ``1 / z_tolerance``."""
+    """An ``agree_*`` quantity: a max of ``|z| / z_tolerance``, recorded with s.e.
+    ``1 / z_tolerance``."""
     return Quantity(name, value, 1.0 / z_tolerance, n, "estimate", 0.0, label)
 
 
 def within(name: str, statement: str, q: Quantity, tol: float = FORM_TOL) -> Reading:
-    """Two-sided agreement reading ``|q - 1| <= tol`` (the s.e. of ``|q - 1|`` is that of ``q``)."""
+    """Two-sided agreement reading ``|q - 1| <= tol`` (the s.e. of ``|q - 1|`` is that
+    of ``q``)."""
     return Reading(name, statement, abs(q.value - 1.0), tol, q.se, "<=")
 
 
@@ -152,11 +167,12 @@ def independent_ratio(
     return Quantity(name, r, se, min(qa.n, qb.n), "estimate", floor, label)
 
 
-# ------------------------------------------------------------------------------------------------ configs
+# ------------------------------------------------------------------------------ configs
 
 
 def configs(p: Params) -> dict[str, ExperimentConfig]:
-    """The two configurations the chapter runs: isotropic columns and the Definition-1 generator."""
+    """The two configurations the chapter runs: isotropic columns and the Definition-1
+    generator."""
     iso = ExperimentConfig(
         n_tasks=p.n_tasks,
         n_experts=1,
@@ -171,12 +187,13 @@ def configs(p: Params) -> dict[str, ExperimentConfig]:
     return {"isotropic": iso, "definition1": iso.replace(signal=p.definition1_signal)}
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class Curves:
-    """Mean curves (length ``T``) of one generator: simulation (mean, s.e.) and theory."""
+    """Mean curves (length ``T``) of one generator: simulation (mean, s.e.) and
+    theory."""
 
     sim: dict[str, tuple[np.ndarray, np.ndarray]]  # "G", "F", "G_pool" -> (mean, se)
     theory: dict[str, np.ndarray]  # name -> mean curve
@@ -184,7 +201,8 @@ class Curves:
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: curves for the figures, quantities, claim check and configurations."""
+    """Output of :func:`run`: curves for the figures, quantities, claim check and
+    configurations."""
 
     chapter = CHAPTER
 
@@ -221,7 +239,8 @@ class Result(ChapterResult):
         ]
 
     def rows_definition1(self) -> list[dict[str, Any]]:
-        """Table of section 2 at the checked rounds (simulation, exact recursion, isotropic formula)."""
+        """Table of section 2 at the checked rounds (simulation, exact recursion,
+        isotropic formula)."""
         (G, _), (F, _) = self.def1.sim["G"], self.def1.sim["F"]
         th = self.def1.theory
         return [
@@ -241,7 +260,8 @@ class Result(ChapterResult):
 
 
 def run(params: Params = Params(), *, progress: bool = False) -> Result:
-    """Simulate both generators and derive the quantities and the Prop. 4 claim check."""
+    """Simulate both generators and derive the quantities and the Prop. 4 claim
+    check."""
     start = time.perf_counter()
     p = params
     cfgs = configs(p)
@@ -429,11 +449,12 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
     )
 
 
-# ------------------------------------------------------------------------------------------------ prose
+# -------------------------------------------------------------------------------- prose
 
 
 def prose(result: Result) -> dict[str, str]:
-    """Sentences of the Reading paragraph whose wording depends on the run, by glue key."""
+    """Sentences of the Reading paragraph whose wording depends on the run, by glue
+    key."""
     fl = result.quantity("G_floor_def1_over_gap")
     fr = result.quantity("F_T_def1_over_formula")
     above = "above" if fl.value > 1 else "below"
@@ -445,7 +466,7 @@ def prose(result: Result) -> dict[str, str]:
     }
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 
 
 def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
@@ -485,7 +506,8 @@ def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_definition1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Section 2 figure (simulation, exact recursion, isotropic formula) and its CSV columns."""
+    """Section 2 figure (simulation, exact recursion, isotropic formula) and its CSV
+    columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
@@ -532,7 +554,8 @@ def plot_definition1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def config_lines(cfgs: Mapping[str, ExperimentConfig]) -> str:
-    """Every field of every configuration, one block per configuration (printed near the parameters)."""
+    """Every field of every configuration, one block per configuration (printed near the
+    parameters)."""
     out = []
     for name, c in cfgs.items():
         out.append(f"[{name}]")

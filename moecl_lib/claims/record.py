@@ -1,11 +1,14 @@
-"""A chapter's record: its quantities, claim checks, parameters, configuration and the machine that ran it.
+"""A chapter's record: its quantities, claim checks, parameters, configuration and the
+machine that ran it.
 
-Each executed chapter *publishes* its record twice: as ``record.json`` in its ``out_dir`` and as a hidden
-myst-nb ``glue`` output named :data:`RECORD_KEY` inside the executed notebook, so that the book's status page
-is generated from the very notebooks the book renders (:func:`records_from_notebooks`).
+Each executed chapter *publishes* its record twice: as ``record.json`` in its
+``out_dir`` and as a hidden myst-nb ``glue`` output named :data:`RECORD_KEY` inside the
+executed notebook, so that the book's status page is generated from the very notebooks
+the book renders (:func:`records_from_notebooks`).
 
-The quick profile's record is compared with ``notebooks/expected/<chapter>.json`` (:func:`compare`) at the
-tolerances of :mod:`moecl_lib.claims.rule`; ``moecl expect`` (re)writes that file from an executed notebook.
+The quick profile's record is compared with ``notebooks/expected/<chapter>.json``
+(:func:`compare`) at the tolerances of :mod:`moecl_lib.claims.rule`; ``moecl expect``
+(re)writes that file from an executed notebook.
 """
 
 from __future__ import annotations
@@ -48,11 +51,13 @@ KERNEL_VARIABLES = (
 
 
 class ExpectationError(AssertionError):
-    """A recorded number moved beyond its tolerance, or the record does not match its stored expectation."""
+    """A recorded number moved beyond its tolerance, or the record does not match its
+    stored expectation."""
 
 
 def _jsonable(x: Any) -> Any:
-    """Plain-JSON copy of ``x`` (numpy scalars and arrays, tuples, paths; NaN/inf as strings)."""
+    """Plain-JSON copy of ``x`` (numpy scalars and arrays, tuples, paths; NaN/inf as
+    strings)."""
     if isinstance(x, Mapping):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -78,7 +83,8 @@ def cpu_name() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    """Python, package versions, CPU, core count and the kernel-selecting environment variables."""
+    """Python, package versions, CPU, core count and the kernel-selecting environment
+    variables."""
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -97,8 +103,9 @@ def machine_info() -> dict[str, Any]:
 
 @dataclass
 class Record:
-    """Everything a chapter reports, in plain data. ``params`` are the notebook's parameter values (the
-    profile's), ``configs`` the full configurations it ran (name -> dict), ``seeds`` the seeds used."""
+    """Everything a chapter reports, in plain data. ``params`` are the notebook's
+    parameter values (the profile's), ``configs`` the full configurations it ran (name
+    -> dict), ``seeds`` the seeds used."""
 
     chapter: str
     params: dict[str, Any]
@@ -166,7 +173,8 @@ class Record:
 
 
 def publish(record: Record, out_dir: str | Path) -> Path:
-    """Write ``out_dir/record.json`` and glue the record (hidden) into the running notebook, if any."""
+    """Write ``out_dir/record.json`` and glue the record (hidden) into the running
+    notebook, if any."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "record.json"
@@ -186,8 +194,9 @@ def publish(record: Record, out_dir: str | Path) -> Path:
 
 
 def glue_values(record: Record) -> dict[str, str]:
-    """What :func:`publish` glues for prose: every quantity as ``"value ± se"`` under its name, and every verdict
-    as ``verdict_<claim>_<setting>``. In a chapter's Markdown: ``{glue:text}`G_T_never```."""
+    """What :func:`publish` glues for prose: every quantity as ``"value ± se"`` under
+    its name, and every verdict as ``verdict_<claim>_<setting>``. In a chapter's
+    Markdown: ``{glue:text}`G_T_never```."""
     out = {
         q.name: fmt_number(q.value, q.se)
         for q in record.quantities
@@ -225,11 +234,12 @@ def records_from_notebooks(paths: Iterable[Path]) -> dict[str, Record]:
     return out
 
 
-# ----------------------------------------------------------------------------------------- expectations
+# ------------------------------------------------------------------------- expectations
 
 
 def expected_path(chapter: str, root: Path | None = None) -> Path:
-    """``<repo>/notebooks/expected/<chapter>.json`` (repository root found from the working directory)."""
+    """``<repo>/notebooks/expected/<chapter>.json`` (repository root found from the
+    working directory)."""
     if root is None:
         from moecl_lib.paths import find_repo_root
 
@@ -238,7 +248,8 @@ def expected_path(chapter: str, root: Path | None = None) -> Path:
 
 
 def expectation(record: Record) -> dict[str, Any]:
-    """What is stored as the expectation of a record: parameters, compared quantities and verdicts."""
+    """What is stored as the expectation of a record: parameters, compared quantities
+    and verdicts."""
     return {
         "chapter": record.chapter,
         "params": _jsonable(record.params),
@@ -271,8 +282,9 @@ class Mismatch:
 
 
 def mismatches(record: Record, expected: Mapping[str, Any]) -> list[Mismatch]:
-    """Quantities of ``record`` farther from ``expected`` than their tolerance (a stored quantity missing from the
-    record counts as a mismatch with ``new = nan``; round-off quantities are skipped)."""
+    """Quantities of ``record`` farther from ``expected`` than their tolerance (a stored
+    quantity missing from the record counts as a mismatch with ``new = nan``; round-off
+    quantities are skipped)."""
     got = {q.name: q for q in record.quantities}
     bad = []
     for d in expected.get("quantities", []):
@@ -290,11 +302,13 @@ def mismatches(record: Record, expected: Mapping[str, Any]) -> list[Mismatch]:
 
 
 def compare(record: Record, path: Path | None = None) -> str:
-    """Compare ``record`` with its stored expectation; returns a stable one-line summary.
+    """Compare ``record`` with its stored expectation; returns a stable one-line
+    summary.
 
-    Only a record whose parameters equal the stored ones is compared (other parameter values, e.g. the paper
-    profile, have no stored expectation). Raises :class:`ExpectationError` naming every quantity that moved
-    beyond its tolerance (chapter, quantity, stored value, new value, tolerance).
+    Only a record whose parameters equal the stored ones is compared (other parameter
+    values, e.g. the paper profile, have no stored expectation). Raises
+    :class:`ExpectationError` naming every quantity that moved beyond its tolerance
+    (chapter, quantity, stored value, new value, tolerance).
     """
     path = path or expected_path(record.chapter)
     if not path.is_file():
@@ -320,18 +334,20 @@ def compare(record: Record, path: Path | None = None) -> str:
 def summary_rows(
     quantities: Sequence[Quantity], digits: int = 3
 ) -> list[dict[str, str]]:
-    """Rows ``{quantity, value}`` for a chapter's table of recorded quantities (``label`` or ``name``)."""
+    """Rows ``{quantity, value}`` for a chapter's table of recorded quantities
+    (``label`` or ``name``)."""
     return [
         {"quantity": q.label or q.name, "value": fmt_number(q.value, q.se, digits)}
         for q in quantities
     ]
 
 
-# ----------------------------------------------------------------------------------------- chapter results
+# ---------------------------------------------------------------------- chapter results
 
 
 def find_quantity(quantities: Iterable[Quantity], name: str, chapter: str) -> Quantity:
-    """The quantity called ``name`` (``KeyError`` naming the chapter if there is none)."""
+    """The quantity called ``name`` (``KeyError`` naming the chapter if there is
+    none)."""
     for q in quantities:
         if q.name == name:
             return q

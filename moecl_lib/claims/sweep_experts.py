@@ -1,41 +1,47 @@
-"""Chapter ``sweep_experts``: more experts need more rounds and may not improve performance (claim
-``more_experts``).
+"""Chapter ``sweep_experts``: more experts need more rounds and may not improve
+performance (claim ``more_experts``).
 
-**What is computed.** For ``M`` from 1 to ``4N`` at a fixed horizon ``T``, three models of the linear MoE:
+**What is computed.** For ``M`` from 1 to ``4N`` at a fixed horizon ``T``, three models
+of the linear MoE:
 
 1. *ideal MoE* -- specialised routing from round 1, exact expectation
-   (:func:`moecl_lib.theory.moe.oracle_moe_exact`) over ``n_pools_exact`` task pools (no simulation); with
-   ``M < N`` the tasks are split into ``M`` blocks;
-2. *learning phase + specialisation* -- forced routing, uniformly random for ``t0 = T1(M)`` rounds (or
-   ``t1_per_expert * M``) and specialised afterwards (Monte-Carlo, ``n_runs`` runs), checked against its exact
-   expectation given the realised routing (:func:`moecl_lib.theory.exact.moe_exact_given_routing`);
-3. *Algorithm 1* -- the setting's learned router, frozen by the termination rule after ``T1(M)``
-   (``alg1_runs`` runs).
+   (:func:`moecl_lib.theory.moe.oracle_moe_exact`) over ``n_pools_exact`` task pools (no
+   simulation); with ``M < N`` the tasks are split into ``M`` blocks;
+2. *learning phase + specialisation* -- forced routing, uniformly random for
+   ``t0 = T1(M)`` rounds (or ``t1_per_expert * M``) and specialised afterwards
+   (Monte-Carlo, ``n_runs`` runs), checked against its exact expectation given the
+   realised routing (:func:`moecl_lib.theory.exact.moe_exact_given_routing`);
+3. *Algorithm 1* -- the setting's learned router, frozen by the termination rule after
+   ``T1(M)`` (``alg1_runs`` runs).
 
-**Convergence round** (this project's definition, ``[C]``): with the pool-averaged error ``G_pool`` and the
-mean model gap ``Delta`` of the same runs, ``t_conv = min{t : mean G_pool(u) <= eps * mean Delta for all t <=
-u <= T}``, computed on the mean curve over runs (:func:`moecl_lib.theory.moe.convergence_round`). A curve that
-is still above the threshold at ``T`` is *not reached*; in the trend statistic it counts as ``T + 1`` (a lower
-bound, stated).
+**Convergence round** (this project's definition, ``[C]``): with the pool-averaged error
+``G_pool`` and the mean model gap ``Delta`` of the same runs,
+``t_conv = min{t : mean G_pool(u) <= eps * mean Delta for all t <= u <= T}``, computed
+on the mean curve over runs (:func:`moecl_lib.theory.moe.convergence_round`). A curve
+that is still above the threshold at ``T`` is *not reached*; in the trend statistic it
+counts as ``T + 1`` (a lower bound, stated).
 
 **Readings of ``more_experts``** (setting = the ``setting`` parameter; thresholds ours):
 
-* ``ideal_trend``: the ideal MoE's convergence round grows with ``M`` over ``M >= N``: least-squares slope of
-  ``t_conv`` on ``M`` >= 0 rounds per expert (the ``1/M`` training share of each expert; no router, no
-  ``T1``);
-* ``alg1_trend``: the same slope for Algorithm 1 >= 0 (``T1 = 30 M`` is part of Algorithm 1 here; "not
-  reached" = ``T + 1``). No monotonicity reading: a trend statistic over all ``M >= N``, so a non-monotone
-  sweep shows up as a small or negative slope;
-* ``alg1_not_better``: Algorithm 1's ``G_T(4N) - G_T(2N) >= 0`` (the largest ``M`` is not better at ``T``;
-  paired over runs, which share their task pools across ``M``).
+* ``ideal_trend``: the ideal MoE's convergence round grows with ``M`` over ``M >= N``:
+  least-squares slope of ``t_conv`` on ``M`` >= 0 rounds per expert (the ``1/M``
+  training share of each expert; no router, no ``T1``);
+* ``alg1_trend``: the same slope for Algorithm 1 >= 0 (``T1 = 30 M`` is part of
+  Algorithm 1 here; "not reached" = ``T + 1``). No monotonicity reading: a trend
+  statistic over all ``M >= N``, so a non-monotone sweep shows up as a small or negative
+  slope;
+* ``alg1_not_better``: Algorithm 1's ``G_T(4N) - G_T(2N) >= 0`` (the largest ``M`` is
+  not better at ``T``; paired over runs, which share their task pools across ``M``).
 
-Each reading holds/fails by the 2-s.e. rule of :mod:`moecl_lib.claims.rule`. The learning-phase model's trend
-is recorded but is no reading: its learning phase ``t0 = T1(M)`` grows with ``M`` by construction.
+Each reading holds/fails by the 2-s.e. rule of :mod:`moecl_lib.claims.rule`. The
+learning-phase model's trend is recorded but is no reading: its learning phase
+``t0 = T1(M)`` grows with ``M`` by construction.
 
-**Standard errors.** Means over runs: sample s.e. Convergence rounds and slopes: bootstrap over runs (pools
-for the ideal MoE), ``N_BOOT`` resamples drawn by :func:`bootstrap_weights` from ``(BOOT_SEED, seed)``, the
-same resampled run indices for every ``M`` (runs with the same index share their pool). Convergence rounds are
-integers from a threshold crossing, so they carry an absolute tolerance floor (``ROUND_FLOOR``).
+**Standard errors.** Means over runs: sample s.e. Convergence rounds and slopes:
+bootstrap over runs (pools for the ideal MoE), ``N_BOOT`` resamples drawn by
+:func:`bootstrap_weights` from ``(BOOT_SEED, seed)``, the same resampled run indices for
+every ``M`` (runs with the same index share their pool). Convergence rounds are integers
+from a threshold crossing, so they carry an absolute tolerance floor (``ROUND_FLOOR``).
 """
 
 from __future__ import annotations
@@ -70,18 +76,21 @@ N_BOOT = 400
 BOOT_SEED = 20250
 """First entry of the bootstrap generator's seed ``(BOOT_SEED, seed)``."""
 ROUND_FLOOR = 3.0
-"""Tolerance floor (rounds) of a convergence round. Needed where the bootstrap s.e. is 0 (every resample gives
-the same round, e.g. "not reached"); a few rounds of one threshold crossing. The CPU-kernel variants of the
-quick profile moved no convergence round; other seeds (all runs other draws) stayed within the tolerance."""
+"""Tolerance floor (rounds) of a convergence round. Needed where the bootstrap s.e. is 0
+(every resample gives the same round, e.g. "not reached"); a few rounds of one threshold
+crossing. The CPU-kernel variants of the quick profile moved no convergence round; other
+seeds (all runs other draws) stayed within the tolerance."""
 SLOPE_FLOOR = 0.3
-"""Tolerance floor (rounds per expert) of a slope of convergence rounds (``ROUND_FLOOR`` over the M range)."""
+"""Tolerance floor (rounds per expert) of a slope of convergence rounds (``ROUND_FLOOR``
+over the M range)."""
 
 FloatArray = NDArray[np.floating]
 
 
 # ----------------------------------------------------------------------- shared helpers
 def bootstrap_weights(n: int, n_boot: int, seed: int) -> FloatArray:
-    """``(n_boot, n)`` resampling weights (multinomial counts / ``n``): ``w @ x`` is a resample's mean."""
+    """``(n_boot, n)`` resampling weights (multinomial counts / ``n``): ``w @ x`` is a
+    resample's mean."""
     rng = np.random.default_rng((BOOT_SEED, int(seed)))
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) / n
 
@@ -95,7 +104,8 @@ def ols_slope(x: ArrayLike, y: ArrayLike) -> FloatArray:
 
 
 def spearman(x: ArrayLike, y: ArrayLike) -> float:
-    """Spearman rank correlation (average ranks for ties); 0 when ``x`` or ``y`` is constant."""
+    """Spearman rank correlation (average ranks for ties); 0 when ``x`` or ``y`` is
+    constant."""
     rx, ry = rankdata(np.asarray(x, dtype=float)), rankdata(np.asarray(y, dtype=float))
     if rx.std() == 0 or ry.std() == 0:
         return 0.0
@@ -103,7 +113,8 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
 
 
 def censored_convergence(curves: ArrayLike, threshold: ArrayLike, T: int) -> FloatArray:
-    """:func:`moecl_lib.theory.moe.convergence_round`, with "not reached" counted as ``T + 1``."""
+    """:func:`moecl_lib.theory.moe.convergence_round`, with "not reached" counted as
+    ``T + 1``."""
     t = tm.convergence_round(curves, threshold)
     return np.where(np.isnan(t), float(T + 1), t)
 
@@ -117,7 +128,8 @@ def boot_quantity(
     floor: float = 0.0,
     label: str = "",
 ) -> Quantity:
-    """A statistic of the full sample with the bootstrap standard deviation as its s.e."""
+    """A statistic of the full sample with the bootstrap standard deviation as its
+    s.e."""
     b = np.asarray(boot, dtype=float)
     return Quantity(
         name, float(value), float(b.std(ddof=1)), n, "estimate", floor, label
@@ -156,7 +168,8 @@ class Params:
 
 @dataclass
 class ModelRow:
-    """One model at one ``M``: end-of-horizon errors, convergence round and the mean curve."""
+    """One model at one ``M``: end-of-horizon errors, convergence round and the mean
+    curve."""
 
     M: int
     G_T: float
@@ -189,11 +202,13 @@ class Result(ChapterResult):
     wall_time_s: float
 
     def config_text(self) -> str:
-        """Every configuration the chapter ran: shared fields once, then the fields that vary per model/M."""
+        """Every configuration the chapter ran: shared fields once, then the fields that
+        vary per model/M."""
         return configs_text(self.configs)
 
     def table(self, model: str) -> str:
-        """Printable table of one model (``ideal``, ``phase`` or ``alg``); ``t_conv`` nan = not reached."""
+        """Printable table of one model (``ideal``, ``phase`` or ``alg``); ``t_conv``
+        nan = not reached."""
         rows = []
         for M, r in getattr(self, model).items():
             row: dict[str, Any] = {"M": M, **{k: v for k, v in r.extra.items()}}
@@ -216,7 +231,8 @@ def _base(p: Params, M: int, n_runs: int) -> ExperimentConfig:
 
 
 def run(p: Params = Params()) -> Result:
-    """Run the three models and derive the quantities and the ``more_experts`` readings."""
+    """Run the three models and derive the quantities and the ``more_experts``
+    readings."""
     start = time.perf_counter()
     base = _base(p, 1, p.n_runs)
     N, s, T = base.n_tasks, base.s, p.T
@@ -502,7 +518,8 @@ def run(p: Params = Params()) -> Result:
 
 
 def plot(result: Result, out_dir: str) -> Any:
-    """The three panels (G_T, F_T, convergence round vs M) for the three models; saves figure and CSV."""
+    """The three panels (G_T, F_T, convergence round vs M) for the three models; saves
+    figure and CSV."""
     import matplotlib.pyplot as plt
 
     p, N = result.params, result.N
@@ -547,7 +564,8 @@ def plot(result: Result, out_dir: str) -> Any:
 
 
 def configs_text(configs: Mapping[str, Mapping[str, Any]]) -> str:
-    """Shared fields of ``configs`` (name -> dict) once, then one line per configuration with the others."""
+    """Shared fields of ``configs`` (name -> dict) once, then one line per configuration
+    with the others."""
     names = list(configs)
     keys = sorted({k for c in configs.values() for k in c})
     shared = {

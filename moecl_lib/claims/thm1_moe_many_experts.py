@@ -1,51 +1,69 @@
-"""Theorem 1 (claim ``thm1``): with at least as many experts as tasks the model-gap floor disappears.
+"""Theorem 1 (claim ``thm1``): with at least as many experts as tasks the model-gap
+floor disappears.
 
-**What the paper states** (SPEC §6.6; content [V], details [R-L]): for ``M >= N`` (in the paper
-``M = Omega(N ln N)``) the MoE beats a single expert: after specialisation no new forgetting arises
-(``F_t -> 0``), ``G_t`` decreases because the single expert's model-gap floor disappears, and more experts
-make the convergence slower.
+**What the paper states** (SPEC §6.6; content [V], details [R-L]): for ``M >= N`` (in
+the paper ``M = Omega(N ln N)``) the MoE beats a single expert: after specialisation no
+new forgetting arises (``F_t -> 0``), ``G_t`` decreases because the single expert's
+model-gap floor disappears, and more experts make the convergence slower.
 
-**What this module runs** (formulas: this project's derivations, [D], book page *Derivations for the MoE*):
+**What this module runs** (formulas: this project's derivations, [D], book page
+*Derivations for the MoE*):
 
-1. *ideal MoE*: forced specialised routing from round 1 (no router), one shared pool, signal variant
-   ``ideal_signal``, ``M = 1`` and every ``M`` in ``experts``, against the exact expectation
-   (``theory_moe.oracle_moe_exact``; ``theory_exact.single_expert_exact`` for ``M = 1``);
-2. *specialisation at t0*: random routing for rounds ``1..t0``, specialised afterwards (``M = M_post``, one
-   pool per run), against the formula conditional on the state at ``t0`` and its ``c/t`` tail;
-3. *Algorithm 1*: the learned router of the named ``setting`` (``calibrated`` [C] or ``recalled`` [R-L],
-   :mod:`moecl_lib.analysis.calibration`) for ``M = 1`` and every ``M`` in ``experts`` (``alg1_runs`` runs, one pool
-   per run, the same pools for every ``M``), against the exact expectation given the realised routing.
+1. *ideal MoE*: forced specialised routing from round 1 (no router), one shared pool,
+   signal variant ``ideal_signal``, ``M = 1`` and every ``M`` in ``experts``, against
+   the exact expectation (``theory_moe.oracle_moe_exact``;
+   ``theory_exact.single_expert_exact`` for ``M = 1``);
+2. *specialisation at t0*: random routing for rounds ``1..t0``, specialised afterwards
+   (``M = M_post``, one pool per run), against the formula conditional on the state at
+   ``t0`` and its ``c/t`` tail;
+3. *Algorithm 1*: the learned router of the named ``setting`` (``calibrated`` [C] or
+   ``recalled`` [R-L], :mod:`moecl_lib.analysis.calibration`) for ``M = 1`` and every
+   ``M`` in ``experts`` (``alg1_runs`` runs, one pool per run, the same pools for every
+   ``M``), against the exact expectation given the realised routing.
 
-**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting = ``setting``; each must clear its
-threshold by 2 s.e.; a reading over several ``M`` is the one with the least margin, named in its statement):
+**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting = ``setting``;
+each must clear its threshold by 2 s.e.; a reading over several ``M`` is the one with
+the least margin, named in its statement):
 
-1. ``ideal_G``: ideal MoE, ``G_T(M) / G_T(single) <= 0.1`` for every ``M`` (the floor disappears);
-2. ``ideal_F``: ideal MoE, ``|F_T(M)| / F_T(single) <= 0.1`` for every ``M`` (``F_t -> 0``);
-3. ``post_G``: specialised from ``t0``: ``G_T / G_{t0+1} <= 0.5`` (``G_t`` decreases after specialisation);
-4. ``post_F``: specialised from ``t0``: ``|F_T| / |F_{t0+1}| <= 0.5`` (forgetting fades);
-5. ``alg1_G``: Algorithm 1, ``G_T(M) / G_T(single) <= 1`` for every ``M`` (beats the single expert);
+1. ``ideal_G``: ideal MoE, ``G_T(M) / G_T(single) <= 0.1`` for every ``M`` (the floor
+   disappears);
+2. ``ideal_F``: ideal MoE, ``|F_T(M)| / F_T(single) <= 0.1`` for every ``M``
+   (``F_t -> 0``);
+3. ``post_G``: specialised from ``t0``: ``G_T / G_{t0+1} <= 0.5`` (``G_t`` decreases
+   after specialisation);
+4. ``post_F``: specialised from ``t0``: ``|F_T| / |F_{t0+1}| <= 0.5`` (forgetting
+   fades);
+5. ``alg1_G``: Algorithm 1, ``G_T(M) / G_T(single) <= 1`` for every ``M`` (beats the
+   single expert);
 6. ``alg1_F``: Algorithm 1, ``F_T(M) / F_T(single) <= 1`` for every ``M``;
-7. ``alg1_pool``: Algorithm 1, ``M >= N ln N``: pool error of the current models ``G^pool_T <= 0.1 x`` the
-   single expert's exact floor (the floor disappears);
-8. ``alg1_G_decreases``: Algorithm 1, ``G_T / G_{T1} <= 1`` for every ``M`` with ``T1 < alg1_T``;
+7. ``alg1_pool``: Algorithm 1, ``M >= N ln N``: pool error of the current models
+   ``G^pool_T <= 0.1 x`` the single expert's exact floor (the floor disappears);
+8. ``alg1_G_decreases``: Algorithm 1, ``G_T / G_{T1} <= 1`` for every ``M`` with
+   ``T1 < alg1_T``;
 9. ``alg1_F_decreases``: Algorithm 1, ``F_T / F_{T1} <= 1`` likewise;
-10. ``alg1_F_to_zero``: Algorithm 1, ``M >= N ln N`` with ``T1 < alg1_T``: ``(T-1) F_T / ((T1-1) F_{T1})
-    <= 1``. Since ``(t-1) F_t = t G_t - sum_{tau<=t} err_tau(tau)``, under a specialised routing (each expert
-    sees only the tasks of its set) every later update lowers ``(t-1) F_t`` in expectation: what is left is
-    the ``c/t`` tail of the arrivals before ``T2`` (section 2), so ``F_t -> 0`` at least as fast as ``1/t``.
-    An impure routing keeps a forgetting floor of its own and makes ``(t-1) F_t`` grow.
+10. ``alg1_F_to_zero``: Algorithm 1, ``M >= N ln N`` with ``T1 < alg1_T``:
+    ``(T-1) F_T / ((T1-1) F_{T1}) <= 1``. Since
+    ``(t-1) F_t = t G_t - sum_{tau<=t} err_tau(tau)``, under a specialised routing (each
+    expert sees only the tasks of its set) every later update lowers ``(t-1) F_t`` in
+    expectation: what is left is the ``c/t`` tail of the arrivals before ``T2`` (section
+    2), so ``F_t -> 0`` at least as fast as ``1/t``. An impure routing keeps a
+    forgetting floor of its own and makes ``(t-1) F_t`` grow.
 
-**Quantities.** Means over runs with their s.e.; ratios of means carry the delta-method s.e. (paired when both
-come from the same runs or pools, e.g. every Algorithm-1 ``M`` shares the pools of its seed). Deterministic
-numbers (exact curves and floors of the shared pool, decay factors) are ``kind="exact"``; the exact curves of
-the setting's aligned generator, zero up to round-off, are ``kind="roundoff"``. The companion's own agreement
-checks are ``agree_*``: ``max_t |mean(sim - exact)| / (z_tolerance s.e. + abs_tolerance x Delta_single)``
-over the checked rounds and the curves (below 1 = agreement), recorded with s.e. ``1 / z_tolerance``.
-Tolerance floors: :data:`ROUNDOFF_FLOOR` for the ideal-MoE estimates (``G_T`` of round-off size),
-:data:`FRACTION_FLOOR` for the routing fractions (purity, coverage, frozen runs).
+**Quantities.** Means over runs with their s.e.; ratios of means carry the delta-method
+s.e. (paired when both come from the same runs or pools, e.g. every Algorithm-1 ``M``
+shares the pools of its seed). Deterministic numbers (exact curves and floors of the
+shared pool, decay factors) are ``kind="exact"``; the exact curves of the setting's
+aligned generator, zero up to round-off, are ``kind="roundoff"``. The companion's own
+agreement checks are ``agree_*``:
+``max_t |mean(sim - exact)| / (z_tolerance s.e. + abs_tolerance x Delta_single)`` over
+the checked rounds and the curves (below 1 = agreement), recorded with s.e.
+``1 / z_tolerance``. Tolerance floors: :data:`ROUNDOFF_FLOOR` for the ideal-MoE
+estimates (``G_T`` of round-off size), :data:`FRACTION_FLOOR` for the routing fractions
+(purity, coverage, frozen runs).
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`
-(``G_t`` arrival-averaged, ``G^pool_t`` pool-averaged over the experts of each task's set).
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in
+:mod:`moecl_lib.linear.engine` (``G_t`` arrival-averaged, ``G^pool_t`` pool-averaged
+over the experts of each task's set).
 """
 
 from __future__ import annotations
@@ -87,13 +105,15 @@ CLAIM = "thm1"
 IDEAL_RATIO = 0.1
 """Ideal MoE: ``G_T`` and ``|F_T|`` at most this fraction of the single expert's."""
 POST_RATIO = 0.5
-"""Specialised from ``t0``: ``G_T`` and ``|F_T|`` at most this fraction of their value right after ``t0``."""
+"""Specialised from ``t0``: ``G_T`` and ``|F_T|`` at most this fraction of their value
+right after ``t0``."""
 POOL_RATIO = 0.1
-"""Algorithm 1 with ``M >= N ln N``: pool error at most this fraction of the single expert's floor."""
+"""Algorithm 1 with ``M >= N ln N``: pool error at most this fraction of the single
+expert's floor."""
 FRACTION_FLOOR = 0.05
-"""Absolute tolerance floor of the routing fractions (purity, coverage, frozen runs): a fraction that is 1 in
-every run has s.e. 0, yet another floating-point path may send a few of the runs through another near-tie of
-the router (5 % = 5 of 100 runs)."""
+"""Absolute tolerance floor of the routing fractions (purity, coverage, frozen runs): a
+fraction that is 1 in every run has s.e. 0, yet another floating-point path may send a
+few of the runs through another near-tie of the router (5 % = 5 of 100 runs)."""
 
 __all__ = [
     "CHAPTER",
@@ -111,15 +131,16 @@ __all__ = [
 ]
 
 ROUNDOFF_FLOOR = 1e-9
-"""Absolute tolerance floor of the ideal-MoE estimates: ``G_T`` of the ideal MoE is ~1e-15 for small ``M``
-(round-off of the simulated errors, with a round-off-sized s.e.); 1e-9 is far above round-off and far below
-any error level the chapter discusses (the single expert's floor is ~2)."""
+"""Absolute tolerance floor of the ideal-MoE estimates: ``G_T`` of the ideal MoE is
+~1e-15 for small ``M`` (round-off of the simulated errors, with a round-off-sized s.e.);
+1e-9 is far above round-off and far below any error level the chapter discusses (the
+single expert's floor is ~2)."""
 
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a computation
-    parameter)."""
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
+    computation parameter)."""
 
     setting: str = "calibrated"
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -143,7 +164,7 @@ class Params:
             object.__setattr__(self, name, tuple(int(x) for x in getattr(self, name)))
 
 
-# ------------------------------------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------------------ helpers
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -154,11 +175,12 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------------------------------------------ configs
+# ------------------------------------------------------------------------------ configs
 
 
 def base_config(p: Params) -> ExperimentConfig:
-    """The setting's generator for the forced-routing sections (``M = 1``, one shared pool)."""
+    """The setting's generator for the forced-routing sections (``M = 1``, one shared
+    pool)."""
     return calibration.setting_config(
         p.setting,
         1,
@@ -177,7 +199,8 @@ def alg1_config(p: Params, M: int) -> ExperimentConfig:
 
 
 def configs(p: Params) -> dict[str, ExperimentConfig]:
-    """Every configuration the chapter runs (forced-routing simulations ignore the router fields)."""
+    """Every configuration the chapter runs (forced-routing simulations ignore the
+    router fields)."""
     base = base_config(p)
     ideal = base.replace(signal=p.ideal_signal)
     out = {"ideal|M=1": ideal}
@@ -190,12 +213,13 @@ def configs(p: Params) -> dict[str, ExperimentConfig]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class Ideal:
-    """Section 1: simulations and exact curves per ``M`` (``M = 1`` is the single expert)."""
+    """Section 1: simulations and exact curves per ``M`` (``M = 1`` is the single
+    expert)."""
 
     sim: dict[int, Any]
     exact: dict[int, Any]
@@ -221,7 +245,8 @@ class Post:
 
 @dataclass
 class Alg1:
-    """Section 3, one ``M``: Algorithm-1 result, exact curves given its routing, diagnostics."""
+    """Section 3, one ``M``: Algorithm-1 result, exact curves given its routing,
+    diagnostics."""
 
     res: SimulationResult
     cond: ExactCurves
@@ -230,7 +255,8 @@ class Alg1:
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: data for the figures, quantities, claim check and configurations."""
+    """Output of :func:`run`: data for the figures, quantities, claim check and
+    configurations."""
 
     chapter = CHAPTER
 
@@ -377,7 +403,8 @@ def _alg1(p: Params, cfgs: Mapping[str, ExperimentConfig]) -> dict[int, Alg1]:
 
 
 def run(params: Params = Params()) -> Result:
-    """Run the three sections and derive the quantities and the Theorem 1 claim check."""
+    """Run the three sections and derive the quantities and the Theorem 1 claim
+    check."""
     start = time.perf_counter()
     p = params
     cfgs = configs(p)
@@ -757,7 +784,7 @@ def run(params: Params = Params()) -> Result:
     )
 
 
-# ------------------------------------------------------------------------------------------------ prose
+# -------------------------------------------------------------------------------- prose
 
 
 def _listing(result: Result, fmt: str, Ms: list[int]) -> str:
@@ -772,7 +799,8 @@ def _listing(result: Result, fmt: str, Ms: list[int]) -> str:
 
 
 def prose(result: Result) -> dict[str, str]:
-    """Sentences of the Reading paragraph whose wording depends on the run, by glue key."""
+    """Sentences of the Reading paragraph whose wording depends on the run, by glue
+    key."""
     p = result.params
     Ms = list(p.experts)
     out: dict[str, str] = {}
@@ -838,11 +866,12 @@ def prose(result: Result) -> dict[str, str]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 
 
 def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Section 1 figure (simulation bands, exact curves, single-expert floor) and its CSV columns."""
+    """Section 1 figure (simulation bands, exact curves, single-expert floor) and its
+    CSV columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
@@ -875,7 +904,8 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_post(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Section 2 figure (simulation, conditional formula, c/t tail) and its CSV columns."""
+    """Section 2 figure (simulation, conditional formula, c/t tail) and its CSV
+    columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
@@ -907,7 +937,8 @@ def plot_post(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Section 3 figure (Algorithm 1 per M, exact given the routing, single floor) and its CSV columns."""
+    """Section 3 figure (Algorithm 1 per M, exact given the routing, single floor) and
+    its CSV columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting

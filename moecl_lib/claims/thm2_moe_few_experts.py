@@ -1,44 +1,57 @@
-"""Theorem 2 (claim ``thm2``): with fewer experts than tasks the floor shrinks to the within-cluster gap.
+"""Theorem 2 (claim ``thm2``): with fewer experts than tasks the floor shrinks to the
+within-cluster gap.
 
-**What the paper states** (SPEC §6.7; content [V], form [R-L]): with ``M < N`` experts and tasks that form
-clusters of similar tasks, experts specialise on clusters, forgetting stays bounded and the errors converge
-to a floor set by the within-cluster gaps instead of the single expert's full model gap.
+**What the paper states** (SPEC §6.7; content [V], form [R-L]): with ``M < N`` experts
+and tasks that form clusters of similar tasks, experts specialise on clusters,
+forgetting stays bounded and the errors converge to a floor set by the within-cluster
+gaps instead of the single expert's full model gap.
 
-**What this module runs** (formulas: this project's derivations, [D], book page *Derivations for the MoE*);
-the tasks form ``n_clusters`` clusters (spread ``cluster_spread``, default ``sigma0^1.5``, SPEC A6):
+**What this module runs** (formulas: this project's derivations, [D], book page
+*Derivations for the MoE*); the tasks form ``n_clusters`` clusters (spread
+``cluster_spread``, default ``sigma0^1.5``, SPEC A6):
 
-1. *floors* of the shared pool of section 2: the SPEC closed form (``theory_moe.cluster_floor``, exact for
-   isotropic columns) and the exact stationary value for the simulated generator
-   (``theory_moe.cluster_floors_exact``), for the single expert and for cluster-specialised experts;
-2. *ideal MoE*: forced cluster routing from round 1 (no router), one shared pool, ``M = 1`` and every ``M`` in
-   ``experts``, against the exact expectation (``theory_moe.oracle_moe_exact``);
-3. *Algorithm 1*: the learned router of the named ``setting`` (``calibrated`` [C] or ``recalled`` [R-L]) for
-   ``M = 1`` and every ``M`` in ``experts`` (``alg1_runs`` runs, one pool per run, the same pools for every
-   ``M``), against the exact expectation given the realised routing; the floors are averaged over these pools.
+1. *floors* of the shared pool of section 2: the SPEC closed form
+   (``theory_moe.cluster_floor``, exact for isotropic columns) and the exact stationary
+   value for the simulated generator (``theory_moe.cluster_floors_exact``), for the
+   single expert and for cluster-specialised experts;
+2. *ideal MoE*: forced cluster routing from round 1 (no router), one shared pool,
+   ``M = 1`` and every ``M`` in ``experts``, against the exact expectation
+   (``theory_moe.oracle_moe_exact``);
+3. *Algorithm 1*: the learned router of the named ``setting`` (``calibrated`` [C] or
+   ``recalled`` [R-L]) for ``M = 1`` and every ``M`` in ``experts`` (``alg1_runs`` runs,
+   one pool per run, the same pools for every ``M``), against the exact expectation
+   given the realised routing; the floors are averaged over these pools.
 
-**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting = ``setting``; each must clear its
-threshold by 2 s.e.; a reading over several ``M`` is the one with the least margin, named in its statement):
+**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting = ``setting``;
+each must clear its threshold by 2 s.e.; a reading over several ``M`` is the one with
+the least margin, named in its statement):
 
-1. ``ideal_floor``: ideal MoE, ``|G_T(M) / G_inf - 1| <= 0.1`` for every ``M`` (``G_inf``: the exact
-   within-cluster floor of the shared pool): the errors converge to the within-cluster floor;
-2. ``floor_is_gap``: ``|mean G_inf / mean Delta_within - 1| <= 0.1`` over the Algorithm-1 pools
-   (``Delta_within``: the SPEC within-cluster model gap): the floor is the within-cluster gap;
-3. ``floor_below_single``: ``mean G_inf / mean G_inf(single) <= 0.5`` over the same pools: the within-cluster
-   floor is well below the single expert's;
-4. ``alg1_G``: Algorithm 1, ``G_T(M) / G_T(single) <= 1`` for every ``M`` (beats the single expert);
-5. ``alg1_F``: Algorithm 1, ``F_T(M) / F_T(single) <= 1`` for every ``M`` (forgetting bounded below the single
-   expert's);
-6. ``alg1_floor``: Algorithm 1, largest ``M``: ``G_T / G_inf <= 1.5`` (paired over pools): the learned router
-   approaches the within-cluster floor.
+1. ``ideal_floor``: ideal MoE, ``|G_T(M) / G_inf - 1| <= 0.1`` for every ``M``
+   (``G_inf``: the exact within-cluster floor of the shared pool): the errors converge
+   to the within-cluster floor;
+2. ``floor_is_gap``: ``|mean G_inf / mean Delta_within - 1| <= 0.1`` over the
+   Algorithm-1 pools (``Delta_within``: the SPEC within-cluster model gap): the floor is
+   the within-cluster gap;
+3. ``floor_below_single``: ``mean G_inf / mean G_inf(single) <= 0.5`` over the same
+   pools: the within-cluster floor is well below the single expert's;
+4. ``alg1_G``: Algorithm 1, ``G_T(M) / G_T(single) <= 1`` for every ``M`` (beats the
+   single expert);
+5. ``alg1_F``: Algorithm 1, ``F_T(M) / F_T(single) <= 1`` for every ``M`` (forgetting
+   bounded below the single expert's);
+6. ``alg1_floor``: Algorithm 1, largest ``M``: ``G_T / G_inf <= 1.5`` (paired over
+   pools): the learned router approaches the within-cluster floor.
 
-**Quantities.** As in :mod:`moecl_lib.claims.thm1_moe_many_experts`: means over runs with their s.e., ratios
-with delta-method s.e. (paired where the samples share runs or pools), deterministic numbers of the shared
-pool as ``kind="exact"``, the companion's agreement checks as ``agree_*`` (below 1 = agreement within
-``z_tolerance`` s.e. + ``abs_tolerance x Delta_single``; s.e. ``1 / z_tolerance``). ``cluster_purity``:
-purity of the post-``T2`` routing matrix with tasks merged into their clusters (1 = every expert serves one
-cluster); the routing fractions carry the tolerance floor ``FRACTION_FLOOR`` of the thm1 module.
+**Quantities.** As in :mod:`moecl_lib.claims.thm1_moe_many_experts`: means over runs
+with their s.e., ratios with delta-method s.e. (paired where the samples share runs or
+pools), deterministic numbers of the shared pool as ``kind="exact"``, the companion's
+agreement checks as ``agree_*`` (below 1 = agreement within ``z_tolerance`` s.e.
++ ``abs_tolerance x Delta_single``; s.e. ``1 / z_tolerance``). ``cluster_purity``:
+purity of the post-``T2`` routing matrix with tasks merged into their clusters (1
+= every expert serves one cluster); the routing fractions carry the tolerance floor
+``FRACTION_FLOOR`` of the thm1 module.
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`.
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in
+:mod:`moecl_lib.linear.engine`.
 """
 
 from __future__ import annotations
@@ -86,7 +99,8 @@ FLOOR_TOL = 0.10
 SINGLE_RATIO = 0.5
 """The within-cluster floor is at most this fraction of the single expert's."""
 ALG1_FLOOR_RATIO = 1.5
-"""Algorithm 1, largest ``M``: ``G_T`` at most this multiple of the within-cluster floor."""
+"""Algorithm 1, largest ``M``: ``G_T`` at most this multiple of the within-cluster
+floor."""
 
 __all__ = [
     "CHAPTER",
@@ -104,8 +118,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a computation
-    parameter)."""
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
+    computation parameter)."""
 
     setting: str = "calibrated"
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -132,11 +146,12 @@ class Params:
         return {"n_clusters": self.n_clusters, "cluster_spread": self.cluster_spread}
 
 
-# ------------------------------------------------------------------------------------------------ configs
+# ------------------------------------------------------------------------------ configs
 
 
 def configs(p: Params) -> dict[str, ExperimentConfig]:
-    """Every configuration the chapter runs (forced-routing simulations ignore the router fields)."""
+    """Every configuration the chapter runs (forced-routing simulations ignore the
+    router fields)."""
     base = calibration.setting_config(
         p.setting,
         1,
@@ -166,12 +181,13 @@ def configs(p: Params) -> dict[str, ExperimentConfig]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class Alg1:
-    """Section 3, one ``M``: Algorithm-1 result, exact curves given its routing, cluster purity per run."""
+    """Section 3, one ``M``: Algorithm-1 result, exact curves given its routing, cluster
+    purity per run."""
 
     res: SimulationResult
     cond: ExactCurves
@@ -180,7 +196,8 @@ class Alg1:
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: data for the figures, quantities, claim check and configurations."""
+    """Output of :func:`run`: data for the figures, quantities, claim check and
+    configurations."""
 
     chapter = CHAPTER
 
@@ -250,8 +267,8 @@ class Result(ChapterResult):
 def _cluster_purity(
     res: SimulationResult, cluster_of: np.ndarray, n_clusters: int
 ) -> np.ndarray:
-    """Per-run purity of the post-``T2`` routing with tasks merged into their clusters (NaN if never
-    frozen)."""
+    """Per-run purity of the post-``T2`` routing with tasks merged into their clusters
+    (NaN if never frozen)."""
     rm = diagnostics.result_routing_matrix(
         res, after=np.maximum(res.T2, 0)
     )  # (R, M, N)
@@ -263,7 +280,8 @@ def _cluster_purity(
 
 
 def run(params: Params = Params()) -> Result:
-    """Run the three sections and derive the quantities and the Theorem 2 claim check."""
+    """Run the three sections and derive the quantities and the Theorem 2 claim
+    check."""
     start = time.perf_counter()
     p = params
     cfgs = configs(p)
@@ -580,11 +598,12 @@ def run(params: Params = Params()) -> Result:
     )
 
 
-# ------------------------------------------------------------------------------------------------ prose
+# -------------------------------------------------------------------------------- prose
 
 
 def prose(result: Result) -> dict[str, str]:
-    """Sentences of the Reading paragraph whose wording depends on the run, by glue key."""
+    """Sentences of the Reading paragraph whose wording depends on the run, by glue
+    key."""
     out: dict[str, str] = {}
     agree = [q for q in result.quantities if q.name.startswith("agree_")]
     worst = max(agree, key=lambda x: x.value)
@@ -608,11 +627,12 @@ def prose(result: Result) -> dict[str, str]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 
 
 def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Section 2 figure (simulation bands, exact curves, both floors) and its CSV columns."""
+    """Section 2 figure (simulation bands, exact curves, both floors) and its CSV
+    columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
@@ -649,7 +669,8 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Section 3 figure (Algorithm 1 per M, exact given the routing, both floors) and its CSV columns."""
+    """Section 3 figure (Algorithm 1 per M, exact given the routing, both floors) and
+    its CSV columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
