@@ -157,7 +157,7 @@ def test_claim_logic_on_hand_built_quantities() -> None:
     assert check.verdict == "partly"
     # the full collapse of the statement -> reproduced
     q.update(_quantities(spread_T_never=(0.1, 0.01), purity_norm=(0.05, 0.02)))
-    assert chapter.setting_check(sd, q, ClaimThresholds()).verdict == "reproduced"  # type: ignore[arg-type]
+    assert chapter.setting_check(sd, q, ClaimThresholds()).verdict == ("reproduced")  # type: ignore[arg-type]
     # a ratio within 2 s.e. of 1.25 cannot decide
     q.update(_quantities(ratio=(1.3, 0.1)))
     check = chapter.setting_check(sd, q, ClaimThresholds())  # type: ignore[arg-type]
@@ -175,7 +175,7 @@ def test_claim_logic_on_hand_built_quantities() -> None:
         spread_T_never=(5.0, 0.1),
         purity_norm=(0.9, 0.01),
     )
-    assert chapter.setting_check(sd, q, ClaimThresholds()).verdict == "not reproduced"  # type: ignore[arg-type]
+    assert chapter.setting_check(sd, q, ClaimThresholds()).verdict == ("not reproduced")  # type: ignore[arg-type]
 
 
 def test_missing_data_gives_an_inconclusive_reading() -> None:

@@ -112,7 +112,7 @@ def test_claim_logic_on_hand_built_quantities() -> None:
     assert [r.outcome for r in check.readings] == ["holds", "holds", "holds", "fails"]
     assert check.verdict == "partly"
     q.update(_quantities(uniformity=(0.95, 0.01)))
-    assert chapter.setting_check(sd, q, th).verdict == "reproduced"  # type: ignore[arg-type]
+    assert chapter.setting_check(sd, q, th).verdict == ("reproduced")  # type: ignore[arg-type]
     # a purity within 2 s.e. of 0.9 cannot decide
     q.update(_quantities(purity_post=(0.91, 0.01)))
     check = chapter.setting_check(sd, q, th)  # type: ignore[arg-type]
@@ -125,7 +125,7 @@ def test_claim_logic_on_hand_built_quantities() -> None:
         ratio_single=(0.9, 0.02),
         uniformity=(0.5, 0.01),
     )
-    assert chapter.setting_check(sd, q, th).verdict == "not reproduced"  # type: ignore[arg-type]
+    assert chapter.setting_check(sd, q, th).verdict == ("not reproduced")  # type: ignore[arg-type]
 
 
 def _check_with_verdict(key: str, verdict: str) -> ClaimCheck:

@@ -592,7 +592,8 @@ def recalled_check(
         readings.append(
             _reading(
                 f"not_specialised_{aux}",
-                f"recalled, {words}: routing purity in the window after T1 ≤ {th.purity:g}",
+                f"recalled, {words}: routing purity in the window after T1 ≤ "
+                f"{th.purity:g}",
                 mean_se(by_aux[aux].gap.purity_early),
                 th.purity,
                 "<=",
@@ -728,8 +729,9 @@ def phase_sentence(result: Result) -> str:
     n = len(result.phase)
     cnt = result.counts["all"]
     s = (
-        f"P1, P2 and P3a all hold in {cnt['holds']} of the {n} cells, fail in {cnt['fails']} and are "
-        f"undecided at this batch size ({result.params.n_runs} runs per cell) in {cnt['inconclusive']}"
+        f"P1, P2 and P3a all hold in {cnt['holds']} of the {n} cells, fail in "
+        f"{cnt['fails']} and are undecided at this batch size "
+        f"({result.params.n_runs} runs per cell) in {cnt['inconclusive']}"
     )
     parts = []
     for outcome, word in (("holds", "they hold at"), ("inconclusive", "undecided at")):
@@ -745,14 +747,15 @@ def p2_high_gain_sentence(result: Result) -> str:
     rows = sorted((c.row() for c in result.phase), key=lambda r: r["gain"])
     top = rows[-min(3, len(rows)) :][::-1]
     vals = "; ".join(
-        f"gain {r['gain']:g}: ratio {r['ratio_never_gap']:.2f}, purity {r['purity_T1']:.2f}, "
-        f"P2 {r['P2']}"
+        f"gain {r['gain']:g}: ratio {r['ratio_never_gap']:.2f}, purity "
+        f"{r['purity_T1']:.2f}, P2 {r['P2']}"
         for r in top
     )
     best = max(rows, key=lambda r: r["purity_T1"])
     return (
-        f"{vals} (G_T(never)/G_T(gap) and purity after T1 in the cells of largest gain; the "
-        f"highest purity of the diagram, {best['purity_T1']:.2f}, is at gain {best['gain']:g})"
+        f"{vals} (G_T(never)/G_T(gap) and purity after T1 in the cells of largest "
+        f"gain; the highest purity of the diagram, {best['purity_T1']:.2f}, is at "
+        f"gain {best['gain']:g})"
     )
 
 
@@ -765,8 +768,8 @@ def p3b_sentence(result: Result) -> str:
     u = [r["uniformity"] for r in pure if np.isfinite(r["uniformity"])]
     if u:
         s += (
-            f"; in the {len(pure)} cells whose purity after T1 is at least 0.85 the within-set "
-            f"uniformity is at most {max(u):.2f}"
+            f"; in the {len(pure)} cells whose purity after T1 is at least 0.85 the "
+            f"within-set uniformity is at most {max(u):.2f}"
         )
     return s
 
@@ -780,9 +783,9 @@ def aux_sentence(result: Result) -> str:
         return "the calibrated signal scale is not in the aux-gradient slice"
     d, n = (by[a].stats()["ratio_never_gap"] for a in ("decay", "no_decay"))
     return (
-        f"at c = {c0:g} the ratio G_T(never)/G_T(gap) is {d[0]:.2f} ± {d[1]:.2f} with the literal "
-        f"decaying gradient (P2 {by['decay'].outcomes['P2']}) and {n[0]:.2f} ± {n[1]:.2f} without "
-        f"decay (P2 {by['no_decay'].outcomes['P2']})"
+        f"at c = {c0:g} the ratio G_T(never)/G_T(gap) is {d[0]:.2f} ± {d[1]:.2f} "
+        f"with the literal decaying gradient (P2 {by['decay'].outcomes['P2']}) and "
+        f"{n[0]:.2f} ± {n[1]:.2f} without decay (P2 {by['no_decay'].outcomes['P2']})"
     )
 
 

@@ -170,7 +170,8 @@ class Result(ChapterResult):
         out = []
         blocks = [
             (
-                "learner view (each arrival evaluated by the expert that learned it), %",
+                "learner view (each arrival evaluated by the expert that learned "
+                "it), %",
                 ["ACC", "F_T", "G_T", "forgetting"],
                 1,
             ),
@@ -181,8 +182,9 @@ class Result(ChapterResult):
             ),
             ("routing (M >= 2)", ["T2", "purity", "load_entropy"], 2),
             (
-                f"convergence round (router-view accuracy stays >= {self.params.acc_threshold:g} %; "
-                f"T + 1 = {self.params.n_rounds + 1}: not within T)",
+                "convergence round (router-view accuracy stays >= "
+                f"{self.params.acc_threshold:g} %; T + 1 = "
+                f"{self.params.n_rounds + 1}: not within T)",
                 ["t_conv"],
                 1,
             ),
@@ -329,9 +331,8 @@ def derive(
                 label=f"convergence round (M={M})",
             )
         )
-    if (
-        1 in p.experts
-    ):  # forgetting relative to the single network (claim dnn_forgetting, owned elsewhere)
+    # forgetting relative to the single network (claim dnn_forgetting, owned elsewhere)
+    if 1 in p.experts:
         qs += [
             estimate(
                 f"dF_T_M1_M{M}",
@@ -382,7 +383,8 @@ def derive(
     readings = (
         Reading(
             "trend",
-            f"slope of the convergence round on M over M in {big} (rounds per expert, per seed)",
+            f"slope of the convergence round on M over M in {big} (rounds per "
+            "expert, per seed)",
             q_slope.value,
             0.0,
             small_sample_se(q_slope.se, q_slope.n),
@@ -417,8 +419,10 @@ def prose(result: Result) -> dict[str, str]:
             )
             or "no M < N in this profile"
         ),
-        "best_M_sentence": f"the lowest mean learner-view G_T among M >= N is at M = {best} "
-        f"({fmt_number(means[best])} %)",
+        "best_M_sentence": (
+            f"the lowest mean learner-view G_T among M >= N is at M = {best} "
+            f"({fmt_number(means[best])} %)"
+        ),
         "t_conv_sentence": "; ".join(
             f"M = {M}: {fmt_number(float(np.mean(st[M]['t_conv'])))}" for M in big
         ),

@@ -191,9 +191,10 @@ class Data:
 
     def describe(self) -> str:
         return (
-            f"data: {self.label}; image shape {tuple(self.raw.image_shape)}; tasks: {self.task_names}\n"
-            f"training images per task: {[t.x_train.shape[0] for t in self.tasks]}; "
-            f"test images per task: {[t.x_test.shape[0] for t in self.tasks]}"
+            f"data: {self.label}; image shape {tuple(self.raw.image_shape)}; tasks: "
+            f"{self.task_names}\ntraining images per task: "
+            f"{[t.x_train.shape[0] for t in self.tasks]}; test images per task: "
+            f"{[t.x_test.shape[0] for t in self.tasks]}"
         )
 
 
@@ -286,13 +287,14 @@ class Result(ChapterResult):
         ``T1``)."""
         blocks = [
             (
-                "learner view (each arrival evaluated by the expert that learned it), %",
+                "learner view (each arrival evaluated by the expert that learned "
+                "it), %",
                 ["ACC", "BWT", "forgetting", "F_T", "G_T"],
                 1,
             ),
             (
-                "router view (each arrival evaluated by the expert the router picks now), %; the single "
-                "network has one view",
+                "router view (each arrival evaluated by the expert the router picks "
+                "now), %; the single network has one view",
                 ["ACC_router", "F_T_router", "G_T_router", "final_acc_router"],
                 1,
             ),
@@ -352,8 +354,9 @@ class Result(ChapterResult):
             loads = np.mean([r.loads() for r in runs], axis=0)
             rm = sum(r.routing_matrix(after) for r in runs)
             lines.append(
-                f"{name}: mean loads {np.round(loads, 2).tolist()}; routing matrix after "
-                f"T1 = {after} (rows = experts, cols = tasks, summed over seeds):"
+                f"{name}: mean loads {np.round(loads, 2).tolist()}; routing matrix "
+                f"after T1 = {after} (rows = experts, cols = tasks, summed over "
+                "seeds):"
             )
             lines.append(str(rm))
         return "\n".join(lines)
@@ -380,7 +383,8 @@ class Result(ChapterResult):
             for k in ("moe", "never"):
                 rows.append(
                     [
-                        f"eta={eta:g}, {'termination' if k == 'moe' else 'no termination'}"
+                        f"eta={eta:g}, "
+                        f"{'termination' if k == 'moe' else 'no termination'}"
                     ]
                     + [_ms_text(st[k][s]) for s in keys]
                 )
@@ -578,7 +582,8 @@ def derive(
         if key in ("moe", "few"):
             keys = keys + ("T2",)
         for s in keys:
-            name = f"{'final_acc' if (key == 'single' and s == 'final_acc_router') else s}_{key}"
+            single_router = key == "single" and s == "final_acc_router"
+            name = f"{'final_acc' if single_router else s}_{key}"
             if not np.isnan(st[s]).all():  # T2: runs whose router froze
                 add(estimate(name, st[s], floor=FLOORS[s], label=f"{s} ({key})"))
     s, m, n, f = stats["single"], stats["moe"], stats["never"], stats["few"]
@@ -668,8 +673,10 @@ def derive(
                         st["moe"]["final_acc_router"],
                         st["never"]["final_acc_router"],
                         floor=FLOORS["final_acc_router"],
-                        label=f"final router-view accuracy, termination - no termination, "
-                        f"eta={eta:g}",
+                        label=(
+                            "final router-view accuracy, termination - no "
+                            f"termination, eta={eta:g}"
+                        ),
                     )
                 ),
             )
@@ -699,14 +706,16 @@ def derive(
         ),
         reading(
             d_acc,
-            f"final router-view accuracy, termination - no termination, eta={p.eta:g} (%)",
+            "final router-view accuracy, termination - no termination, "
+            f"eta={p.eta:g} (%)",
             0.0,
         ),
     ]
     term += [
         reading(
             q,
-            f"final router-view accuracy, termination - no termination, eta={eta:g} (%)",
+            f"final router-view accuracy, termination - no termination, eta={eta:g} "
+            "(%)",
             0.0,
         )
         for eta, q in helps_eta

@@ -449,7 +449,10 @@ def chapter_quantities(fams: dict[str, FamilyRuns]) -> list[Quantity]:
             "rel_max": "largest relatedness over task pairs",
             "rho_rel_ft": "Spearman rho(relatedness, fine-tuned target accuracy)",
             "rho_rel_gain": "Spearman rho(relatedness, LwF minus fine-tuning)",
-            "best_source": "fraction of targets whose most related source is the best fine-tuning source",
+            "best_source": (
+                "fraction of targets whose most related source is the best "
+                "fine-tuning source"
+            ),
             "target_scratch": "target accuracy from scratch (%)",
             "target_ft": "target accuracy fine-tuned from a source (%)",
             "target_lwf": "target accuracy by LwF from a source (%)",
@@ -474,7 +477,8 @@ def chapter_quantities(fams: dict[str, FamilyRuns]) -> list[Quantity]:
                 f"{fam}_rel_pairs_above",
                 s["rel_pairs_above"],
                 "rel_pairs_above",
-                f"{lab}: relatedness study, task pairs above the LwF threshold (per seed)",
+                f"{lab}: relatedness study, task pairs above the LwF threshold (per "
+                "seed)",
             )
         )
         lwf = [sum(rep.mode == "lwf" for rep in r.reports) for r in fr.classic]
@@ -483,7 +487,8 @@ def chapter_quantities(fams: dict[str, FamilyRuns]) -> list[Quantity]:
                 f"{fam}_lwf_inits",
                 lwf,
                 "lwf_inits",
-                f"{lab}: experts Expert Gate started with LwF (relatedness above threshold, per seed)",
+                f"{lab}: experts Expert Gate started with LwF (relatedness above "
+                "threshold, per seed)",
             )
         )
         if "rel_within" in s:
@@ -524,7 +529,8 @@ def claim_checks(quantities: Sequence[Quantity]) -> list[ClaimCheck]:
             _reading(
                 qs,
                 f"{fam}_eg_minus_oracle",
-                f"{lab}: Expert Gate − experts with the oracle gate ≥ −{CLOSE_MARGIN:g} points",
+                f"{lab}: Expert Gate − experts with the oracle gate ≥ "
+                f"−{CLOSE_MARGIN:g} points",
                 -CLOSE_MARGIN,
             ),
             _reading(
@@ -559,14 +565,15 @@ def claim_checks(quantities: Sequence[Quantity]) -> list[ClaimCheck]:
             _reading(
                 qs,
                 f"{fam}_rho_rel_ft",
-                f"{lab}: Spearman ρ(relatedness, target accuracy fine-tuned from the source) "
-                f"≥ {RHO_MIN:g}",
+                f"{lab}: Spearman ρ(relatedness, target accuracy fine-tuned from the "
+                f"source) ≥ {RHO_MIN:g}",
                 RHO_MIN,
             ),
             _reading(
                 qs,
                 f"{fam}_rho_rel_gain",
-                f"{lab}: Spearman ρ(relatedness, LwF − fine-tuning on the target) ≥ {RHO_MIN:g}",
+                f"{lab}: Spearman ρ(relatedness, LwF − fine-tuning on the target) ≥ "
+                f"{RHO_MIN:g}",
                 RHO_MIN,
             ),
         ]
@@ -624,7 +631,10 @@ def relatedness_table(result: Result) -> str:
                 "rho(rel, FT acc)": float(np.mean(s["rho_rel_ft"])),
                 "rho(rel, LwF-FT)": float(np.mean(s["rho_rel_gain"])),
                 "most related = best FT source": float(np.mean(s["best_source"])),
-                "old head kept LwF / FT": f"{np.mean(s['retained_lwf']):.1f} / {np.mean(s['retained_ft']):.1f}",
+                "old head kept LwF / FT": (
+                    f"{np.mean(s['retained_lwf']):.1f} / "
+                    f"{np.mean(s['retained_ft']):.1f}"
+                ),
             }
         )
     return plotting.table(rows, digits=2)
@@ -740,15 +750,16 @@ def threshold_sentence(result: Result) -> str:
     n_new = {fam: len(result.families[fam].task_names) - 1 for fam in FAMILIES}
     if all(v == 0 for v in above.values()):
         study = (
-            f"relatedness never exceeds the {thr:g} threshold in the relatedness study (largest value "
-            f"per seed, averaged: {top['split']:.2f} on split Fashion-MNIST, "
-            f"{top['mixed']:.2f} on mixed domains)"
+            f"relatedness never exceeds the {thr:g} threshold in the relatedness "
+            f"study (largest value per seed, averaged: {top['split']:.2f} on split "
+            f"Fashion-MNIST, {top['mixed']:.2f} on mixed domains)"
         )
     else:
         study = (
             f"relatedness exceeds the {thr:g} threshold for {above['split']:.1f} of "
-            f"{n_new['split'] * (n_new['split'] + 1)} task pairs per seed on split Fashion-MNIST and "
-            f"{above['mixed']:.1f} of {n_new['mixed'] * (n_new['mixed'] + 1)} on mixed domains"
+            f"{n_new['split'] * (n_new['split'] + 1)} task pairs per seed on split "
+            f"Fashion-MNIST and {above['mixed']:.1f} of "
+            f"{n_new['mixed'] * (n_new['mixed'] + 1)} on mixed domains"
         )
     if all(v == 0 for v in lwf.values()):
         runs = (
@@ -756,9 +767,9 @@ def threshold_sentence(result: Result) -> str:
         )
     else:
         runs = (
-            f"Expert Gate starts {lwf['split']:.1f} of {n_new['split']} new experts per seed with LwF on "
-            f"split Fashion-MNIST and {lwf['mixed']:.1f} of {n_new['mixed']} on mixed domains, "
-            "fine-tuning the others"
+            f"Expert Gate starts {lwf['split']:.1f} of {n_new['split']} new experts "
+            f"per seed with LwF on split Fashion-MNIST and {lwf['mixed']:.1f} of "
+            f"{n_new['mixed']} on mixed domains, fine-tuning the others"
         )
     return f"{study}; in the sequential runs {runs}"
 
@@ -771,8 +782,9 @@ def single_models_sentence(result: Result) -> str:
     for fam in FAMILIES:
         ft, lwf = rd[f"{fam}_eg_minus_finetune"], rd[f"{fam}_eg_minus_lwf"]
         parts.append(
-            f"on {FAMILY_LABEL[fam]} Expert Gate minus the fine-tuned model is {ft.estimate:+.1f} ± "
-            f"{ft.se:.1f} points ({_OUTCOME_WORDS[ft.outcome]}), minus the LwF model "
+            f"on {FAMILY_LABEL[fam]} Expert Gate minus the fine-tuned model is "
+            f"{ft.estimate:+.1f} ± {ft.se:.1f} points "
+            f"({_OUTCOME_WORDS[ft.outcome]}), minus the LwF model "
             f"{lwf.estimate:+.1f} ± {lwf.se:.1f} ({_OUTCOME_WORDS[lwf.outcome]})"
         )
     return "; ".join(parts)
@@ -790,7 +802,10 @@ def domain_sentence(result: Result) -> str:
     if r.outcome == "holds":
         head = "relatedness is clearly lower across domains than within one"
     elif r.outcome == "fails":
-        head = "relatedness is clearly higher across domains than within one, against the paper's argument"
+        head = (
+            "relatedness is clearly higher across domains than within one, against "
+            "the paper's argument"
+        )
     else:
         head = "relatedness within and across domains cannot be told apart at this size"
     return f"{head} (mean {w.value:.2f} within, {a.value:.2f} across, mixed domains)"

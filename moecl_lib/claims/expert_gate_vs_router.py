@@ -247,7 +247,8 @@ class Params:
         object.__setattr__(self, "moe", dict(self.moe))
         if 0 not in self.eg_code_sizes:
             raise ValueError(
-                "eg_code_sizes must contain 0 (the Expert Gate router of the claim checks)"
+                "eg_code_sizes must contain 0 (the Expert Gate router of the claim "
+                "checks)"
             )
         if len(self.image_seeds) < 2:
             raise ValueError(
@@ -591,7 +592,8 @@ def linear_quantities(
                 f"lin_{s}_route_acc_eg_minus_gap",
                 per["eg_c0"]["ra"] - per["gap"]["ra"],
                 "lin_route_acc",
-                f"{s}: routing accuracy (all rounds), Expert Gate (c=0) minus paper router (gap)",
+                f"{s}: routing accuracy (all rounds), Expert Gate (c=0) minus paper "
+                "router (gap)",
             )
         )
         out.append(
@@ -635,7 +637,8 @@ def linear_quantities(
                     f"sweep_{tag}_{key}_route_acc",
                     ra,
                     "sweep_route_acc",
-                    f"||v_n|| = {c:g}: {LINEAR_ROUTERS[key]} routing accuracy (whole run)",
+                    f"||v_n|| = {c:g}: {LINEAR_ROUTERS[key]} routing accuracy (whole "
+                    "run)",
                 )
             )
     diff = np.mean(
@@ -647,8 +650,8 @@ def linear_quantities(
             "sweep_route_acc_eg_minus_gap",
             diff,
             "sweep_route_acc",
-            "signal sweep: routing accuracy, Expert Gate (c=0) minus paper router (gap), "
-            "mean over ||v_n||",
+            "signal sweep: routing accuracy, Expert Gate (c=0) minus paper router "
+            "(gap), mean over ||v_n||",
         )
     )
     return out
@@ -761,7 +764,8 @@ def linear_checks(params: Params, quantities: Sequence[Quantity]) -> list[ClaimC
             _reading(
                 qs,
                 f"lin_{s}_route_acc_eg_minus_gap",
-                "routing accuracy (all rounds): Expert Gate (c=0) − paper router (gap) ≥ 0",
+                "routing accuracy (all rounds): Expert Gate (c=0) − paper router "
+                "(gap) ≥ 0",
                 0.0,
             ),
             _reading(
@@ -802,7 +806,8 @@ def image_check(quantities: Sequence[Quantity]) -> ClaimCheck:
         (
             Reading(
                 "img_oracle_forgetting",
-                f"oracle router forgetting ≤ {ORACLE_FORGETS:g} points (keeps every task)",
+                f"oracle router forgetting ≤ {ORACLE_FORGETS:g} points (keeps every "
+                "task)",
                 q.value,
                 ORACLE_FORGETS,
                 q.se,
@@ -1080,13 +1085,16 @@ def image_sentence(result: Result) -> str:
         )
     else:
         head = (
-            f"neither input-based router is clearly ahead of the other ({d}, paper's router minus "
-            "Expert Gate)"
+            f"neither input-based router is clearly ahead of the other ({d}, paper's "
+            "router minus Expert Gate)"
         )
     n = len(result.task_names)
     merge = " (its autoencoders merge tasks whose batches share half of their images)"
     tail = merge if used < n - 0.05 else ""
-    return f"{head}; Expert Gate ends with {used:.1f} experts on average for {n} tasks{tail}"
+    return (
+        f"{head}; Expert Gate ends with {used:.1f} experts on average for {n} "
+        f"tasks{tail}"
+    )
 
 
 def glue_texts(result: Result) -> dict[str, str]:

@@ -129,7 +129,8 @@ class Params:
         object.__setattr__(self, "experts", tuple(int(m) for m in self.experts))
         if self.experts[0] != 1 or len(self.experts) < 3:
             raise ValueError(
-                f"experts={self.experts} must start with 1 and hold at least two MoE sizes"
+                f"experts={self.experts} must start with 1 and hold at least two MoE "
+                "sizes"
             )
 
 
@@ -331,7 +332,9 @@ def _setting_checks(
         estimate(
             f"G_T_single_exact_{tag}",
             sr.theory["G_T_exact_pools"],
-            label=f"{setting}: exact E[G_T], M=1, first {sr.theory['exact_pools']} pools",
+            label=(
+                f"{setting}: exact E[G_T], M=1, first {sr.theory['exact_pools']} pools"
+            ),
         )
     )
     add(
@@ -392,7 +395,8 @@ def _setting_checks(
                 ),
                 Reading(
                     "plateau",
-                    "M=1: |mean G_t over the last quarter / over the third quarter - 1| (flat)",
+                    "M=1: |mean G_t over the last quarter / over the third quarter - "
+                    "1| (flat)",
                     abs(plateau.value),
                     PLATEAU_REL,
                     plateau.se,
@@ -446,7 +450,10 @@ def _setting_checks(
                     d_boot,
                     sr.runs,
                     floor=TIME_FLOOR,
-                    label=f"{setting}: descent round (G_t <= {CONVERGE_FRAC} G_T(1)), M={M}, gap",
+                    label=(
+                        f"{setting}: descent round (G_t <= {CONVERGE_FRAC} G_T(1)), "
+                        f"M={M}, gap"
+                    ),
                 )
             )
             add(
@@ -456,7 +463,10 @@ def _setting_checks(
                     s_boot,
                     sr.runs,
                     floor=TIME_FLOOR,
-                    label=f"{setting}: rounds after T1={T1[M]} until G_pool settles, M={M}, gap",
+                    label=(
+                        f"{setting}: rounds after T1={T1[M]} until G_pool settles, "
+                        f"M={M}, gap"
+                    ),
                 )
             )
             desc_full.append(float(d_full))

@@ -230,7 +230,10 @@ class Result(ChapterResult):
         if len(r) < 2:
             trend = "a single M was run"
         elif all(b < a for a, b in zip(per, per[1:])):
-            trend = "so the time per expert falls as M grows: it does not grow in proportion to M"
+            trend = (
+                "so the time per expert falls as M grows: it does not grow in "
+                "proportion to M"
+            )
         elif all(abs(b - a) <= 1e-9 for a, b in zip(per, per[1:])):
             trend = "so it grows in proportion to M"
         else:
@@ -254,8 +257,8 @@ def _check(d: SettingData, th: ClaimThresholds) -> ClaimCheck:
         ),
         Reading(
             "experts_in_sets",
-            f"every expert belongs to an expert set: fraction of experts with a majority task after T1 "
-            f"≥ {th.coverage:g}",
+            "every expert belongs to an expert set: fraction of experts with a "
+            f"majority task after T1 ≥ {th.coverage:g}",
             ins.value,
             th.coverage,
             ins.se,

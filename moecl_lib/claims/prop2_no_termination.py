@@ -479,8 +479,8 @@ def setting_check(
         ),
         reading(
             "churn",
-            "without termination more experts change primary task per window at the end "
-            "(churn(never) - churn(gap) >= 0)",
+            "without termination more experts change primary task per window at the "
+            "end (churn(never) - churn(gap) >= 0)",
             "churn_excess",
             0.0,
         ),

@@ -107,7 +107,7 @@ class Params:
         return tuple(t for t in self.check_rounds if 1 <= t <= self.T)
 
 
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # estimators (shared by the theory chapters thm1_moe_many_experts and
 # thm2_moe_few_experts)
 
@@ -326,12 +326,13 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             max(agreement(sim[k], form[k], rounds, z) for k in sim),
             z,
             R,
-            "isotropic: max over checked rounds and G, F, G_pool of |sim - closed form| / "
-            f"({z:g} s.e.)",
+            "isotropic: max over checked rounds and G, F, G_pool of |sim - closed "
+            f"form| / ({z:g} s.e.)",
         ),
     ]
 
-    # 2. Definition 1: exact recursion on the first n_exact_pools pools, isotropic formula on all
+    # 2. Definition 1: exact recursion on the first n_exact_pools pools, isotropic
+    # formula on all
     cfg1 = cfgs["definition1"]
     res1 = simulate(cfg1, progress=progress)
     runs = np.arange(min(p.n_runs, p.n_exact_pools))
@@ -401,12 +402,14 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
     readings = (
         within(
             "iso_G_form",
-            "isotropic columns, closed form (ours) for G: |G_T(sim) / G_T(closed form) - 1|",
+            "isotropic columns, closed form (ours) for G: |G_T(sim) / G_T(closed "
+            "form) - 1|",
             qd["G_T_iso_over_formula"],
         ),
         within(
             "iso_F_form",
-            "isotropic columns, closed form (ours) for F: |F_T(sim) / F_T(closed form) - 1|",
+            "isotropic columns, closed form (ours) for F: |F_T(sim) / F_T(closed "
+            "form) - 1|",
             qd["F_T_iso_over_formula"],
         ),
         within(
@@ -460,8 +463,9 @@ def prose(result: Result) -> dict[str, str]:
     above = "above" if fl.value > 1 else "below"
     return {
         "prop4_def1_sentence": (
-            f"with {result.params.definition1_signal} signals the single expert's exact floor is {fl.value:.2f} "
-            f"x the model gap ({above} it), and F_T is {fr.value:.2f} x the isotropic prediction"
+            f"with {result.params.definition1_signal} signals the single expert's "
+            f"exact floor is {fl.value:.2f} x the model gap ({above} it), and F_T is "
+            f"{fr.value:.2f} x the isotropic prediction"
         )
     }
 
@@ -496,7 +500,8 @@ def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         ax.set_title(label)
     axes[0].legend(loc="lower right")
     fig.suptitle(
-        f"Single expert, isotropic columns: d={p.d}, s={p.s}, N={p.n_tasks}, {p.n_runs} runs"
+        f"Single expert, isotropic columns: d={p.d}, s={p.s}, N={p.n_tasks}, "
+        f"{p.n_runs} runs"
     )
     csv: dict[str, np.ndarray] = {"t": t}
     for key in ("F", "G", "G_pool"):

@@ -276,8 +276,9 @@ class Mismatch:
 
     def message(self, chapter: str) -> str:
         return (
-            f"{chapter}: {self.quantity}: stored {self.stored:.6g}, new {self.new:.6g}, "
-            f"|difference| {abs(self.new - self.stored):.3g} > tolerance {self.tolerance:.3g}"
+            f"{chapter}: {self.quantity}: stored {self.stored:.6g}, new "
+            f"{self.new:.6g}, |difference| {abs(self.new - self.stored):.3g} > "
+            f"tolerance {self.tolerance:.3g}"
         )
 
 
@@ -321,7 +322,8 @@ def compare(record: Record, path: Path | None = None) -> str:
     for key, stored in expected.get("verdicts", {}).items():
         if now.get(key) != stored:
             lines.append(
-                f"{record.chapter}: verdict {key}: stored {stored!r}, new {now.get(key)!r}"
+                f"{record.chapter}: verdict {key}: stored {stored!r}, new "
+                f"{now.get(key)!r}"
             )
     if lines:
         raise ExpectationError("\n".join(lines))

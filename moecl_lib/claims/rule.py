@@ -86,11 +86,13 @@ class Quantity:
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):
             raise ValueError(
-                f"quantity name {self.name!r} must match {NAME.pattern} (it is a glue key)"
+                f"quantity name {self.name!r} must match {NAME.pattern} (it is a "
+                "glue key)"
             )
         if self.kind not in KINDS:
             raise ValueError(
-                f"quantity {self.name!r}: kind={self.kind!r} must be one of {list(KINDS)}"
+                f"quantity {self.name!r}: kind={self.kind!r} must be one of "
+                f"{list(KINDS)}"
             )
         se = float(self.se)
         if not math.isfinite(
@@ -294,8 +296,9 @@ def reading_line(r: Reading, digits: int = 3) -> str:
     """``statement: estimate ± se vs threshold (z = +3.1): holds``."""
     sign = "≥" if r.sense == ">=" else "≤"
     return (
-        f"{r.statement}: {fmt_number(r.estimate, r.se, digits)} {sign} {fmt_number(r.threshold, 0, digits)} "
-        f"(margin {fmt_z(r.z)} s.e.) → {r.outcome}"
+        f"{r.statement}: {fmt_number(r.estimate, r.se, digits)} {sign} "
+        f"{fmt_number(r.threshold, 0, digits)} (margin {fmt_z(r.z)} s.e.) → "
+        f"{r.outcome}"
     )
 
 

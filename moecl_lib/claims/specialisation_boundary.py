@@ -148,7 +148,7 @@ def outcome_texts(checks: list[ClaimCheck]) -> dict[str, str]:
 
 def _reading(name: str, statement: str, q: Quantity, thr: float, sense: str) -> Reading:
     if math.isnan(q.value):
-        return Reading(name, statement + " [no data]", thr, thr, 0.0, sense)  # type: ignore[arg-type]
+        return Reading(name, statement + (" [no data]"), thr, thr, 0.0, sense)  # type: ignore[arg-type]
     return Reading(name, statement, q.value, thr, q.se, sense)  # type: ignore[arg-type]
 
 

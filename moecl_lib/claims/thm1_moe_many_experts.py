@@ -511,13 +511,19 @@ def run(params: Params = Params()) -> Result:
             "max_G_aligned",
             ideal.aligned_max[0],
             kind="roundoff",
-            label="setting's aligned generator, ideal MoE: max_t E[G_t] (zero up to round-off)",
+            label=(
+                "setting's aligned generator, ideal MoE: max_t E[G_t] (zero up to "
+                "round-off)"
+            ),
         ),
         Quantity(
             "max_F_aligned",
             ideal.aligned_max[1],
             kind="roundoff",
-            label="setting's aligned generator, ideal MoE: max_t |E[F_t]| (zero up to round-off)",
+            label=(
+                "setting's aligned generator, ideal MoE: max_t |E[F_t]| (zero up to "
+                "round-off)"
+            ),
         ),
     ]
 
@@ -552,7 +558,10 @@ def run(params: Params = Params()) -> Result:
             "tF_ratio_post",
             (T - 1) * s2.F[:, -1],
             t0 * s2.F[:, t0],
-            label="(T-1) F_T / (t0 F_(t0+1)), specialised from t0 (<= 1: decay at least as 1/t)",
+            label=(
+                "(T-1) F_T / (t0 F_(t0+1)), specialised from t0 (<= 1: decay at "
+                "least as 1/t)"
+            ),
         ),
         agreement_quantity(
             "agree_post",
@@ -685,7 +694,9 @@ def run(params: Params = Params()) -> Result:
                 f"tF_ratio_alg1_M{M}",
                 (p.alg1_T - 1) * r.F[:, -1],
                 (T1 - 1) * r.F[:, T1 - 1],
-                label=f"Algorithm 1: (T-1) F_T / ((T1-1) F_T1), M={M} (1 = decay as 1/t)",
+                label=(
+                    f"Algorithm 1: (T-1) F_T / ((T1-1) F_T1), M={M} (1 = decay as 1/t)"
+                ),
             )
             q.append(rate)
             if M >= n_tasks * math.log(n_tasks):
@@ -707,7 +718,8 @@ def run(params: Params = Params()) -> Result:
         ),
         Reading(
             "post_G",
-            f"specialised from t0 = {t0} (M = {p.M_post}), G_t decreases: G_T / G_(t0+1)",
+            f"specialised from t0 = {t0} (M = {p.M_post}), G_t decreases: G_T / "
+            "G_(t0+1)",
             G_post.value,
             POST_RATIO,
             G_post.se,
@@ -763,8 +775,8 @@ def run(params: Params = Params()) -> Result:
         readings.append(
             least_margin(
                 "alg1_F_to_zero",
-                "Algorithm 1, M >= N ln N, F_t -> 0 (at least as fast as the 1/t tail after "
-                "the router freezes): (T-1) F_T / ((T1-1) F_T1)",
+                "Algorithm 1, M >= N ln N, F_t -> 0 (at least as fast as the 1/t "
+                "tail after the router freezes): (T-1) F_T / ((T1-1) F_T1)",
                 rate_F,
                 1.0,
             )
@@ -807,11 +819,14 @@ def prose(result: Result) -> dict[str, str]:
     agree = [q for q in result.quantities if q.name.startswith("agree_")]
     worst = max(agree, key=lambda x: x.value)
     out["thm1_agree_sentence"] = (
-        f"the largest agreement statistic of the chapter is {worst.value:.2f} ({worst.label}); "
+        f"the largest agreement statistic of the chapter is {worst.value:.2f} "
+        f"({worst.label}); "
         + (
             "below 1: every checked round agrees within the tolerance"
             if worst.value < 1
-            else "above 1: at least one checked round departs from the exact expectation"
+            else (
+                "above 1: at least one checked round departs from the exact expectation"
+            )
         )
     )
     out["thm1_rates"] = _listing(result, "rate_M{M}", Ms)
@@ -845,7 +860,9 @@ def prose(result: Result) -> dict[str, str]:
         verb = {
             "fails": "grows between T1 and T for at least one M >= N ln N",
             "holds": "does not grow between T1 and T for any M >= N ln N",
-            "inconclusive": "may or may not grow between T1 and T (the data cannot tell)",
+            "inconclusive": (
+                "may or may not grow between T1 and T (the data cannot tell)"
+            ),
         }
         ratios = _listing(result, "tF_ratio_alg1_M{M}", rate_Ms)
         out["thm1_rate_sentence"] = (
@@ -860,8 +877,9 @@ def prose(result: Result) -> dict[str, str]:
         )
     else:
         out["thm1_alg1_sentence"] = (
-            f"the largest M = {big} ends with a larger G_T ({G[big].value:.3f} ± {G[big].se:.3f}) than "
-            f"M = {best} ({G[best].value:.3f} ± {G[best].se:.3f})"
+            f"the largest M = {big} ends with a larger G_T ({G[big].value:.3f} ± "
+            f"{G[big].se:.3f}) than M = {best} ({G[best].value:.3f} ± "
+            f"{G[best].se:.3f})"
         )
     return out
 
@@ -896,8 +914,8 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         ax.set_xlabel("round $t$")
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.suptitle(
-        f"Ideal MoE (specialised routing, {p.ideal_signal} signals), simulation $\\pm$ 2 s.e.; "
-        "dashed: exact expectation (ours)",
+        f"Ideal MoE (specialised routing, {p.ideal_signal} signals), simulation "
+        "$\\pm$ 2 s.e.; dashed: exact expectation (ours)",
         fontsize=10,
     )
     return fig, csv
@@ -971,7 +989,8 @@ def plot_alg1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         ax.set_xlabel("round $t$")
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     fig.suptitle(
-        "Algorithm 1 (learned router, termination); dashed: exact given the realised routing",
+        "Algorithm 1 (learned router, termination); dashed: exact given the realised "
+        "routing",
         fontsize=10,
     )
     return fig, csv

@@ -567,7 +567,8 @@ def run(params: Params = Params()) -> Result:
         ),
         least_margin(
             "alg1_F",
-            "Algorithm 1 keeps forgetting below the single expert's: F_T(M) / F_T(single)",
+            "Algorithm 1 keeps forgetting below the single expert's: F_T(M) / "
+            "F_T(single)",
             alg_F,
             1.0,
         ),
@@ -608,11 +609,14 @@ def prose(result: Result) -> dict[str, str]:
     agree = [q for q in result.quantities if q.name.startswith("agree_")]
     worst = max(agree, key=lambda x: x.value)
     out["thm2_agree_sentence"] = (
-        f"the largest agreement statistic of the chapter is {worst.value:.2f} ({worst.label}); "
+        f"the largest agreement statistic of the chapter is {worst.value:.2f} "
+        f"({worst.label}); "
         + (
             "below 1: every checked round agrees within the tolerance"
             if worst.value < 1
-            else "above 1: at least one checked round departs from the exact expectation"
+            else (
+                "above 1: at least one checked round departs from the exact expectation"
+            )
         )
     )
     parts = []
@@ -662,7 +666,8 @@ def plot_ideal(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     n_tasks = len(result.cluster_of)
     fig.suptitle(
-        f"Ideal MoE with M < N={n_tasks}, K={p.n_clusters} clusters; dashed: exact (ours)",
+        f"Ideal MoE with M < N={n_tasks}, K={p.n_clusters} clusters; dashed: exact "
+        "(ours)",
         fontsize=10,
     )
     return fig, csv
