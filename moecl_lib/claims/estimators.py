@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -19,6 +19,8 @@ from scipy.stats import t as student_t
 from moecl_lib.claims.rule import MARGIN, Quantity, Reading, estimate
 
 Drop = Literal["nan", "nonfinite", "none"]
+SettingEstimator = Callable[[str, str, Sequence[float] | np.ndarray, str], None]
+"""``est(key, name, samples, label)`` of :func:`setting_estimator`."""
 
 
 def ratio_of_means(
@@ -138,3 +140,53 @@ def least_margin(
         r.se,
         r.sense,
     )
+
+
+def estimate_or_nan(
+    name: str, samples: Sequence[float] | np.ndarray, *, label: str = ""
+) -> Quantity:
+    """:func:`~moecl_lib.claims.rule.estimate`, or a NaN quantity (``n = 0``) when no
+    sample is finite (e.g. purity after ``T2`` when no run froze)."""
+    x = np.asarray(samples, dtype=float)
+    if not np.isfinite(x).any():
+        return Quantity(name, math.nan, 0.0, 0, "estimate", 0.0, label)
+    return estimate(name, x, label=label)
+
+
+def reading_of(
+    name: str, statement: str, q: Quantity, threshold: float, sense: str = ">="
+) -> Reading:
+    """A reading on quantity ``q``; without data (NaN) it is a tie, hence inconclusive,
+    and says so."""
+    if math.isnan(q.value):
+        no_data = statement + " [no data]"
+        return Reading(name, no_data, threshold, threshold, 0.0, sense)  # type: ignore[arg-type]
+    return Reading(name, statement, q.value, threshold, q.se, sense)  # type: ignore[arg-type]
+
+
+def independent_ratio(
+    name: str, num: Sequence[float], den: Sequence[float], *, label: str = ""
+) -> Quantity:
+    """``mean(num) / mean(den)`` of two independent samples, delta-method s.e. as
+    ``|r| hypot(se_a / a, se_b / b)`` (the Proposition 2/3 chapters;
+    :func:`moecl_lib.claims.prop4_single_expert.independent_ratio` computes the same
+    s.e. in another order, for the theory chapters)."""
+    qa, qb = estimate("a", num), estimate("b", den)
+    r = qa.value / qb.value
+    se = abs(r) * math.hypot(qa.se / qa.value, qb.se / qb.value)
+    return Quantity(name, r, se, min(qa.n, qb.n), "estimate", 0.0, label)
+
+
+def setting_estimator(q: dict[str, Quantity], setting: str) -> SettingEstimator:
+    """``est(key, name, samples, label)``: store :func:`estimate_or_nan` of ``samples``
+    as ``q[key]``, named ``<name>_<setting>`` and labelled ``<label> (<setting>)`` (the
+    per-setting quantities of the Proposition 2/3 chapters)."""
+
+    def est(
+        key: str, name: str, samples: Sequence[float] | np.ndarray, label: str
+    ) -> None:
+        q[key] = estimate_or_nan(
+            f"{name}_{setting}", samples, label=f"{label} ({setting})"
+        )
+
+    return est

@@ -47,7 +47,7 @@ without any data is NaN (its reading inconclusive).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,14 +63,15 @@ from moecl_lib.analysis.routing import (
     set_sizes,
 )
 from moecl_lib.analysis.sweeps import FamilyRun, run_family
-from moecl_lib.claims.prop2_no_termination import (
-    estimate_or_nan,
+from moecl_lib.claims.estimators import (
+    SettingEstimator,
     independent_ratio,
-    outcome_texts,
     reading_of,
+    setting_estimator,
 )
-from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.record import SettingsResult, outcome_texts
 from moecl_lib.claims.rule import ClaimCheck, Quantity
+from moecl_lib.linear.engine import SimulationResult
 
 __all__ = [
     "CHAPTER",
@@ -120,19 +121,11 @@ class SettingData:
 
 
 @dataclass
-class Result(ChapterResult):
+class Result(SettingsResult[Params, SettingData]):
     """Output of :func:`run`: per-setting data, quantities, claim checks and the
     configurations run."""
 
     chapter = CHAPTER
-
-    params: Params
-    data: dict[str, SettingData]
-    quantities: list[Quantity]
-    checks: list[ClaimCheck]
-    configs: dict[str, Any]
-    wall_time_s: float
-    seeds: list[int] = field(default_factory=list)
 
     def termination_rows(self) -> list[dict[str, Any]]:
         """When the router froze, per setting (for display)."""
@@ -208,18 +201,11 @@ def measure_setting(setting: str, p: Params) -> SettingData:
     )
 
 
-def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
-    """The recorded quantities of one setting, keyed by short name (the recorded name
-    adds ``_<setting>``)."""
-    s = sd.setting
-    res, nres, sres = sd.gap.result, sd.never.result, sd.single.result
-    assert res is not None and nres is not None and sres is not None
-    N, T = res.config.n_tasks, p.T
-    q: dict[str, Quantity] = {}
-
-    def est(key: str, name: str, samples: np.ndarray, label: str) -> None:
-        q[key] = estimate_or_nan(f"{name}_{s}", samples, label=f"{label} ({s})")
-
+def _freeze_quantities(
+    sd: SettingData, res: SimulationResult, est: SettingEstimator
+) -> None:
+    """When the router froze (``T2``) and how it routes afterwards (purity,
+    uniformity)."""
     frozen = res.T2 >= 0
     est("frozen", "frozen", frozen.astype(float), "fraction of runs frozen")
     est(
@@ -246,6 +232,11 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         sd.gap.spec.uniformity,
         "normalised within-set routing entropy after T2",
     )
+
+
+def _set_quantities(sd: SettingData, N: int, est: SettingEstimator) -> None:
+    """The expert sets after ``T2``: sizes, idle experts and the frozen gate gaps
+    against ``lambda``."""
     sizes = set_sizes(sd.sets, N)
     multi = sizes >= 2
     est(
@@ -286,6 +277,17 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         _row_mean((across > sd.lam) * 1.0, has_across),
         "share of tasks with frozen across-set margin > lambda",
     )
+
+
+def _error_quantities(
+    sd: SettingData, p: Params, q: dict[str, Quantity], est: SettingEstimator
+) -> None:
+    """``G`` at ``T2``, ``T/2`` and ``T``, ``F_T``, the never-frozen and single-expert
+    ``G_T``, the ratio to the single expert and the late load entropy."""
+    s, T = sd.setting, p.T
+    res, nres, sres = sd.gap.result, sd.never.result, sd.single.result
+    assert res is not None and nres is not None and sres is not None
+    frozen = res.T2 >= 0
     idx = np.where(frozen, np.minimum(res.T2, T), T) - 1
     est(
         "G_T2",
@@ -310,6 +312,18 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         sd.gap.spec.load_entropy_late,
         "normalised load entropy, last window",
     )
+
+
+def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
+    """The recorded quantities of one setting, keyed by short name (the recorded name
+    adds ``_<setting>``)."""
+    res = sd.gap.result
+    assert res is not None
+    q: dict[str, Quantity] = {}
+    est = setting_estimator(q, sd.setting)
+    _freeze_quantities(sd, res, est)
+    _set_quantities(sd, res.config.n_tasks, est)
+    _error_quantities(sd, p, q, est)
     return q
 
 

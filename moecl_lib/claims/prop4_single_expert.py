@@ -160,7 +160,10 @@ def independent_ratio(
     label: str = "",
     floor: float = 0.0,
 ) -> Quantity:
-    """``mean(num) / mean(den)`` of two independent samples, delta-method s.e."""
+    """``mean(num) / mean(den)`` of two independent samples, delta-method s.e. as
+    ``hypot(se_a, r se_b) / |b|``; the Proposition 2/3 chapters compute the same s.e.
+    in another floating-point order
+    (:func:`moecl_lib.claims.estimators.independent_ratio`)."""
     qa, qb = estimate("num", num), estimate("den", den)
     r = qa.value / qb.value
     se = math.hypot(qa.se, r * qb.se) / abs(qb.value)

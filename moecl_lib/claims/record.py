@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from moecl_lib.claims.rule import ClaimCheck, Quantity, fmt_number, verdict_lines
 
@@ -205,6 +205,17 @@ def glue_values(record: Record) -> dict[str, str]:
     for c in record.checks:
         out[f"verdict_{c.claim}_{c.setting}".replace("-", "any")] = c.verdict
     return out
+
+
+def outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
+    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> ``holds`` / ``fails``
+    / ``inconclusive``, for prose whose wording must follow the data at every
+    profile."""
+    return {
+        f"outcome_{c.claim}_{c.setting}_{r.name}".replace("-", "any"): r.outcome
+        for c in checks
+        for r in c.readings
+    }
 
 
 def record_from_notebook(nb: Mapping[str, Any]) -> Record | None:
@@ -389,3 +400,22 @@ class ChapterResult:
     def quantity(self, name: str) -> Quantity:
         """The quantity called ``name``."""
         return find_quantity(self.quantities, name, self.chapter)  # type: ignore[attr-defined]
+
+
+P = TypeVar("P")
+D = TypeVar("D")
+
+
+@dataclass
+class SettingsResult(ChapterResult, Generic[P, D]):
+    """A chapter ``Result`` made of one block of data per setting: the parameters
+    ``params`` (a dataclass), ``data`` (setting -> its measurements), the quantities and
+    claim checks, the configurations run (name -> dict), the wall time and the seeds."""
+
+    params: P
+    data: dict[str, D]
+    quantities: list[Quantity]
+    checks: list[ClaimCheck]
+    configs: dict[str, Any]
+    wall_time_s: float
+    seeds: list[int] = field(default_factory=list)
