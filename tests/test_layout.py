@@ -56,7 +56,6 @@ OVERSIZED_FUNCTIONS: set[str] = {
     "moecl_lib.claims.expert_gate_claims.run",
     "moecl_lib.claims.expert_gate_vs_router.image_quantities",
     "moecl_lib.claims.expert_gate_vs_router.linear_quantities",
-    "moecl_lib.claims.prop4_single_expert.run",
     "moecl_lib.deep.learners.run_stream",
     "moecl_lib.expert_gate.experiments.relatedness_study",
     "moecl_lib.expert_gate.experiments.run_classic",

@@ -1,4 +1,6 @@
-"""Estimators shared by the chapters: ratios of means, seed means, small-sample s.e.
+"""Estimators shared by the chapters: ratios of means (paired and independent), seed
+means, small-sample s.e., estimates that may lack data (NaN), least-margin readings over
+``M`` and the agreement of a simulation with a reference curve.
 
 Every chapter module computes its quantities with these (one implementation each);
 :mod:`moecl_lib.claims.rule` turns quantities into readings and verdicts.
@@ -16,6 +18,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from moecl_lib.analysis.metrics import mean_se
 from moecl_lib.claims.rule import MARGIN, Quantity, Reading, estimate
 
 Drop = Literal["nan", "nonfinite", "none"]
@@ -190,3 +193,26 @@ def setting_estimator(q: dict[str, Quantity], setting: str) -> SettingEstimator:
         )
 
     return est
+
+
+def agreement(
+    sim: np.ndarray,
+    ref: np.ndarray,
+    rounds: Sequence[int],
+    z_tolerance: float,
+    slack: float = 0.0,
+) -> float:
+    """``max_t |mean(sim - ref)| / (z_tolerance * s.e. + slack)`` over ``rounds``
+    (paired over runs): below 1 means that the simulation agrees with the reference at
+    every round within ``z_tolerance`` s.e. (+ slack)."""
+    m, se = mean_se(np.asarray(sim, dtype=float) - np.asarray(ref, dtype=float))
+    idx = np.asarray(rounds, dtype=int) - 1
+    return float(np.max(np.abs(m[idx]) / (z_tolerance * se[idx] + slack)))
+
+
+def agreement_quantity(
+    name: str, value: float, z_tolerance: float, n: int, label: str
+) -> Quantity:
+    """An ``agree_*`` quantity: a max of ``|z| / z_tolerance``, recorded with s.e.
+    ``1 / z_tolerance``."""
+    return Quantity(name, value, 1.0 / z_tolerance, n, "estimate", 0.0, label)

@@ -18,8 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.analysis.metrics import mean_se
-from moecl_lib.claims.estimators import nanmean0
-from moecl_lib.claims.prop4_single_expert import agreement, agreement_quantity
+from moecl_lib.claims.estimators import agreement, agreement_quantity, nanmean0
 from moecl_lib.claims.rule import Quantity, estimate
 
 __all__ = [

@@ -58,7 +58,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.analysis.metrics import mean_se
-from moecl_lib.claims.estimators import nanmean0, paired_ratio
+from moecl_lib.claims.estimators import (
+    agreement,
+    agreement_quantity,
+    nanmean0,
+    paired_ratio,
+)
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
@@ -107,32 +112,7 @@ class Params:
         return tuple(t for t in self.check_rounds if 1 <= t <= self.T)
 
 
-# --------------------------------------------------------------------------------------
-# estimators (shared by the theory chapters thm1_moe_many_experts and
-# thm2_moe_few_experts)
-
-
-def agreement(
-    sim: np.ndarray,
-    ref: np.ndarray,
-    rounds: Sequence[int],
-    z_tolerance: float,
-    slack: float = 0.0,
-) -> float:
-    """``max_t |mean(sim - ref)| / (z_tolerance * s.e. + slack)`` over ``rounds``
-    (paired over runs): below 1 means that the simulation agrees with the reference at
-    every round within ``z_tolerance`` s.e. (+ slack)."""
-    m, se = mean_se(np.asarray(sim, dtype=float) - np.asarray(ref, dtype=float))
-    idx = np.asarray(rounds, dtype=int) - 1
-    return float(np.max(np.abs(m[idx]) / (z_tolerance * se[idx] + slack)))
-
-
-def agreement_quantity(
-    name: str, value: float, z_tolerance: float, n: int, label: str
-) -> Quantity:
-    """An ``agree_*`` quantity: a max of ``|z| / z_tolerance``, recorded with s.e.
-    ``1 / z_tolerance``."""
-    return Quantity(name, value, 1.0 / z_tolerance, n, "estimate", 0.0, label)
+# ----------------------------------------------------------------------------- readings
 
 
 def within(name: str, statement: str, q: Quantity, tol: float = FORM_TOL) -> Reading:
@@ -262,18 +242,20 @@ class Result(ChapterResult):
         ]
 
 
-def run(params: Params = Params(), *, progress: bool = False) -> Result:
-    """Simulate both generators and derive the quantities and the Prop. 4 claim
-    check."""
-    start = time.perf_counter()
-    p = params
-    cfgs = configs(p)
-    rounds = p.rounds_checked
-    z = p.z_tolerance
-    q: list[Quantity] = []
+@dataclass
+class Section:
+    """One generator's simulation: mean curves, recorded quantities and what the
+    Result keeps of it."""
 
-    # 1. isotropic columns: closed form at each run's own pool
-    cfg = cfgs["isotropic"]
+    curves: Curves
+    quantities: list[Quantity]
+    extra: dict[str, Any]
+
+
+def _isotropic(p: Params, cfg: ExperimentConfig, progress: bool) -> Section:
+    """1. Isotropic columns: the simulation against the closed form at each run's own
+    pool (``extra``: the rounds ``t``, ``G_floor`` and ``F_floor``)."""
+    rounds, z = p.rounds_checked, p.z_tolerance
     res = simulate(cfg, progress=progress)
     wbar2, gap = theory.pool_moments(res.pool.W)  # (R,)
     t = res.rounds[None, :].astype(float)
@@ -289,7 +271,7 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
     )
     G_floor, F_floor = theory.single_expert_limits(cfg.r, float(gap.mean()))
     R = cfg.n_runs
-    q += [
+    q = [
         Quantity("r", cfg.r, kind="exact", label="r = 1 - s/d"),
         estimate("gap_iso", gap, label="model gap Delta (isotropic runs' pools)"),
         estimate("G_T_iso", res.G[:, -1], label="G_T, isotropic columns (simulation)"),
@@ -333,17 +315,26 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             f"form| / ({z:g} s.e.)",
         ),
     ]
+    return Section(
+        iso, q, {"t": t, "G_floor": float(G_floor), "F_floor": float(F_floor)}
+    )
 
-    # 2. Definition 1: exact recursion on the first n_exact_pools pools, isotropic
-    # formula on all
-    cfg1 = cfgs["definition1"]
+
+def _definition1(
+    p: Params, cfg1: ExperimentConfig, r: float, t: np.ndarray, progress: bool
+) -> Section:
+    """2. Definition 1: the simulation against the exact recursion on the first
+    ``n_exact_pools`` pools and the isotropic closed form (at ``r`` of the isotropic
+    columns) on all (``extra``: the exact floor of ``G_t`` and the number of exact
+    pools)."""
+    rounds, z = p.rounds_checked, p.z_tolerance
     res1 = simulate(cfg1, progress=progress)
     runs = np.arange(min(p.n_runs, p.n_exact_pools))
     ex = single_expert_exact_for_pool(res1.pool, p.s, p.T, runs=runs)
     wbar2_1, gap_1 = theory.pool_moments(res1.pool.W)
     iso1 = {
-        "G": theory.single_expert_G(t, cfg.r, wbar2_1[:, None], gap_1[:, None]),
-        "F": theory.single_expert_F(t, cfg.r, wbar2_1[:, None], gap_1[:, None]),
+        "G": theory.single_expert_G(t, r, wbar2_1[:, None], gap_1[:, None]),
+        "F": theory.single_expert_F(t, r, wbar2_1[:, None], gap_1[:, None]),
     }
     vh = unit_signal_directions(res1.pool)
     lim = single_expert_limits_exact(
@@ -358,7 +349,7 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             "F_iso": nanmean0(iso1["F"]),
         },
     )
-    q += [
+    q = [
         estimate("G_T_def1", res1.G[:, -1], label="G_T, Definition 1 (simulation)"),
         estimate("F_T_def1", res1.F[:, -1], label="F_T, Definition 1 (simulation)"),
         estimate(
@@ -401,8 +392,15 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             f"|sim - exact recursion| / ({z:g} s.e.)",
         ),
     ]
+    return Section(
+        def1, q, {"G_floor_exact": float(lim.G.mean()), "n_exact": int(runs.size)}
+    )
+
+
+def _readings(q: list[Quantity]) -> tuple[Reading, ...]:
+    """The six readings of Prop. 4 (module docstring)."""
     qd = {x.name: x for x in q}
-    readings = (
+    return (
         within(
             "iso_G_form",
             "isotropic columns, closed form (ours) for G: |G_T(sim) / G_T(closed "
@@ -437,18 +435,29 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             qd["F_T_def1_over_formula"],
         ),
     )
-    checks = [ClaimCheck(CLAIM, "-", readings)]
+
+
+def run(params: Params = Params(), *, progress: bool = False) -> Result:
+    """Simulate both generators and derive the quantities and the Prop. 4 claim
+    check."""
+    start = time.perf_counter()
+    p = params
+    cfgs = configs(p)
+    cfg = cfgs["isotropic"]
+    iso = _isotropic(p, cfg, progress)
+    def1 = _definition1(p, cfgs["definition1"], cfg.r, iso.extra["t"], progress)
+    q = iso.quantities + def1.quantities
     return Result(
         params=p,
         r=cfg.r,
-        iso=iso,
-        def1=def1,
-        G_floor=float(G_floor),
-        F_floor=float(F_floor),
-        G_floor_def1_exact=float(lim.G.mean()),
-        n_exact=int(runs.size),
+        iso=iso.curves,
+        def1=def1.curves,
+        G_floor=iso.extra["G_floor"],
+        F_floor=iso.extra["F_floor"],
+        G_floor_def1_exact=def1.extra["G_floor_exact"],
+        n_exact=def1.extra["n_exact"],
         quantities=q,
-        checks=checks,
+        checks=[ClaimCheck(CLAIM, "-", _readings(q))],
         configs={k: c.to_dict() for k, c in cfgs.items()},
         wall_time_s=time.perf_counter() - start,
         seeds=[p.seed],

@@ -80,17 +80,17 @@ from typing import Any
 
 import numpy as np
 
-from moecl_lib.claims.estimators import least_margin, paired_ratio
+from moecl_lib.claims.estimators import (
+    agreement,
+    agreement_quantity,
+    least_margin,
+    paired_ratio,
+)
 from moecl_lib.claims.moe_theorems import (
     alg1_member_quantities,
     ideal_member_quantities,
 )
-from moecl_lib.claims.prop4_single_expert import (
-    agreement,
-    agreement_quantity,
-    config_lines,
-    independent_ratio,
-)
+from moecl_lib.claims.prop4_single_expert import config_lines, independent_ratio
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.claims.thm1_report import plot_alg1, plot_ideal, plot_post, prose
 from moecl_lib.claims.thm1_sections import (
