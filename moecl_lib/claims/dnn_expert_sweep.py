@@ -45,17 +45,19 @@ floors of :data:`moecl_lib.claims.dnn_moe_vs_single.FLOORS` (``t_conv``:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
-from moecl_lib.claims.dnn_moe_vs_single import (
+from moecl_lib.claims.curve_stats import spearman
+from moecl_lib.claims.dnn_common import (
     FLOORS,
+    LEARNER_VIEW_TITLE,
     Data,
-    _factory,
+    add_seed_columns,
+    learner_factory,
     load_tasks,
     per_seed,
     seed_cell,
@@ -120,15 +122,6 @@ def convergence_round(acc: np.ndarray, threshold: float) -> float:
     return float(bad[-1] + 2) if bad.size else 1.0
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); 0 when ``y`` (or ``x``) is
-    constant."""
-    rx, ry = rankdata(x), rankdata(y)
-    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
-        return 0.0
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
 def router_curve(run: StreamResult) -> np.ndarray:
     """Router-view test accuracy after each round, mean over tasks, (T,)."""
     return run.acc_routed.mean(axis=1)
@@ -169,12 +162,7 @@ class Result(ChapterResult):
         ``M = 1``)."""
         out = []
         blocks = [
-            (
-                "learner view (each arrival evaluated by the expert that learned "
-                "it), %",
-                ["ACC", "F_T", "G_T", "forgetting"],
-                1,
-            ),
+            (LEARNER_VIEW_TITLE, ["ACC", "F_T", "G_T", "forgetting"], 1),
             (
                 "router view (the router's current choice), %; M = 1 has one view",
                 ["ACC_router", "F_T_router", "final_acc_router"],
@@ -240,9 +228,9 @@ class Result(ChapterResult):
             "final_acc_router",
             "t_conv",
         ):
-            ms = [seed_mean_se(self.stats[M][k]) for M in self.params.experts]
-            cols[k] = [m for m, _ in ms]
-            cols[k + "_se"] = [e for _, e in ms]
+            add_seed_columns(
+                cols, k, (seed_mean_se(self.stats[M][k]) for M in self.params.experts)
+            )
         return cols
 
     def config_text(self) -> str:
@@ -277,7 +265,7 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
     cfgs = {M: base.replace(n_experts=M) for M in p.experts}
     results = run_paired(
         data.tasks,
-        {f"M={M}": _factory(cfgs[M], f"M={M}") for M in p.experts},
+        {f"M={M}": learner_factory(cfgs[M], f"M={M}") for M in p.experts},
         p.seeds,
         p.n_rounds,
         p.batch_size,
@@ -309,11 +297,11 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
     )
 
 
-def derive(
-    p: Params, stats: Mapping[int, Mapping[str, np.ndarray]], N: int
-) -> tuple[list[Quantity], list[ClaimCheck]]:
-    """Quantities and the claim check from per-seed statistics (``stats[M][statistic]``,
-    one value per seed)."""
+def _estimates_per_M(
+    p: Params, stats: Mapping[int, Mapping[str, np.ndarray]]
+) -> list[Quantity]:
+    """Every ``M``'s statistics and convergence round, and the forgetting relative to
+    the single network (claim ``dnn_forgetting``, owned by ``dnn_moe_vs_single``)."""
     qs: list[Quantity] = []
     for M in p.experts:
         st = stats[M]
@@ -331,7 +319,6 @@ def derive(
                 label=f"convergence round (M={M})",
             )
         )
-    # forgetting relative to the single network (claim dnn_forgetting, owned elsewhere)
     if 1 in p.experts:
         qs += [
             estimate(
@@ -343,7 +330,14 @@ def derive(
             for M in p.experts
             if M > 1
         ]
-    big = [M for M in p.experts if M >= N]
+    return qs
+
+
+def _trend(
+    stats: Mapping[int, Mapping[str, np.ndarray]], big: list[int]
+) -> list[Quantity]:
+    """Over ``M >= N``: slope and rank correlation of the convergence round on ``M``
+    (per seed), and its steps between consecutive ``M``."""
     tc = np.array([stats[M]["t_conv"] for M in big])  # (len(big), seeds)
     rho = np.array([spearman(big, tc[:, j]) for j in range(tc.shape[1])])
     q_rho = estimate(
@@ -370,6 +364,18 @@ def derive(
         )
         for a, b in zip(big, big[1:])
     ]
+    return [q_slope, q_rho, *steps]
+
+
+def derive(
+    p: Params, stats: Mapping[int, Mapping[str, np.ndarray]], N: int
+) -> tuple[list[Quantity], list[ClaimCheck]]:
+    """Quantities and the claim check from per-seed statistics (``stats[M][statistic]``,
+    one value per seed)."""
+    qs = _estimates_per_M(p, stats)
+    big = [M for M in p.experts if M >= N]
+    trend = _trend(stats, big)
+    q_slope = trend[0]
     M_max = max(big)
     cand = [M for M in big if M < M_max]
     M_star = min(cand, key=lambda M: float(np.mean(stats[M]["G_T"])))
@@ -379,7 +385,7 @@ def derive(
         floor=FLOORS["G_T"],
         label=f"G_T(M={M_max}) - G_T(M={M_star}) (learner view)",
     )
-    qs += [q_slope, q_rho, *steps, q_gain]
+    qs += [*trend, q_gain]
     readings = (
         Reading(
             "trend",
