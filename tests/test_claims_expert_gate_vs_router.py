@@ -157,7 +157,7 @@ def test_stored_expectation_catches_a_moved_quantity() -> None:
 def test_params_normalise_and_validate() -> None:
     p = chapter.Params(signal_scales=[1, 2], image_seeds=[5, 6])
     assert p.signal_scales == (1.0, 2.0) and p.image_seeds == (5, 6)
-    assert chapter._scale_tag(0.25) == "v0p25"
+    assert chapter.scale_tag(0.25) == "v0p25"
     with pytest.raises(ValueError, match="code sizes|eg_code_sizes"):
         chapter.Params(eg_code_sizes=[1])
     with pytest.raises(ValueError, match="image_data"):

@@ -1,7 +1,6 @@
 """Statistics of mean curves shared by the chapters ``sweep_experts`` and
 ``fig2_dynamics``: bootstrap resampling weights and quantities, least-squares slopes,
-rank correlation, threshold-crossing rounds, readings on recorded quantities and the
-listing of the configurations run.
+rank correlation, threshold-crossing rounds and the listing of the configurations run.
 
 Conventions: round ``t`` has index ``t - 1`` and a round returned here counts from 1; a
 curve is an array ``(..., T)`` over rounds; a bootstrap quantity is the statistic of the
@@ -17,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import rankdata
 
-from moecl_lib.claims.rule import Quantity, Reading
+from moecl_lib.claims.rule import Quantity
 from moecl_lib.theory import moe as tm
 
 BOOT_SEED = 20250
@@ -72,13 +71,6 @@ def boot_quantity(
     return Quantity(
         name, float(value), float(b.std(ddof=1)), n, "estimate", floor, label
     )
-
-
-def reading_from(
-    q: Quantity, name: str, statement: str, threshold: float, sense: str = ">="
-) -> Reading:
-    """A reading on a recorded quantity (its value and s.e.)."""
-    return Reading(name, statement, q.value, threshold, q.se, sense)  # type: ignore[arg-type]
 
 
 def descent_round(curves: ArrayLike, level: ArrayLike) -> FloatArray:

@@ -216,3 +216,17 @@ def agreement_quantity(
     """An ``agree_*`` quantity: a max of ``|z| / z_tolerance``, recorded with s.e.
     ``1 / z_tolerance``."""
     return Quantity(name, value, 1.0 / z_tolerance, n, "estimate", 0.0, label)
+
+
+def reading_from(
+    q: Quantity, name: str, statement: str, threshold: float, sense: str = ">="
+) -> Reading:
+    """A reading on a recorded quantity (its value and s.e.)."""
+    return Reading(name, statement, q.value, threshold, q.se, sense)  # type: ignore[arg-type]
+
+
+def named_reading(
+    qs: Mapping[str, Quantity], name: str, statement: str, threshold: float
+) -> Reading:
+    """The reading ``qs[name] >= threshold``, named after the quantity."""
+    return reading_from(qs[name], name, statement, threshold)

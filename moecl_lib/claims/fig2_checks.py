@@ -15,10 +15,9 @@ from moecl_lib.claims.curve_stats import (
     bootstrap_weights,
     descent_round,
     ols_slope,
-    reading_from,
     settle_round,
 )
-from moecl_lib.claims.estimators import paired_ratio
+from moecl_lib.claims.estimators import paired_ratio, reading_from
 from moecl_lib.claims.fig2_settings import FloatArray, Key, Params, SettingRun
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
 

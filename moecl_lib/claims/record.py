@@ -218,6 +218,12 @@ def outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
     }
 
 
+def reading_outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
+    """Glue texts ``outcome_<reading>`` -> ``holds`` / ``fails`` / ``inconclusive``
+    (chapters whose reading names are unique across their checks)."""
+    return {f"outcome_{r.name}": r.outcome for c in checks for r in c.readings}
+
+
 def record_from_notebook(nb: Mapping[str, Any]) -> Record | None:
     """The record glued into an executed notebook (JSON dict), or ``None``."""
     for cell in nb.get("cells", []):

@@ -66,9 +66,9 @@ from moecl_lib.claims.curve_stats import (
     censored_convergence,
     configs_text,
     ols_slope,
-    reading_from,
     spearman,
 )
+from moecl_lib.claims.estimators import reading_from
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.claims.sweep_models import (
