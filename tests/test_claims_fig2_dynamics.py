@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
 from moecl_lib.claims import fig2_dynamics as chapter
-from moecl_lib.claims.record import ExpectationError, expected_path, write_expected
+from moecl_lib.claims.record import ExpectationError, write_expected
 from moecl_lib.claims.rule import verdict_of
 from moecl_lib.linear.engine import simulate
 
@@ -21,8 +20,6 @@ SMALL = chapter.Params(
     experts=(1, 5, 10, 20), T=700, n_runs=6, recalled_runs=4, n_theory_pools=2, seed=3
 )
 CLAIMS = ["fig2_i", "fig2_ii", "fig2_iii", "fig2_iv", "fig2_v"]
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -182,16 +179,3 @@ def test_compare_catches_a_moved_quantity(small: chapter.Result, tmp_path) -> No
     assert "not compared" in compare(
         replace(rec, params={**rec.params, "seed": 4}), path
     )
-
-
-def test_stored_expectation_matches_the_quick_parameters() -> None:
-    path = expected_path("fig2_dynamics", ROOT)
-    assert path.is_file(), path
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    params = {
-        k: (list(v) if isinstance(v, tuple) else v)
-        for k, v in chapter.Params().__dict__.items()
-    }
-    assert stored["params"] == params
-    assert stored["verdicts"]["fig2_ii [calibrated]"] == "partly"
-    assert stored["verdicts"]["fig2_ii [recalled]"] == "not reproduced"

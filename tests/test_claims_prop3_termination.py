@@ -3,25 +3,20 @@ comparison."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
-from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
+from moecl_lib.claims import Quantity
 from moecl_lib.claims import prop3_termination as chapter
-from moecl_lib.claims.record import ExpectationError, expected_path
 from moecl_lib.claims.rule import verdict_of
 from moecl_lib.linear.engine import simulate
 
 SMALL = chapter.Params(n_experts=4, T=400, n_runs=8, seed=2, window=50)
 READINGS = ["frozen", "purity_after_T2", "converged", "uniform"]
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -126,51 +121,3 @@ def test_claim_logic_on_hand_built_quantities() -> None:
         uniformity=(0.5, 0.01),
     )
     assert chapter.setting_check(sd, q, th).verdict == ("not reproduced")  # type: ignore[arg-type]
-
-
-def _check_with_verdict(key: str, verdict: str) -> ClaimCheck:
-    claim, setting = key.split(" [")
-    hold, fail, tie = (
-        Reading("h", "h", 1.0, 0.0),
-        Reading("f", "f", -1.0, 0.0),
-        Reading("i", "i", 0.0, 0.0),
-    )
-    readings = {
-        "reproduced": (hold,),
-        "partly": (hold, fail),
-        "not reproduced": (fail,),
-        "inconclusive": (tie,),
-    }[verdict]
-    return ClaimCheck(claim, setting.rstrip("]"), readings)
-
-
-def test_compare_catches_a_moved_quantity() -> None:
-    path = expected_path(chapter.CHAPTER, ROOT)
-    expected = json.loads(path.read_text(encoding="utf-8"))
-    assert expected["params"] == asdict(chapter.Params())
-    assert set(expected["verdicts"]) == {"prop3 [calibrated]", "prop3 [recalled]"}
-    quantities = [Quantity.from_dict(d) for d in expected["quantities"]]
-    checks = [_check_with_verdict(k, v) for k, v in expected["verdicts"].items()]
-    assert "within tolerance" in compare(
-        Record(chapter.CHAPTER, expected["params"], quantities, checks), path
-    )
-    moved = [
-        Quantity(
-            q.name,
-            q.value + 2 * q.tolerance(q) + 0.01,
-            q.se,
-            q.n,
-            q.kind,
-            q.floor,
-            q.label,
-        )
-        if q.name == "uniformity_calibrated"
-        else q
-        for q in quantities
-    ]
-    with pytest.raises(ExpectationError, match="uniformity_calibrated"):
-        compare(Record(chapter.CHAPTER, expected["params"], moved, checks), path)
-    other = dict(expected["params"], n_runs=96)  # another profile is not compared
-    assert "not compared" in compare(
-        Record(chapter.CHAPTER, other, moved, checks), path
-    )

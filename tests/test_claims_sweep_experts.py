@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +12,13 @@ import pytest
 from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
 from moecl_lib.claims import sweep_experts as chapter
-from moecl_lib.claims.record import ExpectationError, expected_path, write_expected
+from moecl_lib.claims.record import ExpectationError, write_expected
 from moecl_lib.claims.rule import verdict_of
 from moecl_lib.linear.engine import simulate
 
 SMALL = chapter.Params(
     experts=(1, 6, 12, 24), T=800, n_pools_exact=2, n_runs=6, alg1_runs=8, seed=2
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -144,15 +141,3 @@ def test_compare_catches_a_moved_quantity(small: chapter.Result, tmp_path) -> No
     assert "not compared" in compare(
         replace(rec, params={**rec.params, "T": 900}), path
     )
-
-
-def test_stored_expectation_matches_the_quick_parameters() -> None:
-    path = expected_path("sweep_experts", ROOT)
-    assert path.is_file(), path
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    params = {
-        k: (list(v) if isinstance(v, tuple) else v)
-        for k, v in chapter.Params().__dict__.items()
-    }
-    assert stored["params"] == params
-    assert stored["verdicts"] == {"more_experts [calibrated]": "partly"}
