@@ -400,6 +400,10 @@ def linear_quantities(
     return out + _sweep_quantities(sweep)
 
 
+ACC_NAMES = {"oracle": "oracle", "eg": "Expert Gate", "gap": "paper router (gap)"}
+"""Image learners in the labels of the ACC differences."""
+
+
 def _learner_quantities(
     key: str, items: list[tuple[StreamResult, dict[str, Any]]]
 ) -> list[Quantity]:
@@ -439,22 +443,15 @@ def _learner_quantities(
                 f"images: {lab}: experts used",
             )
         )
-    out.append(
-        Quantity(
-            f"img_{key}_gate_params",
-            float(outs[0]["gate"]),
-            kind="exact",
-            label=f"images: {lab}: gate parameters (first seed)",
+    for part, field in (("gate", "gate"), ("expert", "experts")):
+        out.append(
+            Quantity(
+                f"img_{key}_{part}_params",
+                float(outs[0][field]),
+                kind="exact",
+                label=f"images: {lab}: {part} parameters (first seed)",
+            )
         )
-    )
-    out.append(
-        Quantity(
-            f"img_{key}_expert_params",
-            float(outs[0]["experts"]),
-            kind="exact",
-            label=f"images: {lab}: expert parameters (first seed)",
-        )
-    )
     return out
 
 
@@ -467,30 +464,15 @@ def image_quantities(
     for key, items in image.items():
         acc[key] = np.array([o["ACC"] for _, o in items], dtype=float)
         out += _learner_quantities(key, items)
-    out.append(
-        _est(
-            "img_oracle_minus_eg_ACC",
-            acc["oracle"] - acc["eg"],
-            "img_ACC",
-            "images: ACC, oracle minus Expert Gate (points)",
+    for x, y in (("oracle", "eg"), ("oracle", "gap"), ("gap", "eg")):
+        out.append(
+            _est(
+                f"img_{x}_minus_{y}_ACC",
+                acc[x] - acc[y],
+                "img_ACC",
+                f"images: ACC, {ACC_NAMES[x]} minus {ACC_NAMES[y]} (points)",
+            )
         )
-    )
-    out.append(
-        _est(
-            "img_oracle_minus_gap_ACC",
-            acc["oracle"] - acc["gap"],
-            "img_ACC",
-            "images: ACC, oracle minus paper router (gap) (points)",
-        )
-    )
-    out.append(
-        _est(
-            "img_gap_minus_eg_ACC",
-            acc["gap"] - acc["eg"],
-            "img_ACC",
-            "images: ACC, paper router (gap) minus Expert Gate (points)",
-        )
-    )
     return out
 
 

@@ -95,21 +95,14 @@ def _error_quantities(
     add(estimate(f"F_T_single_{tag}", one["F_T"], label=f"{setting}: F_T, M=1"))
     for M in moe:
         for term in ("gap", "never"):
-            a = arrays[(M, term)]
-            add(
-                estimate(
-                    f"G_T_M{M}_{term}_{tag}",
-                    a["G_T"],
-                    label=f"{setting}: G_T, M={M}, {term}",
+            for key in ("G_T", "F_T"):
+                add(
+                    estimate(
+                        f"{key}_M{M}_{term}_{tag}",
+                        arrays[(M, term)][key],
+                        label=f"{setting}: {key}, M={M}, {term}",
+                    )
                 )
-            )
-            add(
-                estimate(
-                    f"F_T_M{M}_{term}_{tag}",
-                    a["F_T"],
-                    label=f"{setting}: F_T, M={M}, {term}",
-                )
-            )
     # exact given a pool, but the pools are random: means over pools, with their s.e.
     add(
         estimate(
@@ -144,26 +137,24 @@ def _check_i(
     tag, setting = sr.tag, sr.setting
     add, one = rec.add, arrays[(1, "never")]
     rivals = [(M, t) for M in moe for t in ("gap", "never")]
-    rG = max(rivals, key=lambda k: float(arrays[k]["G_T"].mean()))
-    rF = max(rivals, key=lambda k: float(arrays[k]["F_T"].mean()))
-    rg = add(
-        paired_ratio(
-            f"single_over_max_G_{tag}",
-            one["G_T"],
-            arrays[rG]["G_T"],
-            label=f"{setting}: G_T(1) / G_T(M={rG[0]}, {rG[1]}) (highest MoE curve)",
-            drop="none",
+    highest: dict[str, tuple[Key, Quantity]] = {}  # G / F -> highest MoE member, ratio
+    for k in ("G", "F"):
+        top = max(rivals, key=lambda m, k=k: float(arrays[m][f"{k}_T"].mean()))
+        highest[k] = (
+            top,
+            add(
+                paired_ratio(
+                    f"single_over_max_{k}_{tag}",
+                    one[f"{k}_T"],
+                    arrays[top][f"{k}_T"],
+                    label=(
+                        f"{setting}: {k}_T(1) / {k}_T(M={top[0]}, {top[1]}) "
+                        "(highest MoE curve)"
+                    ),
+                    drop="none",
+                )
+            ),
         )
-    )
-    rf = add(
-        paired_ratio(
-            f"single_over_max_F_{tag}",
-            one["F_T"],
-            arrays[rF]["F_T"],
-            label=f"{setting}: F_T(1) / F_T(M={rF[0]}, {rF[1]}) (highest MoE curve)",
-            drop="none",
-        )
-    )
     plateau = add(
         paired_ratio(
             f"single_plateau_{tag}",
@@ -177,17 +168,15 @@ def _check_i(
         "fig2_i",
         setting,
         (
-            reading_from(
-                rg,
-                "G_highest",
-                f"G_T(M=1) / G_T of the highest MoE curve (M={rG[0]}, {rG[1]})",
-                MARGIN_HIGHEST,
-            ),
-            reading_from(
-                rf,
-                "F_highest",
-                f"F_T(M=1) / F_T of the highest MoE curve (M={rF[0]}, {rF[1]})",
-                MARGIN_HIGHEST,
+            *(
+                reading_from(
+                    q,
+                    f"{k}_highest",
+                    f"{k}_T(M=1) / {k}_T of the highest MoE curve (M={top[0]}, "
+                    f"{top[1]})",
+                    MARGIN_HIGHEST,
+                )
+                for k, (top, q) in highest.items()
             ),
             Reading(
                 "plateau",

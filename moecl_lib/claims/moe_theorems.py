@@ -24,6 +24,7 @@ from moecl_lib.claims.rule import Quantity, estimate
 __all__ = [
     "agreement_sentence",
     "alg1_member_quantities",
+    "check_same_pools",
     "clean_row",
     "ideal_member_quantities",
     "ideal_rows",
@@ -143,6 +144,15 @@ def alg1_member_quantities(
             f"Algorithm 1 M={M}: max |sim - exact given the routing| / tolerance",
         ),
     ]
+
+
+def check_same_pools(alg: Mapping[int, Any]) -> None:
+    """Raise unless every Algorithm-1 ``M`` ran on the task pools of ``M = 1`` (the
+    ratios between ``M`` are paired over pools)."""
+    pools = alg[1].res.pool.W
+    for a in alg.values():
+        if not np.allclose(a.res.pool.W, pools):
+            raise AssertionError("every Algorithm-1 M must use the same pools")
 
 
 def agreement_sentence(quantities: Sequence[Quantity]) -> str:

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.analysis.routing import (
     expert_sets,
     gate_gaps,
@@ -22,6 +21,7 @@ from moecl_lib.analysis.routing import (
     windowed_routing_matrices,
 )
 from moecl_lib.analysis.sweeps import FamilyRun, run_family
+from moecl_lib.claims.prop_settings import SettingParams, setting_base
 from moecl_lib.linear.engine import SimulationResult
 
 #: Variants simulated per setting: name -> config overrides (each with ``gap`` and
@@ -32,15 +32,9 @@ DECAY_VARIANT: dict[str, Any] = {"aux_grad": "decay"}
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(SettingParams):
     """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
     parameter of the computation and stays out)."""
-
-    n_experts: int = 20
-    T: int = 2000
-    n_runs: int = 48
-    seed: int = 0
-    window: int = 100
 
 
 def shuffled_purity(
@@ -99,14 +93,7 @@ def nanmean_rows(x: np.ndarray) -> np.ndarray:
 def measure_setting(setting: str, p: Params) -> SettingData:
     """Simulate one setting (all variants, both terminations, single expert) and its
     routing diagnostics."""
-    base = setting_config(
-        setting,
-        p.n_experts,
-        T=p.T,
-        n_runs=p.n_runs,
-        seed=p.seed,
-        snapshot_every=p.window,
-    )
+    base = setting_base(setting, p)
     variants = dict(VARIANTS)
     if setting == "calibrated":
         variants["decay"] = DECAY_VARIANT

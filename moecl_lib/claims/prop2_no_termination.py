@@ -93,6 +93,7 @@ from moecl_lib.claims.prop2_measure import (
     nanmean_rows,
     shuffled_purity,
 )
+from moecl_lib.claims.prop_settings import run_settings
 from moecl_lib.claims.record import SettingsResult, outcome_texts
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading
 from moecl_lib.linear.engine import SimulationResult
@@ -120,7 +121,6 @@ __all__ = [
 
 CHAPTER = "prop2_no_termination"
 CLAIM = "prop2"
-SETTINGS: tuple[str, ...] = ("calibrated", "recalled")
 #: Number of final windows averaged for the late purity and churn.
 LATE_WINDOWS = 3
 #: Normalised late purity at or below which the routing counts as "essentially random"
@@ -355,26 +355,30 @@ def setting_check(
     return ClaimCheck(CLAIM, sd.setting, readings)
 
 
+def _configs(setting: str, sd: SettingData) -> dict[str, Any]:
+    """The configurations of one setting, by ``<setting>|<variant>|<termination>``
+    and ``<setting>|single``."""
+    out = {
+        f"{setting}|{var}|{term}": fr.config.to_dict()
+        for var, d in sd.runs.items()
+        for term, fr in d.items()
+    }
+    out[f"{setting}|single"] = sd.single.config.to_dict()
+    return out
+
+
 def run(
     params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()
 ) -> Result:
     """Simulate both settings and derive the chapter's quantities and Prop. 2 claim
     checks."""
     start = time.perf_counter()
-    data: dict[str, SettingData] = {}
-    quantities: list[Quantity] = []
-    checks: list[ClaimCheck] = []
-    configs: dict[str, Any] = {}
-    for setting in SETTINGS:
-        sd = measure_setting(setting, params)
-        data[setting] = sd
-        q = setting_quantities(sd, params)
-        quantities.extend(q.values())
-        checks.append(setting_check(sd, q, thresholds))
-        for var, d in sd.runs.items():
-            for term, fr in d.items():
-                configs[f"{setting}|{var}|{term}"] = fr.config.to_dict()
-        configs[f"{setting}|single"] = sd.single.config.to_dict()
+    data, quantities, checks, configs = run_settings(
+        lambda s: measure_setting(s, params),
+        lambda sd: setting_quantities(sd, params),
+        lambda sd, q: setting_check(sd, q, thresholds),
+        _configs,
+    )
     return Result(
         params=params,
         data=data,

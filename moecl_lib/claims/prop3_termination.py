@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
+from moecl_lib.analysis.calibration import ClaimThresholds
 from moecl_lib.analysis.routing import (
     expert_loads,
     expert_sets,
@@ -68,6 +68,11 @@ from moecl_lib.claims.estimators import (
     independent_ratio,
     reading_of,
     setting_estimator,
+)
+from moecl_lib.claims.prop_settings import (
+    SettingParams,
+    run_settings,
+    setting_base,
 )
 from moecl_lib.claims.record import SettingsResult, outcome_texts
 from moecl_lib.claims.rule import ClaimCheck, Quantity
@@ -89,19 +94,14 @@ __all__ = [
 
 CHAPTER = "prop3_termination"
 CLAIM = "prop3"
-SETTINGS: tuple[str, ...] = ("calibrated", "recalled")
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(SettingParams):
     """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
     parameter of the computation and stays out)."""
 
-    n_experts: int = 20
-    T: int = 2000
     n_runs: int = 200
-    seed: int = 0
-    window: int = 100
 
 
 @dataclass
@@ -163,14 +163,7 @@ def _row_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def measure_setting(setting: str, p: Params) -> SettingData:
     """Simulate one setting (``gap``, ``never``, single expert) and the routing after
     ``T2``."""
-    base = setting_config(
-        setting,
-        p.n_experts,
-        T=p.T,
-        n_runs=p.n_runs,
-        seed=p.seed,
-        snapshot_every=p.window,
-    )
+    base = setting_base(setting, p)
     fam = run_family(
         base,
         [dict(termination="gap"), dict(termination="never"), dict(n_experts=1)],
@@ -363,24 +356,26 @@ def setting_check(
     return ClaimCheck(CLAIM, sd.setting, readings)
 
 
+def _configs(setting: str, sd: SettingData) -> dict[str, Any]:
+    """The configurations of one setting, by ``<setting>|<member>``."""
+    return {
+        f"{setting}|{name}": fr.config.to_dict()
+        for name, fr in (("gap", sd.gap), ("never", sd.never), ("single", sd.single))
+    }
+
+
 def run(
     params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()
 ) -> Result:
     """Simulate both settings and derive the chapter's quantities and Prop. 3 claim
     checks."""
     start = time.perf_counter()
-    data: dict[str, SettingData] = {}
-    quantities: list[Quantity] = []
-    checks: list[ClaimCheck] = []
-    configs: dict[str, Any] = {}
-    for setting in SETTINGS:
-        sd = measure_setting(setting, params)
-        data[setting] = sd
-        q = setting_quantities(sd, params)
-        quantities.extend(q.values())
-        checks.append(setting_check(sd, q, thresholds))
-        for name, fr in (("gap", sd.gap), ("never", sd.never), ("single", sd.single)):
-            configs[f"{setting}|{name}"] = fr.config.to_dict()
+    data, quantities, checks, configs = run_settings(
+        lambda s: measure_setting(s, params),
+        lambda sd: setting_quantities(sd, params),
+        lambda sd, q: setting_check(sd, q, thresholds),
+        _configs,
+    )
     return Result(
         params=params,
         data=data,

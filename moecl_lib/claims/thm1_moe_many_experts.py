@@ -88,6 +88,7 @@ from moecl_lib.claims.estimators import (
 )
 from moecl_lib.claims.moe_theorems import (
     alg1_member_quantities,
+    check_same_pools,
     ideal_member_quantities,
 )
 from moecl_lib.claims.prop4_single_expert import config_lines, independent_ratio
@@ -419,10 +420,9 @@ def _alg1_quantities(
     slack3 = p.abs_tolerance * float(floor_alg1.mean())
     rounds3 = [t for t in p.alg1_check_rounds if t <= p.alg1_T]
     ratios = Alg1Ratios()
+    check_same_pools(alg)
     for M, a in alg.items():
         r = a.res
-        if not np.allclose(r.pool.W, a1.pool.W):
-            raise AssertionError("every Algorithm-1 M must use the same pools")
         q += alg1_member_quantities(M, r, a.cond, rounds3, z, slack3)
         if M > 1:
             q += _router_quantities(p, M, a, alg[1], floor_alg1, ratios)

@@ -70,6 +70,7 @@ import numpy as np
 from moecl_lib.claims.estimators import least_margin, paired_ratio
 from moecl_lib.claims.moe_theorems import (
     alg1_member_quantities,
+    check_same_pools,
     ideal_member_quantities,
 )
 from moecl_lib.claims.prop4_single_expert import independent_ratio
@@ -266,10 +267,9 @@ def _alg1_quantities(
     rounds3 = [t for t in p.alg1_check_rounds if t <= p.alg1_T]
     ratios: dict[str, dict[int, Quantity]] = {"G": {}, "F": {}, "floor": {}}
     q: list[Quantity] = []
+    check_same_pools(alg)
     for M, a in alg.items():
         r = a.res
-        if not np.allclose(r.pool.W, a1.pool.W):
-            raise AssertionError("every Algorithm-1 M must use the same pools")
         q += alg1_member_quantities(M, r, a.cond, rounds3, z, slack3)
         if M == 1:
             continue
