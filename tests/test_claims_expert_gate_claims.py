@@ -1,4 +1,5 @@
-"""``moecl_lib.claims.expert_gate_claims``: a tiny run, the claim logic, the stored expectation."""
+"""``moecl_lib.claims.expert_gate_claims``: a tiny run, the claim logic, the stored
+expectation."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def test_run_records_every_quantity_and_claim(tiny: chapter.Result) -> None:
 
 
 def _quantities(**values: tuple[float, float]) -> list[Quantity]:
-    """Quantities for :func:`chapter.claim_checks`: every name it reads, defaults far on the claimed side."""
+    """Quantities for :func:`chapter.claim_checks`: every name it reads, defaults far on
+    the claimed side."""
     base: dict[str, tuple[float, float]] = {}
     for fam in chapter.FAMILIES:
         base.update(
@@ -96,7 +98,8 @@ def test_claim_logic_on_built_readings() -> None:
         "eg_accuracy": "reproduced",
         "eg_relatedness": "reproduced",
     }
-    # Expert Gate 22 points below its oracle on split: "about the accuracy of" fails there -> partly
+    # Expert Gate 22 points below its oracle on split: "about the accuracy of" fails
+    # there -> partly
     v = _verdicts(
         _quantities(split_eg_minus_oracle=(-22.0, 0.5), split_rho_rel_ft=(-0.1, 0.05))
     )

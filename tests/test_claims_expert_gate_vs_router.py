@@ -1,4 +1,5 @@
-"""``moecl_lib.claims.expert_gate_vs_router``: a tiny run, the claim logic, the stored expectation."""
+"""``moecl_lib.claims.expert_gate_vs_router``: a tiny run, the claim logic, the stored
+expectation."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_run_records_every_quantity_and_claim(tiny: chapter.Result) -> None:
     assert tiny.quantity("lin_calibrated_oracle_G_T").value == pytest.approx(
         0.0, abs=1e-9
     )
-    # paired difference = mean of the per-run differences (run r is the same stream for both routers)
+    # paired difference = mean of the per-run differences (run r is the same stream for
+    # both routers)
     runs = tiny.linear["calibrated"][1]
     d = runs["gap"].result.G[:, -1] - runs["eg_c0"].result.G[:, -1]
     assert tiny.quantity("lin_calibrated_G_T_gap_minus_eg").value == pytest.approx(
@@ -104,15 +106,18 @@ def test_claim_logic_on_built_readings() -> None:
     qs.append(Quantity("sweep_route_acc_eg_minus_gap", 0.33, 0.01, 8))
     v = {c.setting: c.verdict for c in chapter.linear_checks(p, qs)}
     assert v == {"calibrated": "reproduced", "recalled": "reproduced"}
-    # the trained router ends lower in G_T and F_T (recalled): routing holds, errors fail -> partly
+    # the trained router ends lower in G_T and F_T (recalled): routing holds, errors
+    # fail -> partly
     qs2 = _linear("calibrated", 0.3, 0.4, 0.3) + _linear("recalled", 0.6, -0.5, -0.5)
     qs2.append(Quantity("sweep_route_acc_eg_minus_gap", 0.0, 0.01, 8))
     v2 = {c.setting: c.verdict for c in chapter.linear_checks(p, qs2)}
     assert v2 == {"calibrated": "inconclusive", "recalled": "partly"}
     assert chapter.image_check(_image(1.0, 25.0, 18.0)).verdict == "reproduced"
-    # the oracle forgets 9 points: "keeps every task" fails while the gaps hold -> partly
+    # the oracle forgets 9 points: "keeps every task" fails while the gaps hold ->
+    # partly
     assert chapter.image_check(_image(9.0, 25.0, 18.0)).verdict == "partly"
-    # Expert Gate as good as the oracle, the paper's router 3 points below: nothing holds
+    # Expert Gate as good as the oracle, the paper's router 3 points below: nothing
+    # holds
     assert (
         chapter.image_check(_image(9.0, -1.0, 3.0, se=0.5)).verdict == "not reproduced"
     )
@@ -152,7 +157,7 @@ def test_stored_expectation_catches_a_moved_quantity() -> None:
 def test_params_normalise_and_validate() -> None:
     p = chapter.Params(signal_scales=[1, 2], image_seeds=[5, 6])
     assert p.signal_scales == (1.0, 2.0) and p.image_seeds == (5, 6)
-    assert chapter._scale_tag(0.25) == "v0p25"
+    assert chapter.scale_tag(0.25) == "v0p25"
     with pytest.raises(ValueError, match="code sizes|eg_code_sizes"):
         chapter.Params(eg_code_sizes=[1])
     with pytest.raises(ValueError, match="image_data"):

@@ -1,10 +1,10 @@
-"""Chapter fig2_dynamics as data: statistics, the readings of fig2_i ... fig2_v, the comparison."""
+"""Chapter fig2_dynamics as data: statistics, the readings of fig2_i ... fig2_v, the
+comparison."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
 from moecl_lib.claims import fig2_dynamics as chapter
-from moecl_lib.claims.record import ExpectationError, expected_path, write_expected
+from moecl_lib.claims.record import ExpectationError, write_expected
 from moecl_lib.claims.rule import verdict_of
 from moecl_lib.linear.engine import simulate
 
@@ -20,8 +20,6 @@ SMALL = chapter.Params(
     experts=(1, 5, 10, 20), T=700, n_runs=6, recalled_runs=4, n_theory_pools=2, seed=3
 )
 CLAIMS = ["fig2_i", "fig2_ii", "fig2_iii", "fig2_iv", "fig2_v"]
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +38,8 @@ def test_paired_ratio_and_times() -> None:
     r2 = chapter.paired_ratio("r", np.array([2.0, 4.0, 7.0]), b)
     z = (np.array([2.0, 4.0, 7.0]) - r2.value * b) / b.mean()
     assert r2.se == pytest.approx(z.std(ddof=1) / np.sqrt(3))
-    # descent: first round after the peak at or below the level (the dip before the peak does not count)
+    # descent: first round after the peak at or below the level (the dip before the peak
+    # does not count)
     curves = np.array([[1.0, 3.0, 5.0, 2.0, 1.0], [1.0, 2.0, 2.5, 3.0, 2.9]])
     assert np.allclose(
         chapter.descent_round(curves, 2.0), [4.0, np.nan], equal_nan=True
@@ -69,7 +68,8 @@ def test_paired_ratio_and_times() -> None:
 
 
 def test_post_T1_transient_reading_fails_when_the_model_settles_at_T1() -> None:
-    # a transient after T1 of 0 rounds for every M cannot count as growing with M, whatever T1 = 30 M does
+    # a transient after T1 of 0 rounds for every M cannot count as growing with M,
+    # whatever T1 = 30 M does
     r = Reading("post_T1_grows", "slope", 0.0, chapter.TRANSIENT_SLOPE, se=0.0)
     conv = Reading(
         "converged_M10", "ratio", 0.1, chapter.CONVERGE_FRAC, se=0.01, sense="<="
@@ -179,16 +179,3 @@ def test_compare_catches_a_moved_quantity(small: chapter.Result, tmp_path) -> No
     assert "not compared" in compare(
         replace(rec, params={**rec.params, "seed": 4}), path
     )
-
-
-def test_stored_expectation_matches_the_quick_parameters() -> None:
-    path = expected_path("fig2_dynamics", ROOT)
-    assert path.is_file(), path
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    params = {
-        k: (list(v) if isinstance(v, tuple) else v)
-        for k, v in chapter.Params().__dict__.items()
-    }
-    assert stored["params"] == params
-    assert stored["verdicts"]["fig2_ii [calibrated]"] == "partly"
-    assert stored["verdicts"]["fig2_ii [recalled]"] == "not reproduced"

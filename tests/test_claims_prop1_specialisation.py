@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ from moecl_lib.claims import compare
 from moecl_lib.claims import prop1_specialisation as chapter
 from moecl_lib.claims.record import ExpectationError, write_expected
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = chapter.Params(n_experts=8, T=400, n_runs=6, window=50, spec_time_experts=(8,))
 
 
@@ -147,15 +145,3 @@ def test_compare_catches_a_moved_quantity(small: chapter.Result, tmp_path: Path)
     record.quantities = [moved if x.name == q.name else x for x in record.quantities]
     with pytest.raises(ExpectationError, match="calibrated_purity_T1"):
         compare(record, path)
-
-
-def test_stored_expectation_matches_the_quick_parameters():
-    path = ROOT / "notebooks" / "expected" / "prop1_specialisation.json"
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    assert stored["params"] == json.loads(
-        json.dumps(dataclasses.asdict(chapter.Params()))
-    )
-    assert stored["verdicts"] == {
-        "prop1 [calibrated]": "partly",
-        "prop1 [recalled]": "not reproduced",
-    }

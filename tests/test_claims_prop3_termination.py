@@ -1,26 +1,22 @@
-"""Chapter prop3_termination as data: quantities, the four readings of claim prop3, the comparison."""
+"""Chapter prop3_termination as data: quantities, the four readings of claim prop3, the
+comparison."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
-from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
+from moecl_lib.claims import Quantity
 from moecl_lib.claims import prop3_termination as chapter
-from moecl_lib.claims.record import ExpectationError, expected_path
 from moecl_lib.claims.rule import verdict_of
 from moecl_lib.linear.engine import simulate
 
 SMALL = chapter.Params(n_experts=4, T=400, n_runs=8, seed=2, window=50)
 READINGS = ["frozen", "purity_after_T2", "converged", "uniform"]
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +77,8 @@ def test_same_config_and_seed_give_the_same_numbers(small: chapter.Result) -> No
 
 
 def test_within_set_helpers_on_a_hand_built_routing() -> None:
-    # run 0: task 0 served by experts 0 and 1 (30 vs 10 rounds), task 1 by expert 2 alone
+    # run 0: task 0 served by experts 0 and 1 (30 vs 10 rounds), task 1 by expert 2
+    # alone
     routing = np.zeros((1, 3, 2))
     routing[0, 0, 0], routing[0, 1, 0], routing[0, 2, 1] = 30, 10, 20
     sd = SimpleNamespace(
@@ -98,7 +95,8 @@ def _quantities(**values: tuple[float, float]) -> dict[str, Quantity]:
 def test_claim_logic_on_hand_built_quantities() -> None:
     sd = SimpleNamespace(setting="calibrated")
     th = ClaimThresholds()
-    # as observed: freezes on the right sets and converges, but not uniform inside a set -> partly
+    # as observed: freezes on the right sets and converges, but not uniform inside a set
+    # -> partly
     q = _quantities(
         frozen=(1.0, 0.0),
         purity_post=(0.933, 0.007),
@@ -109,7 +107,7 @@ def test_claim_logic_on_hand_built_quantities() -> None:
     assert [r.outcome for r in check.readings] == ["holds", "holds", "holds", "fails"]
     assert check.verdict == "partly"
     q.update(_quantities(uniformity=(0.95, 0.01)))
-    assert chapter.setting_check(sd, q, th).verdict == "reproduced"  # type: ignore[arg-type]
+    assert chapter.setting_check(sd, q, th).verdict == ("reproduced")  # type: ignore[arg-type]
     # a purity within 2 s.e. of 0.9 cannot decide
     q.update(_quantities(purity_post=(0.91, 0.01)))
     check = chapter.setting_check(sd, q, th)  # type: ignore[arg-type]
@@ -122,52 +120,4 @@ def test_claim_logic_on_hand_built_quantities() -> None:
         ratio_single=(0.9, 0.02),
         uniformity=(0.5, 0.01),
     )
-    assert chapter.setting_check(sd, q, th).verdict == "not reproduced"  # type: ignore[arg-type]
-
-
-def _check_with_verdict(key: str, verdict: str) -> ClaimCheck:
-    claim, setting = key.split(" [")
-    hold, fail, tie = (
-        Reading("h", "h", 1.0, 0.0),
-        Reading("f", "f", -1.0, 0.0),
-        Reading("i", "i", 0.0, 0.0),
-    )
-    readings = {
-        "reproduced": (hold,),
-        "partly": (hold, fail),
-        "not reproduced": (fail,),
-        "inconclusive": (tie,),
-    }[verdict]
-    return ClaimCheck(claim, setting.rstrip("]"), readings)
-
-
-def test_compare_catches_a_moved_quantity() -> None:
-    path = expected_path(chapter.CHAPTER, ROOT)
-    expected = json.loads(path.read_text(encoding="utf-8"))
-    assert expected["params"] == asdict(chapter.Params())
-    assert set(expected["verdicts"]) == {"prop3 [calibrated]", "prop3 [recalled]"}
-    quantities = [Quantity.from_dict(d) for d in expected["quantities"]]
-    checks = [_check_with_verdict(k, v) for k, v in expected["verdicts"].items()]
-    assert "within tolerance" in compare(
-        Record(chapter.CHAPTER, expected["params"], quantities, checks), path
-    )
-    moved = [
-        Quantity(
-            q.name,
-            q.value + 2 * q.tolerance(q) + 0.01,
-            q.se,
-            q.n,
-            q.kind,
-            q.floor,
-            q.label,
-        )
-        if q.name == "uniformity_calibrated"
-        else q
-        for q in quantities
-    ]
-    with pytest.raises(ExpectationError, match="uniformity_calibrated"):
-        compare(Record(chapter.CHAPTER, expected["params"], moved, checks), path)
-    other = dict(expected["params"], n_runs=96)  # another profile is not compared
-    assert "not compared" in compare(
-        Record(chapter.CHAPTER, other, moved, checks), path
-    )
+    assert chapter.setting_check(sd, q, th).verdict == ("not reproduced")  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Chapter prop4_single_expert as data: estimators, readings, a small run and the stored expectation."""
+"""Chapter prop4_single_expert as data: estimators, readings, a small run and the stored
+expectation."""
 
 from __future__ import annotations
 
@@ -91,11 +92,13 @@ def test_small_run_quantities_and_check(small):
         "def1_plateau",
         "def1_F_form",
     ]
-    # decisive at this size: the closed form holds for isotropic columns, the Definition-1 floor is ~1.6 Delta
+    # decisive at this size: the closed form holds for isotropic columns, the
+    # Definition-1 floor is ~1.6 Delta
     assert out["iso_G_form"] == out["iso_plateau"] == out["def1_floor"] == "holds"
     assert out["def1_plateau"] == out["def1_F_form"] == "fails"
     assert check.verdict == "partly"
-    # the companion's own checks: simulation agrees with the closed form / exact recursion
+    # the companion's own checks: simulation agrees with the closed form / exact
+    # recursion
     assert (
         rec.quantity("agree_iso").value < 1.0
         and rec.quantity("agree_def1_exact").value < 1.0

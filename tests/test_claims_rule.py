@@ -1,4 +1,5 @@
-"""The written rules (moecl_lib.claims.rule) and chapter records (moecl_lib.claims.record)."""
+"""The written rules (moecl_lib.claims.rule) and chapter records
+(moecl_lib.claims.record)."""
 
 from __future__ import annotations
 

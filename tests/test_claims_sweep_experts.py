@@ -1,10 +1,10 @@
-"""Chapter sweep_experts as data: trend statistics, the readings of claim more_experts, the comparison."""
+"""Chapter sweep_experts as data: trend statistics, the readings of claim more_experts,
+the comparison."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +12,13 @@ import pytest
 from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.claims import ClaimCheck, Quantity, Reading, Record, compare
 from moecl_lib.claims import sweep_experts as chapter
-from moecl_lib.claims.record import ExpectationError, expected_path, write_expected
+from moecl_lib.claims.record import ExpectationError, write_expected
 from moecl_lib.claims.rule import verdict_of
 from moecl_lib.linear.engine import simulate
 
 SMALL = chapter.Params(
     experts=(1, 6, 12, 24), T=800, n_pools_exact=2, n_runs=6, alg1_runs=8, seed=2
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +35,8 @@ def test_helpers() -> None:
     assert np.allclose(
         chapter.ols_slope([0, 1], np.array([[0.0, 1.0], [4.0, 0.0]])), [1.0, -4.0]
     )
-    # a curve still above the threshold at T is "not reached" = T + 1; a converging one its first good round
+    # a curve still above the threshold at T is "not reached" = T + 1; a converging one
+    # its first good round
     curves = np.array([[5.0, 4.0, 3.0, 2.0], [5.0, 0.5, 2.0, 0.5]])
     assert list(chapter.censored_convergence(curves, 2.5, 4)) == [4.0, 2.0]
     assert list(chapter.censored_convergence(curves, 0.1, 4)) == [5.0, 5.0]
@@ -46,7 +45,8 @@ def test_helpers() -> None:
 
 
 def test_non_monotone_sweep_gives_a_failing_trend_and_partly() -> None:
-    # the paper-profile pattern of Algorithm 1: never (T+1), 996, 368, 545, 745 for M = 6, 9, 12, 18, 24
+    # the paper-profile pattern of Algorithm 1: never (T+1), 996, 368, 545, 745 for M
+    # = 6, 9, 12, 18, 24
     M = [6, 9, 12, 18, 24]
     slope = float(chapter.ols_slope(M, [1001, 996, 368, 545, 745]))
     assert slope < 0
@@ -92,7 +92,8 @@ def test_run_records_quantities_checks_and_configs(small: chapter.Result) -> Non
         check.readings[1].estimate == q["alg_slope"].value
         and check.readings[1].se == q["alg_slope"].se
     )
-    # the ideal MoE converges linearly in M (1/M share of the rounds): about 1.75 rounds per expert
+    # the ideal MoE converges linearly in M (1/M share of the rounds): about 1.75 rounds
+    # per expert
     assert 1.5 < q["ideal_slope"].value < 2.1
     # n_runs, seed and T go straight into the configurations
     cfg = rec.configs["algorithm1/M=24"]
@@ -140,15 +141,3 @@ def test_compare_catches_a_moved_quantity(small: chapter.Result, tmp_path) -> No
     assert "not compared" in compare(
         replace(rec, params={**rec.params, "T": 900}), path
     )
-
-
-def test_stored_expectation_matches_the_quick_parameters() -> None:
-    path = expected_path("sweep_experts", ROOT)
-    assert path.is_file(), path
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    params = {
-        k: (list(v) if isinstance(v, tuple) else v)
-        for k, v in chapter.Params().__dict__.items()
-    }
-    assert stored["params"] == params
-    assert stored["verdicts"] == {"more_experts [calibrated]": "partly"}

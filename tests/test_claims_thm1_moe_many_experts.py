@@ -1,4 +1,5 @@
-"""Chapter thm1_moe_many_experts as data: least-margin readings, a small run and the stored expectation."""
+"""Chapter thm1_moe_many_experts as data: least-margin readings, a small run and the
+stored expectation."""
 
 from __future__ import annotations
 

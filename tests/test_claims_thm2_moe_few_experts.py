@@ -1,4 +1,5 @@
-"""Chapter thm2_moe_few_experts as data: a small run, its readings and the stored expectation."""
+"""Chapter thm2_moe_few_experts as data: a small run, its readings and the stored
+expectation."""
 
 from __future__ import annotations
 
@@ -37,13 +38,15 @@ def test_small_run_quantities_and_check(small):
     names = [q.name for q in rec.quantities]
     assert len(names) == len(set(names))
     assert small.cluster_of == [0, 0, 0, 1, 1, 1]
-    # floors of the shared pool: exact numbers; the MoE floor is below the single expert's
+    # floors of the shared pool: exact numbers; the MoE floor is below the single
+    # expert's
     g_single, g_moe = (
         rec.quantity("G_floor_single_exact"),
         rec.quantity("G_floor_moe_exact"),
     )
     assert g_single.kind == g_moe.kind == "exact" and 0 < g_moe.value < g_single.value
-    # with one cluster the SPEC formula is the single expert's model gap (Prop. 4), (1 - r) times it for F
+    # with one cluster the SPEC formula is the single expert's model gap (Prop. 4), (1
+    # - r) times it for F
     g_spec = rec.quantity("G_floor_single_spec").value
     assert rec.quantity("F_floor_single_spec").value == pytest.approx(0.6 * g_spec)
     for M in (2, 4):

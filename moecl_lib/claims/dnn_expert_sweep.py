@@ -1,53 +1,63 @@
-"""Deep networks, number of experts (claim ``dnn_more_experts``): more experts need more rounds and do not
-improve the performance at a fixed horizon.
+"""Deep networks, number of experts (claim ``dnn_more_experts``): more experts need more
+rounds and do not improve the performance at a fixed horizon.
 
-**What the paper states** (abstract [V], SPEC §6.8 items 4-5): adding experts requires more rounds before
-convergence and may not improve the learning performance at a given horizon. In the theory the router needs
-``T1 ∝ M`` rounds to specialise, and after specialisation each expert trains in only about ``1/M`` of the
-rounds.
+**What the paper states** (abstract [V], SPEC §6.8 items 4-5): adding experts requires
+more rounds before convergence and may not improve the learning performance at a given
+horizon. In the theory the router needs ``T1 ∝ M`` rounds to specialise, and after
+specialisation each expert trains in only about ``1/M`` of the rounds.
 
-**What this module runs** (our protocol [C], as in :mod:`moecl_lib.claims.dnn_moe_vs_single`): the same
-``N = 3`` one-vs-rest tasks, CNN experts, router and metrics; the number of experts ``M`` varies over
-``experts`` at a fixed horizon ``T = n_rounds``; every MoE uses the ``gap`` termination rule with
-``T1 = t1_per_expert * M``; ``M = 1`` is the single network. All learners of a seed see the same stream.
+**What this module runs** (our protocol [C], as in
+:mod:`moecl_lib.claims.dnn_moe_vs_single`): the same ``N = 3`` one-vs-rest tasks, CNN
+experts, router and metrics; the number of experts ``M`` varies over ``experts`` at a
+fixed horizon ``T = n_rounds``; every MoE uses the ``gap`` termination rule with
+``T1 = t1_per_expert * M``; ``M = 1`` is the single network. All learners of a seed see
+the same stream.
 
-**Convergence round** (our definition). Per seed, ``t_conv`` is the first round from which the router-view
-test accuracy (mean over tasks) stays at or above ``acc_threshold`` until ``T``; a run that is below the
-threshold at ``T`` is censored at ``T + 1`` (it needs more than ``T`` rounds). ``T2 = T1 + 1`` grows with
-``M`` by construction (``T1 ∝ M``), so it is not evidence; ``t_conv`` is.
+**Convergence round** (our definition). Per seed, ``t_conv`` is the first round from
+which the router-view test accuracy (mean over tasks) stays at or above
+``acc_threshold`` until ``T``; a run that is below the threshold at ``T`` is censored at
+``T + 1`` (it needs more than ``T`` rounds). ``T2 = T1 + 1`` grows with ``M`` by
+construction (``T1 ∝ M``), so it is not evidence; ``t_conv`` is.
 
-**Readings** (each must clear its threshold by 2 standard errors, :mod:`moecl_lib.claims.rule`, with the
-small-sample s.e. of :func:`moecl_lib.claims.estimators.small_sample_se`; over the MoEs
-with ``M >= N``, where the theory's "more experts" statement applies: with ``M < N`` an expert must serve
+**Readings** (each must clear its threshold by 2 standard errors,
+:mod:`moecl_lib.claims.rule`, with the small-sample s.e. of
+:func:`moecl_lib.claims.estimators.small_sample_se`; over the MoEs with ``M >= N``,
+where the theory's "more experts" statement applies: with ``M < N`` an expert must serve
 conflicting tasks and the accuracy has a floor, which is a different effect):
 
-1. ``trend`` (more experts need more rounds): the least-squares slope of ``t_conv`` on ``M`` over
-   ``M >= N``, computed per seed (censored runs at ``T + 1``, a lower bound), mean over seeds ``>= 0``. The
-   same trend reading as the linear chapter ``sweep_experts`` (slope of the convergence round on ``M``, not
-   reached = ``T + 1``, no monotonicity reading: a non-monotone sweep shows up as a small or negative slope).
-   The per-seed Spearman rank correlation and the steps between consecutive ``M`` are recorded as quantities.
-2. ``no_gain``: at the horizon the largest ``M`` is not better: learner-view ``G_T(M_max) - G_T(M*) >= 0``,
-   with ``M*`` the ``M >= N`` below ``M_max`` with the lowest mean ``G_T`` (paired over seeds).
+1. ``trend`` (more experts need more rounds): the least-squares slope of ``t_conv`` on
+   ``M`` over ``M >= N``, computed per seed (censored runs at ``T + 1``, a lower bound),
+   mean over seeds ``>= 0``. The same trend reading as the linear chapter
+   ``sweep_experts`` (slope of the convergence round on ``M``, not reached = ``T + 1``,
+   no monotonicity reading: a non-monotone sweep shows up as a small or negative slope).
+   The per-seed Spearman rank correlation and the steps between consecutive ``M`` are
+   recorded as quantities.
+2. ``no_gain``: at the horizon the largest ``M`` is not better: learner-view
+   ``G_T(M_max) - G_T(M*) >= 0``, with ``M*`` the ``M >= N`` below ``M_max`` with the
+   lowest mean ``G_T`` (paired over seeds).
 
-**Conventions.** Metrics in % on held-out test images, means over seeds with their s.e. (see
-:mod:`moecl_lib.claims.dnn_moe_vs_single`); estimates carry the measured tolerance floors of
-:data:`moecl_lib.claims.dnn_moe_vs_single.FLOORS` (``t_conv``: :data:`T_CONV_FLOOR` rounds).
+**Conventions.** Metrics in % on held-out test images, means over seeds with their s.e.
+(see :mod:`moecl_lib.claims.dnn_moe_vs_single`); estimates carry the measured tolerance
+floors of :data:`moecl_lib.claims.dnn_moe_vs_single.FLOORS` (``t_conv``:
+:data:`T_CONV_FLOOR` rounds).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
-from moecl_lib.claims.dnn_moe_vs_single import (
+from moecl_lib.claims.curve_stats import spearman
+from moecl_lib.claims.dnn_common import (
     FLOORS,
+    LEARNER_VIEW_TITLE,
     Data,
-    _factory,
+    add_seed_columns,
+    learner_factory,
     load_tasks,
     per_seed,
     seed_cell,
@@ -61,9 +71,10 @@ from moecl_lib.deep.study import Results, run_paired
 from moecl_lib.figures.tables import text_table
 
 CHAPTER = "dnn_expert_sweep"
-#: Tolerance floors of the convergence-round quantities (see FLOORS for the measurement): the per-seed t_conv
-#: did not move under the CPU-kernel variants; the floors allow one seed of five to move by 5 rounds (t_conv:
-#: 1 round; slope over M: 0.2 rounds per expert) or its rank correlation by 1 (0.2).
+#: Tolerance floors of the convergence-round quantities (see FLOORS for the
+#: measurement): the per-seed t_conv did not move under the CPU-kernel variants; the
+#: floors allow one seed of five to move by 5 rounds (t_conv: 1 round; slope over M: 0.2
+#: rounds per expert) or its rank correlation by 1 (0.2).
 T_CONV_FLOOR = 1.0
 SLOPE_FLOOR = 0.2
 RANK_FLOOR = 0.2
@@ -72,8 +83,8 @@ STATS = ("ACC", "F_T", "G_T", "forgetting", "F_T_router", "final_acc_router")
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a computation
-    parameter)."""
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
+    computation parameter)."""
 
     dataset: str = "digits"
     data_dir: str | None = None
@@ -96,12 +107,13 @@ class Params:
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
 
 
-# ------------------------------------------------------------------------------------------------ estimators
+# --------------------------------------------------------------------------- estimators
 
 
 def convergence_round(acc: np.ndarray, threshold: float) -> float:
-    """First round (1-based) from which ``acc`` (per round) stays ``>= threshold`` to the end; ``T + 1`` if
-    ``acc[T] < threshold`` (censored: not converged within the horizon)."""
+    """First round (1-based) from which ``acc`` (per round) stays ``>= threshold`` to
+    the end; ``T + 1`` if ``acc[T] < threshold`` (censored: not converged within the
+    horizon)."""
     ok = np.asarray(acc) >= threshold
     T = ok.shape[0]
     if not ok[-1]:
@@ -110,25 +122,18 @@ def convergence_round(acc: np.ndarray, threshold: float) -> float:
     return float(bad[-1] + 2) if bad.size else 1.0
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); 0 when ``y`` (or ``x``) is constant."""
-    rx, ry = rankdata(x), rankdata(y)
-    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
-        return 0.0
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
 def router_curve(run: StreamResult) -> np.ndarray:
     """Router-view test accuracy after each round, mean over tasks, (T,)."""
     return run.acc_routed.mean(axis=1)
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: runs, per-seed statistics, quantities, claim checks and configurations."""
+    """Output of :func:`run`: runs, per-seed statistics, quantities, claim checks and
+    configurations."""
 
     chapter = CHAPTER
 
@@ -153,14 +158,11 @@ class Result(ChapterResult):
         return self.base.replace(n_experts=M).T1_value if M > 1 else 0
 
     def table(self) -> str:
-        """Means ± s.e. over seeds per ``M`` (T1, T2 and routing not shown for ``M = 1``)."""
+        """Means ± s.e. over seeds per ``M`` (T1, T2 and routing not shown for
+        ``M = 1``)."""
         out = []
         blocks = [
-            (
-                "learner view (each arrival evaluated by the expert that learned it), %",
-                ["ACC", "F_T", "G_T", "forgetting"],
-                1,
-            ),
+            (LEARNER_VIEW_TITLE, ["ACC", "F_T", "G_T", "forgetting"], 1),
             (
                 "router view (the router's current choice), %; M = 1 has one view",
                 ["ACC_router", "F_T_router", "final_acc_router"],
@@ -168,8 +170,9 @@ class Result(ChapterResult):
             ),
             ("routing (M >= 2)", ["T2", "purity", "load_entropy"], 2),
             (
-                f"convergence round (router-view accuracy stays >= {self.params.acc_threshold:g} %; "
-                f"T + 1 = {self.params.n_rounds + 1}: not within T)",
+                "convergence round (router-view accuracy stays >= "
+                f"{self.params.acc_threshold:g} %; T + 1 = "
+                f"{self.params.n_rounds + 1}: not within T)",
                 ["t_conv"],
                 1,
             ),
@@ -225,16 +228,16 @@ class Result(ChapterResult):
             "final_acc_router",
             "t_conv",
         ):
-            ms = [seed_mean_se(self.stats[M][k]) for M in self.params.experts]
-            cols[k] = [m for m, _ in ms]
-            cols[k + "_se"] = [e for _, e in ms]
+            add_seed_columns(
+                cols, k, (seed_mean_se(self.stats[M][k]) for M in self.params.experts)
+            )
         return cols
 
     def config_text(self) -> str:
         return "\n".join(f"{name}: {cfg}" for name, cfg in self.configs.items())
 
 
-# ------------------------------------------------------------------------------------------------ run
+# ---------------------------------------------------------------------------------- run
 
 
 def run(params: Params | None = None, *, progress: bool = True) -> Result:
@@ -262,7 +265,7 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
     cfgs = {M: base.replace(n_experts=M) for M in p.experts}
     results = run_paired(
         data.tasks,
-        {f"M={M}": _factory(cfgs[M], f"M={M}") for M in p.experts},
+        {f"M={M}": learner_factory(cfgs[M], f"M={M}") for M in p.experts},
         p.seeds,
         p.n_rounds,
         p.batch_size,
@@ -294,11 +297,11 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
     )
 
 
-def derive(
-    p: Params, stats: Mapping[int, Mapping[str, np.ndarray]], N: int
-) -> tuple[list[Quantity], list[ClaimCheck]]:
-    """Quantities and the claim check from per-seed statistics (``stats[M][statistic]``, one value per
-    seed)."""
+def _estimates_per_M(
+    p: Params, stats: Mapping[int, Mapping[str, np.ndarray]]
+) -> list[Quantity]:
+    """Every ``M``'s statistics and convergence round, and the forgetting relative to
+    the single network (claim ``dnn_forgetting``, owned by ``dnn_moe_vs_single``)."""
     qs: list[Quantity] = []
     for M in p.experts:
         st = stats[M]
@@ -316,9 +319,7 @@ def derive(
                 label=f"convergence round (M={M})",
             )
         )
-    if (
-        1 in p.experts
-    ):  # forgetting relative to the single network (claim dnn_forgetting, owned elsewhere)
+    if 1 in p.experts:
         qs += [
             estimate(
                 f"dF_T_M1_M{M}",
@@ -329,7 +330,14 @@ def derive(
             for M in p.experts
             if M > 1
         ]
-    big = [M for M in p.experts if M >= N]
+    return qs
+
+
+def _trend(
+    stats: Mapping[int, Mapping[str, np.ndarray]], big: list[int]
+) -> list[Quantity]:
+    """Over ``M >= N``: slope and rank correlation of the convergence round on ``M``
+    (per seed), and its steps between consecutive ``M``."""
     tc = np.array([stats[M]["t_conv"] for M in big])  # (len(big), seeds)
     rho = np.array([spearman(big, tc[:, j]) for j in range(tc.shape[1])])
     q_rho = estimate(
@@ -356,6 +364,18 @@ def derive(
         )
         for a, b in zip(big, big[1:])
     ]
+    return [q_slope, q_rho, *steps]
+
+
+def derive(
+    p: Params, stats: Mapping[int, Mapping[str, np.ndarray]], N: int
+) -> tuple[list[Quantity], list[ClaimCheck]]:
+    """Quantities and the claim check from per-seed statistics (``stats[M][statistic]``,
+    one value per seed)."""
+    qs = _estimates_per_M(p, stats)
+    big = [M for M in p.experts if M >= N]
+    trend = _trend(stats, big)
+    q_slope = trend[0]
     M_max = max(big)
     cand = [M for M in big if M < M_max]
     M_star = min(cand, key=lambda M: float(np.mean(stats[M]["G_T"])))
@@ -365,11 +385,12 @@ def derive(
         floor=FLOORS["G_T"],
         label=f"G_T(M={M_max}) - G_T(M={M_star}) (learner view)",
     )
-    qs += [q_slope, q_rho, *steps, q_gain]
+    qs += [*trend, q_gain]
     readings = (
         Reading(
             "trend",
-            f"slope of the convergence round on M over M in {big} (rounds per expert, per seed)",
+            f"slope of the convergence round on M over M in {big} (rounds per "
+            "expert, per seed)",
             q_slope.value,
             0.0,
             small_sample_se(q_slope.se, q_slope.n),
@@ -404,8 +425,10 @@ def prose(result: Result) -> dict[str, str]:
             )
             or "no M < N in this profile"
         ),
-        "best_M_sentence": f"the lowest mean learner-view G_T among M >= N is at M = {best} "
-        f"({fmt_number(means[best])} %)",
+        "best_M_sentence": (
+            f"the lowest mean learner-view G_T among M >= N is at M = {best} "
+            f"({fmt_number(means[best])} %)"
+        ),
         "t_conv_sentence": "; ".join(
             f"M = {M}: {fmt_number(float(np.mean(st[M]['t_conv'])))}" for M in big
         ),

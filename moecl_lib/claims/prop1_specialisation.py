@@ -1,40 +1,45 @@
-"""Proposition 1 (claim ``prop1``): after ``T1`` rounds every expert is specialised on one task.
+"""Proposition 1 (claim ``prop1``): after ``T1`` rounds every expert is specialised on
+one task.
 
-**What the paper states** (SPEC §6.2; content [V], form [R-M]): under Algorithm 1 with ``M > N`` (and
-``M = Omega(N ln N)``), with high probability, for every ``t >= T1`` every expert belongs to exactly one
-expert set ``M_n``, is routed only tasks ``n``, and its model stays close to ``w_n``; ``T1 ∝ M``.
+**What the paper states** (SPEC §6.2; content [V], form [R-M]): under Algorithm 1 with
+``M > N`` (and ``M = Omega(N ln N)``), with high probability, for every ``t >= T1``
+every expert belongs to exactly one expert set ``M_n``, is routed only tasks ``n``, and
+its model stays close to ``w_n``; ``T1 ∝ M``.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
-``recalled``, ``M = n_experts``) one batch of ``n_runs`` runs with termination rule ``gap`` (the
-readings) and the same seed with ``never`` (purity-over-time figure). In the calibrated setting, batches
-with ``never`` for every ``M`` in ``spec_time_experts`` measure how long the routing takes to reach its
-plateau.
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration`
+(``calibrated`` and ``recalled``, ``M = n_experts``) one batch of ``n_runs`` runs with
+termination rule ``gap`` (the readings) and the same seed with ``never``
+(purity-over-time figure). In the calibrated setting, batches with ``never`` for every
+``M`` in ``spec_time_experts`` measure how long the routing takes to reach its plateau.
 
-**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting, one reading per part of the
-statement; each must clear its threshold by 2 s.e.; thresholds from
+**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting, one reading
+per part of the statement; each must clear its threshold by 2 s.e.; thresholds from
 ``moecl_lib.analysis.calibration.ClaimThresholds``):
 
-1. ``purity`` -- experts are routed one task: routing purity in the ``window`` rounds after ``T1``
-   ``>= 0.9``.
-2. ``experts_in_sets`` -- every expert belongs to an expert set: fraction of the ``M`` experts that have
-   a *majority task* after ``T1`` ``>= 0.9`` (threshold ``ClaimThresholds.coverage``).
-3. ``coverage`` -- every task owns an expert set: fraction of the tasks that are the majority task of at
-   least one expert ``>= 0.9``.
-4. ``closeness`` -- the models stay close to their own ground truth: mean over active experts of
-   ``||w^(m) - w_n(m)||^2`` divided by the mean distance to the nearest *other* task, at ``T``,
-   ``<= 0.25`` (paired delta-method s.e. over runs).
+1. ``purity`` -- experts are routed one task: routing purity in the ``window`` rounds
+   after ``T1`` ``>= 0.9``.
+2. ``experts_in_sets`` -- every expert belongs to an expert set: fraction of the ``M``
+   experts that have a *majority task* after ``T1`` ``>= 0.9`` (threshold
+   ``ClaimThresholds.coverage``).
+3. ``coverage`` -- every task owns an expert set: fraction of the tasks that are the
+   majority task of at least one expert ``>= 0.9``.
+4. ``closeness`` -- the models stay close to their own ground truth: mean over active
+   experts of ``||w^(m) - w_n(m)||^2`` divided by the mean distance to the nearest
+   *other* task, at ``T``, ``<= 0.25`` (paired delta-method s.e. over runs).
 
-**Conventions.** Expert ``m`` belongs to the set ``M_n`` when task ``n`` supplied more than half of the
-rounds routed to ``m`` after ``T1`` (rounds ``T1 < t <= T``; a majority task is unique, so the sets are
-disjoint and an expert serving several tasks about equally belongs to none); an expert with no round
-after ``T1`` is idle and belongs to no set. Under random routing no expert has a majority task, so
-readings 2 and 3 do not hold trivially. Reading 4 uses the primary task (most rounds) of every active
-expert (:func:`moecl_lib.analysis.routing.expert_task_distance`). The plurality-based coverage of the
-calibration chapter's P1 (every expert in the set of its primary task) is recorded as
-``<setting>_coverage_primary``. The time to specialise is the end of the first window whose mean purity
-(over runs) reaches 95 % of the plateau (mean of the last five windows); its s.e. is a bootstrap over
-runs (200 resamples, fixed seed) and its tolerance floor is one window. Every other quantity is a mean
-over the runs of a batch with its standard error (``ddof = 1``).
+**Conventions.** Expert ``m`` belongs to the set ``M_n`` when task ``n`` supplied more
+than half of the rounds routed to ``m`` after ``T1`` (rounds ``T1 < t <= T``; a majority
+task is unique, so the sets are disjoint and an expert serving several tasks about
+equally belongs to none); an expert with no round after ``T1`` is idle and belongs to no
+set. Under random routing no expert has a majority task, so readings 2 and 3 do not hold
+trivially. Reading 4 uses the primary task (most rounds) of every active expert
+(:func:`moecl_lib.analysis.routing.expert_task_distance`). The plurality-based coverage
+of the calibration chapter's P1 (every expert in the set of its primary task) is
+recorded as ``<setting>_coverage_primary``. The time to specialise is the end of the
+first window whose mean purity (over runs) reaches 95 % of the plateau (mean of the last
+five windows); its s.e. is a bootstrap over runs (200 resamples, fixed seed) and its
+tolerance floor is one window. Every other quantity is a mean over the runs of a batch
+with its standard error (``ddof = 1``).
 """
 
 from __future__ import annotations
@@ -73,14 +78,15 @@ N_BOOT = 200
 PLATEAU_FRACTION = 0.95
 #: Number of final windows that define the plateau.
 PLATEAU_WINDOWS = 5
-#: Ratio of own-task to other-task squared distance at or below which a model is "close to its task".
+#: Ratio of own-task to other-task squared distance at or below which a model is "close
+#: to its task".
 CLOSENESS = 0.25
 
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a parameter of
-    the computation)."""
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
+    parameter of the computation)."""
 
     n_experts: int = 20
     T: int = 1200
@@ -95,12 +101,13 @@ class Params:
         )
 
 
-# ------------------------------------------------------------------------------------------------ measures
+# ----------------------------------------------------------------------------- measures
 
 
 def majority_sets(rm: np.ndarray) -> np.ndarray:
-    """Majority task of every expert, shape (R, M): the task that supplied more than half of its rounds in the
-    routing matrix ``rm`` (R, M, N), else ``-1`` (no majority, or idle)."""
+    """Majority task of every expert, shape (R, M): the task that supplied more than
+    half of its rounds in the routing matrix ``rm`` (R, M, N), else ``-1`` (no majority,
+    or idle)."""
     rm = np.asarray(rm)
     total = rm.sum(axis=2)
     top = rm.max(axis=2)
@@ -132,7 +139,8 @@ class SettingData:
 
 
 def measure(setting: str, res: SimulationResult, window: int) -> dict[str, Any]:
-    """Per-run specialisation measures of a ``gap`` result after ``T1`` (module docstring)."""
+    """Per-run specialisation measures of a ``gap`` result after ``T1`` (module
+    docstring)."""
     cfg = res.config
     T1 = min(cfg.T1_value, cfg.T)
     rm_T1 = result_routing_matrix(res, after=T1, until=min(T1 + window, cfg.T))
@@ -157,8 +165,8 @@ def measure(setting: str, res: SimulationResult, window: int) -> dict[str, Any]:
 
 
 def time_to_plateau(purity: np.ndarray, ends: np.ndarray) -> tuple[int, float]:
-    """First window end where the mean purity over runs reaches ``PLATEAU_FRACTION`` of its plateau, and the
-    plateau (mean of the last ``PLATEAU_WINDOWS`` windows)."""
+    """First window end where the mean purity over runs reaches ``PLATEAU_FRACTION`` of
+    its plateau, and the plateau (mean of the last ``PLATEAU_WINDOWS`` windows)."""
     m = np.nanmean(purity, axis=0)
     plateau = float(m[-PLATEAU_WINDOWS:].mean())
     return int(ends[int(np.argmax(m >= PLATEAU_FRACTION * plateau))]), plateau
@@ -167,19 +175,21 @@ def time_to_plateau(purity: np.ndarray, ends: np.ndarray) -> tuple[int, float]:
 def bootstrap_time(
     purity: np.ndarray, ends: np.ndarray, seed: int, n_boot: int = N_BOOT
 ) -> float:
-    """Bootstrap s.e. over runs of :func:`time_to_plateau` (fixed generator: deterministic)."""
+    """Bootstrap s.e. over runs of :func:`time_to_plateau` (fixed generator:
+    deterministic)."""
     rng = np.random.default_rng(seed)
     R = purity.shape[0]
     t = [time_to_plateau(purity[rng.integers(0, R, R)], ends)[0] for _ in range(n_boot)]
     return float(np.std(t, ddof=1))
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: per-setting data, the time-to-specialise rows, quantities and claim checks."""
+    """Output of :func:`run`: per-setting data, the time-to-specialise rows, quantities
+    and claim checks."""
 
     chapter = CHAPTER
 
@@ -212,14 +222,18 @@ class Result(ChapterResult):
         return rows
 
     def spec_time_sentence(self) -> str:
-        """How the measured time to specialise scales with ``M`` (for the prose; true at any profile)."""
+        """How the measured time to specialise scales with ``M`` (for the prose; true at
+        any profile)."""
         r = self.spec_rows
         parts = ", ".join(f"{row['t_95pct']} rounds for M = {row['M']}" for row in r)
         per = [row["t_95pct"] / row["M"] for row in r]
         if len(r) < 2:
             trend = "a single M was run"
         elif all(b < a for a, b in zip(per, per[1:])):
-            trend = "so the time per expert falls as M grows: it does not grow in proportion to M"
+            trend = (
+                "so the time per expert falls as M grows: it does not grow in "
+                "proportion to M"
+            )
         elif all(abs(b - a) <= 1e-9 for a, b in zip(per, per[1:])):
             trend = "so it grows in proportion to M"
         else:
@@ -243,8 +257,8 @@ def _check(d: SettingData, th: ClaimThresholds) -> ClaimCheck:
         ),
         Reading(
             "experts_in_sets",
-            f"every expert belongs to an expert set: fraction of experts with a majority task after T1 "
-            f"≥ {th.coverage:g}",
+            "every expert belongs to an expert set: fraction of experts with a "
+            f"majority task after T1 ≥ {th.coverage:g}",
             ins.value,
             th.coverage,
             ins.se,
@@ -296,7 +310,8 @@ def _quantities(
                 row["n"],
             )
         )
-        # floor: the time is quantised to whole windows; one window of slack (see module docstring)
+        # floor: the time is quantised to whole windows; one window of slack (see module
+        # docstring)
         qs.append(
             Quantity(
                 f"spec_M{M}_t_95pct",
@@ -377,12 +392,12 @@ def run(params: Params = Params()) -> Result:
     )
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 
 
 def routing_figure(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Routing matrix after ``T1`` of run 0 per setting (experts sorted by primary task), and its CSV
-    columns."""
+    """Routing matrix after ``T1`` of run 0 per setting (experts sorted by primary
+    task), and its CSV columns."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(result.settings), figsize=(10, 3.8))
@@ -409,7 +424,8 @@ def routing_figure(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def purity_figure(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Purity per window (mean ± 2 s.e.), with and without termination, per setting; and its CSV columns."""
+    """Purity per window (mean ± 2 s.e.), with and without termination, per setting; and
+    its CSV columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting

@@ -1,90 +1,114 @@
-"""Proposition 2 (claim ``prop2``): without termination the load-balancing loss erases the specialisation.
+"""Proposition 2 (claim ``prop2``): without termination the load-balancing loss erases
+the specialisation.
 
-**What the paper states** (SPEC §6.3; content [V], orders [R-L]): if the gating network is trained forever,
-the load-balancing loss keeps acting on the arriving tasks. Around ``T1`` the expert sets are well separated;
-by ``t2 = ceil(eta^-1 sigma0^-0.75 M)`` the load balancing has made *all* gate values nearly equal, the
-routing is essentially random, the specialisation is lost and the errors stop converging; hence the router
-must be frozen.
+**What the paper states** (SPEC §6.3; content [V], orders [R-L]): if the gating network
+is trained forever, the load-balancing loss keeps acting on the arriving tasks. Around
+``T1`` the expert sets are well separated; by ``t2 = ceil(eta^-1 sigma0^-0.75 M)`` the
+load balancing has made *all* gate values nearly equal, the routing is essentially
+random, the specialisation is lost and the errors stop converging; hence the router must
+be frozen.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
-``recalled``; ``M = n_experts``) the same seed is simulated with the ``gap`` termination rule and with
-``never`` (identical task streams and draws; the runs coincide up to ``T1``), once with the setting's
-``alpha`` and once with ``alpha = 0`` (no load-balancing loss), plus the single expert ``M = 1``. In the
-calibrated setting the literal decaying aux gradient (``aux_grad="decay"``) is a further control (quantities
-only). ``t2`` of the statement is 80 rounds for ``M = 20`` (before the calibrated ``T1 = 600``), so every
-reading looks at the end of the horizon ``T`` instead. ``n_runs``, ``seed`` and ``T`` go straight into
-:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
-other chapters that run ``M = 20`` (same configuration and seed, same numbers).
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration`
+(``calibrated`` and ``recalled``; ``M = n_experts``) the same seed is simulated with the
+``gap`` termination rule and with ``never`` (identical task streams and draws; the runs
+coincide up to ``T1``), once with the setting's ``alpha`` and once with ``alpha = 0``
+(no load-balancing loss), plus the single expert ``M = 1``. In the calibrated setting
+the literal decaying aux gradient (``aux_grad="decay"``) is a further control
+(quantities only). ``t2`` of the statement is 80 rounds for ``M = 20`` (before the
+calibrated ``T1 = 600``), so every reading looks at the end of the horizon ``T``
+instead. ``n_runs``, ``seed`` and ``T`` go straight into
+:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member
+is the configuration of the other chapters that run ``M = 20`` (same configuration and
+seed, same numbers).
 
-**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must clear its threshold by 2
-standard errors, :mod:`moecl_lib.claims.rule`):
+**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must
+clear its threshold by 2 standard errors, :mod:`moecl_lib.claims.rule`):
 
-1. ``ratio``: ``G_T(never) / G_T(gap) >= 1.25`` (errors stop converging; ``ClaimThresholds.p2_ratio``),
-   paired delta-method s.e. over runs.
-2. ``difference``: ``G_T(never) - G_T(gap) >= 0`` (paired over runs; ``ClaimThresholds.p2_z`` = 2 s.e.).
-3. ``load_balancing``: the excess ``G_T(never) - G_T(gap)`` with the setting's ``alpha`` minus the same
-   excess with ``alpha = 0`` is ``>= 0`` (the load-balancing loss drives the loss; paired over runs). In the
-   recalled setting the ``alpha = 0`` router barely moves and (almost) never freezes, so its two arms
-   coincide and this reading repeats reading 2.
-4. ``separated_at_T1``: the expert sets learned by ``T1`` are well separated: across-set gate margin at
-   ``T1`` ``>= lambda`` (the precondition stated by the proposition).
-5. ``margin_erased``: without termination that margin falls by at least ``lambda`` between ``T1`` and ``T``.
-6. ``churn``: without termination more experts change their primary task per window at the end than with it
-   (difference ``>= 0``, mean of the last three windows).
-7. ``gates_equal``: by ``T`` the never-frozen router's gate values are all nearly equal: spread
-   ``<= lambda``.
-8. ``routing_random``: by ``T`` its routing is essentially random: normalised purity ``<= 0.5`` in the last
-   three windows (0 = purity of the same rounds with the task labels shuffled inside each window, 1 = every
-   expert serves one task).
+1. ``ratio``: ``G_T(never) / G_T(gap) >= 1.25`` (errors stop converging;
+   ``ClaimThresholds.p2_ratio``), paired delta-method s.e. over runs.
+2. ``difference``: ``G_T(never) - G_T(gap) >= 0`` (paired over runs;
+   ``ClaimThresholds.p2_z`` = 2 s.e.).
+3. ``load_balancing``: the excess ``G_T(never) - G_T(gap)`` with the setting's ``alpha``
+   minus the same excess with ``alpha = 0`` is ``>= 0`` (the load-balancing loss drives
+   the loss; paired over runs). In the recalled setting the ``alpha = 0`` router barely
+   moves and (almost) never freezes, so its two arms coincide and this reading repeats
+   reading 2.
+4. ``separated_at_T1``: the expert sets learned by ``T1`` are well separated: across-set
+   gate margin at ``T1`` ``>= lambda`` (the precondition stated by the proposition).
+5. ``margin_erased``: without termination that margin falls by at least ``lambda``
+   between ``T1`` and ``T``.
+6. ``churn``: without termination more experts change their primary task per window at
+   the end than with it (difference ``>= 0``, mean of the last three windows).
+7. ``gates_equal``: by ``T`` the never-frozen router's gate values are all nearly equal:
+   spread ``<= lambda``.
+8. ``routing_random``: by ``T`` its routing is essentially random: normalised purity
+   ``<= 0.5`` in the last three windows (0 = purity of the same rounds with the task
+   labels shuffled inside each window, 1 = every expert serves one task).
 
-Readings 7 and 8 are the collapse the statement describes; they fail where the data contradict it, and the
-verdict rule then gives ``partly`` (some readings hold, some fail).
+Readings 7 and 8 are the collapse the statement describes; they fail where the data
+contradict it, and the verdict rule then gives ``partly`` (some readings hold, some
+fail).
 
-**Conventions.** Expert sets "learned by ``T1``" are the primary tasks of the experts in the routing of the
-*terminated* run in the window ``(T1, T1 + window]`` (``moecl_lib.analysis.routing.expert_sets``); gate gaps are
-``moecl_lib.analysis.routing.gate_gaps`` on the engine's gate snapshots (every ``window`` rounds; "at ``T1``" is
-the first snapshot at or after ``T1`` of the terminated run), averaged over tasks, then over runs. Purity and
-churn use consecutive windows of ``window`` rounds (``purity_over_time``, ``primary_task_changes``). Every
-quantity is a mean over the ``n_runs`` runs of a configuration with its standard error; ratios of two means
-carry a delta-method s.e. (paired over runs when both come from the same seeds). A quantity without data
-(e.g. no set learned) is NaN and its reading inconclusive.
+**Conventions.** Expert sets "learned by ``T1``" are the primary tasks of the experts in
+the routing of the *terminated* run in the window ``(T1, T1 + window]``
+(``moecl_lib.analysis.routing.expert_sets``); gate gaps are
+``moecl_lib.analysis.routing.gate_gaps`` on the engine's gate snapshots (every
+``window`` rounds; "at ``T1``" is the first snapshot at or after ``T1`` of the
+terminated run), averaged over tasks, then over runs. Purity and churn use consecutive
+windows of ``window`` rounds (``purity_over_time``, ``primary_task_changes``). Every
+quantity is a mean over the ``n_runs`` runs of a configuration with its standard error;
+ratios of two means carry a delta-method s.e. (paired over runs when both come from the
+same seeds). A quantity without data (e.g. no set learned) is NaN and its reading
+inconclusive.
+
+**Where the parts are.** Parameters, simulations and routing diagnostics of a setting:
+:mod:`moecl_lib.claims.prop2_measure`; estimators shared with the Proposition 3
+chapter: :mod:`moecl_lib.claims.estimators`.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
-from moecl_lib.analysis.routing import (
-    expert_sets,
-    gate_gaps,
-    primary_task_changes,
-    purity_over_time,
-    result_routing_matrix,
-    routing_purity,
-    windowed_routing_matrices,
+from moecl_lib.analysis.calibration import ClaimThresholds
+from moecl_lib.claims.estimators import (
+    SettingEstimator,
+    estimate_or_nan,
+    independent_ratio,
+    paired_ratio,
+    reading_of,
+    setting_estimator,
 )
-from moecl_lib.analysis.sweeps import FamilyRun, run_family
-from moecl_lib.claims.estimators import paired_ratio
-from moecl_lib.claims.record import ChapterResult
-from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
+from moecl_lib.claims.prop2_measure import (
+    DECAY_VARIANT,
+    VARIANTS,
+    Params,
+    SettingData,
+    measure_setting,
+    nanmean_rows,
+    shuffled_purity,
+)
+from moecl_lib.claims.prop_settings import run_settings
+from moecl_lib.claims.record import SettingsResult, outcome_texts
+from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading
 from moecl_lib.linear.engine import SimulationResult
 
 __all__ = [
     "CHAPTER",
     "CLAIM",
+    "DECAY_VARIANT",
+    "VARIANTS",
     "Params",
     "Result",
     "SettingData",
     "estimate_or_nan",
     "independent_ratio",
+    "measure_setting",
     "outcome_texts",
     "paired_ratio",
     "plot_errors",
@@ -97,118 +121,19 @@ __all__ = [
 
 CHAPTER = "prop2_no_termination"
 CLAIM = "prop2"
-SETTINGS: tuple[str, ...] = ("calibrated", "recalled")
-#: Variants simulated per setting: name -> config overrides (each with ``gap`` and ``never``).
-VARIANTS: dict[str, dict[str, Any]] = {"base": {}, "alpha0": {"alpha": 0.0}}
-#: Extra control of the calibrated setting only: the literal decaying aux gradient.
-DECAY_VARIANT: dict[str, Any] = {"aux_grad": "decay"}
 #: Number of final windows averaged for the late purity and churn.
 LATE_WINDOWS = 3
-#: Normalised late purity at or below which the routing counts as "essentially random" (reading 8).
+#: Normalised late purity at or below which the routing counts as "essentially random"
+#: (reading 8).
 RANDOM_PURITY = 0.5
 
 
-@dataclass(frozen=True)
-class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a parameter of the
-    computation and stays out)."""
-
-    n_experts: int = 20
-    T: int = 2000
-    n_runs: int = 48
-    seed: int = 0
-    window: int = 100
-
-
-# ------------------------------------------------------------------------------------------------ estimators
-
-
-def estimate_or_nan(
-    name: str, samples: Sequence[float] | np.ndarray, *, label: str = ""
-) -> Quantity:
-    """:func:`~moecl_lib.claims.rule.estimate`, or a NaN quantity (``n = 0``) when no sample is finite (e.g.
-    purity after ``T2`` when no run froze)."""
-    x = np.asarray(samples, dtype=float)
-    if not np.isfinite(x).any():
-        return Quantity(name, math.nan, 0.0, 0, "estimate", 0.0, label)
-    return estimate(name, x, label=label)
-
-
-def reading_of(
-    name: str, statement: str, q: Quantity, threshold: float, sense: str = ">="
-) -> Reading:
-    """A reading on quantity ``q``; without data (NaN) it is a tie, hence inconclusive, and says so."""
-    if math.isnan(q.value):
-        no_data = statement + " [no data]"
-        return Reading(name, no_data, threshold, threshold, 0.0, sense)  # type: ignore[arg-type]
-    return Reading(name, statement, q.value, threshold, q.se, sense)  # type: ignore[arg-type]
-
-
-def independent_ratio(
-    name: str, num: Sequence[float], den: Sequence[float], *, label: str = ""
-) -> Quantity:
-    """``mean(num) / mean(den)`` of two independent samples, delta-method s.e."""
-    qa, qb = estimate("a", num), estimate("b", den)
-    r = qa.value / qb.value
-    se = abs(r) * math.hypot(qa.se / qa.value, qb.se / qb.value)
-    return Quantity(name, r, se, min(qa.n, qb.n), "estimate", 0.0, label)
-
-
-def shuffled_purity(
-    res: SimulationResult, window: int, n_last: int, seed: int
-) -> np.ndarray:
-    """Per-run purity of the last ``n_last`` windows with the task labels shuffled inside each window (the
-    purity random routing would give with the same expert loads and task counts), shape (R,)."""
-    cfg = res.config
-    rng = np.random.default_rng(seed)
-    nw = cfg.T // window
-    lo = (nw - n_last) * window
-    experts = res.experts[:, lo : nw * window]
-    tasks = res.tasks[:, lo : nw * window].reshape(cfg.n_runs, n_last, window).copy()
-    tasks = rng.permuted(tasks, axis=2).reshape(cfg.n_runs, n_last * window)
-    rms, _ = windowed_routing_matrices(
-        experts, tasks, cfg.n_experts, cfg.n_tasks, window
-    )
-    R, w, M, N = rms.shape
-    return routing_purity(rms.reshape(R * w, M, N)).reshape(R, w).mean(axis=1)
-
-
-# ------------------------------------------------------------------------------------------------ result
-
-
 @dataclass
-class SettingData:
-    """Everything measured in one setting (per-run arrays of shape (R,), curves for the figures)."""
-
-    setting: str
-    T1: int
-    lam: float
-    runs: dict[str, dict[str, FamilyRun]]  # variant -> termination -> member
-    single: FamilyRun
-    purity: dict[str, np.ndarray]  # termination -> (R, n_windows) purity per window
-    churn: dict[str, np.ndarray]  # termination -> (R, n_windows - 1)
-    window_ends: np.ndarray
-    churn_ends: np.ndarray
-    gaps: dict[
-        str, dict[str, np.ndarray]
-    ]  # termination -> within/across/spread -> (R, S)
-    snapshot_rounds: np.ndarray
-    i_T1: int  # snapshot index of "at T1"
-
-
-@dataclass
-class Result(ChapterResult):
-    """Output of :func:`run`: per-setting data, quantities, claim checks and the configurations run."""
+class Result(SettingsResult[Params, SettingData]):
+    """Output of :func:`run`: per-setting data, quantities, claim checks and the
+    configurations run."""
 
     chapter = CHAPTER
-
-    params: Params
-    data: dict[str, SettingData]
-    quantities: list[Quantity]
-    checks: list[ClaimCheck]
-    configs: dict[str, Any]
-    wall_time_s: float
-    seeds: list[int] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, Any]]:
         """Summary table: one row per setting and variant (G_T, F_T, ratio)."""
@@ -232,95 +157,21 @@ class Result(ChapterResult):
         return out
 
 
-def _task_mean_gaps(res: SimulationResult, sets: np.ndarray) -> dict[str, np.ndarray]:
-    within, across, spread = gate_gaps(res.gate_snapshots, sets).task_mean()
-    return {"within": within, "across": across, "spread": spread}
+def _result_of(sd: SettingData, var: str, term: str) -> SimulationResult:
+    """The kept simulation result of one variant and termination rule."""
+    res = sd.runs[var][term].result
+    assert res is not None
+    return res
 
 
-def _nanmean_rows(x: np.ndarray) -> np.ndarray:
-    """Row means ignoring NaN (NaN for an all-NaN row, without a warning)."""
-    cnt = np.sum(~np.isnan(x), axis=1)
-    tot = np.nansum(x, axis=1)
-    return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
-
-
-def measure_setting(setting: str, p: Params) -> SettingData:
-    """Simulate one setting (all variants, both terminations, single expert) and its routing diagnostics."""
-    base = setting_config(
-        setting,
-        p.n_experts,
-        T=p.T,
-        n_runs=p.n_runs,
-        seed=p.seed,
-        snapshot_every=p.window,
-    )
-    variants = dict(VARIANTS)
-    if setting == "calibrated":
-        variants["decay"] = DECAY_VARIANT
-    runs: dict[str, dict[str, FamilyRun]] = {}
-    for var, over in variants.items():
-        fam = run_family(
-            base,
-            [dict(over, termination=t) for t in ("gap", "never")],
-            keep_results=True,
-            window=p.window,
-            progress=False,
-        )
-        runs[var] = {fr.labels["termination"]: fr for fr in fam.runs}
-    single = run_family(
-        base, [dict(n_experts=1)], window=p.window, progress=False
-    ).runs[0]
-    gap_res = runs["base"]["gap"].result
-    assert gap_res is not None
-    T1 = runs["base"]["gap"].spec.T1
-    sets = expert_sets(
-        result_routing_matrix(gap_res, after=T1, until=min(T1 + p.window, p.T))
-    )
-    purity, churn, gaps = {}, {}, {}
-    ends = ends_ch = np.zeros(0, dtype=int)
-    for term, fr in runs["base"].items():
-        res = fr.result
-        assert res is not None
-        N = res.config.n_tasks
-        purity[term], ends = purity_over_time(
-            res.experts, res.tasks, p.n_experts, N, p.window
-        )
-        churn[term], ends_ch = primary_task_changes(
-            res.experts, res.tasks, p.n_experts, N, p.window
-        )
-        gaps[term] = _task_mean_gaps(res, sets)
-    sr = gap_res.snapshot_rounds
-    return SettingData(
-        setting=setting,
-        T1=T1,
-        lam=base.lam,
-        runs=runs,
-        single=single,
-        purity=purity,
-        churn=churn,
-        window_ends=ends,
-        churn_ends=ends_ch,
-        gaps=gaps,
-        snapshot_rounds=sr,
-        i_T1=int(min(np.searchsorted(sr, T1), sr.size - 1)),
-    )
-
-
-def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
-    """The recorded quantities of one setting, keyed by short name (the recorded name adds ``_<setting>``)."""
+def _error_quantities(
+    sd: SettingData, q: dict[str, Quantity], est: SettingEstimator
+) -> None:
+    """``G_T`` and ``F_T`` with and without termination, the single expert's ``G_T``,
+    the never/gap ratio and excess per variant, and the load-balancing excess."""
     s = sd.setting
-    q: dict[str, Quantity] = {}
-
-    def est(key: str, name: str, samples: np.ndarray, label: str) -> None:
-        q[key] = estimate_or_nan(f"{name}_{s}", samples, label=f"{label} ({s})")
-
-    def result_of(var: str, term: str) -> SimulationResult:
-        res = sd.runs[var][term].result
-        assert res is not None
-        return res
-
-    G = {v: {t: result_of(v, t).G[:, -1] for t in d} for v, d in sd.runs.items()}
-    F = {v: {t: result_of(v, t).F[:, -1] for t in d} for v, d in sd.runs.items()}
+    G = {v: {t: _result_of(sd, v, t).G[:, -1] for t in d} for v, d in sd.runs.items()}
+    F = {v: {t: _result_of(sd, v, t).F[:, -1] for t in d} for v, d in sd.runs.items()}
     single = sd.single
     q["G_T_single"] = Quantity(
         f"G_T_single_{s}",
@@ -349,7 +200,7 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
     est(
         "frozen_alpha0",
         "frozen_alpha0",
-        (result_of("alpha0", "gap").T2 >= 0).astype(float),
+        (_result_of(sd, "alpha0", "gap").T2 >= 0).astype(float),
         "fraction of terminated runs that froze, alpha = 0",
     )
     excess = {v: G[v]["never"] - G[v]["gap"] for v in ("base", "alpha0")}
@@ -359,9 +210,13 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         excess["base"] - excess["alpha0"],
         "excess(alpha) - excess(alpha = 0)",
     )
-    # routing at the end of the horizon
+
+
+def _late_routing_quantities(sd: SettingData, p: Params, est: SettingEstimator) -> None:
+    """Routing at the end of the horizon: purity and churn of the last
+    :data:`LATE_WINDOWS` windows, the churn excess and the normalised purity."""
     late = slice(-LATE_WINDOWS, None)
-    churn = {t: _nanmean_rows(sd.churn[t][:, late]) for t in ("gap", "never")}
+    churn = {t: nanmean_rows(sd.churn[t][:, late]) for t in ("gap", "never")}
     for term in ("gap", "never"):
         est(
             f"purity_late_{term}",
@@ -381,7 +236,9 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         churn["never"] - churn["gap"],
         "churn(never) - churn(gap)",
     )
-    p0 = shuffled_purity(result_of("base", "never"), p.window, LATE_WINDOWS, p.seed)
+    p0 = shuffled_purity(
+        _result_of(sd, "base", "never"), p.window, LATE_WINDOWS, p.seed
+    )
     p_late = sd.purity["never"][:, late].mean(axis=1)
     est(
         "purity_random",
@@ -395,7 +252,11 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         (p_late - p0) / (1.0 - p0),
         "normalised late purity, never",
     )
-    # gate gaps of the sets learned by T1
+
+
+def _gate_gap_quantities(sd: SettingData, est: SettingEstimator) -> None:
+    """Gate gaps of the sets learned by ``T1``: margin and within-set gap at ``T1``,
+    margin and spread at ``T`` per termination rule, and the margin's drop."""
     i1, gap_g, nev_g = sd.i_T1, sd.gaps["gap"], sd.gaps["never"]
     est("margin_T1", "margin_T1", gap_g["across"][:, i1], "across-set margin at T1")
     est("within_T1", "within_gap_T1", gap_g["within"][:, i1], "within-set gap at T1")
@@ -418,6 +279,16 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         gap_g["across"][:, i1] - nev_g["across"][:, -1],
         "margin at T1 - margin at T, never",
     )
+
+
+def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
+    """The recorded quantities of one setting, keyed by short name (the recorded name
+    adds ``_<setting>``)."""
+    q: dict[str, Quantity] = {}
+    est = setting_estimator(q, sd.setting)
+    _error_quantities(sd, q, est)
+    _late_routing_quantities(sd, p, est)
+    _gate_gap_quantities(sd, est)
     return q
 
 
@@ -459,8 +330,8 @@ def setting_check(
         ),
         reading(
             "churn",
-            "without termination more experts change primary task per window at the end "
-            "(churn(never) - churn(gap) >= 0)",
+            "without termination more experts change primary task per window at the "
+            "end (churn(never) - churn(gap) >= 0)",
             "churn_excess",
             0.0,
         ),
@@ -484,25 +355,30 @@ def setting_check(
     return ClaimCheck(CLAIM, sd.setting, readings)
 
 
+def _configs(setting: str, sd: SettingData) -> dict[str, Any]:
+    """The configurations of one setting, by ``<setting>|<variant>|<termination>``
+    and ``<setting>|single``."""
+    out = {
+        f"{setting}|{var}|{term}": fr.config.to_dict()
+        for var, d in sd.runs.items()
+        for term, fr in d.items()
+    }
+    out[f"{setting}|single"] = sd.single.config.to_dict()
+    return out
+
+
 def run(
     params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()
 ) -> Result:
-    """Simulate both settings and derive the chapter's quantities and Prop. 2 claim checks."""
+    """Simulate both settings and derive the chapter's quantities and Prop. 2 claim
+    checks."""
     start = time.perf_counter()
-    data: dict[str, SettingData] = {}
-    quantities: list[Quantity] = []
-    checks: list[ClaimCheck] = []
-    configs: dict[str, Any] = {}
-    for setting in SETTINGS:
-        sd = measure_setting(setting, params)
-        data[setting] = sd
-        q = setting_quantities(sd, params)
-        quantities.extend(q.values())
-        checks.append(setting_check(sd, q, thresholds))
-        for var, d in sd.runs.items():
-            for term, fr in d.items():
-                configs[f"{setting}|{var}|{term}"] = fr.config.to_dict()
-        configs[f"{setting}|single"] = sd.single.config.to_dict()
+    data, quantities, checks, configs = run_settings(
+        lambda s: measure_setting(s, params),
+        lambda sd: setting_quantities(sd, params),
+        lambda sd, q: setting_check(sd, q, thresholds),
+        _configs,
+    )
     return Result(
         params=params,
         data=data,
@@ -514,21 +390,12 @@ def run(
     )
 
 
-def outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
-    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> ``holds`` / ``fails`` / ``inconclusive``, for
-    prose whose wording must follow the data at every profile."""
-    return {
-        f"outcome_{c.claim}_{c.setting}_{r.name}".replace("-", "any"): r.outcome
-        for c in checks
-        for r in c.readings
-    }
-
-
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 
 
 def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """F_t and G_t with and without termination (both settings) and the single expert; figure + CSV."""
+    """F_t and G_t with and without termination (both settings) and the single expert;
+    figure + CSV."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
@@ -578,7 +445,8 @@ def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_routing(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Purity and churn per window, both terminations, both settings; figure + CSV columns."""
+    """Purity and churn per window, both terminations, both settings; figure + CSV
+    columns."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
@@ -602,7 +470,8 @@ def plot_routing(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_gate_gaps(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Within-set gap, across-set margin and spread of the sets learned by T1, over time; figure + CSV."""
+    """Within-set gap, across-set margin and spread of the sets learned by T1, over
+    time; figure + CSV."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)

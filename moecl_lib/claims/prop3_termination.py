@@ -1,50 +1,59 @@
-"""Proposition 3 (claim ``prop3``): with termination the router freezes and picks the right experts uniformly.
+"""Proposition 3 (claim ``prop3``): with termination the router freezes and picks the
+right experts uniformly.
 
-**What the paper states** (SPEC §6.4; content [V], orders [R-L]): under Algorithm 1 the router update
-terminates at some ``T2 = O(eta^-1 sigma0^-0.25 M) >= T1``; afterwards every arriving task ``n`` is routed to
-*each* expert of its set ``M_n`` with equal probability ``1 / |M_n|`` (within-set gate gaps below the noise
-range ``lambda``, across-set gaps above it), and the forgetting and generalisation error converge.
+**What the paper states** (SPEC §6.4; content [V], orders [R-L]): under Algorithm 1 the
+router update terminates at some ``T2 = O(eta^-1 sigma0^-0.25 M) >= T1``; afterwards
+every arriving task ``n`` is routed to *each* expert of its set ``M_n`` with equal
+probability ``1 / |M_n|`` (within-set gate gaps below the noise range ``lambda``,
+across-set gaps above it), and the forgetting and generalisation error converge.
 
-**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration` (``calibrated`` and
-``recalled``; ``M = n_experts``): the MoE with the ``gap`` termination rule (SPEC §4.6), the same seed with
-``never`` (for the figures) and the single expert ``M = 1``. ``n_runs``, ``seed`` and ``T`` go straight into
-:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member is the configuration of the
-``M = 20`` ``gap`` runs of ``prop2_no_termination``, ``fig2_dynamics`` and ``calibration`` (same
-configuration and seed, same numbers).
+**What this module runs.** For each setting of :mod:`moecl_lib.analysis.calibration`
+(``calibrated`` and ``recalled``; ``M = n_experts``): the MoE with the ``gap``
+termination rule (SPEC §4.6), the same seed with ``never`` (for the figures) and the
+single expert ``M = 1``. ``n_runs``, ``seed`` and ``T`` go straight into
+:func:`moecl_lib.analysis.calibration.setting_config`: the ``calibrated``/``gap`` member
+is the configuration of the ``M = 20`` ``gap`` runs of ``prop2_no_termination``,
+``fig2_dynamics`` and ``calibration`` (same configuration and seed, same numbers).
 
-**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must clear its threshold by 2
-standard errors, :mod:`moecl_lib.claims.rule`; thresholds of :class:`moecl_lib.analysis.calibration.ClaimThresholds`):
+**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck` per setting; each must
+clear its threshold by 2 standard errors, :mod:`moecl_lib.claims.rule`; thresholds of
+:class:`moecl_lib.analysis.calibration.ClaimThresholds`):
 
-1. ``frozen``: the router freezes: fraction of runs with ``T2 <= T`` ``>= 0.95`` (binomial s.e.).
-2. ``purity_after_T2``: the frozen router sends each task to its own experts: routing purity in the rounds
-   after ``T2`` ``>= 0.9`` (mean over the frozen runs).
-3. ``converged``: the errors converge far below the single expert: ``G_T(gap) / G_T(single) <= 0.5``
-   (independent samples, delta-method s.e.).
-4. ``uniform``: the choice inside a task's expert set is uniform: mean normalised within-set routing entropy
-   after ``T2`` ``>= 0.8`` (1 = uniform; tasks with a set of two or more experts; ``within_set_uniformity``).
+1. ``frozen``: the router freezes: fraction of runs with ``T2 <= T`` ``>= 0.95``
+   (binomial s.e.).
+2. ``purity_after_T2``: the frozen router sends each task to its own experts: routing
+   purity in the rounds after ``T2`` ``>= 0.9`` (mean over the frozen runs).
+3. ``converged``: the errors converge far below the single expert:
+   ``G_T(gap) / G_T(single) <= 0.5`` (independent samples, delta-method s.e.).
+4. ``uniform``: the choice inside a task's expert set is uniform: mean normalised
+   within-set routing entropy after ``T2`` ``>= 0.8`` (1 = uniform; tasks with a set of
+   two or more experts; ``within_set_uniformity``).
 
-Also recorded (not readings): the fraction of runs freezing exactly at ``T1 + 1`` (the first round the
-``gap`` test is allowed), the mean ``T2 - T1``, set sizes and idle experts, the frozen gate gaps against
-``lambda``, and ``G_t``/``F_t`` at ``T2``, ``T/2`` and ``T``.
+Also recorded (not readings): the fraction of runs freezing exactly at ``T1 + 1`` (the
+first round the ``gap`` test is allowed), the mean ``T2 - T1``, set sizes and idle
+experts, the frozen gate gaps against ``lambda``, and ``G_t``/``F_t`` at ``T2``, ``T/2``
+and ``T``.
 
-**Conventions.** Expert sets are the primary tasks of the experts in the routing after ``T2`` (frozen runs;
-the last window of :func:`moecl_lib.analysis.routing.specialisation` for a run that never froze), as in
-:func:`moecl_lib.analysis.routing.specialisation`. Frozen gate gaps are :func:`moecl_lib.analysis.routing.gate_gaps` on
-the last gate snapshot (after round ``T``). Per-run values are averaged over runs with their standard error;
-a run without a defined value (e.g. no set of two experts) is left out of that mean, and a quantity without
-any data is NaN (its reading inconclusive).
+**Conventions.** Expert sets are the primary tasks of the experts in the routing after
+``T2`` (frozen runs; the last window of
+:func:`moecl_lib.analysis.routing.specialisation` for a run that never froze), as in
+:func:`moecl_lib.analysis.routing.specialisation`. Frozen gate gaps are
+:func:`moecl_lib.analysis.routing.gate_gaps` on the last gate snapshot (after round
+``T``). Per-run values are averaged over runs with their standard error; a run without a
+defined value (e.g. no set of two experts) is left out of that mean, and a quantity
+without any data is NaN (its reading inconclusive).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from moecl_lib.analysis.calibration import ClaimThresholds, setting_config
+from moecl_lib.analysis.calibration import ClaimThresholds
 from moecl_lib.analysis.routing import (
     expert_loads,
     expert_sets,
@@ -54,14 +63,20 @@ from moecl_lib.analysis.routing import (
     set_sizes,
 )
 from moecl_lib.analysis.sweeps import FamilyRun, run_family
-from moecl_lib.claims.prop2_no_termination import (
-    estimate_or_nan,
+from moecl_lib.claims.estimators import (
+    SettingEstimator,
     independent_ratio,
-    outcome_texts,
     reading_of,
+    setting_estimator,
 )
-from moecl_lib.claims.record import ChapterResult
+from moecl_lib.claims.prop_settings import (
+    SettingParams,
+    run_settings,
+    setting_base,
+)
+from moecl_lib.claims.record import SettingsResult, outcome_texts
 from moecl_lib.claims.rule import ClaimCheck, Quantity
+from moecl_lib.linear.engine import SimulationResult
 
 __all__ = [
     "CHAPTER",
@@ -79,19 +94,14 @@ __all__ = [
 
 CHAPTER = "prop3_termination"
 CLAIM = "prop3"
-SETTINGS: tuple[str, ...] = ("calibrated", "recalled")
 
 
 @dataclass(frozen=True)
-class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a parameter of the
-    computation and stays out)."""
+class Params(SettingParams):
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``out_dir`` is not a
+    parameter of the computation and stays out)."""
 
-    n_experts: int = 20
-    T: int = 2000
     n_runs: int = 200
-    seed: int = 0
-    window: int = 100
 
 
 @dataclass
@@ -111,18 +121,11 @@ class SettingData:
 
 
 @dataclass
-class Result(ChapterResult):
-    """Output of :func:`run`: per-setting data, quantities, claim checks and the configurations run."""
+class Result(SettingsResult[Params, SettingData]):
+    """Output of :func:`run`: per-setting data, quantities, claim checks and the
+    configurations run."""
 
     chapter = CHAPTER
-
-    params: Params
-    data: dict[str, SettingData]
-    quantities: list[Quantity]
-    checks: list[ClaimCheck]
-    configs: dict[str, Any]
-    wall_time_s: float
-    seeds: list[int] = field(default_factory=list)
 
     def termination_rows(self) -> list[dict[str, Any]]:
         """When the router froze, per setting (for display)."""
@@ -158,15 +161,9 @@ def _row_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def measure_setting(setting: str, p: Params) -> SettingData:
-    """Simulate one setting (``gap``, ``never``, single expert) and the routing after ``T2``."""
-    base = setting_config(
-        setting,
-        p.n_experts,
-        T=p.T,
-        n_runs=p.n_runs,
-        seed=p.seed,
-        snapshot_every=p.window,
-    )
+    """Simulate one setting (``gap``, ``never``, single expert) and the routing after
+    ``T2``."""
+    base = setting_base(setting, p)
     fam = run_family(
         base,
         [dict(termination="gap"), dict(termination="never"), dict(n_experts=1)],
@@ -197,17 +194,11 @@ def measure_setting(setting: str, p: Params) -> SettingData:
     )
 
 
-def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
-    """The recorded quantities of one setting, keyed by short name (the recorded name adds ``_<setting>``)."""
-    s = sd.setting
-    res, nres, sres = sd.gap.result, sd.never.result, sd.single.result
-    assert res is not None and nres is not None and sres is not None
-    N, T = res.config.n_tasks, p.T
-    q: dict[str, Quantity] = {}
-
-    def est(key: str, name: str, samples: np.ndarray, label: str) -> None:
-        q[key] = estimate_or_nan(f"{name}_{s}", samples, label=f"{label} ({s})")
-
+def _freeze_quantities(
+    sd: SettingData, res: SimulationResult, est: SettingEstimator
+) -> None:
+    """When the router froze (``T2``) and how it routes afterwards (purity,
+    uniformity)."""
     frozen = res.T2 >= 0
     est("frozen", "frozen", frozen.astype(float), "fraction of runs frozen")
     est(
@@ -234,6 +225,11 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         sd.gap.spec.uniformity,
         "normalised within-set routing entropy after T2",
     )
+
+
+def _set_quantities(sd: SettingData, N: int, est: SettingEstimator) -> None:
+    """The expert sets after ``T2``: sizes, idle experts and the frozen gate gaps
+    against ``lambda``."""
     sizes = set_sizes(sd.sets, N)
     multi = sizes >= 2
     est(
@@ -274,6 +270,17 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         _row_mean((across > sd.lam) * 1.0, has_across),
         "share of tasks with frozen across-set margin > lambda",
     )
+
+
+def _error_quantities(
+    sd: SettingData, p: Params, q: dict[str, Quantity], est: SettingEstimator
+) -> None:
+    """``G`` at ``T2``, ``T/2`` and ``T``, ``F_T``, the never-frozen and single-expert
+    ``G_T``, the ratio to the single expert and the late load entropy."""
+    s, T = sd.setting, p.T
+    res, nres, sres = sd.gap.result, sd.never.result, sd.single.result
+    assert res is not None and nres is not None and sres is not None
+    frozen = res.T2 >= 0
     idx = np.where(frozen, np.minimum(res.T2, T), T) - 1
     est(
         "G_T2",
@@ -298,6 +305,18 @@ def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
         sd.gap.spec.load_entropy_late,
         "normalised load entropy, last window",
     )
+
+
+def setting_quantities(sd: SettingData, p: Params) -> dict[str, Quantity]:
+    """The recorded quantities of one setting, keyed by short name (the recorded name
+    adds ``_<setting>``)."""
+    res = sd.gap.result
+    assert res is not None
+    q: dict[str, Quantity] = {}
+    est = setting_estimator(q, sd.setting)
+    _freeze_quantities(sd, res, est)
+    _set_quantities(sd, res.config.n_tasks, est)
+    _error_quantities(sd, p, q, est)
     return q
 
 
@@ -337,23 +356,26 @@ def setting_check(
     return ClaimCheck(CLAIM, sd.setting, readings)
 
 
+def _configs(setting: str, sd: SettingData) -> dict[str, Any]:
+    """The configurations of one setting, by ``<setting>|<member>``."""
+    return {
+        f"{setting}|{name}": fr.config.to_dict()
+        for name, fr in (("gap", sd.gap), ("never", sd.never), ("single", sd.single))
+    }
+
+
 def run(
     params: Params = Params(), thresholds: ClaimThresholds = ClaimThresholds()
 ) -> Result:
-    """Simulate both settings and derive the chapter's quantities and Prop. 3 claim checks."""
+    """Simulate both settings and derive the chapter's quantities and Prop. 3 claim
+    checks."""
     start = time.perf_counter()
-    data: dict[str, SettingData] = {}
-    quantities: list[Quantity] = []
-    checks: list[ClaimCheck] = []
-    configs: dict[str, Any] = {}
-    for setting in SETTINGS:
-        sd = measure_setting(setting, params)
-        data[setting] = sd
-        q = setting_quantities(sd, params)
-        quantities.extend(q.values())
-        checks.append(setting_check(sd, q, thresholds))
-        for name, fr in (("gap", sd.gap), ("never", sd.never), ("single", sd.single)):
-            configs[f"{setting}|{name}"] = fr.config.to_dict()
+    data, quantities, checks, configs = run_settings(
+        lambda s: measure_setting(s, params),
+        lambda sd: setting_quantities(sd, params),
+        lambda sd, q: setting_check(sd, q, thresholds),
+        _configs,
+    )
     return Result(
         params=params,
         data=data,
@@ -365,11 +387,12 @@ def run(
     )
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 
 
 def within_set_shares(sd: SettingData) -> np.ndarray:
-    """Share of each set's most used expert, over all tasks with a set of two or more experts."""
+    """Share of each set's most used expert, over all tasks with a set of two or more
+    experts."""
     shares = []
     for r in range(sd.sets.shape[0]):
         for n in range(sd.routing.shape[2]):
@@ -390,7 +413,8 @@ def within_set_gaps(sd: SettingData) -> np.ndarray:
 def plot_within_set(
     result: Result, setting: str = "calibrated"
 ) -> tuple[Figure, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Histogram of the top member's share inside a set and of the frozen within-set gaps (vs lambda)."""
+    """Histogram of the top member's share inside a set and of the frozen within-set
+    gaps (vs lambda)."""
     import matplotlib.pyplot as plt
 
     sd = result.data[setting]
@@ -408,7 +432,8 @@ def plot_within_set(
 
 
 def plot_loads_convergence(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Normalised load entropy per window and G_t with and without termination; figure + CSV columns."""
+    """Normalised load entropy per window and G_t with and without termination; figure
+    + CSV columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting

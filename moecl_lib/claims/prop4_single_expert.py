@@ -1,38 +1,49 @@
 """Proposition 4 (claim ``prop4``): a single expert never gets rid of the model gap.
 
-**What the paper states** (SPEC §6.5; model-gap term [V], exact form [R-M]): for ``M = 1`` the expected
-forgetting ``E[F_t]`` and generalisation error ``E[G_t]`` have explicit expressions in ``r = 1 - s/d``, the
-norms of the ground truths and the model gap; ``G_t`` plateaus at a floor set by the model gap.
+**What the paper states** (SPEC §6.5; model-gap term [V], exact form [R-M]): for
+``M = 1`` the expected forgetting ``E[F_t]`` and generalisation error ``E[G_t]`` have
+explicit expressions in ``r = 1 - s/d``, the norms of the ground truths and the model
+gap; ``G_t`` plateaus at a floor set by the model gap.
 
-**What this module runs.** The paper's expressions were not available; the closed forms of
-:mod:`moecl_lib.theory.isotropic` are this project's derivation (SPEC §6.5, [D]), exact for isotropic columns
-(``signal="none"``). Two simulations of ``n_runs`` runs (each run draws its own pool, tasks and data):
+**What this module runs.** The paper's expressions were not available; the closed forms
+of :mod:`moecl_lib.theory.isotropic` are this project's derivation (SPEC §6.5, [D]),
+exact for isotropic columns (``signal="none"``). Two simulations of ``n_runs`` runs
+(each run draws its own pool, tasks and data):
 
-1. *isotropic columns*: simulation vs the closed form evaluated at each run's own pool (paired);
-2. *Definition 1* (the paper's generator, ``signal = definition1_signal``, SPEC §2.3): simulation vs the exact
-   second-moment recursion of :mod:`moecl_lib.theory.exact` (this project's, exact for that generator) on the
-   first ``n_exact_pools`` pools, and vs the isotropic closed form.
+1. *isotropic columns*: simulation vs the closed form evaluated at each run's own pool
+   (paired);
+2. *Definition 1* (the paper's generator, ``signal = definition1_signal``, SPEC §2.3):
+   simulation vs the exact second-moment recursion of :mod:`moecl_lib.theory.exact`
+   (this project's, exact for that generator) on the first ``n_exact_pools`` pools, and
+   vs the isotropic closed form.
 
-**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting ``"-"``; each must clear its threshold
-by 2 standard errors):
+**Readings** (one :class:`~moecl_lib.claims.rule.ClaimCheck`, setting ``"-"``; each must
+clear its threshold by 2 standard errors):
 
 1. ``iso_G_form``: isotropic columns, ``|G_T(sim) / G_T(closed form) - 1| <= 0.1``;
 2. ``iso_F_form``: isotropic columns, ``|F_T(sim) / F_T(closed form) - 1| <= 0.1``;
-3. ``iso_plateau``: isotropic columns, ``|G_T / Delta - 1| <= 0.1`` (``G_t`` plateaus at the model gap);
-4. ``def1_floor``: Definition 1, ``G_T / Delta >= 0.8`` (a floor set by the pool, never zero);
-5. ``def1_plateau``: Definition 1, ``|G_T / Delta - 1| <= 0.1`` (the floor *is* the model gap);
+3. ``iso_plateau``: isotropic columns, ``|G_T / Delta - 1| <= 0.1`` (``G_t`` plateaus at
+   the model gap);
+4. ``def1_floor``: Definition 1, ``G_T / Delta >= 0.8`` (a floor set by the pool, never
+   zero);
+5. ``def1_plateau``: Definition 1, ``|G_T / Delta - 1| <= 0.1`` (the floor *is* the
+   model gap);
 6. ``def1_F_form``: Definition 1, ``|F_T(sim) / F_T(closed form) - 1| <= 0.1``.
 
-Readings 1-3 test the explicit expressions where they are exact, 4 the qualitative content, 5-6 the explicit
-expressions under the paper's own generator; where 5-6 fail the rule gives ``partly``.
+Readings 1-3 test the explicit expressions where they are exact, 4 the qualitative
+content, 5-6 the explicit expressions under the paper's own generator; where 5-6 fail
+the rule gives ``partly``.
 
-**Quantities.** Final-round means (``G_T``, ``F_T``) with their s.e. over runs; ratios of two means carry the
-paired delta-method s.e. (same runs); the model gap ``Delta`` is the per-run pool's
-(``theory.pool_moments``). The companion's own agreement checks are recorded as ``agree_*``: the largest, over
-the ``check_rounds`` and the curves, of ``|mean(sim - theory)| / (z_tolerance s.e.)`` (below 1 = agreement
-within ``z_tolerance`` s.e.), recorded with s.e. ``1 / z_tolerance`` (a z-statistic in these units).
+**Quantities.** Final-round means (``G_T``, ``F_T``) with their s.e. over runs; ratios
+of two means carry the paired delta-method s.e. (same runs); the model gap ``Delta`` is
+the per-run pool's (``theory.pool_moments``). The companion's own agreement checks are
+recorded as ``agree_*``: the largest, over the ``check_rounds`` and the curves, of
+``|mean(sim - theory)| / (z_tolerance s.e.)`` (below 1 = agreement within
+``z_tolerance`` s.e.), recorded with s.e. ``1 / z_tolerance`` (a z-statistic in these
+units).
 
-**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in :mod:`moecl_lib.linear.engine`.
+**Conventions.** Round ``t`` has index ``t - 1``; ``F_1`` is NaN; curves as in
+:mod:`moecl_lib.linear.engine`.
 """
 
 from __future__ import annotations
@@ -47,7 +58,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from moecl_lib.analysis.metrics import mean_se
-from moecl_lib.claims.estimators import nanmean0, paired_ratio
+from moecl_lib.claims.estimators import (
+    agreement,
+    agreement_quantity,
+    nanmean0,
+    paired_ratio,
+)
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.config import ExperimentConfig
@@ -62,15 +78,16 @@ from moecl_lib.theory.exact import (
 CHAPTER = "prop4_single_expert"
 CLAIM = "prop4"
 FORM_TOL = 0.10
-"""Relative agreement asked of a formula (closed form, plateau value): ``|ratio - 1| <= FORM_TOL``."""
+"""Relative agreement asked of a formula (closed form, plateau value):
+``|ratio - 1| <= FORM_TOL``."""
 FLOOR_MIN = 0.8
 """A non-zero floor: ``G_T >= FLOOR_MIN * Delta``."""
 
 
 @dataclass(frozen=True)
 class Params:
-    """The notebook's ``parameters`` cell (quick-profile defaults; ``progress`` and ``out_dir`` are not
-    computation parameters)."""
+    """The notebook's ``parameters`` cell (quick-profile defaults; ``progress`` and
+    ``out_dir`` are not computation parameters)."""
 
     n_tasks: int = 4
     d: int = 20
@@ -95,34 +112,12 @@ class Params:
         return tuple(t for t in self.check_rounds if 1 <= t <= self.T)
 
 
-# ------------------------------------------------------------------------------------------------ estimators
-# (shared by the theory chapters thm1_moe_many_experts and thm2_moe_few_experts)
-
-
-def agreement(
-    sim: np.ndarray,
-    ref: np.ndarray,
-    rounds: Sequence[int],
-    z_tolerance: float,
-    slack: float = 0.0,
-) -> float:
-    """``max_t |mean(sim - ref)| / (z_tolerance * s.e. + slack)`` over ``rounds`` (paired over runs): below 1
-    means that the simulation agrees with the reference at every round within ``z_tolerance`` s.e. (+
-    slack)."""
-    m, se = mean_se(np.asarray(sim, dtype=float) - np.asarray(ref, dtype=float))
-    idx = np.asarray(rounds, dtype=int) - 1
-    return float(np.max(np.abs(m[idx]) / (z_tolerance * se[idx] + slack)))
-
-
-def agreement_quantity(
-    name: str, value: float, z_tolerance: float, n: int, label: str
-) -> Quantity:
-    """An ``agree_*`` quantity: a max of ``|z| / z_tolerance``, recorded with s.e. ``1 / z_tolerance``."""
-    return Quantity(name, value, 1.0 / z_tolerance, n, "estimate", 0.0, label)
+# ----------------------------------------------------------------------------- readings
 
 
 def within(name: str, statement: str, q: Quantity, tol: float = FORM_TOL) -> Reading:
-    """Two-sided agreement reading ``|q - 1| <= tol`` (the s.e. of ``|q - 1|`` is that of ``q``)."""
+    """Two-sided agreement reading ``|q - 1| <= tol`` (the s.e. of ``|q - 1|`` is that
+    of ``q``)."""
     return Reading(name, statement, abs(q.value - 1.0), tol, q.se, "<=")
 
 
@@ -145,18 +140,22 @@ def independent_ratio(
     label: str = "",
     floor: float = 0.0,
 ) -> Quantity:
-    """``mean(num) / mean(den)`` of two independent samples, delta-method s.e."""
+    """``mean(num) / mean(den)`` of two independent samples, delta-method s.e. as
+    ``hypot(se_a, r se_b) / |b|``; the Proposition 2/3 chapters compute the same s.e.
+    in another floating-point order
+    (:func:`moecl_lib.claims.estimators.independent_ratio`)."""
     qa, qb = estimate("num", num), estimate("den", den)
     r = qa.value / qb.value
     se = math.hypot(qa.se, r * qb.se) / abs(qb.value)
     return Quantity(name, r, se, min(qa.n, qb.n), "estimate", floor, label)
 
 
-# ------------------------------------------------------------------------------------------------ configs
+# ------------------------------------------------------------------------------ configs
 
 
 def configs(p: Params) -> dict[str, ExperimentConfig]:
-    """The two configurations the chapter runs: isotropic columns and the Definition-1 generator."""
+    """The two configurations the chapter runs: isotropic columns and the Definition-1
+    generator."""
     iso = ExperimentConfig(
         n_tasks=p.n_tasks,
         n_experts=1,
@@ -171,12 +170,13 @@ def configs(p: Params) -> dict[str, ExperimentConfig]:
     return {"isotropic": iso, "definition1": iso.replace(signal=p.definition1_signal)}
 
 
-# ------------------------------------------------------------------------------------------------ result
+# ------------------------------------------------------------------------------- result
 
 
 @dataclass
 class Curves:
-    """Mean curves (length ``T``) of one generator: simulation (mean, s.e.) and theory."""
+    """Mean curves (length ``T``) of one generator: simulation (mean, s.e.) and
+    theory."""
 
     sim: dict[str, tuple[np.ndarray, np.ndarray]]  # "G", "F", "G_pool" -> (mean, se)
     theory: dict[str, np.ndarray]  # name -> mean curve
@@ -184,7 +184,8 @@ class Curves:
 
 @dataclass
 class Result(ChapterResult):
-    """Output of :func:`run`: curves for the figures, quantities, claim check and configurations."""
+    """Output of :func:`run`: curves for the figures, quantities, claim check and
+    configurations."""
 
     chapter = CHAPTER
 
@@ -221,7 +222,8 @@ class Result(ChapterResult):
         ]
 
     def rows_definition1(self) -> list[dict[str, Any]]:
-        """Table of section 2 at the checked rounds (simulation, exact recursion, isotropic formula)."""
+        """Table of section 2 at the checked rounds (simulation, exact recursion,
+        isotropic formula)."""
         (G, _), (F, _) = self.def1.sim["G"], self.def1.sim["F"]
         th = self.def1.theory
         return [
@@ -240,17 +242,20 @@ class Result(ChapterResult):
         ]
 
 
-def run(params: Params = Params(), *, progress: bool = False) -> Result:
-    """Simulate both generators and derive the quantities and the Prop. 4 claim check."""
-    start = time.perf_counter()
-    p = params
-    cfgs = configs(p)
-    rounds = p.rounds_checked
-    z = p.z_tolerance
-    q: list[Quantity] = []
+@dataclass
+class Section:
+    """One generator's simulation: mean curves, recorded quantities and what the
+    Result keeps of it."""
 
-    # 1. isotropic columns: closed form at each run's own pool
-    cfg = cfgs["isotropic"]
+    curves: Curves
+    quantities: list[Quantity]
+    extra: dict[str, Any]
+
+
+def _isotropic(p: Params, cfg: ExperimentConfig, progress: bool) -> Section:
+    """1. Isotropic columns: the simulation against the closed form at each run's own
+    pool (``extra``: the rounds ``t``, ``G_floor`` and ``F_floor``)."""
+    rounds, z = p.rounds_checked, p.z_tolerance
     res = simulate(cfg, progress=progress)
     wbar2, gap = theory.pool_moments(res.pool.W)  # (R,)
     t = res.rounds[None, :].astype(float)
@@ -266,7 +271,7 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
     )
     G_floor, F_floor = theory.single_expert_limits(cfg.r, float(gap.mean()))
     R = cfg.n_runs
-    q += [
+    q = [
         Quantity("r", cfg.r, kind="exact", label="r = 1 - s/d"),
         estimate("gap_iso", gap, label="model gap Delta (isotropic runs' pools)"),
         estimate("G_T_iso", res.G[:, -1], label="G_T, isotropic columns (simulation)"),
@@ -306,20 +311,30 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             max(agreement(sim[k], form[k], rounds, z) for k in sim),
             z,
             R,
-            "isotropic: max over checked rounds and G, F, G_pool of |sim - closed form| / "
-            f"({z:g} s.e.)",
+            "isotropic: max over checked rounds and G, F, G_pool of |sim - closed "
+            f"form| / ({z:g} s.e.)",
         ),
     ]
+    return Section(
+        iso, q, {"t": t, "G_floor": float(G_floor), "F_floor": float(F_floor)}
+    )
 
-    # 2. Definition 1: exact recursion on the first n_exact_pools pools, isotropic formula on all
-    cfg1 = cfgs["definition1"]
+
+def _definition1(
+    p: Params, cfg1: ExperimentConfig, r: float, t: np.ndarray, progress: bool
+) -> Section:
+    """2. Definition 1: the simulation against the exact recursion on the first
+    ``n_exact_pools`` pools and the isotropic closed form (at ``r`` of the isotropic
+    columns) on all (``extra``: the exact floor of ``G_t`` and the number of exact
+    pools)."""
+    rounds, z = p.rounds_checked, p.z_tolerance
     res1 = simulate(cfg1, progress=progress)
     runs = np.arange(min(p.n_runs, p.n_exact_pools))
     ex = single_expert_exact_for_pool(res1.pool, p.s, p.T, runs=runs)
     wbar2_1, gap_1 = theory.pool_moments(res1.pool.W)
     iso1 = {
-        "G": theory.single_expert_G(t, cfg.r, wbar2_1[:, None], gap_1[:, None]),
-        "F": theory.single_expert_F(t, cfg.r, wbar2_1[:, None], gap_1[:, None]),
+        "G": theory.single_expert_G(t, r, wbar2_1[:, None], gap_1[:, None]),
+        "F": theory.single_expert_F(t, r, wbar2_1[:, None], gap_1[:, None]),
     }
     vh = unit_signal_directions(res1.pool)
     lim = single_expert_limits_exact(
@@ -334,7 +349,7 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             "F_iso": nanmean0(iso1["F"]),
         },
     )
-    q += [
+    q = [
         estimate("G_T_def1", res1.G[:, -1], label="G_T, Definition 1 (simulation)"),
         estimate("F_T_def1", res1.F[:, -1], label="F_T, Definition 1 (simulation)"),
         estimate(
@@ -377,16 +392,25 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             f"|sim - exact recursion| / ({z:g} s.e.)",
         ),
     ]
+    return Section(
+        def1, q, {"G_floor_exact": float(lim.G.mean()), "n_exact": int(runs.size)}
+    )
+
+
+def _readings(q: list[Quantity]) -> tuple[Reading, ...]:
+    """The six readings of Prop. 4 (module docstring)."""
     qd = {x.name: x for x in q}
-    readings = (
+    return (
         within(
             "iso_G_form",
-            "isotropic columns, closed form (ours) for G: |G_T(sim) / G_T(closed form) - 1|",
+            "isotropic columns, closed form (ours) for G: |G_T(sim) / G_T(closed "
+            "form) - 1|",
             qd["G_T_iso_over_formula"],
         ),
         within(
             "iso_F_form",
-            "isotropic columns, closed form (ours) for F: |F_T(sim) / F_T(closed form) - 1|",
+            "isotropic columns, closed form (ours) for F: |F_T(sim) / F_T(closed "
+            "form) - 1|",
             qd["F_T_iso_over_formula"],
         ),
         within(
@@ -411,41 +435,54 @@ def run(params: Params = Params(), *, progress: bool = False) -> Result:
             qd["F_T_def1_over_formula"],
         ),
     )
-    checks = [ClaimCheck(CLAIM, "-", readings)]
+
+
+def run(params: Params = Params(), *, progress: bool = False) -> Result:
+    """Simulate both generators and derive the quantities and the Prop. 4 claim
+    check."""
+    start = time.perf_counter()
+    p = params
+    cfgs = configs(p)
+    cfg = cfgs["isotropic"]
+    iso = _isotropic(p, cfg, progress)
+    def1 = _definition1(p, cfgs["definition1"], cfg.r, iso.extra["t"], progress)
+    q = iso.quantities + def1.quantities
     return Result(
         params=p,
         r=cfg.r,
-        iso=iso,
-        def1=def1,
-        G_floor=float(G_floor),
-        F_floor=float(F_floor),
-        G_floor_def1_exact=float(lim.G.mean()),
-        n_exact=int(runs.size),
+        iso=iso.curves,
+        def1=def1.curves,
+        G_floor=iso.extra["G_floor"],
+        F_floor=iso.extra["F_floor"],
+        G_floor_def1_exact=def1.extra["G_floor_exact"],
+        n_exact=def1.extra["n_exact"],
         quantities=q,
-        checks=checks,
+        checks=[ClaimCheck(CLAIM, "-", _readings(q))],
         configs={k: c.to_dict() for k, c in cfgs.items()},
         wall_time_s=time.perf_counter() - start,
         seeds=[p.seed],
     )
 
 
-# ------------------------------------------------------------------------------------------------ prose
+# -------------------------------------------------------------------------------- prose
 
 
 def prose(result: Result) -> dict[str, str]:
-    """Sentences of the Reading paragraph whose wording depends on the run, by glue key."""
+    """Sentences of the Reading paragraph whose wording depends on the run, by glue
+    key."""
     fl = result.quantity("G_floor_def1_over_gap")
     fr = result.quantity("F_T_def1_over_formula")
     above = "above" if fl.value > 1 else "below"
     return {
         "prop4_def1_sentence": (
-            f"with {result.params.definition1_signal} signals the single expert's exact floor is {fl.value:.2f} "
-            f"x the model gap ({above} it), and F_T is {fr.value:.2f} x the isotropic prediction"
+            f"with {result.params.definition1_signal} signals the single expert's "
+            f"exact floor is {fl.value:.2f} x the model gap ({above} it), and F_T is "
+            f"{fr.value:.2f} x the isotropic prediction"
         )
     }
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------ figures
 
 
 def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
@@ -475,7 +512,8 @@ def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
         ax.set_title(label)
     axes[0].legend(loc="lower right")
     fig.suptitle(
-        f"Single expert, isotropic columns: d={p.d}, s={p.s}, N={p.n_tasks}, {p.n_runs} runs"
+        f"Single expert, isotropic columns: d={p.d}, s={p.s}, N={p.n_tasks}, "
+        f"{p.n_runs} runs"
     )
     csv: dict[str, np.ndarray] = {"t": t}
     for key in ("F", "G", "G_pool"):
@@ -485,7 +523,8 @@ def plot_isotropic(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def plot_definition1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
-    """Section 2 figure (simulation, exact recursion, isotropic formula) and its CSV columns."""
+    """Section 2 figure (simulation, exact recursion, isotropic formula) and its CSV
+    columns."""
     import matplotlib.pyplot as plt
 
     from moecl_lib import figures as plotting
@@ -532,7 +571,8 @@ def plot_definition1(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
 
 
 def config_lines(cfgs: Mapping[str, ExperimentConfig]) -> str:
-    """Every field of every configuration, one block per configuration (printed near the parameters)."""
+    """Every field of every configuration, one block per configuration (printed near the
+    parameters)."""
     out = []
     for name, c in cfgs.items():
         out.append(f"[{name}]")

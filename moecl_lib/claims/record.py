@@ -1,11 +1,14 @@
-"""A chapter's record: its quantities, claim checks, parameters, configuration and the machine that ran it.
+"""A chapter's record: its quantities, claim checks, parameters, configuration and the
+machine that ran it.
 
-Each executed chapter *publishes* its record twice: as ``record.json`` in its ``out_dir`` and as a hidden
-myst-nb ``glue`` output named :data:`RECORD_KEY` inside the executed notebook, so that the book's status page
-is generated from the very notebooks the book renders (:func:`records_from_notebooks`).
+Each executed chapter *publishes* its record twice: as ``record.json`` in its
+``out_dir`` and as a hidden myst-nb ``glue`` output named :data:`RECORD_KEY` inside the
+executed notebook, so that the book's status page is generated from the very notebooks
+the book renders (:func:`records_from_notebooks`).
 
-The quick profile's record is compared with ``notebooks/expected/<chapter>.json`` (:func:`compare`) at the
-tolerances of :mod:`moecl_lib.claims.rule`; ``moecl expect`` (re)writes that file from an executed notebook.
+The quick profile's record is compared with ``notebooks/expected/<chapter>.json``
+(:func:`compare`) at the tolerances of :mod:`moecl_lib.claims.rule`; ``moecl expect``
+(re)writes that file from an executed notebook.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from moecl_lib.claims.rule import ClaimCheck, Quantity, fmt_number, verdict_lines
 
@@ -48,11 +51,13 @@ KERNEL_VARIABLES = (
 
 
 class ExpectationError(AssertionError):
-    """A recorded number moved beyond its tolerance, or the record does not match its stored expectation."""
+    """A recorded number moved beyond its tolerance, or the record does not match its
+    stored expectation."""
 
 
 def _jsonable(x: Any) -> Any:
-    """Plain-JSON copy of ``x`` (numpy scalars and arrays, tuples, paths; NaN/inf as strings)."""
+    """Plain-JSON copy of ``x`` (numpy scalars and arrays, tuples, paths; NaN/inf as
+    strings)."""
     if isinstance(x, Mapping):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -78,7 +83,8 @@ def cpu_name() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    """Python, package versions, CPU, core count and the kernel-selecting environment variables."""
+    """Python, package versions, CPU, core count and the kernel-selecting environment
+    variables."""
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -97,8 +103,9 @@ def machine_info() -> dict[str, Any]:
 
 @dataclass
 class Record:
-    """Everything a chapter reports, in plain data. ``params`` are the notebook's parameter values (the
-    profile's), ``configs`` the full configurations it ran (name -> dict), ``seeds`` the seeds used."""
+    """Everything a chapter reports, in plain data. ``params`` are the notebook's
+    parameter values (the profile's), ``configs`` the full configurations it ran (name
+    -> dict), ``seeds`` the seeds used."""
 
     chapter: str
     params: dict[str, Any]
@@ -166,7 +173,8 @@ class Record:
 
 
 def publish(record: Record, out_dir: str | Path) -> Path:
-    """Write ``out_dir/record.json`` and glue the record (hidden) into the running notebook, if any."""
+    """Write ``out_dir/record.json`` and glue the record (hidden) into the running
+    notebook, if any."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "record.json"
@@ -186,8 +194,9 @@ def publish(record: Record, out_dir: str | Path) -> Path:
 
 
 def glue_values(record: Record) -> dict[str, str]:
-    """What :func:`publish` glues for prose: every quantity as ``"value ± se"`` under its name, and every verdict
-    as ``verdict_<claim>_<setting>``. In a chapter's Markdown: ``{glue:text}`G_T_never```."""
+    """What :func:`publish` glues for prose: every quantity as ``"value ± se"`` under
+    its name, and every verdict as ``verdict_<claim>_<setting>``. In a chapter's
+    Markdown: ``{glue:text}`G_T_never```."""
     out = {
         q.name: fmt_number(q.value, q.se)
         for q in record.quantities
@@ -196,6 +205,23 @@ def glue_values(record: Record) -> dict[str, str]:
     for c in record.checks:
         out[f"verdict_{c.claim}_{c.setting}".replace("-", "any")] = c.verdict
     return out
+
+
+def outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
+    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> ``holds`` / ``fails``
+    / ``inconclusive``, for prose whose wording must follow the data at every
+    profile."""
+    return {
+        f"outcome_{c.claim}_{c.setting}_{r.name}".replace("-", "any"): r.outcome
+        for c in checks
+        for r in c.readings
+    }
+
+
+def reading_outcome_texts(checks: Sequence[ClaimCheck]) -> dict[str, str]:
+    """Glue texts ``outcome_<reading>`` -> ``holds`` / ``fails`` / ``inconclusive``
+    (chapters whose reading names are unique across their checks)."""
+    return {f"outcome_{r.name}": r.outcome for c in checks for r in c.readings}
 
 
 def record_from_notebook(nb: Mapping[str, Any]) -> Record | None:
@@ -225,11 +251,12 @@ def records_from_notebooks(paths: Iterable[Path]) -> dict[str, Record]:
     return out
 
 
-# ----------------------------------------------------------------------------------------- expectations
+# ------------------------------------------------------------------------- expectations
 
 
 def expected_path(chapter: str, root: Path | None = None) -> Path:
-    """``<repo>/notebooks/expected/<chapter>.json`` (repository root found from the working directory)."""
+    """``<repo>/notebooks/expected/<chapter>.json`` (repository root found from the
+    working directory)."""
     if root is None:
         from moecl_lib.paths import find_repo_root
 
@@ -238,7 +265,8 @@ def expected_path(chapter: str, root: Path | None = None) -> Path:
 
 
 def expectation(record: Record) -> dict[str, Any]:
-    """What is stored as the expectation of a record: parameters, compared quantities and verdicts."""
+    """What is stored as the expectation of a record: parameters, compared quantities
+    and verdicts."""
     return {
         "chapter": record.chapter,
         "params": _jsonable(record.params),
@@ -265,14 +293,16 @@ class Mismatch:
 
     def message(self, chapter: str) -> str:
         return (
-            f"{chapter}: {self.quantity}: stored {self.stored:.6g}, new {self.new:.6g}, "
-            f"|difference| {abs(self.new - self.stored):.3g} > tolerance {self.tolerance:.3g}"
+            f"{chapter}: {self.quantity}: stored {self.stored:.6g}, new "
+            f"{self.new:.6g}, |difference| {abs(self.new - self.stored):.3g} > "
+            f"tolerance {self.tolerance:.3g}"
         )
 
 
 def mismatches(record: Record, expected: Mapping[str, Any]) -> list[Mismatch]:
-    """Quantities of ``record`` farther from ``expected`` than their tolerance (a stored quantity missing from the
-    record counts as a mismatch with ``new = nan``; round-off quantities are skipped)."""
+    """Quantities of ``record`` farther from ``expected`` than their tolerance (a stored
+    quantity missing from the record counts as a mismatch with ``new = nan``; round-off
+    quantities are skipped)."""
     got = {q.name: q for q in record.quantities}
     bad = []
     for d in expected.get("quantities", []):
@@ -290,11 +320,13 @@ def mismatches(record: Record, expected: Mapping[str, Any]) -> list[Mismatch]:
 
 
 def compare(record: Record, path: Path | None = None) -> str:
-    """Compare ``record`` with its stored expectation; returns a stable one-line summary.
+    """Compare ``record`` with its stored expectation; returns a stable one-line
+    summary.
 
-    Only a record whose parameters equal the stored ones is compared (other parameter values, e.g. the paper
-    profile, have no stored expectation). Raises :class:`ExpectationError` naming every quantity that moved
-    beyond its tolerance (chapter, quantity, stored value, new value, tolerance).
+    Only a record whose parameters equal the stored ones is compared (other parameter
+    values, e.g. the paper profile, have no stored expectation). Raises
+    :class:`ExpectationError` naming every quantity that moved beyond its tolerance
+    (chapter, quantity, stored value, new value, tolerance).
     """
     path = path or expected_path(record.chapter)
     if not path.is_file():
@@ -307,7 +339,8 @@ def compare(record: Record, path: Path | None = None) -> str:
     for key, stored in expected.get("verdicts", {}).items():
         if now.get(key) != stored:
             lines.append(
-                f"{record.chapter}: verdict {key}: stored {stored!r}, new {now.get(key)!r}"
+                f"{record.chapter}: verdict {key}: stored {stored!r}, new "
+                f"{now.get(key)!r}"
             )
     if lines:
         raise ExpectationError("\n".join(lines))
@@ -320,18 +353,20 @@ def compare(record: Record, path: Path | None = None) -> str:
 def summary_rows(
     quantities: Sequence[Quantity], digits: int = 3
 ) -> list[dict[str, str]]:
-    """Rows ``{quantity, value}`` for a chapter's table of recorded quantities (``label`` or ``name``)."""
+    """Rows ``{quantity, value}`` for a chapter's table of recorded quantities
+    (``label`` or ``name``)."""
     return [
         {"quantity": q.label or q.name, "value": fmt_number(q.value, q.se, digits)}
         for q in quantities
     ]
 
 
-# ----------------------------------------------------------------------------------------- chapter results
+# ---------------------------------------------------------------------- chapter results
 
 
 def find_quantity(quantities: Iterable[Quantity], name: str, chapter: str) -> Quantity:
-    """The quantity called ``name`` (``KeyError`` naming the chapter if there is none)."""
+    """The quantity called ``name`` (``KeyError`` naming the chapter if there is
+    none)."""
     for q in quantities:
         if q.name == name:
             return q
@@ -371,3 +406,22 @@ class ChapterResult:
     def quantity(self, name: str) -> Quantity:
         """The quantity called ``name``."""
         return find_quantity(self.quantities, name, self.chapter)  # type: ignore[attr-defined]
+
+
+P = TypeVar("P")
+D = TypeVar("D")
+
+
+@dataclass
+class SettingsResult(ChapterResult, Generic[P, D]):
+    """A chapter ``Result`` made of one block of data per setting: the parameters
+    ``params`` (a dataclass), ``data`` (setting -> its measurements), the quantities and
+    claim checks, the configurations run (name -> dict), the wall time and the seeds."""
+
+    params: P
+    data: dict[str, D]
+    quantities: list[Quantity]
+    checks: list[ClaimCheck]
+    configs: dict[str, Any]
+    wall_time_s: float
+    seeds: list[int] = field(default_factory=list)

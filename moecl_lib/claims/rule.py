@@ -1,32 +1,37 @@
-"""The written rules: how a claim's verdict is decided, and how far a re-computed number may move.
+"""The written rules: how a claim's verdict is decided, and how far a re-computed number
+may move.
 
-**Readings and the verdict rule.** A claim is checked through one or more *readings*. A reading compares an
-estimate with a threshold, ``estimate >= threshold`` (or ``<=``), and carries the estimate's standard error.
-Its margin is ``z = (estimate - threshold) / se`` (sign flipped for ``<=``):
+**Readings and the verdict rule.** A claim is checked through one or more *readings*. A
+reading compares an estimate with a threshold, ``estimate >= threshold`` (or ``<=``),
+and carries the estimate's standard error. Its margin is
+``z = (estimate - threshold) / se`` (sign flipped for ``<=``):
 
-* ``holds`` when ``z >= MARGIN`` (the estimate is on the claimed side by at least ``MARGIN`` standard errors),
+* ``holds`` when ``z >= MARGIN`` (the estimate is on the claimed side by at least
+  ``MARGIN`` standard errors),
 * ``fails`` when ``z <= -MARGIN``,
 * ``inconclusive`` otherwise: the data cannot decide at this size.
 
-A deterministic reading (``se = 0``) holds or fails by the plain comparison; a tie is inconclusive.
-A claim's verdict, per setting, follows from its readings:
+A deterministic reading (``se = 0``) holds or fails by the plain comparison; a tie is
+inconclusive. A claim's verdict, per setting, follows from its readings:
 
 * ``reproduced``: every reading holds;
 * ``partly``: at least one reading holds and at least one fails;
 * ``not reproduced``: at least one reading fails and none holds;
 * ``inconclusive``: no reading fails and at least one is inconclusive.
 
-**Tolerance rule for re-computed numbers.** A quantity recorded by a chapter is compared with its stored value
-(``notebooks/expected/``) at ``tol = max(floor, q * sqrt(se_stored^2 + se_new^2))``, where ``floor``
-is the quantity's own floor (``DETERMINISTIC_FLOOR`` relative to ``max(1, |value|)`` for a deterministic
-quantity) and ``q`` is the quantile of Student's t with ``n - 1`` degrees of freedom (``n`` the smaller of the
-two sample sizes) that a normal law reaches at ``Z_TOLERANCE`` standard errors: two-sided probability
-``6.3e-5`` of a false alarm. ``q`` is 4.3 at 64 samples, 17.5 at 5 and about 10^4 at 2 (an estimate from
-two samples is hardly checked, because its standard error is hardly known; one from a single sample, with no
-standard error and no floor, is not compared). Two estimates of the same mean
-made on two machines, or with two random streams, differ by less than this with overwhelming probability even
-when every run followed another trajectory. Round-off quantities (``kind="roundoff"``) are recorded, never
-compared.
+**Tolerance rule for re-computed numbers.** A quantity recorded by a chapter is compared
+with its stored value (``notebooks/expected/``) at
+``tol = max(floor, q * sqrt(se_stored^2 + se_new^2))``, where ``floor`` is the
+quantity's own floor (``DETERMINISTIC_FLOOR`` relative to ``max(1, |value|)`` for a
+deterministic quantity) and ``q`` is the quantile of Student's t with ``n - 1`` degrees
+of freedom (``n`` the smaller of the two sample sizes) that a normal law reaches at
+``Z_TOLERANCE`` standard errors: a two-sided false-alarm probability of ``6.3e-5``.
+``q`` is 4.3 at 64 samples, 17.5 at 5 and about 10^4 at 2: an estimate from two samples
+is hardly checked, because its standard error is hardly known, and one from a single
+sample, with no standard error and no floor, is not compared. Two estimates of the same
+mean made on two machines, or with two random streams, differ by less than this with
+overwhelming probability even when every run followed another trajectory. Round-off
+quantities (``kind="roundoff"``) are recorded, never compared.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ import numpy as np
 MARGIN = 2.0
 """Standard errors by which a reading must clear its threshold to hold (or to fail)."""
 Z_TOLERANCE = 4.0
-"""Combined standard errors a re-computed estimate may move before the tolerance check fails."""
+"""Combined standard errors a re-computed estimate may move before the tolerance check
+fails."""
 DETERMINISTIC_FLOOR = 1e-6
 """Relative floor for deterministic quantities (compared to ``max(1, |value|)``)."""
 
@@ -82,10 +88,11 @@ def _finite(x: Any, name: str) -> float:
 class Quantity:
     """A named number a chapter reports.
 
-    ``se`` is the standard error of ``value`` (over ``n`` independent runs or seeds); ``kind`` says how it is
-    compared across machines: ``estimate`` (tolerance from ``se`` and ``floor``), ``exact`` (a deterministic
-    number: relative floor), ``roundoff`` (never compared). ``floor`` is an absolute tolerance floor, needed where
-    ``se`` is estimated from few seeds.
+    ``se`` is the standard error of ``value`` (over ``n`` independent runs or seeds);
+    ``kind`` says how it is compared across machines: ``estimate`` (tolerance from
+    ``se`` and ``floor``), ``exact`` (a deterministic number: relative floor),
+    ``roundoff`` (never compared). ``floor`` is an absolute tolerance floor, needed
+    where ``se`` is estimated from few seeds.
     """
 
     name: str
@@ -99,11 +106,13 @@ class Quantity:
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):
             raise ValueError(
-                f"quantity name {self.name!r} must match {NAME.pattern} (it is a glue key)"
+                f"quantity name {self.name!r} must match {NAME.pattern} (it is a "
+                "glue key)"
             )
         if self.kind not in KINDS:
             raise ValueError(
-                f"quantity {self.name!r}: kind={self.kind!r} must be one of {list(KINDS)}"
+                f"quantity {self.name!r}: kind={self.kind!r} must be one of "
+                f"{list(KINDS)}"
             )
         se = float(self.se)
         if not math.isfinite(
@@ -116,7 +125,8 @@ class Quantity:
         object.__setattr__(self, "floor", abs(float(self.floor)))
 
     def tolerance(self, other: Quantity) -> float:
-        """Allowed ``|self.value - other.value|`` under the tolerance rule (module docstring)."""
+        """Allowed ``|self.value - other.value|`` under the tolerance rule (module
+        docstring)."""
         if self.kind == "exact":
             floor = max(self.floor, DETERMINISTIC_FLOOR * max(1.0, abs(self.value)))
             return floor
@@ -150,8 +160,8 @@ class Quantity:
 def estimate(
     name: str, samples: Any, *, floor: float = 0.0, label: str = ""
 ) -> Quantity:
-    """Mean of ``samples`` (one value per independent run or seed; NaNs dropped) with its standard error
-    (sample standard deviation, ``ddof=1``, over ``sqrt(n)``)."""
+    """Mean of ``samples`` (one value per independent run or seed; NaNs dropped) with
+    its standard error (sample standard deviation, ``ddof=1``, over ``sqrt(n)``)."""
     x = np.asarray(samples, dtype=float).ravel()
     x = x[~np.isnan(x)]
     if x.size == 0:
@@ -162,8 +172,9 @@ def estimate(
 
 @dataclass(frozen=True)
 class Reading:
-    """One comparison ``estimate >= threshold`` (``sense=">="``) or ``estimate <= threshold``, with the
-    estimate's standard error; ``statement`` is the reader's wording of it."""
+    """One comparison ``estimate >= threshold`` (``sense=">="``) or
+    ``estimate <= threshold``, with the estimate's standard error; ``statement`` is the
+    reader's wording of it."""
 
     name: str
     statement: str
@@ -184,7 +195,8 @@ class Reading:
 
     @property
     def z(self) -> float:
-        """Signed margin in standard errors (positive = on the claimed side); +-inf when ``se == 0``."""
+        """Signed margin in standard errors (positive = on the claimed side); +-inf when
+        ``se == 0``."""
         diff = self.estimate - self.threshold
         if self.sense == "<=":
             diff = -diff
@@ -225,7 +237,8 @@ class Reading:
 
 
 def verdict_of(outcomes: Iterable[str]) -> Verdict:
-    """The verdict rule (module docstring) applied to the outcomes of a claim's readings."""
+    """The verdict rule (module docstring) applied to the outcomes of a claim's
+    readings."""
     out = list(outcomes)
     if not out:
         raise ValueError("a claim needs at least one reading")
@@ -244,8 +257,9 @@ def verdict_of(outcomes: Iterable[str]) -> Verdict:
 
 @dataclass(frozen=True)
 class ClaimCheck:
-    """The readings of one claim (``claim`` = id in ``book/reproduction_status.csv``) in one ``setting``
-    (``"calibrated"``, ``"recalled"`` or ``"-"`` where the chapter has no named setting)."""
+    """The readings of one claim (``claim`` = id in ``book/reproduction_status.csv``) in
+    one ``setting`` (``"calibrated"``, ``"recalled"`` or ``"-"`` where the chapter has
+    no named setting)."""
 
     claim: str
     setting: str
@@ -278,8 +292,9 @@ class ClaimCheck:
 
 
 def fmt_number(x: float, se: float = 0.0, digits: int = 3) -> str:
-    """The one way a number (and its standard error) is printed in chapters and on the status page:
-    ``digits`` significant digits, ``value ± se`` with the same number of decimals."""
+    """The one way a number (and its standard error) is printed in chapters and on the
+    status page: ``digits`` significant digits, ``value ± se`` with the same number of
+    decimals."""
     if not math.isfinite(x):
         return str(x)
     if x == 0:
@@ -304,11 +319,13 @@ def reading_line(r: Reading, digits: int = 3) -> str:
     """``statement: estimate ± se vs threshold (z = +3.1): holds``."""
     sign = "≥" if r.sense == ">=" else "≤"
     return (
-        f"{r.statement}: {fmt_number(r.estimate, r.se, digits)} {sign} {fmt_number(r.threshold, 0, digits)} "
-        f"(margin {fmt_z(r.z)} s.e.) → {r.outcome}"
+        f"{r.statement}: {fmt_number(r.estimate, r.se, digits)} {sign} "
+        f"{fmt_number(r.threshold, 0, digits)} (margin {fmt_z(r.z)} s.e.) → "
+        f"{r.outcome}"
     )
 
 
 def verdict_lines(checks: Sequence[ClaimCheck]) -> str:
-    """One stable line per (claim, setting): ``claim [setting]: verdict``; printed in nbval-checked cells."""
+    """One stable line per (claim, setting): ``claim [setting]: verdict``; printed in
+    nbval-checked cells."""
     return "\n".join(f"{c.claim} [{c.setting}]: {c.verdict}" for c in checks)

@@ -47,7 +47,9 @@ from moecl_lib.analysis.aux_only import simulate_aux_only
 from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.analysis.onset import repeat_rate
 from moecl_lib.analysis.routing import specialisation
+from moecl_lib.claims.estimators import reading_of
 from moecl_lib.claims.record import Record
+from moecl_lib.claims.record import outcome_texts as outcome_texts  # re-exported
 from moecl_lib.claims.resampling import bootstrap_se, onset_estimate
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate
 from moecl_lib.linear.engine import simulate
@@ -148,22 +150,6 @@ def _need(path: str, grid: str) -> None:
         raise FileNotFoundError(
             f"{path}: run `moecl sweep {grid}` first (or set the path to None)"
         )
-
-
-def outcome_texts(checks: list[ClaimCheck]) -> dict[str, str]:
-    """Glue texts ``outcome_<claim>_<setting>_<reading>`` -> holds / fails /
-    inconclusive."""
-    return {
-        f"outcome_{c.claim}_{c.setting}_{r.name}": r.outcome
-        for c in checks
-        for r in c.readings
-    }
-
-
-def _reading(name: str, statement: str, q: Quantity, thr: float, sense: str) -> Reading:
-    if math.isnan(q.value):
-        return Reading(name, statement + " [no data]", thr, thr, 0.0, sense)  # type: ignore[arg-type]
-    return Reading(name, statement, q.value, thr, q.se, sense)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------
@@ -345,10 +331,10 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
     q.update(map_ratios(mp, cross, g_star, M))
     ratio = q["boundary_ratio"]
     readings = [
-        _reading("below", f"purity at {BELOW} gain*", q["purity_below"], LOW, "<="),
-        _reading("above", f"purity at {ABOVE} gain*", q["purity_above"], HIGH, ">="),
+        reading_of("below", f"purity at {BELOW} gain*", q["purity_below"], LOW, "<="),
+        reading_of("above", f"purity at {ABOVE} gain*", q["purity_above"], HIGH, ">="),
         *[
-            _reading(
+            reading_of(
                 f"{name}{tag}",
                 q[f"purity_{name}{tag}"].label,
                 q[f"purity_{name}{tag}"],
@@ -358,11 +344,11 @@ def boundary_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]
             for tag, _ in lam_tags[1:]
             for name, thr, sense in (("below", LOW, "<="), ("above", HIGH, ">="))
         ],
-        _reading(
+        reading_of(
             "onset", "onset round: relative error", q["onset_relerr"], ONSET_TOL, "<="
         ),
-        _reading("map_low", "map boundary / gain*", ratio, RATIO_RANGE[0], ">="),
-        _reading("map_high", "map boundary / gain*", ratio, RATIO_RANGE[1], "<="),
+        reading_of("map_low", "map boundary / gain*", ratio, RATIO_RANGE[0], ">="),
+        reading_of("map_high", "map boundary / gain*", ratio, RATIO_RANGE[1], "<="),
     ]
     arrays = {
         "map": mp,
@@ -473,11 +459,11 @@ def p2_part(p: Params) -> tuple[list[Quantity], ClaimCheck, dict[str, Any]]:
     q["aux_drop"] = estimate("aux_drop", aux.spread()[:, i1] - aux.spread()[:, -1])
     readings = [
         Reading("regime", "T1 before t2", cfg.T1_value, t2_of(cfg), 0.0, "<="),
-        _reading(
+        reading_of(
             "lb_excess", "load-balancing share of the excess", q["p2_lb"], 0.0, ">="
         ),
-        _reading("excess", "G_T(never) - G_T(gap)", q["p2_excess"], 0.0, ">="),
-        _reading(
+        reading_of("excess", "G_T(never) - G_T(gap)", q["p2_excess"], 0.0, ">="),
+        reading_of(
             "equalise",
             "gate spread at T, load balancing only",
             q["aux_spread_T"],
@@ -564,7 +550,7 @@ def gamma_part(p: Params) -> tuple[list[Quantity], list[ClaimCheck], dict[str, A
             ClaimCheck(
                 "termination_gamma",
                 s,
-                [_reading("differs", statement, q, DIFFER, ">=")],
+                [reading_of("differs", statement, q, DIFFER, ">=")],
             )
         )
     return (
