@@ -141,7 +141,7 @@ def test_compare_catches_a_moved_quantity(small: chapter.Result, tmp_path: Path)
     path = write_expected(record, tmp_path / "prop1.json")
     assert "within tolerance" in compare(record, path)
     q = record.quantity("calibrated_purity_T1")
-    moved = dataclasses.replace(q, value=q.value - 10 * max(q.se, 1e-3))
+    moved = dataclasses.replace(q, value=q.value - 2 * q.tolerance(q) - 1e-3)
     record.quantities = [moved if x.name == q.name else x for x in record.quantities]
     with pytest.raises(ExpectationError, match="calibrated_purity_T1"):
         compare(record, path)

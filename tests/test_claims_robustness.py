@@ -172,7 +172,7 @@ def test_compare_catches_a_moved_quantity_and_a_changed_verdict(
     path = write_expected(record, tmp_path / "robustness.json")
     assert "within tolerance" in compare(record, path)
     q = record.quantities[0]
-    moved = dataclasses.replace(q, value=q.value + 10 * max(q.se, 1e-3))
+    moved = dataclasses.replace(q, value=q.value + 2 * q.tolerance(q) + 1e-3)
     record.quantities = [moved if x.name == q.name else x for x in record.quantities]
     with pytest.raises(ExpectationError, match=q.name):
         compare(record, path)

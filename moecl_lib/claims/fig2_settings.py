@@ -34,7 +34,7 @@ class Params:
 
     experts: tuple[int, ...] = (1, 5, 10, 20)
     T: int = 1500
-    n_runs: int = 96
+    n_runs: int = 256
     recalled_runs: int = 64
     n_theory_pools: int = 6
     seed: int = 0
