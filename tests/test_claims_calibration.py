@@ -216,3 +216,13 @@ def test_cell_counts_are_not_recorded():
     path = ROOT / "notebooks" / "expected" / "calibration.json"
     stored = json.loads(path.read_text(encoding="utf-8"))
     assert not [q for q in stored["quantities"] if q["name"].startswith("n_cells")]
+
+
+def test_local_cluster_gives_the_same_record(small: chapter.Result):
+    """The sweeps' members on a local Dask cluster: the same record, bit for bit."""
+    spread = chapter.run(SMALL, scheduler="local")
+    a, b = small.record, spread.record
+    assert [(q.name, q.value, q.se) for q in a.quantities] == [
+        (q.name, q.value, q.se) for q in b.quantities
+    ]
+    assert a.checks == b.checks and a.configs == b.configs

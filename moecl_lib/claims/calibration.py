@@ -111,6 +111,7 @@ from moecl_lib.claims.calibration_report import (
     table_rows,
 )
 from moecl_lib.claims.rule import ClaimCheck, Quantity
+from moecl_lib.sweep.tasks import shared_scheduler
 
 __all__ = [
     "CELL_STATS",
@@ -157,19 +158,26 @@ def _q(name: str, est: tuple[float, float, int], label: str = "") -> Quantity:
     return Quantity(name, est[0], est[1], est[2], "estimate", 0.0, label)
 
 
-def run(params: Params = Params()) -> Result:
+def run(params: Params = Params(), scheduler: str | None = "inline") -> Result:
     """Simulate the recalled setting, the calibrated point, the phase diagram and the
-    slices; read the claims."""
+    slices; read the claims. ``scheduler``: where the sweeps' members run
+    (``"inline"``, ``"local"`` or a Dask address; :mod:`moecl_lib.sweep.tasks`); the
+    numbers do not depend on it."""
+    with shared_scheduler(scheduler) as address:
+        return _run(params, address)
+
+
+def _run(p: Params, scheduler: str | None) -> Result:
     start = time.perf_counter()
-    p, th = params, ClaimThresholds()
+    th = ClaimThresholds()
     kw = dict(T=p.T, n_runs=p.n_runs, seed=p.seed)
     # 1. recalled setting: T1 from the config formula, both aux-gradient variants
-    rec_sim = Simulator(setting_config("recalled", p.n_experts, **kw))
+    rec_sim = Simulator(setting_config("recalled", p.n_experts, **kw), None, scheduler)
     recalled = sweep(
         rec_sim, [dict(aux_grad="decay"), dict(aux_grad="no_decay")], None, th
     )
     # 2. phase diagram and slices around the calibrated point (T1 = 30 M)
-    sim = Simulator(setting_config("calibrated", p.n_experts, **kw))
+    sim = Simulator(setting_config("calibrated", p.n_experts, **kw), None, scheduler)
     t1 = CALIBRATED_T1_PER_EXPERT
     phase = sweep(
         sim,

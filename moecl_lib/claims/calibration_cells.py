@@ -113,9 +113,15 @@ class Simulator:
     router-only knobs (as :func:`moecl_lib.analysis.sweeps.run_family`).
     """
 
-    def __init__(self, base: ExperimentConfig, window: int | None = None) -> None:
+    def __init__(
+        self,
+        base: ExperimentConfig,
+        window: int | None = None,
+        scheduler: str | None = "inline",
+    ) -> None:
         self.base = base
         self.window = window
+        self.scheduler = scheduler  # where prefetch() runs (moecl_lib.sweep.tasks)
         self.cache: dict[Any, MemberRuns] = {}
 
     def config(
@@ -129,18 +135,44 @@ class Simulator:
             changes["termination"] = "never"
         return self.base.replace(**changes)
 
-    def member(
-        self, labels: Mapping[str, Any], T1_per_expert: float | None
-    ) -> MemberRuns:
-        cfg = self.config(labels, T1_per_expert)
+    @staticmethod
+    def key(cfg: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
+        """Identity of a member (a single expert ignores the router knobs)."""
         items = cfg.to_dict()
         if cfg.n_experts == 1:
             for name in ROUTER_ONLY:
                 items.pop(name, None)  # options at their default are not listed
-        key = tuple(sorted(items.items()))
+        return tuple(sorted(items.items()))
+
+    def member(
+        self, labels: Mapping[str, Any], T1_per_expert: float | None
+    ) -> MemberRuns:
+        cfg = self.config(labels, T1_per_expert)
+        key = self.key(cfg)
         if key not in self.cache:
             self.cache[key] = simulate_member(cfg, self.window)
         return self.cache[key]
+
+    def prefetch(
+        self, requests: Sequence[tuple[Mapping[str, Any], float | None]]
+    ) -> None:
+        """Simulate the requested members not simulated yet, all at once where
+        ``scheduler`` says (:func:`moecl_lib.sweep.tasks.map_calls`), and keep them in
+        the order of the requests, the order in which :meth:`member` would have made
+        them. Results are those of :meth:`member` (every run has its own streams)."""
+        from moecl_lib.sweep.tasks import map_calls
+
+        todo: dict[Any, ExperimentConfig] = {}
+        for labels, t1 in requests:
+            cfg = self.config(labels, t1)
+            key = self.key(cfg)
+            if key not in self.cache and key not in todo:
+                todo[key] = cfg
+        calls = [(cfg, self.window) for cfg in todo.values()]
+        results = map_calls(
+            simulate_member, calls, self.scheduler, progress=False, desc="members"
+        )
+        self.cache.update(zip(todo, results))
 
     def configs(self) -> dict[str, dict[str, Any]]:
         """Every configuration simulated so far (``member_<i>`` -> all fields)."""
@@ -397,6 +429,17 @@ def sweep(
     T1_per_expert: float | None,
     th: ClaimThresholds = ClaimThresholds(),
 ) -> list[Cell]:
+    sim.prefetch(
+        [
+            (dict(c, **change), T1_per_expert)
+            for c in cells
+            for change in (
+                {"termination": "gap"},
+                {"termination": "never"},
+                {"n_experts": 1},
+            )
+        ]
+    )  # the members run_cell asks for, in its order
     return [run_cell(sim, c, T1_per_expert, th) for c in cells]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ from moecl_lib.deep.datasets import (
 )
 from moecl_lib.deep.learners import StreamResult, TaskData
 from moecl_lib.deep.moe import DeepMoE, DeepMoEConfig, single_network
-from moecl_lib.deep.study import run_stats
+from moecl_lib.deep.study import MapFn, run_stats
+from moecl_lib.sweep.tasks import INLINE, map_calls
 
 LEARNER_VIEW_TITLE = (
     "learner view (each arrival evaluated by the expert that learned it), %"
@@ -158,3 +160,11 @@ def add_seed_columns(
     ms = list(pairs)
     cols[key] = [m for m, _ in ms]
     cols[key + "_se"] = [e for _, e in ms]
+
+
+def seed_mapper(scheduler: str | None, progress: bool) -> MapFn | None:
+    """How the seeds run: ``None`` (in this process) for ``"inline"``, else
+    :func:`moecl_lib.sweep.tasks.map_calls` on ``scheduler``."""
+    if scheduler == INLINE:
+        return None
+    return partial(map_calls, scheduler=scheduler, progress=progress, desc="seeds")

@@ -61,14 +61,16 @@ from moecl_lib.claims.dnn_common import (
     load_tasks,
     per_seed,
     seed_cell,
+    seed_mapper,
 )
 from moecl_lib.claims.estimators import seed_mean_se, small_sample_se
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading, estimate, fmt_number
 from moecl_lib.deep.learners import StreamResult
 from moecl_lib.deep.moe import DeepMoEConfig, set_determinism
-from moecl_lib.deep.study import Results, run_paired
+from moecl_lib.deep.study import MapFn, Results, run_paired
 from moecl_lib.figures.tables import text_table
+from moecl_lib.sweep.tasks import shared_scheduler
 
 CHAPTER = "dnn_expert_sweep"
 #: Tolerance floors of the convergence-round quantities (see FLOORS for the
@@ -240,9 +242,22 @@ class Result(ChapterResult):
 # ---------------------------------------------------------------------------------- run
 
 
-def run(params: Params | None = None, *, progress: bool = True) -> Result:
-    """Run every ``M`` on every seed's stream; derive quantities and checks."""
-    p = params or Params()
+def run(
+    params: Params | None = None,
+    *,
+    progress: bool = True,
+    scheduler: str | None = "inline",
+) -> Result:
+    """Run every ``M`` on every seed's stream; derive quantities and checks.
+
+    ``scheduler``: where the seeds run (``"inline"``, ``"local"`` or a Dask address;
+    :mod:`moecl_lib.sweep.tasks`); the numbers do not depend on it.
+    """
+    with shared_scheduler(scheduler) as address:
+        return _run(params or Params(), progress, seed_mapper(address, progress))
+
+
+def _run(p: Params, progress: bool, map_fn: MapFn | None) -> Result:
     data = load_tasks(p.dataset, p.data_dir, p.positives, p.max_test)
     big = [M for M in p.experts if M >= len(data.tasks)]
     if len(big) < 2:
@@ -270,6 +285,7 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
         p.n_rounds,
         p.batch_size,
         progress=progress,
+        map_fn=map_fn,
     )
     stats: dict[int, dict[str, np.ndarray]] = {}
     for M in p.experts:

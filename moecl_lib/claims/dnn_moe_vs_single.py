@@ -80,6 +80,7 @@ from moecl_lib.claims.dnn_common import (
     load_tasks,
     per_seed,
     seed_cell,
+    seed_mapper,
 )
 from moecl_lib.claims.dnn_moe_report import ROUTING, SENSITIVITY_STATS, ResultTables
 from moecl_lib.claims.estimators import paired_difference, seed_mean_se, small_sample_se
@@ -95,7 +96,8 @@ from moecl_lib.deep.datasets import (
     ImageDataset,
 )
 from moecl_lib.deep.moe import DeepMoEConfig, set_determinism
-from moecl_lib.deep.study import Results, run_paired
+from moecl_lib.deep.study import MapFn, Results, run_paired
+from moecl_lib.sweep.tasks import shared_scheduler
 
 __all__ = [
     "CHAPTER",
@@ -249,10 +251,23 @@ def learner_configs(p: Params, base: DeepMoEConfig) -> dict[str, DeepMoEConfig]:
     }
 
 
-def run(params: Params | None = None, *, progress: bool = True) -> Result:
+def run(
+    params: Params | None = None,
+    *,
+    progress: bool = True,
+    scheduler: str | None = "inline",
+) -> Result:
     """Run every learner on every seed's stream, then the ``eta_sweep``; derive
-    quantities and checks."""
-    p = params or Params()
+    quantities and checks.
+
+    ``scheduler``: where the seeds run (``"inline"``, ``"local"`` or a Dask address;
+    :mod:`moecl_lib.sweep.tasks`); the numbers do not depend on it.
+    """
+    with shared_scheduler(scheduler) as address:
+        return _run(params or Params(), progress, seed_mapper(address, progress))
+
+
+def _run(p: Params, progress: bool, map_fn: MapFn | None) -> Result:
     if not 1 <= p.n_experts_few < len(p.positives) <= p.n_experts:
         raise ValueError(
             f"need n_experts_few < N = {len(p.positives)} <= n_experts "
@@ -273,6 +288,7 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
         p.n_rounds,
         p.batch_size,
         progress=progress,
+        map_fn=map_fn,
     )
     stats = {k: per_seed(results[names[k]], cfgs[k].T1_value) for k in names}
     configs: dict[str, Any] = {names[k]: asdict(cfgs[k]) for k in names}
@@ -287,6 +303,7 @@ def run(params: Params | None = None, *, progress: bool = True) -> Result:
             p.n_rounds,
             p.batch_size,
             progress=progress,
+            map_fn=map_fn,
         )
         sweep[float(eta)] = {k: per_seed(res[nm[k]], ce[k].T1_value) for k in ce}
         configs.update({nm[k]: asdict(ce[k]) for k in ce})

@@ -50,6 +50,22 @@ def dask_client(
             cluster.close()
 
 
+@contextmanager
+def shared_scheduler(
+    scheduler: str | None = LOCAL, workers: int | None = None
+) -> Iterator[str | None]:
+    """For several :func:`map_calls` in a row: ``"local"`` (or ``None``) starts one
+    local cluster and yields its address (closed on exit); ``"inline"`` and addresses
+    are yielded unchanged."""
+    if scheduler not in (None, LOCAL):
+        yield scheduler
+        return
+    from moecl_lib.sweep.execute import local_cluster
+
+    with local_cluster(workers) as cluster:
+        yield cluster.scheduler_address
+
+
 def map_calls(
     fn: Callable[..., Any],
     calls: Sequence[tuple[Any, ...]],
