@@ -178,3 +178,17 @@ def test_missing_data_gives_an_inconclusive_reading() -> None:
     assert math.isnan(q.value) and q.n == 0
     r = chapter.reading_of("x", "statement", q, 0.3)
     assert r.outcome == "inconclusive" and r.statement.endswith("[no data]")
+
+
+def test_regime_texts_follow_t2_and_T1(small: chapter.Result) -> None:
+    """t2 = ceil(M / (eta sigma0^0.75)) against the simulated T1, per setting."""
+    import math
+
+    texts = chapter.regime_texts(small)
+    for setting, sd in small.data.items():
+        cfg = sd.runs["base"]["gap"].config
+        t2 = math.ceil(cfg.n_experts / (cfg.eta * cfg.sigma0**0.75))
+        assert texts[f"t2_{setting}"] == str(t2)
+        assert texts[f"T1_{setting}"] == str(sd.T1)
+        assumed = texts[f"regime_{setting}"].startswith("as the proposition assumes")
+        assert assumed == (sd.T1 < t2)

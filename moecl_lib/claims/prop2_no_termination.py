@@ -96,6 +96,7 @@ from moecl_lib.claims.prop2_measure import (
 from moecl_lib.claims.prop_settings import run_settings
 from moecl_lib.claims.record import SettingsResult, outcome_texts
 from moecl_lib.claims.rule import ClaimCheck, Quantity, Reading
+from moecl_lib.claims.specialisation_boundary import t2_of
 from moecl_lib.linear.engine import SimulationResult
 
 __all__ = [
@@ -391,6 +392,23 @@ def run(
 
 
 # ------------------------------------------------------------------------------ figures
+
+
+def regime_texts(result: Result) -> dict[str, str]:
+    """Glue texts per setting: ``t2_<setting>``, ``T1_<setting>`` (rounds) and
+    ``regime_<setting>``: whether the order of time scales of the statement
+    (``T1 < t2``) holds in the simulated configuration."""
+    out = {}
+    for setting, sd in result.data.items():
+        t2 = t2_of(sd.runs["base"]["gap"].config)
+        out[f"t2_{setting}"] = str(t2)
+        out[f"T1_{setting}"] = str(sd.T1)
+        out[f"regime_{setting}"] = (
+            "as the proposition assumes (T₁ < t₂)"
+            if sd.T1 < t2
+            else "reversed (t₂ ≤ T₁)"
+        )
+    return out
 
 
 def plot_errors(result: Result) -> tuple[Figure, dict[str, np.ndarray]]:
