@@ -13,6 +13,7 @@ from scipy import stats
 from moecl_lib.analysis.calibration import setting_config
 from moecl_lib.config import ConfigError, ExperimentConfig
 from moecl_lib.expert_gate.linear import simulate_gate
+from moecl_lib.linear import draws as linear_draws
 from moecl_lib.linear import engine
 from moecl_lib.linear.engine import simulate
 from moecl_lib.linear.reference import reference_simulate
@@ -62,7 +63,7 @@ def test_two_batches_in_two_processes_equal_one_batch(backend):
 def test_block_length_does_not_matter(monkeypatch):
     cfg = per_run(beta_dist="uniform", beta=2.0)
     whole = simulate(cfg)
-    monkeypatch.setattr(engine, "block_length", lambda c: 7)
+    monkeypatch.setattr(linear_draws, "block_length", lambda c: 7)
     assert_split_equal(whole, [simulate(cfg)])
 
 

@@ -1,14 +1,18 @@
-"""Linear experts of R runs with the exact incremental F_t / G_t bookkeeping (runs-first layout).
+"""Linear experts of R runs with the exact incremental F_t / G_t bookkeeping (runs-first
+layout).
 
-This is the plain building block of the simulators that route by a rule of their own rather than by the
-paper's trained router: the forced/oracle routings of :mod:`moecl_lib.theory.moe` and the Expert-Gate and
-oracle routers of :mod:`moecl_lib.expert_gate.linear`. The batched engine (:mod:`moecl_lib.linear.engine`) does the
-same arithmetic in an optimised runs-last layout; replaying the engine's routing through this class reproduces
-its F_t and G_t (``tests/test_expert_gate.py``, the linear replay test).
+This is the plain building block of the simulators that route by a rule of their own
+rather than by the paper's trained router: the forced/oracle routings of
+:mod:`moecl_lib.theory.moe` and the Expert-Gate and oracle routers of
+:mod:`moecl_lib.expert_gate.linear`. The batched engine (:mod:`moecl_lib.linear.engine`)
+does the same arithmetic in an optimised runs-last layout; replaying the engine's
+routing through this class reproduces its F_t and G_t (``tests/test_expert_gate.py``,
+the linear replay test).
 
-Conventions (SPEC §3.1, §5.1): the chosen expert moves to the minimum-change interpolator of the round,
-``w <- w + X (X^T X)^{-1} (y - X^T w)`` (Eq. 4, solved, never inverted). With ``D[m, n] = ||w^(m) - w_n||^2`` and
-``C[m, n]`` the past arrivals of task n learned by expert m, ``G_t = sum(C_t * D_t) / t`` and
+Conventions (SPEC §3.1, §5.1): the chosen expert moves to the minimum-change
+interpolator of the round, ``w <- w + X (X^T X)^{-1} (y - X^T w)`` (Eq. 4, solved, never
+inverted). With ``D[m, n] = ||w^(m) - w_n||^2`` and ``C[m, n]`` the past arrivals of
+task n learned by expert m, ``G_t = sum(C_t * D_t) / t`` and
 ``F_t = (sum(C_{t-1} * D_t) - sum_{tau<t} E_tau(tau)) / (t - 1)`` (NaN at t = 1).
 """
 
@@ -25,7 +29,8 @@ IntArray = NDArray[np.integer]
 
 @dataclass(frozen=True)
 class RoundMetrics:
-    """Metrics right after one round, each of shape (R,): ``F_t`` (NaN at t = 1), ``G_t``, and ``E_t(t)``."""
+    """Metrics right after one round, each of shape (R,): ``F_t`` (NaN at t = 1),
+    ``G_t``, and ``E_t(t)``."""
 
     F: FloatArray
     G: FloatArray
@@ -33,7 +38,8 @@ class RoundMetrics:
 
 
 class LinearExperts:
-    """``M`` linear experts per run (all zero at start) and the error bookkeeping of SPEC §5.1.
+    """``M`` linear experts per run (all zero at start) and the error bookkeeping of
+    SPEC §5.1.
 
     Args:
         W: ground truths of every run, (R, N, d).
@@ -58,7 +64,8 @@ class LinearExperts:
         self.t = 0
 
     def set_experts(self, runs: IntArray, experts: IntArray, values: ArrayLike) -> None:
-        """Overwrite the parameters of expert ``experts[i]`` of run ``runs[i]`` (e.g. initialise a new expert)."""
+        """Overwrite the parameters of expert ``experts[i]`` of run ``runs[i]`` (e.g.
+        initialise a new expert)."""
         self.w[runs, experts] = values
         self.D[runs, experts] = (
             (self.w[runs, experts][:, None, :] - self.W[runs]) ** 2
@@ -67,7 +74,8 @@ class LinearExperts:
     def learn(
         self, m: IntArray, n: IntArray, X: FloatArray, y: FloatArray
     ) -> RoundMetrics:
-        """Update expert ``m[r]`` of every run on its round ``(X[r], y[r])`` of task ``n[r]``; advance t by one.
+        """Update expert ``m[r]`` of every run on its round ``(X[r], y[r])`` of task
+        ``n[r]``; advance t by one.
 
         Args:
             m: chosen expert per run, (R,).
@@ -93,6 +101,7 @@ class LinearExperts:
         return RoundMetrics(F=F, G=(total + e_new) / t, err_new=e_new)
 
     def pool_error(self, mhat: IntArray) -> FloatArray:
-        """``(1/N) sum_n ||w^(mhat[r, n]) - w_n||^2`` per run, for a routing choice ``mhat`` of shape (R, N)."""
+        """``(1/N) sum_n ||w^(mhat[r, n]) - w_n||^2`` per run, for a routing choice
+        ``mhat`` of shape (R, N)."""
         N = self.W.shape[1]
         return self.D[self.runs[:, None], mhat, np.arange(N)[None, :]].mean(axis=1)

@@ -1,4 +1,5 @@
-"""Monte-Carlo of the linear MoE under a forced (specialised) routing, with the real data.
+"""Monte-Carlo of the linear MoE under a forced (specialised) routing, with the real
+data.
 
 The reference simulation for the formulas of :mod:`moecl_lib.theory.moe`: the routing
 never looks at the data (rounds ``1..t0`` to a uniform expert, later rounds to a uniform
@@ -27,18 +28,21 @@ IntArray = NDArray[np.integer]
 
 @dataclass
 class OracleSimulation(RunCurves):
-    """Monte-Carlo of :func:`simulate_specialised` (same metric conventions as the engine; arrays (R, T)).
+    """Monte-Carlo of :func:`simulate_specialised` (same metric conventions as the
+    engine; arrays (R, T)).
 
     Attributes:
-        F, G, G_pool: metrics; ``G_pool`` averages, for each task, the error of every expert of its set.
+        F, G, G_pool: metrics; ``G_pool`` averages, for each task, the error of every
+            expert of its set.
         err_new: error of each arrival right after learning.
         experts, tasks: realised routing.
         expert_cluster: cluster (task group) served by each expert after ``t0``, (M,).
         task_group: group of each task used by the routing, (N,).
         t0: round after which the routing is specialised.
         pool: the task pool.
-        w_t0, counts_t0, self_sum_t0: state after round ``t0`` (expert parameters (R, M, d), arrivals per
-            (expert, task) (R, M, N), summed errors right after learning (R,)).
+        w_t0, counts_t0, self_sum_t0: state after round ``t0`` (expert parameters
+            (R, M, d), arrivals per (expert, task) (R, M, N), summed errors right
+            after learning (R,)).
         wall_time: seconds.
     """
 
@@ -61,16 +65,20 @@ def simulate_specialised(
     progress: bool = False,
     rng: np.random.Generator | None = None,
 ) -> OracleSimulation:
-    """Monte-Carlo of the MoE under a forced routing (no router): the reference simulation for the formulas here.
+    """Monte-Carlo of the MoE under a forced routing (no router): the reference
+    simulation for the formulas here.
 
-    Rounds ``1..t0``: each round goes to a uniformly random expert (an unspecialised "exploration" phase);
-    rounds ``> t0``: to a uniform expert of the set of the task's cluster (``expert_cluster``, default
-    :func:`balanced_expert_sets`). The routing never looks at the data. Pool, tasks and round data come from the
-    library's Definition-1 generator (:mod:`moecl_lib.linear.tasks`) with ``cfg`` (``cfg.n_experts`` = M, clusters from
-    ``cfg.n_clusters``); router parameters of ``cfg`` are ignored.
+    Rounds ``1..t0``: each round goes to a uniformly random expert (an unspecialised
+    "exploration" phase); rounds ``> t0``: to a uniform expert of the set of the task's
+    cluster (``expert_cluster``, default :func:`balanced_expert_sets`). The routing
+    never looks at the data. Pool, tasks and round data come from the library's
+    Definition-1 generator (:mod:`moecl_lib.linear.tasks`) with ``cfg``
+    (``cfg.n_experts`` = M, clusters from ``cfg.n_clusters``); router parameters of
+    ``cfg`` are ignored.
 
-    ``task_group`` (N,) groups the tasks that share an expert set (default: the pool's clusters). With fewer experts
-    than tasks and unclustered tasks, e.g. ``cluster_assignment(N, M)`` lets each expert serve a block of tasks.
+    ``task_group`` (N,) groups the tasks that share an expert set (default: the pool's
+    clusters). With fewer experts than tasks and unclustered tasks, e.g.
+    ``cluster_assignment(N, M)`` lets each expert serve a block of tasks.
     """
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
@@ -78,26 +86,10 @@ def simulate_specialised(
     if not 0 <= t0 <= T:
         raise ConfigError(f"t0={t0} must lie in [0, T={T}]")
     pool = make_task_pool(cfg, rng)
-    cl = pool.cluster_of if task_group is None else np.asarray(task_group, dtype=int)
-    if cl.shape != (N,):
-        raise ConfigError(f"task_group must have shape (N={N},), got {cl.shape}")
-    ec = (
-        balanced_expert_sets(M, cl)
-        if expert_cluster is None
-        else np.asarray(expert_cluster, dtype=int)
+    cl, ec, table, sizes, member_mask = _routing_tables(
+        M, N, pool, task_group, expert_cluster
     )
-    if ec.shape != (M,):
-        raise ConfigError(f"expert_cluster must have shape (M={M},), got {ec.shape}")
-    members = [np.flatnonzero(ec == k) for k in range(int(cl.max()) + 1)]
-    if any(len(mb) == 0 for mb in members):
-        raise ConfigError("every cluster needs at least one expert")
-    sizes = np.array([len(mb) for mb in members])
-    table = np.full((len(members), sizes.max()), -1)
-    for k, mb in enumerate(members):
-        table[k, : len(mb)] = mb
     bank = LinearExperts(pool.W, M)
-    member_mask = (ec[None, :] == cl[:, None]).astype(float)  # (N, M)
-    member_mask /= member_mask.sum(1, keepdims=True)
     out = {k: np.empty((R, T)) for k in ("G", "G_pool", "err_new")}
     F = np.full((R, T), np.nan)
     experts = np.empty((R, T), dtype=np.int32)
@@ -138,3 +130,36 @@ def simulate_specialised(
         self_sum_t0=S_t0,
         wall_time=time.perf_counter() - start,
     )
+
+
+def _routing_tables(
+    M: int,
+    N: int,
+    pool: TaskPool,
+    task_group: ArrayLike | None,
+    expert_cluster: ArrayLike | None,
+) -> tuple[IntArray, IntArray, IntArray, IntArray, FloatArray]:
+    """Validated routing of :func:`simulate_specialised`: task groups ``cl`` (N,),
+    expert sets ``ec`` (M,), the members of each group's set padded with -1 (K, max
+    size), the set sizes (K,) and the weights ``1/|set|`` of each task's experts
+    (N, M)."""
+    cl = pool.cluster_of if task_group is None else np.asarray(task_group, dtype=int)
+    if cl.shape != (N,):
+        raise ConfigError(f"task_group must have shape (N={N},), got {cl.shape}")
+    ec = (
+        balanced_expert_sets(M, cl)
+        if expert_cluster is None
+        else np.asarray(expert_cluster, dtype=int)
+    )
+    if ec.shape != (M,):
+        raise ConfigError(f"expert_cluster must have shape (M={M},), got {ec.shape}")
+    members = [np.flatnonzero(ec == k) for k in range(int(cl.max()) + 1)]
+    if any(len(mb) == 0 for mb in members):
+        raise ConfigError("every cluster needs at least one expert")
+    sizes = np.array([len(mb) for mb in members])
+    table = np.full((len(members), sizes.max()), -1)
+    for k, mb in enumerate(members):
+        table[k, : len(mb)] = mb
+    member_mask = (ec[None, :] == cl[:, None]).astype(float)  # (N, M)
+    member_mask /= member_mask.sum(1, keepdims=True)
+    return cl, ec, table, sizes, member_mask

@@ -1,19 +1,23 @@
-"""Compiled (numba) kernel of :func:`moecl_lib.linear.engine.simulate`: Algorithm 1 one run at a time, in machine code.
+"""Compiled (numba) kernel of :func:`moecl_lib.linear.engine.simulate`: Algorithm 1 one
+run at a time, in machine code.
 
-The numpy engine pays a fixed Python/numpy cost per round (tens of array calls over the run axis); this kernel
-runs the same recursion run by run with the state of one run in cache, so a run-round costs O(M d + s^2 d + N d
-+ M N) flops and no interpreter work. It consumes the SAME random draws (:func:`moecl_lib.linear.engine.draw_rounds`,
-computed by numpy block by block) in the same order of operations, so a seed gives the same tasks, experts and
-termination rounds as the numpy engine and the naive reference, with float outputs equal to rounding (tested,
-``tests/test_kernels.py``), except that the softmax uses libm's ``exp`` where numpy may use an AVX-512 version
-that differs in the last bit: strongly driven routers (calibrated setting, large M, long T) can turn that into a
-different but equally valid trajectory after a near-tie; means agree (tested; fidelity ledger, "What a seed
-reproduces").
+The numpy engine pays a fixed Python/numpy cost per round (tens of array calls over the
+run axis); this kernel runs the same recursion run by run with the state of one run in
+cache, so a run-round costs O(M d + s^2 d + N d + M N) flops and no interpreter work. It
+consumes the SAME random draws (:func:`moecl_lib.linear.engine.draw_rounds`, computed by
+numpy block by block) in the same order of operations, so a seed gives the same tasks,
+experts and termination rounds as the numpy engine and the naive reference, with float
+outputs equal to rounding (tested, ``tests/test_kernels.py``), except that the softmax
+uses libm's ``exp`` where numpy may use an AVX-512 version that differs in the last bit:
+strongly driven routers (calibrated setting, large M, long T) can turn that into a
+different but equally valid trajectory after a near-tie; means agree (tested; fidelity
+ledger, "What a seed reproduces").
 
-Conventions are those of :mod:`moecl_lib.linear.engine` (gate on ``xbar_t = X_t 1``, first-maximum argmax, projection
-update with a modified Gram-Schmidt basis of ``span(X_t)``, incremental F/G with ``C``, ``D``, ``P``).
-``numba`` is a declared dependency; when it cannot be imported, :data:`AVAILABLE` is False and the engine uses its
-numpy path (``backend="auto"``) or raises (``backend="numba"``).
+Conventions are those of :mod:`moecl_lib.linear.engine` (gate on ``xbar_t = X_t 1``,
+first-maximum argmax, projection update with a modified Gram-Schmidt basis of
+``span(X_t)``, incremental F/G with ``C``, ``D``, ``P``). ``numba`` is a declared
+dependency; when it cannot be imported, :data:`AVAILABLE` is False and the engine uses
+its numpy path (``backend="auto"``) or raises (``backend="numba"``).
 """
 
 from __future__ import annotations

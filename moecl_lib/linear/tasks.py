@@ -1,6 +1,7 @@
 """Task pools and round data of Definition 1 (SPEC §2), batched over R independent runs.
 
-Shapes: R runs, N tasks, K clusters, d features, s samples per round. Columns of ``X_t`` are samples.
+Shapes: R runs, N tasks, K clusters, d features, s samples per round. Columns of ``X_t``
+are samples.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ class TaskPool:
 
     Attributes:
         W: ground truths ``w_n``, shape (R, N, d).
-        V: feature signals ``v_n`` (norm ``signal_scale``; zeros when ``signal="none"``), shape (R, N, d).
-        cluster_of: cluster index of each task, shape (N,); tasks are split into K contiguous blocks.
+        V: feature signals ``v_n`` (norm ``signal_scale``; zeros when
+            ``signal="none"``), shape (R, N, d).
+        cluster_of: cluster index of each task, shape (N,); tasks are split into K
+            contiguous blocks.
     """
 
     W: FloatArray
@@ -43,23 +46,27 @@ class TaskPool:
         return int(self.W.shape[2])
 
     def signal_directions(self) -> FloatArray:
-        """Unit signal directions ``v_n / ||v_n||`` (zeros where there is no signal), shape (R, N, d)."""
+        """Unit signal directions ``v_n / ||v_n||`` (zeros where there is no signal),
+        shape (R, N, d)."""
         norms = np.linalg.norm(self.V, axis=-1, keepdims=True)
         return np.divide(self.V, norms, out=np.zeros_like(self.V), where=norms > 0)
 
 
 def cluster_assignment(n_tasks: int, n_clusters: int) -> IntArray:
-    """Split tasks 0..N-1 into ``n_clusters`` contiguous, as-equal-as-possible blocks."""
+    """Split tasks 0..N-1 into ``n_clusters`` contiguous, as-equal-as-possible
+    blocks."""
     return (np.arange(n_tasks) * n_clusters) // n_tasks
 
 
 def make_task_pool(cfg: ExperimentConfig, rng: np.random.Generator) -> TaskPool:
     """Draw the ground-truth pool and feature signals (SPEC §2.2, §2.3, A2, A6).
 
-    Cluster centres ``c_k ~ N(0, sigma0^2 I)``; with K < N each task is ``w_n = c_k(n) + N(0, spread^2 I)``
-    (spread ``sigma0**1.5`` by default), with K = N simply ``w_n = c_n``. Signals have norm ``signal_scale``:
-    ``aligned`` -> ``c w_n/||w_n||``; ``random`` -> a random unit direction per cluster; ``orthonormal`` ->
-    canonical basis vector ``e_k`` of the task's cluster; ``none`` -> zero (no signal column).
+    Cluster centres ``c_k ~ N(0, sigma0^2 I)``; with K < N each task is
+    ``w_n = c_k(n) + N(0, spread^2 I)`` (spread ``sigma0**1.5`` by default), with K = N
+    simply ``w_n = c_n``. Signals have norm ``signal_scale``: ``aligned`` ->
+    ``c w_n/||w_n||``; ``random`` -> a random unit direction per cluster;
+    ``orthonormal`` -> canonical basis vector ``e_k`` of the task's cluster; ``none`` ->
+    zero (no signal column).
     """
     dtype = np.dtype(cfg.dtype)
     R = 1 if cfg.shared_pool else cfg.n_runs
@@ -100,9 +107,10 @@ def sample_rounds(
 ) -> tuple[FloatArray, FloatArray]:
     """Round data ``(X_t, y_t)`` for every run (Definition 1).
 
-    One column of ``X_t`` (at a uniformly random position, SPEC A4) is ``beta_t v_{n_t}``; the other
-    ``s - 1`` columns are i.i.d. ``N(0, sigma_t^2 I)``. With ``signal="none"`` all ``s`` columns are
-    Gaussian. Labels are noise-free: ``y_t = X_t^T w_{n_t}``.
+    One column of ``X_t`` (at a uniformly random position, SPEC A4) is
+    ``beta_t v_{n_t}``; the other ``s - 1`` columns are i.i.d. ``N(0, sigma_t^2 I)``.
+    With ``signal="none"`` all ``s`` columns are Gaussian. Labels are noise-free:
+    ``y_t = X_t^T w_{n_t}``.
 
     Returns:
         X of shape (R, d, s) and y of shape (R, s).
@@ -123,5 +131,6 @@ def sample_rounds(
 
 
 def mean_signal_strength(cfg: ExperimentConfig) -> float:
-    """``E[beta_t]``: the signal scale the noise-free router sees (used for ``G_t^pool``)."""
+    """``E[beta_t]``: the signal scale the noise-free router sees (used for
+    ``G_t^pool``)."""
     return cfg.beta if cfg.beta_dist == "constant" else cfg.beta / 2.0
