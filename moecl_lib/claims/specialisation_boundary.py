@@ -31,7 +31,8 @@ p2_T1``, otherwise
 
 Heavy profiles read the study grids ``grids/specialisation_boundary.yml`` and
 ``grids/gamma_termination.yml`` (``boundary_grid``, ``gamma_grid``: paths of their
-``grid.nc``); without them small versions are simulated.
+``grid.nc``, or the grid files themselves, run here); without them small versions are
+simulated.
 """
 
 from __future__ import annotations
@@ -143,13 +144,32 @@ def _exact(name: str, value: float, label: str = "") -> Quantity:
     return Quantity(name, float(value), 0.0, 1, "exact", 0.0, label)
 
 
-def _need(path: str, grid: str) -> None:
+def grid_dataset(path: str, grid: str) -> Any:
+    """A study grid's dataset. ``path`` is its ``grid.nc``, or a grid file (``.yml``),
+    which is run here through :func:`moecl_lib.sweep.execute.run_grid` (in this process;
+    finished cells under ``results/sweeps/<name>`` of the repository are re-used).
+    Relative paths are taken from the repository root."""
     from pathlib import Path
 
-    if not Path(path).is_file():
+    import xarray as xr
+
+    from moecl_lib.paths import find_repo_root
+
+    root = find_repo_root()
+    file = Path(path) if Path(path).is_absolute() else root / path
+    if file.suffix in (".yml", ".yaml"):
+        from moecl_lib.sweep.execute import run_grid
+        from moecl_lib.sweep.grid import load_grid
+
+        spec = load_grid(file)
+        out = root / "results" / "sweeps" / spec.name
+        return run_grid(spec, out, scheduler="inline", progress=False)
+    if not file.is_file():
         raise FileNotFoundError(
-            f"{path}: run `moecl sweep {grid}` first (or set the path to None)"
+            f"{path}: run `moecl sweep {grid}` first, pass the grid file itself, "
+            "or set the path to None"
         )
+    return xr.open_dataset(file, engine="scipy")
 
 
 # --------------------------------------------------------------------------------------
@@ -183,10 +203,7 @@ def boundary_map(p: Params) -> dict[str, np.ndarray]:
     """Purity right after ``T1`` on the (c, eta) map: from ``p.boundary_grid`` or
     simulated (small)."""
     if p.boundary_grid:
-        import xarray as xr
-
-        _need(p.boundary_grid, "grids/specialisation_boundary.yml")
-        ds = xr.open_dataset(p.boundary_grid, engine="scipy")
+        ds = grid_dataset(p.boundary_grid, "grids/specialisation_boundary.yml")
         return {
             "c": ds.signal_scale.values.astype(float),
             "eta": ds.eta.values.astype(float),
@@ -491,10 +508,7 @@ def gamma_table(p: Params) -> dict[str, Any]:
     """Paired final errors of ``gap`` and ``freeze_at_T1`` per setting and Gamma, and
     the gap rule's T2."""
     if p.gamma_grid:
-        import xarray as xr
-
-        _need(p.gamma_grid, "grids/gamma_termination.yml")
-        ds = xr.open_dataset(p.gamma_grid, engine="scipy")
+        ds = grid_dataset(p.gamma_grid, "grids/gamma_termination.yml")
         return {
             "gamma": ds.gamma.values.astype(float),
             "settings": [str(s) for s in ds.setting.values],
