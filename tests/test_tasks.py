@@ -41,3 +41,16 @@ def test_a_failing_call_is_named(scheduler):
 def test_order_is_kept_and_empty_is_fine():
     assert map_calls(fails, [(5,), (3,), (1,)], "inline", progress=False) == [5, 3, 1]
     assert map_calls(fails, [], "local", progress=False) == []
+
+
+def env(name: str) -> str | None:
+    import os
+
+    return os.environ.get(name)
+
+
+def test_local_workers_environment():
+    """One BLAS thread per worker; no MALLOC_TRIM_THRESHOLD_ (it slows the engine)."""
+    names = ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_"]
+    got = map_calls(env, [(n,) for n in names], "local", workers=1, progress=False)
+    assert got == ["1", "1", None]
