@@ -127,7 +127,7 @@ def _member_config(
     return base.replace(**changes)
 
 
-def _config_key(cfg: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
+def config_key(cfg: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
     """Hashable identity of a simulation; a single expert ignores the router knobs."""
     key_items = cfg.to_dict()
     if cfg.n_experts == 1:
@@ -172,7 +172,7 @@ def run_family(
     cache = {} if cache is None else cache
     for labels in tqdm(list(members), disable=not progress, desc="family", leave=False):
         cfg = _member_config(base, labels, T1_per_expert)
-        key = (_config_key(cfg), window, keep_results)
+        key = (config_key(cfg), window, keep_results)
         if key in cache:
             prev = cache[key]
             fam.runs.append(

@@ -19,7 +19,7 @@ from moecl_lib.analysis.calibration import (
     ClaimThresholds,
 )
 from moecl_lib.analysis.routing import specialisation
-from moecl_lib.analysis.sweeps import ROUTER_ONLY
+from moecl_lib.analysis.sweeps import config_key
 from moecl_lib.claims.estimators import ratio_of_means
 from moecl_lib.claims.record import ChapterResult
 from moecl_lib.claims.rule import ClaimCheck, Outcome, Quantity, Reading
@@ -137,12 +137,8 @@ class Simulator:
 
     @staticmethod
     def key(cfg: ExperimentConfig) -> tuple[tuple[str, Any], ...]:
-        """Identity of a member (a single expert ignores the router knobs)."""
-        items = cfg.to_dict()
-        if cfg.n_experts == 1:
-            for name in ROUTER_ONLY:
-                items.pop(name, None)  # options at their default are not listed
-        return tuple(sorted(items.items()))
+        """Identity of a member (:func:`moecl_lib.analysis.sweeps.config_key`)."""
+        return config_key(cfg)
 
     def member(
         self, labels: Mapping[str, Any], T1_per_expert: float | None
