@@ -399,6 +399,15 @@ class Cell:
         return row
 
 
+CELL_MEMBERS: tuple[dict[str, Any], ...] = (
+    {"termination": "gap"},
+    {"termination": "never"},
+    {"n_experts": 1},
+)
+"""The members of a cell, in the order they are simulated: the gap rule, no
+termination, a single expert."""
+
+
 def run_cell(
     sim: Simulator,
     labels: Mapping[str, Any],
@@ -407,9 +416,9 @@ def run_cell(
 ) -> Cell:
     """Simulate one cell (``gap``, ``never``, single expert) and read P1, P2, P3a,
     P3b."""
-    gap = sim.member(dict(labels, termination="gap"), T1_per_expert)
-    never = sim.member(dict(labels, termination="never"), T1_per_expert)
-    single = sim.member(dict(labels, n_experts=1), T1_per_expert)
+    gap, never, single = (
+        sim.member(dict(labels, **change), T1_per_expert) for change in CELL_MEMBERS
+    )
     readings = {
         "P1": p1_readings(gap, th),
         "P2": p2_readings(gap, never, th),
@@ -426,15 +435,7 @@ def sweep(
     th: ClaimThresholds = ClaimThresholds(),
 ) -> list[Cell]:
     sim.prefetch(
-        [
-            (dict(c, **change), T1_per_expert)
-            for c in cells
-            for change in (
-                {"termination": "gap"},
-                {"termination": "never"},
-                {"n_experts": 1},
-            )
-        ]
+        [(dict(c, **change), T1_per_expert) for c in cells for change in CELL_MEMBERS]
     )  # the members run_cell asks for, in its order
     return [run_cell(sim, c, T1_per_expert, th) for c in cells]
 

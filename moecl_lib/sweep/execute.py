@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,26 @@ def local_cluster(workers: int | None = None) -> Any:
             dashboard_address=f"{LOCALHOST}:0",  # HTTP endpoints: localhost only
             silence_logs=logging.ERROR,
         )
+
+
+@contextmanager
+def dask_client(
+    scheduler: str | None = None, workers: int | None = None, security: Any = None
+) -> Iterator[Any]:
+    """A ``distributed.Client`` of a local cluster (``None`` or ``"local"``, closed on
+    exit) or of a running scheduler (an address, with ``security`` for TLS)."""
+    from distributed import Client
+
+    if scheduler == INLINE:
+        raise ValueError("no Dask client for scheduler='inline'")
+    cluster = local_cluster(workers) if scheduler in (None, "local") else None
+    client = Client(cluster if cluster is not None else scheduler, security=security)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def run_grid(
@@ -161,15 +182,9 @@ def _run_dask(
     security: Any,
     bar: Any,
 ) -> None:
-    from distributed import Client, as_completed
+    from distributed import as_completed
 
-    cluster = None
-    if scheduler is None:
-        cluster = local_cluster(workers)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler, security=security)
-    try:
+    with dask_client(scheduler, workers, security) as client:
         futures = {
             client.submit(
                 run_cell,
@@ -192,7 +207,3 @@ def _run_dask(
                 raise SweepError(f"cell {cell}: {type(exc).__name__}: {exc}") from exc
             _store(out, spec, cell, metrics, seconds)
             bar.update()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

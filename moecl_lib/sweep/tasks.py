@@ -20,34 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-INLINE = "inline"
+from moecl_lib.sweep.execute import INLINE, dask_client, local_cluster
+
 LOCAL = "local"
 
 
 class TaskError(RuntimeError):
     """A call failed; the message names it (the other calls are cancelled)."""
-
-
-@contextmanager
-def dask_client(
-    scheduler: str | None = LOCAL, workers: int | None = None, security: Any = None
-) -> Iterator[Any]:
-    """A ``distributed.Client`` of a local cluster (``"local"`` / ``None``) or of a
-    running scheduler (an address); the local cluster is closed on exit."""
-    from distributed import Client
-
-    from moecl_lib.sweep.execute import local_cluster
-
-    if scheduler == INLINE:
-        raise ValueError("no Dask client for scheduler='inline'")
-    cluster = local_cluster(workers) if scheduler in (None, LOCAL) else None
-    client = Client(cluster if cluster is not None else scheduler, security=security)
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 @contextmanager
@@ -60,8 +39,6 @@ def shared_scheduler(
     if scheduler not in (None, LOCAL):
         yield scheduler
         return
-    from moecl_lib.sweep.execute import local_cluster
-
     with local_cluster(workers) as cluster:
         yield cluster.scheduler_address
 
