@@ -25,6 +25,10 @@ BIN := $(VENV)/bin
 PROFILE ?= paper
 BOOK_PROFILE ?= paper
 JOBS ?= 2
+# make book: a chapter whose inputs (library, notebook, parameters, lock, data, machine) are those of a chapter run
+# kept in ~/.cache/moecl/notebooks ($$MOECL_CACHE_DIR) is reused, not re-run; CACHE=refresh re-runs and keeps every
+# chapter, CACHE=off re-runs every chapter and keeps none (moecl_lib/tools/notebook_cache.py).
+CACHE ?= use
 SETUP_STAMP := $(VENV)/.moecl-setup-stamp
 # Python environment: lock/dev.txt pins every package (exact version + sha256) for CPython 3.11 on Linux x86-64;
 # `make lock` writes it with `uv pip compile` from pyproject.toml (dependencies + [dev]) and lock/venv.in.
@@ -74,6 +78,7 @@ help:
 	@echo "make lab                   JupyterLab on http://127.0.0.1:$(LAB_PORT) in notebooks/, kernel = $(VENV) ($(LAB_LOCK) in $(LAB_VENV))"
 	@echo "make lab-check             start make lab headless, run a chapter through its kernel API, stop it (not in CI)"
 	@echo "make book                  setup + notebooks under the $(BOOK_PROFILE) profile + HTML book -> $(HTML)/index.html"
+	@echo "                           (chapters with unchanged inputs reused from ~/.cache/moecl; CACHE=off re-runs all)"
 	@echo "make test                  setup + pytest tests + nbval notebooks + book build -W (stored quick outputs)"
 	@echo "make notebooks PROFILE=..  execute notebooks/*.ipynb into book/generated/ (PROFILE=paper|quick; JOBS=2 at once)"
 	@echo "make portability           quick-profile chapter checks under other CPU kernels (VARIANTS=... to choose)"
@@ -175,7 +180,7 @@ notebooks: setup
 	$(BIN)/moecl notebooks --profile $(PROFILE) --jobs $(JOBS)
 
 book: setup
-	$(BIN)/moecl notebooks --profile $(BOOK_PROFILE) --jobs $(JOBS)
+	$(BIN)/moecl notebooks --profile $(BOOK_PROFILE) --jobs $(JOBS) --cache $(CACHE)
 	$(BIN)/moecl book
 	@echo "open $(HTML)/index.html"
 

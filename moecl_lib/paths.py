@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+"""Folder of the Debian package ``dataset-fashion-mnist`` (read by
+:mod:`moecl_lib.deep.datasets`; part of the chapter cache key)."""
+
 
 class RunnerError(Exception):
     """A user-facing error of the notebook runner (bad stem, profile, profiles.yml

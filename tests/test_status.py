@@ -161,5 +161,15 @@ def test_build_info_lists_every_chapter(tmp_path: Path):
     )
     assert "- **Commit:** `abc123`" in text
     assert "| [Chapter A](generated/nb_a.ipynb) | paper | 12.3 |" in text
-    assert "| **total** | | **12.3** | |" in text
+    assert "| **total** | | **12.3** | | |" in text
+    assert "| [Chapter A](generated/nb_a.ipynb) | paper | 12.3 |" in text
+    assert text.count("| run |") == 1 and "Reused" not in text
+    again = render_build_info(
+        {"nb_a": rec},
+        {"nb_a": "Chapter A"},
+        {"nb_a": "paper"},
+        "abc123",
+        {"nb_a": {"executed": "2026-01-01T00:00+00:00", "seconds": 12.3}},
+    )
+    assert "| reused |" in again and "*Reused*: 1 of 1 chapters" in again
     assert f"**CPU:** {rec.machine['cpu']}" in text

@@ -33,8 +33,8 @@ from torch import Tensor
 
 from moecl_lib.config import ConfigError
 from moecl_lib.deep.learners import TaskData, make_class_tasks
+from moecl_lib.paths import FASHION_MNIST_DIR
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "T-shirt/top",
     "Trouser",

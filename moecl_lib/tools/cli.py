@@ -166,6 +166,17 @@ def _configure_notebooks(p: argparse.ArgumentParser) -> None:
         help="notebooks executed at once, one kernel each (default 1; outputs do not "
         "depend on it)",
     )
+    from moecl_lib.tools.notebook_cache import CACHE_MODES
+
+    p.add_argument(
+        "--cache",
+        choices=CACHE_MODES,
+        default="off",
+        help="executed chapters kept by their inputs (library, notebook, parameters, "
+        "lock, data, machine) in $MOECL_CACHE_DIR or ~/.cache/moecl/notebooks: use = "
+        "reuse a chapter whose inputs are unchanged, refresh = run and store every "
+        "one, off = neither (default)",
+    )
     p.add_argument(
         "--root",
         type=Path,
@@ -202,6 +213,7 @@ def _run_notebooks(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast,
         timeout=args.timeout,
         jobs=args.jobs,
+        cache=args.cache,
     )
     return 0 if results and all(r.ok for r in results) else 1
 

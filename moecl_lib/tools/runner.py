@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from moecl_lib.figures.tables import text_table
 from moecl_lib.paths import RunnerError
+from moecl_lib.tools import notebook_cache
 from moecl_lib.tools.book_build import GENERATED_DIR
 from moecl_lib.tools.cell_failures import failure_from_exception, format_failure
 from moecl_lib.tools.notebook_profiles import (
@@ -65,6 +66,7 @@ class NotebookResult:
     seconds: float
     ok: bool
     message: str = ""
+    reused: bool = False
 
 
 def format_value(v: Any) -> str:
@@ -79,17 +81,22 @@ def summary_table(
     """Plain-text summary: notebook, profile, status, wall time, total (sum of the
     notebooks' times); with ``elapsed`` and ``jobs > 1`` also the elapsed time of the
     parallel run."""
-    rows = [
-        [r.stem, r.profile, "ok" if r.ok else "FAILED", f"{r.seconds:.1f}"]
-        for r in results
-    ]
+    rows = [[r.stem, r.profile, _status(r), f"{r.seconds:.1f}"] for r in results]
     n_bad = sum(not r.ok for r in results)
+    n_reused = sum(r.reused for r in results)
     total = sum(r.seconds for r in results)
-    footer = [(f"total ({len(results)} run, {n_bad} failed)", f"{total:.1f}")]
+    counts = f"{len(results) - n_reused} run, " + (
+        f"{n_reused} reused, " if n_reused else ""
+    )
+    footer = [(f"total ({counts}{n_bad} failed)", f"{total:.1f}")]
     if elapsed is not None and jobs > 1:
         footer.append((f"elapsed ({jobs} at once)", f"{elapsed:.1f}"))
     head = ["notebook", "profile", "status", "wall [s]"]
     return text_table(head, rows, align="<<<>", rule=True, footer=footer)
+
+
+def _status(r: NotebookResult) -> str:
+    return "reused" if r.reused else "ok" if r.ok else "FAILED"
 
 
 def _strip_volatile_metadata(path: Path) -> None:
@@ -246,16 +253,20 @@ def run_notebooks(
     timeout: int | None = None,
     stream: TextIO | None = None,
     jobs: int = 1,
+    cache: str = "off",
 ) -> list[NotebookResult]:
     """Execute the selected notebooks under ``profile``; print progress and a summary to
     ``stream``.
 
-    ``jobs > 1`` runs that many notebooks at once (one kernel process each). Raises
-    ``RunnerError`` for bad input (unknown stem/profile/parameter, ``jobs < 1``) before
-    anything runs.
+    ``jobs > 1`` runs that many notebooks at once (one kernel process each). ``cache``
+    (:data:`~moecl_lib.tools.notebook_cache.CACHE_MODES`; ignored with ``inplace``):
+    ``"use"`` reuses a chapter whose inputs are those of a stored run, ``"refresh"``
+    runs and stores every chapter. Raises ``RunnerError`` for bad input (unknown
+    stem/profile/parameter, ``jobs < 1``, unknown cache mode) before anything runs.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise RunnerError(f"jobs={jobs!r} must be an integer >= 1")
+    notebook_cache.check_mode(cache)
     stream = stream or sys.stdout
     notebooks, plan = _plan_runs(root, profile, only, inplace, out_dir, extra, stream)
     dest = "in place" if inplace else str(out_dir or GENERATED_DIR)
@@ -267,12 +278,17 @@ def run_notebooks(
     )
     session = _Session(root, profile, inplace, fail_fast, jobs, stream, len(plan))
     t_start = time.perf_counter()
+    todo = plan
+    if cache != "off" and not inplace:
+        todo = session.use_cache(plan, notebooks, reuse=cache == "use")
+        session.n_plan = len(todo)
     with _quiet_debugger():
         if jobs <= 1:
-            _run_sequential(session, plan, notebooks, timeout)
+            _run_sequential(session, todo, notebooks, timeout)
         else:
-            _run_parallel(session, plan, notebooks, timeout)
-    results = session.results
+            _run_parallel(session, todo, notebooks, timeout)
+    order = {stem: k for k, (stem, _, _) in enumerate(plan)}
+    results = sorted(session.results, key=lambda r: order[r.stem])
     print(
         "\n" + summary_table(results, time.perf_counter() - t_start, jobs),
         file=stream,
@@ -358,6 +374,55 @@ class _Session:
     stream: TextIO
     n_plan: int
     results: list[NotebookResult] = field(default_factory=list)
+    keys: dict[str, tuple[notebook_cache.CacheKey, Path | None]] = field(
+        default_factory=dict
+    )
+
+    def use_cache(self, plan: Plan, notebooks: Mapping[str, Path], reuse: bool) -> Plan:
+        """Key every planned chapter; restore those stored under their key (when
+        ``reuse``) and return the plan of the others, which :meth:`finish` stores."""
+        folder = notebook_cache.cache_dir()
+        shared = notebook_cache.shared_parts(self.root)
+        todo: Plan = []
+        for i, (stem, params, output) in enumerate(plan, 1):
+            src = notebooks[stem]
+            key = notebook_cache.chapter_key(
+                self.root, stem, src, self.profile, params, shared
+            )
+            results = notebook_cache.result_folder(self.root, src, params)
+            entry = notebook_cache.lookup(folder, key) if reuse else None
+            if entry is None or results is None:
+                self.keys[stem] = (key, results)
+                todo.append((stem, params, output))
+                changed = notebook_cache.changed_parts(folder, key) if reuse else []
+                if changed:
+                    print(
+                        f"{stem}: runs again ({', '.join(changed)} changed since its "
+                        "stored run)",
+                        file=self.stream,
+                        flush=True,
+                    )
+                continue
+            t0 = time.perf_counter()
+            meta = notebook_cache.restore(entry, output, results)
+            self.results.append(
+                NotebookResult(
+                    stem,
+                    self.profile,
+                    params,
+                    output,
+                    time.perf_counter() - t0,
+                    True,
+                    reused=True,
+                )
+            )
+            print(
+                f"[{i}/{len(plan)}] {stem}: reused (inputs unchanged since its run of "
+                f"{meta['executed'][:16]}, {meta['seconds']:.0f} s; cache {folder})",
+                file=self.stream,
+                flush=True,
+            )
+        return todo
 
     def finish(
         self,
@@ -376,6 +441,11 @@ class _Session:
         )
         if ok and not self.inplace:
             record_profile(output, self.profile, params)
+            if stem in self.keys:
+                key, results = self.keys[stem]
+                notebook_cache.store(
+                    notebook_cache.cache_dir(), key, output, results, dt
+                )
         if ok:
             print(
                 f"    ok  {dt:.1f} s -> {_rel(output, self.root)}"
@@ -421,7 +491,7 @@ def _run_sequential(
 def _run_parallel(
     session: _Session, plan: Plan, notebooks: Mapping[str, Path], timeout: int | None
 ) -> None:
-    """``session.jobs`` notebooks at once, one process each; results in plan order.
+    """``session.jobs`` notebooks at once, one process each.
 
     Independent notebooks in parallel kernels: each keeps its own seeds and
     single-threaded torch, so the outputs are those of a sequential run; only the order
@@ -456,8 +526,6 @@ def _run_parallel(
                 for other in futures:
                     other.cancel()
                 break
-    order = {stem: k for k, (stem, _, _) in enumerate(plan)}
-    session.results.sort(key=lambda r: order[r.stem])
 
 
 def _rel(path: Path, root: Path) -> str:

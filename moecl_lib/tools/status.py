@@ -309,9 +309,13 @@ def render_build_info(
     titles: Mapping[str, str],
     profiles: Mapping[str, str],
     commit: str,
+    reused: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """Markdown: commit, machine and package versions of the records, and one row per
-    chapter (title, profile, wall time, date)."""
+    chapter (title, profile, wall time, date, and whether this build ran it or reused
+    the stored run of identical inputs: ``reused``, stem -> ``metadata.moecl.reused``
+    of :mod:`moecl_lib.tools.notebook_cache`)."""
+    reused = reused or {}
     lines = [f"- **Commit:** `{commit}`"]
     machines = {
         json.dumps(rec.machine, sort_keys=True): rec.machine for rec in records.values()
@@ -328,7 +332,11 @@ def render_build_info(
             f"- **Python** {m.get('python', '?')} on {m.get('platform', '?')}; "
             f"{versions}",
         ]
-    lines += ["", "| chapter | profile | wall time [s] | run on |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| chapter | profile | wall time [s] | run on | in this build |",
+        "|---|---|---|---|---|",
+    ]
     total = 0.0
     for chapter, rec in sorted(records.items()):
         wall = rec.wall_time_s
@@ -336,10 +344,33 @@ def render_build_info(
         shown = f"{wall:.1f}" if wall is not None else "-"
         lines.append(
             f"| {_link(chapter, titles)} | {profiles.get(chapter, '?')} | {shown} | "
-            f"{rec.created[:16]} |"
+            f"{rec.created[:16]} | {'reused' if chapter in reused else 'run'} |"
         )
-    lines.append(f"| **total** | | **{total:.1f}** | |")
+    lines.append(f"| **total** | | **{total:.1f}** | | |")
+    if reused:
+        lines += [
+            "",
+            f"*Reused*: {len(reused)} of {len(records)} chapters were not run again; "
+            "their library code, notebook, parameters, package versions, data and "
+            "machine were those of the stored run shown (a SHA-256 over all of them "
+            "matched). `make book CACHE=off` runs every chapter.",
+        ]
     return "\n".join(lines)
+
+
+def reused_chapters(book_dir: Path) -> dict[str, dict[str, Any]]:
+    """stem -> ``metadata.moecl.reused`` of each generated notebook taken from the
+    chapter cache (:mod:`moecl_lib.tools.notebook_cache`)."""
+    from moecl_lib.tools.notebook_cache import REUSED_KEY
+
+    out: dict[str, dict[str, Any]] = {}
+    gen = book_dir / GENERATED_NOTEBOOKS
+    for path in sorted(gen.glob("*.ipynb")) if gen.is_dir() else []:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        entry = meta.get("moecl", {}).get(REUSED_KEY)
+        if isinstance(entry, dict):
+            out[path.stem] = entry
+    return out
 
 
 def write_status_page(book_dir: str | Path) -> Path:
@@ -366,7 +397,9 @@ def write_status_page(book_dir: str | Path) -> Path:
         rows = load_status(book / "reproduction_status.csv")
         write_questions(book, rows, records, titles)
     root = book.resolve().parent
-    info = render_build_info(records, titles, profiles, git_commit(root))
+    info = render_build_info(
+        records, titles, profiles, git_commit(root), reused_chapters(book)
+    )
     lock = root / "lock" / "dev.txt"
     if lock.is_file():
         from moecl_lib.tools.lockfile import lock_hash

@@ -1,0 +1,315 @@
+"""Executed chapters kept by their inputs, so that a rebuild re-runs only what changed.
+
+``moecl notebooks --cache use`` (what ``make book`` does) looks up each chapter before
+running it. The key is a SHA-256 over everything the executed notebook depends on:
+
+* the notebook's cells (type, source, tags; stored outputs excluded) and the resolved
+  parameters of the profile (the profile name too);
+* every file of the library (``moecl_lib/``, bytecode and compiled-kernel caches
+  excluded), the grid files (``grids/``), the chapter's stored expectation
+  (``notebooks/expected/<stem>.json``), ``pyproject.toml`` and the lock files
+  (``lock/``);
+* the data files the library reads (name, size and modification time of each file in
+  the Fashion-MNIST folder, :data:`moecl_lib.paths.FASHION_MNIST_DIR`);
+* the machine: Python, platform, CPU model, CPU flags, core count, package versions and
+  the environment variables that select CPU kernels
+  (:data:`moecl_lib.claims.record.KERNEL_VARIABLES`).
+
+A hit copies the executed notebook to its output and the chapter's result folder (its
+``out_dir`` parameter, ``results/<stem>``) back into the repository, and marks the
+notebook's metadata as reused (``metadata.moecl.reused``: when the chapter ran and how
+long it took), which the book's build-information page shows. A miss runs the chapter
+and stores it. The cache lives outside the repository, in ``$MOECL_CACHE_DIR`` or else
+``$XDG_CACHE_HOME/moecl/notebooks`` (``~/.cache/moecl/notebooks``); one entry per
+chapter and profile is kept (the newest). ``--cache off`` neither reads nor writes it,
+``--cache refresh`` runs every chapter and stores it.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moecl_lib.paths import FASHION_MNIST_DIR, RunnerError
+from moecl_lib.tools.notebook_profiles import cell_source, read_notebook_json
+
+CACHE_MODES: tuple[str, ...] = ("off", "use", "refresh")
+"""``off``: run every chapter, store nothing; ``use``: reuse a chapter whose inputs are
+unchanged, run and store the others; ``refresh``: run every chapter and store it."""
+
+CACHE_ENV = "MOECL_CACHE_DIR"
+"""Environment variable naming the cache folder."""
+
+REUSED_KEY = "reused"
+"""Key under the notebook's ``metadata.moecl`` that marks a chapter taken from the
+cache."""
+
+_SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
+_SKIPPED_SUFFIXES = {".pyc", ".nbi", ".nbc"}
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`CACHE_MODES`, else a one-line ``RunnerError``."""
+    if mode not in CACHE_MODES:
+        raise RunnerError(f"--cache {mode!r} must be one of {', '.join(CACHE_MODES)}")
+    return mode
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$MOECL_CACHE_DIR``, else ``$XDG_CACHE_HOME/moecl/notebooks``,
+    else ``~/.cache/moecl/notebooks``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "moecl" / "notebooks"
+
+
+# --------------------------------------------------------------------------------------
+# key
+# --------------------------------------------------------------------------------------
+
+
+def _files(folder: Path) -> list[Path]:
+    """Files under ``folder``, sorted, without bytecode and compiled-kernel caches."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not _SKIPPED_PARTS.intersection(p.parts)
+        and p.suffix not in _SKIPPED_SUFFIXES
+    )
+
+
+def _hash_files(root: Path, paths: Iterable[Path]) -> str:
+    """SHA-256 over (path relative to ``root``, content) of each file."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(p.relative_to(root)).encode() + b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def notebook_digest(nb: Mapping[str, Any]) -> str:
+    """SHA-256 of the cells that make a chapter (type, source, tags), outputs
+    excluded."""
+    cells = [
+        [
+            c.get("cell_type"),
+            cell_source(c),
+            sorted(c.get("metadata", {}).get("tags", []) or []),
+        ]
+        for c in nb.get("cells", [])
+    ]
+    return _hash_text(json.dumps(cells, ensure_ascii=False))
+
+
+def _cpu_flags() -> str:
+    """The ``flags`` line of ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _data_listing() -> str:
+    """Name, size and modification time of each data file the library reads."""
+    folder = FASHION_MNIST_DIR
+    rows = [
+        f"{p.relative_to(folder)} {p.stat().st_size} {p.stat().st_mtime_ns}"
+        for p in _files(folder)
+    ]
+    return "\n".join([str(folder), *rows])
+
+
+def machine_digest() -> str:
+    """SHA-256 of the machine's identity: :func:`~moecl_lib.claims.record.machine_info`
+    (Python, platform, CPU model, cores, package versions, kernel variables) and the CPU
+    flags."""
+    from moecl_lib.claims.record import machine_info
+
+    return _hash_text(json.dumps([machine_info(), _cpu_flags()], sort_keys=True))
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """The key of one chapter run: ``digest`` over ``parts`` (name -> SHA-256)."""
+
+    stem: str
+    profile: str
+    parts: Mapping[str, str]
+
+    @property
+    def digest(self) -> str:
+        return _hash_text(json.dumps(dict(self.parts), sort_keys=True))
+
+
+def shared_parts(root: Path) -> dict[str, str]:
+    """The parts of the key that every chapter shares (library, grids, lock, data,
+    machine); computed once per runner call."""
+    lock_files = [root / "pyproject.toml", *_files(root / "lock")]
+    return {
+        "library": _hash_files(root, _files(root / "moecl_lib")),
+        "grids": _hash_files(root, _files(root / "grids")),
+        "environment": _hash_files(root, [p for p in lock_files if p.is_file()]),
+        "data": _hash_text(_data_listing()),
+        "machine": machine_digest(),
+    }
+
+
+def chapter_key(
+    root: Path,
+    stem: str,
+    notebook: Path,
+    profile: str,
+    parameters: Mapping[str, Any],
+    shared: Mapping[str, str],
+) -> CacheKey:
+    """Key of chapter ``stem`` run under ``profile`` with ``parameters``."""
+    expected = root / "notebooks" / "expected" / f"{stem}.json"
+    parts = dict(shared)
+    parts["notebook"] = notebook_digest(read_notebook_json(notebook))
+    parts["parameters"] = _hash_text(
+        json.dumps([profile, dict(parameters)], sort_keys=True, default=repr)
+    )
+    parts["expected"] = _hash_files(root, [expected] if expected.is_file() else [])
+    return CacheKey(stem, profile, parts)
+
+
+# --------------------------------------------------------------------------------------
+# result folder
+# --------------------------------------------------------------------------------------
+
+
+def stored_parameter(nb: Mapping[str, Any], name: str) -> Any:
+    """Literal value assigned to ``name`` in the notebook's parameters cell (None when
+    absent or not a literal)."""
+    for cell in nb.get("cells", []):
+        if "parameters" not in (cell.get("metadata", {}).get("tags", []) or []):
+            continue
+        for node in ast.parse(cell_source(cell)).body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in node.targets
+            ):
+                try:
+                    return ast.literal_eval(node.value)
+                except ValueError:
+                    return None
+        return None
+    return None
+
+
+def result_folder(
+    root: Path, notebook: Path, parameters: Mapping[str, Any]
+) -> Path | None:
+    """The chapter's result folder (its ``out_dir``), or None when it has none or it
+    lies outside the repository (such a chapter is never reused)."""
+    out = parameters.get(
+        "out_dir", stored_parameter(read_notebook_json(notebook), "out_dir")
+    )
+    if not isinstance(out, str) or not out:
+        return None
+    folder = (root / out).resolve()
+    top = root.resolve()
+    if folder == top or top not in folder.parents:
+        return None
+    return folder
+
+
+# --------------------------------------------------------------------------------------
+# entries
+# --------------------------------------------------------------------------------------
+
+
+def _entry_dir(cache: Path, key: CacheKey) -> Path:
+    return cache / key.stem / f"{key.profile}-{key.digest[:20]}"
+
+
+def lookup(cache: Path, key: CacheKey) -> Path | None:
+    """The entry of ``key``, or None."""
+    entry = _entry_dir(cache, key)
+    complete = (entry / "entry.json").is_file() and (entry / "notebook.ipynb").is_file()
+    return entry if complete else None
+
+
+def changed_parts(cache: Path, key: CacheKey) -> list[str]:
+    """Names of the key parts that differ from the stored entry of the same chapter and
+    profile (empty when there is none, or when it has ``key``)."""
+    for entry in sorted((cache / key.stem).glob(f"{key.profile}-*/entry.json")):
+        try:
+            stored = json.loads(entry.read_text(encoding="utf-8")).get("parts", {})
+        except (OSError, json.JSONDecodeError):
+            continue
+        return [name for name, h in key.parts.items() if stored.get(name) != h]
+    return []
+
+
+def store(
+    cache: Path,
+    key: CacheKey,
+    notebook: Path,
+    results: Path | None,
+    seconds: float,
+) -> Path:
+    """Keep the executed ``notebook`` and its ``results`` folder under ``key``; drops
+    older entries of the same chapter and profile. Written to a temporary folder first,
+    then renamed (a concurrent reader sees a whole entry or none)."""
+    final = _entry_dir(cache, key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    shutil.copy2(notebook, tmp / "notebook.ipynb")
+    if results is not None and results.is_dir():
+        shutil.copytree(results, tmp / "results", symlinks=True)
+    meta = {
+        "stem": key.stem,
+        "profile": key.profile,
+        "key": key.digest,
+        "parts": dict(key.parts),
+        "executed": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(float(seconds), 1),
+    }
+    (tmp / "entry.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    for old in final.parent.glob(f"{key.profile}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def restore(entry: Path, output: Path, results: Path | None) -> dict[str, Any]:
+    """Copy an entry's notebook to ``output`` (marked as reused) and its result folder
+    over ``results``; returns the entry's metadata."""
+    meta = json.loads((entry / "entry.json").read_text(encoding="utf-8"))
+    nb = json.loads((entry / "notebook.ipynb").read_text(encoding="utf-8"))
+    nb.setdefault("metadata", {}).setdefault("moecl", {})[REUSED_KEY] = {
+        "executed": meta["executed"],
+        "seconds": meta["seconds"],
+        "key": meta["key"],
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    if results is not None:
+        if results.exists():
+            shutil.rmtree(results)
+        if (entry / "results").is_dir():
+            shutil.copytree(entry / "results", results, symlinks=True)
+    return meta
