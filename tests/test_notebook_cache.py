@@ -88,6 +88,13 @@ def test_key_changes_with_every_input(tmp_path, monkeypatch):
             path.write_text(old)
 
     assert changed(root / "moecl_lib" / "engine.py", "RULE = 2\n") != base
+    tools = root / "moecl_lib" / "tools"
+    tools.mkdir()
+    (tools / "glance.py").write_text("A = 1\n")  # tooling that reads results only
+    assert _key(root) == base
+    (tools / "runner.py").write_text("A = 1\n")  # writes the executed notebooks
+    assert _key(root) != base
+    (tools / "runner.py").unlink()
     assert changed(root / "lock" / "dev.txt", "numpy==2.1\n") != base
     assert changed(root / "pyproject.toml", "[project]\nname = 'y'\n") != base
     nb = json.loads((root / "notebooks" / "ch.ipynb").read_text())
@@ -102,6 +109,39 @@ def test_key_changes_with_every_input(tmp_path, monkeypatch):
     assert _key(root) == base
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
     assert _key(root) != base  # a kernel-selecting variable is part of the machine
+
+
+def test_no_chapter_imports_the_tooling():
+    """The key leaves moecl_lib/tools out (except the runner modules): sound only while
+    no chapter, and no library module a chapter imports, imports the tooling."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[1]
+    sources = {
+        p: p.read_text(encoding="utf-8")
+        for p in (repo / "moecl_lib").rglob("*.py")
+        if "tools" not in p.relative_to(repo / "moecl_lib").parts
+    }
+    for nb_path in (repo / "notebooks").glob("*.ipynb"):
+        nb = json.loads(nb_path.read_text(encoding="utf-8"))
+        code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+        sources[nb_path] = "\n".join(
+            line for line in "\n".join(code).splitlines() if not line.startswith("%")
+        )
+    offenders = []
+    for path, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            if any(
+                n == "moecl_lib.tools" or n.startswith("moecl_lib.tools.")
+                for n in names
+            ):
+                offenders.append(path.name)
+    assert offenders == []
 
 
 def test_key_ignores_outputs_and_bytecode(tmp_path):
@@ -214,3 +254,17 @@ def test_runner_reuses_an_unchanged_chapter_and_reruns_a_changed_one(
     assert [r.reused for r in off] == [False]
     gen = json.loads((root / "book" / "generated" / "ch.ipynb").read_text())
     assert nc.REUSED_KEY not in gen["metadata"]["moecl"]
+
+
+def test_runner_runs_a_chapter_whose_stored_run_is_damaged(tmp_path, monkeypatch):
+    root = _repo(tmp_path)
+    monkeypatch.setenv(nc.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.chdir(root)
+    sink = type("Sink", (), {"write": lambda self, s: None, "flush": lambda self: 0})()
+    runner.run_notebooks(root, "paper", stream=sink, cache="use")
+    (entry,) = (tmp_path / "cache" / "ch").iterdir()
+    (entry / "entry.json").write_text("{not json")
+    again = runner.run_notebooks(root, "paper", stream=sink, cache="use")
+    assert [(r.ok, r.reused) for r in again] == [(True, False)]
+    (entry,) = (tmp_path / "cache" / "ch").iterdir()
+    assert json.loads((entry / "entry.json").read_text())["stem"] == "ch"

@@ -6,9 +6,11 @@ running it. The key is a SHA-256 over everything the executed notebook depends o
 * the notebook's cells (type, source, tags; stored outputs excluded) and the resolved
   parameters of the profile (the profile name too);
 * every file of the library (``moecl_lib/``, bytecode and compiled-kernel caches
-  excluded), the grid files (``grids/``), the chapter's stored expectation
-  (``notebooks/expected/<stem>.json``), ``pyproject.toml`` and the lock files
-  (``lock/``);
+  excluded) except the tooling (``moecl_lib/tools/``: no chapter imports it, a test
+  checks), of which only the modules that shape an executed notebook count
+  (:data:`RUNNER_MODULES`); the grid files (``grids/``), the chapter's stored
+  expectation (``notebooks/expected/<stem>.json``), ``pyproject.toml`` and the lock
+  files (``lock/``);
 * the data files the library reads (name, size and modification time of each file in
   the Fashion-MNIST folder, :data:`moecl_lib.paths.FASHION_MNIST_DIR`);
 * the machine: Python, platform, CPU model, CPU flags, core count, package versions and
@@ -52,6 +54,14 @@ CACHE_ENV = "MOECL_CACHE_DIR"
 REUSED_KEY = "reused"
 """Key under the notebook's ``metadata.moecl`` that marks a chapter taken from the
 cache."""
+
+RUNNER_MODULES: tuple[str, ...] = (
+    "runner.py",
+    "notebook_profiles.py",
+    "notebook_cache.py",
+)
+"""The modules of ``moecl_lib/tools`` that write an executed notebook (part of the key;
+the rest of the tooling reads the results and is not)."""
 
 _SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
 _SKIPPED_SUFFIXES = {".pyc", ".nbi", ".nbc"}
@@ -166,8 +176,12 @@ def shared_parts(root: Path) -> dict[str, str]:
     """The parts of the key that every chapter shares (library, grids, lock, data,
     machine); computed once per runner call."""
     lock_files = [root / "pyproject.toml", *_files(root / "lock")]
+    tools = root / "moecl_lib" / "tools"
+    library = [p for p in _files(root / "moecl_lib") if tools not in p.parents]
+    runner = [tools / name for name in RUNNER_MODULES if (tools / name).is_file()]
     return {
-        "library": _hash_files(root, _files(root / "moecl_lib")),
+        "library": _hash_files(root, library),
+        "runner": _hash_files(root, runner),
         "grids": _hash_files(root, _files(root / "grids")),
         "environment": _hash_files(root, [p for p in lock_files if p.is_file()]),
         "data": _hash_text(_data_listing()),

@@ -404,7 +404,16 @@ class _Session:
                     )
                 continue
             t0 = time.perf_counter()
-            meta = notebook_cache.restore(entry, output, results)
+            try:
+                meta = notebook_cache.restore(entry, output, results)
+            except (OSError, ValueError, KeyError) as exc:  # a damaged entry: run
+                print(
+                    f"{stem}: stored run unreadable ({exc}); runs again",
+                    file=self.stream,
+                )
+                self.keys[stem] = (key, results)
+                todo.append((stem, params, output))
+                continue
             self.results.append(
                 NotebookResult(
                     stem,
@@ -443,9 +452,12 @@ class _Session:
             record_profile(output, self.profile, params)
             if stem in self.keys:
                 key, results = self.keys[stem]
-                notebook_cache.store(
-                    notebook_cache.cache_dir(), key, output, results, dt
-                )
+                try:
+                    notebook_cache.store(
+                        notebook_cache.cache_dir(), key, output, results, dt
+                    )
+                except OSError as exc:  # e.g. a read-only cache, or a concurrent build
+                    print(f"    not kept in the cache: {exc}", file=self.stream)
         if ok:
             print(
                 f"    ok  {dt:.1f} s -> {_rel(output, self.root)}"
