@@ -15,6 +15,7 @@ The inputs (profiles, parameters, stems) live in
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -48,6 +49,10 @@ from moecl_lib.tools.notebook_profiles import (
 )
 
 KERNEL_NAME = "python3"
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+"""Extra kernel options: only errors from the kernel process itself (its warning that a
+kernel on 127.0.0.1 talks over unencrypted TCP, once per notebook, is not news); what a
+cell prints or raises is in the executed notebook either way."""
 
 
 # --------------------------------------------------------------------------------------
@@ -136,6 +141,10 @@ def execute_one(
     message)."""
     import papermill as pm  # slow import: only when executing
 
+    # papermill reads the parameters cell line by line to list the parameters in the
+    # notebook's metadata and warns about every value written over several lines; the
+    # values themselves are injected either way
+    logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     input_nb = read_notebook_json(src)
     target = output
     tmp_dir: Path | None = None
@@ -156,6 +165,7 @@ def execute_one(
             cwd=str(root),
             progress_bar=False,
             log_output=False,
+            extra_arguments=KERNEL_ARGUMENTS,
             **kwargs,
         )
     except KeyboardInterrupt:
