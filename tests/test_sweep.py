@@ -12,6 +12,7 @@ import xarray as xr
 
 from moecl_lib.analysis.routing import specialisation
 from moecl_lib.linear.engine import simulate
+from moecl_lib.provenance import compute_digest
 from moecl_lib.sweep import (
     GridError,
     assemble,
@@ -22,9 +23,10 @@ from moecl_lib.sweep import (
     run_grid,
 )
 from moecl_lib.sweep import execute as sweep_execute
+from moecl_lib.sweep import store as sweep_store
 from moecl_lib.sweep.execute import SweepError, local_cluster
 from moecl_lib.sweep.grid import cell_key
-from moecl_lib.sweep.store import METRICS
+from moecl_lib.sweep.store import METRICS, read_cell
 from moecl_lib.tools.cli import main
 
 TINY = {
@@ -147,6 +149,29 @@ def test_rerun_skips_finished_cells_and_a_grown_grid_reuses_them(tmp_path, monke
     xr.testing.assert_identical(
         bigger.sel(eta=[0.25, 1.0]).drop_attrs(), first.drop_attrs()
     )
+
+
+def test_cells_computed_by_other_code_are_computed_again(tmp_path, monkeypatch):
+    spec = grid()
+    first = run_grid(spec, tmp_path, scheduler="inline", progress=False)
+    cell = {"eta": 1.0, "lam": 0.3}
+    assert read_cell(cell_path(tmp_path, spec, cell)).attrs["code"] == compute_digest()
+    calls: list[dict] = []
+    real = sweep_execute.run_cell
+
+    def counting(params, runs, seed, window):
+        calls.append({"eta": params["eta"], "lam": params["lam"]})
+        return real(params, runs, seed, window)
+
+    monkeypatch.setattr(sweep_execute, "run_cell", counting)
+    monkeypatch.setattr(sweep_store, "compute_digest", lambda: "f" * 64)  # new engine
+    assert finished_cells(tmp_path, spec) == []
+    again = run_grid(spec, tmp_path, scheduler="inline", progress=False)
+    assert len(calls) == spec.n_cells
+    xr.testing.assert_identical(first.drop_vars("seconds"), again.drop_vars("seconds"))
+    assert len(list((tmp_path / "cells").glob("*.nc"))) == 2 * spec.n_cells
+    monkeypatch.undo()
+    assert len(finished_cells(tmp_path, spec)) == spec.n_cells  # the first code's
 
 
 def test_a_failing_cell_keeps_the_finished_ones(tmp_path, monkeypatch):

@@ -3,17 +3,20 @@ labelled dataset.
 
 Layout of an output folder ``OUT``::
 
-    OUT/cells/<key>.nc    one finished cell: per-run metrics (dimension ``run``), its
-    parameters, seed and
-                          wall time as attributes; written to a temporary name, then
-                          renamed (atomic)
+    OUT/cells/<key>-<code>.nc
+                          one finished cell: per-run metrics (dimension ``run``), its
+                          parameters, seed, wall time and code digest as attributes;
+                          written to a temporary name, then renamed (atomic)
     OUT/grid.nc           every cell of the grid: one coordinate per swept parameter,
     plus ``run``
 
-A killed study loses only the cells in flight; a rerun skips every cell whose file
-exists, and a grid that gains axis values reuses the cells it already has (the key names
-a cell's parameters, not its position). netCDF files are written with the ``scipy``
-engine (netCDF3: 32-bit integers).
+``<code>`` begins the digest of the computing packages
+(:func:`moecl_lib.provenance.compute_digest`). A killed study loses only the cells in
+flight; a rerun skips every cell whose file exists for the code running now (a cell
+that other code computed is computed again, beside the old file), and a grid that gains
+axis values reuses the cells it already has (the key names a cell's parameters, not its
+position). netCDF files are
+written with the ``scipy`` engine (netCDF3: 32-bit integers).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from moecl_lib.provenance import compute_digest
 from moecl_lib.sweep.grid import GridSpec, cell_key, cell_seed
 
 #: Per-run metrics of a cell (see moecl_lib.diagnostics.Specialisation for their
@@ -46,9 +50,14 @@ METRICS = (
 ENGINE = "scipy"
 
 
+CODE_CHARS = 12
+"""Characters of the compute digest in a cell's file name."""
+
+
 def cell_path(out: Path, spec: GridSpec, cell: Mapping[str, Any]) -> Path:
-    """File of one cell's result."""
-    return Path(out) / "cells" / f"{cell_key(spec, cell)}.nc"
+    """File of one cell's result computed by the code running now."""
+    code = compute_digest()[:CODE_CHARS]
+    return Path(out) / "cells" / f"{cell_key(spec, cell)}-{code}.nc"
 
 
 def cell_dataset(
@@ -73,6 +82,7 @@ def cell_dataset(
             "seed": cell_seed(spec, cell),
             "runs": spec.runs,
             "seconds": float(seconds),
+            "code": compute_digest(),
         },
     )
 
@@ -96,7 +106,8 @@ def read_cell(path: Path) -> xr.Dataset:
 
 
 def finished_cells(out: Path, spec: GridSpec) -> list[dict[str, Any]]:
-    """Cells of ``spec`` whose result file exists under ``out``."""
+    """Cells of ``spec`` whose result file, computed by the code running now, exists
+    under ``out``."""
     return [c for c in spec.cells() if cell_path(out, spec, c).is_file()]
 
 

@@ -36,12 +36,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moecl_lib.paths import FASHION_MNIST_DIR, RunnerError
+from moecl_lib.provenance import files_digest, library_digest, tree_files
 from moecl_lib.tools.notebook_profiles import cell_source, read_notebook_json
 
 CACHE_MODES: tuple[str, ...] = ("off", "use", "refresh")
@@ -63,9 +64,6 @@ RUNNER_MODULES: tuple[str, ...] = (
 """The modules of ``moecl_lib/tools`` that write an executed notebook (part of the key;
 the rest of the tooling reads the results and is not)."""
 
-_SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
-_SKIPPED_SUFFIXES = {".pyc", ".nbi", ".nbc"}
-
 
 def check_mode(mode: str) -> str:
     """``mode`` if it is one of :data:`CACHE_MODES`, else a one-line ``RunnerError``."""
@@ -86,29 +84,6 @@ def cache_dir() -> Path:
 # --------------------------------------------------------------------------------------
 # key
 # --------------------------------------------------------------------------------------
-
-
-def _files(folder: Path) -> list[Path]:
-    """Files under ``folder``, sorted, without bytecode and compiled-kernel caches."""
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and not _SKIPPED_PARTS.intersection(p.parts)
-        and p.suffix not in _SKIPPED_SUFFIXES
-    )
-
-
-def _hash_files(root: Path, paths: Iterable[Path]) -> str:
-    """SHA-256 over (path relative to ``root``, content) of each file."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(str(p.relative_to(root)).encode() + b"\0")
-        h.update(p.read_bytes())
-        h.update(b"\0")
-    return h.hexdigest()
 
 
 def _hash_text(text: str) -> str:
@@ -145,7 +120,7 @@ def _data_listing() -> str:
     folder = FASHION_MNIST_DIR
     rows = [
         f"{p.relative_to(folder)} {p.stat().st_size} {p.stat().st_mtime_ns}"
-        for p in _files(folder)
+        for p in tree_files(folder)
     ]
     return "\n".join([str(folder), *rows])
 
@@ -175,15 +150,14 @@ class CacheKey:
 def shared_parts(root: Path) -> dict[str, str]:
     """The parts of the key that every chapter shares (library, grids, lock, data,
     machine); computed once per runner call."""
-    lock_files = [root / "pyproject.toml", *_files(root / "lock")]
+    lock_files = [root / "pyproject.toml", *tree_files(root / "lock")]
     tools = root / "moecl_lib" / "tools"
-    library = [p for p in _files(root / "moecl_lib") if tools not in p.parents]
     runner = [tools / name for name in RUNNER_MODULES if (tools / name).is_file()]
     return {
-        "library": _hash_files(root, library),
-        "runner": _hash_files(root, runner),
-        "grids": _hash_files(root, _files(root / "grids")),
-        "environment": _hash_files(root, [p for p in lock_files if p.is_file()]),
+        "library": library_digest(root / "moecl_lib"),
+        "runner": files_digest(root, runner),
+        "grids": files_digest(root, tree_files(root / "grids")),
+        "environment": files_digest(root, [p for p in lock_files if p.is_file()]),
         "data": _hash_text(_data_listing()),
         "machine": machine_digest(),
     }
@@ -204,7 +178,7 @@ def chapter_key(
     parts["parameters"] = _hash_text(
         json.dumps([profile, dict(parameters)], sort_keys=True, default=repr)
     )
-    parts["expected"] = _hash_files(root, [expected] if expected.is_file() else [])
+    parts["expected"] = files_digest(root, [expected] if expected.is_file() else [])
     return CacheKey(stem, profile, parts)
 
 
