@@ -17,6 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "moecl_lib"
 LAYERS: dict[str, int] = {
     "config": 0,
     "paths": 0,
+    "provenance": 0,
     "theory": 1,
     "figures": 1,
     "linear": 2,
