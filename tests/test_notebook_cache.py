@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -217,19 +218,11 @@ def test_runner_reuses_an_unchanged_chapter_and_reruns_a_changed_one(
     root = _repo(tmp_path)
     monkeypatch.setenv(nc.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.chdir(root)
-    lines: list[str] = []
-
-    class _Sink:
-        def write(self, s: str) -> None:
-            lines.append(s)
-
-        def flush(self) -> None:
-            pass
 
     def build(**kw) -> tuple[list[runner.NotebookResult], str]:
-        lines.clear()
-        res = runner.run_notebooks(root, "paper", stream=_Sink(), **kw)
-        return res, "".join(lines)
+        sink = io.StringIO()
+        res = runner.run_notebooks(root, "paper", stream=sink, **kw)
+        return res, sink.getvalue()
 
     first, _ = build(cache="use")
     assert [(r.ok, r.reused) for r in first] == [(True, False)]
@@ -260,7 +253,7 @@ def test_runner_runs_a_chapter_whose_stored_run_is_damaged(tmp_path, monkeypatch
     root = _repo(tmp_path)
     monkeypatch.setenv(nc.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.chdir(root)
-    sink = type("Sink", (), {"write": lambda self, s: None, "flush": lambda self: 0})()
+    sink = io.StringIO()
     runner.run_notebooks(root, "paper", stream=sink, cache="use")
     (entry,) = (tmp_path / "cache" / "ch").iterdir()
     (entry / "entry.json").write_text("{not json")

@@ -71,15 +71,21 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def cpu_name() -> str:
-    """The CPU model (``/proc/cpuinfo``), or ``platform.processor()``."""
+def cpuinfo_field(name: str) -> str | None:
+    """The first ``name : value`` line of ``/proc/cpuinfo`` (None where there is
+    none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(name):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo``), or ``platform.processor()``."""
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, Any]:

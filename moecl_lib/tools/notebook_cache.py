@@ -104,17 +104,6 @@ def notebook_digest(nb: Mapping[str, Any]) -> str:
     return _hash_text(json.dumps(cells, ensure_ascii=False))
 
 
-def _cpu_flags() -> str:
-    """The ``flags`` line of ``/proc/cpuinfo`` (empty where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def _data_listing() -> str:
     """Name, size and modification time of each data file the library reads."""
     folder = FASHION_MNIST_DIR
@@ -129,9 +118,10 @@ def machine_digest() -> str:
     """SHA-256 of the machine's identity: :func:`~moecl_lib.claims.record.machine_info`
     (Python, platform, CPU model, cores, package versions, kernel variables) and the CPU
     flags."""
-    from moecl_lib.claims.record import machine_info
+    from moecl_lib.claims.record import cpuinfo_field, machine_info
 
-    return _hash_text(json.dumps([machine_info(), _cpu_flags()], sort_keys=True))
+    flags = cpuinfo_field("flags") or ""
+    return _hash_text(json.dumps([machine_info(), flags], sort_keys=True))
 
 
 @dataclass(frozen=True)
