@@ -342,9 +342,11 @@ def render_build_info(
         wall = rec.wall_time_s
         total += wall or 0.0
         shown = f"{wall:.1f}" if wall is not None else "-"
+        when = rec.created[:16].replace("T", " ")
+        this_build = "reused" if chapter in reused else "run"
         lines.append(
             f"| {_link(chapter, titles)} | {profiles.get(chapter, '?')} | {shown} | "
-            f"{rec.created[:16]} | {'reused' if chapter in reused else 'run'} |"
+            f"{when} | {this_build} |"
         )
     lines.append(f"| **total** | | **{total:.1f}** | | |")
     if reused:
