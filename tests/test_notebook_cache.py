@@ -145,6 +145,35 @@ def test_no_chapter_imports_the_tooling():
     assert offenders == []
 
 
+def test_key_covers_files_and_folders_that_parameters_name(tmp_path):
+    root = _repo(tmp_path)
+    (root / "grids" / "fine.yml").write_text("name: fine\n")
+    data = root / "idx"
+    data.mkdir()
+    (data / "train.gz").write_bytes(b"0123")
+    params = {"x": 3, "grid": "grids/fine.yml", "data_dir": str(data)}
+    base = _key(root, params)
+    (root / "grids" / "fine.yml").write_text("name: finer\n")
+    assert _key(root, params) != base  # the grid file the chapter runs
+    after_grid = _key(root, params)
+    (data / "test.gz").write_bytes(b"45")
+    assert _key(root, params) != after_grid  # a file more in the data folder
+    # the result folder is written by the chapter: what it holds is not an input
+    out = {**params, "out_dir": "results/ch"}
+    before = _key(root, out)
+    (root / "results" / "ch").mkdir(parents=True)
+    (root / "results" / "ch" / "value.csv").write_text("x,3\n")
+    assert _key(root, out) == before
+    shared = nc.shared_parts(root)
+    src = root / "notebooks" / "ch.ipynb"
+
+    def named(extra: dict) -> str:
+        key = nc.chapter_key(root, "ch", src, "paper", {**out, **extra}, shared)
+        return key.parts["named_files"]
+
+    assert named({"where": "."}) == named({"where": ".."}) == named({})
+
+
 def test_key_ignores_outputs_and_bytecode(tmp_path):
     root = _repo(tmp_path)
     base = _key(root)

@@ -4,7 +4,8 @@
 running it. The key is a SHA-256 over everything the executed notebook depends on:
 
 * the notebook's cells (type, source, tags; stored outputs excluded) and the resolved
-  parameters of the profile (the profile name too);
+  parameters of the profile (the profile name too), with what the files and folders
+  they name hold (a grid file, a stored ``grid.nc``, a folder of data);
 * every file of the library (``moecl_lib/``, bytecode and compiled-kernel caches
   excluded) except the tooling (``moecl_lib/tools/``: no chapter imports it, a test
   checks), of which only the modules that shape an executed notebook count
@@ -51,6 +52,9 @@ unchanged, run and store the others; ``refresh``: run every chapter and store it
 
 CACHE_ENV = "MOECL_CACHE_DIR"
 """Environment variable naming the cache folder."""
+
+OUTPUT_PARAMETER = "out_dir"
+"""The parameter naming a chapter's result folder."""
 
 REUSED_KEY = "reused"
 """Key under the notebook's ``metadata.moecl`` that marks a chapter taken from the
@@ -107,11 +111,33 @@ def notebook_digest(nb: Mapping[str, Any]) -> str:
 def _data_listing() -> str:
     """Name, size and modification time of each data file the library reads."""
     folder = FASHION_MNIST_DIR
-    rows = [
+    return "\n".join([str(folder), *_listing(folder)])
+
+
+def _listing(folder: Path) -> list[str]:
+    """Name, size and modification time of each file under ``folder``."""
+    return [
         f"{p.relative_to(folder)} {p.stat().st_size} {p.stat().st_mtime_ns}"
         for p in tree_files(folder)
     ]
-    return "\n".join([str(folder), *rows])
+
+
+def _named_paths(root: Path, parameters: Mapping[str, Any]) -> str:
+    """What the files and folders that parameters name hold (a grid file, a stored
+    ``grid.nc``, a data folder): a file's SHA-256, a folder's :func:`_listing`."""
+    rows = []
+    for name, value in sorted(parameters.items()):
+        if name == OUTPUT_PARAMETER or not isinstance(value, str) or not value:
+            continue  # the result folder is written by the chapter, not read
+        path = Path(value) if Path(value).is_absolute() else root / value
+        top = root.resolve()
+        if path.resolve() == top or path.resolve() in top.parents:
+            continue  # the repository itself, or a folder above it, is no input
+        if path.is_file():
+            rows.append(f"{name} {files_digest(path.parent, [path])}")
+        elif path.is_dir():
+            rows += [f"{name} {row}" for row in _listing(path)]
+    return "\n".join(rows)
 
 
 def machine_digest() -> str:
@@ -169,6 +195,7 @@ def chapter_key(
         json.dumps([profile, dict(parameters)], sort_keys=True, default=repr)
     )
     parts["expected"] = files_digest(root, [expected] if expected.is_file() else [])
+    parts["named_files"] = _hash_text(_named_paths(root, parameters))
     return CacheKey(stem, profile, parts)
 
 
@@ -201,7 +228,8 @@ def result_folder(
     """The chapter's result folder (its ``out_dir``), or None when it has none or it
     lies outside the repository (such a chapter is never reused)."""
     out = parameters.get(
-        "out_dir", stored_parameter(read_notebook_json(notebook), "out_dir")
+        OUTPUT_PARAMETER,
+        stored_parameter(read_notebook_json(notebook), OUTPUT_PARAMETER),
     )
     if not isinstance(out, str) or not out:
         return None
