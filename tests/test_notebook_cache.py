@@ -12,6 +12,7 @@ import pytest
 from moecl_lib.paths import RunnerError
 from moecl_lib.tools import notebook_cache as nc
 from moecl_lib.tools import runner
+from moecl_lib.tools.notebook_profiles import stored_parameter
 
 
 def _nb(param_src: str, body: str, outputs: list | None = None) -> dict:
@@ -69,8 +70,8 @@ def _repo(tmp_path: Path) -> Path:
 
 def _key(root: Path, params: dict | None = None, profile: str = "paper") -> str:
     shared = nc.shared_parts(root)
-    src = root / "notebooks" / "ch.ipynb"
-    return nc.chapter_key(root, "ch", src, profile, params or {"x": 3}, shared).digest
+    nb = json.loads((root / "notebooks" / "ch.ipynb").read_text())
+    return nc.chapter_key(root, "ch", nb, profile, params or {"x": 3}, shared).digest
 
 
 def test_key_changes_with_every_input(tmp_path, monkeypatch):
@@ -165,10 +166,10 @@ def test_key_covers_files_and_folders_that_parameters_name(tmp_path):
     (root / "results" / "ch" / "value.csv").write_text("x,3\n")
     assert _key(root, out) == before
     shared = nc.shared_parts(root)
-    src = root / "notebooks" / "ch.ipynb"
+    nb = json.loads((root / "notebooks" / "ch.ipynb").read_text())
 
     def named(extra: dict) -> str:
-        key = nc.chapter_key(root, "ch", src, "paper", {**out, **extra}, shared)
+        key = nc.chapter_key(root, "ch", nb, "paper", {**out, **extra}, shared)
         return key.parts["named_files"]
 
     assert named({"where": "."}) == named({"where": ".."}) == named({})
@@ -190,14 +191,13 @@ def test_key_ignores_outputs_and_bytecode(tmp_path):
 
 def test_result_folder_and_stored_parameter(tmp_path):
     root = _repo(tmp_path)
-    src = root / "notebooks" / "ch.ipynb"
-    nb = json.loads(src.read_text())
-    assert nc.stored_parameter(nb, "out_dir") == "results/ch"
-    assert nc.stored_parameter(nb, "missing") is None
-    assert nc.result_folder(root, src, {}) == (root / "results" / "ch").resolve()
-    assert nc.result_folder(root, src, {"out_dir": "results/other"}).name == "other"
-    assert nc.result_folder(root, src, {"out_dir": "../outside"}) is None
-    assert nc.result_folder(root, src, {"out_dir": "."}) is None
+    nb = json.loads((root / "notebooks" / "ch.ipynb").read_text())
+    assert stored_parameter(nb, "out_dir") == "results/ch"
+    assert stored_parameter(nb, "missing") is None
+    assert nc.result_folder(root, nb, {}) == (root / "results" / "ch").resolve()
+    assert nc.result_folder(root, nb, {"out_dir": "results/other"}).name == "other"
+    assert nc.result_folder(root, nb, {"out_dir": "../outside"}) is None
+    assert nc.result_folder(root, nb, {"out_dir": "."}) is None
 
 
 def test_check_mode():
@@ -209,9 +209,9 @@ def test_check_mode():
 def test_store_lookup_restore_round_trip(tmp_path):
     root = _repo(tmp_path)
     cache = tmp_path / "cache"
-    src = root / "notebooks" / "ch.ipynb"
+    nb = json.loads((root / "notebooks" / "ch.ipynb").read_text())
     shared = nc.shared_parts(root)
-    key = nc.chapter_key(root, "ch", src, "paper", {"x": 3}, shared)
+    key = nc.chapter_key(root, "ch", nb, "paper", {"x": 3}, shared)
     executed = tmp_path / "executed.ipynb"
     executed.write_text(json.dumps(_nb("x = 3", BODY)))
     results = root / "results" / "ch"
@@ -234,7 +234,7 @@ def test_store_lookup_restore_round_trip(tmp_path):
     assert reused["key"] == key.digest and reused["seconds"] == 12.3
 
     # another key of the same chapter replaces the entry and names what changed
-    other = nc.chapter_key(root, "ch", src, "paper", {"x": 4}, shared)
+    other = nc.chapter_key(root, "ch", nb, "paper", {"x": 4}, shared)
     assert nc.changed_parts(cache, other) == ["parameters"]
     nc.store(cache, other, executed, results, 1.0)
     assert nc.lookup(cache, key) is None and nc.lookup(cache, other) is not None

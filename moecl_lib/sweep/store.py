@@ -15,8 +15,8 @@ Layout of an output folder ``OUT``::
 flight; a rerun skips every cell whose file exists for the code running now (a cell
 that other code computed is computed again, beside the old file), and a grid that gains
 axis values reuses the cells it already has (the key names a cell's parameters, not its
-position). netCDF files are
-written with the ``scipy`` engine (netCDF3: 32-bit integers).
+position). netCDF files are written with the ``scipy`` engine (netCDF3: 32-bit
+integers).
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ chapter and profile is kept (the newest). ``--cache off`` neither reads nor writ
 
 from __future__ import annotations
 
-import ast
 import datetime as _dt
 import hashlib
 import json
@@ -44,7 +43,7 @@ from typing import Any
 
 from moecl_lib.paths import FASHION_MNIST_DIR, RunnerError
 from moecl_lib.provenance import files_digest, library_digest, tree_files
-from moecl_lib.tools.notebook_profiles import cell_source, read_notebook_json
+from moecl_lib.tools.notebook_profiles import cell_source, stored_parameter
 
 CACHE_MODES: tuple[str, ...] = ("off", "use", "refresh")
 """``off``: run every chapter, store nothing; ``use``: reuse a chapter whose inputs are
@@ -126,11 +125,11 @@ def _named_paths(root: Path, parameters: Mapping[str, Any]) -> str:
     """What the files and folders that parameters name hold (a grid file, a stored
     ``grid.nc``, a data folder): a file's SHA-256, a folder's :func:`_listing`."""
     rows = []
+    top = root.resolve()
     for name, value in sorted(parameters.items()):
         if name == OUTPUT_PARAMETER or not isinstance(value, str) or not value:
             continue  # the result folder is written by the chapter, not read
         path = Path(value) if Path(value).is_absolute() else root / value
-        top = root.resolve()
         if path.resolve() == top or path.resolve() in top.parents:
             continue  # the repository itself, or a folder above it, is no input
         if path.is_file():
@@ -182,15 +181,16 @@ def shared_parts(root: Path) -> dict[str, str]:
 def chapter_key(
     root: Path,
     stem: str,
-    notebook: Path,
+    nb: Mapping[str, Any],
     profile: str,
     parameters: Mapping[str, Any],
     shared: Mapping[str, str],
 ) -> CacheKey:
-    """Key of chapter ``stem`` run under ``profile`` with ``parameters``."""
+    """Key of chapter ``stem`` (notebook ``nb``) run under ``profile`` with
+    ``parameters``."""
     expected = root / "notebooks" / "expected" / f"{stem}.json"
     parts = dict(shared)
-    parts["notebook"] = notebook_digest(read_notebook_json(notebook))
+    parts["notebook"] = notebook_digest(nb)
     parts["parameters"] = _hash_text(
         json.dumps([profile, dict(parameters)], sort_keys=True, default=repr)
     )
@@ -204,33 +204,12 @@ def chapter_key(
 # --------------------------------------------------------------------------------------
 
 
-def stored_parameter(nb: Mapping[str, Any], name: str) -> Any:
-    """Literal value assigned to ``name`` in the notebook's parameters cell (None when
-    absent or not a literal)."""
-    for cell in nb.get("cells", []):
-        if "parameters" not in (cell.get("metadata", {}).get("tags", []) or []):
-            continue
-        for node in ast.parse(cell_source(cell)).body:
-            if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == name for t in node.targets
-            ):
-                try:
-                    return ast.literal_eval(node.value)
-                except ValueError:
-                    return None
-        return None
-    return None
-
-
 def result_folder(
-    root: Path, notebook: Path, parameters: Mapping[str, Any]
+    root: Path, nb: Mapping[str, Any], parameters: Mapping[str, Any]
 ) -> Path | None:
-    """The chapter's result folder (its ``out_dir``), or None when it has none or it
-    lies outside the repository (such a chapter is never reused)."""
-    out = parameters.get(
-        OUTPUT_PARAMETER,
-        stored_parameter(read_notebook_json(notebook), OUTPUT_PARAMETER),
-    )
+    """The result folder (``out_dir``) of the chapter notebook ``nb``, or None when it
+    has none or it lies outside the repository (such a chapter is never reused)."""
+    out = parameters.get(OUTPUT_PARAMETER, stored_parameter(nb, OUTPUT_PARAMETER))
     if not isinstance(out, str) or not out:
         return None
     folder = (root / out).resolve()

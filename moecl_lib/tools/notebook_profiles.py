@@ -194,30 +194,50 @@ def read_notebook_json(path: Path) -> dict[str, Any]:
         raise RunnerError(f"{path}: cannot read notebook: {exc}") from None
 
 
+def parameters_tree(nb: Mapping[str, Any]) -> ast.Module | None:
+    """The parsed source of the first cell tagged ``parameters`` (``None`` if there is
+    no such cell); a ``RunnerError`` when it does not parse."""
+    for cell in nb.get("cells", []):
+        if "parameters" in (cell.get("metadata", {}).get("tags", []) or []):
+            try:
+                return ast.parse(cell_source(cell))
+            except SyntaxError as exc:
+                raise RunnerError(f"parameters cell does not parse: {exc}") from None
+    return None
+
+
 def parameter_names(nb: Mapping[str, Any]) -> list[str] | None:
     """Names assigned at top level of the first cell tagged ``parameters`` (``None`` if
     there is no such cell)."""
-    for cell in nb.get("cells", []):
-        tags = cell.get("metadata", {}).get("tags", []) or []
-        if "parameters" in tags:
-            src = cell_source(cell)
+    tree = parameters_tree(nb)
+    if tree is None:
+        return None
+    names: list[str] = []
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for tgt in targets:
+            elts = tgt.elts if isinstance(tgt, (ast.Tuple, ast.List)) else [tgt]
+            for e in elts:
+                if isinstance(e, ast.Name) and e.id not in names:
+                    names.append(e.id)
+    return names
+
+
+def stored_parameter(nb: Mapping[str, Any], name: str) -> Any:
+    """Literal value assigned to ``name`` in the notebook's parameters cell (None when
+    absent or not a literal)."""
+    for node in getattr(parameters_tree(nb), "body", []):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
             try:
-                tree = ast.parse(src)
-            except SyntaxError as exc:
-                raise RunnerError(f"parameters cell does not parse: {exc}") from None
-            names: list[str] = []
-            for node in tree.body:
-                targets: list[ast.expr] = []
-                if isinstance(node, ast.Assign):
-                    targets = list(node.targets)
-                elif isinstance(node, ast.AnnAssign):
-                    targets = [node.target]
-                for tgt in targets:
-                    elts = tgt.elts if isinstance(tgt, (ast.Tuple, ast.List)) else [tgt]
-                    for e in elts:
-                        if isinstance(e, ast.Name) and e.id not in names:
-                            names.append(e.id)
-            return names
+                return ast.literal_eval(node.value)
+            except ValueError:
+                return None
     return None
 
 

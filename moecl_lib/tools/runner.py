@@ -395,11 +395,11 @@ class _Session:
         shared = notebook_cache.shared_parts(self.root)
         todo: Plan = []
         for i, (stem, params, output) in enumerate(plan, 1):
-            src = notebooks[stem]
+            nb = read_notebook_json(notebooks[stem])
             key = notebook_cache.chapter_key(
-                self.root, stem, src, self.profile, params, shared
+                self.root, stem, nb, self.profile, params, shared
             )
-            results = notebook_cache.result_folder(self.root, src, params)
+            results = notebook_cache.result_folder(self.root, nb, params)
             entry = notebook_cache.lookup(folder, key) if reuse else None
             if entry is None or results is None:
                 self.keys[stem] = (key, results)
